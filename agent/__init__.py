@@ -1,0 +1,1 @@
+"""The device agent: hardware drivers (modem, card) and the first-boot logic."""

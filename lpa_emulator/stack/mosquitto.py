@@ -1,0 +1,121 @@
+"""A private Mosquitto broker on a free loopback port, for demos, rigs and tests."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+
+class StackError(Exception):
+    """A service of the emulated stack could not be started."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    """Wait until something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise StackError(f"nothing listens on {host}:{port} after {timeout:g} s") from None
+            time.sleep(0.02)
+
+
+class Mosquitto:
+    """Runs ``mosquitto`` with its own configuration, listening on 127.0.0.1 only.
+
+    ``extra_config`` lines are appended to the generated configuration (listeners for TLS,
+    ACL files, ...). With ``persistence`` the broker keeps sessions and queued messages in
+    its work directory across :meth:`restart`.
+    """
+
+    def __init__(self, *, port: int | None = None, workdir: Path | None = None,
+                 persistence: bool = False, extra_config: str = "") -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self._own_dir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mps-mosquitto-"))
+        self.persistence = persistence
+        self.extra_config = extra_config
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def _write_config(self) -> Path:
+        conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            "set_tcp_nodelay true",
+            "max_queued_messages 100000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        if self.persistence:
+            lines += ["persistence true", f"persistence_location {self.workdir}/",
+                      "autosave_interval 1"]
+        conf.write_text("\n".join(lines) + "\n" + self.extra_config)
+        return conf
+
+    def start(self, timeout: float = 10.0) -> Mosquitto:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise StackError("mosquitto is not installed (apt-get install mosquitto)")
+        conf = self._write_config()
+        log = (self.workdir / "mosquitto.log").open("ab")
+        self._proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=log,
+                                      stdin=subprocess.DEVNULL)
+        log.close()
+        try:
+            wait_for_port(self.host, self.port, timeout)
+        except StackError:
+            self.stop()
+            raise StackError(f"mosquitto did not start; see {self.workdir}/mosquitto.log") from None
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self._proc is None:
+            return
+        if kill:
+            self._proc.kill()
+        else:
+            self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def restart(self, timeout: float = 10.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,239 @@
+"""MQTT v5 plumbing shared by agent, registry and app SDK: broker URLs, connecting, and
+request/response with Correlation Data."""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 3600
+
+
+def new_properties(packet_type: int = PacketTypes.PUBLISH) -> Properties:
+    """Empty MQTT v5 properties for ``packet_type`` (a typed wrapper around paho's)."""
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+class MqttError(Exception):
+    """Root of the MQTT helpers' errors."""
+
+
+class BrokerUnreachableError(MqttError, ConnectionError):
+    """The broker could not be reached or refused the connection."""
+
+
+class RequestTimeoutError(MqttError, TimeoutError):
+    """No reply arrived in time for a request."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerURL:
+    """Where a broker is: ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...``.
+
+    ``mqtts`` takes ``?ca=FILE`` (the operator's CA) and optionally ``cert=FILE&key=FILE``.
+    """
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerURL:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"broker URL {url!r} must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"broker URL {url!r} names no host")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as exc:
+            raise ValueError(f"broker URL {url!r} has a bad port") from exc
+        query = parse_qs(parts.query)
+        unknown = set(query) - {"ca", "cert", "key"}
+        if unknown:
+            names = ", ".join(sorted(unknown))
+            raise ValueError(f"broker URL {url!r} has unknown options: {names}")
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[-1] if values else None
+
+        return cls(
+            host=parts.hostname,
+            port=port,
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            ca_file=one("ca"),
+            cert_file=one("cert"),
+            key_file=one("key"),
+        )
+
+    def __str__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def new_client(client_id: str | None = None, *, persistent: bool = False,
+               manual_ack: bool = False) -> mqtt.Client:
+    """A paho MQTT v5 client with the callback API version 2.
+
+    ``persistent`` keeps the session on the broker (fixed id, session expiry) so QoS 1
+    messages published while the client is away are delivered when it returns.
+    """
+    if persistent and not client_id:
+        raise ValueError("a persistent session needs a fixed client id")
+    cid = client_id or f"mps-{uuid.uuid4().hex[:12]}"
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid,
+                         protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    client.user_data_set({"persistent": persistent})
+    return client
+
+
+def connect(client: mqtt.Client, broker: BrokerURL, *, timeout: float = 10.0,
+            keepalive: int = 30, persistent: bool = False,
+            will: tuple[str, bytes, int, bool] | None = None) -> None:
+    """Connect ``client`` to ``broker``, start its network loop and wait for CONNACK.
+
+    Raises BrokerUnreachableError when the broker cannot be reached or refuses us.
+    """
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        ctx = ssl.create_default_context(cafile=broker.ca_file)
+        if broker.cert_file:
+            ctx.load_cert_chain(broker.cert_file, broker.key_file)
+        client.tls_set_context(ctx)
+    if will is not None:
+        topic, payload, qos, retain = will
+        client.will_set(topic, payload, qos=qos, retain=retain)
+    done = threading.Event()
+    outcome: list[ReasonCode | str] = []
+
+    def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode,
+                   _p: Properties | None) -> None:
+        outcome.append(reason)
+        done.set()
+
+    client.on_connect = on_connect
+    props = new_properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = SESSION_EXPIRY_S if persistent else 0
+    try:
+        client.connect(broker.host, broker.port, keepalive=keepalive,
+                       clean_start=not persistent, properties=props)
+    except (OSError, ssl.SSLError) as exc:
+        raise BrokerUnreachableError(f"cannot reach broker {broker}: {exc}") from exc
+    client.loop_start()
+    if not done.wait(timeout):
+        client.loop_stop()
+        raise BrokerUnreachableError(f"broker {broker} did not answer within {timeout:g} s")
+    reason = outcome[0]
+    if isinstance(reason, ReasonCode) and reason.is_failure:
+        client.loop_stop()
+        raise BrokerUnreachableError(f"broker {broker} refused the connection: {reason}")
+
+
+def disconnect(client: mqtt.Client) -> None:
+    """Disconnect cleanly and stop the network loop."""
+    try:
+        client.disconnect()
+    finally:
+        client.loop_stop()
+
+
+def reply_properties(request_props: Properties | None) -> Properties | None:
+    """Properties for a reply: the request's Correlation Data echoed, if it had any."""
+    if request_props is None:
+        return None
+    corr = getattr(request_props, "CorrelationData", None)
+    if corr is None:
+        return None
+    props = new_properties()
+    props.CorrelationData = corr
+    return props
+
+
+class Requester:
+    """MQTT v5 request/response over one connected client.
+
+    Replies arrive on ``response_topic`` (which must lie in the requester's own namespace)
+    and are matched to requests by Correlation Data; any number of requests may be in flight.
+    """
+
+    def __init__(self, client: mqtt.Client, response_topic: str) -> None:
+        self._client = client
+        self._topic = response_topic
+        self._pending: dict[bytes, tuple[threading.Event, list[bytes]]] = {}
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.unsolicited: Callable[[bytes], None] | None = None
+        client.message_callback_add(response_topic, self._on_reply)
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Subscribe to the response topic and wait for the broker's SUBACK."""
+        def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, _rc: list[ReasonCode],
+                         _p: Properties | None) -> None:
+            if mid == sub_mid:
+                self._subscribed.set()
+
+        self._client.on_subscribe = on_subscribe
+        _rc, sub_mid = self._client.subscribe(self._topic, qos=1)
+        if not self._subscribed.wait(timeout):
+            raise RequestTimeoutError(f"no SUBACK for {self._topic} within {timeout:g} s")
+
+    def _on_reply(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        corr = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        with self._lock:
+            slot = self._pending.get(bytes(corr)) if corr is not None else None
+        if slot is None:
+            if self.unsolicited is not None:
+                self.unsolicited(bytes(msg.payload))
+            else:
+                log.debug("reply on %s matches no pending request", msg.topic)
+            return
+        slot[1].append(bytes(msg.payload))
+        slot[0].set()
+
+    def request(self, topic: str, payload: bytes, *, timeout: float = 10.0, qos: int = 1
+                ) -> bytes:
+        """Publish ``payload`` to ``topic`` as a request and return the reply's payload."""
+        corr = os.urandom(16)
+        slot: tuple[threading.Event, list[bytes]] = (threading.Event(), [])
+        props = new_properties()
+        props.ResponseTopic = self._topic
+        props.CorrelationData = corr
+        with self._lock:
+            self._pending[corr] = slot
+        try:
+            info = self._client.publish(topic, payload, qos=qos, properties=props)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise BrokerUnreachableError(f"publish to {topic} failed: "
+                                             f"{mqtt.error_string(info.rc)}")
+            if not slot[0].wait(timeout):
+                raise RequestTimeoutError(f"no reply to the request on {topic} "
+                                          f"within {timeout:g} s")
+            return slot[1][0]
+        finally:
+            with self._lock:
+                self._pending.pop(corr, None)
