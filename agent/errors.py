@@ -1,0 +1,66 @@
+"""The agent's exceptions: one root, subclasses that also inherit the matching built-in."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Root of every error the agent raises."""
+
+
+class ConfigError(AgentError, ValueError):
+    """A firmware profile, URL or option is invalid."""
+
+
+# --- modem ---------------------------------------------------------------------------
+
+class ModemError(AgentError, OSError):
+    """The modem failed, answered ERROR, or could not be reached."""
+
+    def __init__(self, message: str, *, command: str | None = None) -> None:
+        super().__init__(message)
+        self.command = command
+
+
+class ModemTimeoutError(ModemError, TimeoutError):
+    """The modem gave no final result code in time."""
+
+
+class CmeError(ModemError):
+    """The modem answered ``+CME ERROR`` (or ``+CMS ERROR``) with a code or text."""
+
+    def __init__(self, message: str, *, command: str | None = None, code: int | None = None,
+                 text: str | None = None) -> None:
+        super().__init__(message, command=command)
+        self.code = code
+        self.text = text
+
+
+# --- card ----------------------------------------------------------------------------
+
+class CardError(AgentError, OSError):
+    """The card or the path to it failed."""
+
+
+class NoCardError(CardError):
+    """No card is present (empty reader, modem without SIM)."""
+
+
+class CardRemovedError(CardError):
+    """The card went away during a session; reconnect when it is back."""
+
+
+class StatusWordError(CardError):
+    """The card answered with a status word other than the expected ones."""
+
+    def __init__(self, message: str, *, sw: int, apdu: bytes | None = None) -> None:
+        super().__init__(message)
+        self.sw = sw
+        self.apdu = apdu
+
+    @property
+    def sw1(self) -> int:
+        return self.sw >> 8
+
+    @property
+    def sw2(self) -> int:
+        return self.sw & 0xFF
