@@ -31,7 +31,7 @@ def swap_nibbles_encode(digits: str, length: int) -> bytes:
 
 def swap_nibbles_decode(data: bytes) -> str:
     """Inverse of :func:`swap_nibbles_encode`: digits up to the first F filler."""
-    out = []
+    out: list[str] = []
     for b in data:
         for nibble in (b & 0x0F, b >> 4):
             if nibble == 0xF:
