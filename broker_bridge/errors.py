@@ -1,0 +1,123 @@
+"""The registry's exceptions: one root, subclasses that also inherit the matching built-in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mps_wire.errors import ErrorCode
+from mps_wire.messages import Status
+
+
+class BridgeError(Exception):
+    """Root of every error raised by the registry, its storage and its app SDK."""
+
+
+class ConfigError(BridgeError, ValueError):
+    """An option, environment variable or configuration file is invalid."""
+
+
+# --- storage ---------------------------------------------------------------------------
+
+class StoreError(BridgeError, OSError):
+    """The store could not be opened, read or written."""
+
+
+class StoreCorruptError(StoreError):
+    """The database file is damaged or is not a database of this registry."""
+
+    def __init__(self, message: str, *, path: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.path = path
+        self.problems = tuple(problems)
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer registry whose schema this one does not know."""
+
+    def __init__(self, message: str, *, found: int, supported: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.supported = supported
+
+
+class UnknownSubscriptionError(BridgeError, LookupError):
+    """A device presented an ICCID the operator has not registered."""
+
+    code = ErrorCode.UNKNOWN_SUBSCRIPTION
+
+    def __init__(self, iccid: str) -> None:
+        super().__init__(f"ICCID {iccid} belongs to no known subscription")
+        self.iccid = iccid
+
+
+class UnknownContractError(BridgeError, LookupError):
+    """An operation named a contract the store does not hold."""
+
+    def __init__(self, contract_id: str) -> None:
+        super().__init__(f"no contract {contract_id!r}")
+        self.contract_id = contract_id
+
+
+# --- operator data ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in an operator data file: where (``contracts[0].id``) and what."""
+
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}" if self.where else self.what
+
+
+class OperatorDataError(BridgeError, ValueError):
+    """An operator data file cannot be imported; nothing of it was stored."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+
+
+# --- broker ----------------------------------------------------------------------------
+
+class BrokerError(BridgeError, ConnectionError):
+    """The broker could not be reached, refused us, or did not confirm a subscription."""
+
+
+# --- app SDK ---------------------------------------------------------------------------
+
+class PairingError(BridgeError):
+    """Root of the errors raised by the app SDK (:class:`broker_bridge.client.PairingClient`)."""
+
+
+class PairingConnectionError(PairingError, ConnectionError):
+    """The SDK could not reach the broker or lost it."""
+
+
+class PairingTimeoutError(PairingError, TimeoutError):
+    """The registry did not answer in time."""
+
+
+class BadReplyError(PairingError, ValueError):
+    """The registry's reply could not be understood."""
+
+
+class RequestError(PairingError):
+    """The registry refused a request; ``code`` is the stable error code of the reply."""
+
+    def __init__(self, code: ErrorCode, message: str, *, status: Status = Status.ERROR) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class NotFoundError(RequestError, LookupError):
+    """The registry knows no contract (or device) for what was asked."""
+
+
+class DeniedError(RequestError, PermissionError):
+    """The registry does not allow this app to ask this."""

@@ -1,0 +1,148 @@
+"""The embedded store: one SQLite file in WAL mode."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from broker_bridge.errors import StoreCorruptError, StoreError
+from broker_bridge.model import now_ms
+from broker_bridge.storage.sql import Row, SqlStore
+
+log = logging.getLogger(__name__)
+
+# Marks a file as this registry's database ("MPS1"), so that opening some other
+# application's SQLite file fails instead of migrating our tables into it.
+APPLICATION_ID = 0x4D505331
+
+_CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+class SqliteStore(SqlStore):
+    """A :class:`~broker_bridge.storage.base.Store` in one SQLite file.
+
+    On :meth:`open` the file is created if missing, put in WAL mode (readers never block
+    the writer, several bridge processes may share the file), checked with
+    ``PRAGMA integrity_check`` and migrated. Foreign keys are enforced. Write transactions
+    take the write lock at once (``BEGIN IMMEDIATE``), so concurrent writers wait up to
+    ``busy_timeout`` seconds instead of failing half-way.
+
+    ``synchronous`` is SQLite's durability setting: ``FULL`` survives power loss,
+    ``NORMAL`` only the crash of the process, for fewer fsyncs.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *,
+                 synchronous: Literal["FULL", "NORMAL"] = "FULL",
+                 check_integrity: bool = True, busy_timeout: float = 5.0,
+                 clock: Callable[[], int] = now_ms) -> None:
+        super().__init__(clock=clock)
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        if busy_timeout < 0:
+            raise ValueError("busy_timeout must not be negative")
+        self.path = os.fspath(path)
+        self.synchronous = synchronous
+        self.check_integrity = check_integrity
+        self.busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.path!r})"
+
+    def _describe(self) -> str:
+        return self.path
+
+    def _error(self, action: str, exc: sqlite3.Error) -> StoreError:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _CORRUPT_CODES:
+            return StoreCorruptError(f"{self.path} is damaged or not an SQLite database "
+                                     f"({action}: {exc})", path=self.path, problems=[str(exc)])
+        return StoreError(f"{self.path}: {action} failed: {exc}")
+
+    # --- hooks -------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        try:
+            # Autocommit mode: transactions are begun and ended explicitly, nothing implicit.
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._error("opening", exc) from exc
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal" and self.path != ":memory:":
+                raise StoreError(f"{self.path}: cannot use WAL mode (journal mode is {mode})")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            if self.check_integrity:
+                self._check(conn)
+            self._claim(conn)
+        except sqlite3.Error as exc:
+            raise self._error("checking the database", exc) from exc
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        problems = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+        if problems != ["ok"]:
+            raise StoreCorruptError(
+                f"{self.path} failed its integrity check ({len(problems)} problems, first: "
+                f"{problems[0]}); restore it from a backup", path=self.path, problems=problems)
+        dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if dangling:
+            raise StoreCorruptError(
+                f"{self.path} has {len(dangling)} rows referring to missing rows (first in "
+                f"table {dangling[0][0]}); restore it from a backup", path=self.path,
+                problems=[f"{row[0]} row {row[1]} -> {row[2]}" for row in dangling])
+
+    def _claim(self, conn: sqlite3.Connection) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == APPLICATION_ID:
+            return
+        tables = conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if app_id != 0 or tables:
+            raise StoreCorruptError(f"{self.path} is an SQLite database of another application",
+                                    path=self.path)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:
+                log.warning("%s: closing failed: %s", self.path, exc)
+
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"{self.path} is not open")
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error("a query", exc) from exc
+
+    def _begin(self) -> None:
+        self._execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._execute("COMMIT")
+
+    def _rollback(self) -> None:
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                # The original error is what matters; this one is only worth a note.
+                log.warning("%s: rollback failed: %s", self.path, exc)
