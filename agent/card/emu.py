@@ -1,0 +1,45 @@
+"""``emu://<state file>``: the software eUICC, in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import SplitResult
+
+from agent.card.link import CardLink
+from agent.errors import ConfigError, NoCardError
+from lpa_emulator.euicc import EuiccCard
+from lpa_emulator.simfiles import ISDR_AID
+
+
+class EmuCardLink(CardLink):
+    """Drives an in-process :class:`EuiccCard` whose state lives in a file."""
+
+    scheme = "emu"
+
+    def __init__(self, state_path: Path, *, isdr_aid: bytes = ISDR_AID) -> None:
+        super().__init__(isdr_aid=isdr_aid)
+        self.state_path = state_path
+        self._card: EuiccCard | None = None
+
+    @classmethod
+    def from_url(cls, url: SplitResult, *, isdr_aid: bytes = ISDR_AID) -> EmuCardLink:
+        path = (url.netloc + url.path) if url.netloc else url.path
+        if not path:
+            raise ConfigError("emu:// needs the card's state file, e.g. emu:///var/lib/mps/card.json")
+        if url.query:
+            raise ConfigError(f"emu:// takes no options, got {url.query!r}")
+        return cls(Path(path), isdr_aid=isdr_aid)
+
+    def _connect(self) -> bytes:
+        if not self.state_path.parent.is_dir():
+            raise NoCardError(f"no emulated card: directory {self.state_path.parent} is missing")
+        self._card = EuiccCard.open(self.state_path, isdr_aid=self.isdr_aid)
+        return self._card.reset()
+
+    def _exchange(self, apdu: bytes) -> bytes:
+        if self._card is None:
+            raise NoCardError("the emulated card is not open")
+        return self._card.transmit(apdu)
+
+    def _close(self) -> None:
+        self._card = None

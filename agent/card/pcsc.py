@@ -1,0 +1,88 @@
+"""``pcsc://?reader=<regex>``: a card in a PC/SC reader, through pcscd and pyscard."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import SplitResult, parse_qs
+
+from agent.card.link import CardLink
+from agent.errors import CardError, CardRemovedError, ConfigError, NoCardError
+from lpa_emulator.simfiles import ISDR_AID
+
+log = logging.getLogger(__name__)
+
+
+class PcscCardLink(CardLink):
+    """The first PC/SC reader whose name matches ``reader`` (a regular expression)."""
+
+    scheme = "pcsc"
+
+    def __init__(self, reader: str = "", *, isdr_aid: bytes = ISDR_AID) -> None:
+        super().__init__(isdr_aid=isdr_aid)
+        try:
+            self._pattern = re.compile(reader)
+        except re.error as exc:
+            raise ConfigError(f"pcsc:// reader pattern {reader!r} is invalid: {exc}") from exc
+        self.reader_name: str | None = None
+        self._conn: Any = None
+
+    @classmethod
+    def from_url(cls, url: SplitResult, *, isdr_aid: bytes = ISDR_AID) -> PcscCardLink:
+        query = parse_qs(url.query, keep_blank_values=True)
+        unknown = set(query) - {"reader"}
+        if unknown or url.netloc or url.path not in ("", "/"):
+            raise ConfigError("pcsc:// takes only ?reader=<regex>, e.g. pcsc://?reader=Virtual")
+        return cls(query.get("reader", [""])[-1], isdr_aid=isdr_aid)
+
+    def _connect(self) -> bytes:
+        # Imported here: pyscard loads libpcsclite, which a device without a reader lacks.
+        from smartcard.CardConnection import CardConnection
+        from smartcard.Exceptions import CardConnectionException, NoCardException
+        from smartcard.pcsc.PCSCExceptions import EstablishContextException, ListReadersException
+        from smartcard.System import readers
+
+        try:
+            available = readers()
+        except (EstablishContextException, ListReadersException) as exc:
+            raise NoCardError(f"PC/SC is not available (is pcscd running?): {exc}") from exc
+        matching = [r for r in available if self._pattern.search(str(r))]
+        if not matching:
+            names = ", ".join(str(r) for r in available) or "none"
+            raise NoCardError(f"no PC/SC reader matches {self._pattern.pattern!r} "
+                              f"(readers: {names})")
+        reader = matching[0]
+        self.reader_name = str(reader)
+        conn = reader.createConnection()
+        try:
+            # Independent LPAs and real eUICCs speak T=0; the base class does 61xx/6Cxx.
+            conn.connect(CardConnection.T0_protocol)
+        except NoCardException as exc:
+            raise NoCardError(f"no card in reader {self.reader_name!r}") from exc
+        except CardConnectionException as exc:
+            raise CardError(f"cannot connect to the card in {self.reader_name!r}: {exc}") from exc
+        self._conn = conn
+        return bytes(conn.getATR())
+
+    def _exchange(self, apdu: bytes) -> bytes:
+        from smartcard.Exceptions import CardConnectionException
+
+        if self._conn is None:
+            raise CardError("pcsc:// link is not connected")
+        try:
+            data, sw1, sw2 = self._conn.transmit(list(apdu))
+        except CardConnectionException as exc:
+            # pcscd reports a card pulled mid-session as NOT_TRANSACTED, then REMOVED_CARD;
+            # either way this connection is dead until reconnected.
+            raise CardRemovedError(
+                f"card in {self.reader_name!r} went away during a command: {exc}") from exc
+        return bytes(data) + bytes((sw1, sw2))
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.disconnect()
+            except Exception as exc:  # noqa: BLE001 - releasing a dead handle may fail
+                log.debug("disconnect failed: %s", exc)
+            self._conn = None

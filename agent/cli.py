@@ -1,0 +1,172 @@
+"""``mps-agent``: the device agent's command line (run, identity, profiles)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from agent.daemon import AgentDaemon
+from agent.errors import AgentError
+from agent.firstboot import Device, FirstBoot, Settings, Step
+from agent.identity import StepError
+from firmware_profiles import ProfileError, bundled_profiles, load_profile
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    profile = load_profile(args.profile)
+    # Layered configuration: arguments > environment > the profile's TOML.
+    return Settings.from_profile(
+        profile,
+        modem_port=args.modem or os.environ.get("MPS_MODEM"),
+        card_url=args.card or os.environ.get("MPS_CARD"),
+        broker_url=getattr(args, "broker", None) or os.environ.get("MPS_BROKER"),
+        state_dir=getattr(args, "state_dir", None) or os.environ.get("MPS_STATE_DIR"),
+    )
+
+
+def _print(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def cmd_identity(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with Device(settings) as device:
+        device.ensure_profile()
+        identity = device.identity()
+    data = identity.to_json()
+    data["capabilities"] = list(settings.profile.capabilities)
+    data["profile"] = settings.profile.name
+    _print(data)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    quiet = args.json
+
+    def on_step(step: Step) -> None:
+        if not quiet:
+            print(f"[{settings.profile.name}] {step.value}", file=sys.stderr, flush=True)
+
+    boot = FirstBoot(settings, on_step=on_step)
+    outcome = boot.run()
+    result = outcome.reply.body.get("result", "ok")
+    if args.json:
+        _print({"device_id": outcome.info.eid, "result": result, "seq": outcome.info.seq,
+                "contract": outcome.reply.body.get("contract"),
+                "identity": outcome.identity.to_json(),
+                "timings_s": {k: round(v, 4) for k, v in outcome.timings.items()}})
+    else:
+        print(f"registered {outcome.info.eid} ({result}) in "
+              f"{outcome.timings['total']:.2f} s")
+    if not args.daemon:
+        return EXIT_OK
+    stop = threading.Event()
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    AgentDaemon(settings, interval=args.interval, stop=stop).run(outcome.info.eid)
+    return EXIT_OK
+
+
+def cmd_profiles_list(args: argparse.Namespace) -> int:
+    rows = []
+    for path in bundled_profiles():
+        try:
+            p = load_profile(path)
+            rows.append({"name": p.name, "path": str(path), "modem": p.modem.dialect,
+                         "card": p.card.url.split(":", 1)[0], "description": p.description})
+        except ProfileError as exc:
+            rows.append({"name": path.stem, "path": str(path), "error": str(exc)})
+    if args.json:
+        _print(rows)
+    else:
+        for r in rows:
+            print(f"{r['name']:<20} {r.get('modem', '-'):<9} {r.get('card', '-'):<5} "
+                  f"{r.get('description') or r.get('error', '')}")
+    return EXIT_OK
+
+
+def cmd_profiles_check(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            p = load_profile(path)
+            print(f"{path}: ok ({p.name})")
+        except ProfileError as exc:
+            print(str(exc), file=sys.stderr)
+            failed += 1
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _hardware_options(p: argparse.ArgumentParser, *, broker: bool) -> None:
+    p.add_argument("--profile", required=True, type=Path, help="firmware profile (TOML)")
+    p.add_argument("--modem", help="modem port or URL (overrides the profile; env MPS_MODEM)")
+    p.add_argument("--card", help="card link URL (overrides the profile; env MPS_CARD)")
+    if broker:
+        p.add_argument("--broker", help="broker URL (overrides the profile; env MPS_BROKER)")
+        p.add_argument("--state-dir", help="where the outbox lives (env MPS_STATE_DIR)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mps-agent", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("MPS_LOG_LEVEL", "WARNING"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="first boot: read identity, register, wait for the ack")
+    _hardware_options(run, broker=True)
+    run.add_argument("--daemon", action="store_true",
+                     help="keep running: online/offline state, republish on change")
+    run.add_argument("--interval", type=float, default=30.0,
+                     help="seconds between identity checks with --daemon")
+    run.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    run.set_defaults(func=cmd_run)
+
+    ident = sub.add_parser("identity", help="print what the device reads about itself")
+    _hardware_options(ident, broker=False)
+    ident.set_defaults(func=cmd_identity)
+
+    profiles = sub.add_parser("profiles", help="list or check firmware profiles")
+    psub = profiles.add_subparsers(dest="profiles_command", required=True)
+    plist = psub.add_parser("list", help="the bundled profiles")
+    plist.add_argument("--json", action="store_true")
+    plist.set_defaults(func=cmd_profiles_list)
+    pcheck = psub.add_parser("check", help="validate profile files")
+    pcheck.add_argument("files", nargs="+", type=Path)
+    pcheck.set_defaults(func=cmd_profiles_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(args.func(args))
+    except ProfileError as exc:
+        print(f"mps-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StepError as exc:
+        print(f"mps-agent: failed at step '{exc.step}': {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except AgentError as exc:
+        print(f"mps-agent: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

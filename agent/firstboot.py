@@ -1,0 +1,215 @@
+"""First boot as an explicit state machine.
+
+probe hardware -> ensure an enabled profile -> wait for network -> read identity ->
+persist to the outbox -> publish -> wait for the registry's acknowledgement -> delivered.
+Each step is named; a failure raises StepError with that name. The outbox makes a crash at
+any step resume with the same message rather than register twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from agent.card import CardLink, open_card
+from agent.errors import AgentError, NoCardError, StatusWordError
+from agent.identity import Identity, StepError, read_identity
+from agent.modem import Modem, open_modem
+from agent.outbox import Outbox
+from agent.publisher import Publisher
+from firmware_profiles import FirmwareProfile
+from mps_wire.messages import DeviceInfo, Reply
+from mps_wire.mqtt import MqttError
+
+log = logging.getLogger(__name__)
+
+SW_FILE_NOT_FOUND = 0x6A82
+
+
+class Step(enum.StrEnum):
+    """The steps of first boot, in order."""
+
+    PROBE = "probe hardware"
+    PROFILE = "ensure an enabled profile"
+    NETWORK = "wait for network"
+    IDENTITY = "read identity"
+    PERSIST = "persist to outbox"
+    PUBLISH = "publish"
+    ACKNOWLEDGE = "wait for the registry"
+    DELIVERED = "delivered"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The effective settings of one agent run (profile values after overrides)."""
+
+    profile: FirmwareProfile
+    modem_port: str
+    card_url: str
+    broker_url: str
+    state_dir: Path
+    network_timeout: float
+    register_timeout: float
+
+    @classmethod
+    def from_profile(cls, profile: FirmwareProfile, *, modem_port: str | None = None,
+                     card_url: str | None = None, broker_url: str | None = None,
+                     state_dir: str | Path | None = None) -> Settings:
+        return cls(
+            profile=profile,
+            modem_port=modem_port or profile.modem.port,
+            card_url=card_url or profile.card.url,
+            broker_url=broker_url or profile.broker.url,
+            state_dir=Path(state_dir or profile.state_dir),
+            network_timeout=profile.network_timeout,
+            register_timeout=profile.broker.register_timeout,
+        )
+
+
+@dataclass
+class Outcome:
+    """What a first boot achieved."""
+
+    identity: Identity
+    info: DeviceInfo
+    reply: Reply
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Device:
+    """The device's hardware as the agent sees it: its modem and its card."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.modem: Modem | None = None
+        self.card: CardLink | None = None
+
+    def open(self) -> Device:
+        s = self.settings
+        try:
+            self.modem = Modem(open_modem(s.modem_port), dialect=s.profile.modem.dialect)
+            self.modem.sync()
+        except AgentError as exc:
+            self.close()
+            raise StepError(Step.PROBE, f"modem at {s.modem_port}: {exc}") from exc
+        try:
+            self.card = open_card(s.card_url, modem=self.modem,
+                                  **({"isdr_aid": s.profile.card.isdr_aid}
+                                     if s.profile.card.isdr_aid else {}))
+            self.card.connect()
+        except NoCardError as exc:
+            self.close()
+            raise StepError(Step.PROBE, f"no card at {s.card_url}: {exc}") from exc
+        except AgentError as exc:
+            self.close()
+            raise StepError(Step.PROBE, f"card at {s.card_url}: {exc}") from exc
+        return self
+
+    def close(self) -> None:
+        if self.card is not None:
+            self.card.close()
+            self.card = None
+        if self.modem is not None:
+            self.modem.close()
+            self.modem = None
+
+    def ensure_profile(self) -> None:
+        """Check that an operational profile is enabled (EF.ICCID readable)."""
+        if self.card is None:
+            raise StepError(Step.PROFILE, "the card is not open")
+        try:
+            self.card.read_iccid()
+        except StatusWordError as exc:
+            if exc.sw == SW_FILE_NOT_FOUND:
+                raise StepError(Step.PROFILE, "no profile is enabled on the eUICC and this "
+                                "build cannot download one (SGP.22 download is not "
+                                "implemented yet)") from exc
+            raise StepError(Step.PROFILE, str(exc)) from exc
+        except AgentError as exc:
+            raise StepError(Step.PROFILE, str(exc)) from exc
+
+    def wait_network(self) -> None:
+        if self.modem is None:
+            raise StepError(Step.NETWORK, "the modem is not open")
+        try:
+            self.modem.wait_registered(self.settings.network_timeout)
+        except AgentError as exc:
+            raise StepError(Step.NETWORK, str(exc)) from exc
+
+    def identity(self) -> Identity:
+        if self.modem is None or self.card is None:
+            raise StepError(Step.IDENTITY, "hardware is not open")
+        return read_identity(self.modem, self.card)
+
+    def __enter__(self) -> Device:
+        return self.open()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class FirstBoot:
+    """Runs first boot once; ``on_step`` is told each step as it starts."""
+
+    def __init__(self, settings: Settings, *,
+                 on_step: Callable[[Step], None] | None = None) -> None:
+        self.settings = settings
+        self.outbox = Outbox(settings.state_dir / "outbox.json")
+        self.on_step = on_step or (lambda step: log.info("first boot: %s", step))
+
+    def run(self) -> Outcome:
+        timings: dict[str, float] = {}
+        t0 = time.monotonic()
+
+        def enter(step: Step) -> None:
+            timings[step.value] = time.monotonic() - t0
+            self.on_step(step)
+
+        enter(Step.PROBE)
+        with Device(self.settings) as device:
+            enter(Step.PROFILE)
+            device.ensure_profile()
+            enter(Step.NETWORK)
+            device.wait_network()
+            enter(Step.IDENTITY)
+            identity = device.identity()
+        enter(Step.PERSIST)
+        info = self.stage(identity)
+        enter(Step.PUBLISH)
+        reply = self.publish(info)
+        enter(Step.DELIVERED)
+        timings["total"] = time.monotonic() - t0
+        return Outcome(identity=identity, info=info, reply=reply, timings=timings)
+
+    def stage(self, identity: Identity) -> DeviceInfo:
+        try:
+            self.outbox.load()
+            return self.outbox.stage(lambda seq: identity.device_info(
+                capabilities=self.settings.profile.capabilities,
+                profile=self.settings.profile.name, seq=seq, ts=now_ms()))
+        except (AgentError, OSError) as exc:
+            raise StepError(Step.PERSIST, str(exc)) from exc
+
+    def publish(self, info: DeviceInfo) -> Reply:
+        s = self.settings
+        try:
+            with Publisher(s.broker_url, info.eid, prefix=s.profile.broker.prefix) as pub:
+                self.on_step(Step.ACKNOWLEDGE)
+                reply = pub.register(info, timeout=s.register_timeout)
+        except MqttError as exc:
+            raise StepError(Step.PUBLISH, str(exc)) from exc
+        if not reply.is_ok:
+            raise StepError(Step.ACKNOWLEDGE, f"registry refused the registration: "
+                            f"{reply.code} - {reply.message}")
+        self.outbox.mark_delivered(info)
+        return reply
