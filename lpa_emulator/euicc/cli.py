@@ -1,0 +1,207 @@
+"""``mps-emu euicc``: create or open a software eUICC and show it or serve it through vpcd.
+
+``mps-emu euicc --state FILE [--eid EID] [--iccid ICCID --imsi IMSI [--msisdn MSISDN]]
+[--isdr-aid HEX] [--vpcd HOST:PORT]``
+
+Without ``--vpcd`` it prints the card's identity as JSON; with it, it serves the card into a
+PC/SC reader until SIGTERM or SIGINT. Exit codes: 0 done, 1 the card cannot be used (corrupt
+state, identities that differ from the existing file, ...), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from lpa_emulator.euicc.card import EuiccCard
+from lpa_emulator.euicc.errors import StateError
+from lpa_emulator.euicc.state import CardState, ProfileRecord
+from lpa_emulator.simfiles import ISDR_AID
+from lpa_emulator.vpcd import serve_vpcd
+from mps_wire.identifiers import (
+    IdentifierError,
+    validate_eid,
+    validate_iccid,
+    validate_imsi,
+    validate_msisdn,
+)
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Refused(Exception):
+    """The command cannot go on; carries its message and exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _identifier(check: Any) -> Any:
+    def parse(text: str) -> str:
+        try:
+            return str(check(text))
+        except IdentifierError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
+
+
+def _aid(text: str) -> bytes:
+    try:
+        aid = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not hex") from None
+    if not 5 <= len(aid) <= 16:
+        raise argparse.ArgumentTypeError(f"an AID is 5 to 16 bytes, got {len(aid)}")
+    return aid
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:35963, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``euicc`` subcommand (its handler is set as ``func``)."""
+    p = subparsers.add_parser(
+        "euicc", help="a software eUICC: show it, or serve it into PC/SC through vpcd",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--state", type=Path, required=True, metavar="FILE",
+                   help="the card's state file (created when missing)")
+    p.add_argument("--eid", type=_identifier(validate_eid),
+                   help="EID for a new card (must match an existing one)")
+    p.add_argument("--iccid", type=_identifier(validate_iccid),
+                   help="ICCID of the profile of a new card (with --imsi)")
+    p.add_argument("--imsi", type=_identifier(validate_imsi),
+                   help="IMSI of that profile (with --iccid)")
+    p.add_argument("--msisdn", type=_identifier(validate_msisdn),
+                   help="MSISDN of that profile, E.164 (with --iccid and --imsi)")
+    p.add_argument("--isdr-aid", type=_aid, default=ISDR_AID, metavar="HEX",
+                   help=f"the ISD-R's AID (default {ISDR_AID.hex().upper()})")
+    p.add_argument("--vpcd", type=_host_port, metavar="HOST:PORT",
+                   help="serve the card to vpcd there (e.g. 127.0.0.1:35963) until stopped")
+    p.set_defaults(func=run)
+
+
+def _wanted_profile(args: argparse.Namespace) -> ProfileRecord | None:
+    if (args.iccid is None) != (args.imsi is None):
+        raise _Refused("--iccid and --imsi go together", EXIT_USAGE)
+    if args.msisdn is not None and args.iccid is None:
+        raise _Refused("--msisdn needs --iccid and --imsi", EXIT_USAGE)
+    if args.iccid is None:
+        return None
+    return ProfileRecord.generate(iccid=args.iccid, imsi=args.imsi, msisdn=args.msisdn)
+
+
+def _check_matches(state: CardState, args: argparse.Namespace, path: Path) -> None:
+    if args.eid is not None and args.eid != state.eid:
+        raise _Refused(f"{path} holds the card with EID {state.eid}, not {args.eid}")
+    if args.iccid is None:
+        return
+    profile = state.find_profile(iccid=args.iccid)
+    if profile is None:
+        raise _Refused(f"{path} holds no profile with ICCID {args.iccid}")
+    for field in ("imsi", "msisdn"):
+        wanted = getattr(args, field)
+        if wanted is not None and getattr(profile, field) != wanted:
+            raise _Refused(f"{path}: profile {args.iccid} has {field.upper()} "
+                           f"{getattr(profile, field)}, not {wanted}")
+
+
+def open_card(args: argparse.Namespace) -> EuiccCard:
+    """The card for ``args``: created with the asked identities, or opened and checked."""
+    path: Path = args.state
+    wanted = _wanted_profile(args)
+    if path.exists():
+        try:
+            card = EuiccCard.open(path, isdr_aid=args.isdr_aid)
+        except (StateError, OSError) as exc:
+            raise _Refused(f"cannot use the card state: {exc}") from exc
+        _check_matches(card.state, args, path)
+        return card
+    if not path.parent.is_dir():
+        raise _Refused(f"directory {path.parent} does not exist")
+    state = CardState.new(eid=args.eid, profiles=None if wanted is None else [wanted])
+    try:
+        state.save(path)
+    except OSError as exc:
+        raise _Refused(f"cannot write {path}: {exc}") from exc
+    log.info("created card %s in %s", state.eid, path)
+    return EuiccCard.from_state(state, path, isdr_aid=args.isdr_aid)
+
+
+def identity(card: EuiccCard) -> dict[str, Any]:
+    """What ``mps-emu euicc`` prints: the EID, ISD-R AID and profiles."""
+    state = card.state
+    return {
+        "eid": state.eid,
+        "isdr_aid": card.isdr_aid.hex().upper(),
+        "state": str(card.state_path) if card.state_path else None,
+        "default_dp_address": state.default_dp_address,
+        "profiles": [
+            {"iccid": p.iccid, "imsi": p.imsi, "msisdn": p.msisdn, "enabled": p.enabled,
+             "isdp_aid": p.isdp_aid.hex().upper(), "name": p.name, "nickname": p.nickname,
+             "spn": p.spn, "profile_class": p.profile_class}
+            for p in state.profiles
+        ],
+    }
+
+
+def _serve(card: EuiccCard, host: str, port: int) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        print(f"euicc {card.eid} serving vpcd at {host}:{port}", flush=True)
+        serve_vpcd(card, host, port, stop=stop, reconnect=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``euicc`` subcommand."""
+    try:
+        card = open_card(args)
+    except _Refused as exc:
+        print(f"mps-emu euicc: {exc}", file=sys.stderr)
+        return exc.code
+    if args.vpcd is None:
+        print(json.dumps(identity(card), indent=2))
+        return EXIT_OK
+    _serve(card, *args.vpcd)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry (``python -m lpa_emulator.euicc.cli``), same options as the
+    ``euicc`` subcommand; a leading ``euicc`` is optional."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] != ["euicc"]:
+        args_in.insert(0, "euicc")
+    parser = argparse.ArgumentParser(prog="mps-emu")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(args_in)
+    logging.basicConfig(level=os.environ.get("MPS_LOG_LEVEL", "WARNING").upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
