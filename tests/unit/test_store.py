@@ -1,0 +1,256 @@
+"""The SQLite store: registrations, look-ups, migrations and refusing damaged files."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from broker_bridge.errors import (
+    SchemaVersionError,
+    StoreCorruptError,
+    StoreError,
+    UnknownContractError,
+    UnknownSubscriptionError,
+)
+from broker_bridge.model import App, Change, Contract, Subscription, TrustLevel
+from broker_bridge.storage import SqliteStore, store_for
+from broker_bridge.storage.sql import LATEST_VERSION
+from mps_wire.messages import RegistrationResult
+from tests.helpers import add_contract, iccid_for, imsi_for, make_device
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "registry.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(db, clock=lambda: 1_000) as s:
+        add_contract(s, "C-1", subs=[1, 2, 3], msisdns=["+4915100000001", "+4915100000002"])
+        add_contract(s, "C-2", subs=[4], msisdns=["+4915100000004"])
+        yield s
+
+
+def test_register_then_unchanged_then_updated(store: SqliteStore) -> None:
+    info = make_device(1)
+    first = store.register_device(info, now=5_000)
+    assert first.result is RegistrationResult.REGISTERED
+    assert first.contract_id == "C-1"
+    assert first.device.msisdn == "+4915100000001"  # the number of subscription 1
+    assert (first.device.registered_at, first.device.updated_at) == (5_000, 5_000)
+
+    again = store.register_device(replace(info, seq=2, ts=info.ts + 1), now=6_000)
+    assert again.result is RegistrationResult.UNCHANGED
+    assert again.device.updated_at == 5_000
+    assert again.device.last_seq == 2  # the freshest sequence number is kept
+
+    moved = store.register_device(replace(info, ip=("10.9.9.9", "fd00::1"), seq=3), now=7_000)
+    assert moved.result is RegistrationResult.UPDATED
+    stored = store.device(info.eid)
+    assert stored is not None
+    assert stored.ip == ("10.9.9.9", "fd00::1")
+    assert (stored.registered_at, stored.updated_at, stored.last_seq) == (5_000, 7_000, 3)
+    assert stored.as_info().identity_key() == replace(info, ip=("10.9.9.9", "fd00::1")
+                                                      ).identity_key()
+
+
+def test_a_redelivered_older_message_does_not_rewind_the_sequence(store: SqliteStore) -> None:
+    info = make_device(1, seq=10)
+    store.register_device(info)
+    assert store.register_device(replace(info, seq=9)).result is RegistrationResult.UNCHANGED
+    stored = store.device(info.eid)
+    assert stored is not None and stored.last_seq == 10
+
+
+def test_unknown_iccid_stores_nothing(store: SqliteStore) -> None:
+    info = make_device(7)  # subscription 7 was never filed
+    with pytest.raises(UnknownSubscriptionError) as caught:
+        store.register_device(info)
+    assert caught.value.iccid == iccid_for(7)
+    assert isinstance(caught.value, LookupError)
+    assert store.device(info.eid) is None
+    assert store.device_count() == 0
+
+
+def test_new_profile_moves_a_device_to_the_other_contract(store: SqliteStore) -> None:
+    info = make_device(1)
+    store.register_device(info)
+    outcome = store.register_device(replace(info, iccid=iccid_for(4), imsi=imsi_for(4), seq=2))
+    assert outcome.result is RegistrationResult.UPDATED
+    assert outcome.contract_id == "C-2"
+    assert store.devices_of_contract("C-1") == []
+    assert [d.eid for d in store.devices_of_contract("C-2")] == [info.eid]
+
+
+def test_devices_of_contract_lists_only_that_contract(store: SqliteStore) -> None:
+    for n, now in ((1, 10), (2, 20), (3, 30), (4, 40)):
+        store.register_device(make_device(n), now=now)
+    devices = store.devices_of_contract("C-1")
+    assert [d.eid for d in devices] == [make_device(n).eid for n in (1, 2, 3)]
+    assert [d.msisdn for d in devices] == ["+4915100000001", None, None]
+    assert [d.eid for d in store.devices_of_contract("C-2")] == [make_device(4).eid]
+    assert store.devices_of_contract("C-404") == []
+
+
+def test_look_ups(store: SqliteStore) -> None:
+    assert store.contract_by_msisdn("+4915100000002") == Contract("C-1", "Test Holder")
+    assert store.contract_by_msisdn("+4915199999999") is None
+    assert store.numbers_of_contract("C-1") == ["+4915100000001", "+4915100000002"]
+    assert store.subscription_by_iccid(iccid_for(4)) == Subscription(
+        iccid_for(4), imsi_for(4), "+4915100000004", "C-2")
+    assert store.subscription_by_iccid(iccid_for(99)) is None
+    assert [s.iccid for s in store.subscriptions_of_contract("C-1")] == sorted(
+        iccid_for(n) for n in (1, 2, 3))
+
+
+def test_upserts_report_what_changed(store: SqliteStore) -> None:
+    app = App("demo", "Demo", TrustLevel.PARTNER, ("device-discovery",))
+    assert store.upsert_app(app) is Change.ADDED
+    assert store.upsert_app(app) is Change.UNCHANGED
+    assert store.upsert_app(replace(app, trust=TrustLevel.TRUSTED)) is Change.UPDATED
+    assert store.app("demo") == replace(app, trust=TrustLevel.TRUSTED)
+    assert store.app("other") is None
+    assert store.upsert_contract(Contract("C-1", "Test Holder")) is Change.UNCHANGED
+    assert store.upsert_contract(Contract("C-1", "New Holder")) is Change.UPDATED
+    assert store.upsert_number("+4915100000002", "C-2") is Change.UPDATED
+    assert store.contract_by_msisdn("+4915100000002") == Contract("C-2", "Test Holder")
+    with pytest.raises(UnknownContractError):
+        store.upsert_number("+4915100000009", "C-404")
+
+
+def test_moving_a_subscription_takes_its_device_along(store: SqliteStore) -> None:
+    info = make_device(2)
+    store.register_device(info)
+    change = store.upsert_subscription(Subscription(iccid_for(2), imsi_for(2), None, "C-2"))
+    assert change is Change.UPDATED
+    assert [d.eid for d in store.devices_of_contract("C-2")] == [info.eid]
+    # ...so the same registration is now an unchanged one under C-2
+    assert store.register_device(info).result is RegistrationResult.UNCHANGED
+
+
+def test_a_failed_transaction_leaves_nothing(store: SqliteStore) -> None:
+    with pytest.raises(RuntimeError, match="boom"), store.transaction():
+        store.upsert_contract(Contract("C-9", "Nobody"))
+        store.register_device(make_device(1))
+        raise RuntimeError("boom")
+    assert store.contract("C-9") is None
+    assert store.device_count() == 0
+
+
+def test_concurrent_registrations_from_threads(store: SqliteStore) -> None:
+    add_contract(store, "C-3", subs=range(10, 50))
+    errors: list[BaseException] = []
+
+    def register(start: int) -> None:
+        try:
+            for n in range(start, 50, 4):
+                store.register_device(make_device(n))
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=register, args=(10 + i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.devices_of_contract("C-3")) == 40
+
+
+def test_migrations_are_applied_once_and_data_survives_reopening(db: Path) -> None:
+    with SqliteStore(db) as s:
+        assert s.schema_version() == LATEST_VERSION == 1
+        add_contract(s, "C-1", subs=[1])
+        s.register_device(make_device(1))
+    for _ in range(2):
+        with SqliteStore(db) as s:
+            assert s.schema_version() == 1
+            assert s.device_count() == 1
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert rows == [(1,)]
+    assert mode == "wal"
+
+
+def test_foreign_keys_are_enforced(store: SqliteStore) -> None:
+    with pytest.raises(StoreError, match="FOREIGN KEY"):
+        store._execute("INSERT INTO numbers (msisdn, contract_id, updated_at) "
+                       "VALUES ('+491', 'C-404', 0)")
+
+
+def test_a_newer_schema_is_refused(db: Path) -> None:
+    with SqliteStore(db):
+        pass
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (2, 'from the future', 0)")
+        conn.commit()
+    with pytest.raises(SchemaVersionError, match="upgrade") as caught:
+        SqliteStore(db).open()
+    assert (caught.value.found, caught.value.supported) == (2, 1)
+
+
+def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not SQLite at all" * 200)
+    with pytest.raises(StoreCorruptError) as caught:
+        SqliteStore(path).open()
+    assert str(path) in str(caught.value)
+    assert caught.value.path == str(path)
+
+
+def test_a_damaged_database_fails_its_integrity_check(db: Path) -> None:
+    with SqliteStore(db) as s:
+        add_contract(s, "C-1", subs=range(1, 400))
+        for n in range(1, 400):
+            s.register_device(make_device(n))
+    with closing(sqlite3.connect(db)) as conn:  # fold the WAL into the main file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    # Scribble over the middle of the file, away from the header and schema on page 1.
+    for page in range(pages // 2, pages // 2 + 3):
+        data[page * page_size + 8: page * page_size + 400] = b"\xa5" * 392
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruptError, match=r"integrity check|damaged") as caught:
+        SqliteStore(db).open()
+    assert str(db) in str(caught.value)
+
+
+def test_another_applications_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.commit()
+    with pytest.raises(StoreCorruptError, match="another application"):
+        SqliteStore(path).open()
+
+
+def test_a_closed_store_refuses_work(db: Path) -> None:
+    s = SqliteStore(db)
+    assert not db.exists()  # constructing does no I/O
+    with pytest.raises(StoreError, match="not open"):
+        s.contract("C-1")
+    s.open()
+    s.close()
+    s.close()
+    with pytest.raises(StoreError, match="not open"):
+        s.device_count()
+
+
+def test_store_for_picks_the_backend_by_url(tmp_path: Path) -> None:
+    assert isinstance(store_for(str(tmp_path / "a.db")), SqliteStore)
+    chosen = store_for(f"sqlite://{tmp_path}/b.db")
+    assert isinstance(chosen, SqliteStore) and chosen.path == f"{tmp_path}/b.db"
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        store_for("postgresql://db/mps")
+    with pytest.raises(ValueError, match="scheme"):
+        store_for("redis://x")
