@@ -23,7 +23,7 @@ from lpa_emulator.euicc.state import CardState, ProfileRecord
 
 log = logging.getLogger(__name__)
 
-MAX_STORE_DATA = 64 * 1024
+MAX_STORE_DATA = 16 * 1024
 """Upper bound on one reassembled ES10 command; more is refused with ``6A84``."""
 
 _P1_STORE_MORE = 0x11
