@@ -1,0 +1,19 @@
+"""The modem emulator's exceptions: one root, subclasses that also inherit the matching built-in."""
+
+from __future__ import annotations
+
+
+class EmulatorError(Exception):
+    """Root of every error the modem emulator raises."""
+
+
+class StateFileError(EmulatorError, ValueError):
+    """A modem state file is unreadable, corrupt or holds invalid values."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message if path is None else f"{path}: {message}")
+        self.path = path
+
+
+class PtyError(EmulatorError, OSError):
+    """The pseudo-terminal or its published link could not be set up."""
