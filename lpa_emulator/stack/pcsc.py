@@ -184,6 +184,7 @@ class PcscSandbox:
         """
         popen_kwargs.setdefault("env", self.env())
         popen_kwargs.setdefault("start_new_session", True)
+        self._spawned = [p for p in self._spawned if p.poll() is None]
         proc: subprocess.Popen[Any] = subprocess.Popen(
             [*self.nsenter_prefix(), *argv], **popen_kwargs)
         self._spawned.append(proc)
