@@ -192,13 +192,21 @@ class Requester:
 
     def start(self, timeout: float = 10.0) -> None:
         """Subscribe to the response topic and wait for the broker's SUBACK."""
+        sub_mids: list[int | None] = []
+
         def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, _rc: list[ReasonCode],
                          _p: Properties | None) -> None:
-            if mid == sub_mid:
+            # The SUBACK can arrive before subscribe() has returned its mid; the lock makes
+            # this callback wait for it.
+            with self._lock:
+                ours = mid in sub_mids
+            if ours:
                 self._subscribed.set()
 
         self._client.on_subscribe = on_subscribe
-        _rc, sub_mid = self._client.subscribe(self._topic, qos=1)
+        with self._lock:
+            _rc, sub_mid = self._client.subscribe(self._topic, qos=1)
+            sub_mids.append(sub_mid)
         if not self._subscribed.wait(timeout):
             raise RequestTimeoutError(f"no SUBACK for {self._topic} within {timeout:g} s")
 
