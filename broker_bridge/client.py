@@ -75,6 +75,8 @@ class PairingClient:
                  timeout: float = 10.0) -> None:
         self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
         self.app_id = check_level(app_id, "app id")
+        if topics is not None and not isinstance(topics, Topics):
+            raise TypeError(f"topics must be a Topics, not {type(topics).__name__}")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.topics = topics or Topics()

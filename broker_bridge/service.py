@@ -87,6 +87,8 @@ class Bridge:
                  policy: AccessPolicy | None = None) -> None:
         if not isinstance(broker, BrokerURL):
             raise TypeError(f"broker must be a BrokerURL, not {type(broker).__name__}")
+        if topics is not None and not isinstance(topics, Topics):
+            raise TypeError(f"topics must be a Topics, not {type(topics).__name__}")
         check_level(group, "share group")
         if client_id is not None and not client_id:
             raise ValueError("client_id must not be empty")
