@@ -166,7 +166,10 @@ def _serve(card: EuiccCard, host: str, port: int) -> None:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # Signal handlers can only be set from the main thread; elsewhere the caller stops us.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, on_signal)
+                for sig in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
     try:
         print(f"euicc {card.eid} serving vpcd at {host}:{port}", flush=True)
         serve_vpcd(card, host, port, stop=stop, reconnect=True)

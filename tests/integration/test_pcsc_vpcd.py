@@ -126,6 +126,7 @@ def test_card_reconnects_when_pcscd_restarts(tmp_path: Path) -> None:
             sandbox.wait_card(0, 15)
             assert read_eid(sandbox) == CARD_EID
             assert card.proc is not None and card.proc.poll() is None  # same card process
+            assert card.stop() == 0  # SIGTERM ends the card cleanly
         finally:
             card.stop(wait_empty=False)
 
