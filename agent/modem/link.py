@@ -30,6 +30,10 @@ _CODE = re.compile(r"[0-9]{1,6}")
 _COMMAND = re.compile(r"[Aa][Tt][\x20-\x7e]*")
 
 
+def _is_final(line: str) -> bool:
+    return line in ("OK", "ERROR") or line[:11].upper() in ("+CME ERROR:", "+CMS ERROR:")
+
+
 class ModemLink(abc.ABC):
     """An AT command channel to one modem.
 
@@ -288,7 +292,7 @@ class ModemLink(abc.ABC):
         while (line := self._pop_line()) is not None:
             if not line:
                 continue
-            if line in ("OK", "ERROR") or line[:11].upper() in ("+CME ERROR:", "+CMS ERROR:"):
+            if _is_final(line):
                 log.warning("%s: stale %r before a command", self.port, line)
                 stale = True
             else:
@@ -346,6 +350,10 @@ class ModemLink(abc.ABC):
             line = self._next_line(deadline, "AT")
             if line == "OK":
                 return
+            if _is_final(line):
+                # A stale answer, or the probe merged with a partial line on the modem's
+                # side ("AT+CGSAT"): probe again rather than wait for an OK.
+                raise ModemError(f"resync probe answered {line!r}", command="AT")
             self._sort_stray(line, urcs)
 
     def _settle(self, urcs: list[str]) -> bool:
@@ -358,8 +366,7 @@ class ModemLink(abc.ABC):
         while (remaining := deadline - time.monotonic()) > 0:
             self._rx += self._read_safe(remaining)
             while (line := self._pop_line()) is not None:
-                if line in ("OK", "ERROR") or line[:11].upper() in ("+CME ERROR:",
-                                                                    "+CMS ERROR:"):
+                if _is_final(line):
                     stale = True
                 else:
                     self._sort_stray(line, urcs)
