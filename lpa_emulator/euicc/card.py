@@ -160,17 +160,21 @@ class EuiccCard:
 
     def transmit(self, apdu: bytes) -> bytes:
         """Process one command APDU; returns response data followed by SW1 SW2."""
+        try:
+            raw = bytes(apdu)
+        except (TypeError, ValueError):
+            return sw_bytes(SW.WRONG_LENGTH)
         with self._lock:
             try:
-                response = self._process(bytes(apdu))
+                response = self._process(raw)
             except CardStatus as status:
                 response = sw_bytes(status.sw)
             except Exception:
                 # A bug must not take the card off the bus: report it and answer 6F00.
-                log.exception("internal error on APDU %s", bytes(apdu).hex())
+                log.exception("internal error on APDU %s", raw.hex())
                 response = sw_bytes(SW.TECHNICAL_PROBLEM)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("APDU %s -> %s", bytes(apdu).hex(), response.hex())
+            log.debug("APDU %s -> %s", raw.hex(), response.hex())
         return response
 
     def _process(self, apdu: bytes) -> bytes:

@@ -332,6 +332,18 @@ def test_status_words(card: EuiccCard, apdu: str, sw: int) -> None:
     assert tx(card, apdu) == (b"", sw)
 
 
+def test_transmit_survives_non_bytes_and_internal_errors(card: EuiccCard,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    assert card.transmit(None) == b"\x67\x00"  # type: ignore[arg-type]
+
+    def broken(*_args: object) -> bytes:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("lpa_emulator.euicc.card.fs.build", broken)
+    monkeypatch.setattr(card, "_fs", None)
+    assert card.transmit(bytes.fromhex("00A4000C022FE2")) == b"\x6f\x00"
+
+
 def test_terminal_capability_and_status(card: EuiccCard) -> None:
     assert tx(card, "80AA00000AA9088100820101830107") == (b"", 0x9000)
     assert tx(card, "80F2000C00") == (b"", 0x9000)
