@@ -120,10 +120,9 @@ def t0_transceive(exchange: Callable[[bytes], bytes], apdu: bytes, *,
     resp = Response.parse(exchange(apdu))
     if resp.sw >> 8 == 0x6C:
         # Case 2 with a wrong Le: the card tells the right one; resend once with it.
-        if len(apdu) == 5 or (len(apdu) > 5 and len(apdu) == 6 + apdu[4]):
-            body = apdu[:-1]  # drop the old Le (case 2 or case 4)
-        else:
-            body = apdu  # case 1 or 3: no Le to replace
+        # Case 2 or 4 carries an Le to replace; case 1 or 3 gets one appended.
+        has_le = len(apdu) == 5 or (len(apdu) > 5 and len(apdu) == 6 + apdu[4])
+        body = apdu[:-1] if has_le else apdu
         resp = Response.parse(exchange(body + bytes((resp.sw & 0xFF,))))
     data = bytearray(resp.data)
     cla = apdu[0]

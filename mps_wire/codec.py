@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import cbor2
@@ -42,8 +43,9 @@ def decode(payload: bytes, *, max_size: int = MAX_PAYLOAD, max_depth: int = MAX_
     if not payload:
         raise DecodeError("empty payload")
     try:
-        value = cbor2.loads(payload, max_depth=max_depth, allow_duplicate_keys=False,
-                            semantic_decoders=_REFUSED_TAGS)
+        stream = io.BytesIO(payload)
+        value = cbor2.CBORDecoder(stream, max_depth=max_depth, allow_duplicate_keys=False,
+                                  semantic_decoders=_REFUSED_TAGS).decode()
     except cbor2.CBORDecodeError as exc:
         text = str(exc)
         if "depth" in text:
@@ -52,6 +54,8 @@ def decode(payload: bytes, *, max_size: int = MAX_PAYLOAD, max_depth: int = MAX_
         raise DecodeError(f"payload is not valid CBOR: {text}") from exc
     except (ValueError, TypeError, OverflowError, MemoryError) as exc:
         raise DecodeError(f"payload is not valid CBOR: {exc}") from exc
+    if stream.tell() != len(payload):
+        raise DecodeError(f"payload has {len(payload) - stream.tell()} bytes after the CBOR item")
     if not isinstance(value, dict):
         raise DecodeError(f"payload must be a CBOR map, got {type(value).__name__}")
     for key in value:

@@ -94,7 +94,7 @@ class CardLink(abc.ABC):
     def _exchange(self, apdu: bytes) -> bytes:
         """Send one raw command APDU and return the raw response (data + SW)."""
 
-    def _close(self) -> None:
+    def _close(self) -> None:  # noqa: B027 - optional hook; most paths hold nothing
         """Release the path to the card."""
 
     def _open_logical(self, aid: bytes) -> Channel:

@@ -83,6 +83,6 @@ class PcscCardLink(CardLink):
         if self._conn is not None:
             try:
                 self._conn.disconnect()
-            except Exception as exc:  # noqa: BLE001 - releasing a dead handle may fail
+            except Exception as exc:
                 log.debug("disconnect failed: %s", exc)
             self._conn = None

@@ -58,6 +58,7 @@ class Mosquitto:
         return f"mqtt://{self.host}:{self.port}"
 
     def _write_config(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         lines = [
             f"listener {self.port} {self.host}",

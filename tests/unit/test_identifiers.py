@@ -70,7 +70,7 @@ def test_iccid_luhn_and_filler() -> None:
 def test_msisdn_e164() -> None:
     assert validate_msisdn("+49 151 1234-5678") == "+4915112345678"
     for bad in ["4915112345678", "+0151", "+1234567890123456", "+49abc", "+"]:
-        with pytest.raises(IdentifierError, match="E.164"):
+        with pytest.raises(IdentifierError, match=r"E\.164"):
             validate_msisdn(bad)
 
 
