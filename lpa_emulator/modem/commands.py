@@ -78,6 +78,7 @@ class AtCommand:
 
 Handler = Callable[["ModemEmulator", AtCommand], list[str]]
 
+_EXTENDED_START = "+^$#*!%"
 _EXTENDED = re.compile(r"([+^$#*!%][A-Za-z][A-Za-z0-9_]*)(.*)", re.DOTALL)
 _BASIC = re.compile(r"(&?[A-Za-z])([0-9]*)")
 
@@ -106,8 +107,28 @@ def _strip_spaces(text: str) -> str:
                     for i, part in enumerate(text.split('"')))
 
 
+def _extended(text: str) -> AtCommand:
+    m = _EXTENDED.fullmatch(text)
+    if m is None:
+        raise AtError(f"bad extended command {text!r}")
+    name, rest = m.group(1).upper(), m.group(2)
+    if rest == "":
+        return AtCommand(name, "action")
+    if rest == "?":
+        return AtCommand(name, "read")
+    if rest == "=?":
+        return AtCommand(name, "test")
+    if rest.startswith("="):
+        return AtCommand(name, "set", rest[1:])
+    raise AtError(f"bad extended command {text!r}")
+
+
 def parse_command_line(line: str) -> list[AtCommand]:
-    """The commands of a line that starts with ``AT`` (``;`` separates extended commands)."""
+    """The commands of a line that starts with ``AT``.
+
+    V.250 5.4: basic commands follow each other directly (``ATE0V1``, ``AT&FE0``); an
+    extended command runs to the next ``;`` (``AT+CGMI;+CGMM``, ``ATE0+CMEE=1``).
+    """
     if line[:2].upper() != "AT":
         raise AtError("a command line starts with AT")
     body = _strip_spaces(line[2:])
@@ -115,27 +136,17 @@ def parse_command_line(line: str) -> list[AtCommand]:
         return [AtCommand("", "action")]
     commands: list[AtCommand] = []
     for part in _split_outside_quotes(body, ";"):
-        if not part:
-            continue
-        m = _EXTENDED.fullmatch(part)
-        if m:
-            name, rest = m.group(1).upper(), m.group(2)
-            if rest == "":
-                commands.append(AtCommand(name, "action"))
-            elif rest == "?":
-                commands.append(AtCommand(name, "read"))
-            elif rest == "=?":
-                commands.append(AtCommand(name, "test"))
-            elif rest.startswith("="):
-                commands.append(AtCommand(name, "set", rest[1:]))
-            else:
-                raise AtError(f"bad extended command {part!r}")
-            continue
-        b = _BASIC.fullmatch(part)
-        if b is None:
-            raise AtError(f"bad command {part!r}")
-        commands.append(AtCommand(b.group(1).upper(), "set" if b.group(2) else "action",
-                                  b.group(2)))
+        pos = 0
+        while pos < len(part):
+            if part[pos] in _EXTENDED_START:
+                commands.append(_extended(part[pos:]))
+                break
+            b = _BASIC.match(part, pos)
+            if b is None:
+                raise AtError(f"bad command {part[pos:]!r}")
+            commands.append(AtCommand(b.group(1).upper(), "set" if b.group(2) else "action",
+                                      b.group(2)))
+            pos = b.end()
     return commands
 
 

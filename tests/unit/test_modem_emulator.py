@@ -13,7 +13,7 @@ import pytest
 from lpa_emulator import simfiles
 from lpa_emulator.modem import ModemEmulator, ModemState, StateFileError
 from lpa_emulator.modem.card import CardFault, CardPort, cla_for_channel
-from lpa_emulator.modem.cli import default_card_state
+from lpa_emulator.modem.cli import default_card_state, main
 from mps_wire.identifiers import luhn_valid, validate_imei
 from tests.fixtures.modem import FakeCard
 
@@ -108,6 +108,11 @@ def test_concatenated_commands() -> None:
     emu, _ = make()
     assert ask(emu, "AT+CGMI;+CGMM") == ["Quectel", "EC25", "OK"]
     assert ask(emu, "AT+CGMI;+NOPE;+CGMM") == ["Quectel", "ERROR"]
+    assert ask(emu, "AT+CGMI; +CGMM ;") == ["Quectel", "EC25", "OK"]
+    assert lines(emu.feed(b"AT&FE1V1Q0+CMEE=2\r")) == ["OK"]
+    assert (emu.settings.echo, emu.settings.cmee) == (True, 2)
+    assert ask(emu, "ATE0I") == ["Quectel", "EC25", f"Revision: {STATE.revision}", "OK"]
+    assert ask(emu, "ATE0X") == ["ERROR"]
 
 
 # --- identity --------------------------------------------------------------------------
@@ -359,3 +364,11 @@ def test_corrupt_state_file(tmp_path: Path) -> None:
 
 def test_default_card_state_sits_beside_the_modem_state() -> None:
     assert default_card_state(Path("/run/mps/modem1.json")) == Path("/run/mps/modem1-euicc.json")
+
+
+def test_cli_reports_a_link_it_may_not_replace(tmp_path: Path) -> None:
+    link = tmp_path / "modem"
+    link.write_text("a regular file")
+    code = main(["--link", str(link), "--state", str(tmp_path / "m.json"), "--no-card"])
+    assert code == 1
+    assert link.read_text() == "a regular file"
