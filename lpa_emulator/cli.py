@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lpa_emulator.euicc import cli as euicc_cli
@@ -52,8 +52,16 @@ def _run_rig(rig: Rig, as_json: bool) -> int:
     return 1 if problems else 0
 
 
+def _sayer(quiet: bool) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        if not quiet:
+            print(message, flush=True)
+
+    return say
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    say = (lambda _m: None) if args.json else (lambda m: print(m, flush=True))
+    say = _sayer(args.json)
     say("Paul's four devices boot, register with the operator's registry, and a health app "
         "finds all of them by his phone number.\n")
     rig = Rig(4, workdir=args.workdir, say=say,
@@ -62,7 +70,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_rig(args: argparse.Namespace) -> int:
-    say = (lambda _m: None) if args.json else (lambda m: print(m, flush=True))
+    say = _sayer(args.json)
     kinds = args.cards.split(",") if args.cards else None
     try:
         rig = Rig(args.devices, workdir=args.workdir, kinds=kinds, say=say,

@@ -293,4 +293,4 @@ def verify(result: RigResult) -> list[str]:
     return problems
 
 
-__all__ = ["Rig", "RigError", "RigResult", "Story", "StackError", "verify"]
+__all__ = ["Rig", "RigError", "RigResult", "StackError", "Story", "verify"]
