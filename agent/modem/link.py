@@ -180,7 +180,11 @@ class ModemLink(abc.ABC):
                 while True:
                     data = self._read_safe(max(0.0, deadline - time.monotonic()))
                     self._rx += data
-                    if self._idle_lines(urcs):
+                    try:
+                        if self._idle_lines(urcs):
+                            self._needs_resync = True
+                    except ModemError as exc:
+                        log.warning("%s: %s", self.port, exc)
                         self._needs_resync = True
                     if data or time.monotonic() >= deadline:
                         break
@@ -305,16 +309,20 @@ class ModemLink(abc.ABC):
         A partial line gets a moment to complete (a URC being received); one that stays
         partial is dropped, or it would merge into the next answer's first line.
         """
-        stale = self._idle_lines(urcs)
-        if self._rx:
-            deadline = time.monotonic() + self.resync_settle
-            while _EOL.search(self._rx) is None and \
-                    (remaining := deadline - time.monotonic()) > 0:
-                self._rx += self._read_safe(remaining)
-            stale = self._idle_lines(urcs) or stale
+        try:
+            stale = self._idle_lines(urcs)
             if self._rx:
-                log.warning("%s: dropping partial line %r", self.port, bytes(self._rx[:40]))
-                self._rx.clear()
+                deadline = time.monotonic() + self.resync_settle
+                while _EOL.search(self._rx) is None and \
+                        (remaining := deadline - time.monotonic()) > 0:
+                    self._rx += self._read_safe(remaining)
+                stale = self._idle_lines(urcs) or stale
+        except ModemError as exc:  # an overlong line: garbage, as far as anyone can tell
+            log.warning("%s: %s", self.port, exc)
+            stale = True
+        if self._rx:
+            log.warning("%s: dropping partial line %r", self.port, bytes(self._rx[:40]))
+            self._rx.clear()
         return stale
 
     def _resync(self, deadline: float, urcs: list[str]) -> None:

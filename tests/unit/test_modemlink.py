@@ -293,6 +293,16 @@ def test_overlong_line_raises_and_next_command_works() -> None:
     assert link.command("AT+CGMI", bare=True) == ["Quectel"]
 
 
+def test_overlong_idle_garbage_is_survived() -> None:
+    link, urcs = scripted({"AT": ok(), "AT+CGMI": ok("Quectel")})
+    link.resync_settle = 0.01
+    link.push([b"\r\n" + b"Z" * 5000 + b"\r\n+CEREG: 1\r\n"])
+    link.poll(0.05)
+    assert link.command("AT+CGMI", bare=True) == ["Quectel"]
+    assert "AT" in link.written
+    assert urcs == ["+CEREG: 1"]
+
+
 def test_sync_sends_probe_echo_off_and_numeric_errors() -> None:
     link, _ = scripted(lambda cmd: ok(echo=cmd))
     link.resync_settle = 0.01
