@@ -128,6 +128,31 @@ def test_urcs_reach_handlers_while_commands_run(modem_emulator_factory: Emulator
     assert urcs and all(u == "+CEREG: 1" for u in urcs)
 
 
+def test_commands_from_several_threads(running_registered: RunningModem) -> None:
+    m = running_registered.connect()
+    results: list[object] = []
+
+    def worker(n: int) -> None:
+        for _ in range(15):
+            try:
+                got = (m.imei(), m.model()) if n % 2 else (m.iccid(), m.registered())
+            except Exception as exc:
+                results.append(exc)
+            else:
+                results.append(got)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    card = running_registered.card
+    assert isinstance(card, FakeCard)
+    expected = {(running_registered.state.imei, "EC25"), (card.iccid, True)}
+    assert len(results) == 60
+    assert set(results) == expected
+
+
 def test_urc_with_the_answers_prefix_mid_command(running_registered: RunningModem) -> None:
     m = running_registered.connect()
     urcs: list[str] = []
