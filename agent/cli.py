@@ -43,6 +43,9 @@ def cmd_identity(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with Device(settings) as device:
         device.ensure_profile()
+        if not args.no_network:
+            # The IP address exists only once the modem is attached.
+            device.wait_network()
         identity = device.identity()
     data = identity.to_json()
     data["capabilities"] = list(settings.profile.capabilities)
@@ -138,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ident = sub.add_parser("identity", help="print what the device reads about itself")
     _hardware_options(ident, broker=False)
+    ident.add_argument("--no-network", action="store_true",
+                       help="do not wait for network registration (no IP address then)")
     ident.set_defaults(func=cmd_identity)
 
     profiles = sub.add_parser("profiles", help="list or check firmware profiles")

@@ -35,7 +35,7 @@ class ModemState:
     model: str = DEFAULT_MODEL
     revision: str = DEFAULT_REVISION
     ip_addresses: tuple[str, ...] = field(default_factory=tuple)
-    registration_delay: float = 2.0
+    registration_delay: float = 0.5
 
     def __post_init__(self) -> None:
         try:
@@ -65,7 +65,7 @@ class ModemState:
         tac = "35" + "".join(rng.choice("0123456789") for _ in range(6))
         serial = "".join(rng.choice("0123456789") for _ in range(6))
         ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-        return cls(imei=make_imei(tac, serial), ip_addresses=(ip,), registration_delay=2.0)
+        return cls(imei=make_imei(tac, serial), ip_addresses=(ip,), registration_delay=0.5)
 
     # --- files -----------------------------------------------------------------------
 

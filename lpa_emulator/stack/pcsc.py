@@ -366,7 +366,7 @@ def _probe_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
 
     # Loaded only here: importing the sandbox must not pull libpcsclite into a process.
-    from smartcard import scard  
+    from smartcard import scard
 
     deadline = time.monotonic() + args.timeout
     last = "no answer from pcscd"
