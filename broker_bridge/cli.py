@@ -142,7 +142,7 @@ def _import(settings: Settings, path: str, *, as_json: bool) -> int:
 
 def _describe(report: ImportReport) -> str:
     singular = {"contracts": "contract", "numbers": "number", "subscriptions": "subscription",
-                "apps": "app"}
+                "apps": "app", "operators": "operator", "ported": "ported number"}
     lines = [f"{change.value:<8} {singular[kind]} {key}"
              for kind in KINDS for change in (Change.ADDED, Change.UPDATED)
              for key in report.changes[kind][change]]

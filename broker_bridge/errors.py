@@ -59,6 +59,15 @@ class UnknownContractError(BridgeError, LookupError):
         self.contract_id = contract_id
 
 
+class UnknownEntityError(BridgeError, LookupError):
+    """An operation named something the store does not hold (``kind`` and ``key``)."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"no {kind} {key!r}")
+        self.kind = kind
+        self.key = key
+
+
 # --- operator data ---------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -120,4 +129,24 @@ class NotFoundError(RequestError, LookupError):
 
 
 class DeniedError(RequestError, PermissionError):
-    """The registry does not allow this app to ask this."""
+    """The registry does not allow this app to ask this; ``reason`` says why."""
+
+    def __init__(self, code: ErrorCode, message: str, *, status: Status = Status.DENIED,
+                 reason: str | None = None) -> None:
+        super().__init__(code, message, status=status)
+        self.reason = reason
+
+
+class RedirectError(RequestError):
+    """The number belongs to another operator; ask its registry instead.
+
+    ``registry`` is that registry's broker URL and ``prefix`` its topic prefix.
+    """
+
+    def __init__(self, message: str, *, operator: str, name: str, registry: str,
+                 prefix: str) -> None:
+        super().__init__(ErrorCode.NOT_FOUND, message, status=Status.REDIRECT)
+        self.operator = operator
+        self.name = name
+        self.registry = registry
+        self.prefix = prefix

@@ -1,12 +1,14 @@
-"""The registry's domain: contracts, numbers, subscriptions, devices and apps."""
+"""The registry's domain: contracts, numbers, subscriptions, devices, apps, other
+operators, pairings with their consent, per-app events and the audit log."""
 
 from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from mps_wire.messages import DeviceInfo, ModelInfo, RegistrationResult
+from mps_wire.messages import ChangeKind, DeviceInfo, EventKind, ModelInfo, RegistrationResult
 
 
 def now_ms() -> int:
@@ -25,9 +27,18 @@ class Change(enum.StrEnum):
 class TrustLevel(enum.StrEnum):
     """How far the operator trusts an app; decides consent and disclosure (see policy)."""
 
-    TRUSTED = "trusted"  # operator's own or certified apps
-    PARTNER = "partner"  # contracted third parties
-    PUBLIC = "public"  # anyone registered with the operator
+    PARTNER = "partner"  # contracted with the operator; may hold standing consent
+    VERIFIED = "verified"  # vetted by the operator; pairs only with the user's consent
+    UNVERIFIED = "unverified"  # registered but not vetted; may not pair
+
+
+#: Trust levels of schema version 1 and what they became: (level, standing consent).
+#: Apps of the first two levels were answered without asking the user, and still are.
+LEGACY_TRUST: dict[str, tuple[TrustLevel, bool]] = {
+    "trusted": (TrustLevel.PARTNER, True),
+    "partner": (TrustLevel.PARTNER, True),
+    "public": (TrustLevel.UNVERIFIED, False),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +61,28 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class App:
-    """A third-party app known to the operator."""
+    """A third-party app known to the operator.
+
+    ``purposes`` are the purposes it may pair for; ``standing_consent`` (operator-set,
+    effective for partner apps only) lets it pair without asking the user.
+    """
 
     id: str
     name: str
     trust: TrustLevel
     purposes: tuple[str, ...] = ()
+    standing_consent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OtherOperator:
+    """Another operator's registry, for numbers this registry does not serve."""
+
+    id: str
+    name: str
+    registry: str  # broker URL of its registry, e.g. mqtts://registry.example:8883
+    prefix: str = "mps/v1"  # topic prefix of its registry
+    number_prefixes: tuple[str, ...] = ()  # E.164 prefixes of its number ranges, "+4917"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +119,118 @@ class Device:
 
 @dataclass(frozen=True, slots=True)
 class RegistrationOutcome:
-    """The result of :meth:`Store.register_device`: what happened, and the stored device."""
+    """The result of :meth:`Store.register_device`: what happened, and the stored device.
+
+    For an ``updated`` registration, ``previous`` is the device as it was and ``changes``
+    what changed (empty when only the contract changed).
+    """
 
     result: RegistrationResult
     contract_id: str
     device: Device
+    previous: Device | None = None
+    changes: tuple[ChangeKind, ...] = ()
+
+
+def device_changes(before: Device, after: Device) -> tuple[ChangeKind, ...]:
+    """The kinds of change from ``before`` to ``after`` (same EID), in a fixed order."""
+    found: list[ChangeKind] = []
+    if before.imei != after.imei:
+        found.append(ChangeKind.DEVICE_SWAP)
+    if before.iccid != after.iccid:
+        found.append(ChangeKind.SIM_SWAP)
+    elif before.imsi != after.imsi:
+        found.append(ChangeKind.IMSI)
+    if before.ip != after.ip:
+        found.append(ChangeKind.IP)
+    if before.capabilities != after.capabilities:
+        found.append(ChangeKind.CAPABILITIES)
+    if before.model != after.model:
+        found.append(ChangeKind.MODEL)
+    if before.profile != after.profile:
+        found.append(ChangeKind.PROFILE)
+    return tuple(found)
+
+
+class PairingState(enum.StrEnum):
+    """Where a pairing is in its life.
+
+    ``pending`` waits for the user's answer to its consent prompt; ``active`` is paired;
+    ``denied``, ``expired`` and ``ended`` are final.
+    """
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    ENDED = "ended"
+
+    @property
+    def live(self) -> bool:
+        return self in (PairingState.PENDING, PairingState.ACTIVE)
+
+
+class ConsentSource(enum.StrEnum):
+    """Where an active pairing's consent came from."""
+
+    USER = "user"
+    STANDING = "standing"
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """An app's pairing with a contract, with its consent record.
+
+    ``prompt_id`` names the consent prompt shown to the user (pending pairings);
+    ``decided_by``/``ended_by`` name who decided (``user:C-1``, ``operator:crm``,
+    ``app:health``, ``registry``).
+    """
+
+    id: str
+    app_id: str
+    contract_id: str
+    msisdn: str
+    purpose: str
+    state: PairingState
+    created_at: int
+    consent: ConsentSource | None = None
+    prompt_id: str | None = None
+    expires_at: int | None = None
+    decided_at: int | None = None
+    decided_by: str | None = None
+    ended_at: int | None = None
+    ended_by: str | None = None
+    end_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One event of an app's durable stream; ``payload`` is the wire map, ``seq`` included."""
+
+    app_id: str
+    seq: int
+    kind: EventKind
+    contract_id: str | None
+    pairing_id: str | None
+    payload: dict[str, Any]
+    created_at: int
+    published_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the append-only audit log: who asked what, and what was answered.
+
+    ``actor`` is ``app:<id>``, ``user:<contract>``, ``operator:<source>``,
+    ``device:<eid>`` or ``registry``; ``outcome`` is the reply's status or the decision.
+    """
+
+    id: int
+    at: int
+    actor: str
+    action: str
+    outcome: str
+    contract_id: str | None = None
+    app_id: str | None = None
+    subject: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)

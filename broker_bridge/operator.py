@@ -1,9 +1,41 @@
-"""Operator data: contracts, their numbers and subscriptions, and apps, from TOML or JSON.
+"""Operator data: contracts, their numbers and subscriptions, apps, other operators and
+ported numbers, from TOML or JSON.
 
 A file is parsed and validated completely before anything is stored; every problem is
 reported with the file, the entry (``contracts[0].subscriptions[2].iccid``) and what is
 wrong. Importing stores the whole file in one transaction, and importing the same file
-again changes nothing.
+again changes nothing. Changes that concern paired apps (a subscription moving to another
+contract, an app losing trust) are announced to them like any other change.
+
+The shape (TOML; JSON has the same keys)::
+
+    [[contracts]]
+    id = "C-1001"
+    holder = "Paul Becker"
+    msisdns = ["+4915112345678"]
+      [[contracts.subscriptions]]
+      iccid = "8949262010000000010"
+      imsi = "262010000000001"
+      msisdn = "+4915112345678"          # optional
+
+    [[apps]]
+    id = "health-app"
+    name = "Health"
+    trust = "verified"                   # partner, verified or unverified
+    purposes = ["health-monitoring"]
+    standing_consent = true              # partner apps only, and their default:
+                                         # pair without asking the user
+
+    [[operators]]                        # other operators, for number routing
+    id = "other-mobile"
+    name = "Other Mobile"
+    registry = "mqtts://registry.other-mobile.example:8883"
+    prefix = "mps/v1"                    # its topic prefix (default mps/v1)
+    number_prefixes = ["+49160", "+49170"]
+
+    [[ported]]                           # numbers ported away to another operator
+    msisdn = "+4915199990000"
+    operator = "other-mobile"
 """
 
 from __future__ import annotations
@@ -18,7 +50,16 @@ from pathlib import Path
 from typing import Any
 
 from broker_bridge.errors import OperatorDataError, Problem
-from broker_bridge.model import App, Change, Contract, Subscription, TrustLevel
+from broker_bridge.model import (
+    LEGACY_TRUST,
+    App,
+    Change,
+    Contract,
+    OtherOperator,
+    Subscription,
+    TrustLevel,
+)
+from broker_bridge.registry import Effects, Registry
 from broker_bridge.storage.base import Store
 from mps_wire.identifiers import (
     IdentifierError,
@@ -26,12 +67,14 @@ from mps_wire.identifiers import (
     validate_imsi,
     validate_msisdn,
 )
-from mps_wire.topics import check_level
+from mps_wire.mqtt import BrokerURL
+from mps_wire.topics import DEFAULT_PREFIX, Topics, check_level
 
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:\-]{0,63}")
+_NUMBER_PREFIX = re.compile(r"\+[1-9][0-9]{0,14}")
 _MAX_TEXT = 200
 
-KINDS = ("contracts", "numbers", "subscriptions", "apps")
+KINDS = ("contracts", "numbers", "subscriptions", "apps", "operators", "ported")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +88,13 @@ class ContractEntry:
 
 @dataclass(frozen=True, slots=True)
 class OperatorData:
-    """A validated operator data file."""
+    """A validated operator data file; ``ported`` pairs a number with an operator id."""
 
     source: str
     contracts: tuple[ContractEntry, ...] = ()
     apps: tuple[App, ...] = ()
+    operators: tuple[OtherOperator, ...] = ()
+    ported: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -192,7 +237,7 @@ def _kind(value: Any) -> str:
 def parse_operator_data(document: Any, source: str) -> OperatorData:
     """Validate a parsed operator document (the TOML/JSON shape); raise OperatorDataError."""
     check = _Checker(source)
-    top = check.table(document, "", ("contracts", "apps"))
+    top = check.table(document, "", ("contracts", "apps", "operators", "ported"))
     if top is None:
         raise OperatorDataError(source, check.problems)
 
@@ -284,7 +329,7 @@ def parse_operator_data(document: Any, source: str) -> OperatorData:
     app_at: dict[str, str] = {}
     for i, raw in enumerate(check.array(top, "apps", "")):
         where = f"apps[{i}]"
-        entry = check.table(raw, where, ("id", "name", "trust", "purposes"))
+        entry = check.table(raw, where, ("id", "name", "trust", "purposes", "standing_consent"))
         if entry is None:
             continue
         app_id = check.level(check.text(entry, "id", where), f"{where}.id", "app id")
@@ -302,8 +347,24 @@ def parse_operator_data(document: Any, source: str) -> OperatorData:
             try:
                 trust = TrustLevel(raw_trust)
             except ValueError:
+                hint = ""
+                if raw_trust in LEGACY_TRUST:
+                    level, standing = LEGACY_TRUST[raw_trust]
+                    hint = (f"; {raw_trust!r} is now {level.value!r}"
+                            + (" with standing_consent = true" if standing else ""))
                 check.problem(f"{where}.trust", f"unknown trust level {raw_trust!r} (expected "
-                                                f"one of {', '.join(t.value for t in TrustLevel)})")
+                                                f"one of {', '.join(t.value for t in TrustLevel)})"
+                                                + hint)
+        # The trust level decides whether the user is asked: partners are not, unless the
+        # operator says otherwise.
+        standing = entry.get("standing_consent", trust is TrustLevel.PARTNER)
+        if not isinstance(standing, bool):
+            check.problem(f"{where}.standing_consent",
+                          f"must be true or false, got {_kind(standing)}")
+            standing = False
+        elif standing and trust is not None and trust is not TrustLevel.PARTNER:
+            check.problem(f"{where}.standing_consent",
+                          "only partner apps may hold standing consent")
         purposes: list[str] = []
         for j, value in enumerate(check.array(entry, "purposes", where)):
             if not isinstance(value, str) or not _PURPOSE.fullmatch(value):
@@ -312,35 +373,130 @@ def parse_operator_data(document: Any, source: str) -> OperatorData:
             elif value not in purposes:
                 purposes.append(value)
         if app_id is not None and name is not None and trust is not None:
-            apps.append(App(app_id, name, trust, tuple(purposes)))
+            apps.append(App(app_id, name, trust, tuple(purposes), standing))
+
+    operators = _parse_operators(check, top)
+    ported: list[tuple[str, str]] = []
+    ported_at: dict[str, str] = {}
+    for i, raw in enumerate(check.array(top, "ported", "")):
+        where = f"ported[{i}]"
+        entry = check.table(raw, where, ("msisdn", "operator"))
+        if entry is None:
+            continue
+        msisdn = None
+        if "msisdn" not in entry:
+            check.problem(f"{where}.msisdn", "missing")
+        else:
+            msisdn = check.identifier(entry["msisdn"], f"{where}.msisdn", validate_msisdn,
+                                      "MSISDN")
+        operator = check.level(check.text(entry, "operator", where), f"{where}.operator",
+                               "operator id")
+        if msisdn is None or operator is None:
+            continue
+        if msisdn in ported_at:
+            check.problem(f"{where}.msisdn", f"number {msisdn} is already listed at "
+                                             f"{ported_at[msisdn]}")
+        elif msisdn in number_owner:
+            check.problem(f"{where}.msisdn", f"number {msisdn} is ported away but listed for "
+                                             f"contract {number_owner[msisdn][0]}")
+        else:
+            ported_at[msisdn] = where
+            ported.append((msisdn, operator))
 
     if check.problems:
         raise OperatorDataError(source, check.problems)
-    return OperatorData(source, tuple(contracts), tuple(apps))
+    return OperatorData(source, tuple(contracts), tuple(apps), operators, tuple(ported))
+
+
+def _parse_operators(check: _Checker, top: Mapping[str, Any]) -> tuple[OtherOperator, ...]:
+    operators: list[OtherOperator] = []
+    operator_at: dict[str, str] = {}
+    prefix_at: dict[str, str] = {}
+    for i, raw in enumerate(check.array(top, "operators", "")):
+        where = f"operators[{i}]"
+        entry = check.table(raw, where, ("id", "name", "registry", "prefix",
+                                         "number_prefixes"))
+        if entry is None:
+            continue
+        op_id = check.level(check.text(entry, "id", where), f"{where}.id", "operator id")
+        if op_id is not None:
+            if op_id in operator_at:
+                check.problem(f"{where}.id", f"operator {op_id} is already listed at "
+                                             f"{operator_at[op_id]}")
+                op_id = None
+            else:
+                operator_at[op_id] = where
+        name = check.text(entry, "name", where)
+        registry = check.text(entry, "registry", where)
+        if registry is not None:
+            try:
+                BrokerURL.parse(registry)
+            except ValueError as exc:
+                check.problem(f"{where}.registry", str(exc))
+                registry = None
+        prefix = check.text(entry, "prefix", where, required=False) or DEFAULT_PREFIX
+        try:
+            Topics(prefix)
+        except ValueError as exc:
+            check.problem(f"{where}.prefix", str(exc))
+        numbers: list[str] = []
+        for j, value in enumerate(check.array(entry, "number_prefixes", where)):
+            path = f"{where}.number_prefixes[{j}]"
+            if not isinstance(value, str) or not _NUMBER_PREFIX.fullmatch(value):
+                check.problem(path, f"number prefix {value!r} must be + and 1 to 15 digits")
+            elif value in prefix_at:
+                check.problem(path, f"number prefix {value} is already listed at "
+                                    f"{prefix_at[value]}")
+            else:
+                prefix_at[value] = path
+                numbers.append(value)
+        if op_id is not None and name is not None and registry is not None:
+            operators.append(OtherOperator(op_id, name, registry, prefix, tuple(numbers)))
+    return tuple(operators)
 
 
 # --- storing -----------------------------------------------------------------------------
 
-def import_operator_data(store: Store, data: OperatorData) -> ImportReport:
+def import_operator_data(store: Store, data: OperatorData, *,
+                         actor: str = "operator:import") -> ImportReport:
     """Store validated operator data in one transaction; report what changed.
 
-    Entities the store holds but the file does not mention are left as they are.
+    Entities the store holds but the file does not mention are left as they are. A
+    ported number must name an operator of the file or of the store.
     """
+    registry = Registry(store)
+    effects = Effects()
     report = ImportReport(data.source)
     with store.transaction():
         for entry in data.contracts:
             report.note("contracts", entry.contract.id, store.upsert_contract(entry.contract))
+        for op in data.operators:
+            report.note("operators", op.id, registry.put_operator(op))
         for entry in data.contracts:
             numbers = list(entry.msisdns)
             numbers += [s.msisdn for s in entry.subscriptions
                         if s.msisdn is not None and s.msisdn not in numbers]
             for msisdn in numbers:
-                report.note("numbers", msisdn, store.upsert_number(msisdn, entry.contract.id))
+                report.note("numbers", msisdn, registry.file_number(msisdn, entry.contract.id))
         for entry in data.contracts:
             for sub in entry.subscriptions:
-                report.note("subscriptions", sub.iccid, store.upsert_subscription(sub))
+                report.note("subscriptions", sub.iccid, registry.put_subscription(sub, effects))
+        for i, (msisdn, operator_id) in enumerate(data.ported):
+            if store.operator(operator_id) is None:
+                raise OperatorDataError(data.source, [Problem(
+                    f"ported[{i}].operator", f"no operator {operator_id!r} in the file or "
+                                             "the registry")])
+            store.remove_number(msisdn)
+            report.note("ported", msisdn, store.set_ported(msisdn, operator_id))
         for app in data.apps:
-            report.note("apps", app.id, store.upsert_app(app))
+            change, app_effects = registry.put_app(app, actor=actor)
+            effects.add(app_effects)
+            report.note("apps", app.id, change)
+        if report.count(Change.ADDED) or report.count(Change.UPDATED):
+            store.append_audit(actor, "operator:import", "ok", subject=data.source,
+                               detail={"added": report.count(Change.ADDED),
+                                       "updated": report.count(Change.UPDATED),
+                                       "events": len(effects.events)})
     return report
 
 

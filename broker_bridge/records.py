@@ -1,14 +1,18 @@
-"""The device record an app receives (``device-record`` in the CDDL), both directions."""
+"""What an app receives: device records (``device-record`` in the CDDL) and events
+(``app-event``), both directions, and :class:`AppView`, which turns stored devices into
+the records one app may see."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from broker_bridge.model import Device
 from mps_wire.errors import ValidationError
-from mps_wire.messages import ModelInfo
+from mps_wire.messages import EventKind, ModelInfo
 
 #: The fields of a record the operator may withhold from an app; ``device_id`` and the
 #: timestamps are always present.
@@ -39,10 +43,14 @@ class DeviceRecord:
     msisdn: str | None = None
 
     @classmethod
-    def from_device(cls, device: Device, fields: frozenset[str] = DISCLOSABLE) -> DeviceRecord:
-        """The record of a stored device, showing only ``fields`` of :data:`DISCLOSABLE`."""
+    def from_device(cls, device: Device, fields: frozenset[str] = DISCLOSABLE, *,
+                    device_id: str | None = None) -> DeviceRecord:
+        """The record of a stored device, showing only ``fields`` of :data:`DISCLOSABLE`.
+
+        ``device_id`` is the id the app knows the device by (default: its EID).
+        """
         return cls(
-            device_id=device.device_id,
+            device_id=device.device_id if device_id is None else device_id,
             ip=device.ip if "ip" in fields else (),
             capabilities=device.capabilities if "capabilities" in fields else (),
             model=device.model if "model" in fields else _NO_MODEL,
@@ -104,4 +112,118 @@ class DeviceRecord:
             model=ModelInfo.from_wire(model), registered_at=stamp("registered_at"),
             updated_at=stamp("updated_at"), eid=text("eid"), imei=text("imei"),
             iccid=text("iccid"), imsi=text("imsi"), msisdn=text("msisdn"),
+        )
+
+
+def _mac(secret: bytes, *parts: str) -> str:
+    # NUL separators: no two different part lists give the same message.
+    return hmac.new(secret, "\0".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+class AppView:
+    """How one app sees the registry: the device fields it may see, and its pseudonyms.
+
+    Device ids are ``d`` and 31 hex digits of an HMAC of the app id and the EID under the
+    registry's ``secret``: stable per app and device, unlinkable between apps. Contract
+    references are the real contract id for apps with ``real_contract``, otherwise ``c``
+    and 23 hex digits of an HMAC of the app id and the contract id.
+    """
+
+    def __init__(self, app_id: str, secret: bytes, fields: frozenset[str], *,
+                 real_contract: bool) -> None:
+        self.app_id = app_id
+        self.fields = fields
+        self.real_contract = real_contract
+        self._secret = secret
+
+    def device_id(self, eid: str) -> str:
+        return "d" + _mac(self._secret, "device", self.app_id, eid)[:31]
+
+    def contract_ref(self, contract_id: str) -> str:
+        if self.real_contract:
+            return contract_id
+        return "c" + _mac(self._secret, "contract", self.app_id, contract_id)[:23]
+
+    def record(self, device: Device) -> DeviceRecord:
+        return DeviceRecord.from_device(device, self.fields,
+                                        device_id=self.device_id(device.eid))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of an app's stream (``app-event`` in the CDDL).
+
+    ``device`` is set for device events, ``devices`` (every device of the contract) for
+    ``pairing-granted``; ``changes`` lists what a ``device-updated`` changed; ``reason``
+    says why a pairing was denied or ended, or why a device was removed.
+    """
+
+    seq: int
+    kind: EventKind
+    ts: int
+    pairing: str
+    contract: str
+    device: DeviceRecord | None = None
+    devices: tuple[DeviceRecord, ...] = ()
+    changes: tuple[str, ...] = ()
+    reason: str | None = None
+    purpose: str | None = None
+    consent: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"seq": self.seq, "event": self.kind.value, "ts": self.ts,
+                               "pairing": self.pairing, "contract": self.contract}
+        if self.device is not None:
+            msg["device"] = self.device.to_wire()
+        if self.kind is EventKind.PAIRING_GRANTED:
+            msg["devices"] = [d.to_wire() for d in self.devices]
+        if self.kind is EventKind.DEVICE_UPDATED:
+            msg["changes"] = list(self.changes)
+        for key in ("reason", "purpose", "consent"):
+            value = getattr(self, key)
+            if value is not None:
+                msg[key] = value
+        return msg
+
+    @classmethod
+    def from_wire(cls, msg: Mapping[str, Any]) -> Event:
+        """Read an event; raise ValidationError naming a bad field."""
+        def uint(key: str) -> int:
+            value = msg.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValidationError(f"event field {key!r} must be an unsigned integer",
+                                      field=key)
+            return value
+
+        def text(key: str, *, required: bool = False) -> str | None:
+            value = msg.get(key)
+            if value is None and not required:
+                return None
+            if not isinstance(value, str):
+                raise ValidationError(f"event field {key!r} must be text", field=key)
+            return value
+
+        raw_kind = text("event", required=True) or ""
+        try:
+            kind = EventKind(raw_kind)
+        except ValueError as exc:
+            raise ValidationError(f"unknown event {raw_kind!r}", field="event") from exc
+        device = msg.get("device")
+        if device is not None and not isinstance(device, Mapping):
+            raise ValidationError("event field 'device' must be a map", field="device")
+        devices = msg.get("devices", [])
+        changes = msg.get("changes", [])
+        if not isinstance(devices, list) or not all(isinstance(d, Mapping) for d in devices):
+            raise ValidationError("event field 'devices' must be a list of maps",
+                                  field="devices")
+        if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
+            raise ValidationError("event field 'changes' must be a list of text",
+                                  field="changes")
+        return cls(
+            seq=uint("seq"), kind=kind, ts=uint("ts"), pairing=text("pairing", required=True)
+            or "", contract=text("contract", required=True) or "",
+            device=DeviceRecord.from_wire(device) if device is not None else None,
+            devices=tuple(DeviceRecord.from_wire(d) for d in devices),
+            changes=tuple(changes), reason=text("reason"), purpose=text("purpose"),
+            consent=text("consent"),
         )

@@ -1,4 +1,4 @@
-"""The registry service: device registrations and app requests over MQTT v5.
+"""The registry service: device registrations, app, user and operator requests over MQTT v5.
 
 One :class:`Bridge` is one member of a shared-subscription group; several processes (on
 one machine or many) can serve side by side, each message going to exactly one of them.
@@ -6,6 +6,13 @@ Every request is answered on its Response Topic with its Correlation Data echoed
 the Response Topic is known to belong to the requester. Messages are acknowledged only
 after they have been handled, so with a fixed ``client_id`` (persistent session) nothing
 that was not stored and answered is lost when the bridge stops.
+
+What a request changes is committed before anything is published. An app's events then
+go out with QoS 1 on its events topic, and consent prompts as a retained message on the
+user's consent topic. Events whose publication the broker has not confirmed (a bridge
+that stopped half-way, a change made by ``mps-bridge`` on the database) are published
+again by the housekeeping of any bridge after ``relay_grace`` seconds; apps drop
+duplicates by sequence number and fetch gaps with ``events-since``.
 """
 
 from __future__ import annotations
@@ -26,19 +33,28 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from broker_bridge._mqtt import echo_correlation, response_topic, set_nodelay
 from broker_bridge.errors import BrokerError, StoreError, UnknownSubscriptionError
-from broker_bridge.model import App
-from broker_bridge.policy import AccessPolicy, KnownAppsPolicy
-from broker_bridge.records import DeviceRecord
+from broker_bridge.model import now_ms
+from broker_bridge.policy import AccessPolicy
+from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, refusal
 from broker_bridge.storage.base import Store
 from mps_wire.codec import decode, encode
 from mps_wire.errors import ErrorCode, WireError
-from mps_wire.messages import DeviceInfo, Reply, Status, parse_app_request
+from mps_wire.messages import DeviceInfo, Reply, Status
 from mps_wire.mqtt import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
 log = logging.getLogger(__name__)
 
 QOS = 1
+
+
+# ("event", app id, seq) / ("consent", contract id, revision) / ("reply", "", 0)
+_Key = tuple[str, str, int]
+_REPLY: _Key = ("reply", "", 0)
+
+# Leaves of the registry's own topics: a Response Topic naming one would make the
+# registry publish onto a topic it or its clients treat as something else.
+_RESERVED_LEAVES = frozenset({"register", "state", "requests", "events", "consent"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,7 @@ class BridgeStats:
     failed: int = 0
     dropped: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    events_published: int = 0
 
     def error_count(self, code: ErrorCode) -> int:
         return self.errors.get(code.value, 0)
@@ -63,28 +80,32 @@ class BridgeStats:
 class _Counters:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.received = self.handled = self.failed = self.dropped = 0
+        self.received = self.handled = self.failed = self.dropped = self.events = 0
         self.errors: Counter[str] = Counter()
 
     def snapshot(self) -> BridgeStats:
         with self.lock:
             return BridgeStats(self.received, self.handled, self.failed, self.dropped,
-                               dict(self.errors))
+                               dict(self.errors), self.events)
 
 
 class Bridge:
-    """Serves registrations and app requests from ``broker`` into ``store``.
+    """Serves registrations, app, user and operator requests from ``broker`` into ``store``.
 
     Constructing does no I/O: :meth:`start` opens the store, connects and subscribes;
     :meth:`serve_forever` also waits for SIGTERM/SIGINT or :meth:`stop`. ``client_id``
     makes the MQTT session persistent (QoS 1 requests queue while the bridge is away);
     without it the bridge joins with a fresh, clean session. ``policy`` decides what apps
-    may ask (default: every app the operator registered, nothing for others).
+    may ask (default: :class:`~broker_bridge.policy.TrustPolicy`). ``consent_ttl`` is how
+    long a consent prompt stays open; every ``sweep_interval`` seconds the bridge expires
+    prompts and publishes what is still unpublished after ``relay_grace`` seconds.
     """
 
     def __init__(self, store: Store, broker: BrokerURL, *, topics: Topics | None = None,
                  group: str = DEFAULT_SHARE_GROUP, client_id: str | None = None,
-                 policy: AccessPolicy | None = None) -> None:
+                 policy: AccessPolicy | None = None,
+                 consent_ttl: float = DEFAULT_CONSENT_TTL, sweep_interval: float = 1.0,
+                 relay_grace: float = 5.0) -> None:
         if not isinstance(broker, BrokerURL):
             raise TypeError(f"broker must be a BrokerURL, not {type(broker).__name__}")
         if topics is not None and not isinstance(topics, Topics):
@@ -92,20 +113,34 @@ class Bridge:
         check_level(group, "share group")
         if client_id is not None and not client_id:
             raise ValueError("client_id must not be empty")
+        for name, value in (("sweep_interval", sweep_interval), ("relay_grace", relay_grace)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         self.store = store
         self.broker = broker
         self.topics = topics or Topics()
         self.group = group
         self.client_id = client_id
-        self.policy: AccessPolicy = policy or KnownAppsPolicy()
+        self.registry = Registry(store, policy=policy, consent_ttl=consent_ttl)
+        self.policy: AccessPolicy = self.registry.policy
+        self.sweep_interval = float(sweep_interval)
+        self.relay_grace = float(relay_grace)
         self.filters = (
             Topics.shared(group, self.topics.all_registrations()),
             Topics.shared(group, self.topics.all_app_requests()),
+            Topics.shared(group, self.topics.all_user_requests()),
+            Topics.shared(group, self.topics.all_operator_requests()),
         )
         self._client: mqtt.Client | None = None
         self._counters = _Counters()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._housekeeper: threading.Thread | None = None
+        # Publications awaiting the broker's PUBACK: mid -> what to mark published.
+        self._pub_lock = threading.Lock()
+        self._inflight: dict[int, _Key] = {}
+        self._early: set[int] = set()  # PUBACKs that overtook publish() returning the mid
+        self._acked: list[_Key] = []
 
     def __repr__(self) -> str:
         return f"Bridge({self.broker}, prefix={self.topics.prefix!r}, group={self.group!r})"
@@ -131,6 +166,7 @@ class Bridge:
             persistent = self.client_id is not None
             client = new_client(self.client_id, persistent=persistent, manual_ack=True)
             client.on_message = self._on_message
+            client.on_publish = self._on_publish
             try:
                 connect(client, self.broker, timeout=timeout, persistent=persistent)
             except BrokerUnreachableError as exc:
@@ -144,6 +180,9 @@ class Bridge:
             # From now on paho reconnects by itself; a clean session must subscribe again.
             client.on_connect = self._on_reconnect
             self._client = client
+            self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True,
+                                                 name="mps-bridge-housekeeping")
+            self._housekeeper.start()
         log.info("serving %s on %s (group %s)", self.topics.prefix, self.broker, self.group)
 
     def _subscribe(self, client: mqtt.Client, timeout: float) -> None:
@@ -188,8 +227,15 @@ class Bridge:
         self._stopping.set()
         with self._lock:
             client, self._client = self._client, None
+            housekeeper, self._housekeeper = self._housekeeper, None
+        if housekeeper is not None:
+            housekeeper.join()
         if client is not None:
             disconnect(client)
+            try:
+                self._flush_acks()
+            except StoreError as exc:
+                log.warning("could not note the last publications: %s", exc)
             log.info("stopped serving %s on %s", self.topics.prefix, self.broker)
 
     def serve_forever(self, *, ready: Callable[[], None] | None = None) -> None:
@@ -248,13 +294,19 @@ class Bridge:
         except ValueError:
             self._drop(f"message on unexpected topic {topic!r}")
             return
-        handler: Callable[[str, bytes], Reply]
+        handler: Callable[[str, bytes], Outcome]
         if kind == "devices" and leaf == "register":
             namespace = self.topics.device_namespace(ident)
             handler = self._register
         elif kind == "apps" and leaf == "requests":
             namespace = self.topics.app_namespace(ident)
             handler = self._app_request
+        elif kind == "users" and leaf == "requests":
+            namespace = self.topics.user_namespace(ident)
+            handler = self._user_request
+        elif kind == "operator" and leaf == "requests":
+            namespace = self.topics.operator_namespace(ident)
+            handler = self._operator_request
         else:
             self._drop(f"message on unexpected topic {topic!r}")
             return
@@ -265,8 +317,9 @@ class Bridge:
             if kind == "apps":
                 self._drop(f"app request on {topic} without a Response Topic")
                 return
-            # A device may register without waiting for an answer; it is its own topic.
-            log.info("registration on %s without a Response Topic: not answered", topic)
+            # Devices, user agents and operator systems may send without waiting for an
+            # answer; the request is handled all the same.
+            log.info("request on %s without a Response Topic: not answered", topic)
         elif not _inside(reply_to, namespace):
             # Answering would let a requester reflect data onto someone else's topic.
             log.warning("request on %s names Response Topic %r outside %s: not processed",
@@ -278,22 +331,22 @@ class Bridge:
             return
 
         try:
-            reply = handler(ident, bytes(msg.payload))
+            outcome = handler(ident, bytes(msg.payload))
         except Exception:
             log.exception("internal error handling the request on %s", topic)
-            reply = Reply.error(ErrorCode.INTERNAL, "the registry failed; try again later")
+            outcome = Outcome(Reply.error(ErrorCode.INTERNAL,
+                                          "the registry failed; try again later"))
+        reply = outcome.reply
         with counters.lock:
-            if reply.status is Status.OK:
+            if reply.status in (Status.OK, Status.PENDING):
                 counters.handled += 1
             else:
                 counters.failed += 1
                 counters.errors[(reply.code or ErrorCode.INTERNAL).value] += 1
         if reply_to is not None:
-            info = client.publish(reply_to, encode(reply.to_wire()), qos=QOS,
-                                  properties=echo_correlation(props))
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                # QoS 1: paho keeps the reply queued and sends it after reconnecting.
-                log.warning("reply to %s queued: %s", reply_to, mqtt.error_string(info.rc))
+            self._publish(client, reply_to, encode(reply.to_wire()), _REPLY,
+                          properties=echo_correlation(props))
+        self._publish_effects(client, outcome.effects)
 
     def _drop(self, why: str) -> None:
         log.warning("%s: dropped", why)
@@ -301,61 +354,156 @@ class Bridge:
             self._counters.failed += 1
             self._counters.dropped += 1
 
-    # --- handlers: each returns the reply; raising means an internal error -------------
+    # --- publishing ----------------------------------------------------------------------
 
-    def _register(self, device_id: str, payload: bytes) -> Reply:
+    def _publish(self, client: mqtt.Client, topic: str, payload: bytes, key: _Key, *,
+                 retain: bool = False, properties: Properties | None = None) -> None:
+        info = client.publish(topic, payload, qos=QOS, retain=retain, properties=properties)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            # QoS 1: paho keeps the message queued and sends it after reconnecting.
+            log.warning("publication to %s queued: %s", topic, mqtt.error_string(info.rc))
+        # paho calls on_publish holding its own lock, so publish() is never called with
+        # ours held; a PUBACK that overtakes this bookkeeping is parked in _early.
+        with self._pub_lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                if key is not _REPLY:
+                    self._acked.append(key)
+            else:
+                self._inflight[info.mid] = key
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode,
+                    _p: Properties | None) -> None:
+        with self._pub_lock:
+            key = self._inflight.pop(mid, None)
+            if key is None:
+                self._early.add(mid)
+            elif key is not _REPLY and not reason.is_failure:
+                self._acked.append(key)
+
+    def _publish_effects(self, client: mqtt.Client, effects: Effects) -> None:
+        for event in effects.events:
+            self._publish(client, self.topics.app_events(event.app_id),
+                          encode(event.payload), ("event", event.app_id, event.seq))
+        with self._counters.lock:
+            self._counters.events += len(effects.events)
+        for contract_id in sorted(effects.consent):
+            self._publish_consent(client, contract_id)
+
+    def _publish_consent(self, client: mqtt.Client, contract_id: str) -> None:
+        revision, snapshot = self.registry.consent_snapshot(contract_id)
+        # Retained: a user agent that connects later still sees the open prompts.
+        self._publish(client, self.topics.user_consent(contract_id), encode(snapshot),
+                      ("consent", contract_id, revision), retain=True)
+
+    # --- housekeeping --------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        while not self._stopping.wait(self.sweep_interval):
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("housekeeping failed; trying again in %g s", self.sweep_interval)
+
+    def sweep(self) -> None:
+        """One round of housekeeping: note confirmed publications, expire consent prompts,
+        publish again what was not confirmed in time."""
+        client = self._client
+        if client is None:
+            return
+        self._flush_acks()
+        self._publish_effects(client, self.registry.expire_prompts())
+        with self._pub_lock:
+            pending = set(self._inflight.values())
+        due = now_ms() - int(self.relay_grace * 1000)
+        late = [e for e in self.store.unpublished_events(due, limit=200)
+                if ("event", e.app_id, e.seq) not in pending]
+        if late:
+            log.info("publishing %d events not confirmed in time", len(late))
+            self._publish_effects(client, Effects(events=late))
+        for contract_id, revision in self.store.unpublished_consent():
+            if ("consent", contract_id, revision) not in pending:
+                self._publish_consent(client, contract_id)
+
+    def _flush_acks(self) -> None:
+        with self._pub_lock:
+            acked, self._acked = self._acked, []
+        events = [(app_id, seq) for kind, app_id, seq in acked if kind == "event"]
+        if events:
+            self.store.mark_published(events)
+        for kind, contract_id, revision in acked:
+            if kind == "consent":
+                self.store.mark_consent_published(contract_id, revision)
+
+    # --- handlers: each returns the outcome; raising means an internal error -----------
+
+    def _register(self, device_id: str, payload: bytes) -> Outcome:
         try:
             info = DeviceInfo.from_wire(decode(payload))
         except WireError as exc:
-            return _refuse(f"registration on {device_id}", exc.code, exc.message)
+            return Outcome(_refuse(f"registration on {device_id}", exc.code, exc.message))
         if info.eid != device_id:
-            return _refuse(f"registration on {device_id}", ErrorCode.BAD_REQUEST,
-                           f"the EID {info.eid} is not the device id {device_id} of the topic")
+            return Outcome(_refuse(
+                f"registration on {device_id}", ErrorCode.BAD_REQUEST,
+                f"the EID {info.eid} is not the device id {device_id} of the topic"))
         try:
-            outcome = self.store.register_device(info)
+            outcome, effects = self.registry.register(info)
         except UnknownSubscriptionError as exc:
-            return _refuse(f"registration of {device_id}", exc.code, str(exc))
+            return Outcome(_refuse(f"registration of {device_id}", exc.code, str(exc)))
         except StoreError:
             log.exception("storing the registration of %s failed", device_id)
-            return Reply.error(ErrorCode.INTERNAL, "the registry could not store the "
-                                                   "registration; try again later")
+            return Outcome(Reply.error(ErrorCode.INTERNAL, "the registry could not store the "
+                                                           "registration; try again later"))
         log.debug("device %s: %s under contract %s", device_id, outcome.result,
                   outcome.contract_id)
-        return Reply.ok(result=outcome.result.value, device_id=info.device_id,
-                        contract=outcome.contract_id)
+        body: dict[str, Any] = {"result": outcome.result.value, "device_id": info.device_id,
+                                "contract": outcome.contract_id}
+        if outcome.changes:
+            body["changes"] = [c.value for c in outcome.changes]
+        return Outcome(Reply.ok(**body), effects)
 
-    def _app_request(self, app_id: str, payload: bytes) -> Reply:
-        app: App | None = self.store.app(app_id)
-        decision = self.policy.admit(app_id, app)
-        if not decision.allowed:
-            return _deny(app_id, decision.reason)
+    def _app_request(self, app_id: str, payload: bytes) -> Outcome:
         try:
-            request = parse_app_request(decode(payload))
+            msg = decode(payload)
         except WireError as exc:
-            return _refuse(f"request of app {app_id}", exc.code, exc.message)
-        contract = self.store.contract_by_msisdn(request.msisdn)
-        if contract is None:
-            return _refuse(f"request of app {app_id}", ErrorCode.NOT_FOUND,
-                           f"no contract for the number {request.msisdn}")
-        decision = self.policy.disclose(app_id, app, contract)
-        if not decision.allowed:
-            return _deny(app_id, decision.reason)
-        records = [DeviceRecord.from_device(device, decision.fields).to_wire()
-                   for device in self.store.devices_of_contract(contract.id)]
-        return Reply.ok(contract=contract.id, devices=records)
+            return Outcome(_refuse(f"request of app {app_id}", exc.code, exc.message))
+        outcome = self.registry.handle_app(app_id, msg)
+        _log_refusal(f"request of app {app_id}", outcome.reply)
+        return outcome
+
+    def _user_request(self, contract_id: str, payload: bytes) -> Outcome:
+        try:
+            msg = decode(payload)
+        except WireError as exc:
+            return Outcome(_refuse(f"request for contract {contract_id}", exc.code,
+                                   exc.message))
+        outcome = self.registry.handle_user(contract_id, msg)
+        _log_refusal(f"request for contract {contract_id}", outcome.reply)
+        return outcome
+
+    def _operator_request(self, source: str, payload: bytes) -> Outcome:
+        try:
+            msg = decode(payload)
+        except WireError as exc:
+            return Outcome(_refuse(f"operator request of {source}", exc.code, exc.message))
+        outcome = self.registry.handle_operator(source, msg)
+        _log_refusal(f"operator request of {source}", outcome.reply)
+        return outcome
 
 
 def _inside(topic: str, namespace: str) -> bool:
-    """True when ``topic`` is a publishable topic below ``namespace`` (which ends in /)."""
+    """True when ``topic`` is a publishable topic below ``namespace`` (which ends in /),
+    and not one of the registry's own topics there."""
     return (len(topic) > len(namespace) and topic.startswith(namespace)
-            and "+" not in topic and "#" not in topic and "\0" not in topic)
+            and "+" not in topic and "#" not in topic and "\0" not in topic
+            and topic[len(namespace):] not in _RESERVED_LEAVES)
 
 
 def _refuse(what: str, code: ErrorCode, message: str) -> Reply:
     log.info("%s refused (%s): %s", what, code, message)
-    return Reply.error(code, message)
+    return refusal(Status.ERROR, code, message)
 
 
-def _deny(app_id: str, reason: str) -> Reply:
-    log.info("request of app %s denied: %s", app_id, reason)
-    return Reply.error(ErrorCode.DENIED, reason or "not allowed", status=Status.DENIED)
+def _log_refusal(what: str, reply: Reply) -> None:
+    if reply.status not in (Status.OK, Status.PENDING):
+        log.info("%s answered %s (%s): %s", what, reply.status, reply.code, reply.message)

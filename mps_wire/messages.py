@@ -254,10 +254,93 @@ class Reply:
         return cls(status, code=code, message=message, body=body)
 
 
+# --- app requests ----------------------------------------------------------------------
+
+_PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:\-]{0,63}")
+_REF = re.compile(r"[A-Za-z0-9_.:@+=\-]{1,128}")
+MAX_EVENTS_PAGE = 500
+
+
 class AppOp(enum.StrEnum):
     """Operations an app may request on its requests topic."""
 
     DEVICES = "devices"
+    PAIR = "pair"
+    UNPAIR = "unpair"
+    EVENTS_SINCE = "events-since"
+
+
+class EventKind(enum.StrEnum):
+    """What an event on an app's events topic announces."""
+
+    DEVICE_ADDED = "device-added"
+    DEVICE_UPDATED = "device-updated"
+    DEVICE_REMOVED = "device-removed"
+    PAIRING_GRANTED = "pairing-granted"
+    PAIRING_DENIED = "pairing-denied"
+    PAIRING_ENDED = "pairing-ended"
+
+
+class ChangeKind(enum.StrEnum):
+    """What changed in a ``device-updated`` event (and in an ``updated`` registration)."""
+
+    IP = "ip"
+    CAPABILITIES = "capabilities"
+    MODEL = "model"
+    PROFILE = "profile"  # the device's firmware profile name
+    IMSI = "imsi"
+    DEVICE_SWAP = "device-swap"  # a new IMEI for the same EID: the eUICC is in another device
+    SIM_SWAP = "sim-swap"  # a new ICCID on the same EID: another eSIM profile is enabled
+
+
+class Reason(enum.StrEnum):
+    """Why a request was refused, or why a pairing or a device went away (``reason``)."""
+
+    UNKNOWN_APP = "unknown-app"
+    UNTRUSTED = "untrusted"
+    PURPOSE_NOT_ALLOWED = "purpose-not-allowed"
+    NOT_PAIRED = "not-paired"
+    CONSENT_PENDING = "consent-pending"
+    USER_DENIED = "user-denied"
+    EXPIRED = "expired"
+    UNKNOWN_PROMPT = "unknown-prompt"
+    ANSWERED = "answered"
+    UNPAIRED = "unpaired"
+    CONSENT_WITHDRAWN = "consent-withdrawn"
+    APP_REMOVED = "app-removed"
+    TRUST_CHANGED = "trust-changed"
+    PURPOSE_REVOKED = "purpose-revoked"
+    LEFT_CONTRACT = "left-contract"
+    SUBSCRIPTION_REMOVED = "subscription-removed"
+
+
+def _purpose(msg: Mapping[str, Any], key: str = "purpose") -> str:
+    value = _get(msg, key, str)
+    if not _PURPOSE.fullmatch(value):
+        raise ValidationError(f"field {key!r} must match {_PURPOSE.pattern}", field=key)
+    return value  # type: ignore[no-any-return]
+
+
+def _ref(msg: Mapping[str, Any], key: str, *, required: bool = True) -> str | None:
+    """An identifier the registry issued (pairing, prompt, app, contract id)."""
+    value = _get(msg, key, str, required=required)
+    if value is not None and not _REF.fullmatch(value):
+        raise ValidationError(f"field {key!r} is not a valid identifier", field=key)
+    return value  # type: ignore[no-any-return]
+
+
+def _required_ref(msg: Mapping[str, Any], key: str) -> str:
+    value = _get(msg, key, str)
+    if not _REF.fullmatch(value):
+        raise ValidationError(f"field {key!r} is not a valid identifier", field=key)
+    return value  # type: ignore[no-any-return]
+
+
+def _no_extra(msg: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    # Requests are closed maps: a misspelt optional field must not be silently ignored.
+    extra = sorted(set(msg) - allowed)
+    if extra:
+        raise ValidationError(f"unknown field {extra[0]!r}", field=extra[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,12 +354,278 @@ class DevicesRequest:
 
     @classmethod
     def from_wire(cls, msg: Mapping[str, Any]) -> DevicesRequest:
+        _no_extra(msg, frozenset({"op", "msisdn"}))
         return cls(msisdn=validate_msisdn(_get(msg, "msisdn", str)))
 
 
-def parse_app_request(msg: Mapping[str, Any]) -> DevicesRequest:
+@dataclass(frozen=True, slots=True)
+class PairRequest:
+    """An app asks to be paired with the contract behind ``msisdn`` for ``purpose``."""
+
+    msisdn: str
+    purpose: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"op": AppOp.PAIR.value, "msisdn": self.msisdn, "purpose": self.purpose}
+
+    @classmethod
+    def from_wire(cls, msg: Mapping[str, Any]) -> PairRequest:
+        _no_extra(msg, frozenset({"op", "msisdn", "purpose"}))
+        return cls(msisdn=validate_msisdn(_get(msg, "msisdn", str)), purpose=_purpose(msg))
+
+
+@dataclass(frozen=True, slots=True)
+class UnpairRequest:
+    """An app ends a pairing, named by its id or by the number it was made with."""
+
+    msisdn: str | None = None
+    pairing: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.msisdn is None) == (self.pairing is None):
+            raise ValidationError("unpair names exactly one of 'msisdn' and 'pairing'",
+                                  field="pairing")
+
+    def to_wire(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"op": AppOp.UNPAIR.value}
+        if self.msisdn is not None:
+            msg["msisdn"] = self.msisdn
+        if self.pairing is not None:
+            msg["pairing"] = self.pairing
+        return msg
+
+    @classmethod
+    def from_wire(cls, msg: Mapping[str, Any]) -> UnpairRequest:
+        _no_extra(msg, frozenset({"op", "msisdn", "pairing"}))
+        raw = _get(msg, "msisdn", str, required=False)
+        return cls(msisdn=validate_msisdn(raw) if raw is not None else None,
+                   pairing=_ref(msg, "pairing", required=False))
+
+
+@dataclass(frozen=True, slots=True)
+class EventsSinceRequest:
+    """An app asks for its events with a sequence number above ``seq`` (its cursor)."""
+
+    seq: int
+    limit: int = 100
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_EVENTS_PAGE:
+            raise ValidationError(f"limit must be 1 to {MAX_EVENTS_PAGE}", field="limit")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"op": AppOp.EVENTS_SINCE.value, "seq": self.seq, "limit": self.limit}
+
+    @classmethod
+    def from_wire(cls, msg: Mapping[str, Any]) -> EventsSinceRequest:
+        _no_extra(msg, frozenset({"op", "seq", "limit"}))
+        limit = _uint(msg, "limit") if "limit" in msg else 100
+        return cls(seq=_uint(msg, "seq"), limit=limit)
+
+
+AppRequest = DevicesRequest | PairRequest | UnpairRequest | EventsSinceRequest
+
+_APP_REQUESTS: dict[str, Any] = {
+    AppOp.DEVICES: DevicesRequest, AppOp.PAIR: PairRequest, AppOp.UNPAIR: UnpairRequest,
+    AppOp.EVENTS_SINCE: EventsSinceRequest,
+}
+
+
+def parse_app_request(msg: Mapping[str, Any]) -> AppRequest:
     """Validate an app request map and return the typed request for its ``op``."""
     op = _get(msg, "op", str)
-    if op == AppOp.DEVICES:
-        return DevicesRequest.from_wire(msg)
-    raise ValidationError(f"unknown operation {op!r}", field="op")
+    kind = _APP_REQUESTS.get(op)
+    if kind is None:
+        raise ValidationError(f"unknown operation {op!r}", field="op")
+    return kind.from_wire(msg)  # type: ignore[no-any-return]
+
+
+# --- user (consent) requests -------------------------------------------------------------
+
+class UserOp(enum.StrEnum):
+    """Operations a user agent may request on ``users/{contract}/requests``."""
+
+    CONSENT_LIST = "consent-list"
+    CONSENT_ANSWER = "consent-answer"
+    CONSENT_WITHDRAW = "consent-withdraw"
+
+
+class Decision(enum.StrEnum):
+    """The user's answer to a consent prompt."""
+
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentListRequest:
+    """The user agent asks for the open prompts and granted consents of its contract."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"op": UserOp.CONSENT_LIST.value}
+
+    @classmethod
+    def from_wire(cls, msg: Mapping[str, Any]) -> ConsentListRequest:
+        _no_extra(msg, frozenset({"op"}))
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentAnswerRequest:
+    """The user approves or denies the consent prompt ``prompt``."""
+
+    prompt: str
+    decision: Decision
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"op": UserOp.CONSENT_ANSWER.value, "prompt": self.prompt,
+                "decision": self.decision.value}
+
+    @classmethod
+    def from_wire(cls, msg: Mapping[str, Any]) -> ConsentAnswerRequest:
+        _no_extra(msg, frozenset({"op", "prompt", "decision"}))
+        raw = _get(msg, "decision", str)
+        try:
+            decision = Decision(raw)
+        except ValueError as exc:
+            raise ValidationError("field 'decision' must be 'approve' or 'deny'",
+                                  field="decision") from exc
+        return cls(prompt=_required_ref(msg, "prompt"), decision=decision)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentWithdrawRequest:
+    """The user withdraws consent: ends the pairing ``pairing``, or every one of ``app``."""
+
+    pairing: str | None = None
+    app: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.pairing is None) == (self.app is None):
+            raise ValidationError("consent-withdraw names exactly one of 'pairing' and 'app'",
+                                  field="pairing")
+
+    def to_wire(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"op": UserOp.CONSENT_WITHDRAW.value}
+        if self.pairing is not None:
+            msg["pairing"] = self.pairing
+        if self.app is not None:
+            msg["app"] = self.app
+        return msg
+
+    @classmethod
+    def from_wire(cls, msg: Mapping[str, Any]) -> ConsentWithdrawRequest:
+        _no_extra(msg, frozenset({"op", "pairing", "app"}))
+        return cls(pairing=_ref(msg, "pairing", required=False),
+                   app=_ref(msg, "app", required=False))
+
+
+UserRequest = ConsentListRequest | ConsentAnswerRequest | ConsentWithdrawRequest
+
+_USER_REQUESTS: dict[str, Any] = {
+    UserOp.CONSENT_LIST: ConsentListRequest, UserOp.CONSENT_ANSWER: ConsentAnswerRequest,
+    UserOp.CONSENT_WITHDRAW: ConsentWithdrawRequest,
+}
+
+
+def parse_user_request(msg: Mapping[str, Any]) -> UserRequest:
+    """Validate a user agent's request map and return the typed request for its ``op``."""
+    op = _get(msg, "op", str)
+    kind = _USER_REQUESTS.get(op)
+    if kind is None:
+        raise ValidationError(f"unknown operation {op!r}", field="op")
+    return kind.from_wire(msg)  # type: ignore[no-any-return]
+
+
+# --- operator requests -------------------------------------------------------------------
+
+class OperatorOp(enum.StrEnum):
+    """Incremental operator data changes on ``operator/{source}/requests``."""
+
+    ADD_CONTRACT = "add-contract"
+    ADD_NUMBER = "add-number"
+    REMOVE_NUMBER = "remove-number"
+    ADD_SUBSCRIPTION = "add-subscription"
+    REMOVE_SUBSCRIPTION = "remove-subscription"
+    PORT_IN = "port-in"
+    PORT_OUT = "port-out"
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRequest:
+    """One operator data change; which fields are set depends on ``op``.
+
+    ``add-contract``: contract, holder, msisdns; ``add-number``/``port-in``: msisdn,
+    contract; ``remove-number``: msisdn; ``add-subscription``: iccid, imsi, contract and
+    optionally msisdn; ``remove-subscription``: iccid; ``port-out``: msisdn, operator
+    (the id of the operator the number moved to).
+    """
+
+    op: OperatorOp
+    contract: str | None = None
+    holder: str | None = None
+    msisdn: str | None = None
+    msisdns: tuple[str, ...] = ()
+    iccid: str | None = None
+    imsi: str | None = None
+    operator: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"op": self.op.value}
+        for key in ("contract", "holder", "msisdn", "iccid", "imsi", "operator"):
+            value = getattr(self, key)
+            if value is not None:
+                msg[key] = value
+        if self.op is OperatorOp.ADD_CONTRACT:
+            msg["msisdns"] = list(self.msisdns)
+        return msg
+
+    @classmethod
+    def from_wire(cls, msg: Mapping[str, Any]) -> OperatorRequest:
+        raw_op = _get(msg, "op", str)
+        try:
+            op = OperatorOp(raw_op)
+        except ValueError as exc:
+            raise ValidationError(f"unknown operation {raw_op!r}", field="op") from exc
+        fields = _OPERATOR_FIELDS[op]
+        _no_extra(msg, frozenset({"op", *fields[0], *fields[1]}))
+        values: dict[str, Any] = {}
+        for key in (*fields[0], *fields[1]):
+            if key not in msg and key in fields[1]:
+                continue
+            if key == "msisdns":
+                items = _get(msg, key, list)
+                if len(items) > MAX_ADDRESSES:
+                    raise ValidationError(f"at most {MAX_ADDRESSES} numbers", field=key)
+                values[key] = tuple(validate_msisdn(v, field=key) for v in items)
+            elif key == "msisdn":
+                values[key] = validate_msisdn(_get(msg, key, str))
+            elif key == "iccid":
+                values[key] = validate_iccid(_get(msg, key, str))
+            elif key == "imsi":
+                values[key] = validate_imsi(_get(msg, key, str))
+            elif key == "holder":
+                holder = _text(msg, key, max_len=200)
+                if not holder or not holder.strip():
+                    raise ValidationError("field 'holder' must not be empty", field=key)
+                values[key] = holder
+            else:
+                values[key] = _required_ref(msg, key)
+        return cls(op=op, **values)
+
+
+# op -> (required fields, optional fields)
+_OPERATOR_FIELDS: dict[OperatorOp, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    OperatorOp.ADD_CONTRACT: (("contract", "holder"), ("msisdns",)),
+    OperatorOp.ADD_NUMBER: (("msisdn", "contract"), ()),
+    OperatorOp.PORT_IN: (("msisdn", "contract"), ()),
+    OperatorOp.REMOVE_NUMBER: (("msisdn",), ()),
+    OperatorOp.ADD_SUBSCRIPTION: (("iccid", "imsi", "contract"), ("msisdn",)),
+    OperatorOp.REMOVE_SUBSCRIPTION: (("iccid",), ()),
+    OperatorOp.PORT_OUT: (("msisdn", "operator"), ()),
+}
+
+
+def parse_operator_request(msg: Mapping[str, Any]) -> OperatorRequest:
+    """Validate an operator request map; raise ValidationError naming the bad field."""
+    return OperatorRequest.from_wire(msg)

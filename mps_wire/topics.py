@@ -57,12 +57,31 @@ class Topics:
     def app_namespace(self, app_id: str) -> str:
         return f"{self.prefix}/apps/{check_level(app_id, 'app id')}/"
 
-    # user and operator side
+    # user side: prompts on the consent topic (retained), answers by request/response
     def user_consent(self, contract_id: str) -> str:
         return f"{self.prefix}/users/{check_level(contract_id, 'contract id')}/consent"
 
+    def user_requests(self, contract_id: str) -> str:
+        return f"{self.prefix}/users/{check_level(contract_id, 'contract id')}/requests"
+
+    def user_replies(self, contract_id: str) -> str:
+        return f"{self.prefix}/users/{check_level(contract_id, 'contract id')}/replies"
+
+    def user_namespace(self, contract_id: str) -> str:
+        return f"{self.prefix}/users/{check_level(contract_id, 'contract id')}/"
+
+    # operator side: each operator system (CRM, SM-DP+, number portability) is a source
     def operator(self, kind: str) -> str:
         return f"{self.prefix}/operator/{check_level(kind, 'operator message kind')}"
+
+    def operator_requests(self, source: str) -> str:
+        return f"{self.prefix}/operator/{check_level(source, 'operator source')}/requests"
+
+    def operator_replies(self, source: str) -> str:
+        return f"{self.prefix}/operator/{check_level(source, 'operator source')}/replies"
+
+    def operator_namespace(self, source: str) -> str:
+        return f"{self.prefix}/operator/{check_level(source, 'operator source')}/"
 
     # subscriptions of the registry
     def all_registrations(self) -> str:
@@ -71,8 +90,14 @@ class Topics:
     def all_app_requests(self) -> str:
         return f"{self.prefix}/apps/+/requests"
 
+    def all_user_requests(self) -> str:
+        return f"{self.prefix}/users/+/requests"
+
     def all_operator(self) -> str:
         return f"{self.prefix}/operator/#"
+
+    def all_operator_requests(self) -> str:
+        return f"{self.prefix}/operator/+/requests"
 
     @staticmethod
     def shared(group: str, topic_filter: str) -> str:
@@ -80,12 +105,19 @@ class Topics:
         return f"$share/{check_level(group, 'share group')}/{topic_filter}"
 
     def parse(self, topic: str) -> tuple[str, str, str]:
-        """Split ``{prefix}/{kind}/{id}/{leaf}`` into (kind, id, leaf); ValueError otherwise."""
+        """Split ``{prefix}/{kind}/{id}/{leaf}`` into (kind, id, leaf); ValueError otherwise.
+
+        ``kind`` is ``devices``, ``apps``, ``users`` or ``operator``.
+        """
         head = self.prefix + "/"
         if not topic.startswith(head):
             raise ValueError(f"topic {topic!r} is outside prefix {self.prefix!r}")
         parts = topic[len(head):].split("/")
-        if len(parts) != 3 or parts[0] not in ("devices", "apps", "users"):
-            raise ValueError(f"topic {topic!r} is not a device, app or user topic")
-        check_level(parts[1], f"{parts[0][:-1]} id")
+        if len(parts) != 3 or parts[0] not in _ID_NAMES:
+            raise ValueError(f"topic {topic!r} is not a device, app, user or operator topic")
+        check_level(parts[1], _ID_NAMES[parts[0]])
         return parts[0], parts[1], parts[2]
+
+
+_ID_NAMES = {"devices": "device id", "apps": "app id", "users": "contract id",
+             "operator": "operator source"}

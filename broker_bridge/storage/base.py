@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
+from typing import Any
 
 from broker_bridge.model import (
     App,
+    AuditEntry,
     Change,
     Contract,
     Device,
+    OtherOperator,
+    Pairing,
+    PairingState,
     RegistrationOutcome,
+    StoredEvent,
     Subscription,
 )
-from mps_wire.messages import DeviceInfo
+from mps_wire.messages import DeviceInfo, EventKind
 
 
 class Store(abc.ABC):
@@ -74,8 +81,35 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def remove_number(self, msisdn: str) -> str | None:
+        """Take a number off its contract (and off any subscription holding it).
+
+        Returns the contract it belonged to, None if no contract had it.
+        """
+
+    @abc.abstractmethod
+    def remove_subscription(self, iccid: str) -> Subscription | None:
+        """Delete a subscription that no device uses any more; None if there was none."""
+
+    @abc.abstractmethod
     def upsert_app(self, app: App) -> Change:
-        """Add or update an app."""
+        """Add or update an app; a removed app of the same id is registered again."""
+
+    @abc.abstractmethod
+    def remove_app(self, app_id: str) -> bool:
+        """Mark an app removed (its history stays); False if there was no such app."""
+
+    @abc.abstractmethod
+    def upsert_operator(self, operator: OtherOperator) -> Change:
+        """Add or update another operator and replace its number prefixes."""
+
+    @abc.abstractmethod
+    def set_ported(self, msisdn: str, operator_id: str) -> Change:
+        """Record that ``msisdn`` was ported to another operator."""
+
+    @abc.abstractmethod
+    def clear_ported(self, msisdn: str) -> bool:
+        """Forget that ``msisdn`` was ported away (it came back); False if it was not."""
 
     # --- look-ups ----------------------------------------------------------------------
 
@@ -101,11 +135,31 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def app(self, app_id: str) -> App | None:
-        """The app with this id, if any."""
+        """The app with this id, if any and not removed."""
 
     @abc.abstractmethod
     def apps(self) -> list[App]:
-        """Every known app, by id."""
+        """Every registered (not removed) app, by id."""
+
+    @abc.abstractmethod
+    def operators(self) -> list[OtherOperator]:
+        """Every other operator, by id."""
+
+    @abc.abstractmethod
+    def operator(self, operator_id: str) -> OtherOperator | None:
+        """The other operator with this id, if any."""
+
+    @abc.abstractmethod
+    def ported_to(self, msisdn: str) -> OtherOperator | None:
+        """The operator ``msisdn`` was ported to, if it was."""
+
+    @abc.abstractmethod
+    def operator_by_prefix(self, msisdn: str) -> OtherOperator | None:
+        """The other operator whose longest number prefix matches ``msisdn``, if any."""
+
+    @abc.abstractmethod
+    def ported_numbers(self) -> list[tuple[str, str]]:
+        """Every ported-away number with the id of its operator, by number."""
 
     # --- devices -----------------------------------------------------------------------
 
@@ -118,8 +172,17 @@ class Store(abc.ABC):
         unknown ICCID raises :class:`broker_bridge.errors.UnknownSubscriptionError` and
         stores nothing. The result is ``registered`` for a new EID, ``unchanged`` when the
         identity (:meth:`DeviceInfo.identity_key`) and contract are as stored, else
-        ``updated``. ``now`` (ms since the epoch) defaults to the wall clock.
+        ``updated`` (with the kinds of change and the device as it was before).
+        ``now`` (ms since the epoch) defaults to the wall clock.
         """
+
+    @abc.abstractmethod
+    def devices_by_iccid(self, iccid: str) -> list[Device]:
+        """The devices using the subscription ``iccid`` (at most one, in practice)."""
+
+    @abc.abstractmethod
+    def remove_device(self, eid: str) -> bool:
+        """Delete a device's record; False if there was none."""
 
     @abc.abstractmethod
     def device(self, eid: str) -> Device | None:
@@ -133,3 +196,104 @@ class Store(abc.ABC):
     def device_count(self) -> int:
         """How many devices are registered in all."""
 
+
+    # --- pairings and consent ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_pairing(self, pairing: Pairing) -> None:
+        """Store a new pairing; StoreError if the app already has a live one there."""
+
+    @abc.abstractmethod
+    def update_pairing(self, pairing: Pairing, *, expect: PairingState) -> bool:
+        """Write ``pairing``'s state fields if its stored state is still ``expect``.
+
+        False (and nothing written) when another writer got there first.
+        """
+
+    @abc.abstractmethod
+    def pairing(self, pairing_id: str) -> Pairing | None:
+        """The pairing with this id, if any."""
+
+    @abc.abstractmethod
+    def pairing_by_prompt(self, prompt_id: str) -> Pairing | None:
+        """The pairing whose consent prompt has this id, if any."""
+
+    @abc.abstractmethod
+    def live_pairing(self, app_id: str, contract_id: str) -> Pairing | None:
+        """The app's pending or active pairing with the contract, if any."""
+
+    @abc.abstractmethod
+    def pairings(self, *, app_id: str | None = None, contract_id: str | None = None,
+                 states: Sequence[PairingState] | None = None) -> list[Pairing]:
+        """Pairings matching every given filter, oldest first."""
+
+    @abc.abstractmethod
+    def expired_prompts(self, now: int, *, limit: int = 100) -> list[Pairing]:
+        """Pending pairings whose prompt expired at or before ``now``, oldest first."""
+
+    @abc.abstractmethod
+    def bump_consent_revision(self, contract_id: str) -> int:
+        """Count a change of the contract's open prompts; return the new revision."""
+
+    @abc.abstractmethod
+    def consent_revision(self, contract_id: str) -> int:
+        """The revision of the contract's open prompts (0 before any prompt)."""
+
+    @abc.abstractmethod
+    def unpublished_consent(self, *, limit: int = 100) -> list[tuple[str, int]]:
+        """Contracts whose newest prompt revision was not published, with that revision."""
+
+    @abc.abstractmethod
+    def mark_consent_published(self, contract_id: str, revision: int) -> None:
+        """Note that the prompts of revision ``revision`` (or newer) were published."""
+
+    # --- the per-app event streams -----------------------------------------------------
+
+    @abc.abstractmethod
+    def append_event(self, app_id: str, kind: EventKind, payload: dict[str, Any], *,
+                     contract_id: str | None = None, pairing_id: str | None = None,
+                     now: int | None = None) -> StoredEvent:
+        """Append an event to the app's stream with the next sequence number.
+
+        The number is allocated inside the current transaction, so events of one app are
+        numbered 1, 2, 3... without gaps in commit order, whichever process wrote them.
+        The stored payload is ``payload`` with ``seq`` added.
+        """
+
+    @abc.abstractmethod
+    def events_since(self, app_id: str, seq: int, *, limit: int = 100) -> list[StoredEvent]:
+        """The app's events with a sequence number above ``seq``, in order."""
+
+    @abc.abstractmethod
+    def last_event_seq(self, app_id: str) -> int:
+        """The app's newest sequence number (0 before its first event)."""
+
+    @abc.abstractmethod
+    def unpublished_events(self, created_before: int, *, limit: int = 100
+                           ) -> list[StoredEvent]:
+        """Events never confirmed published and older than ``created_before``."""
+
+    @abc.abstractmethod
+    def mark_published(self, keys: Iterable[tuple[str, int]], *, now: int | None = None
+                       ) -> None:
+        """Note that the events ``(app_id, seq)`` reached the broker."""
+
+    # --- audit ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def append_audit(self, actor: str, action: str, outcome: str, *,
+                     contract_id: str | None = None, app_id: str | None = None,
+                     subject: str | None = None, detail: dict[str, Any] | None = None,
+                     now: int | None = None) -> AuditEntry:
+        """Append one entry to the audit log (which is never changed or shortened)."""
+
+    @abc.abstractmethod
+    def audit(self, *, contract_id: str | None = None, app_id: str | None = None,
+              after: int = 0, limit: int | None = None) -> list[AuditEntry]:
+        """Audit entries after id ``after`` matching the filters, oldest first."""
+
+    # --- secrets -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def secret(self, name: str) -> bytes:
+        """A random 32-byte secret of the registry, made on first use and kept."""

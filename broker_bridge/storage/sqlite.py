@@ -132,6 +132,15 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             raise self._error("a query", exc) from exc
 
+    def _dialect_statements(self, version: int) -> tuple[str, ...]:
+        if version != 2:
+            return ()
+        # The audit log is append-only: refuse changes even from a hand-made query.
+        return tuple(
+            f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+            for verb in ("UPDATE", "DELETE"))
+
     def _begin(self) -> None:
         self._execute("BEGIN IMMEDIATE")
 

@@ -47,7 +47,9 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
         add_contract(s, "C-1", subs=[1, 2, 3], msisdns=["+4915100000001", "+4915100000009"])
         add_contract(s, "C-2", subs=[4], msisdns=["+4917000000004"])
         add_contract(s, "C-3", subs=[5], msisdns=["+4917000000005"])  # no devices yet
-        s.upsert_app(App(APP, "Demo", TrustLevel.PARTNER))
+        # A partner with standing consent may ask without pairing first.
+        s.upsert_app(App(APP, "Demo", TrustLevel.PARTNER, ("device-discovery",),
+                         standing_consent=True))
         for n in (1, 2, 3, 4):
             s.register_device(make_device(n), now=1_000 * n)
         yield s
@@ -70,8 +72,10 @@ def test_devices_by_number_are_all_devices_of_that_contract(client: PairingClien
     assert [d.eid for d in devices] == [make_device(n).eid for n in (1, 2, 3)]
     first = devices[0]
     info = make_device(1)
+    # The device id is the app's own pseudonym of the device, not its EID.
+    assert first.device_id != info.eid and len(first.device_id) == 32
     assert first == DeviceRecord(
-        device_id=info.eid, ip=info.ip, capabilities=info.capabilities, model=info.model,
+        device_id=first.device_id, ip=info.ip, capabilities=info.capabilities, model=info.model,
         registered_at=1_000, updated_at=1_000, eid=info.eid, imei=info.imei,
         iccid=iccid_for(1), imsi=imsi_for(1), msisdn="+4915100000001")
     assert [d.msisdn for d in devices[1:]] == [None, None]  # data-only subscriptions

@@ -94,7 +94,7 @@ def test_a_good_file_is_imported_and_reimporting_changes_nothing(
     assert sub is not None and (sub.imsi, sub.msisdn, sub.contract_id) == (
         imsi_for(3), "+4917000000003", "C-2")
     assert store.app("demo-app") == App("demo-app", "Demo", TrustLevel.PARTNER,
-                                        ("device-discovery",))
+                                        ("device-discovery",), standing_consent=True)
 
     again = import_operator_file(store, path)
     assert again.count(Change.ADDED) == again.count(Change.UPDATED) == 0

@@ -114,8 +114,10 @@ def test_upserts_report_what_changed(store: SqliteStore) -> None:
     app = App("demo", "Demo", TrustLevel.PARTNER, ("device-discovery",))
     assert store.upsert_app(app) is Change.ADDED
     assert store.upsert_app(app) is Change.UNCHANGED
-    assert store.upsert_app(replace(app, trust=TrustLevel.TRUSTED)) is Change.UPDATED
-    assert store.app("demo") == replace(app, trust=TrustLevel.TRUSTED)
+    assert store.upsert_app(replace(app, trust=TrustLevel.VERIFIED)) is Change.UPDATED
+    assert store.app("demo") == replace(app, trust=TrustLevel.VERIFIED)
+    assert store.upsert_app(replace(app, standing_consent=True)) is Change.UPDATED
+    assert store.app("demo") == replace(app, standing_consent=True)
     assert store.app("other") is None
     assert store.upsert_contract(Contract("C-1", "Test Holder")) is Change.UNCHANGED
     assert store.upsert_contract(Contract("C-1", "New Holder")) is Change.UPDATED
@@ -166,17 +168,17 @@ def test_concurrent_registrations_from_threads(store: SqliteStore) -> None:
 
 def test_migrations_are_applied_once_and_data_survives_reopening(db: Path) -> None:
     with SqliteStore(db) as s:
-        assert s.schema_version() == LATEST_VERSION == 1
+        assert s.schema_version() == LATEST_VERSION == 2
         add_contract(s, "C-1", subs=[1])
         s.register_device(make_device(1))
     for _ in range(2):
         with SqliteStore(db) as s:
-            assert s.schema_version() == 1
+            assert s.schema_version() == 2
             assert s.device_count() == 1
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert rows == [(1,)]
+    assert rows == [(1,), (2,)]
     assert mode == "wal"
 
 
@@ -190,11 +192,11 @@ def test_a_newer_schema_is_refused(db: Path) -> None:
     with SqliteStore(db):
         pass
     with closing(sqlite3.connect(db)) as conn:
-        conn.execute("INSERT INTO schema_migrations VALUES (2, 'from the future', 0)")
+        conn.execute("INSERT INTO schema_migrations VALUES (3, 'from the future', 0)")
         conn.commit()
     with pytest.raises(SchemaVersionError, match="upgrade") as caught:
         SqliteStore(db).open()
-    assert (caught.value.found, caught.value.supported) == (2, 1)
+    assert (caught.value.found, caught.value.supported) == (3, 2)
 
 
 def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
@@ -216,8 +218,9 @@ def test_a_damaged_database_fails_its_integrity_check(db: Path) -> None:
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
     data = bytearray(db.read_bytes())
-    # Scribble over the middle of the file, away from the header and schema on page 1.
-    for page in range(pages // 2, pages // 2 + 3):
+    # Scribble over the middle half of the file, away from the header and schema on page 1
+    # (the devices, subscriptions and audit tables fill it).
+    for page in range(pages // 4, pages * 3 // 4):
         data[page * page_size + 8: page * page_size + 400] = b"\xa5" * 392
     db.write_bytes(bytes(data))
     with pytest.raises(StoreCorruptError, match=r"integrity check|damaged") as caught:
@@ -254,3 +257,68 @@ def test_store_for_picks_the_backend_by_url(tmp_path: Path) -> None:
         store_for("postgresql://db/mps")
     with pytest.raises(ValueError, match="scheme"):
         store_for("redis://x")
+
+
+def test_migration_2_maps_the_old_trust_levels(db: Path, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    from broker_bridge.storage import sql
+
+    with monkeypatch.context() as patch:  # a registry of schema version 1
+        patch.setattr(sql, "MIGRATIONS", sql.MIGRATIONS[:1])
+        patch.setattr(sql, "LATEST_VERSION", 1)
+        with SqliteStore(db) as old:
+            assert old.schema_version() == 1
+            for app_id, trust in (("own", "trusted"), ("contracted", "partner"),
+                                  ("anyone", "public")):
+                old._execute("INSERT INTO apps (id, name, trust, purposes, created_at, "
+                             "updated_at) VALUES (?, ?, ?, '[\"x\"]', 0, 0)",
+                             (app_id, app_id.title(), trust))
+    with SqliteStore(db) as s:
+        assert s.schema_version() == 2
+        assert {a.id: (a.trust, a.standing_consent) for a in s.apps()} == {
+            "own": (TrustLevel.PARTNER, True),
+            "contracted": (TrustLevel.PARTNER, True),
+            "anyone": (TrustLevel.UNVERIFIED, False),
+        }
+        assert s.app("own") == App("own", "Own", TrustLevel.PARTNER, ("x",), True)
+
+
+def test_the_audit_log_is_append_only(store: SqliteStore) -> None:
+    entry = store.append_audit("app:a", "pair", "denied", contract_id="C-1")
+    assert store.audit(contract_id="C-1") == [entry]
+    for statement in ("UPDATE audit_log SET outcome = 'ok'", "DELETE FROM audit_log"):
+        with pytest.raises(StoreError, match="append-only"):
+            store._execute(statement)
+    assert store.audit() == [entry]
+
+
+def test_event_sequence_numbers_per_app(store: SqliteStore) -> None:
+    from mps_wire.messages import EventKind
+
+    store.upsert_app(App("a", "A", TrustLevel.VERIFIED))
+    store.upsert_app(App("b", "B", TrustLevel.VERIFIED))
+    with store.transaction():
+        first = store.append_event("a", EventKind.DEVICE_ADDED, {"event": "device-added"})
+        other = store.append_event("b", EventKind.DEVICE_ADDED, {"event": "device-added"})
+        second = store.append_event("a", EventKind.DEVICE_REMOVED, {"event": "x"})
+    assert (first.seq, second.seq, other.seq) == (1, 2, 1)
+    assert first.payload == {"event": "device-added", "seq": 1}
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append_event("a", EventKind.DEVICE_ADDED, {})
+        raise RuntimeError("rolled back")
+    # The rolled-back number is handed out again: streams have no gaps.
+    assert store.append_event("a", EventKind.DEVICE_ADDED, {}).seq == 3
+    assert [e.seq for e in store.events_since("a", 1)] == [2, 3]
+    assert store.last_event_seq("a") == 3 and store.last_event_seq("nobody") == 0
+    assert len(store.unpublished_events(10**15)) == 4
+    store.mark_published([("a", 1), ("a", 2)], now=5)
+    assert {(e.app_id, e.seq) for e in store.unpublished_events(10**15)} == {("b", 1), ("a", 3)}
+
+
+def test_secrets_are_made_once_and_kept(db: Path) -> None:
+    with SqliteStore(db) as s:
+        made = s.secret("pseudonyms")
+        assert len(made) == 32 and s.secret("pseudonyms") == made
+        assert s.secret("other") != made
+    with SqliteStore(db) as s:
+        assert s.secret("pseudonyms") == made
