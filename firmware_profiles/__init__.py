@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mps_wire.mqtt import BrokerURL
+
 PROFILE_DIR = Path(__file__).resolve().parent
 
 _CAPABILITY = re.compile(r"[a-z0-9][a-z0-9._:\-]{0,63}")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
-DIALECTS = ("quectel", "generic")
+DIALECTS = ("quectel", "sim7600", "sim7080", "ublox", "generic")
+"""The modem dialects the agent speaks (``agent.modem.DIALECTS`` has their definitions)."""
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 DEFAULT_PREFIX = "mps/v1"
 DEFAULT_REGISTER_TIMEOUT = 10.0
@@ -61,6 +64,63 @@ class BrokerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivationCode:
+    """An SGP.22 activation code (4.1): ``LPA:1$<SM-DP+ address>$<matching id>[$<SM-DP+
+    OID>[$<confirmation code required>]]``."""
+
+    text: str
+    smdp_address: str
+    matching_id: str
+    smdp_oid: str | None = None
+    confirmation_required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationConfig:
+    """How the device gets its operational profile when none is enabled: from the SM-DP+
+    an activation ``code`` names, or from the eUICC's default SM-DP+ address."""
+
+    code: ActivationCode | None = None
+    use_default_smdp: bool = False
+    confirmation_code: str | None = None
+
+
+_FQDN_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_MATCHING_ID = re.compile(r"[0-9A-Za-z-]{0,255}")
+_OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]{0,9})){1,31}")
+
+
+def parse_activation_code(text: str) -> ActivationCode:
+    """Check and split an activation code; ValueError names what is wrong."""
+    body = text[4:] if text[:4].upper() == "LPA:" else text
+    parts = body.split("$")
+    if parts[0] != "1":
+        raise ValueError("must start with LPA:1$ (activation code format 1)")
+    if not 3 <= len(parts) <= 5:
+        raise ValueError("must be LPA:1$<SM-DP+ address>$<matching id>"
+                         "[$<SM-DP+ OID>[$1]]")
+    address, matching_id = parts[1], parts[2]
+    host, _, port = address.partition(":")
+    labels = host.split(".")
+    if len(host) > 253 or len(labels) < 2 or \
+            not all(_FQDN_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"the SM-DP+ address {address!r} is not a host name")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"the SM-DP+ address {address!r} has a bad port")
+    if not _MATCHING_ID.fullmatch(matching_id):
+        raise ValueError("the matching id holds characters other than letters, digits "
+                         "and '-'")
+    oid = parts[3] if len(parts) > 3 and parts[3] else None
+    if oid is not None and not _OID.fullmatch(oid):
+        raise ValueError(f"the SM-DP+ OID {oid!r} is not an object identifier")
+    flag = parts[4] if len(parts) > 4 else ""
+    if flag not in ("", "1"):
+        raise ValueError("the confirmation code flag must be 1 or absent")
+    return ActivationCode(text=text, smdp_address=address, matching_id=matching_id,
+                          smdp_oid=oid, confirmation_required=flag == "1")
+
+
+@dataclass(frozen=True, slots=True)
 class FirmwareProfile:
     """One board's hardware profile."""
 
@@ -73,6 +133,7 @@ class FirmwareProfile:
     description: str = ""
     network_timeout: float = 60.0
     state_dir: str = "/var/lib/mps-agent"
+    activation: ActivationConfig | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,7 +206,11 @@ def parse_profile(raw: dict[str, Any], path: Path) -> FirmwareProfile:
     dialect = m.get("dialect", str, "quectel")
     if dialect not in DIALECTS:
         raise ProfileError(path, m.key("dialect"), f"must be one of {', '.join(DIALECTS)}")
-    modem = ModemConfig(port=m.get("port", str), dialect=dialect,
+    port = m.get("port", str)
+    if not (port.startswith("/") or re.match(r"(serial|socket)://.", port)):
+        raise ProfileError(path, m.key("port"), "must be a device path (/dev/ttyUSB2) or a "
+                           "serial:// or socket:// URL")
+    modem = ModemConfig(port=port, dialect=dialect,
                         command_timeout=m.positive("command_timeout", 5.0))
     m.no_unknown()
 
@@ -171,8 +236,10 @@ def parse_profile(raw: dict[str, Any], path: Path) -> FirmwareProfile:
         prefix=b.get("prefix", str, DEFAULT_PREFIX),
         register_timeout=b.positive("register_timeout", DEFAULT_REGISTER_TIMEOUT),
     )
-    if not re.match(r"mqtts?://", broker.url):
-        raise ProfileError(path, b.key("url"), "must start with mqtt:// or mqtts://")
+    try:
+        BrokerURL.parse(broker.url)
+    except ValueError as exc:
+        raise ProfileError(path, b.key("url"), str(exc)) from None
     b.no_unknown()
 
     d = top.table_of("device", required=False)
@@ -185,15 +252,58 @@ def parse_profile(raw: dict[str, Any], path: Path) -> FirmwareProfile:
     state_dir = d.get("state_dir", str, "/var/lib/mps-agent")
     d.no_unknown()
 
+    activation = _activation(top, path) if "activation" in raw else None
     description = top.get("description", str, "")
     top.no_unknown()
     return FirmwareProfile(
         name=name, path=path, modem=modem, card=card, broker=broker,
         capabilities=tuple(caps), description=description,
-        network_timeout=network_timeout, state_dir=state_dir,
+        network_timeout=network_timeout, state_dir=state_dir, activation=activation,
     )
+
+
+def _activation(top: _Reader, path: Path) -> ActivationConfig:
+    a = top.table_of("activation")
+    text = a.get("code", str, None)
+    use_default = a.get("use_default_smdp", bool, False)
+    confirmation = a.get("confirmation_code", str, None)
+    a.no_unknown()
+    code: ActivationCode | None = None
+    if text is not None:
+        try:
+            code = parse_activation_code(text)
+        except ValueError as exc:
+            raise ProfileError(path, a.key("code"), str(exc)) from None
+        if use_default:
+            raise ProfileError(path, a.key("use_default_smdp"),
+                               "give either code or use_default_smdp = true, not both")
+    elif not use_default:
+        raise ProfileError(path, a.key("code"),
+                           "is required unless use_default_smdp = true")
+    if confirmation is not None and not (confirmation and confirmation.isprintable()
+                                         and len(confirmation) <= 64):
+        raise ProfileError(path, a.key("confirmation_code"),
+                           "must be 1 to 64 printable characters")
+    if code is not None and code.confirmation_required and confirmation is None:
+        raise ProfileError(path, a.key("confirmation_code"),
+                           "is required: the activation code asks for one (its flag is 1)")
+    return ActivationConfig(code=code, use_default_smdp=use_default,
+                            confirmation_code=confirmation)
 
 
 def bundled_profiles() -> list[Path]:
     """The profiles shipped with the package."""
     return sorted(PROFILE_DIR.glob("*.toml"))
+
+
+def find_profile(name_or_path: str | Path) -> Path:
+    """A profile file: ``name_or_path`` itself when it is a path (has a ``/`` or ends in
+    ``.toml``), else the bundled profile of that name."""
+    text = str(name_or_path)
+    if "/" in text or text.endswith(".toml"):
+        return Path(text)
+    bundled = PROFILE_DIR / f"{text}.toml"
+    if not bundled.exists():
+        names = ", ".join(p.stem for p in bundled_profiles())
+        raise ProfileError(text, None, f"no such file, nor a bundled profile ({names})")
+    return bundled

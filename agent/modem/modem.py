@@ -150,7 +150,7 @@ class Modem:
         """The ICCID of the SIM's enabled profile, read the dialect's way."""
         d = self.dialect
         lines = self._ask(d.iccid_command, prefix=d.iccid_prefix,
-                          bare=d.iccid_prefix is None)
+                          bare=d.iccid_bare or d.iccid_prefix is None)
         line = self._one(d.iccid_command, lines, "ICCID")
         try:
             return d.parse_iccid(lines)

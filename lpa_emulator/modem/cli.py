@@ -1,4 +1,10 @@
-"""``mps-emu modem``: serve an emulated modem on a pseudo-terminal until SIGTERM/SIGINT."""
+"""``mps-emu modem``: serve emulated modems on pseudo-terminals until SIGTERM/SIGINT.
+
+One modem: ``--link PATH --state FILE``. Many from one process (a test rig):
+``--count N`` with ``{i}`` in ``--link``, ``--state`` and ``--card-state`` (0 .. N-1), or
+``--manifest FILE``, a TOML file of ``[[modem]]`` tables with ``link``, ``state`` and
+optionally ``card_state``, ``no_card`` and ``dialect``.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +12,58 @@ import argparse
 import signal
 import sys
 import threading
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from lpa_emulator.euicc import EuiccCard
 from lpa_emulator.modem.card import HostedCard
 from lpa_emulator.modem.dialects import DIALECTS
 from lpa_emulator.modem.emulator import ModemEmulator
 from lpa_emulator.modem.errors import EmulatorError
+from lpa_emulator.modem.server import PtyServer
 from lpa_emulator.modem.state import ModemState
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
+MAX_COUNT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModemSpec:
+    """One modem to serve: its link, its state file, its card (``None``: empty slot)."""
+
+    link: Path
+    state: Path
+    card_state: Path | None
+    dialect: str = "quectel"
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``modem`` subcommand to ``mps-emu``."""
     p = subparsers.add_parser(
-        "modem", help="an emulated LTE modem on a pseudo-terminal",
-        description="Serve an emulated LTE modem (AT commands) on a new pseudo-terminal, "
-                    "reachable through a stable symlink, until SIGTERM or SIGINT.")
-    p.add_argument("--link", type=Path, required=True,
+        "modem", help="emulated LTE modems on pseudo-terminals",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--link", type=str,
                    help="symlink to publish for the pty, e.g. /run/mps/modem1")
-    p.add_argument("--state", type=Path, required=True,
+    p.add_argument("--state", type=str,
                    help="modem state file (IMEI, model, addresses); created if missing")
     card = p.add_mutually_exclusive_group()
-    card.add_argument("--card-state", type=Path,
+    card.add_argument("--card-state", type=str,
                       help="eUICC state file of the hosted card "
                            "(default: <state stem>-euicc.json beside --state)")
     card.add_argument("--no-card", action="store_true", help="an empty SIM slot")
     p.add_argument("--dialect", choices=sorted(DIALECTS), default="quectel",
                    help="vendor dialect (default: quectel)")
+    many = p.add_mutually_exclusive_group()
+    many.add_argument("--count", type=int, metavar="N",
+                      help="serve N modems; {i} in the paths is replaced by 0 .. N-1")
+    many.add_argument("--manifest", type=Path, metavar="FILE",
+                      help="serve the modems a TOML file lists ([[modem]] tables)")
     p.add_argument("--urc-interval", type=float, metavar="SECONDS",
                    help="send +CEREG URCs at random intervals around this mean")
     p.add_argument("--seed", type=int, help="seed for the random URC timing")
@@ -53,16 +79,95 @@ def _open_card(path: Path) -> HostedCard:
     return EuiccCard.open(path)
 
 
+def _specs_from_args(args: argparse.Namespace) -> list[ModemSpec]:
+    if args.manifest is not None:
+        if args.link or args.state or args.card_state or args.no_card:
+            raise EmulatorError("--manifest lists the modems; leave out --link, --state "
+                                "and the card options")
+        return load_manifest(args.manifest)
+    if not args.link or not args.state:
+        raise EmulatorError("--link and --state are required (or --manifest)")
+    count = 1 if args.count is None else args.count
+    if args.count is not None:
+        if not 1 <= count <= MAX_COUNT:
+            raise EmulatorError(f"--count must be 1..{MAX_COUNT}")
+        for name, value in (("--link", args.link), ("--state", args.state),
+                            ("--card-state", args.card_state)):
+            if value is not None and "{i}" not in value:
+                raise EmulatorError(f"with --count, {name} needs {{i}} for the modem's "
+                                    f"number, e.g. /run/mps/modem{{i}}")
+    specs = []
+    for i in range(count):
+        state = Path(args.state.replace("{i}", str(i)))
+        card: Path | None = None
+        if not args.no_card:
+            card = Path(args.card_state.replace("{i}", str(i))) if args.card_state \
+                else default_card_state(state)
+        specs.append(ModemSpec(Path(args.link.replace("{i}", str(i))), state, card,
+                               args.dialect))
+    return specs
+
+
+def load_manifest(path: Path) -> list[ModemSpec]:
+    """The modems a manifest lists; errors name the entry and the key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise EmulatorError(f"{path}: {exc}") from exc
+    entries = raw.get("modem")
+    if not isinstance(entries, list) or not entries or set(raw) - {"modem"}:
+        raise EmulatorError(f"{path}: expected one or more [[modem]] tables and nothing else")
+    if len(entries) > MAX_COUNT:
+        raise EmulatorError(f"{path}: at most {MAX_COUNT} modems")
+    return [_manifest_entry(path, i, e) for i, e in enumerate(entries)]
+
+
+def _manifest_entry(path: Path, i: int, entry: Any) -> ModemSpec:
+    where = f"{path}: modem[{i}]"
+    if not isinstance(entry, dict):
+        raise EmulatorError(f"{where}: must be a table")
+    unknown = set(entry) - {"link", "state", "card_state", "no_card", "dialect"}
+    if unknown:
+        raise EmulatorError(f"{where}.{sorted(unknown)[0]}: is not a known setting")
+    for key in ("link", "state"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            raise EmulatorError(f"{where}.{key}: is required (a path)")
+    no_card = entry.get("no_card", False)
+    if not isinstance(no_card, bool):
+        raise EmulatorError(f"{where}.no_card: must be true or false")
+    card_state = entry.get("card_state")
+    if card_state is not None and (no_card or not isinstance(card_state, str)):
+        raise EmulatorError(f"{where}.card_state: a path, and not with no_card")
+    dialect = entry.get("dialect", "quectel")
+    if dialect not in DIALECTS:
+        raise EmulatorError(f"{where}.dialect: must be one of {', '.join(sorted(DIALECTS))}")
+    state = Path(entry["state"])
+    card = None if no_card else Path(card_state) if card_state else default_card_state(state)
+    return ModemSpec(Path(entry["link"]), state, card, dialect)
+
+
+def build_emulator(spec: ModemSpec, *, urc_interval: float | None = None,
+                   seed: int | None = None) -> ModemEmulator:
+    """The emulator a spec describes; a missing state file gets the dialect's identity."""
+    dialect = DIALECTS[spec.dialect]
+    state = ModemState.load_or_create(spec.state, identity=dialect.identity)
+    card = None if spec.card_state is None else _open_card(spec.card_state)
+    return ModemEmulator(state, card, dialect=dialect, urc_interval=urc_interval, seed=seed)
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until a signal; exit 0 on SIGTERM/SIGINT."""
     try:
         if args.urc_interval is not None and args.urc_interval <= 0:
             raise EmulatorError("--urc-interval must be positive")
-        state = ModemState.load_or_create(args.state)
-        card = None if args.no_card else _open_card(
-            args.card_state or default_card_state(args.state))
-        emulator = ModemEmulator(state, card, dialect=args.dialect,
-                                 urc_interval=args.urc_interval, seed=args.seed)
+        specs = _specs_from_args(args)
+        server = PtyServer()
+        emulators = []
+        for n, spec in enumerate(specs):
+            seed = None if args.seed is None else args.seed + n
+            emulator = build_emulator(spec, urc_interval=args.urc_interval, seed=seed)
+            server.add(emulator, spec.link)
+            emulators.append((spec, emulator))
     except (EmulatorError, ValueError, OSError) as exc:
         print(f"mps-emu modem: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -73,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
     def serve() -> None:
         try:
-            emulator.serve_pty(args.link, stop, ready=ready)
+            server.serve(stop, ready=ready)
         except BaseException as exc:
             failure.append(exc)
             ready.set()
@@ -89,15 +194,19 @@ def run(args: argparse.Namespace) -> int:
         while not ready.wait(0.1) and thread.is_alive():
             pass
         if not failure:
-            card_text = "no SIM" if card is None else "hosting an eUICC"
-            print(f"mps-emu modem: {state.manufacturer} {state.model} IMEI {state.imei} "
-                  f"({args.dialect}, {card_text}) serving on {args.link} -> "
-                  f"{emulator.pty_name}", flush=True)
+            for spec, emulator in emulators:
+                state = emulator.state
+                card_text = "no SIM" if emulator.card is None else "hosting an eUICC"
+                print(f"mps-emu modem: {state.manufacturer} {state.model} IMEI {state.imei} "
+                      f"({spec.dialect}, {card_text}) serving on {spec.link} -> "
+                      f"{emulator.pty_name}", flush=True)
+            if len(emulators) > 1:
+                print(f"mps-emu modem: {len(emulators)} modems ready", flush=True)
         while thread.is_alive():
             thread.join(0.1)
     finally:
         stop.set()
-        thread.join(2.0)
+        thread.join(5.0)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if failure:

@@ -182,26 +182,30 @@ def hex_arg(token: str, *, declared: int | None = None) -> bytes:
     return bytes.fromhex(text)
 
 
-def _args(cmd: AtCommand, lo: int, hi: int) -> list[str]:
+def expect_args(cmd: AtCommand, lo: int, hi: int) -> list[str]:
+    """The parameters of a set command, CME 50 unless there are ``lo`` to ``hi``."""
     args = split_args(cmd.arg)
     if not lo <= len(args) <= hi:
         raise CmeFailure(CME_BAD_PARAMS, f"{cmd.name} takes {lo}..{hi} parameters")
     return args
 
 
-def _only(cmd: AtCommand, *kinds: Kind) -> None:
+def only_forms(cmd: AtCommand, *kinds: Kind) -> None:
+    """Plain ERROR for a form (action, read, test, set) the command does not have."""
     if cmd.kind not in kinds:
         raise AtError(f"{cmd.name} has no {cmd.kind} form")
 
 
-def _card(emu: ModemEmulator) -> CardPort:
+def hosted_card(emu: ModemEmulator) -> CardPort:
+    """The SIM in the slot; CME 10 (SIM not inserted) when the slot is empty."""
     port = emu.card_port
     if port is None:
         raise CmeFailure(CME_NO_SIM)
     return port
 
 
-def _fault(exc: CardFault) -> CmeFailure:
+def sim_failure(exc: CardFault) -> CmeFailure:
+    """CME 13 (SIM failure) for a card that answered something unusable."""
     log.info("card access failed: %s", exc)
     return CmeFailure(CME_SIM_FAILURE, str(exc))
 
@@ -239,7 +243,7 @@ def h_accept(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
 
 def _value_command(get: Callable[[ModemEmulator], str]) -> Handler:
     def handler(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-        _only(cmd, "action", "test")
+        only_forms(cmd, "action", "test")
         return [] if cmd.kind == "test" else [get(emu)]
     return handler
 
@@ -262,7 +266,7 @@ h_revision = _value_command(_revision)
 
 
 def h_imei(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-    _only(cmd, "action", "test", "set")
+    only_forms(cmd, "action", "test", "set")
     if cmd.kind == "test":
         return []
     if cmd.kind == "set":
@@ -285,56 +289,56 @@ def h_cmee(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
 # --- SIM -----------------------------------------------------------------------------
 
 def h_cimi(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-    _only(cmd, "action", "test")
+    only_forms(cmd, "action", "test")
     if cmd.kind == "test":
         return []
     try:
-        return [_card(emu).read_imsi()]
+        return [hosted_card(emu).read_imsi()]
     except CardFault as exc:
-        raise _fault(exc) from exc
+        raise sim_failure(exc) from exc
 
 
 def h_qccid(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-    _only(cmd, "action", "test")
+    only_forms(cmd, "action", "test")
     if cmd.kind == "test":
         return []
     try:
-        iccid = _card(emu).read_iccid()
+        iccid = hosted_card(emu).read_iccid()
     except CardFault as exc:
-        raise _fault(exc) from exc
+        raise sim_failure(exc) from exc
     # Quectel prints the EF.ICCID nibbles as they are, filler F included.
     return [f"+QCCID: {iccid.ljust(20, 'F')}"]
 
 
 def h_cpin(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-    _only(cmd, "read", "test", "set")
+    only_forms(cmd, "read", "test", "set")
     if cmd.kind == "test":
         return []
-    _card(emu)
+    hosted_card(emu)
     if cmd.kind == "set":
         raise CmeFailure(CME_NOT_ALLOWED, "no PIN is required")
     return ["+CPIN: READY"]
 
 
 def h_csim(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-    _only(cmd, "set", "test")
+    only_forms(cmd, "set", "test")
     if cmd.kind == "test":
         return []
-    length, command = _args(cmd, 2, 2)
+    length, command = expect_args(cmd, 2, 2)
     apdu = hex_arg(command, declared=int_arg(length, 8, 2 * MAX_APDU))
     try:
-        resp = _card(emu).raw(apdu)
+        resp = hosted_card(emu).raw(apdu)
     except CardFault as exc:
-        raise _fault(exc) from exc
+        raise sim_failure(exc) from exc
     return [f'+CSIM: {2 * len(resp)},"{resp.hex().upper()}"']
 
 
 def h_crsm(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
     """Restricted SIM access: READ BINARY (176) of a transparent EF by file id."""
-    _only(cmd, "set", "test")
+    only_forms(cmd, "set", "test")
     if cmd.kind == "test":
         return []
-    args = _args(cmd, 1, 7)
+    args = expect_args(cmd, 1, 7)
     command = int_arg(args[0], 0, 255)
     if command != 176:
         raise CmeFailure(CME_NOT_SUPPORTED, f"AT+CRSM command {command}")
@@ -342,7 +346,7 @@ def h_crsm(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
         raise CmeFailure(CME_BAD_PARAMS, "READ BINARY needs fileid,P1,P2,P3")
     fid = int_arg(args[1], 0, 0xFFFF)
     p1, p2, p3 = (int_arg(a, 0, 255) for a in args[2:5])
-    port = _card(emu)
+    port = hosted_card(emu)
     try:
         if fid >> 8 == 0x6F:
             port.select_usim()
@@ -352,26 +356,26 @@ def h_crsm(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
         data = port.read_binary(p3, offset=(p1 << 8) | p2)
     except CardFault as exc:
         if exc.sw is None:
-            raise _fault(exc) from exc
+            raise sim_failure(exc) from exc
         # +CRSM reports the card's status word rather than failing.
         return [f"+CRSM: {exc.sw >> 8},{exc.sw & 0xFF}"]
     return [f'+CRSM: 144,0,"{data.hex().upper()}"']
 
 
 def h_ccho(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-    _only(cmd, "set", "test")
+    only_forms(cmd, "set", "test")
     if cmd.kind == "test":
         return []
-    (token,) = _args(cmd, 1, 1)
+    (token,) = expect_args(cmd, 1, 1)
     aid = hex_arg(token)
     if not 5 <= len(aid) <= 16:
         raise CmeFailure(CME_BAD_PARAMS, "an AID is 5 to 16 bytes")
-    port = _card(emu)
+    port = hosted_card(emu)
     try:
         channel = port.open_channel()
     except CardFault as exc:
         if exc.sw is None:
-            raise _fault(exc) from exc
+            raise sim_failure(exc) from exc
         raise CmeFailure(CME_NOT_ALLOWED, "no free logical channel") from exc
     try:
         port.select_aid(aid, channel=channel)
@@ -383,20 +387,20 @@ def h_ccho(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
         if exc.sw == SW_NOT_FOUND:
             raise CmeFailure(CME_NOT_FOUND, f"no application {aid.hex().upper()}") from exc
         if exc.sw is None:
-            raise _fault(exc) from exc
+            raise sim_failure(exc) from exc
         raise CmeFailure(CME_NOT_ALLOWED, str(exc)) from exc
     session = emu.new_session(channel)
     return [f"+CCHO: {session}" if emu.dialect.ccho_style == "prefixed" else str(session)]
 
 
 def h_cgla(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-    _only(cmd, "set", "test")
+    only_forms(cmd, "set", "test")
     if cmd.kind == "test":
         return []
-    session_tok, length, command = _args(cmd, 3, 3)
+    session_tok, length, command = expect_args(cmd, 3, 3)
     session = int_arg(session_tok, 0, 2**31 - 1)
     apdu = hex_arg(command, declared=int_arg(length, 8, 2 * MAX_APDU))
-    port = _card(emu)
+    port = hosted_card(emu)
     channel = emu.sessions.get(session)
     if channel is None:
         raise CmeFailure(CME_INVALID_INDEX, f"no session {session}")
@@ -405,24 +409,24 @@ def h_cgla(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
     try:
         resp = port.raw(apdu)
     except CardFault as exc:
-        raise _fault(exc) from exc
+        raise sim_failure(exc) from exc
     return [f'+CGLA: {2 * len(resp)},"{resp.hex().upper()}"']
 
 
 def h_cchc(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-    _only(cmd, "set", "test")
+    only_forms(cmd, "set", "test")
     if cmd.kind == "test":
         return []
-    (token,) = _args(cmd, 1, 1)
+    (token,) = expect_args(cmd, 1, 1)
     session = int_arg(token, 0, 2**31 - 1)
-    port = _card(emu)
+    port = hosted_card(emu)
     channel = emu.sessions.pop(session, None)
     if channel is None:
         raise CmeFailure(CME_INVALID_INDEX, f"no session {session}")
     try:
         port.close_channel(channel)
     except CardFault as exc:
-        raise _fault(exc) from exc
+        raise sim_failure(exc) from exc
     return []
 
 
@@ -442,7 +446,7 @@ def h_cereg(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
 def h_cgpaddr(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
     if cmd.kind == "test":
         return ["+CGPADDR: (1)"]
-    _only(cmd, "action", "set")
+    only_forms(cmd, "action", "set")
     if cmd.kind == "set":
         cids = [int_arg(a, 1, 16) for a in split_args(cmd.arg)]
         if any(c != 1 for c in cids):
@@ -462,7 +466,7 @@ def h_cfun(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
 
 
 def h_csq(emu: ModemEmulator, cmd: AtCommand) -> list[str]:
-    _only(cmd, "action", "test")
+    only_forms(cmd, "action", "test")
     if cmd.kind == "test":
         return ["+CSQ: (0-31,99),(0-7,99)"]
     return ["+CSQ: 24,99" if emu.registration_stat() in (1, 5) else "+CSQ: 99,99"]

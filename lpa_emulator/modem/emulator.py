@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import random
-import select
 import threading
 import time
-import tty
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +16,8 @@ from pathlib import Path
 from lpa_emulator.modem.card import CardPort, HostedCard
 from lpa_emulator.modem.commands import AtError, CmeFailure, parse_command_line
 from lpa_emulator.modem.dialects import DIALECTS, EmulatedDialect
-from lpa_emulator.modem.errors import EmulatorError, PtyError
+from lpa_emulator.modem.errors import EmulatorError
+from lpa_emulator.modem.server import PtyServer
 from lpa_emulator.modem.state import ModemState
 
 log = logging.getLogger(__name__)
@@ -103,7 +101,8 @@ class ModemEmulator:
         self._lock = threading.Lock()
         self._held: deque[str] = deque(maxlen=self.MAX_HELD_URCS)
         self._injected: deque[str] = deque()
-        self._wake_w: int | None = None
+        self.wake_fd: int | None = None
+        """Written to when a URC is injected, so the serving loop wakes up."""
 
     # --- state the handlers use --------------------------------------------------------
 
@@ -218,9 +217,10 @@ class ModemEmulator:
             raise ValueError("a URC is one line")
         with self._lock:
             (self._held if mid_command else self._injected).append(line)
-        if self._wake_w is not None and not mid_command:
+        wake = self.wake_fd
+        if wake is not None and not mid_command:
             with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self._wake_w, b"\0")
+                os.write(wake, b"\0")
 
     def execute(self, line: str) -> list[str]:
         """Run one command line; answer its information lines and the final result code."""
@@ -283,97 +283,9 @@ class ModemEmulator:
         """Serve on a new pty until ``stop`` is set, reachable through the symlink ``link``.
 
         The slave side is set raw at once and kept open here, so a client may close and
-        reopen the port. ``ready`` is set once the link is published.
+        reopen the port. ``ready`` is set once the link is published. To serve many
+        emulators from one thread use :class:`~lpa_emulator.modem.server.PtyServer`.
         """
-        link = Path(link)
-        master, slave = os.openpty()
-        wake_r = wake_w = -1
-        published: str | None = None
-        try:
-            # Raw before anyone can write: a cooked pty would echo the modem's own output.
-            tty.setraw(slave)
-            os.set_blocking(master, False)
-            name = os.ttyname(slave)
-            wake_r, wake_w = os.pipe()
-            os.set_blocking(wake_r, False)
-            os.set_blocking(wake_w, False)
-            self._publish(link, name)
-            published = name
-            self.pty_name = name
-            self._wake_w = wake_w
-            out = bytearray(self.boot())
-            log.info("modem %s %s serving on %s -> %s", self.state.manufacturer,
-                     self.state.model, link, name)
-            if ready is not None:
-                ready.set()
-            self._loop(master, wake_r, out, stop)
-        finally:
-            self._wake_w = None
-            self.pty_name = None
-            if published is not None:
-                self._unpublish(link, published)
-            for fd in (master, slave, wake_r, wake_w):
-                if fd >= 0:
-                    os.close(fd)
-
-    def _loop(self, master: int, wake_r: int, out: bytearray, stop: threading.Event) -> None:
-        dropped = 0
-        while not stop.is_set():
-            out += self.poll()
-            timer = self.next_timer()
-            # Bounded so that ``stop`` (a threading.Event) is noticed promptly.
-            timeout = 0.05 if timer is None else min(0.05, timer)
-            readable, writable, _ = select.select([master, wake_r], [master] if out else [],
-                                                  [], timeout)
-            if wake_r in readable:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(wake_r, 256)
-            if master in readable:
-                try:
-                    data = os.read(master, 4096)
-                except BlockingIOError:
-                    data = b""
-                except OSError as exc:
-                    if exc.errno != errno.EIO:
-                        raise
-                    data = b""
-                if data:
-                    out += self.feed(data)
-            if out and master in writable:
-                try:
-                    written = os.write(master, out)
-                    del out[:written]
-                except BlockingIOError:
-                    pass
-            if len(out) > self.MAX_OUTPUT:
-                # Nobody reads: lose the oldest output, as a modem's full UART buffer does.
-                excess = len(out) - self.MAX_OUTPUT
-                del out[:excess]
-                dropped += excess
-                if dropped == excess:
-                    log.warning("nobody reads the modem port; dropping output")
-
-    @staticmethod
-    def _publish(link: Path, target: str) -> None:
-        if link.is_symlink():
-            old = os.readlink(link)
-            if os.path.exists(old):
-                log.warning("replacing link %s -> %s, which still exists", link, old)
-        elif link.exists():
-            raise PtyError(f"{link} exists and is not a symlink; not replacing it")
-        try:
-            link.parent.mkdir(parents=True, exist_ok=True)
-            tmp = link.with_name(f".{link.name}.{os.getpid()}.{threading.get_ident()}")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            os.symlink(target, tmp)
-            os.replace(tmp, link)
-        except OSError as exc:
-            raise PtyError(f"cannot publish {link} -> {target}: {exc}") from exc
-
-    @staticmethod
-    def _unpublish(link: Path, target: str) -> None:
-        # Only remove the link if it is still ours (another emulator may have taken it over).
-        with contextlib.suppress(OSError):
-            if os.readlink(link) == target:
-                link.unlink()
+        server = PtyServer()
+        server.add(self, link)
+        server.serve(stop, ready=ready)

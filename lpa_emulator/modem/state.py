@@ -58,14 +58,19 @@ class ModemState:
             raise StateFileError(f"registration_delay must be 0..3600 s, got {delay!r}")
 
     @classmethod
-    def create(cls, rng: random.Random | None = None) -> ModemState:
-        """A fresh modem with a random Luhn-valid IMEI and a random private IPv4 address."""
+    def create(cls, rng: random.Random | None = None, *,
+               identity: tuple[str, str, str] | None = None) -> ModemState:
+        """A fresh modem with a random Luhn-valid IMEI and a random private IPv4 address;
+        ``identity`` is its manufacturer, model and revision (default: a Quectel EC25)."""
         rng = rng or random.Random()
+        manufacturer, model, revision = identity or (DEFAULT_MANUFACTURER, DEFAULT_MODEL,
+                                                     DEFAULT_REVISION)
         # TACs beginning 35 are allocated by BABT; the rest is random but stable per file.
         tac = "35" + "".join(rng.choice("0123456789") for _ in range(6))
         serial = "".join(rng.choice("0123456789") for _ in range(6))
         ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-        return cls(imei=make_imei(tac, serial), ip_addresses=(ip,), registration_delay=0.5)
+        return cls(imei=make_imei(tac, serial), manufacturer=manufacturer, model=model,
+                   revision=revision, ip_addresses=(ip,), registration_delay=0.5)
 
     # --- files -----------------------------------------------------------------------
 
@@ -82,11 +87,13 @@ class ModemState:
             raise StateFileError(str(exc), path=str(path)) from exc
 
     @classmethod
-    def load_or_create(cls, path: Path, *, rng: random.Random | None = None) -> ModemState:
-        """Load ``path``, or create a random modem and save it there if the file is missing."""
+    def load_or_create(cls, path: Path, *, rng: random.Random | None = None,
+                       identity: tuple[str, str, str] | None = None) -> ModemState:
+        """Load ``path``, or create a random modem (see :meth:`create`) and save it there
+        if the file is missing."""
         if path.exists():
             return cls.load(path)
-        state = cls.create(rng)
+        state = cls.create(rng, identity=identity)
         state.save(path)
         return state
 

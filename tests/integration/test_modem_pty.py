@@ -242,7 +242,8 @@ def tcp_modem(emulator: ModemEmulator) -> Iterator[int]:
     def serve() -> None:
         conn, _ = server.accept()
         conn.settimeout(0.02)
-        with conn:
+        # The client may hang up between a read and a write: that ends the session.
+        with conn, contextlib.suppress(BrokenPipeError, ConnectionResetError):
             conn.sendall(emulator.boot())
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_profiles import ProfileError, bundled_profiles, load_profile
+from firmware_profiles import DIALECTS, ProfileError, bundled_profiles, find_profile, load_profile
 
 GOOD = """
 name = "board-1"
@@ -59,3 +59,115 @@ def test_not_toml_and_missing(tmp_path: Path) -> None:
         load_profile(write(tmp_path, "name = "))
     with pytest.raises(ProfileError, match="no such file"):
         load_profile(tmp_path / "absent.toml")
+
+
+# --- the bundled profiles ----------------------------------------------------------------
+
+REAL_BOARDS = {"quectel-ec25": "quectel", "simcom-sim7600": "sim7600",
+               "simcom-sim7080": "sim7080", "ublox-sara-r5": "ublox",
+               "generic-27007": "generic"}
+
+
+def test_every_real_board_has_a_profile_in_its_dialect() -> None:
+    profiles = {p.name: p for p in map(load_profile, bundled_profiles())}
+    for name, dialect in REAL_BOARDS.items():
+        profile = profiles[name]
+        assert profile.modem.dialect == dialect
+        assert profile.activation is not None
+        assert profile.capabilities, name
+        assert profile.network_timeout >= 60, "a real modem can take minutes to attach"
+        assert profile.broker.url.startswith("mqtts://"), "real boards talk TLS"
+
+
+def test_profile_dialects_are_the_agents_and_the_emulators() -> None:
+    from agent.modem import DIALECTS as AGENT
+    from lpa_emulator.modem import DIALECTS as EMULATED
+
+    assert set(DIALECTS) == set(AGENT) == set(EMULATED)
+
+
+def test_find_profile_by_name_or_path(tmp_path: Path) -> None:
+    assert find_profile("quectel-ec25").name == "quectel-ec25.toml"
+    assert find_profile(tmp_path / "x.toml") == tmp_path / "x.toml"
+    assert find_profile("my.toml") == Path("my.toml")
+    with pytest.raises(ProfileError, match="bundled profile"):
+        find_profile("no-such-board")
+
+
+# --- activation ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("table", "code"), [
+    ('code = "LPA:1$smdp.example.com$04386-AGYFT-A74Y8-3F815"', "04386-AGYFT-A74Y8-3F815"),
+    ('code = "1$smdp.example.com:8443$ABC"', "ABC"),
+    ('code = "LPA:1$smdp.example.com$$1.3.6.1.4.1.31746"', ""),
+])
+def test_activation_codes(tmp_path: Path, table: str, code: str) -> None:
+    p = load_profile(write(tmp_path, GOOD + "[activation]\n" + table + "\n"))
+    assert p.activation is not None and p.activation.code is not None
+    assert p.activation.code.matching_id == code
+    assert p.activation.code.smdp_address.startswith("smdp.example.com")
+    assert not p.activation.use_default_smdp
+
+
+def test_activation_code_with_confirmation(tmp_path: Path) -> None:
+    p = load_profile(write(tmp_path, GOOD + '[activation]\ncode = "LPA:1$smdp.example.com$'
+                           'X1$1.2.3$1"\nconfirmation_code = "1234"\n'))
+    assert p.activation is not None and p.activation.code is not None
+    assert p.activation.code.confirmation_required
+    assert p.activation.code.smdp_oid == "1.2.3"
+    assert p.activation.confirmation_code == "1234"
+
+
+def test_default_smdp(tmp_path: Path) -> None:
+    p = load_profile(write(tmp_path, GOOD + "[activation]\nuse_default_smdp = true\n"))
+    assert p.activation is not None
+    assert p.activation.use_default_smdp and p.activation.code is None
+    assert load_profile(write(tmp_path, GOOD)).activation is None
+
+
+@pytest.mark.parametrize(("table", "key", "problem"), [
+    ('code = "LPA:2$smdp.example.com$X"', "activation.code", "LPA:1$"),
+    ('code = "LPA:1$smdp.example.com"', "activation.code", "matching id"),
+    ('code = "LPA:1$not a host$X"', "activation.code", "not a host name"),
+    ('code = "LPA:1$smdp.example.com:99999$X"', "activation.code", "bad port"),
+    ('code = "LPA:1$smdp.example.com$X Y"', "activation.code", "matching id"),
+    ('code = "LPA:1$smdp.example.com$X$banana"', "activation.code", "object identifier"),
+    ('code = "LPA:1$smdp.example.com$X$1.2$2"', "activation.code", "flag"),
+    ('code = "LPA:1$smdp.example.com$X$1.2$1"', "activation.confirmation_code",
+     "is required"),
+    ('code = "LPA:1$smdp.example.com$X"\nuse_default_smdp = true',
+     "activation.use_default_smdp", "not both"),
+    ("use_default_smdp = false", "activation.code", "is required unless"),
+    ('use_default_smdp = "yes"', "activation.use_default_smdp", "must be bool"),
+    ('use_default_smdp = true\nconfirmation_code = ""', "activation.confirmation_code",
+     "1 to 64"),
+    ("use_default_smdp = true\nretries = 3", "activation.retries", "not a known setting"),
+])
+def test_activation_errors(tmp_path: Path, table: str, key: str, problem: str) -> None:
+    path = write(tmp_path, GOOD + "[activation]\n" + table + "\n")
+    with pytest.raises(ProfileError) as err:
+        load_profile(path)
+    assert (err.value.key, str(path)) == (key, err.value.path)
+    assert problem in err.value.problem
+
+
+@pytest.mark.parametrize(("change", "key", "problem"), [
+    (('port = "/dev/ttyUSB2"', 'port = "ttyUSB2"'), "modem.port", "device path"),
+    (('port = "/dev/ttyUSB2"', 'port = "usb://1"'), "modem.port", "serial://"),
+    (("[device]", '[broker]\nurl = "mqtt://h?colour=red"\n[device]'), "broker.url",
+     "unknown options"),
+    (("[device]", '[broker]\nurl = "http://h"\n[device]'), "broker.url", "mqtt://"),
+    (("[modem]", '[modem]\ndialect = "huawei"'), "modem.dialect", "sim7080"),
+])
+def test_more_errors_name_the_key(tmp_path: Path, change: tuple[str, str], key: str,
+                                  problem: str) -> None:
+    with pytest.raises(ProfileError) as err:
+        load_profile(write(tmp_path, GOOD.replace(*change)))
+    assert err.value.key == key
+    assert problem in err.value.problem
+
+
+def test_urls_for_the_modem_port(tmp_path: Path) -> None:
+    for port in ("serial:///dev/serial0?baud=115200", "socket://127.0.0.1:7000"):
+        p = load_profile(write(tmp_path, GOOD.replace("/dev/ttyUSB2", port)))
+        assert p.modem.port == port
