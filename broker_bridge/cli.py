@@ -1,22 +1,40 @@
 """``mps-bridge``: run the registry and administer its data.
 
     mps-bridge serve --db registry.db --broker mqtt://127.0.0.1:1883 [--prefix mps/v1]
-                     [--group mps-bridge] [--client-id ID] [--log-level info]
+                     [--group mps-bridge] [--client-id ID] [--consent-ttl 900]
     mps-bridge operator import FILE --db registry.db [--json]
+    mps-bridge operator add-contract --contract C-1 --holder "Paul" [--msisdn +49...]...
+    mps-bridge operator add-number|port-in --msisdn +49... --contract C-1
+    mps-bridge operator remove-number --msisdn +49...
+    mps-bridge operator add-subscription --iccid 89... --imsi 262... --contract C-1
+                                         [--msisdn +49...]
+    mps-bridge operator remove-subscription --iccid 89...
+    mps-bridge operator port-out --msisdn +49... --operator OTHER
+    mps-bridge operator add-operator --id OTHER --name "Other" --registry mqtts://...
+                                     [--prefix mps/v1] [--number-prefix +49160]...
+    mps-bridge operator show --contract C-1
+    mps-bridge apps add APP --name NAME --trust partner|verified|unverified
+                        [--purpose P]... [--standing-consent | --no-standing-consent]
+    mps-bridge apps list | set-trust APP TRUST [--standing-consent ...] | remove APP
+    mps-bridge audit [--contract C-1] [--app APP] [--after ID] [--limit N]
 
-Options may also come from the environment (``MPS_DB``, ``MPS_BROKER``, ...) or a TOML
-file's ``[bridge]`` table (``--config``/``MPS_CONFIG``). Exit status: 0 success, 1 failure,
-2 usage.
+Every command but ``serve`` takes ``--db`` and ``--json``. Changes made on the database
+reach paired apps through a running bridge, which publishes what it finds unpublished
+(within a few seconds). Options may also come from the environment (``MPS_DB``,
+``MPS_BROKER``, ...) or a TOML file's ``[bridge]`` table (``--config``/``MPS_CONFIG``).
+Exit status: 0 success, 1 failure or not found, 2 usage (including invalid identifiers).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from broker_bridge._cli import (
     EXIT_OK,
@@ -27,20 +45,50 @@ from broker_bridge._cli import (
     setup_logging,
     table,
 )
-from broker_bridge.config import Settings
+from broker_bridge.config import Settings, positive_float
 from broker_bridge.errors import BrokerError, ConfigError, OperatorDataError, StoreError
-from broker_bridge.model import Change
-from broker_bridge.operator import KINDS, ImportReport, import_operator_file
+from broker_bridge.model import App, AuditEntry, Change, OtherOperator, TrustLevel
+from broker_bridge.operator import (
+    KINDS,
+    ImportReport,
+    import_operator_file,
+    parse_operator_data,
+)
+from broker_bridge.registry import DEFAULT_CONSENT_TTL, Registry
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore, Store, store_for
+from mps_wire.errors import ValidationError
+from mps_wire.messages import OperatorOp, parse_operator_request
 from mps_wire.mqtt import BrokerURL
-from mps_wire.topics import DEFAULT_PREFIX, DEFAULT_SHARE_GROUP, Topics
+from mps_wire.topics import DEFAULT_PREFIX, DEFAULT_SHARE_GROUP, Topics, check_level
 
 PROG = "mps-bridge"
+
+# operator subcommand -> the options it takes (besides --db/--json)
+_OPERATOR_OPTIONS: dict[OperatorOp, tuple[str, ...]] = {
+    OperatorOp.ADD_CONTRACT: ("contract", "holder", "msisdns"),
+    OperatorOp.ADD_NUMBER: ("msisdn", "contract"),
+    OperatorOp.PORT_IN: ("msisdn", "contract"),
+    OperatorOp.REMOVE_NUMBER: ("msisdn",),
+    OperatorOp.ADD_SUBSCRIPTION: ("iccid", "imsi", "contract", "msisdn?"),
+    OperatorOp.REMOVE_SUBSCRIPTION: ("iccid",),
+    OperatorOp.PORT_OUT: ("msisdn", "operator"),
+}
+
+_OPTION_HELP = {
+    "contract": "contract id", "holder": "the contract holder's name",
+    "msisdns": "a number of the contract (E.164), repeatable", "msisdn": "number (E.164)",
+    "iccid": "ICCID of the SIM profile", "imsi": "IMSI of the SIM profile",
+    "operator": "id of the operator the number moved to",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_options()
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", help="database file, created if missing ($MPS_DB)")
+    db.add_argument("--json", action="store_true", help="print the result as JSON")
+
     parser = argparse.ArgumentParser(prog=PROG, description="The operator's pairing registry.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -53,17 +101,73 @@ def build_parser() -> argparse.ArgumentParser:
                                        f"{DEFAULT_SHARE_GROUP})")
     serve.add_argument("--client-id", help="fixed MQTT client id: keeps a persistent session "
                                            "so requests queue while the bridge is down")
+    serve.add_argument("--consent-ttl", help="seconds a consent prompt stays open "
+                                             f"(default {DEFAULT_CONSENT_TTL:g})")
 
     operator = commands.add_parser("operator", help="operator data")
     operator_commands = operator.add_subparsers(dest="operator_command", required=True,
                                                 metavar="COMMAND")
     imp = operator_commands.add_parser(
-        "import", parents=[common],
-        help="import contracts, subscriptions and apps from a TOML or JSON file")
+        "import", parents=[common, db],
+        help="import contracts, subscriptions, apps and number routing from TOML or JSON")
     imp.add_argument("file", metavar="FILE")
-    imp.add_argument("--db", help="database file, created if missing ($MPS_DB)")
-    imp.add_argument("--json", action="store_true", help="print the result as JSON")
+    for op, options in _OPERATOR_OPTIONS.items():
+        sub = operator_commands.add_parser(op.value, parents=[common, db],
+                                           help=f"{op.value.replace('-', ' ')}")
+        for option in options:
+            name = option.rstrip("?")
+            if name == "msisdns":
+                sub.add_argument("--msisdn", dest="msisdns", action="append", default=[],
+                                 help=_OPTION_HELP[name])
+            else:
+                sub.add_argument(f"--{name}", required=not option.endswith("?"),
+                                 help=_OPTION_HELP[name])
+    other = operator_commands.add_parser("add-operator", parents=[common, db],
+                                         help="add or update another operator for number "
+                                              "routing")
+    other.add_argument("--id", required=True, help="the operator's id")
+    other.add_argument("--name", required=True, help="its name")
+    other.add_argument("--registry", required=True, help="its registry's broker URL")
+    other.add_argument("--prefix", default=DEFAULT_PREFIX, help="its registry's topic prefix")
+    other.add_argument("--number-prefix", dest="number_prefixes", action="append", default=[],
+                       help="an E.164 prefix of its numbers, repeatable")
+    show = operator_commands.add_parser("show", parents=[common, db],
+                                        help="a contract's numbers, subscriptions, devices "
+                                             "and pairings")
+    show.add_argument("--contract", required=True, help="contract id")
+
+    apps = commands.add_parser("apps", help="the apps the operator knows")
+    app_commands = apps.add_subparsers(dest="apps_command", required=True, metavar="COMMAND")
+    add = app_commands.add_parser("add", parents=[common, db],
+                                  help="register an app (or update one)")
+    add.add_argument("app", metavar="APP")
+    add.add_argument("--name", required=True)
+    add.add_argument("--trust", required=True, choices=[t.value for t in TrustLevel])
+    add.add_argument("--purpose", dest="purposes", action="append", default=[],
+                     help="a purpose it may pair for, repeatable")
+    _standing_option(add)
+    app_commands.add_parser("list", parents=[common, db], help="list the apps")
+    trust = app_commands.add_parser("set-trust", parents=[common, db],
+                                    help="change an app's trust level")
+    trust.add_argument("app", metavar="APP")
+    trust.add_argument("trust", metavar="TRUST", choices=[t.value for t in TrustLevel])
+    _standing_option(trust)
+    remove = app_commands.add_parser("remove", parents=[common, db],
+                                     help="unregister an app; its pairings end")
+    remove.add_argument("app", metavar="APP")
+
+    audit = commands.add_parser("audit", parents=[common, db], help="show the audit log")
+    audit.add_argument("--contract", help="only entries about this contract")
+    audit.add_argument("--app", help="only entries about this app")
+    audit.add_argument("--after", type=int, default=0, help="only entries after this id")
+    audit.add_argument("--limit", type=int, help="at most this many entries")
     return parser
+
+
+def _standing_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--standing-consent", action=argparse.BooleanOptionalAction,
+                        default=None, help="partner apps only: pair without asking the user "
+                                           "(default for partners: yes)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,11 +180,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(settings.text("log_level", "warning") or "warning")
         if args.command == "serve":
             return _serve(settings)
-        return _import(settings, args.file, as_json=args.json)
+        as_json = bool(args.json)
+        if args.command == "operator" and args.operator_command == "import":
+            return _import(settings, args.file, as_json=as_json)
+        command = _dispatch(args)
+        store = _open_store(settings.require("db"))
+        try:
+            return command(Registry(store), as_json)
+        finally:
+            store.close()
     except (ConfigError, ValueError) as exc:
         return fail(PROG, str(exc), EXIT_USAGE)
     except (StoreError, BrokerError) as exc:
         return fail(PROG, str(exc))
+
+
+def _dispatch(args: argparse.Namespace) -> Callable[[Registry, bool], int]:
+    if args.command == "operator":
+        if args.operator_command == "add-operator":
+            return lambda registry, as_json: _add_operator(registry, args, as_json)
+        if args.operator_command == "show":
+            return lambda registry, as_json: _show(registry, args.contract, as_json)
+        return lambda registry, as_json: _operator_change(registry, args, as_json)
+    if args.command == "apps":
+        return lambda registry, as_json: _apps(registry, args, as_json)
+    return lambda registry, as_json: _audit(registry, args, as_json)
 
 
 def _open_store(db: str) -> Store:
@@ -97,9 +221,11 @@ def _serve(settings: Settings) -> int:
     topics = Topics(settings.text("prefix") or DEFAULT_PREFIX)
     group = settings.text("group") or DEFAULT_SHARE_GROUP
     client_id = settings.text("client_id")
+    consent_ttl = settings.get("consent_ttl", DEFAULT_CONSENT_TTL, positive_float)
     store = _open_store(db)
     try:
-        bridge = Bridge(store, broker, topics=topics, group=group, client_id=client_id)
+        bridge = Bridge(store, broker, topics=topics, group=group, client_id=client_id,
+                        consent_ttl=consent_ttl)
 
         def ready() -> None:
             # One line on stdout, for scripts waiting until the bridge is subscribed.
@@ -149,6 +275,186 @@ def _describe(report: ImportReport) -> str:
     rows = [[kind, *(str(len(report.changes[kind][c])) for c in Change)] for kind in KINDS]
     lines += ["", table(["", *(c.value for c in Change)], rows)]
     return "\n".join(lines).lstrip("\n")
+
+
+# --- operator data changes ---------------------------------------------------------------
+
+def _operator_change(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
+    op = OperatorOp(args.operator_command)
+    msg: dict[str, Any] = {"op": op.value}
+    for option in _OPERATOR_OPTIONS[op]:
+        name = option.rstrip("?")
+        value = getattr(args, name)
+        if value is not None:
+            msg[name] = value
+    try:
+        request = parse_operator_request(msg)
+    except ValidationError as exc:
+        return fail(PROG, f"--{(exc.field or 'value').rstrip('s')}: {exc.message}", EXIT_USAGE)
+    outcome = registry.operator_request("cli", request)
+    reply = outcome.reply
+    if as_json:
+        print(json.dumps(reply.to_wire(), indent=2))
+    if not reply.is_ok:
+        return fail(PROG, reply.message or reply.status.value)
+    if not as_json:
+        body = reply.body
+        what = " ".join(f"{k}={body[k]}" for k in ("contract", "msisdn", "iccid", "operator")
+                        if body.get(k) is not None)
+        events = len(outcome.effects.events)
+        print(f"{body.get('change', 'done')}: {op.value} {what}"
+              + (f" ({events} events for paired apps)" if events else ""))
+    return EXIT_OK
+
+
+def _add_operator(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
+    try:
+        check_level(args.id, "operator id")
+        BrokerURL.parse(args.registry)
+        Topics(args.prefix)
+        for prefix in args.number_prefixes:
+            if not (prefix.startswith("+") and prefix[1:].isdigit() and len(prefix) <= 16):
+                raise ValueError(f"number prefix {prefix!r} must be + and up to 15 digits")
+    except ValueError as exc:
+        return fail(PROG, str(exc), EXIT_USAGE)
+    other = OtherOperator(args.id, args.name, args.registry, args.prefix,
+                          tuple(args.number_prefixes))
+    change = registry.put_operator(other)
+    registry.store.append_audit("operator:cli", "operator:add-operator", change.value,
+                                subject=other.id, detail={"registry": other.registry,
+                                                          "prefixes": list(other.number_prefixes)})
+    if as_json:
+        print(json.dumps({"operator": other.id, "change": change.value}))
+    else:
+        print(f"{change.value}: operator {other.id}")
+    return EXIT_OK
+
+
+def _show(registry: Registry, contract_id: str, as_json: bool) -> int:
+    store = registry.store
+    contract = store.contract(contract_id)
+    if contract is None:
+        return fail(PROG, f"no contract {contract_id}")
+    subs = store.subscriptions_of_contract(contract_id)
+    devices = store.devices_of_contract(contract_id)
+    pairings = store.pairings(contract_id=contract_id)
+    if as_json:
+        print(json.dumps({
+            "contract": contract.id, "holder": contract.holder,
+            "msisdns": store.numbers_of_contract(contract_id),
+            "subscriptions": [{"iccid": s.iccid, "imsi": s.imsi, "msisdn": s.msisdn}
+                              for s in subs],
+            "devices": [{"eid": d.eid, "imei": d.imei, "iccid": d.iccid, "ip": list(d.ip)}
+                        for d in devices],
+            "pairings": [{"pairing": p.id, "app": p.app_id, "state": p.state.value,
+                          "purpose": p.purpose} for p in pairings],
+        }, indent=2))
+        return EXIT_OK
+    lines = [f"contract {contract.id} of {contract.holder}",
+             f"numbers: {', '.join(store.numbers_of_contract(contract_id)) or '-'}", "",
+             table(["ICCID", "IMSI", "MSISDN"], [[s.iccid, s.imsi or "-", s.msisdn or "-"]
+                                                 for s in subs])]
+    if devices:
+        lines += ["", table(["EID", "IMEI", "ICCID", "IP"],
+                            [[d.eid, d.imei, d.iccid, ", ".join(d.ip) or "-"]
+                             for d in devices])]
+    if pairings:
+        lines += ["", table(["PAIRING", "APP", "STATE", "PURPOSE"],
+                            [[p.id, p.app_id, p.state.value, p.purpose] for p in pairings])]
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+# --- apps ----------------------------------------------------------------------------------
+
+def _apps(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
+    store = registry.store
+    if args.apps_command == "list":
+        apps = store.apps()
+        if as_json:
+            print(json.dumps([_app_json(a) for a in apps], indent=2))
+        else:
+            print(table(["APP", "NAME", "TRUST", "STANDING", "PURPOSES"],
+                        [[a.id, a.name, a.trust.value, "yes" if a.standing_consent else "no",
+                          ", ".join(a.purposes) or "-"] for a in apps]))
+        return EXIT_OK
+    if args.apps_command == "remove":
+        removed, effects = registry.remove_app(args.app)
+        if not removed:
+            return fail(PROG, f"no app {args.app}")
+        if as_json:
+            print(json.dumps({"app": args.app, "change": "removed",
+                              "pairings_ended": len(effects.events)}))
+        else:
+            print(f"removed: app {args.app} ({len(effects.events)} pairings ended)")
+        return EXIT_OK
+    if args.apps_command == "add":
+        check_level(args.app, "app id")
+        # The operator file's checks, so both ways of registering apps agree.
+        entry: dict[str, Any] = {"id": args.app, "name": args.name, "trust": args.trust,
+                                 "purposes": args.purposes}
+        if args.standing_consent is not None:
+            entry["standing_consent"] = args.standing_consent
+        try:
+            app = parse_operator_data({"apps": [entry]}, "arguments").apps[0]
+        except OperatorDataError as exc:
+            return fail(PROG, "; ".join(str(p) for p in exc.problems), EXIT_USAGE)
+    else:  # set-trust
+        current = store.app(args.app)
+        if current is None:
+            return fail(PROG, f"no app {args.app}")
+        level = TrustLevel(args.trust)
+        standing = (args.standing_consent if args.standing_consent is not None
+                    else level is TrustLevel.PARTNER and (current.standing_consent
+                                                         or current.trust is not level))
+        if standing and level is not TrustLevel.PARTNER:
+            return fail(PROG, "only partner apps may hold standing consent", EXIT_USAGE)
+        app = App(current.id, current.name, level, current.purposes, standing)
+    change, effects = registry.put_app(app)
+    ended = sum(1 for e in effects.events if e.kind.value == "pairing-ended")
+    if as_json:
+        print(json.dumps({**_app_json(app), "change": change.value, "pairings_ended": ended}))
+    else:
+        print(f"{change.value}: app {app.id} ({app.trust.value}"
+              f"{', standing consent' if app.standing_consent else ''})"
+              + (f"; {ended} pairings ended" if ended else ""))
+    return EXIT_OK
+
+
+def _app_json(app: App) -> dict[str, Any]:
+    return {"app": app.id, "name": app.name, "trust": app.trust.value,
+            "purposes": list(app.purposes), "standing_consent": app.standing_consent}
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+def _audit(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
+    if args.limit is not None and args.limit < 1:
+        return fail(PROG, "--limit must be at least 1", EXIT_USAGE)
+    entries = registry.store.audit(contract_id=args.contract, app_id=args.app,
+                                   after=args.after, limit=args.limit)
+    if as_json:
+        print(json.dumps([_audit_json(e) for e in entries], indent=2))
+        return EXIT_OK
+    if not entries:
+        print("no audit entries")
+        return EXIT_OK
+    print(table(["ID", "TIME (UTC)", "ACTOR", "ACTION", "OUTCOME", "CONTRACT", "APP",
+                 "SUBJECT"],
+                [[str(e.id), _time(e.at), e.actor, e.action, e.outcome, e.contract_id or "-",
+                  e.app_id or "-", e.subject or "-"] for e in entries]))
+    return EXIT_OK
+
+
+def _audit_json(entry: AuditEntry) -> dict[str, Any]:
+    return {"id": entry.id, "at": entry.at, "actor": entry.actor, "action": entry.action,
+            "outcome": entry.outcome, "contract": entry.contract_id, "app": entry.app_id,
+            "subject": entry.subject, "detail": entry.detail}
+
+
+def _time(ms: int) -> str:
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 if __name__ == "__main__":

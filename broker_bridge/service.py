@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +101,9 @@ class Bridge:
     long a consent prompt stays open; every ``sweep_interval`` seconds the bridge expires
     prompts and publishes what is still unpublished after ``relay_grace`` seconds.
     """
+
+    #: How long :meth:`stop` waits for the broker to confirm publications in flight.
+    DRAIN_SECONDS = 1.0
 
     def __init__(self, store: Store, broker: BrokerURL, *, topics: Topics | None = None,
                  group: str = DEFAULT_SHARE_GROUP, client_id: str | None = None,
@@ -231,6 +235,14 @@ class Bridge:
         if housekeeper is not None:
             housekeeper.join()
         if client is not None:
+            # Give the broker a moment to confirm what is in flight, so that it need not
+            # be published again by whoever runs next.
+            deadline = time.monotonic() + self.DRAIN_SECONDS
+            while time.monotonic() < deadline:
+                with self._pub_lock:
+                    if not self._inflight:
+                        break
+                time.sleep(0.01)
             disconnect(client)
             try:
                 self._flush_acks()

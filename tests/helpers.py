@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterable
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
@@ -15,12 +18,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from broker_bridge._mqtt import set_nodelay
-from broker_bridge.model import Contract, Subscription
+from broker_bridge.model import App, Contract, Subscription, TrustLevel
+from broker_bridge.service import Bridge
 from broker_bridge.storage.base import Store
+from broker_bridge.storage.sql import SqlStore
 from mps_wire import codec
 from mps_wire.identifiers import make_eid, make_iccid, make_imei
 from mps_wire.messages import DeviceInfo, ModelInfo
 from mps_wire.mqtt import BrokerURL, connect, disconnect, new_client, new_properties
+from mps_wire.topics import Topics
 
 
 def iccid_for(sub: int) -> str:
@@ -149,3 +155,66 @@ class MqttProbe:
         assert got.correlation == corr, f"unexpected message first: {got}"
         assert got.topic == response_topic
         return got.decoded()
+
+
+# --- the registry's story: Paul, his devices and the apps ------------------------------
+
+PAUL = "C-PAUL"
+PAUL_MSISDN = "+4915112345678"
+LENA = "C-LENA"
+LENA_MSISDN = "+4917098765432"
+
+
+def paul_and_apps(store: Store, *, devices: int = 4) -> list[DeviceInfo]:
+    """Paul's contract with subscriptions 1-6 and ``devices`` registered devices (1..n),
+    Lena's contract with subscription 9, and one app of each kind:
+
+    ``health`` verified (health-monitoring), ``care`` partner with standing consent,
+    ``coach`` partner without it, ``tracker`` unverified.
+    """
+    add_contract(store, PAUL, subs=range(1, 7), msisdns=[PAUL_MSISDN], holder="Paul Becker")
+    add_contract(store, LENA, subs=[9], msisdns=[LENA_MSISDN], holder="Lena Vogel")
+    for app in (
+        App("health", "Health Monitor", TrustLevel.VERIFIED, ("health-monitoring",)),
+        App("care", "Operator care", TrustLevel.PARTNER, ("support",), standing_consent=True),
+        App("coach", "Coach", TrustLevel.PARTNER, ("fitness",)),
+        App("tracker", "Tracker", TrustLevel.UNVERIFIED, ("fitness",)),
+    ):
+        store.upsert_app(app)
+    infos = [make_device(n) for n in range(1, devices + 1)]
+    for info in infos:
+        store.register_device(info)
+    return infos
+
+
+def random_topics() -> Topics:
+    """A prefix of its own per test, so tests sharing the broker never see each other."""
+    return Topics(f"t-{uuid.uuid4().hex[:10]}/mps/v1")
+
+
+@contextmanager
+def running_bridge(store: Store, broker: str, topics: Topics, **options: Any
+                   ) -> Iterator[Bridge]:
+    """A bridge with quick housekeeping, for tests: prompts expire and late events are
+    published again within a second."""
+    settings: dict[str, Any] = {"sweep_interval": 0.05, "relay_grace": 0.3, **options}
+    with Bridge(store, BrokerURL.parse(broker), topics=topics, **settings) as bridge:
+        yield bridge
+
+
+def table_state(store: Store) -> dict[str, Any]:
+    """Everything of the registry's state but the audit log, for "nothing changed" checks."""
+    tables = ("contracts", "numbers", "subscriptions", "devices", "apps", "pairings",
+              "app_streams", "app_events", "ported_numbers", "operators")
+    assert isinstance(store, SqlStore)
+    return {t: sorted(map(repr, store._read(f"SELECT * FROM {t}"))) for t in tables}
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -163,7 +163,7 @@ def test_the_devices_command_table_and_environment(bridge: Bridge, mosquitto: Mo
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "+4917000000004: contract C-2, 1 device"
-    assert lines[1].split() == ["EID", "IMEI", "ICCID", "IP", "CAPABILITIES", "MODEL"]
+    assert lines[1].split() == ["DEVICE", "IMEI", "ICCID", "IP", "CAPABILITIES", "MODEL"]
     assert lines[2].split()[:3] == [make_device(4).eid, make_device(4).imei, iccid_for(4)]
 
     missing = _mps_app("devices", "--msisdn", "+4915199999999", "--config", str(config),
