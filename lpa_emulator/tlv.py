@@ -12,7 +12,7 @@ nesting deeper than ``max_depth`` all raise :class:`TlvError`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 __all__ = [
     "MAX_DEPTH",
@@ -20,9 +20,18 @@ __all__ = [
     "Tlv",
     "TlvError",
     "decode",
+    "decode_bits",
+    "decode_bool",
+    "decode_int",
     "decode_one",
+    "decode_tag_list",
+    "decode_utf8",
     "encode",
+    "encode_bits",
+    "encode_bool",
+    "encode_int",
     "iter_decode",
+    "tag_bytes",
 ]
 
 MAX_DEPTH = 16
@@ -233,3 +242,102 @@ def decode_one(data: Buffer, *, max_depth: int = MAX_DEPTH) -> Tlv:
     if end != len(view):
         raise TlvError(f"{len(view) - end} trailing bytes after tag {item.tag:X}", offset=end)
     return item
+
+
+# --- DER contents of universal types (the value part only; the caller picks the tag) --------
+
+def tag_bytes(tag: int) -> bytes:
+    """The encoded form of ``tag`` (as a tag list such as GetEuiccData's ``5C`` carries it)."""
+    return _tag_bytes(tag)
+
+
+def decode_tag_list(data: Buffer) -> list[int]:
+    """The tags concatenated in a tag list (``5C``): ``5A 9F70 4F`` -> [0x5A, 0x9F70, 0x4F]."""
+    view = memoryview(bytes(data))
+    tags: list[int] = []
+    pos = 0
+    while pos < len(view):
+        tag, pos, _constructed = _read_tag(view, pos)
+        tags.append(tag)
+    return tags
+
+
+def encode_int(value: int) -> bytes:
+    """An INTEGER's content: two's complement in the fewest bytes (DER)."""
+    length = max(1, (value + (value < 0)).bit_length() // 8 + 1)
+    return value.to_bytes(length, "big", signed=True)
+
+
+def decode_int(data: Buffer, *, min_value: int | None = None,
+               max_value: int | None = None) -> int:
+    """Inverse of :func:`encode_int`; refuses empty, non-minimal or out-of-range content."""
+    raw = bytes(data)
+    if not raw:
+        raise TlvError("INTEGER with no content")
+    if len(raw) > 1 and ((raw[0] == 0x00 and raw[1] < 0x80) or
+                         (raw[0] == 0xFF and raw[1] >= 0x80)):
+        raise TlvError(f"INTEGER {raw.hex()} is not in its shortest form")
+    if len(raw) > 8:
+        raise TlvError(f"INTEGER of {len(raw)} bytes is too large")
+    value = int.from_bytes(raw, "big", signed=True)
+    if (min_value is not None and value < min_value) or (
+            max_value is not None and value > max_value):
+        raise TlvError(f"INTEGER {value} is out of range")
+    return value
+
+
+def encode_bool(value: bool) -> bytes:
+    """A BOOLEAN's content: ``FF`` or ``00`` (DER)."""
+    return b"\xff" if value else b"\x00"
+
+
+def decode_bool(data: Buffer) -> bool:
+    """Inverse of :func:`encode_bool`; DER allows only ``00`` and ``FF``."""
+    raw = bytes(data)
+    if raw not in (b"\x00", b"\xff"):
+        raise TlvError(f"BOOLEAN content {raw.hex() or 'empty'} is not 00 or FF")
+    return raw == b"\xff"
+
+
+def encode_bits(bits: Iterable[int]) -> bytes:
+    """A named-bit BIT STRING's content: the unused-bit count, then the bits with bit 0 as the
+    first (most significant) bit; trailing zero bits are dropped as DER requires."""
+    chosen = sorted(set(bits))
+    if not chosen:
+        return b"\x00"
+    if chosen[0] < 0:
+        raise TlvError(f"bit {chosen[0]} is negative")
+    size = chosen[-1] + 1
+    raw = bytearray((size + 7) // 8)
+    for bit in chosen:
+        raw[bit // 8] |= 0x80 >> (bit % 8)
+    return bytes([len(raw) * 8 - size]) + bytes(raw)
+
+
+def decode_bits(data: Buffer) -> frozenset[int]:
+    """The numbers of the bits set in a BIT STRING's content.
+
+    The unused bits must be zero (DER); a trailing zero bit is tolerated because some
+    encoders keep the declared size of a named-bit list.
+    """
+    raw = bytes(data)
+    if not raw:
+        raise TlvError("BIT STRING with no content")
+    unused = raw[0]
+    if unused > 7 or (unused and len(raw) == 1):
+        raise TlvError(f"BIT STRING with {unused} unused bits")
+    if len(raw) > 1 and raw[-1] & ((1 << unused) - 1):
+        raise TlvError("BIT STRING has its unused bits set")
+    return frozenset(i * 8 + j for i, b in enumerate(raw[1:]) for j in range(8)
+                     if b & (0x80 >> j))
+
+
+def decode_utf8(data: Buffer, *, max_chars: int | None = None) -> str:
+    """A UTF8String's content, with an optional size limit in characters."""
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TlvError(f"not UTF-8: {exc}") from None
+    if max_chars is not None and len(text) > max_chars:
+        raise TlvError(f"text of {len(text)} characters is longer than {max_chars}")
+    return text

@@ -19,6 +19,7 @@ from lpa_emulator import simfiles, tlv
 from lpa_emulator.euicc import es10, fs
 from lpa_emulator.euicc.apdu import MAX_CHANNELS, SW, Command, parse, sw_bytes
 from lpa_emulator.euicc.errors import CardStatus
+from lpa_emulator.euicc.es10 import RspSession
 from lpa_emulator.euicc.state import CardState, ProfileRecord
 
 log = logging.getLogger(__name__)
@@ -71,37 +72,40 @@ _Handler = Callable[["EuiccCard", _Channel, Command], bytes]
 class EuiccCard:
     """A software eUICC holding a :class:`CardState`, optionally persisted to a file.
 
-    Use :meth:`open` (state file) or :meth:`from_state`; the constructor does no I/O.
+    The ISD-R answers to the AID the state names unless ``isdr_aid`` overrides it. Use
+    :meth:`open` (state file) or :meth:`from_state`; the constructor does no I/O.
     """
 
     def __init__(self, state: CardState, state_path: Path | None = None, *,
-                 isdr_aid: bytes = simfiles.ISDR_AID) -> None:
-        if not 5 <= len(isdr_aid) <= 16:
-            raise ValueError(f"an ISD-R AID is 5 to 16 bytes, got {len(isdr_aid)}")
+                 isdr_aid: bytes | None = None) -> None:
+        aid = state.isdr_aid if isdr_aid is None else bytes(isdr_aid)
+        if not 5 <= len(aid) <= 16:
+            raise ValueError(f"an ISD-R AID is 5 to 16 bytes, got {len(aid)}")
         self._state = state
         self._state_path = state_path
-        self._isdr_aid = bytes(isdr_aid)
+        self._isdr_aid = aid
         self._lock = threading.RLock()
         self._fs = fs.build(state.enabled_profile())
         self._channels: dict[int, _Channel] = {0: _Channel()}
+        self._session = RspSession()
 
     @classmethod
-    def open(cls, state_path: Path, *, isdr_aid: bytes = simfiles.ISDR_AID) -> EuiccCard:
+    def open(cls, state_path: Path, *, isdr_aid: bytes | None = None) -> EuiccCard:
         """The card kept in ``state_path``; a missing file is created with a fresh card
-        (random valid EID, one enabled profile). A corrupt file raises
-        :class:`~lpa_emulator.euicc.errors.StateError`."""
+        (random valid EID, one enabled profile, an identity under the built-in test
+        issuer). A corrupt file raises :class:`~lpa_emulator.euicc.errors.StateError`."""
         path = Path(state_path)
         try:
             state = CardState.load(path)
         except FileNotFoundError:
-            state = CardState.new()
+            state = CardState.new(isdr_aid=isdr_aid or simfiles.ISDR_AID)
             state.save(path)
             log.info("created card %s in %s", state.eid, path)
         return cls(state, path, isdr_aid=isdr_aid)
 
     @classmethod
     def from_state(cls, state: CardState, state_path: Path | None = None, *,
-                   isdr_aid: bytes = simfiles.ISDR_AID) -> EuiccCard:
+                   isdr_aid: bytes | None = None) -> EuiccCard:
         """A card around ``state``; changes are saved to ``state_path`` when given."""
         return cls(state, state_path, isdr_aid=isdr_aid)
 
@@ -128,6 +132,11 @@ class EuiccCard:
     def state_path(self) -> Path | None:
         return self._state_path
 
+    @property
+    def session(self) -> RspSession:
+        """The volatile RSP session (challenge, transaction); a reset starts a new one."""
+        return self._session
+
     def enabled_profile(self) -> ProfileRecord | None:
         return self._state.enabled_profile()
 
@@ -146,8 +155,16 @@ class EuiccCard:
                 except OSError as exc:
                     log.error("cannot save card state to %s: %s", self._state_path, exc)
                     raise CardStatus(SW.MEMORY_FAILURE, "card state not stored") from exc
+            before = self._state.enabled_profile()
             self._state = new_state
-            self._fs = fs.build(new_state.enabled_profile())
+            after = new_state.enabled_profile()
+            if before != after:
+                self._fs = fs.build(after)
+                # The files of the old profile are gone: channels that had one selected
+                # stand on the MF again, as after the REFRESH a profile change triggers.
+                for chan in self._channels.values():
+                    if not chan.isdr:
+                        chan.df, chan.ef = simfiles.FID_MF, None
 
     # --- the terminal's side -------------------------------------------------------
 
@@ -156,6 +173,7 @@ class EuiccCard:
         STORE DATA, select the MF on the basic channel. Returns the ATR."""
         with self._lock:
             self._channels = {0: _Channel()}
+            self._session = RspSession()
         return ATR
 
     def transmit(self, apdu: bytes) -> bytes:

@@ -1,11 +1,18 @@
 """``mps-emu euicc``: create or open a software eUICC and show it or serve it through vpcd.
 
-``mps-emu euicc --state FILE [--eid EID] [--iccid ICCID --imsi IMSI [--msisdn MSISDN]]
-[--isdr-aid HEX] [--vpcd HOST:PORT]``
+``mps-emu euicc --state FILE [--eid EID] [--iccid ICCID --imsi IMSI [--msisdn MSISDN]
+[--smdp-address FQDN]] [--isdr-aid HEX] [--pki DIR | --cert FILE --key FILE --eum-cert FILE
+[--ci-cert FILE ...]] [--vpcd HOST:PORT]``
+
+The card's identity (CERT.EUICC, its key, CERT.EUM, CERT.CI) comes from a PKI directory
+(``ci.pem``, ``eum.pem``, ``euicc-<EID>.pem`` + ``.key``, or ``eum.key`` to issue one), from
+single files (PEM or DER), or, with neither, from the built-in test issuer. Files are
+referred to by the state, not copied; giving them for an existing card rebinds it to them.
 
 Without ``--vpcd`` it prints the card's identity as JSON; with it, it serves the card into a
 PC/SC reader until SIGTERM or SIGINT. Exit codes: 0 done, 1 the card cannot be used (corrupt
-state, identities that differ from the existing file, ...), 2 bad arguments.
+state, identities that differ from the existing file, unusable identity files, ...),
+2 bad arguments.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from lpa_emulator.euicc import identity as ident
 from lpa_emulator.euicc.card import EuiccCard
 from lpa_emulator.euicc.errors import StateError
 from lpa_emulator.euicc.state import CardState, ProfileRecord
@@ -89,8 +97,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="IMSI of that profile (with --iccid)")
     p.add_argument("--msisdn", type=_identifier(validate_msisdn),
                    help="MSISDN of that profile, E.164 (with --iccid and --imsi)")
-    p.add_argument("--isdr-aid", type=_aid, default=ISDR_AID, metavar="HEX",
-                   help=f"the ISD-R's AID (default {ISDR_AID.hex().upper()})")
+    p.add_argument("--smdp-address", metavar="FQDN",
+                   help="SM-DP+ of that profile: its notifications go there")
+    p.add_argument("--isdr-aid", type=_aid, metavar="HEX",
+                   help=f"the ISD-R's AID of a new card (default {ISDR_AID.hex().upper()})")
+    p.add_argument("--pki", type=Path, metavar="DIR",
+                   help="identity from a PKI directory (ci.pem, eum.pem, euicc-<EID>.pem/.key)")
+    p.add_argument("--cert", type=Path, metavar="FILE", help="CERT.EUICC (PEM or DER)")
+    p.add_argument("--key", type=Path, metavar="FILE", help="SK.EUICC (PEM or DER)")
+    p.add_argument("--eum-cert", type=Path, metavar="FILE", help="CERT.EUM (PEM or DER)")
+    p.add_argument("--ci-cert", type=Path, metavar="FILE", action="append", default=[],
+                   help="CERT.CI (PEM or DER); repeat for several CIs")
     p.add_argument("--vpcd", type=_host_port, metavar="HOST:PORT",
                    help="serve the card to vpcd there (e.g. 127.0.0.1:35963) until stopped")
     p.set_defaults(func=run)
@@ -101,9 +118,36 @@ def _wanted_profile(args: argparse.Namespace) -> ProfileRecord | None:
         raise _Refused("--iccid and --imsi go together", EXIT_USAGE)
     if args.msisdn is not None and args.iccid is None:
         raise _Refused("--msisdn needs --iccid and --imsi", EXIT_USAGE)
+    if args.smdp_address is not None and args.iccid is None:
+        raise _Refused("--smdp-address needs --iccid and --imsi", EXIT_USAGE)
     if args.iccid is None:
         return None
-    return ProfileRecord.generate(iccid=args.iccid, imsi=args.imsi, msisdn=args.msisdn)
+    try:
+        return ProfileRecord.generate(iccid=args.iccid, imsi=args.imsi, msisdn=args.msisdn,
+                                      smdp_address=args.smdp_address)
+    except ValueError as exc:
+        raise _Refused(str(exc), EXIT_USAGE) from None
+
+
+def _wanted_identity(args: argparse.Namespace, eid: str | None) -> ident.EuiccIdentity | None:
+    files = (args.cert, args.key, args.eum_cert)
+    if args.pki is not None and (any(files) or args.ci_cert):
+        raise _Refused("--pki and --cert/--key/--eum-cert/--ci-cert exclude each other",
+                       EXIT_USAGE)
+    if any(files) and not all(files):
+        raise _Refused("--cert, --key and --eum-cert go together", EXIT_USAGE)
+    if args.ci_cert and not all(files):
+        raise _Refused("--ci-cert needs --cert, --key and --eum-cert", EXIT_USAGE)
+    try:
+        if args.pki is not None:
+            return ident.load_pki_dir(args.pki, eid)
+        if all(files):
+            return ident.load_files(certificate=args.cert, private_key=args.key,
+                                    eum_certificate=args.eum_cert,
+                                    ci_certificates=args.ci_cert)
+    except ident.IdentityError as exc:
+        raise _Refused(f"cannot use the identity files: {exc}") from exc
+    return None
 
 
 def _check_matches(state: CardState, args: argparse.Namespace, path: Path) -> None:
@@ -121,41 +165,76 @@ def _check_matches(state: CardState, args: argparse.Namespace, path: Path) -> No
                            f"{getattr(profile, field)}, not {wanted}")
 
 
+def _save(state: CardState, path: Path) -> None:
+    try:
+        state.save(path)
+    except OSError as exc:
+        raise _Refused(f"cannot write {path}: {exc}") from exc
+
+
 def open_card(args: argparse.Namespace) -> EuiccCard:
     """The card for ``args``: created with the asked identities, or opened and checked."""
     path: Path = args.state
     wanted = _wanted_profile(args)
     if path.exists():
         try:
-            card = EuiccCard.open(path, isdr_aid=args.isdr_aid)
+            card = EuiccCard.open(path)
         except (StateError, OSError) as exc:
             raise _Refused(f"cannot use the card state: {exc}") from exc
         _check_matches(card.state, args, path)
+        if args.isdr_aid is not None and args.isdr_aid != card.isdr_aid:
+            raise _Refused(f"{path} holds a card whose ISD-R is {card.isdr_aid.hex().upper()}, "
+                           f"not {args.isdr_aid.hex().upper()}")
+        identity = _wanted_identity(args, card.eid)
+        if identity is not None and identity != card.state.identity:
+            state = card.state.copy()
+            state.identity = identity
+            try:
+                state.check()
+            except ValueError as exc:
+                raise _Refused(f"the identity files do not fit the card: {exc}") from exc
+            _save(state, path)
+            card = EuiccCard.from_state(state, path)
         return card
     if not path.parent.is_dir():
         raise _Refused(f"directory {path.parent} does not exist")
-    state = CardState.new(eid=args.eid, profiles=None if wanted is None else [wanted])
+    identity = _wanted_identity(args, args.eid)
     try:
-        state.save(path)
-    except OSError as exc:
-        raise _Refused(f"cannot write {path}: {exc}") from exc
+        state = CardState.new(eid=args.eid, profiles=None if wanted is None else [wanted],
+                              identity=identity, isdr_aid=args.isdr_aid or ISDR_AID)
+    except ValueError as exc:
+        raise _Refused(f"the identity files do not fit the card: {exc}") from exc
+    _save(state, path)
     log.info("created card %s in %s", state.eid, path)
-    return EuiccCard.from_state(state, path, isdr_aid=args.isdr_aid)
+    return EuiccCard.from_state(state, path)
 
 
 def identity(card: EuiccCard) -> dict[str, Any]:
-    """What ``mps-emu euicc`` prints: the EID, ISD-R AID and profiles."""
+    """What ``mps-emu euicc`` prints: the EID, ISD-R AID, identity, profiles and
+    pending notifications."""
     state = card.state
+    identity = state.identity
     return {
         "eid": state.eid,
         "isdr_aid": card.isdr_aid.hex().upper(),
         "state": str(card.state_path) if card.state_path else None,
         "default_dp_address": state.default_dp_address,
+        "identity": {
+            "certificate": identity.certificate.subject.rfc4514_string(),
+            "eum": identity.eum_certificate.subject.rfc4514_string(),
+            "ci_pkids": [k.hex().upper() for k in identity.ci_pkids],
+            "files": {name: [str(p) for p in paths]
+                      for name, paths in sorted(identity.sources.items())},
+        },
         "profiles": [
             {"iccid": p.iccid, "imsi": p.imsi, "msisdn": p.msisdn, "enabled": p.enabled,
              "isdp_aid": p.isdp_aid.hex().upper(), "name": p.name, "nickname": p.nickname,
-             "spn": p.spn, "profile_class": p.profile_class}
+             "spn": p.spn, "profile_class": p.profile_class, "smdp_address": p.smdp_address}
             for p in state.profiles
+        ],
+        "notifications": [
+            {"seq": n.seq, "operation": n.operation, "address": n.address, "iccid": n.iccid}
+            for n in state.notifications
         ],
     }
 

@@ -1,4 +1,5 @@
-"""The card's persistent state: EID, installed profiles and ISD-R settings.
+"""The card's persistent state: EID and identity, installed profiles, pending notifications,
+ISD-R settings and counters.
 
 Kept as a small JSON document (bytes as hex at this edge) that survives restarts, as a
 real card keeps its profiles across power cycles. :meth:`CardState.save` replaces the file
@@ -8,6 +9,7 @@ atomically, so a crash leaves either the old or the new state, never half of one
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -16,8 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lpa_emulator import simfiles
+from lpa_emulator import sgp22, simfiles, tlv
 from lpa_emulator.euicc.errors import StateError
+from lpa_emulator.euicc.identity import EuiccIdentity, IdentityError, generate
 from mps_wire.identifiers import (
     IdentifierError,
     make_eid,
@@ -28,8 +31,13 @@ from mps_wire.identifiers import (
     validate_msisdn,
 )
 
-STATE_FORMAT = 1
-"""Version of the state file layout; bumped when a field changes meaning."""
+STATE_FORMAT = 2
+"""Version of the state file layout; bumped when a field changes meaning. Format 1 (no
+identity, no notifications) is still read; the card gets a generated identity."""
+_READABLE_FORMATS = (1, 2)
+
+MAX_NOTIFICATIONS = 64
+"""Pending notifications a card keeps; beyond that the oldest is dropped (and logged)."""
 
 ISDP_AID_BASE = bytes.fromhex("A0000005591010FFFFFFFF8900001000")
 """The first ISD-P AID; further profiles step the second-to-last byte (``..1100``, ``..1200``)."""
@@ -37,6 +45,8 @@ ISDP_AID_BASE = bytes.fromhex("A0000005591010FFFFFFFF8900001000")
 DEFAULT_USIM_AID = simfiles.AID_USIM_PREFIX + bytes.fromhex("FF49FF0589")
 DEFAULT_ROOT_DS = "lpa.ds.gsma.com"
 PROFILE_CLASSES = ("test", "provisioning", "operational")
+
+log = logging.getLogger(__name__)
 
 _EID_PREFIX = "8904903200"
 _MAX_AID = 16
@@ -101,6 +111,12 @@ class ProfileRecord:
     profile_class: str = "operational"
     usim_aid: bytes = DEFAULT_USIM_AID
     mnc_length: int = 2
+    smdp_address: str | None = None
+    """The SM-DP+ that installed the profile; its notifications go there."""
+    notify: tuple[str, ...] = sgp22.NOTIFICATION_EVENTS
+    """The operations that produce a notification (the profile's notification config)."""
+    ppr: tuple[str, ...] = ()
+    """Profile policy rules: ``ppr1`` (may not be disabled), ``ppr2`` (may not be deleted)."""
 
     def __post_init__(self) -> None:
         self.iccid = validate_iccid(self.iccid)
@@ -115,14 +131,47 @@ class ProfileRecord:
             raise ValueError(f"profile_class must be one of {PROFILE_CLASSES}")
         if self.mnc_length not in (2, 3):
             raise ValueError("mnc_length is 2 or 3")
+        if self.smdp_address is not None and not 0 < len(
+                self.smdp_address.encode()) <= sgp22.MAX_ADDRESS:
+            raise ValueError("smdp_address must be 1 to 255 bytes")
+        self.notify = tuple(dict.fromkeys(self.notify))
+        sgp22.names_to_bits(self.notify, sgp22.NOTIFICATION_EVENTS)
+        self.ppr = tuple(dict.fromkeys(self.ppr))
+        sgp22.names_to_bits(self.ppr, sgp22.PPR_IDS)
+        if self.nickname is not None and len(self.nickname) > sgp22.MAX_NICKNAME:
+            raise ValueError(f"nickname is at most {sgp22.MAX_NICKNAME} characters")
+
+    @property
+    def owner(self) -> sgp22.OperatorId:
+        """The profile owner (OperatorID), from the MCC and MNC of the IMSI."""
+        mcc, mnc = self.imsi[:3], self.imsi[3:3 + self.mnc_length]
+        return sgp22.OperatorId(sgp22.plmn_bytes(mcc, mnc))
+
+    def info(self) -> sgp22.ProfileInfo:
+        """Everything ListProfileInfo can report of this profile."""
+        config = None
+        if self.smdp_address is not None and self.notify:
+            config = (sgp22.NotificationConfig(frozenset(self.notify), self.smdp_address),)
+        return sgp22.ProfileInfo(
+            iccid=self.iccid, isdp_aid=self.isdp_aid,
+            state="enabled" if self.enabled else "disabled",
+            nickname=self.nickname, provider_name=self.spn[:sgp22.MAX_PROVIDER_NAME],
+            profile_name=self.name[:sgp22.MAX_PROFILE_NAME], profile_class=self.profile_class,
+            notification_config=config, owner=self.owner, ppr=frozenset(self.ppr) or None)
+
+    def notification_address(self, operation: str) -> str | None:
+        """Where a notification for ``operation`` goes, or None when none is made."""
+        return self.smdp_address if operation in self.notify else None
 
     @classmethod
     def generate(cls, *, iccid: str | None = None, imsi: str | None = None,
                  msisdn: str | None = None, slot: int = 0, enabled: bool = True,
-                 name: str = "MPS profile", spn: str = "MPS") -> ProfileRecord:
+                 name: str = "MPS profile", spn: str = "MPS",
+                 smdp_address: str | None = None) -> ProfileRecord:
         """A profile with the given identities, random valid ones for those left out."""
         return cls(iccid=iccid or random_iccid(), imsi=imsi or random_imsi(), msisdn=msisdn,
-                   isdp_aid=isdp_aid_for(slot), enabled=enabled, name=name, spn=spn)
+                   isdp_aid=isdp_aid_for(slot), enabled=enabled, name=name, spn=spn,
+                   smdp_address=smdp_address)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +186,9 @@ class ProfileRecord:
             "profile_class": self.profile_class,
             "usim_aid": self.usim_aid.hex().upper(),
             "mnc_length": self.mnc_length,
+            "smdp_address": self.smdp_address,
+            "notify": list(self.notify),
+            "ppr": list(self.ppr),
         }
 
     @classmethod
@@ -153,6 +205,12 @@ class ProfileRecord:
             if value is None:
                 raise KeyError(key)
             return value
+
+        def names(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            value = data.get(key, list(default))
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TypeError(f"{key} must be a list of strings")
+            return tuple(value)
 
         enabled = data.get("enabled", False)
         mnc_length = data.get("mnc_length", 2)
@@ -172,39 +230,127 @@ class ProfileRecord:
             profile_class=text("profile_class", "operational") or "",
             usim_aid=bytes.fromhex(text("usim_aid", DEFAULT_USIM_AID.hex()) or ""),
             mnc_length=mnc_length,
+            smdp_address=text("smdp_address"),
+            notify=names("notify", sgp22.NOTIFICATION_EVENTS),
+            ppr=names("ppr", ()),
         )
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """A pending notification, kept until the LPA reports it delivered (NotificationSent).
+
+    ``signature`` is SK.EUICC's signature over the metadata, made when the operation
+    happened; an install notification instead keeps the whole signed ProfileInstallationResult
+    (``installation_result``, tag BF37).
+    """
+
+    seq: int
+    operation: str
+    address: str
+    iccid: str | None = None
+    signature: bytes = b""
+    installation_result: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.operation not in sgp22.NOTIFICATION_EVENTS:
+            raise ValueError(f"unknown notification operation {self.operation!r}")
+        if self.seq < 0:
+            raise ValueError("a sequence number is not negative")
+
+    @property
+    def metadata(self) -> sgp22.NotificationMetadata:
+        return sgp22.NotificationMetadata(self.seq, self.operation, self.address, self.iccid)
+
+    def pending(self, identity: EuiccIdentity) -> bytes:
+        """The PendingNotification: the stored BF37, or an OtherSignedNotification with
+        the eUICC's and the EUM's certificates."""
+        if self.installation_result is not None:
+            return self.installation_result
+        return tlv.encode(sgp22.TAG_SEQUENCE,
+                          self.metadata.encode()
+                          + tlv.encode(sgp22.TAG_SIGNATURE, self.signature)
+                          + identity.certificate_der + identity.eum_certificate_der)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "operation": self.operation, "address": self.address,
+                "iccid": self.iccid, "signature": self.signature.hex().upper(),
+                "installation_result": (None if self.installation_result is None
+                                        else self.installation_result.hex().upper())}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NotificationRecord:
+        seq, operation, address = data.get("seq"), data.get("operation"), data.get("address")
+        iccid, signature = data.get("iccid"), data.get("signature", "")
+        result = data.get("installation_result")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise TypeError("notification seq must be an integer")
+        if not isinstance(operation, str) or not isinstance(address, str):
+            raise TypeError("notification operation and address must be strings")
+        if not (iccid is None or isinstance(iccid, str)) or not isinstance(signature, str) or not (
+                result is None or isinstance(result, str)):
+            raise TypeError("notification iccid, signature and result must be strings")
+        return cls(seq=seq, operation=operation, address=address,
+                   iccid=None if iccid is None else validate_iccid(iccid),
+                   signature=bytes.fromhex(signature),
+                   installation_result=None if result is None else bytes.fromhex(result))
 
 
 @dataclass
 class CardState:
-    """Everything a card keeps across power cycles."""
+    """Everything a card keeps across power cycles.
+
+    ``next_seq`` is the sequence number the next notification gets; it only grows, so a
+    number is never used twice on one card.
+    """
 
     eid: str
+    identity: EuiccIdentity
     profiles: list[ProfileRecord] = field(default_factory=list)
     default_dp_address: str | None = None
     root_ds_address: str = DEFAULT_ROOT_DS
+    isdr_aid: bytes = simfiles.ISDR_AID
+    notifications: list[NotificationRecord] = field(default_factory=list)
+    next_seq: int = 1
 
     def __post_init__(self) -> None:
         self.eid = validate_eid(self.eid)
+        self.isdr_aid = _check_aid(bytes(self.isdr_aid), "isdr_aid")
         self.check()
 
     def check(self) -> None:
-        """Raise ``ValueError`` unless the profiles are consistent with each other."""
+        """Raise ``ValueError`` unless the parts are consistent with each other."""
         if sum(p.enabled for p in self.profiles) > 1:
             raise ValueError("more than one profile is enabled")
         for key in ("iccid", "isdp_aid"):
             seen = [getattr(p, key) for p in self.profiles]
             if len(set(seen)) != len(seen):
                 raise ValueError(f"two profiles share the same {key}")
+        seqs = [n.seq for n in self.notifications]
+        if len(set(seqs)) != len(seqs):
+            raise ValueError("two notifications share a sequence number")
+        if seqs and max(seqs) >= self.next_seq:
+            raise ValueError("next_seq must be above every notification's sequence number")
+        self.identity.check(self.eid)
+
+    def copy(self) -> CardState:
+        """A copy whose lists can be changed without touching this state (the identity,
+        which never changes in place, is shared)."""
+        return replace(self, profiles=[replace(p) for p in self.profiles],
+                       notifications=list(self.notifications))
 
     @classmethod
-    def new(cls, *, eid: str | None = None,
-            profiles: Iterable[ProfileRecord] | None = None) -> CardState:
+    def new(cls, *, eid: str | None = None, profiles: Iterable[ProfileRecord] | None = None,
+            identity: EuiccIdentity | None = None,
+            isdr_aid: bytes = simfiles.ISDR_AID) -> CardState:
         """A fresh card: the given (or a random valid) EID and the given profiles, or one
-        enabled profile with random valid identities when ``profiles`` is None."""
+        enabled profile with random valid identities when ``profiles`` is None. Without an
+        ``identity`` the card gets one under the built-in test issuer."""
         chosen = [ProfileRecord.generate()] if profiles is None else [
             replace(p) for p in profiles]
-        return cls(eid=eid or random_eid(), profiles=chosen)
+        eid = validate_eid(eid or (identity.eid if identity else None) or random_eid())
+        return cls(eid=eid, identity=identity or generate(eid), profiles=chosen,
+                   isdr_aid=isdr_aid)
 
     def enabled_profile(self) -> ProfileRecord | None:
         for profile in self.profiles:
@@ -219,39 +365,84 @@ class CardState:
                 return profile
         return None
 
+    def add_notification(self, operation: str, profile: ProfileRecord, *,
+                         installation_result: bytes | None = None) -> NotificationRecord | None:
+        """Record the notification ``operation`` on ``profile`` produces, if its notification
+        configuration asks for one; signs it with SK.EUICC. Returns the record."""
+        address = profile.notification_address(operation)
+        if address is None:
+            return None
+        seq = self.next_seq
+        self.next_seq += 1
+        record = NotificationRecord(seq, operation, address, profile.iccid)
+        if installation_result is not None:
+            record = replace(record, installation_result=installation_result)
+        else:
+            record = replace(record, signature=self.identity.sign(record.metadata.encode()))
+        self.notifications.append(record)
+        if len(self.notifications) > MAX_NOTIFICATIONS:
+            dropped = self.notifications.pop(0)
+            log.warning("notification list full: dropped %s notification %d",
+                        dropped.operation, dropped.seq)
+        return record
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT,
             "eid": self.eid,
+            "isdr_aid": self.isdr_aid.hex().upper(),
             "default_dp_address": self.default_dp_address,
             "root_ds_address": self.root_ds_address,
+            "next_seq": self.next_seq,
+            "identity": self.identity.to_dict(),
             "profiles": [p.to_dict() for p in self.profiles],
+            "notifications": [n.to_dict() for n in self.notifications],
         }
 
     @classmethod
-    def from_dict(cls, data: object) -> CardState:
-        """Inverse of :meth:`to_dict`; :class:`StateError` names what is wrong."""
+    def from_dict(cls, data: object, base: Path | None = None) -> CardState:
+        """Inverse of :meth:`to_dict`; :class:`StateError` names what is wrong. Relative
+        identity paths are taken from ``base``."""
         try:
             if not isinstance(data, dict):
                 raise TypeError("the state is not a JSON object")
-            if data.get("format") != STATE_FORMAT:
+            if data.get("format") not in _READABLE_FORMATS:
                 raise ValueError(f"unsupported state format {data.get('format')!r}, "
                                  f"expected {STATE_FORMAT}")
             profiles = data.get("profiles", [])
             if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
                 raise TypeError("profiles must be a list of objects")
+            notifications = data.get("notifications", [])
+            if not isinstance(notifications, list) or not all(
+                    isinstance(n, dict) for n in notifications):
+                raise TypeError("notifications must be a list of objects")
             dp = data.get("default_dp_address")
             ds = data.get("root_ds_address", DEFAULT_ROOT_DS)
             eid = data.get("eid")
+            isdr = data.get("isdr_aid", simfiles.ISDR_AID.hex())
+            next_seq = data.get("next_seq", 1)
             if not (dp is None or isinstance(dp, str)) or not isinstance(ds, str):
                 raise TypeError("addresses must be strings")
             if not isinstance(eid, str):
                 raise TypeError("eid is missing or not a string")
-            return cls(eid=eid, profiles=[ProfileRecord.from_dict(p) for p in profiles],
-                       default_dp_address=dp, root_ds_address=ds)
+            if not isinstance(isdr, str):
+                raise TypeError("isdr_aid must be a hex string")
+            if not isinstance(next_seq, int) or isinstance(next_seq, bool) or next_seq < 1:
+                raise TypeError("next_seq must be a positive integer")
+            eid = validate_eid(eid)
+            raw_identity = data.get("identity")
+            # Format 1 files predate identities: such a card gets one generated.
+            identity = (generate(eid) if raw_identity is None and data["format"] == 1
+                        else EuiccIdentity.from_dict(raw_identity, base))
+            return cls(eid=eid, identity=identity,
+                       profiles=[ProfileRecord.from_dict(p) for p in profiles],
+                       default_dp_address=dp, root_ds_address=ds,
+                       isdr_aid=bytes.fromhex(isdr),
+                       notifications=[NotificationRecord.from_dict(n) for n in notifications],
+                       next_seq=next_seq)
         except KeyError as exc:
             raise StateError(f"missing field {exc.args[0]!r}") from exc
-        except (IdentifierError, ValueError, TypeError) as exc:
+        except (IdentifierError, IdentityError, ValueError, TypeError) as exc:
             raise StateError(str(exc)) from exc
 
     def save(self, path: Path) -> None:
@@ -278,7 +469,8 @@ class CardState:
     @classmethod
     def load(cls, path: Path) -> CardState:
         """Read a state file; :class:`StateError` for unreadable, corrupt or invalid content
-        (``FileNotFoundError`` passes through for a missing file)."""
+        (``FileNotFoundError`` passes through for a missing file). A file in an older format
+        is rewritten in the current one, so what was added (the identity) stays fixed."""
         path = Path(path)
         raw = path.read_bytes()
         try:
@@ -287,6 +479,12 @@ class CardState:
             raise StateError(f"not a valid card state file (corrupt JSON: {exc})",
                              path=str(path)) from exc
         try:
-            return cls.from_dict(data)
+            state = cls.from_dict(data, path.parent)
         except StateError as exc:
             raise StateError(f"invalid card state: {exc}", path=str(path)) from exc
+        if data.get("format") != STATE_FORMAT:
+            try:
+                state.save(path)
+            except OSError as exc:
+                log.warning("cannot upgrade %s to state format %d: %s", path, STATE_FORMAT, exc)
+        return state
