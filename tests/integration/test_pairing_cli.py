@@ -1,0 +1,199 @@
+"""``mps-app pair|devices|watch|unpair`` and ``mps-user consent list|approve|deny|withdraw``
+against a bridge on a real Mosquitto."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker_bridge.app_cli import main as app_main
+from broker_bridge.model import PairingState
+from broker_bridge.service import Bridge
+from broker_bridge.storage import SqliteStore
+from broker_bridge.user_cli import main as user_main
+from broker_bridge.user_client import ConsentClient
+from lpa_emulator.stack import Mosquitto
+from mps_wire.topics import Topics
+from tests.helpers import (
+    PAUL,
+    PAUL_MSISDN,
+    make_device,
+    paul_and_apps,
+    random_topics,
+    running_bridge,
+)
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def topics() -> Topics:
+    return random_topics()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "registry.db"
+    with SqliteStore(path) as s:
+        paul_and_apps(s)
+    return path
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(db) as s:
+        yield s
+
+
+@pytest.fixture
+def bridge(store: SqliteStore, mosquitto: Mosquitto, topics: Topics) -> Iterator[Bridge]:
+    with running_bridge(store, mosquitto.url, topics) as b:
+        yield b
+
+
+def run(module: str, *args: str, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env.pop("MPS_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", module, *args], env=full_env, check=False,
+                          capture_output=True, text=True, timeout=30)
+
+
+def conn(mosquitto: Mosquitto, topics: Topics, app: str) -> list[str]:
+    return ["--broker", mosquitto.url, "--prefix", topics.prefix, "--app-id", app,
+            "--timeout", "5"]
+
+
+def user_conn(mosquitto: Mosquitto, topics: Topics) -> list[str]:
+    return ["--broker", mosquitto.url, "--prefix", topics.prefix, "--contract", PAUL,
+            "--timeout", "5"]
+
+
+def in_process(main: Any, capsys: pytest.CaptureFixture[str], *args: str
+               ) -> tuple[int, str]:
+    status = main(list(args))
+    return status, capsys.readouterr().out
+
+
+def test_pair_approve_watch_devices_unpair(
+        bridge: Bridge, mosquitto: Mosquitto, topics: Topics, store: SqliteStore,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    app = conn(mosquitto, topics, "health")
+    paired = run("broker_bridge.app_cli", "pair", "--msisdn", PAUL_MSISDN, "--purpose",
+                 "health-monitoring", *app, "--json")
+    assert paired.returncode == 0, paired.stderr
+    pending = json.loads(paired.stdout)
+    assert pending["state"] == "pending"
+
+    # The user lists the prompt and approves it, over MQTT like any user agent.
+    listed = run("broker_bridge.user_cli", "consent", "list", *user_conn(mosquitto, topics),
+                 "--json")
+    assert listed.returncode == 0, listed.stderr
+    prompts = json.loads(listed.stdout)["prompts"]
+    assert [(p["app"], p["purpose"]) for p in prompts] == [("health", "health-monitoring")]
+    status, out = in_process(user_main, capsys, "consent", "list",
+                             *user_conn(mosquitto, topics))
+    assert status == 0 and prompts[0]["prompt"] in out and "1 open prompt" in out
+    approved = run("broker_bridge.user_cli", "consent", "approve", prompts[0]["prompt"],
+                   *user_conn(mosquitto, topics))
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.startswith(f"approved prompt {prompts[0]['prompt']}")
+
+    watched = run("broker_bridge.app_cli", "watch", "--count", "1", *app, "--json")
+    assert watched.returncode == 0, watched.stderr
+    granted = json.loads(watched.stdout.splitlines()[0])
+    assert (granted["event"], len(granted["devices"])) == ("pairing-granted", 4)
+    assert "cursor 1" in watched.stderr
+
+    status, out = in_process(app_main, capsys, "devices", "--msisdn", PAUL_MSISDN, *app)
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[1].split()[0] == "DEVICE" and len(lines) == 6
+    status, out = in_process(app_main, capsys, "watch", "--since", "1", "--idle", "0.3", *app)
+    assert (status, out) == (0, "")  # nothing new after the cursor
+
+    status, out = in_process(app_main, capsys, "unpair", "--msisdn", PAUL_MSISDN, *app)
+    assert (status, out.strip()) == (0, f"pairing {pending['pairing']} ended")
+    status, out = in_process(app_main, capsys, "watch", "--since", "1", "--count", "1",
+                             *app)
+    assert status == 0 and "pairing-ended" in out and "[unpaired]" in out
+    assert store.pairing(pending["pairing"]).state is PairingState.ENDED  # type: ignore[union-attr]
+
+
+def test_pair_and_wait_while_the_user_approves(
+        bridge: Bridge, mosquitto: Mosquitto, topics: Topics,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def approve() -> None:
+        with ConsentClient(mosquitto.url, PAUL, topics=topics, timeout=5) as user:
+            user.approve(user.wait_for_prompt(app="health", timeout=5).prompt)
+
+    helper = threading.Thread(target=approve)
+    helper.start()
+    status, out = in_process(app_main, capsys, "pair", "--msisdn", PAUL_MSISDN, "--purpose",
+                             "health-monitoring", "--wait", "5",
+                             *conn(mosquitto, topics, "health"))
+    helper.join()
+    assert status == 0
+    assert "pending: waiting" in out and "active (user consent)" in out
+    assert out.count("EC25") == 4
+
+
+def test_denials_and_usage(bridge: Bridge, mosquitto: Mosquitto, topics: Topics, db: Path,
+                           store: SqliteStore, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = in_process(app_main, capsys, "pair", "--msisdn", PAUL_MSISDN, "--purpose",
+                             "fitness", *conn(mosquitto, topics, "tracker"), "--json")
+    assert (status, json.loads(out)["reason"]) == (1, "untrusted")
+    status, out = in_process(app_main, capsys, "devices", "--msisdn", PAUL_MSISDN,
+                             *conn(mosquitto, topics, "health"), "--json")
+    assert (status, json.loads(out)["reason"]) == (1, "not-paired")
+    assert in_process(app_main, capsys, "pair", "--msisdn", "0151",
+                      "--purpose", "x", *conn(mosquitto, topics, "health"))[0] == 2
+    assert in_process(app_main, capsys, "unpair", *conn(mosquitto, topics, "health"))[0] == 2
+    assert in_process(user_main, capsys, "consent", "approve", "cp-1",
+                      *user_conn(mosquitto, topics))[0] == 1
+    assert in_process(user_main, capsys, "consent", "list", "--db", str(db),
+                      *user_conn(mosquitto, topics))[0] == 2  # both --db and --broker
+    assert in_process(user_main, capsys, "consent", "list")[0] == 2  # no contract
+
+    # The operator answers on the user's behalf, on the database; the bridge tells the app.
+    status, out = in_process(app_main, capsys, "pair", "--msisdn", PAUL_MSISDN, "--purpose",
+                             "fitness", *conn(mosquitto, topics, "coach"), "--json")
+    pairing = json.loads(out)["pairing"]
+    status, out = in_process(user_main, capsys, "consent", "list", "--db", str(db),
+                             "--contract", PAUL, "--json")
+    prompt = json.loads(out)["prompts"][0]["prompt"]
+    status, out = in_process(user_main, capsys, "consent", "deny", prompt, "--db", str(db),
+                             "--contract", PAUL, "--json")
+    assert (status, json.loads(out)["pairing"]) == (0, pairing)
+    status, out = in_process(app_main, capsys, "watch", "--count", "1", "--idle", "3",
+                             *conn(mosquitto, topics, "coach"), "--json")
+    denied = json.loads(out)
+    assert (denied["event"], denied["reason"]) == ("pairing-denied", "user-denied")
+    assert store.audit(app_id="coach")[-1].actor == "operator:mps-user"
+    assert in_process(user_main, capsys, "consent", "deny", prompt, "--db", str(db),
+                      "--contract", PAUL)[0] == 1  # already answered
+
+
+def test_withdraw_from_the_user_side(bridge: Bridge, mosquitto: Mosquitto, topics: Topics,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    app = conn(mosquitto, topics, "care")
+    status, out = in_process(app_main, capsys, "pair", "--msisdn", PAUL_MSISDN, "--purpose",
+                             "support", *app, "--json")
+    assert status == 0 and json.loads(out)["state"] == "active"
+    status, out = in_process(user_main, capsys, "consent", "withdraw", "--app", "care",
+                             *user_conn(mosquitto, topics), "--json")
+    assert status == 0 and len(json.loads(out)["ended"]) == 1
+    bridge.registry.register(make_device(5))
+    status, out = in_process(app_main, capsys, "watch", "--idle", "0.5", *app, "--json")
+    kinds = [json.loads(line)["event"] for line in out.splitlines()]
+    assert kinds == ["pairing-granted", "pairing-ended"]
+    assert in_process(user_main, capsys, "consent", "withdraw", "--app", "care",
+                      *user_conn(mosquitto, topics))[0] == 1
