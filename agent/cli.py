@@ -1,4 +1,4 @@
-"""``mps-agent``: the device agent's command line (run, identity, profiles)."""
+"""``mps-agent``: the device agent's command line (run, identity, doctor, profiles)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,17 @@ from types import FrameType
 from typing import Any
 
 from agent.daemon import AgentDaemon
+from agent.doctor import Check, Doctor, Status, render_check
 from agent.errors import AgentError
 from agent.firstboot import Device, FirstBoot, Settings, Step
 from agent.identity import StepError
-from firmware_profiles import ProfileError, bundled_profiles, load_profile
+from firmware_profiles import (
+    FirmwareProfile,
+    ProfileError,
+    bundled_profiles,
+    find_profile,
+    load_profile,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -86,34 +93,81 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _profile_row(profile: FirmwareProfile) -> dict[str, Any]:
+    activation = profile.activation
+    if activation is None:
+        how = "none"
+    elif activation.code is not None:
+        how = f"code ({activation.code.smdp_address})"
+    else:
+        how = "default SM-DP+"
+    return {"name": profile.name, "path": str(profile.path), "dialect": profile.modem.dialect,
+            "port": profile.modem.port, "card": profile.card.url,
+            "capabilities": list(profile.capabilities), "broker": profile.broker.url,
+            "activation": how, "description": profile.description}
+
+
 def cmd_profiles_list(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in bundled_profiles():
         try:
-            p = load_profile(path)
-            rows.append({"name": p.name, "path": str(path), "modem": p.modem.dialect,
-                         "card": p.card.url.split(":", 1)[0], "description": p.description})
+            rows.append(_profile_row(load_profile(path)))
         except ProfileError as exc:
             rows.append({"name": path.stem, "path": str(path), "error": str(exc)})
     if args.json:
         _print(rows)
     else:
+        print(f"{'NAME':<16} {'DIALECT':<8} {'PORT':<34} {'CARD':<26} DESCRIPTION")
         for r in rows:
-            print(f"{r['name']:<20} {r.get('modem', '-'):<9} {r.get('card', '-'):<5} "
-                  f"{r.get('description') or r.get('error', '')}")
+            if "error" in r:
+                print(f"{r['name']:<16} {'-':<8} {'-':<34} {'-':<26} {r['error']}")
+                continue
+            print(f"{r['name']:<16} {r['dialect']:<8} {r['port']:<34} {r['card']:<26} "
+                  f"{r['description']}")
     return EXIT_OK
 
 
 def cmd_profiles_check(args: argparse.Namespace) -> int:
-    failed = 0
-    for path in args.files:
+    results: list[dict[str, Any]] = []
+    for name in args.files:
         try:
-            p = load_profile(path)
-            print(f"{path}: ok ({p.name})")
+            p = load_profile(find_profile(name))
+            results.append({"file": str(p.path), "ok": True, "profile": _profile_row(p)})
         except ProfileError as exc:
-            print(str(exc), file=sys.stderr)
-            failed += 1
-    return EXIT_FAILED if failed else EXIT_OK
+            results.append({"file": exc.path, "ok": False, "key": exc.key,
+                            "problem": exc.problem, "error": str(exc)})
+    if args.json:
+        _print(results)
+    else:
+        for r in results:
+            if r["ok"]:
+                print(f"{r['file']}: ok ({r['profile']['name']})")
+            else:
+                print(r["error"], file=sys.stderr)
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAILED
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    args.profile = find_profile(args.profile)
+    settings = _settings(args)
+    as_json = args.json
+
+    def on_check(check: Check) -> None:
+        if not as_json:
+            print("\n".join(render_check(check)), flush=True)
+
+    if not as_json:
+        print(f"mps-agent doctor: {settings.profile.name} ({settings.profile.path})")
+    doctor = Doctor(settings, network_wait=args.network_wait,
+                    broker_timeout=args.broker_timeout, on_check=on_check)
+    report = doctor.run()
+    if as_json:
+        _print(report.to_json())
+    else:
+        failed = sum(1 for c in report.checks if c.status is Status.FAIL)
+        print("all checks passed" if report.ok else
+              f"{failed} check(s) failed; fix the first one first")
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _hardware_options(p: argparse.ArgumentParser, *, broker: bool) -> None:
@@ -145,13 +199,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not wait for network registration (no IP address then)")
     ident.set_defaults(func=cmd_identity)
 
+    doctor = sub.add_parser(
+        "doctor", help="check the board step by step and say what to fix",
+        description="Probe the modem port, the modem, the SIM, the eUICC and its ISD-R, "
+                    "the enabled profile, the network, the IP address and the broker; "
+                    "print a checklist with a hint for each failure. Exit 0 when every "
+                    "check passes, 1 otherwise, 2 for a bad profile.")
+    _hardware_options(doctor, broker=True)
+    doctor.add_argument("--network-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for network registration (default: look once)")
+    doctor.add_argument("--broker-timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="time the broker has to answer (default 5)")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(func=cmd_doctor)
+
     profiles = sub.add_parser("profiles", help="list or check firmware profiles")
     psub = profiles.add_subparsers(dest="profiles_command", required=True)
     plist = psub.add_parser("list", help="the bundled profiles")
     plist.add_argument("--json", action="store_true")
     plist.set_defaults(func=cmd_profiles_list)
-    pcheck = psub.add_parser("check", help="validate profile files")
-    pcheck.add_argument("files", nargs="+", type=Path)
+    pcheck = psub.add_parser("check", help="validate profile files (or bundled names)")
+    pcheck.add_argument("files", nargs="+", metavar="FILE")
+    pcheck.add_argument("--json", action="store_true")
     pcheck.set_defaults(func=cmd_profiles_check)
     return parser
 

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,36 @@ def test_urls_for_the_modem_port(tmp_path: Path) -> None:
     for port in ("serial:///dev/serial0?baud=115200", "socket://127.0.0.1:7000"):
         p = load_profile(write(tmp_path, GOOD.replace("/dev/ttyUSB2", port)))
         assert p.modem.port == port
+
+
+# --- mps-agent profiles ----------------------------------------------------------------
+
+def test_profiles_list(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    assert main(["profiles", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(REAL_BOARDS) <= set(rows)
+    assert rows["simcom-sim7080"]["dialect"] == "sim7080"
+    assert rows["quectel-ec25"]["activation"] == "default SM-DP+"
+    assert main(["profiles", "list"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["NAME", "DIALECT", "PORT", "CARD"]
+    assert any(line.startswith("ublox-sara-r5 ") for line in table)
+
+
+def test_profiles_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    good = write(tmp_path, GOOD)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace('"lte", "gps"', '"lte", "GPS!"'))
+    assert main(["profiles", "check", str(good), "simcom-sim7600"]) == 0
+    assert "ok (simcom-sim7600)" in capsys.readouterr().out
+    assert main(["profiles", "check", str(good), str(bad), "--json"]) == 1
+    results = json.loads(capsys.readouterr().out)
+    assert [r["ok"] for r in results] == [True, False]
+    assert results[1]["key"] == "device.capabilities[1]"
+    assert results[1]["file"] == str(bad)
+    assert main(["profiles", "check", str(bad)]) == 1
+    assert f"{bad}: device.capabilities[1]: must match" in capsys.readouterr().err
