@@ -676,7 +676,8 @@ class Registry:
             return self._refused(actor, action, reply, contract_id=request.contract,
                                  subject=request.msisdn or request.iccid or request.contract,
                                  detail=request.to_wire())
-        return Outcome(Reply.ok(op=request.op.value, **body), effects)
+        return Outcome(Reply.ok(op=request.op.value,
+                                **{k: v for k, v in body.items() if v is not None}), effects)
 
     def _apply(self, req: OperatorRequest, effects: Effects) -> dict[str, Any]:
         store = self.store

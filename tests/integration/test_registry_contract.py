@@ -1,0 +1,217 @@
+"""The wire contract holds for real traffic: every message a device (the agent's own
+publisher), the apps, the user agent, the operator and the bridge exchanged in a full run
+over Mosquitto is checked against the CDDL, and the AsyncAPI document names every topic
+and payload."""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.publisher import Publisher
+from broker_bridge.client import PairingClient
+from broker_bridge.errors import RequestError
+from broker_bridge.model import OtherOperator
+from broker_bridge.storage import SqliteStore
+from broker_bridge.user_client import ConsentClient
+from lpa_emulator.stack import Mosquitto
+from mps_wire import codec, schema
+from mps_wire.errors import ValidationError
+from mps_wire.topics import Topics
+from tests.helpers import (
+    PAUL,
+    PAUL_MSISDN,
+    MqttProbe,
+    Received,
+    iccid_for,
+    imsi_for,
+    make_device,
+    paul_and_apps,
+    random_topics,
+    running_bridge,
+    wait_until,
+)
+
+pytest.importorskip("pycddl", reason="checking against the CDDL needs pycddl")
+
+RULE_BY_LEAF = {
+    ("devices", "register"): "device-info",
+    ("devices", "reply"): "registration-reply",
+    ("devices", "state"): "device-state",
+    ("apps", "requests"): "app-request",
+    ("apps", "replies"): "app-reply",
+    ("apps", "events"): "app-event",
+    ("users", "consent"): "consent-prompts",
+    ("users", "requests"): "user-request",
+    ("users", "replies"): "user-reply",
+    ("operator", "requests"): "operator-request",
+    ("operator", "replies"): "operator-reply",
+}
+
+
+@pytest.fixture
+def topics() -> Topics:
+    return random_topics()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(tmp_path / "registry.db") as s:
+        paul_and_apps(s, devices=0)
+        s.upsert_operator(OtherOperator("other", "Other Mobile", "mqtts://reg.other.example",
+                                        "mps/v1", ("+49160",)))
+        yield s
+
+
+def _refused(call: Any, *args: Any, **kw: Any) -> None:
+    with pytest.raises(RequestError):
+        call(*args, **kw)
+
+
+def _scenario(broker: str, topics: Topics, tmp_path: Path) -> None:
+    """A run that makes every kind of message at least once."""
+    for n in (1, 2):
+        with Publisher(broker, make_device(n).eid, prefix=topics.prefix,
+                       presence=True) as device:
+            assert device.register(make_device(n), timeout=5).is_ok
+    with Publisher(broker, make_device(8, sub=88).eid, prefix=topics.prefix) as stranger:
+        assert not stranger.register(make_device(8, sub=88), timeout=5).is_ok
+
+    opts = {"topics": topics, "timeout": 5}
+    with PairingClient(broker, "health", **opts) as health, \
+            PairingClient(broker, "care", **opts) as care, \
+            PairingClient(broker, "coach", **opts) as coach, \
+            PairingClient(broker, "tracker", **opts) as tracker, \
+            ConsentClient(broker, PAUL, **opts) as user:
+        pending = health.pair(PAUL_MSISDN, "health-monitoring")
+        user.consent()
+        user.approve(user.wait_for_prompt(app="health", timeout=5).prompt)
+        health.wait_for_decision(pending.pairing, timeout=5)
+        assert care.pair(PAUL_MSISDN, "support").active
+        coach_pending = coach.pair(PAUL_MSISDN, "fitness")
+        user.deny(user.wait_for_prompt(app="coach", timeout=5).prompt)
+        coach.wait_for_decision(coach_pending.pairing, timeout=5)
+        health.devices(PAUL_MSISDN)
+        care.fetch_events(0, limit=2)
+        _refused(tracker.pair, PAUL_MSISDN, "fitness")
+        _refused(health.pair, "+4916012345678", "health-monitoring")  # redirect
+        _refused(health.devices, "+4915199999999")  # not found
+        _refused(user.approve, "cp-unknown")
+        with Publisher(broker, make_device(3).eid, prefix=topics.prefix) as device:
+            device.register(make_device(3), timeout=5)  # device-added
+        with Publisher(broker, make_device(1).eid, prefix=topics.prefix) as device:
+            device.register(make_device(1), timeout=5)  # unchanged
+            changed = replace(make_device(1), seq=2, imei=make_device(30).imei,
+                              ip=("10.9.0.1",))
+            reply = device.register(changed, timeout=5)  # device-updated
+            assert reply.body["changes"] == ["device-swap", "ip"]
+        with MqttProbe(broker) as operator:
+            replies = topics.operator_replies("crm")
+            operator.listen(replies)
+            for msg in ({"op": "add-contract", "contract": "C-X", "holder": "X",
+                         "msisdns": ["+4915100000090"]},
+                        {"op": "add-number", "msisdn": "+4915100000091", "contract": "C-X"},
+                        {"op": "port-in", "msisdn": "+4915100000092", "contract": "C-X"},
+                        {"op": "add-subscription", "iccid": iccid_for(40), "imsi": imsi_for(40),
+                         "msisdn": "+4915100000093", "contract": "C-X"},
+                        {"op": "remove-number", "msisdn": "+4915100000091"},
+                        {"op": "port-out", "msisdn": "+4915100000092", "operator": "other"},
+                        {"op": "remove-subscription", "iccid": iccid_for(2)},  # removed
+                        {"op": "remove-subscription", "iccid": iccid_for(77)}):  # error
+                operator.request(topics.operator_requests("crm"), codec.encode(msg), replies)
+        user.withdraw(app="health")  # pairing-ended
+        care.unpair(PAUL_MSISDN)
+        # a prompt left to expire: pairing-denied (expired)
+        coach.pair(PAUL_MSISDN, "fitness")
+
+
+def test_every_message_of_a_full_run_matches_the_cddl(
+        store: SqliteStore, mosquitto: Mosquitto, topics: Topics, tmp_path: Path) -> None:
+    with MqttProbe(mosquitto.url) as tap:
+        tap.listen(f"{topics.prefix}/#")
+        with running_bridge(store, mosquitto.url, topics, consent_ttl=0.5):
+            _scenario(mosquitto.url, topics, tmp_path)
+            assert wait_until(lambda: any(e.kind.value == "pairing-denied" and
+                                          e.payload.get("reason") == "expired"
+                                          for e in store.events_since("coach", 0)), 5)
+            time.sleep(0.2)  # the last publications reach the tap
+        captured: list[Received] = []
+        while True:
+            try:
+                captured.append(tap.next(timeout=0.3))
+            except queue.Empty:
+                break
+
+    rules: Counter[str] = Counter()
+    shapes: set[str] = set()
+    for message in captured:
+        kind, _ident, leaf = topics.parse(message.topic)
+        rule = RULE_BY_LEAF[(kind, leaf)]
+        if not message.payload:
+            continue  # a retained message being cleared
+        try:
+            schema.validate(rule, message.payload)
+        except ValidationError as exc:
+            pytest.fail(f"{message.topic}: {codec.decode(message.payload)}\n{exc}")
+        rules[rule] += 1
+        body = codec.decode(message.payload, max_size=1 << 20)
+        shapes.add(f"{rule}:{body.get('event') or body.get('op') or body.get('status')}")
+    assert set(rules) == set(RULE_BY_LEAF.values())
+    events = {s.split(":")[1] for s in shapes if s.startswith("app-event:")}
+    assert events == {"device-added", "device-updated", "device-removed", "pairing-granted",
+                      "pairing-denied", "pairing-ended"}
+    statuses = {s.split(":")[1] for s in shapes if s.startswith("app-reply:")}
+    assert statuses == {"ok", "pending", "denied", "redirect", "error"}
+    operator_ops = {s.split(":")[1] for s in shapes if s.startswith("operator-request:")}
+    assert len(operator_ops) == 7
+
+
+def test_the_cddl_refuses_what_the_contract_does_not_allow() -> None:
+    good = make_device(1).to_wire()
+    schema.validate("device-info", codec.encode(good))
+    for bad in ({**good, "imei": "12345"}, {**good, "v": 2},
+                {k: v for k, v in good.items() if k != "model"}, {**good, "extra": 1}):
+        with pytest.raises(ValidationError):
+            schema.validate("device-info", codec.encode(bad))
+    with pytest.raises(ValueError, match="no rule"):
+        schema.validate("no-such-rule", b"\xa0")
+
+
+def test_the_asyncapi_document_names_every_topic_and_payload() -> None:
+    yaml = pytest.importorskip("yaml", reason="reading the AsyncAPI document needs PyYAML")
+    doc = yaml.safe_load(schema.ASYNCAPI_FILE.read_text(encoding="utf-8"))
+    assert doc["asyncapi"].startswith("3.")
+    assert doc["defaultContentType"] == "application/cbor"
+    t = Topics()
+    built = {
+        t.device_register("EID"), t.device_reply("EID"), t.device_state("EID"),
+        t.app_requests("APP"), t.app_replies("APP"), t.app_events("APP"),
+        t.user_consent("CONTRACT"), t.user_requests("CONTRACT"),
+        t.user_replies("CONTRACT"), t.operator_requests("SOURCE"),
+        t.operator_replies("SOURCE"),
+    }
+    expected = {topic.replace("/EID/", "/{eid}/").replace("/APP/", "/{app}/")
+                .replace("/CONTRACT/", "/{contract}/").replace("/SOURCE/", "/{source}/")
+                for topic in built}
+    assert {c["address"] for c in doc["channels"].values()} == expected
+    defined = set(schema.rules())
+    named = {m["x-cddl"] for m in doc["components"]["messages"].values()}
+    assert named <= defined
+    assert named == set(RULE_BY_LEAF.values())
+    # Each channel's message is the one whose payload its topic carries.
+    for channel in doc["channels"].values():
+        kind, _ident, leaf = Topics().parse(channel["address"].replace("{", "x").replace(
+            "}", "x"))
+        (message,) = channel["messages"].values()
+        name = message["$ref"].rsplit("/", 1)[-1]
+        assert doc["components"]["messages"][name]["x-cddl"] == RULE_BY_LEAF[(kind, leaf)]
+    # Every operation points at a channel that exists.
+    for operation in doc["operations"].values():
+        assert operation["channel"]["$ref"].rsplit("/", 1)[-1] in doc["channels"]
