@@ -1,0 +1,577 @@
+"""The eUICC's part of a profile download (SGP.22 5.7.13, 5.7.5, 5.7.6), card-independent.
+
+:class:`EuiccDownloadSession` holds what one download needs between the ES10b commands
+(challenge, transaction id, server certificates, one-time key, secure channel) and
+answers GetEUICCChallenge, AuthenticateServer, PrepareDownload, the LoadBoundProfilePackage
+segments and CancelSession with the DER the eUICC returns, after checking every
+certificate chain, signature, challenge, transaction id and MAC. It never touches card
+storage: installing the profile and keeping the notification are the caller's, through
+the :class:`InstallTarget` it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from lpa_emulator import tlv
+from lpa_emulator.asn1 import rsp
+from lpa_emulator.asn1.der import Asn1Error
+from lpa_emulator.asn1.saip import ProfileContent, parse_profile_package
+from lpa_emulator.crypto import certs, ecka, signatures
+from lpa_emulator.crypto.errors import CertificateError, CryptoError, Scp03tError
+from lpa_emulator.crypto.kdf import SessionKeys, derive_session_keys
+from lpa_emulator.crypto.scp03t import Scp03t
+from lpa_emulator.pki import Credential, cert_der
+
+log = logging.getLogger(__name__)
+
+MAX_PROFILE = 256 * 1024
+"""Largest profile package (sum of the 86 segments) an eUICC session accepts."""
+
+MAX_METADATA = 8 * 1024
+
+_SIMA_OK = bytes.fromhex("3007A0053003800100")
+"""An EUICCResponse saying the profile elements installed: ``peStatus { { status ok } }``."""
+
+
+@dataclass(frozen=True, slots=True)
+class EuiccIdentity:
+    """What the eUICC proves itself with and whom it trusts.
+
+    ``trusted_cis`` are the CI certificates whose keys verify server certificates
+    (euiccCiPKIdListForVerification); the CI that issued ``eum_cert`` is the one the eUICC
+    signs under (euiccCiPKIdListForSigning).
+    """
+
+    eid: str
+    credential: Credential
+    eum_cert: x509.Certificate
+    trusted_cis: tuple[x509.Certificate, ...]
+    svn: bytes = rsp.SVN_2_2_0
+
+    @property
+    def eid_bytes(self) -> bytes:
+        return bytes.fromhex(self.eid)
+
+    def pkids_verification(self) -> tuple[bytes, ...]:
+        return tuple(k for k in (certs.subject_key_id(c) for c in self.trusted_cis)
+                     if k is not None)
+
+    def pkids_signing(self) -> tuple[bytes, ...]:
+        aki = certs.authority_key_id(self.eum_cert)
+        return (aki,) if aki is not None else ()
+
+    def info1(self) -> rsp.EuiccInfo1:
+        return rsp.EuiccInfo1(self.svn, self.pkids_verification(), self.pkids_signing())
+
+    def info2(self) -> rsp.EuiccInfo2:
+        return rsp.EuiccInfo2(svn=self.svn, ci_pkids_verification=self.pkids_verification(),
+                              ci_pkids_signing=self.pkids_signing())
+
+
+class InstallTarget(Protocol):
+    """The card storage a download's outcome is handed to."""
+
+    def iccid_in_use(self, iccid: str) -> bool:
+        """Whether a profile with ``iccid`` is installed already."""
+
+    def next_sequence_number(self) -> int:
+        """A fresh notification sequence number."""
+
+    def install(self, profile: ProfileContent, metadata: rsp.StoreMetadata,
+                result_for: Callable[[bytes], bytes]) -> None:
+        """Store the profile and its pending install notification, both or neither.
+
+        The target picks the ISD-P AID and calls ``result_for(aid)`` for the signed
+        ProfileInstallationResult to keep (and to return to the LPA).
+        """
+
+    def keep_notification(self, seq_number: int, notification: bytes) -> None:
+        """Keep a pending notification (the result of a failed installation)."""
+
+
+class _Failure(Exception):
+    """Ends the BPP processing with a failed ProfileInstallationResult."""
+
+    def __init__(self, command: rsp.BppCommandId, reason: rsp.ErrorReason, message: str
+                 ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.reason = reason
+
+
+class _Phase:
+    """Where the LoadBoundProfilePackage segments have got to."""
+
+    START = "start"
+    CONFIGURE = "configure-isdp"
+    METADATA_HEADER = "metadata-header"
+    METADATA = "metadata"
+    AFTER_METADATA = "after-metadata"
+    PROFILE = "profile"
+    DONE = "done"
+
+
+@dataclass
+class _Bpp:
+    phase: str = _Phase.START
+    remaining_total: int = 0  # bytes of BF36's value still to come
+    channel: Scp03t | None = None
+    left_in_group: int = 0  # bytes of the current A1/A3 value still to come
+    metadata: bytearray = field(default_factory=bytearray)
+    profile: bytearray = field(default_factory=bytearray)
+    store_metadata: rsp.StoreMetadata | None = None
+
+
+class EuiccDownloadSession:
+    """The eUICC side of one profile download, from the challenge to the installation result.
+
+    Methods take the ES10b request DER (as the LPA sends it) and return the response DER.
+    """
+
+    def __init__(self, identity: EuiccIdentity, *, default_smdp_address: str | None = None
+                 ) -> None:
+        self.identity = identity
+        self.default_smdp_address = default_smdp_address
+        self._challenge: bytes | None = None
+        self._txid: bytes | None = None
+        self._server_address: str | None = None
+        self._dpauth: x509.Certificate | None = None
+        self._dppb: x509.Certificate | None = None
+        self._euicc_signature1: bytes | None = None
+        self._otsk: ec.EllipticCurvePrivateKey | None = None
+        self._cc_required = False
+        self._bpp: _Bpp | None = None
+
+    @property
+    def transaction_id(self) -> bytes | None:
+        return self._txid
+
+    def reset(self) -> None:
+        """Forget the session (card reset, new challenge, cancel)."""
+        self.__init__(self.identity,  # type: ignore[misc]
+                      default_smdp_address=self.default_smdp_address)
+
+    # --- GetEUICCChallenge / GetEUICCInfo ---------------------------------------------------
+
+    def get_challenge(self) -> bytes:
+        """GetEuiccChallengeResponse: a fresh challenge ends any earlier session."""
+        self.reset()
+        self._challenge = os.urandom(rsp.CHALLENGE_SIZE)
+        return rsp.encode_euicc_challenge(self._challenge)
+
+    def get_info1(self) -> bytes:
+        return self.identity.info1().encode()
+
+    def get_info2(self) -> bytes:
+        return self.identity.info2().encode()
+
+    # --- AuthenticateServer ---------------------------------------------------------------
+
+    def authenticate_server(self, request: bytes) -> bytes:
+        """ES10b.AuthenticateServer: verify the SM-DP+, answer with signed euiccSigned1."""
+        code = rsp.AuthenticateErrorCode
+        try:
+            req = rsp.AuthenticateServerRequest.decode(request)
+            signed = req.signed
+        except Asn1Error as exc:
+            log.info("AuthenticateServer: malformed request: %s", exc)
+            return rsp.AuthenticateResponseError(b"\x00", code.UNDEFINED).encode()
+
+        def refuse(reason: rsp.AuthenticateErrorCode, why: str) -> bytes:
+            log.info("AuthenticateServer refused (%s): %s", reason.name, why)
+            return rsp.AuthenticateResponseError(signed.transaction_id, reason).encode()
+
+        if self._challenge is None:
+            return refuse(code.NO_SESSION_CONTEXT, "no challenge was issued")
+        ci = certs.find_ci(self.identity.trusted_cis, req.ci_pkid)
+        if ci is None or req.ci_pkid not in self.identity.pkids_signing():
+            return refuse(code.CI_PK_UNKNOWN, "euiccCiPKIdToBeUsed is not one of ours")
+        try:
+            server = certs.load_der(req.server_certificate, "dpauth")
+            key = server.public_key()
+            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+                return refuse(code.UNSUPPORTED_CURVE, "CERT.DPauth is not on NIST P-256")
+            certs.verify_server_certificate(server, self.identity.trusted_cis,
+                                            role=certs.ROLE_DP_AUTH)
+        except CertificateError as exc:
+            return refuse(code.INVALID_CERTIFICATE, str(exc))
+        try:
+            signatures.verify(key, req.server_signed1, req.server_signature1)
+        except CryptoError as exc:
+            return refuse(code.INVALID_SIGNATURE, str(exc))
+        if signed.euicc_challenge != self._challenge:
+            return refuse(code.EUICC_CHALLENGE_MISMATCH, "serverSigned1 names another challenge")
+        if (self.default_smdp_address is not None and req.ctx_params1.matching_id is None
+                and signed.server_address.lower() != self.default_smdp_address.lower()):
+            # Without a matching id the LPA uses the default SM-DP+: it must be that one.
+            return refuse(code.UNDEFINED, f"server {signed.server_address} is not the default "
+                          f"SM-DP+ {self.default_smdp_address}")
+        euicc_signed1 = rsp.EuiccSigned1(signed.transaction_id, signed.server_address,
+                                         signed.server_challenge,
+                                         self.identity.info2().encode(), req.ctx_params1)
+        body = euicc_signed1.encode()
+        signature = signatures.sign(self.identity.credential.key, body)
+        self._txid = signed.transaction_id
+        self._server_address = signed.server_address
+        self._dpauth = server
+        self._euicc_signature1 = signature
+        self._challenge = None  # one use only: a replayed serverSigned1 finds none
+        return rsp.AuthenticateResponseOk(body, signature, self.identity.credential.cert_der,
+                                          cert_der(self.identity.eum_cert)).encode()
+
+    # --- PrepareDownload ------------------------------------------------------------------
+
+    def prepare_download(self, request: bytes) -> bytes:
+        """ES10b.PrepareDownload: verify CERT.DPpb and smdpSignature2, make otPK.EUICC."""
+        code = rsp.DownloadErrorCode
+        try:
+            req = rsp.PrepareDownloadRequest.decode(request)
+            signed = req.signed
+        except Asn1Error as exc:
+            log.info("PrepareDownload: malformed request: %s", exc)
+            return rsp.PrepareDownloadResponseError(self._txid or b"\x00",
+                                                    code.UNDEFINED).encode()
+
+        def refuse(reason: rsp.DownloadErrorCode, why: str) -> bytes:
+            log.info("PrepareDownload refused (%s): %s", reason.name, why)
+            return rsp.PrepareDownloadResponseError(signed.transaction_id, reason).encode()
+
+        if self._txid is None or self._dpauth is None or self._euicc_signature1 is None:
+            return refuse(code.NO_SESSION_CONTEXT, "no authenticated session")
+        try:
+            dppb = certs.load_der(req.smdp_certificate, "dppb")
+            key = dppb.public_key()
+            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+                return refuse(code.UNSUPPORTED_CURVE, "CERT.DPpb is not on NIST P-256")
+            certs.verify_server_certificate(dppb, self.identity.trusted_cis,
+                                            role=certs.ROLE_DP_PB)
+            if certs.server_oid(dppb) != certs.server_oid(self._dpauth):
+                return refuse(code.INVALID_CERTIFICATE,
+                              "CERT.DPpb belongs to another SM-DP+ than CERT.DPauth")
+        except CertificateError as exc:
+            return refuse(code.INVALID_CERTIFICATE, str(exc))
+        try:
+            signatures.verify(key, req.smdp_signed2 + signatures.signature_object(
+                self._euicc_signature1), req.smdp_signature2)
+        except CryptoError as exc:
+            return refuse(code.INVALID_SIGNATURE, str(exc))
+        if signed.transaction_id != self._txid:
+            return refuse(code.INVALID_TRANSACTION_ID, "smdpSigned2 names another transaction")
+        if signed.cc_required and req.hash_cc is None:
+            return refuse(code.UNDEFINED, "a confirmation code is required, none was given")
+        reuse = (signed.bpp_euicc_otpk is not None and self._otsk is not None
+                 and ecka.public_point(self._otsk) == signed.bpp_euicc_otpk)
+        if not reuse:
+            self._otsk = ecka.new_key()
+        assert self._otsk is not None
+        euicc_signed2 = rsp.EuiccSigned2(self._txid, ecka.public_point(self._otsk),
+                                         req.hash_cc).encode()
+        signature = signatures.sign(self.identity.credential.key, euicc_signed2
+                                    + signatures.signature_object(req.smdp_signature2))
+        self._dppb = dppb
+        self._cc_required = signed.cc_required
+        self._bpp = _Bpp()
+        return rsp.PrepareDownloadResponseOk(euicc_signed2, signature).encode()
+
+    # --- LoadBoundProfilePackage -----------------------------------------------------------
+
+    @property
+    def loading(self) -> bool:
+        """Whether a bound profile package is being loaded (segments are expected)."""
+        return self._bpp is not None and self._bpp.phase != _Phase.START
+
+    def load_segment(self, segment: bytes, target: InstallTarget) -> bytes:
+        """One ES10b.LoadBoundProfilePackage command: b"" to go on, or the DER of the
+        ProfileInstallationResult (on the last segment, or on the first failure)."""
+        bpp = self._bpp
+        if bpp is None or self._txid is None or self._dppb is None:
+            return self._result(target, rsp.BppCommandId.INITIALISE_SECURE_CHANNEL,
+                                rsp.ErrorReason.INVALID_TRANSACTION_ID,
+                                "no prepared download")
+        try:
+            return self._segment(bpp, segment, target)
+        except _Failure as exc:
+            return self._result(target, exc.command, exc.reason, str(exc))
+
+    def _segment(self, bpp: _Bpp, segment: bytes, target: InstallTarget) -> bytes:
+        cmd = rsp.BppCommandId
+        if bpp.phase == _Phase.START:
+            self._initialise(bpp, segment)
+            return b""
+        bpp.remaining_total -= len(segment)
+        if bpp.remaining_total < 0:
+            raise _Failure(cmd.LOAD_PROFILE_ELEMENTS, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
+                           "segments run past the package's length")
+        if bpp.phase == _Phase.CONFIGURE:
+            self._configure(bpp, segment)
+        elif bpp.phase == _Phase.METADATA_HEADER:
+            bpp.left_in_group = _group_length(segment, 0xA1, cmd.STORE_METADATA)
+            bpp.phase = _Phase.METADATA
+            if bpp.left_in_group == 0:
+                raise _Failure(cmd.STORE_METADATA, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
+                               "StoreMetadata is empty")
+        elif bpp.phase == _Phase.METADATA:
+            self._metadata(bpp, segment)
+        elif bpp.phase == _Phase.AFTER_METADATA:
+            if segment[:1] == b"\xa2":
+                self._replace_keys(bpp, segment)
+            else:
+                bpp.left_in_group = _group_length(segment, 0xA3, cmd.LOAD_PROFILE_ELEMENTS)
+                bpp.phase = _Phase.PROFILE
+        elif bpp.phase == _Phase.PROFILE:
+            self._profile_segment(bpp, segment)
+            if bpp.left_in_group == 0:
+                return self._finish(bpp, target)
+        else:
+            raise _Failure(cmd.LOAD_PROFILE_ELEMENTS, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
+                           "the package is complete; no more segments are expected")
+        return b""
+
+    def _initialise(self, bpp: _Bpp, segment: bytes) -> None:
+        cmd, why = rsp.BppCommandId.INITIALISE_SECURE_CHANNEL, rsp.ErrorReason
+        assert self._dppb is not None and self._otsk is not None
+        header_len, total = _outer_header(segment)
+        try:
+            isc, signed_part = rsp.InitialiseSecureChannel.decode(segment[header_len:])
+        except Asn1Error as exc:
+            raise _Failure(cmd, why.INCORRECT_INPUT_VALUES, str(exc)) from exc
+        if isc.remote_op != rsp.REMOTE_OP_INSTALL_BPP:
+            raise _Failure(cmd, why.UNSUPPORTED_REMOTE_OPERATION_TYPE,
+                           f"remote operation {isc.remote_op}")
+        if isc.transaction_id != self._txid:
+            raise _Failure(cmd, why.INVALID_TRANSACTION_ID, "BPP of another transaction")
+        if (isc.key_type, isc.key_length) != (rsp.CRT_KEY_TYPE, rsp.CRT_KEY_LENGTH):
+            raise _Failure(cmd, why.UNSUPPORTED_CRT_VALUES,
+                           f"key type {isc.key_type:02X} length {isc.key_length}")
+        key = self._dppb.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        euicc_otpk = tlv.encode(rsp.TAG_OTPK, ecka.public_point(self._otsk))
+        try:
+            signatures.verify(key, signed_part + euicc_otpk, isc.signature)
+        except CryptoError as exc:
+            raise _Failure(cmd, why.INVALID_SIGNATURE, str(exc)) from exc
+        try:
+            secret = ecka.shared_secret(self._otsk, isc.smdp_otpk)
+        except CryptoError as exc:
+            raise _Failure(cmd, why.INCORRECT_INPUT_VALUES, str(exc)) from exc
+        keys = derive_session_keys(secret, isc.host_id, self.identity.eid_bytes)
+        bpp.channel = Scp03t(keys)
+        bpp.remaining_total = total - (len(segment) - header_len)
+        if bpp.remaining_total < 0:
+            raise _Failure(cmd, why.INCORRECT_INPUT_VALUES, "BF36 is shorter than BF23")
+        bpp.phase = _Phase.CONFIGURE
+
+    def _unwrap(self, bpp: _Bpp, item: tlv.Tlv, cmd: rsp.BppCommandId) -> bytes:
+        assert bpp.channel is not None
+        try:
+            return bpp.channel.unwrap(item)[1]
+        except Scp03tError as exc:
+            reason = (rsp.ErrorReason.SCP03T_SECURITY_ERROR if exc.security
+                      else rsp.ErrorReason.SCP03T_STRUCTURE_ERROR)
+            raise _Failure(cmd, reason, str(exc)) from exc
+
+    def _whole_group(self, segment: bytes, tag: int, inner: int, cmd: rsp.BppCommandId
+                     ) -> list[tlv.Tlv]:
+        try:
+            group = tlv.decode_one(segment)
+            items = group.children() if group.tag == tag else None
+        except tlv.TlvError as exc:
+            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, str(exc)) from exc
+        if items is None or not items or any(i.tag != inner for i in items):
+            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                           f"expected {tag:X} holding {inner:X} segments")
+        return items
+
+    def _configure(self, bpp: _Bpp, segment: bytes) -> None:
+        cmd = rsp.BppCommandId.CONFIGURE_ISDP
+        data = b"".join(self._unwrap(bpp, i, cmd)
+                        for i in self._whole_group(segment, 0xA0, 0x87, cmd))
+        try:
+            item = tlv.decode_one(data)
+        except tlv.TlvError as exc:
+            raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
+        if item.tag != rsp.TAG_CONFIGURE_ISDP:
+            raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
+                           f"ConfigureISDP expected, got {item.tag:X}")
+        bpp.phase = _Phase.METADATA_HEADER
+
+    def _metadata(self, bpp: _Bpp, segment: bytes) -> None:
+        cmd = rsp.BppCommandId.STORE_METADATA
+        bpp.left_in_group -= len(segment)
+        if bpp.left_in_group < 0:
+            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                           "88 segments run past A1")
+        try:
+            item = tlv.decode_one(segment)
+        except tlv.TlvError as exc:
+            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, str(exc)) from exc
+        bpp.metadata += self._unwrap(bpp, item, cmd)
+        if len(bpp.metadata) > MAX_METADATA:
+            raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, "metadata too large")
+        if bpp.left_in_group == 0:
+            try:
+                bpp.store_metadata = rsp.StoreMetadata.decode(bytes(bpp.metadata))
+            except Asn1Error as exc:
+                raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
+            bpp.phase = _Phase.AFTER_METADATA
+
+    def _replace_keys(self, bpp: _Bpp, segment: bytes) -> None:
+        cmd = rsp.BppCommandId.REPLACE_SESSION_KEYS
+        data = b"".join(self._unwrap(bpp, i, cmd)
+                        for i in self._whole_group(segment, 0xA2, 0x87, cmd))
+        try:
+            mcv, enc, mac = rsp.decode_replace_session_keys(data)
+        except Asn1Error as exc:
+            raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
+        # The profile segments that follow are protected with the replaced keys, block
+        # counter starting again at 1.
+        bpp.channel = Scp03t(SessionKeys(mcv, enc, mac))
+
+    def _profile_segment(self, bpp: _Bpp, segment: bytes) -> None:
+        cmd = rsp.BppCommandId.LOAD_PROFILE_ELEMENTS
+        bpp.left_in_group -= len(segment)
+        if bpp.left_in_group < 0:
+            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                           "86 segments run past A3")
+        try:
+            item = tlv.decode_one(segment)
+        except tlv.TlvError as exc:
+            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, str(exc)) from exc
+        if item.tag != 0x86:
+            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                           f"expected an 86 segment, got {item.tag:X}")
+        bpp.profile += self._unwrap(bpp, item, cmd)
+        if len(bpp.profile) > MAX_PROFILE:
+            raise _Failure(cmd, rsp.ErrorReason.INSUFFICIENT_MEMORY, "profile too large")
+
+    def _finish(self, bpp: _Bpp, target: InstallTarget) -> bytes:
+        cmd, why = rsp.BppCommandId.LOAD_PROFILE_ELEMENTS, rsp.ErrorReason
+        if bpp.remaining_total != 0:
+            raise _Failure(cmd, why.INCORRECT_INPUT_VALUES,
+                           f"{bpp.remaining_total} bytes of BF36 were never sent")
+        try:
+            profile = parse_profile_package(bytes(bpp.profile))
+        except Asn1Error as exc:
+            raise _Failure(cmd, why.PE_PROCESSING_ERROR, str(exc)) from exc
+        metadata = bpp.store_metadata
+        assert metadata is not None
+        if profile.iccid != metadata.iccid:
+            raise _Failure(cmd, why.DATA_MISMATCH,
+                           f"profile ICCID {profile.iccid} differs from metadata "
+                           f"{metadata.iccid}")
+        if target.iccid_in_use(profile.iccid):
+            raise _Failure(cmd, why.ICCID_ALREADY_EXISTS, f"ICCID {profile.iccid} is installed")
+        note = self._notification(target, profile.iccid)
+        results: list[bytes] = []
+
+        def result_for(aid: bytes) -> bytes:
+            data = rsp.ProfileInstallationResultData(
+                self._txid or b"", note, self._smdp_oid(),
+                rsp.InstallSuccess(aid, _SIMA_OK)).encode()
+            results.append(rsp.ProfileInstallationResult(
+                data, signatures.sign(self.identity.credential.key, data)).encode())
+            return results[-1]
+
+        target.install(profile, metadata, result_for)
+        if not results:
+            raise _Failure(cmd, why.UNKNOWN_ERROR, "the card stored no installation result")
+        bpp.phase = _Phase.DONE
+        self._end_download()
+        return results[-1]
+
+    def _notification(self, target: InstallTarget, iccid: str | None
+                      ) -> rsp.NotificationMetadata:
+        return rsp.NotificationMetadata(target.next_sequence_number(),
+                                        rsp.NotificationEvent.INSTALL,
+                                        self._server_address or "", iccid)
+
+    def _smdp_oid(self) -> str:
+        cert = self._dppb or self._dpauth
+        return certs.server_oid(cert) if cert is not None else "0.0"
+
+    def _result(self, target: InstallTarget, command: rsp.BppCommandId,
+                reason: rsp.ErrorReason, message: str) -> bytes:
+        log.info("profile installation failed at %s: %s (%s)", command.name, reason.name,
+                 message)
+        iccid = None
+        if self._bpp is not None and self._bpp.store_metadata is not None:
+            iccid = self._bpp.store_metadata.iccid
+        note = self._notification(target, iccid)
+        data = rsp.ProfileInstallationResultData(
+            self._txid or b"\x00", note, self._smdp_oid(),
+            rsp.InstallFailure(command, reason)).encode()
+        self._end_download()
+        pir = rsp.ProfileInstallationResult(
+            data, signatures.sign(self.identity.credential.key, data)).encode()
+        target.keep_notification(note.seq_number, pir)
+        return pir
+
+    def _end_download(self) -> None:
+        # The one-time key and the channel never outlive the package (SGP.22 3.1.3).
+        self._otsk = None
+        self._bpp = None
+
+    # --- CancelSession ----------------------------------------------------------------------
+
+    def cancel_session(self, request: bytes) -> bytes:
+        """ES10b.CancelSession: a signed cancellation of the current transaction."""
+        try:
+            txid, reason = rsp.decode_cancel_session_request(request)
+        except Asn1Error as exc:
+            log.info("CancelSession: malformed request: %s", exc)
+            return rsp.CancelSessionResponseError(127).encode()
+        if self._txid is None or txid != self._txid or self._dpauth is None:
+            return rsp.CancelSessionResponseError(5).encode()  # invalidTransactionId
+        signed = rsp.EuiccCancelSessionSigned(txid, certs.server_oid(self._dpauth),
+                                              reason).encode()
+        response = rsp.CancelSessionResponseOk(
+            signed, signatures.sign(self.identity.credential.key, signed)).encode()
+        self.reset()
+        return response
+
+
+def _outer_header(segment: bytes) -> tuple[int, int]:
+    """Length of the BF36 header at the start of ``segment`` and the BF36 value length."""
+    cmd = rsp.BppCommandId.INITIALISE_SECURE_CHANNEL
+    if segment[:2] != b"\xbf\x36" or len(segment) < 3:
+        raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
+                       "the first segment must start with BF36")
+    first = segment[2]
+    if first < 0x80:
+        return 3, first
+    n = first & 0x7F
+    if not 1 <= n <= 3 or len(segment) < 3 + n:
+        raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, "malformed BF36 length")
+    return 3 + n, int.from_bytes(segment[3:3 + n], "big")
+
+
+def _group_length(segment: bytes, tag: int, cmd: rsp.BppCommandId) -> int:
+    """The value length announced by a group header (A1 / A3) sent on its own."""
+    if len(segment) < 2 or segment[0] != tag:
+        raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                       f"expected the {tag:X} header, got {segment[:1].hex().upper()}")
+    first = segment[1]
+    if first < 0x80:
+        length, size = first, 2
+    else:
+        n = first & 0x7F
+        if not 1 <= n <= 3:
+            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, "malformed length")
+        length, size = int.from_bytes(segment[2:2 + n], "big"), 2 + n
+    if len(segment) != size:
+        raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                       f"the {tag:X} header segment carries extra bytes")
+    return length
+
+
+def trusted_from(cis: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    """The CI certificates as a tuple (for :class:`EuiccIdentity`)."""
+    return tuple(cis)

@@ -1,0 +1,441 @@
+"""A test PKI for remote SIM provisioning, and loading any PKI's certificates and keys.
+
+:func:`init_pki` makes, in one directory, a CI (root), an EUM name-constrained to an EID
+range, eUICC certificates with the EID as subject ``serialNumber``, the SM-DP+'s DPauth and
+DPpb certificates and a TLS certificate for its address, all on NIST P-256 and following
+the certificate profiles of SGP.22 section 4.5.2. The file names are fixed so every role
+finds its part:
+
+========================  =====================================
+``ci.pem`` / ``ci.key``    CERT.CI and its key (the trust anchor)
+``eum.pem`` / ``eum.key``  CERT.EUM
+``euicc-<EID>.pem/.key``   CERT.EUICC of one card
+``dpauth.pem/.key``        CERT.DPauth (SM-DP+ authentication)
+``dppb.pem/.key``          CERT.DPpb (profile binding)
+``tls.pem/.key``           CERT.DP.TLS (HTTPS of ES9+)
+========================  =====================================
+
+Every loader takes PEM or DER, so the GSMA test certificates (or any other PKI) work
+as well as the ones made here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from lpa_emulator.crypto.certs import (
+    ROLE_CI,
+    ROLE_DP_AUTH,
+    ROLE_DP_PB,
+    ROLE_DP_TLS,
+    ROLE_EUICC,
+    ROLE_EUM,
+    check_eid_range,
+)
+from lpa_emulator.crypto.errors import CertificateError
+from mps_wire.identifiers import IdentifierError, make_eid, validate_eid
+
+CI_CERT, CI_KEY = "ci.pem", "ci.key"
+EUM_CERT, EUM_KEY = "eum.pem", "eum.key"
+DPAUTH_CERT, DPAUTH_KEY = "dpauth.pem", "dpauth.key"
+DPPB_CERT, DPPB_KEY = "dppb.pem", "dppb.key"
+TLS_CERT, TLS_KEY = "tls.pem", "tls.key"
+
+DEFAULT_EID_PREFIX = "89049032"
+"""The EID range the test EUM may issue for (matches the emulated cards' EIDs)."""
+
+DEFAULT_EUM_ORG = "MPS Test EUM"
+DEFAULT_SMDP_OID = "2.999.10"
+"""OID of the test SM-DP+ (``2.999`` is the ITU-T/ISO arc for examples)."""
+DEFAULT_CI_OID = "2.999.1"
+DEFAULT_EUM_OID = "2.999.5"
+DEFAULT_TLS_HOSTS = ("localhost", "127.0.0.1")
+
+_CA_YEARS = 30
+_LEAF_YEARS = 10
+# SGP.22 gives eUICC certificates no meaningful end (cards have no clock): 9999-12-31.
+_EUICC_NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
+
+
+class PkiError(Exception):
+    """A PKI file is missing or unreadable, or a certificate does not match its key."""
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def euicc_cert_name(eid: str) -> str:
+    """``euicc-<EID>.pem``: the file name of an eUICC certificate."""
+    return f"euicc-{eid}.pem"
+
+
+def euicc_key_name(eid: str) -> str:
+    """``euicc-<EID>.key``: the file name of an eUICC private key."""
+    return f"euicc-{eid}.key"
+
+
+# --- loading ------------------------------------------------------------------------------
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PkiError(f"cannot read {path}: {exc.strerror or exc}", path=path) from exc
+
+
+def parse_certificate(data: bytes, *, source: str = "certificate") -> x509.Certificate:
+    """A certificate from PEM or DER bytes."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise PkiError(f"{source} is no PEM or DER certificate: {exc}") from exc
+
+
+def parse_private_key(data: bytes, *, source: str = "key") -> ec.EllipticCurvePrivateKey:
+    """An EC private key from PEM or DER bytes (PKCS#8 or SEC 1), unencrypted."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            key = serialization.load_pem_private_key(data, password=None)
+        else:
+            key = serialization.load_der_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise PkiError(f"{source} is no unencrypted PEM or DER private key: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{source} is not an elliptic-curve key")
+    return key
+
+
+def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
+    """A certificate from a PEM or DER file."""
+    p = Path(path)
+    try:
+        return parse_certificate(_read(p), source=str(p))
+    except PkiError as exc:
+        exc.path = p
+        raise
+
+
+def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
+    """All certificates of a PEM bundle, or the one certificate of a DER file."""
+    p = Path(path)
+    data = _read(p)
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            return x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise PkiError(f"{p} holds no readable PEM certificates: {exc}", path=p) from exc
+    return [load_certificate(p)]
+
+
+def load_private_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePrivateKey:
+    """An EC private key from a PEM or DER file."""
+    p = Path(path)
+    try:
+        return parse_private_key(_read(p), source=str(p))
+    except PkiError as exc:
+        exc.path = p
+        raise
+
+
+def _public_bytes(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.X962,
+                            serialization.PublicFormat.UncompressedPoint)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A certificate with its private key (a role's signing identity)."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    def __post_init__(self) -> None:
+        public = self.cert.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey) or (
+                _public_bytes(public) != _public_bytes(self.key.public_key())):
+            raise PkiError(f"the key does not belong to certificate "
+                           f"{self.cert.subject.rfc4514_string()}")
+
+    def __repr__(self) -> str:
+        return f"Credential({self.cert.subject.rfc4514_string()!r})"
+
+    @property
+    def cert_der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    @classmethod
+    def load(cls, cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str]
+             ) -> Credential:
+        """Certificate and key from files (PEM or DER each)."""
+        try:
+            return cls(load_certificate(cert_path), load_private_key(key_path))
+        except PkiError as exc:
+            if exc.path is None:
+                exc.path = Path(cert_path)
+            raise
+
+
+def cert_der(cert: x509.Certificate) -> bytes:
+    """The DER encoding of ``cert``."""
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+# --- making -------------------------------------------------------------------------------
+
+def _name(*pairs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in pairs])
+
+
+def _policies(role: x509.ObjectIdentifier) -> x509.CertificatePolicies:
+    return x509.CertificatePolicies([x509.PolicyInformation(role, None)])
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePublicKey,
+             not_after: datetime.datetime) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    return (x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(not_after)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False))
+
+
+def _years(n: int) -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0) + datetime.timedelta(
+        days=365 * n)
+
+
+def _issued_by(builder: x509.CertificateBuilder, issuer: Credential) -> x509.Certificate:
+    ski = issuer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+    return builder.sign(issuer.key, hashes.SHA256())
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def make_ci(*, name: str = "MPS Test CI", oid: str = DEFAULT_CI_OID) -> Credential:
+    """A self-signed CI certificate (the root of trust of every role)."""
+    key = _new_key()
+    subject = _name((NameOID.COMMON_NAME, name), (NameOID.ORGANIZATIONAL_UNIT_NAME, "TESTCERT"),
+                    (NameOID.ORGANIZATION_NAME, "MPS"), (NameOID.COUNTRY_NAME, "DE"))
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (_builder(subject, subject, key.public_key(), _years(_CA_YEARS))
+            .add_extension(x509.AuthorityKeyIdentifier(ski.digest, None, None), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(_policies(ROLE_CI), critical=True)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.RegisteredID(x509.ObjectIdentifier(oid))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return Credential(cert, key)
+
+
+def _key_usage(*, cert_sign: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=not cert_sign, content_commitment=False,
+                         key_encipherment=False, data_encipherment=False, key_agreement=False,
+                         key_cert_sign=cert_sign, crl_sign=cert_sign, encipher_only=False,
+                         decipher_only=False)
+
+
+def make_eum(ci: Credential, *, org: str = DEFAULT_EUM_ORG,
+             eid_prefixes: Sequence[str] = (DEFAULT_EID_PREFIX,),
+             oid: str = DEFAULT_EUM_OID) -> Credential:
+    """An EUM certificate whose name constraint permits eUICCs of ``org`` in the EID ranges.
+
+    Each prefix becomes one permitted directory name ``O=org, serialNumber=prefix``.
+    """
+    if not eid_prefixes:
+        raise PkiError("an EUM needs at least one permitted EID prefix")
+    for prefix in eid_prefixes:
+        if not prefix.isdigit() or not 2 <= len(prefix) <= 30 or not prefix.startswith("89"):
+            raise PkiError(f"EID prefix {prefix!r} must be 2 to 30 digits starting with 89")
+    key = _new_key()
+    subject = _name((NameOID.COMMON_NAME, f"{org} EUM"), (NameOID.ORGANIZATION_NAME, org),
+                    (NameOID.COUNTRY_NAME, "DE"))
+    permitted: list[x509.GeneralName] = [
+        x509.DirectoryName(_name((NameOID.ORGANIZATION_NAME, org),
+                                 (NameOID.SERIAL_NUMBER, prefix)))
+        for prefix in eid_prefixes]
+    builder = (_builder(subject, ci.cert.subject, key.public_key(), _years(_CA_YEARS))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+               .add_extension(_key_usage(cert_sign=True), critical=True)
+               .add_extension(_policies(ROLE_EUM), critical=True)
+               .add_extension(x509.SubjectAlternativeName(
+                   [x509.RegisteredID(x509.ObjectIdentifier(oid))]), critical=False)
+               .add_extension(x509.NameConstraints(permitted_subtrees=permitted,
+                                                   excluded_subtrees=None), critical=True))
+    return Credential(_issued_by(builder, ci), key)
+
+
+def make_euicc(eum: Credential, eid: str) -> Credential:
+    """An eUICC certificate for ``eid``, issued by ``eum`` (organisation copied from it)."""
+    try:
+        eid = validate_eid(eid)
+    except IdentifierError as exc:
+        raise PkiError(str(exc)) from exc
+    orgs = eum.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    org = str(orgs[0].value) if orgs else DEFAULT_EUM_ORG
+    key = _new_key()
+    subject = _name((NameOID.COMMON_NAME, "MPS eUICC"), (NameOID.ORGANIZATION_NAME, org),
+                    (NameOID.SERIAL_NUMBER, eid))
+    builder = (_builder(subject, eum.cert.subject, key.public_key(), _EUICC_NOT_AFTER)
+               .add_extension(_key_usage(), critical=True)
+               .add_extension(_policies(ROLE_EUICC), critical=True))
+    return Credential(_issued_by(builder, eum), key)
+
+
+def make_server(ci: Credential, role: x509.ObjectIdentifier, *, oid: str = DEFAULT_SMDP_OID,
+                name: str = "MPS SM-DP+") -> Credential:
+    """A DPauth (``ROLE_DP_AUTH``) or DPpb (``ROLE_DP_PB``) certificate for the SM-DP+ ``oid``."""
+    if role not in (ROLE_DP_AUTH, ROLE_DP_PB):
+        raise PkiError("a server signing certificate is DPauth or DPpb")
+    key = _new_key()
+    label = "auth" if role == ROLE_DP_AUTH else "pb"
+    subject = _name((NameOID.COMMON_NAME, f"{name} {label}"), (NameOID.ORGANIZATION_NAME, "MPS"),
+                    (NameOID.COUNTRY_NAME, "DE"))
+    builder = (_builder(subject, ci.cert.subject, key.public_key(), _years(_LEAF_YEARS))
+               .add_extension(_key_usage(), critical=True)
+               .add_extension(_policies(role), critical=True)
+               .add_extension(x509.SubjectAlternativeName(
+                   [x509.RegisteredID(x509.ObjectIdentifier(oid))]), critical=False))
+    return Credential(_issued_by(builder, ci), key)
+
+
+def _host_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def make_tls(ci: Credential, hosts: Sequence[str] = DEFAULT_TLS_HOSTS, *,
+             oid: str = DEFAULT_SMDP_OID) -> Credential:
+    """The SM-DP+'s TLS server certificate, with every host (name or IP) in its SAN."""
+    if not hosts:
+        raise PkiError("a TLS certificate needs at least one host name")
+    key = _new_key()
+    subject = _name((NameOID.COMMON_NAME, hosts[0]), (NameOID.ORGANIZATION_NAME, "MPS"),
+                    (NameOID.COUNTRY_NAME, "DE"))
+    names: list[x509.GeneralName] = [_host_name(h) for h in hosts]
+    names.append(x509.RegisteredID(x509.ObjectIdentifier(oid)))
+    builder = (_builder(subject, ci.cert.subject, key.public_key(), _years(_LEAF_YEARS))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(_key_usage(), critical=True)
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                              critical=False)
+               .add_extension(_policies(ROLE_DP_TLS), critical=False)
+               .add_extension(x509.SubjectAlternativeName(names), critical=False))
+    return Credential(_issued_by(builder, ci), key)
+
+
+def random_eid(prefix: str = DEFAULT_EID_PREFIX) -> str:
+    """A valid EID under ``prefix``."""
+    body = prefix + "".join(str(secrets.randbelow(10)) for _ in range(30 - len(prefix)))
+    return make_eid(body)
+
+
+def _write(path: Path, data: bytes, *, secret: bool, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise PkiError(f"{path} exists (use overwrite to replace it)", path=path)
+    tmp = path.with_name(path.name + ".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(tmp, flags, 0o600 if secret else 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def save(credential: Credential, directory: Path, cert_name: str, key_name: str, *,
+         overwrite: bool = False) -> None:
+    """Write a certificate (PEM, world-readable) and its key (PEM PKCS#8, owner only)."""
+    _write(directory / key_name, credential.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()), secret=True, overwrite=overwrite)
+    _write(directory / cert_name, credential.cert.public_bytes(serialization.Encoding.PEM),
+           secret=False, overwrite=overwrite)
+
+
+@dataclass(frozen=True, slots=True)
+class PkiSummary:
+    """What :func:`init_pki` or :func:`issue_euicc` wrote."""
+
+    directory: Path
+    eids: tuple[str, ...]
+    files: tuple[str, ...]
+
+
+def init_pki(directory: str | os.PathLike[str], *, eids: Iterable[str] = (),
+             euicc_count: int = 1, eid_prefix: str = DEFAULT_EID_PREFIX,
+             eum_org: str = DEFAULT_EUM_ORG, smdp_oid: str = DEFAULT_SMDP_OID,
+             tls_hosts: Sequence[str] = DEFAULT_TLS_HOSTS,
+             overwrite: bool = False) -> PkiSummary:
+    """Make a complete test PKI in ``directory``.
+
+    eUICC certificates are issued for every EID in ``eids``, or for ``euicc_count`` random
+    EIDs under ``eid_prefix`` when none are given.
+    """
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    wanted = list(eids) or [random_eid(eid_prefix) for _ in range(euicc_count)]
+    try:
+        wanted = [validate_eid(e) for e in wanted]
+    except IdentifierError as exc:
+        raise PkiError(str(exc)) from exc
+    ci = make_ci()
+    eum = make_eum(ci, org=eum_org, eid_prefixes=(eid_prefix,))
+    files: list[str] = []
+    roles = [(ci, CI_CERT, CI_KEY), (eum, EUM_CERT, EUM_KEY),
+             (make_server(ci, ROLE_DP_AUTH, oid=smdp_oid), DPAUTH_CERT, DPAUTH_KEY),
+             (make_server(ci, ROLE_DP_PB, oid=smdp_oid), DPPB_CERT, DPPB_KEY),
+             (make_tls(ci, tls_hosts, oid=smdp_oid), TLS_CERT, TLS_KEY)]
+    for eid in wanted:
+        if not eid.startswith(eid_prefix):
+            raise PkiError(f"EID {eid} lies outside the EUM range {eid_prefix}...")
+        roles.append((make_euicc(eum, eid), euicc_cert_name(eid), euicc_key_name(eid)))
+    for credential, cert_name, key_name in roles:
+        save(credential, root, cert_name, key_name, overwrite=overwrite)
+        files += [cert_name, key_name]
+    return PkiSummary(root, tuple(wanted), tuple(files))
+
+
+def issue_euicc(directory: str | os.PathLike[str], eid: str, *,
+                overwrite: bool = False) -> PkiSummary:
+    """Issue one more eUICC certificate with the EUM of the PKI in ``directory``.
+
+    The EID must lie in the range the EUM's name constraint permits.
+    """
+    root = Path(directory)
+    eum = Credential.load(root / EUM_CERT, root / EUM_KEY)
+    credential = make_euicc(eum, eid)
+    try:
+        eid = check_eid_range(credential.cert, eum.cert)
+    except CertificateError as exc:
+        raise PkiError(str(exc)) from exc
+    save(credential, root, euicc_cert_name(eid), euicc_key_name(eid), overwrite=overwrite)
+    return PkiSummary(root, (eid,), (euicc_cert_name(eid), euicc_key_name(eid)))
+
+
+def load_euicc(directory: str | os.PathLike[str], eid: str) -> Credential:
+    """The eUICC credential for ``eid`` from a PKI directory."""
+    root = Path(directory)
+    return Credential.load(root / euicc_cert_name(eid), root / euicc_key_name(eid))

@@ -1,0 +1,258 @@
+"""``mps-emu smdp`` (the SM-DP+ and its operator side) and ``mps-emu pki`` (the test PKI).
+
+::
+
+    mps-emu pki init DIR [--eid EID ...] [--euicc-count N] [--eid-prefix 89049032]
+                         [--tls-host HOST ...] [--smdp-oid OID] [--force] [--json]
+    mps-emu pki euicc DIR --eid EID [--force] [--json]
+    mps-emu smdp serve --pki DIR --listen 127.0.0.1:PORT --address HOST[:PORT]
+                       [--data DIR] [--broker URL] [--ci FILE ...]
+    mps-emu smdp order --iccid ICCID --imsi IMSI [--msisdn MSISDN]
+                       [--confirmation-code CODE] [--eid EID] [--data DIR] [--json]
+    mps-emu smdp orders [--data DIR] [--json]
+
+``--data`` defaults to ``$MPS_SMDP_DATA`` or ``./smdp-data``, ``--pki`` to ``$MPS_SMDP_PKI``,
+``--broker`` to ``$MPS_BROKER``. Exit codes: 0 done, 1 failed, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from lpa_emulator import pki
+from lpa_emulator.lpa.activation import ActivationCode, ActivationCodeError, check_address
+from lpa_emulator.smdp.errors import ConfigError, OrderError
+from lpa_emulator.smdp.orders import OrderStore
+from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
+from lpa_emulator.smdp.service import Smdp, SmdpCredentials
+from mps_wire.topics import DEFAULT_PREFIX, Topics
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_ADDRESS_SETTING = "address"
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"mps-emu: {message}", file=sys.stderr)
+    return code
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data or os.environ.get("MPS_SMDP_DATA") or "smdp-data")
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def _address(text: str) -> str:
+    try:
+        return check_address(text)
+    except ActivationCodeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# --- pki ----------------------------------------------------------------------------------
+
+def cmd_pki_init(args: argparse.Namespace) -> int:
+    try:
+        summary = pki.init_pki(args.dir, eids=args.eid or (), euicc_count=args.euicc_count,
+                               eid_prefix=args.eid_prefix, eum_org=args.eum_org,
+                               smdp_oid=args.smdp_oid,
+                               tls_hosts=args.tls_host or pki.DEFAULT_TLS_HOSTS,
+                               overwrite=args.force)
+    except (pki.PkiError, OSError) as exc:
+        return _fail(str(exc))
+    _print_summary(summary, args.json)
+    return EXIT_OK
+
+
+def cmd_pki_euicc(args: argparse.Namespace) -> int:
+    try:
+        summary = pki.issue_euicc(args.dir, args.eid, overwrite=args.force)
+    except (pki.PkiError, OSError) as exc:
+        return _fail(str(exc))
+    _print_summary(summary, args.json)
+    return EXIT_OK
+
+
+def _print_summary(summary: pki.PkiSummary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"directory": str(summary.directory), "eids": list(summary.eids),
+                          "files": list(summary.files)}, indent=2))
+        return
+    for name in summary.files:
+        print(summary.directory / name)
+    for eid in summary.eids:
+        print(f"eUICC certificate for EID {eid}")
+
+
+# --- smdp ---------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    pki_dir = args.pki or os.environ.get("MPS_SMDP_PKI")
+    if not pki_dir:
+        return _fail("--pki DIR (or $MPS_SMDP_PKI) is required", EXIT_USAGE)
+    # aiohttp is needed only to serve; the other commands work without it.
+    from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
+
+    host, port = args.listen
+    try:
+        credentials = SmdpCredentials.from_dir(pki_dir, args.ci or ())
+        context = tls_context(credentials.tls_cert, credentials.tls_key)
+        store = OrderStore.in_dir(_data_dir(args))
+    except (ConfigError, OrderError) as exc:
+        return _fail(str(exc))
+    store.set_setting(_ADDRESS_SETTING, args.address)
+    broker = args.broker or os.environ.get("MPS_BROKER")
+    publisher = None
+    if broker:
+        try:
+            publisher = MqttReportPublisher(store, broker, topics=Topics(args.prefix))
+        except ValueError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+    reporter = OutboxReporter(store, publisher.wake if publisher else None)
+    smdp = Smdp(address=args.address, credentials=credentials, orders=store,
+                reporter=reporter, session_ttl=args.session_ttl)
+    server = SmdpHttpServer(smdp, host=host, port=port, ssl_context=context,
+                            workers=args.workers)
+    try:
+        bound = server.start()
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if publisher is not None:
+        publisher.start()
+    print(f"SM-DP+ {args.address} serving ES9+ on https://{host}:{bound}"
+          + (f", reports to {broker} {publisher.topic}" if publisher else ""), flush=True)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+        if publisher is not None:
+            publisher.stop()
+        store.close()
+    return EXIT_OK
+
+
+def cmd_order(args: argparse.Namespace) -> int:
+    try:
+        store = OrderStore.in_dir(_data_dir(args))
+    except OrderError as exc:
+        return _fail(str(exc))
+    try:
+        address = args.address or store.setting(_ADDRESS_SETTING)
+        if not address:
+            return _fail("no SM-DP+ address: pass --address or start 'smdp serve' with this "
+                         "--data once", EXIT_USAGE)
+        order = store.add(iccid=args.iccid, imsi=args.imsi, msisdn=args.msisdn,
+                          confirmation_code=args.confirmation_code, eid=args.eid,
+                          matching_id=args.matching_id, service_provider=args.spn,
+                          profile_name=args.name, max_attempts=args.max_attempts,
+                          ttl=args.ttl)
+    except OrderError as exc:
+        return _fail(str(exc))
+    finally:
+        store.close()
+    code = ActivationCode(address, order.matching_id, cc_required=order.cc_required)
+    if args.json:
+        out: dict[str, Any] = {"activation_code": str(code), **order.summary()}
+        print(json.dumps(out, indent=2))
+    else:
+        print(code)
+    return EXIT_OK
+
+
+def cmd_orders(args: argparse.Namespace) -> int:
+    try:
+        store = OrderStore.in_dir(_data_dir(args))
+        orders = store.all()
+        store.close()
+    except OrderError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps([o.summary() for o in orders], indent=2))
+        return EXIT_OK
+    print(f"{'MATCHING ID':<24} {'ICCID':<21} {'STATE':<11} EID")
+    for o in orders:
+        print(f"{o.matching_id:<24} {o.iccid:<21} {o.state.value:<11} {o.eid or '-'}")
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``smdp`` and ``pki`` commands to ``mps-emu``."""
+    p = subparsers.add_parser("pki", help="make a test PKI (CI, EUM, eUICC, DPauth, DPpb, TLS)")
+    psub = p.add_subparsers(dest="pki_command", required=True)
+    init = psub.add_parser("init", help="make a complete test PKI in DIR")
+    init.add_argument("dir", type=Path)
+    init.add_argument("--eid", action="append", help="issue an eUICC certificate for EID "
+                      "(repeatable; default: --euicc-count random EIDs)")
+    init.add_argument("--euicc-count", type=int, default=1)
+    init.add_argument("--eid-prefix", default=pki.DEFAULT_EID_PREFIX,
+                      help="EID range the EUM may issue for (name constraint)")
+    init.add_argument("--eum-org", default=pki.DEFAULT_EUM_ORG)
+    init.add_argument("--smdp-oid", default=pki.DEFAULT_SMDP_OID)
+    init.add_argument("--tls-host", action="append",
+                      help="host name or IP in the SM-DP+ TLS certificate (repeatable; "
+                      "default: localhost, 127.0.0.1)")
+    init.add_argument("--force", action="store_true", help="replace existing files")
+    init.add_argument("--json", action="store_true")
+    init.set_defaults(func=cmd_pki_init)
+    euicc = psub.add_parser("euicc", help="issue one more eUICC certificate")
+    euicc.add_argument("dir", type=Path)
+    euicc.add_argument("--eid", required=True)
+    euicc.add_argument("--force", action="store_true")
+    euicc.add_argument("--json", action="store_true")
+    euicc.set_defaults(func=cmd_pki_euicc)
+
+    s = subparsers.add_parser("smdp", help="the SM-DP+ (ES9+ over HTTPS) and its orders")
+    ssub = s.add_subparsers(dest="smdp_command", required=True)
+    serve = ssub.add_parser("serve", help="serve ES9+ over HTTPS until SIGTERM")
+    serve.add_argument("--pki", help="PKI directory ($MPS_SMDP_PKI)")
+    serve.add_argument("--listen", type=_listen, default=("127.0.0.1", 8443),
+                       help="HOST:PORT to listen on (default 127.0.0.1:8443; port 0 picks one)")
+    serve.add_argument("--address", type=_address, required=True,
+                       help="the SM-DP+ address in activation codes, HOST[:PORT]")
+    serve.add_argument("--data", help="order database directory ($MPS_SMDP_DATA)")
+    serve.add_argument("--broker", help="report installations to this broker ($MPS_BROKER)")
+    serve.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
+    serve.add_argument("--ci", action="append", help="another trusted CI certificate")
+    serve.add_argument("--session-ttl", type=float, default=600.0)
+    serve.add_argument("--workers", type=int, default=4)
+    serve.set_defaults(func=cmd_serve)
+    order = ssub.add_parser("order", help="prepare a profile and print its activation code")
+    order.add_argument("--iccid", required=True)
+    order.add_argument("--imsi", required=True)
+    order.add_argument("--msisdn")
+    order.add_argument("--confirmation-code")
+    order.add_argument("--eid", help="only this eUICC may download the profile")
+    order.add_argument("--matching-id", help="default: a random one")
+    order.add_argument("--address", type=_address, help="default: the serving address")
+    order.add_argument("--name", default="MPS operational", help="profile name")
+    order.add_argument("--spn", default="MPS", help="service provider name")
+    order.add_argument("--max-attempts", type=int, default=5)
+    order.add_argument("--ttl", type=float, help="seconds until the order expires")
+    order.add_argument("--data", help="order database directory ($MPS_SMDP_DATA)")
+    order.add_argument("--json", action="store_true")
+    order.set_defaults(func=cmd_order)
+    orders = ssub.add_parser("orders", help="list the orders")
+    orders.add_argument("--data", help="order database directory ($MPS_SMDP_DATA)")
+    orders.add_argument("--json", action="store_true")
+    orders.set_defaults(func=cmd_orders)

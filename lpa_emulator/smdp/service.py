@@ -1,0 +1,598 @@
+"""The SM-DP+'s ES9+ functions, independent of HTTP (SGP.22 5.6).
+
+:class:`Smdp` takes a function's JSON request body (already parsed) and returns its
+JSON response body, or raises :class:`Es9Error` with the SGP.22 status code. Binary values
+travel as base64 of their DER, the transaction id as hex, as ES9+ prescribes. Every
+length, encoding and structure in a request is checked before use.
+
+Sessions live in memory, keyed by transaction id, each behind its own lock: calls for
+one transaction run one after another, different downloads run side by side. Orders
+are claimed with compare-and-set updates in :class:`OrderStore`, so two sessions never
+bind the same profile.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from lpa_emulator.asn1 import rsp
+from lpa_emulator.asn1.der import Asn1Error
+from lpa_emulator.asn1.saip import ProfileContent, build_profile_package
+from lpa_emulator.crypto import certs, signatures
+from lpa_emulator.crypto.errors import CertificateError, CertificateProblem, CryptoError
+from lpa_emulator.pki import (
+    CI_CERT,
+    DPAUTH_CERT,
+    DPAUTH_KEY,
+    DPPB_CERT,
+    DPPB_KEY,
+    TLS_CERT,
+    TLS_KEY,
+    Credential,
+    PkiError,
+    load_certificates,
+)
+from lpa_emulator.smdp import errors as st
+from lpa_emulator.smdp.bpp import BindingInput, bind_profile
+from lpa_emulator.smdp.errors import ConfigError, Es9Error
+from lpa_emulator.smdp.orders import Order, OrderState, OrderStore
+from lpa_emulator.smdp.report import InstallationReport, Reporter
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+FUNCTIONS = ("initiateAuthentication", "authenticateClient", "getBoundProfilePackage",
+             "handleNotification", "cancelSession")
+SUPPORTED_SVN_MAJOR = 2
+MAX_FIELD = 16 * 1024
+"""Largest base64 text accepted in one JSON field (a certificate chain is ~2 KiB)."""
+MAX_CC_FAILURES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SmdpCredentials:
+    """The SM-DP+'s keys and certificates and the CIs whose eUICCs it serves."""
+
+    dpauth: Credential
+    dppb: Credential
+    cis: tuple[x509.Certificate, ...]
+    tls_cert: Path
+    tls_key: Path
+
+    def __post_init__(self) -> None:
+        if not self.cis:
+            raise ConfigError("no CI certificate to trust")
+        try:
+            for role, cred in ((certs.ROLE_DP_AUTH, self.dpauth), (certs.ROLE_DP_PB, self.dppb)):
+                certs.verify_server_certificate(cred.cert, self.cis, role=role, at=certs.now())
+            if certs.server_oid(self.dpauth.cert) != certs.server_oid(self.dppb.cert):
+                raise ConfigError("CERT.DPauth and CERT.DPpb name different SM-DP+ OIDs")
+        except CertificateError as exc:
+            raise ConfigError(f"the SM-DP+ certificates are not usable: {exc}") from exc
+
+    @property
+    def oid(self) -> str:
+        return certs.server_oid(self.dpauth.cert)
+
+    @property
+    def ci(self) -> x509.Certificate:
+        """The CI that issued CERT.DPauth (its key id is euiccCiPKIdToBeUsed)."""
+        ci = certs.find_ci(self.cis, certs.authority_key_id(self.dpauth.cert))
+        if ci is None:
+            raise ConfigError("CERT.DPauth names no known CI")
+        return ci
+
+    @classmethod
+    def from_dir(cls, directory: str | os.PathLike[str],
+                 extra_cis: Sequence[str | os.PathLike[str]] = ()) -> SmdpCredentials:
+        """Load ``ci.pem``, ``dpauth.*``, ``dppb.*`` and ``tls.*`` from a PKI directory."""
+        root = Path(directory)
+        try:
+            cis = [*load_certificates(root / CI_CERT)]
+            for path in extra_cis:
+                cis += load_certificates(path)
+            return cls(Credential.load(root / DPAUTH_CERT, root / DPAUTH_KEY),
+                       Credential.load(root / DPPB_CERT, root / DPPB_KEY), tuple(cis),
+                       root / TLS_CERT, root / TLS_KEY)
+        except PkiError as exc:
+            raise ConfigError(str(exc)) from exc
+
+
+@dataclass
+class _Session:
+    txid: bytes
+    created: float
+    euicc_challenge: bytes
+    server_challenge: bytes
+    ci: x509.Certificate
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    step: str = "initiated"
+    eid: str | None = None
+    euicc_cert: x509.Certificate | None = None
+    euicc_cert_der: bytes = b""
+    eum_cert_der: bytes = b""
+    matching_id: str | None = None
+    smdp_signature2: bytes = b""
+    euicc_otpk: bytes | None = None
+    bpp: bytes | None = None
+
+    @property
+    def txid_hex(self) -> str:
+        return self.txid.hex().upper()
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _text(body: Mapping[str, Any], name: str, *, max_length: int = MAX_FIELD) -> str:
+    if name not in body:
+        raise Es9Error(st.MISSING_ELEMENT, f"{name} is missing")
+    value = body[name]
+    if not isinstance(value, str):
+        raise Es9Error(st.MALFORMED, f"{name} must be a string")
+    if len(value) > max_length:
+        raise Es9Error(st.MALFORMED, f"{name} is longer than {max_length} characters")
+    return value
+
+
+def _binary(body: Mapping[str, Any], name: str) -> bytes:
+    text = _text(body, name)
+    try:
+        value = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Es9Error(st.MALFORMED, f"{name} is not valid base64") from exc
+    if not value:
+        raise Es9Error(st.MALFORMED, f"{name} is empty")
+    return value
+
+
+def _transaction_id(body: Mapping[str, Any]) -> bytes:
+    text = _text(body, "transactionId", max_length=2 * rsp.TRANSACTION_ID_MAX)
+    try:
+        txid = bytes.fromhex(text)
+    except ValueError as exc:
+        raise Es9Error(st.MALFORMED, "transactionId is not hexadecimal") from exc
+    if not 1 <= len(txid) <= rsp.TRANSACTION_ID_MAX:
+        raise Es9Error(st.MALFORMED, "transactionId must be 1 to 16 bytes")
+    return txid
+
+
+def _decoded(decode: Callable[[bytes], _T], data: bytes, name: str) -> _T:
+    try:
+        return decode(data)
+    except (Asn1Error, ValueError) as exc:
+        raise Es9Error(st.MALFORMED, f"{name}: {exc}") from exc
+
+
+def _ec_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise CertificateError("certificate has no EC public key",
+                               problem=CertificateProblem.INVALID, role="euicc")
+    return key
+
+
+def _certificate_status(exc: CertificateError) -> st.StatusCode:
+    if exc.problem is CertificateProblem.UNKNOWN_CI:
+        return st.UNKNOWN_CI
+    expired = exc.problem is CertificateProblem.EXPIRED
+    if exc.role == "eum":
+        return st.EUM_EXPIRED if expired else st.EUM_INVALID
+    return st.EUICC_EXPIRED if expired else st.EUICC_INVALID
+
+
+class Smdp:
+    """An SM-DP+: ES9+ functions over the order store, with real SGP.22 cryptography.
+
+    ``address`` is the SM-DP+ address as it appears in activation codes (``host`` or
+    ``host:port``); requests naming another address are refused.
+    """
+
+    def __init__(self, *, address: str, credentials: SmdpCredentials, orders: OrderStore,
+                 reporter: Reporter | None = None, session_ttl: float = 600.0,
+                 max_sessions: int = 10_000, clock: Callable[[], float] = time.time,
+                 replace_session_keys: bool = False) -> None:
+        if not address or len(address) > rsp.MAX_ADDRESS or "/" in address or " " in address:
+            raise ConfigError(f"SM-DP+ address {address!r} is not a host[:port]")
+        self.address = address
+        self.credentials = credentials
+        self.orders = orders
+        self.reporter = reporter
+        self.session_ttl = session_ttl
+        self.max_sessions = max_sessions
+        self.replace_session_keys = replace_session_keys
+        self._clock = clock
+        self._sessions: dict[bytes, _Session] = {}
+        self._lock = threading.Lock()
+        self._ci = credentials.ci
+        self._ci_pkid = certs.subject_key_id(self._ci) or b""
+        self.stats: dict[str, int] = {"sessions": 0, "bound": 0, "installed": 0, "failed": 0}
+
+    # --- sessions ------------------------------------------------------------------------
+
+    def _purge(self, now: float) -> None:
+        expired = [k for k, s in self._sessions.items() if now - s.created > self.session_ttl]
+        for key in expired:
+            del self._sessions[key]
+
+    def _new_session(self, euicc_challenge: bytes) -> _Session:
+        now = self._clock()
+        with self._lock:
+            self._purge(now)
+            if len(self._sessions) >= self.max_sessions:
+                raise Es9Error(st.BUSY, "too many download sessions in progress")
+            while True:
+                txid = os.urandom(rsp.TRANSACTION_ID_MAX)
+                if txid not in self._sessions:
+                    break
+            session = _Session(txid, now, euicc_challenge, os.urandom(rsp.CHALLENGE_SIZE),
+                               self._ci)
+            self._sessions[txid] = session
+            self.stats["sessions"] += 1
+        return session
+
+    def _session(self, txid: bytes) -> _Session:
+        with self._lock:
+            session = self._sessions.get(txid)
+            if session is not None and self._clock() - session.created > self.session_ttl:
+                del self._sessions[txid]
+                session = None
+        if session is None:
+            raise Es9Error(st.UNKNOWN_TRANSACTION, f"transaction {txid.hex().upper()} is unknown")
+        return session
+
+    def _end(self, session: _Session) -> None:
+        with self._lock:
+            self._sessions.pop(session.txid, None)
+
+    @property
+    def session_count(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    def call(self, function: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Run the ES9+ ``function`` on a parsed request body; None means no content."""
+        handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any] | None]] = {
+            "initiateAuthentication": self.initiate_authentication,
+            "authenticateClient": self.authenticate_client,
+            "getBoundProfilePackage": self.get_bound_profile_package,
+            "handleNotification": self.handle_notification,
+            "cancelSession": self.cancel_session,
+        }
+        handler = handlers.get(function)
+        if handler is None:
+            raise Es9Error(st.MALFORMED, f"unknown ES9+ function {function!r}")
+        return handler(body)
+
+    # --- initiateAuthentication -------------------------------------------------------------
+
+    def initiate_authentication(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """ES9+.InitiateAuthentication: serverSigned1 signed with SK.DPauth."""
+        address = _text(body, "smdpAddress", max_length=rsp.MAX_ADDRESS)
+        challenge = _binary(body, "euiccChallenge")
+        if len(challenge) != rsp.CHALLENGE_SIZE:
+            raise Es9Error(st.MALFORMED, "euiccChallenge must be 16 bytes")
+        info1 = _decoded(rsp.EuiccInfo1.decode, _binary(body, "euiccInfo1"), "euiccInfo1")
+        if address.lower() != self.address.lower():
+            raise Es9Error(st.INVALID_ADDRESS, f"this SM-DP+ is {self.address}, not {address}")
+        if info1.svn[0] != SUPPORTED_SVN_MAJOR:
+            raise Es9Error(st.UNSUPPORTED_VERSION,
+                           f"eUICC SVN {'.'.join(map(str, info1.svn))} is not 2.x")
+        if self._ci_pkid not in info1.ci_pkids_signing:
+            raise Es9Error(st.UNSUPPORTED_SECURITY,
+                           "the eUICC signs under no CI this SM-DP+ knows")
+        if self._ci_pkid not in info1.ci_pkids_verification:
+            raise Es9Error(st.NO_DPAUTH_FOR_CI, "the eUICC cannot verify CERT.DPauth")
+        session = self._new_session(challenge)
+        signed = rsp.ServerSigned1(session.txid, challenge, self.address,
+                                   session.server_challenge).encode()
+        signature = signatures.sign_object(self.credentials.dpauth.key, signed)
+        log.info("session %s: initiated", session.txid_hex)
+        return {"transactionId": session.txid_hex, "serverSigned1": _b64(signed),
+                "serverSignature1": _b64(signature),
+                "euiccCiPKIdToBeUsed": _b64(bytes((0x04, len(self._ci_pkid))) + self._ci_pkid),
+                "serverCertificate": _b64(self.credentials.dpauth.cert_der)}
+
+    # --- authenticateClient -------------------------------------------------------------------
+
+    def authenticate_client(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """ES9+.AuthenticateClient: check the eUICC and its order, answer smdpSigned2."""
+        txid = _transaction_id(body)
+        response = _decoded(rsp.decode_authenticate_server_response,
+                            _binary(body, "authenticateServerResponse"),
+                            "authenticateServerResponse")
+        session = self._session(txid)
+        with session.lock:
+            if session.step != "initiated":
+                raise Es9Error(st.UNKNOWN_TRANSACTION,
+                               f"transaction {session.txid_hex} is past authentication")
+            if isinstance(response, rsp.AuthenticateResponseError):
+                self._end(session)
+                raise Es9Error(st.EUICC_SIGNATURE, f"the eUICC refused the server "
+                               f"(authenticateErrorCode {response.code})")
+            result = self._authenticate(session, response)
+        return result
+
+    def _authenticate(self, session: _Session, response: rsp.AuthenticateResponseOk
+                      ) -> dict[str, Any]:
+        signed = _decoded(rsp.EuiccSigned1.decode, response.euicc_signed1, "euiccSigned1")
+        if signed.transaction_id != session.txid:
+            raise Es9Error(st.UNKNOWN_TRANSACTION, "euiccSigned1 names another transaction")
+        try:
+            euicc = certs.load_der(response.euicc_certificate, "euicc")
+            eum = certs.load_der(response.eum_certificate, "eum")
+            if certs.authority_key_id(eum) != self._ci_pkid:
+                raise Es9Error(st.UNKNOWN_CI, "CERT.EUM is not issued by euiccCiPKIdToBeUsed")
+            eid = certs.verify_euicc_chain(euicc, eum, self.credentials.cis, at=certs.now())
+        except CertificateError as exc:
+            raise Es9Error(_certificate_status(exc), str(exc)) from exc
+        try:
+            signatures.verify(_ec_key(euicc), response.euicc_signed1,
+                              response.euicc_signature1)
+        except CryptoError as exc:
+            raise Es9Error(st.EUICC_SIGNATURE, f"euiccSignature1: {exc}") from exc
+        if not hmac.compare_digest(signed.server_challenge, session.server_challenge):
+            raise Es9Error(st.EUICC_SIGNATURE, "euiccSigned1 carries another server challenge")
+        if signed.server_address.lower() != self.address.lower():
+            raise Es9Error(st.EUICC_SIGNATURE, "euiccSigned1 names another server address")
+        order = self._order_for(signed.ctx_params1.matching_id, eid)
+        if not self.orders.claim(order.matching_id, eid, session.txid_hex):
+            raise Es9Error(st.MATCHING_ID_REFUSED,
+                           "the order is being downloaded by another eUICC")
+        smdp_signed2 = rsp.SmdpSigned2(session.txid, order.cc_required).encode()
+        signature2 = signatures.sign_object(
+            self.credentials.dppb.key,
+            smdp_signed2 + signatures.signature_object(response.euicc_signature1))
+        metadata = self._metadata(order)
+        session.eid, session.euicc_cert = eid, euicc
+        session.euicc_cert_der, session.eum_cert_der = (response.euicc_certificate,
+                                                        response.eum_certificate)
+        session.matching_id, session.smdp_signature2 = order.matching_id, signature2
+        session.step = "authenticated"
+        log.info("session %s: eUICC %s authenticated for order %s", session.txid_hex, eid,
+                 order.matching_id)
+        return {"transactionId": session.txid_hex, "profileMetadata": _b64(metadata),
+                "smdpSigned2": _b64(smdp_signed2), "smdpSignature2": _b64(signature2),
+                "smdpCertificate": _b64(self.credentials.dppb.cert_der)}
+
+    def _order_for(self, matching_id: str | None, eid: str) -> Order:
+        if not matching_id:
+            raise Es9Error(st.MATCHING_ID_REFUSED, "no matching id (default SM-DP+ downloads "
+                           "need an order bound to the EID)")
+        order = self.orders.get(matching_id)
+        if order is None:
+            raise Es9Error(st.MATCHING_ID_REFUSED, "unknown matching id")
+        if order.eid is not None and order.eid != eid:
+            raise Es9Error(st.EID_REFUSED, f"the order belongs to another EID than {eid}")
+        if order.expires_at is not None and self._clock() > order.expires_at:
+            raise Es9Error(st.ORDER_EXPIRED)
+        if order.state is OrderState.ERROR or order.attempts >= order.max_attempts:
+            raise Es9Error(st.ORDER_RETRIES)
+        if order.state is OrderState.INSTALLED:
+            raise Es9Error(st.PROFILE_NOT_RELEASED, "the profile is installed already")
+        return order
+
+    def _metadata(self, order: Order) -> bytes:
+        events = frozenset({rsp.NotificationEvent.ENABLE, rsp.NotificationEvent.DISABLE,
+                            rsp.NotificationEvent.DELETE})
+        return rsp.StoreMetadata(order.iccid, order.service_provider, order.profile_name,
+                                 notifications=((events, self.address),)).encode()
+
+    # --- getBoundProfilePackage -----------------------------------------------------------
+
+    def get_bound_profile_package(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """ES9+.GetBoundProfilePackage: check euiccSigned2 (and hashCc), bind the profile."""
+        txid = _transaction_id(body)
+        response = _decoded(rsp.decode_prepare_download_response,
+                            _binary(body, "prepareDownloadResponse"), "prepareDownloadResponse")
+        session = self._session(txid)
+        with session.lock:
+            return self._bind(session, response)
+
+    def _bind(self, session: _Session, response: rsp.PrepareDownloadResponse
+              ) -> dict[str, Any]:
+        if session.step not in ("authenticated", "bound"):
+            raise Es9Error(st.UNKNOWN_TRANSACTION,
+                           f"transaction {session.txid_hex} is not authenticated")
+        if isinstance(response, rsp.PrepareDownloadResponseError):
+            self._fail(session, f"downloadErrorCode {response.code}")
+            raise Es9Error(st.EUICC_SIGNATURE,
+                           f"the eUICC refused PrepareDownload ({response.code})")
+        signed = _decoded(rsp.EuiccSigned2.decode, response.euicc_signed2, "euiccSigned2")
+        assert session.euicc_cert is not None
+        try:
+            signatures.verify(_ec_key(session.euicc_cert),
+                              response.euicc_signed2 + session.smdp_signature2,
+                              response.euicc_signature2)
+        except CryptoError as exc:
+            raise Es9Error(st.EUICC_SIGNATURE, f"euiccSignature2: {exc}") from exc
+        if signed.transaction_id != session.txid:
+            raise Es9Error(st.UNKNOWN_TRANSACTION, "euiccSigned2 names another transaction")
+        if session.step == "bound":
+            # A retried call with the same one-time key gets the same package back.
+            if signed.euicc_otpk == session.euicc_otpk and session.bpp is not None:
+                return self._bpp_answer(session)
+            raise Es9Error(st.BPP_REBINDING, "the package was bound to another one-time key")
+        assert session.matching_id is not None and session.eid is not None
+        order = self.orders.get(session.matching_id)
+        if order is None or order.txid != session.txid_hex:
+            self._end(session)
+            raise Es9Error(st.MATCHING_ID_REFUSED, "the order was taken over by another session")
+        self._check_confirmation_code(session, order, signed.hash_cc)
+        profile = build_profile_package(ProfileContent(
+            iccid=order.iccid, imsi=order.imsi, ki=order.ki, opc=order.opc,
+            msisdn=order.msisdn, service_provider=order.service_provider))
+        try:
+            bpp = bind_profile(BindingInput(
+                transaction_id=session.txid, euicc_otpk=signed.euicc_otpk,
+                eid=bytes.fromhex(session.eid), metadata=self._metadata(order),
+                profile=profile, dppb_key=self.credentials.dppb.key,
+                smdp_oid=self.credentials.oid,
+                replace_session_keys=self.replace_session_keys))
+        except CryptoError as exc:
+            raise Es9Error(st.EUICC_SIGNATURE, f"euiccOtpk is unusable: {exc}") from exc
+        if not self.orders.mark_downloaded(order.matching_id, session.txid_hex):
+            self._end(session)
+            raise Es9Error(st.MATCHING_ID_REFUSED, "the order was taken over by another session")
+        session.euicc_otpk, session.bpp, session.step = signed.euicc_otpk, bpp, "bound"
+        self.stats["bound"] += 1
+        log.info("session %s: profile %s bound (%d bytes)", session.txid_hex, order.iccid,
+                 len(bpp))
+        return self._bpp_answer(session)
+
+    def _bpp_answer(self, session: _Session) -> dict[str, Any]:
+        assert session.bpp is not None
+        return {"transactionId": session.txid_hex, "boundProfilePackage": _b64(session.bpp)}
+
+    def _check_confirmation_code(self, session: _Session, order: Order,
+                                 hash_cc: bytes | None) -> None:
+        if order.cc_digest is None:
+            return
+        if hash_cc is None:
+            raise Es9Error(st.CC_MISSING)
+        expected = hashlib.sha256(order.cc_digest + session.txid).digest()
+        if hmac.compare_digest(expected, hash_cc):
+            return
+        failures = self.orders.cc_failed(order.matching_id, MAX_CC_FAILURES)
+        if failures >= MAX_CC_FAILURES:
+            self._end(session)
+            raise Es9Error(st.CC_RETRIES)
+        raise Es9Error(st.CC_REFUSED, f"wrong confirmation code ({failures} of "
+                       f"{MAX_CC_FAILURES} attempts used)")
+
+    # --- handleNotification ---------------------------------------------------------------
+
+    def handle_notification(self, body: Mapping[str, Any]) -> None:
+        """ES9+.HandleNotification: record a signed installation result (no content back).
+
+        Notifications that do not verify are logged and dropped: the eUICC keeps them
+        until it is told they arrived, and a forged one must change nothing.
+        """
+        der = _binary(body, "pendingNotification")
+        note = _decoded(rsp.decode_pending_notification, der, "pendingNotification")
+        if isinstance(note, rsp.OtherSignedNotification):
+            self._other_notification(note)
+            return
+        data = note.data
+        with self._lock:
+            session = self._sessions.get(data.transaction_id)
+        if session is None or session.euicc_cert is None:
+            log.warning("installation result for unknown transaction %s dropped",
+                        data.transaction_id.hex().upper())
+            return
+        with session.lock:
+            self._installation_result(session, note, data)
+
+    def _installation_result(self, session: _Session, note: rsp.ProfileInstallationResult,
+                             data: rsp.ProfileInstallationResultData) -> None:
+        assert session.euicc_cert is not None and session.eid is not None
+        try:
+            signatures.verify(_ec_key(session.euicc_cert), note.data_der, note.signature)
+        except CryptoError as exc:
+            log.warning("session %s: installation result with a bad signature dropped: %s",
+                        session.txid_hex, exc)
+            return
+        if data.smdp_oid != self.credentials.oid:
+            log.warning("session %s: installation result names SM-DP+ %s, dropped",
+                        session.txid_hex, data.smdp_oid)
+            return
+        order = self.orders.get(session.matching_id or "")
+        if order is None:
+            self._end(session)
+            return
+        if isinstance(data.result, rsp.InstallSuccess):
+            if data.notification.iccid not in (None, order.iccid):
+                log.warning("session %s: eUICC reports ICCID %s, the order is %s",
+                            session.txid_hex, data.notification.iccid, order.iccid)
+                return
+            done = self.orders.installed(order.matching_id, session.txid_hex, session.eid)
+            result, reason = "installed", None
+            self.stats["installed"] += 1
+        else:
+            done = self.orders.release(order.matching_id, session.txid_hex)
+            result = "failed"
+            try:
+                reason = rsp.ErrorReason(data.result.reason).name.lower()
+            except ValueError:
+                reason = f"reason-{data.result.reason}"
+            self.stats["failed"] += 1
+        self._end(session)
+        log.info("session %s: EID %s %s ICCID %s%s", session.txid_hex, session.eid,
+                 result, order.iccid, f" ({reason})" if reason else "")
+        if done and self.reporter is not None:
+            self.reporter.report(InstallationReport(
+                eid=session.eid, iccid=order.iccid, imsi=order.imsi, msisdn=order.msisdn,
+                result=result, transaction=session.txid_hex, matching_id=order.matching_id,
+                smdp=self.address, ts=int(time.time() * 1000), pir=note.encode(),
+                euicc_certificate=session.euicc_cert_der,
+                eum_certificate=session.eum_cert_der, reason=reason))
+
+    def _other_notification(self, note: rsp.OtherSignedNotification) -> None:
+        try:
+            euicc = certs.load_der(note.euicc_certificate, "euicc")
+            eum = certs.load_der(note.eum_certificate, "eum")
+            eid = certs.verify_euicc_chain(euicc, eum, self.credentials.cis, at=certs.now())
+            signatures.verify(_ec_key(euicc), note.tbs_der, note.signature)
+        except CryptoError as exc:
+            log.warning("notification with an unverifiable signature dropped: %s", exc)
+            return
+        meta = note.metadata
+        log.info("eUICC %s: %s of ICCID %s", eid, meta.event.name.lower(), meta.iccid)
+
+    # --- cancelSession --------------------------------------------------------------------
+
+    def cancel_session(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """ES9+.CancelSession: end the download; the order can be downloaded again."""
+        txid = _transaction_id(body)
+        response = _decoded(rsp.decode_cancel_session_response,
+                            _binary(body, "cancelSessionResponse"), "cancelSessionResponse")
+        session = self._session(txid)
+        with session.lock:
+            if isinstance(response, rsp.CancelSessionResponseError):
+                # The eUICC had no session to cancel: the server's ends all the same.
+                self._fail(session, f"cancelled, eUICC error {response.code}")
+                return {}
+            signed = _decoded(rsp.EuiccCancelSessionSigned.decode, response.signed_der,
+                              "euiccCancelSessionSigned")
+            if session.euicc_cert is not None:
+                try:
+                    signatures.verify(_ec_key(session.euicc_cert), response.signed_der,
+                                      response.signature)
+                except CryptoError as exc:
+                    raise Es9Error(st.EUICC_SIGNATURE, f"cancel signature: {exc}") from exc
+            if signed.transaction_id != session.txid:
+                raise Es9Error(st.UNKNOWN_TRANSACTION, "the cancellation names another "
+                               "transaction")
+            if signed.smdp_oid != self.credentials.oid:
+                raise Es9Error(st.INVALID_OID, f"the cancellation names SM-DP+ "
+                               f"{signed.smdp_oid}")
+            try:
+                reason = rsp.CancelSessionReason(signed.reason).name.lower()
+            except ValueError:
+                reason = str(signed.reason)
+            self._fail(session, f"cancelled by the LPA ({reason})")
+        return {}
+
+    def _fail(self, session: _Session, why: str) -> None:
+        if session.matching_id is not None:
+            self.orders.release(session.matching_id, session.txid_hex)
+        self._end(session)
+        log.info("session %s: ended: %s", session.txid_hex, why)
+
