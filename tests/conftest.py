@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.mqtt",
     "tests.fixtures.pcsc",
     "tests.fixtures.modem",
+    "tests.fixtures.cards",
 ]

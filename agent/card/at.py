@@ -6,15 +6,25 @@ import logging
 from urllib.parse import SplitResult, parse_qs
 
 from agent.card.link import CardLink, Channel
-from agent.errors import CmeError, ConfigError, ModemError, NoCardError
+from agent.errors import (
+    CardRemovedError,
+    CmeError,
+    ConfigError,
+    ModemError,
+    NoCardError,
+    StatusWordError,
+)
 from agent.modem import Modem, open_modem
-from lpa_emulator.iso7816 import Response, t0_transceive
+from lpa_emulator.iso7816 import Response
 from lpa_emulator.simfiles import ISDR_AID
 
 log = logging.getLogger(__name__)
 
-# +CME ERROR codes that mean there is no usable card (27.007 9.2.1).
+# +CME ERROR codes (27.007 9.2.1): no usable card, operation not supported, not found.
 _NO_CARD = {10, 13}
+_CME_NOT_SUPPORTED = 4
+_CME_NOT_FOUND = 22
+_SW_NOT_FOUND = 0x6A82
 
 
 class ModemChannel(Channel):
@@ -29,12 +39,16 @@ class ModemChannel(Channel):
         self._at_link = link
 
     def transmit(self, apdu: bytes) -> Response:
+        self._at_link._check_channel(self)
         return self._at_link._cgla(self.session, apdu)
 
     def close(self) -> None:
         if not self.closed:
+            alive = self.alive
             self.closed = True
-            self._at_link._cchc(self.session)
+            # A session of a card that went away is gone from the modem too.
+            if alive:
+                self._at_link._cchc(self.session)
 
 
 class AtCardLink(CardLink):
@@ -44,8 +58,9 @@ class AtCardLink(CardLink):
     scheme = "at"
 
     def __init__(self, modem: Modem | None = None, *, port: str | None = None,
-                 isdr_aid: bytes = ISDR_AID, use_ccho: bool | None = None) -> None:
-        super().__init__(isdr_aid=isdr_aid)
+                 isdr_aid: bytes = ISDR_AID, use_ccho: bool | None = None,
+                 auto_reconnect: bool = True) -> None:
+        super().__init__(isdr_aid=isdr_aid, auto_reconnect=auto_reconnect)
         if modem is None and port is None:
             raise ConfigError("at:// needs a modem port, e.g. at:///dev/ttyUSB2")
         self._modem = modem
@@ -95,12 +110,20 @@ class AtCardLink(CardLink):
             self._use_ccho = self._modem.supports_ccho()
         return b""  # a modem does not pass the ATR on
 
+    def _reconnect(self) -> bytes:
+        # The modem stays; only the card session starts again.
+        return self._connect()
+
+    @staticmethod
+    def _removed(exc: CmeError) -> CardRemovedError:
+        return CardRemovedError(f"the modem lost the SIM during a command: {exc}")
+
     def _exchange(self, apdu: bytes) -> bytes:
         try:
             return self.modem.csim(apdu)
         except CmeError as exc:
             if exc.code in _NO_CARD:
-                raise NoCardError(f"modem lost the SIM: {exc}") from exc
+                raise self._removed(exc) from exc
             raise
 
     def _close(self) -> None:
@@ -114,16 +137,30 @@ class AtCardLink(CardLink):
         try:
             session = self.modem.open_logical_channel(aid)
         except CmeError as exc:
-            if exc.code == 4:  # operation not supported: fall back for good
+            if exc.code == _CME_NOT_SUPPORTED:  # fall back for good
                 log.info("modem refuses AT+CCHO; using MANAGE CHANNEL over AT+CSIM")
                 self._use_ccho = False
                 return super()._open_logical(aid)
+            if exc.code in _NO_CARD:
+                raise self._removed(exc) from exc
+            if exc.code == _CME_NOT_FOUND:
+                # What SELECT answered behind the modem's back: no such application.
+                raise StatusWordError(f"no application {aid.hex().upper()} on the card "
+                                      f"(AT+CCHO: {exc})", sw=_SW_NOT_FOUND) from exc
             raise
         return ModemChannel(self, session, aid)
 
     def _cgla(self, session: int, apdu: bytes) -> Response:
+        def exchange(raw: bytes) -> bytes:
+            try:
+                return self.modem.cgla(session, raw)
+            except CmeError as exc:
+                if exc.code in _NO_CARD:
+                    raise self._removed(exc) from exc
+                raise
+
         with self._lock:
-            return t0_transceive(lambda raw: self.modem.cgla(session, raw), apdu)
+            return self._transceive(exchange, apdu)
 
     def _cchc(self, session: int) -> None:
         try:

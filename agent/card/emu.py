@@ -6,20 +6,34 @@ from pathlib import Path
 from urllib.parse import SplitResult
 
 from agent.card.link import CardLink
-from agent.errors import ConfigError, NoCardError
+from agent.errors import CardRemovedError, ConfigError, NoCardError
 from lpa_emulator.euicc import EuiccCard
 from lpa_emulator.simfiles import ISDR_AID
 
 
 class EmuCardLink(CardLink):
-    """Drives an in-process :class:`EuiccCard` whose state lives in a file."""
+    """Drives an in-process :class:`EuiccCard` whose state lives in a file.
+
+    :meth:`eject` and :meth:`insert` pull the card and put it back, for exercising what a
+    card that goes away does to a session.
+    """
 
     scheme = "emu"
 
-    def __init__(self, state_path: Path, *, isdr_aid: bytes = ISDR_AID) -> None:
-        super().__init__(isdr_aid=isdr_aid)
+    def __init__(self, state_path: Path, *, isdr_aid: bytes = ISDR_AID,
+                 auto_reconnect: bool = True) -> None:
+        super().__init__(isdr_aid=isdr_aid, auto_reconnect=auto_reconnect)
         self.state_path = state_path
         self._card: EuiccCard | None = None
+        self._present = True
+
+    def eject(self) -> None:
+        """Pull the card: the next APDU fails as with a card removed mid-session."""
+        self._present = False
+
+    def insert(self) -> None:
+        """Put the card back (its state file is read again on reconnection)."""
+        self._present = True
 
     @classmethod
     def from_url(cls, url: SplitResult, *, isdr_aid: bytes = ISDR_AID) -> EmuCardLink:
@@ -31,12 +45,18 @@ class EmuCardLink(CardLink):
         return cls(Path(path), isdr_aid=isdr_aid)
 
     def _connect(self) -> bytes:
+        if not self._present:
+            raise NoCardError("the emulated card is ejected")
         if not self.state_path.parent.is_dir():
             raise NoCardError(f"no emulated card: directory {self.state_path.parent} is missing")
-        self._card = EuiccCard.open(self.state_path, isdr_aid=self.isdr_aid)
+        # The card answers on the ISD-R AID it was made with; the link's AID is what it asks
+        # for, so a mismatch shows up as on a real card (6A82).
+        self._card = EuiccCard.open(self.state_path)
         return self._card.reset()
 
     def _exchange(self, apdu: bytes) -> bytes:
+        if not self._present:
+            raise CardRemovedError("the emulated card went away (ejected)")
         if self._card is None:
             raise NoCardError("the emulated card is not open")
         return self._card.transmit(apdu)

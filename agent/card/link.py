@@ -1,7 +1,11 @@
-"""The card link: one base class owning T=0, logical channels and status-word errors.
+"""The card link: one base class owning T=0, logical channels, status-word errors and what
+happens when the card goes away.
 
 Backends only move raw APDUs (``_exchange``) and, where the path to the card has its own
-notion of channels (a modem's AT+CCHO), override ``_open_logical``.
+notion of channels (a modem's AT+CCHO), override ``_open_logical``. A backend that sees the
+card vanish raises :class:`~agent.errors.CardRemovedError`; the base class then treats the
+session as lost: logical channels opened before are dead for good, and the next use of the
+link (or :meth:`CardLink.reconnect`) connects to the card again once it is back.
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 import abc
 import logging
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
-from agent.errors import CardError, StatusWordError
+from agent.errors import CardError, CardRemovedError, StatusWordError
 from lpa_emulator.iso7816 import (
     SW_OK,
     ApduError,
@@ -47,20 +52,27 @@ class Channel:
         self.number = number
         self.aid = aid
         self.closed = False
+        self.generation = link.generation
 
     def transmit(self, apdu: bytes) -> Response:
-        if self.closed:
-            raise CardError(f"logical channel {self.number} is closed")
+        self.link._check_channel(self)
         return self.link.transmit(with_channel(apdu, self.number))
 
     def send(self, apdu: bytes, *, ok: tuple[int, ...] = (SW_OK,)) -> bytes:
         """Transmit and return the data; StatusWordError unless the SW is in ``ok``."""
         return check(self.transmit(apdu), apdu, ok=ok)
 
+    @property
+    def alive(self) -> bool:
+        """Open, and opened in the link's current session with the card."""
+        return not self.closed and self.link._channel_alive(self)
+
     def close(self) -> None:
         if not self.closed:
+            alive = self.link._channel_alive(self)
             self.closed = True
-            if self.number != 0:
+            # A channel of a card that went away closed with it; nothing to send.
+            if alive and self.number != 0:
                 self.link._close_logical(self)
 
     def __enter__(self) -> Channel:
@@ -76,14 +88,21 @@ class CardLink(abc.ABC):
 
     All APDUs go through :meth:`transmit`, which runs the T=0 response procedure, so every
     backend and every caller gets complete responses whatever the card's protocol.
+
+    With ``auto_reconnect`` (the default) the first use after the card went away tries to
+    connect again; without it every use raises :class:`CardRemovedError` until
+    :meth:`reconnect` succeeds.
     """
 
     scheme: str = ""
 
-    def __init__(self, *, isdr_aid: bytes = ISDR_AID) -> None:
+    def __init__(self, *, isdr_aid: bytes = ISDR_AID, auto_reconnect: bool = True) -> None:
         self.isdr_aid = isdr_aid
+        self.auto_reconnect = auto_reconnect
         self._lock = threading.RLock()
         self._connected = False
+        self._generation = 0
+        self._lost: str | None = None
 
     # --- backend hooks ---------------------------------------------------------------
     @abc.abstractmethod
@@ -96,6 +115,14 @@ class CardLink(abc.ABC):
 
     def _close(self) -> None:  # noqa: B027 - optional hook; most paths hold nothing
         """Release the path to the card."""
+
+    def _reconnect(self) -> bytes:
+        """Reach the card again after it went away; by default close and connect anew."""
+        try:
+            self._close()
+        except CardError as exc:
+            log.debug("closing the dead %s:// session failed: %s", self.scheme, exc)
+        return self._connect()
 
     def _open_logical(self, aid: bytes) -> Channel:
         """Open a logical channel and select ``aid`` on it (MANAGE CHANNEL + SELECT)."""
@@ -119,12 +146,70 @@ class CardLink(abc.ABC):
             # The card may already be gone; the channel is unusable either way.
             log.debug("closing channel %d failed: %s", channel.number, exc)
 
+    # --- sessions and lost cards -----------------------------------------------------
+    @property
+    def generation(self) -> int:
+        """Counts the sessions with the card: every (re)connection starts a new one, and
+        channels opened in an older one are dead."""
+        return self._generation
+
+    @property
+    def lost(self) -> bool:
+        """Whether the card went away since the current session began."""
+        return self._lost is not None
+
+    def _channel_alive(self, channel: Channel) -> bool:
+        return self._lost is None and channel.generation == self._generation
+
+    def _check_channel(self, channel: Channel) -> None:
+        if channel.closed:
+            raise CardError(f"logical channel {channel.number} is closed")
+        if not self._channel_alive(channel):
+            raise CardRemovedError(
+                f"logical channel {channel.number} was lost when the card went away "
+                f"({self._lost or 'it has been reconnected since'}); open a new one")
+
+    def _transceive(self, exchange: Callable[[bytes], bytes], apdu: bytes) -> Response:
+        """T=0 over ``exchange``; a card that goes away marks the session lost."""
+        try:
+            return t0_transceive(exchange, apdu)
+        except CardRemovedError as exc:
+            if self._lost is None:
+                log.warning("%s:// card went away: %s", self.scheme, exc)
+            self._lost = str(exc)
+            raise
+        except ApduError as exc:
+            raise CardError(f"bad APDU exchange: {exc}") from exc
+
+    def _revive(self) -> None:
+        """Reconnect a lost session, or :class:`CardRemovedError` saying the card is not back."""
+        try:
+            self.reconnect()
+        except CardError as exc:
+            raise CardRemovedError(f"the card went away ({self._lost}) and is not back: "
+                                   f"{exc}") from exc
+
     # --- public API ------------------------------------------------------------------
     def connect(self) -> bytes:
         """Connect to the card; returns the ATR. Raises NoCardError when there is none."""
         with self._lock:
             atr = self._connect()
             self._connected = True
+            self._generation += 1
+            self._lost = None
+            return atr
+
+    def reconnect(self) -> bytes:
+        """Start a new session with the card (after it went away and came back, or to reset
+        it); returns the ATR. Channels of the old session are dead. NoCardError while the
+        card is still missing."""
+        with self._lock:
+            if not self._connected:
+                return self.connect()
+            atr = self._reconnect()
+            self._generation += 1
+            self._lost = None
+            log.info("%s:// card reconnected", self.scheme)
             return atr
 
     def close(self) -> None:
@@ -134,22 +219,30 @@ class CardLink(abc.ABC):
                 self._close()
 
     def transmit(self, apdu: bytes) -> Response:
-        """Send a command APDU and return the complete response (T=0 procedure done)."""
+        """Send a command APDU and return the complete response (T=0 procedure done).
+
+        Raises :class:`CardRemovedError` when the card goes away; after that, the next call
+        first reconnects (with ``auto_reconnect``), or raises again until :meth:`reconnect`.
+        """
         with self._lock:
             if not self._connected:
                 raise CardError(f"{self.scheme}:// card link is not connected")
-            try:
-                return t0_transceive(self._exchange, apdu)
-            except ApduError as exc:
-                raise CardError(f"bad APDU exchange: {exc}") from exc
+            if self._lost is not None:
+                if not self.auto_reconnect:
+                    raise CardRemovedError(f"the card went away ({self._lost}); reconnect")
+                self._revive()
+            return self._transceive(self._exchange, apdu)
 
     def send(self, apdu: bytes, *, ok: tuple[int, ...] = (SW_OK,)) -> bytes:
         """Transmit on the basic channel and return the data; StatusWordError otherwise."""
         return check(self.transmit(apdu), apdu, ok=ok)
 
     def open_channel(self, aid: bytes) -> Channel:
-        """Open a logical channel with ``aid`` selected on it."""
+        """Open a logical channel with ``aid`` selected on it (after reconnecting a lost
+        card, with ``auto_reconnect``)."""
         with self._lock:
+            if self._lost is not None and self.auto_reconnect and self._connected:
+                self._revive()
             return self._open_logical(aid)
 
     def open_isdr(self) -> Channel:

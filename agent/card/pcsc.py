@@ -14,13 +14,36 @@ from lpa_emulator.simfiles import ISDR_AID
 log = logging.getLogger(__name__)
 
 
+def _pcsc_reason(exc: Exception) -> str:
+    """pyscard's message with the PC/SC error name (SCARD_W_REMOVED_CARD, ...) when known."""
+    from smartcard import scard
+
+    code = getattr(exc, "hresult", None)
+    if isinstance(code, int) and code != -1:
+        names = [n for n in dir(scard) if n.startswith("SCARD_") and
+                 getattr(scard, n) == code & 0xFFFFFFFF and n[6:8] in ("E_", "W_", "F_")]
+        if names:
+            return f"{names[0]} (0x{code & 0xFFFFFFFF:08X})"
+    return str(exc)
+
+
+def _release(conn: Any) -> None:
+    """Disconnect and give back the PC/SC context now, not whenever the object is collected
+    (by then pcscd may be gone, and pyscard complains from a finaliser)."""
+    try:
+        conn.release()
+    except Exception as exc:
+        log.debug("releasing the PC/SC connection failed: %s", exc)
+
+
 class PcscCardLink(CardLink):
     """The first PC/SC reader whose name matches ``reader`` (a regular expression)."""
 
     scheme = "pcsc"
 
-    def __init__(self, reader: str = "", *, isdr_aid: bytes = ISDR_AID) -> None:
-        super().__init__(isdr_aid=isdr_aid)
+    def __init__(self, reader: str = "", *, isdr_aid: bytes = ISDR_AID,
+                 auto_reconnect: bool = True) -> None:
+        super().__init__(isdr_aid=isdr_aid, auto_reconnect=auto_reconnect)
         try:
             self._pattern = re.compile(reader)
         except re.error as exc:
@@ -59,9 +82,12 @@ class PcscCardLink(CardLink):
             # Independent LPAs and real eUICCs speak T=0; the base class does 61xx/6Cxx.
             conn.connect(CardConnection.T0_protocol)
         except NoCardException as exc:
+            _release(conn)
             raise NoCardError(f"no card in reader {self.reader_name!r}") from exc
         except CardConnectionException as exc:
-            raise CardError(f"cannot connect to the card in {self.reader_name!r}: {exc}") from exc
+            _release(conn)
+            raise CardError(f"cannot connect to the card in {self.reader_name!r}: "
+                            f"{_pcsc_reason(exc)}") from exc
         self._conn = conn
         return bytes(conn.getATR())
 
@@ -73,16 +99,15 @@ class PcscCardLink(CardLink):
         try:
             data, sw1, sw2 = self._conn.transmit(list(apdu))
         except CardConnectionException as exc:
-            # pcscd reports a card pulled mid-session as NOT_TRANSACTED, then REMOVED_CARD;
-            # either way this connection is dead until reconnected.
+            # pcscd reports a card pulled mid-session as NOT_TRANSACTED, then REMOVED_CARD
+            # (a reset by another client as RESET_CARD); either way this connection is dead
+            # until reconnected.
             raise CardRemovedError(
-                f"card in {self.reader_name!r} went away during a command: {exc}") from exc
+                f"card in {self.reader_name!r} went away during a command: "
+                f"{_pcsc_reason(exc)}") from exc
         return bytes(data) + bytes((sw1, sw2))
 
     def _close(self) -> None:
         if self._conn is not None:
-            try:
-                self._conn.disconnect()
-            except Exception as exc:
-                log.debug("disconnect failed: %s", exc)
+            _release(self._conn)
             self._conn = None

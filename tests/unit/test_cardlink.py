@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.card.link import CardLink
-from agent.errors import CardError, StatusWordError
+from agent.errors import CardError, CardRemovedError, NoCardError, StatusWordError
 from lpa_emulator.iso7816 import ApduError, Response, build_apdu, t0_transceive, with_channel
 
 
@@ -113,3 +113,65 @@ def test_build_apdu_and_response() -> None:
     with pytest.raises(ApduError):
         Response.parse(b"\x90")
     assert Response.parse(b"\x01\x90\x00") == Response(b"\x01", 0x9000)
+
+
+class Flaky(CardLink):
+    """A card that can be pulled: ``present`` False makes the next exchange fail."""
+
+    scheme = "flaky"
+
+    def __init__(self, *, auto_reconnect: bool = True) -> None:
+        super().__init__(auto_reconnect=auto_reconnect)
+        self.present = True
+        self.connects = 0
+
+    def _connect(self) -> bytes:
+        if not self.present:
+            raise NoCardError("no card")
+        self.connects += 1
+        return b"\x3b\x00"
+
+    def _exchange(self, apdu: bytes) -> bytes:
+        if not self.present:
+            raise CardRemovedError("pulled")
+        if apdu[1] == 0x70:  # MANAGE CHANNEL open
+            return b"\x01\x90\x00"
+        return b"\x90\x00"
+
+
+def test_a_removed_card_kills_its_channels_and_comes_back_on_next_use() -> None:
+    link = Flaky()
+    link.connect()
+    channel = link.open_channel(b"\xa0\x00\x00\x00\x05")
+    assert channel.alive and link.generation == 1
+    link.present = False
+    with pytest.raises(CardRemovedError, match="pulled"):
+        channel.transmit(b"\x80\xe2\x91\x00")
+    assert link.lost and not channel.alive
+    with pytest.raises(CardRemovedError, match="not back"):
+        link.transmit(b"\x00\xa4\x00\x00")
+    link.present = True
+    assert link.transmit(b"\x00\xa4\x00\x00").ok  # reconnects first
+    assert (link.generation, link.connects, link.lost) == (2, 2, False)
+    with pytest.raises(CardRemovedError, match="open a new one"):
+        channel.transmit(b"\x80\xe2\x91\x00")
+    channel.close()  # sends nothing for a dead channel
+    with pytest.raises(CardError, match="closed"):
+        channel.transmit(b"\x80\xe2\x91\x00")
+    assert link.open_channel(b"\xa0\x00\x00\x00\x05").alive
+
+
+def test_without_auto_reconnect_only_reconnect_brings_it_back() -> None:
+    link = Flaky(auto_reconnect=False)
+    link.connect()
+    link.present = False
+    with pytest.raises(CardRemovedError):
+        link.transmit(b"\x00\xa4\x00\x00")
+    link.present = True
+    with pytest.raises(CardRemovedError, match="reconnect"):
+        link.transmit(b"\x00\xa4\x00\x00")
+    with pytest.raises(CardRemovedError, match="reconnect"):
+        link.transmit(b"\x00\xa4\x00\x00")
+    assert link.reconnect() == b"\x3b\x00"
+    assert link.transmit(b"\x00\xa4\x00\x00").ok
+    assert isinstance(CardRemovedError("x"), OSError)
