@@ -172,7 +172,7 @@ class CardLink(abc.ABC):
     def _transceive(self, exchange: Callable[[bytes], bytes], apdu: bytes) -> Response:
         """T=0 over ``exchange``; a card that goes away marks the session lost."""
         try:
-            return t0_transceive(exchange, apdu)
+            resp = t0_transceive(exchange, apdu)
         except CardRemovedError as exc:
             if self._lost is None:
                 log.warning("%s:// card went away: %s", self.scheme, exc)
@@ -180,6 +180,10 @@ class CardLink(abc.ABC):
             raise
         except ApduError as exc:
             raise CardError(f"bad APDU exchange: {exc}") from exc
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s:// %s -> %s %04X", self.scheme, apdu.hex().upper(),
+                      resp.data.hex().upper(), resp.sw)
+        return resp
 
     def _revive(self) -> None:
         """Reconnect a lost session, or :class:`CardRemovedError` saying the card is not back."""

@@ -1,0 +1,210 @@
+"""``mps-lpa`` against the software eUICC: in-process for every command, its output and exit
+codes; as a process through the real pcscd + vpcd (a card served by ``mps-emu euicc
+--vpcd``) and through the emulated modem (``mps-emu modem``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent import lpa_cli
+from lpa_emulator.euicc import CardState
+from lpa_emulator.stack.pcsc import PcscSandbox
+from lpa_emulator.stack.procs import ProcessGroup, console_script
+from tests.fixtures.cards import (
+    LINK_EID,
+    LINK_ICCID_A,
+    LINK_ICCID_B,
+    LINK_SMDP,
+    write_link_card,
+)
+
+OTHER_ISDR = "A0000005591010000000008900000300"
+
+
+@pytest.fixture
+def card(tmp_path: Path) -> Path:
+    return write_link_card(tmp_path / "card.json")
+
+
+def lpa(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = lpa_cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_chip_info_table_and_json(card: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = lpa(capsys, "--apdu", "emu", "--state", str(card), "chip", "info")
+    assert (code, err) == (0, "")
+    rows = [line.split() for line in out.splitlines()]
+    assert ["EID", LINK_EID] in rows
+    assert ["SGP.22", "version", "2.2.2"] in rows
+    code, out, _ = lpa(capsys, "chip", "info", "--apdu", "emu", "--state", str(card), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["eid"] == LINK_EID
+    assert data["euicc_info2"]["svn"] == "2.2.2"
+    assert data["euicc_info2"]["ci_pkids_verification"] == [
+        k.hex().upper() for k in CardState.load(card).identity.ci_pkids]
+    assert data["root_ds_address"] == "lpa.ds.gsma.com"
+
+
+def test_profile_commands(card: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--apdu", "emu", "--state", str(card)]
+    code, out, _ = lpa(capsys, *base, "profile", "list")
+    assert code == 0
+    header, first, second = out.splitlines()
+    assert header.split()[:3] == ["ICCID", "STATE", "CLASS"]
+    assert first.split()[:2] == [LINK_ICCID_A, "enabled"]
+    assert second.split()[:2] == [LINK_ICCID_B, "disabled"]
+    assert lpa(capsys, *base, "profile", "enable", LINK_ICCID_B)[:2] == (
+        0, f"enabled {LINK_ICCID_B}\n")
+    # By ISD-P AID, and a nickname with spaces.
+    aid_a = CardState.load(card).profiles[0].isdp_aid.hex().upper()
+    assert lpa(capsys, *base, "profile", "nickname", aid_a, "at home")[0] == 0
+    code, out, _ = lpa(capsys, *base, "profile", "list", "--json")
+    listed = json.loads(out)
+    assert [(p["iccid"], p["state"], p["nickname"]) for p in listed] == [
+        (LINK_ICCID_A, "disabled", "at home"), (LINK_ICCID_B, "enabled", None)]
+    assert listed[0]["notifications"][0]["address"] == LINK_SMDP
+    assert lpa(capsys, *base, "profile", "nickname", LINK_ICCID_A)[0] == 0
+    assert lpa(capsys, *base, "profile", "delete", LINK_ICCID_A)[0] == 0
+    code, out, _ = lpa(capsys, *base, "--json", "profile", "list", "--class", "test")
+    assert (code, json.loads(out)) == (0, [])
+
+
+def test_refusals_exit_1_with_the_reason(card: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--apdu", "emu", "--state", str(card)]
+    code, out, err = lpa(capsys, *base, "profile", "delete", LINK_ICCID_A)
+    assert code == 1 and out == ""
+    assert "profileNotInDisabledState (2)" in err
+    code, out, err = lpa(capsys, *base, "--json", "profile", "disable", LINK_ICCID_B)
+    assert code == 1
+    assert json.loads(out) == {"ok": False, "reason": "profileNotInEnabledState", "code": 2,
+                               "error": "DisableProfile refused: profileNotInEnabledState (2)"}
+    code, _, err = lpa(capsys, *base, "--isdr-aid", OTHER_ISDR, "chip", "info")
+    assert code == 1 and "--isdr-aid" in err
+
+
+def test_notifications(card: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--apdu", "emu", "--state", str(card)]
+    assert lpa(capsys, *base, "profile", "disable", LINK_ICCID_A, "--no-refresh")[0] == 0
+    assert lpa(capsys, *base, "profile", "enable", LINK_ICCID_B)[0] == 0
+    code, out, _ = lpa(capsys, *base, "notification", "list")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()]
+    assert rows == [["SEQ", "OPERATION", "ICCID", "ADDRESS"],
+                    ["1", "disable", LINK_ICCID_A, LINK_SMDP],
+                    ["2", "enable", LINK_ICCID_B, LINK_SMDP]]
+    assert lpa(capsys, *base, "notification", "remove", "1")[:2] == (
+        0, "removed notification 1\n")
+    assert lpa(capsys, *base, "notification", "remove", "1")[0] == 1  # nothingToDelete
+    code, out, _ = lpa(capsys, *base, "--json", "notification", "remove", "--all")
+    assert (code, json.loads(out)) == (0, {"ok": True, "removed": [2]})
+    assert lpa(capsys, *base, "notification", "list")[1] == "no pending notifications\n"
+
+
+def test_default_dp_address(card: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--apdu", "emu", "--state", str(card)]
+    assert lpa(capsys, *base, "chip", "default-dp", "dp.example.com")[0] == 0
+    assert json.loads(lpa(capsys, *base, "--json", "chip", "info")[1])[
+        "default_dp_address"] == "dp.example.com"
+    assert lpa(capsys, *base, "chip", "default-dp", "")[0] == 0
+    assert CardState.load(card).default_dp_address is None
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["chip", "info"], 2, "--apdu"),
+    (["--apdu", "emu", "chip", "info"], 2, "--state"),
+    (["--apdu", "at", "chip", "info"], 2, "--device"),
+    (["--apdu", "pcsc", "--reader", "(", "chip", "info"], 2, "regular expression"),
+    (["--card", "nfc://x", "chip", "info"], 2, "scheme"),
+    (["--apdu", "emu", "--state", "/nonexistent/card.json", "chip", "info"], 3, "no emulated"),
+    (["--apdu", "at", "--device", "/nonexistent/tty", "chip", "info"], 3, "modem"),
+    (["--apdu", "emu", "--state", "{card}", "--isdr-aid", "zz", "chip", "info"], 2, "hex"),
+    (["--apdu", "emu", "--state", "{card}", "profile", "enable", "12"], 2, "neither"),
+    (["--apdu", "emu", "--state", "{card}", "notification", "remove"], 2, "--all"),
+])
+def test_usage_and_missing_card_exit_codes(card: Path, capsys: pytest.CaptureFixture[str],
+                                           args: list[str], code: int, message: str) -> None:
+    got, _, err = lpa(capsys, *(a.format(card=card) for a in args))
+    assert got == code
+    assert message in err
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        lpa_cli.main(["profile", "frobnicate"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        lpa_cli.main(["--block-size", "300", "chip", "info"])
+    assert exit_info.value.code == 2
+
+
+def test_environment_chooses_the_card(card: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MPS_LPA_APDU", "emu")
+    monkeypatch.setenv("MPS_LPA_STATE", str(card))
+    code, out, _ = lpa(capsys, "--json", "chip", "info")
+    assert code == 0 and json.loads(out)["eid"] == LINK_EID
+
+
+# --- as a process, through the real stacks ---------------------------------------------------
+
+def run_lpa(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*console_script("mps-lpa"), *args], capture_output=True, text=True,
+                          timeout=60, env=env, check=False)
+
+
+@pytest.fixture
+def vpcd_card(pcsc_sandbox: PcscSandbox, tmp_path: Path) -> Iterator[Path]:
+    """A card served with ``mps-emu euicc --vpcd`` into slot 0 of the sandbox."""
+    path = write_link_card(tmp_path / "vpcd-card.json")
+    log = (tmp_path / "euicc.log").open("wb")
+    proc = pcsc_sandbox.spawn([*console_script("mps-emu"), "euicc", "--state", str(path),
+                               "--vpcd", f"127.0.0.1:{pcsc_sandbox.vpcd_port(0)}"],
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        pcsc_sandbox.wait_card(0, 15)
+        yield path
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+        pcsc_sandbox.wait_no_card(0, 10)
+
+
+@pytest.mark.pcsc
+def test_lpa_over_pcsc_prints_the_eid(vpcd_card: Path, pcsc_sandbox: PcscSandbox) -> None:
+    env = pcsc_sandbox.env()
+    done = run_lpa("--apdu", "pcsc", "chip", "info", env=env)
+    assert done.returncode == 0, done.stderr
+    assert LINK_EID in done.stdout
+    reader = ["--apdu", "pcsc", "--reader", "Virtual PCD 00 00"]
+    done = run_lpa(*reader, "profile", "enable", LINK_ICCID_B, env=env)
+    assert done.returncode == 0, done.stderr
+    done = run_lpa(*reader, "--json", "profile", "list", env=env)
+    assert [p["state"] for p in json.loads(done.stdout)] == ["disabled", "enabled"]
+    done = run_lpa("--apdu", "pcsc", "--reader", "no such reader", "chip", "info", env=env)
+    assert done.returncode == 3 and "no PC/SC reader" in done.stderr
+
+
+def test_lpa_over_the_emulated_modem(card: Path, tmp_path: Path) -> None:
+    link = tmp_path / "modem"
+    with ProcessGroup(tmp_path / "logs") as procs:
+        procs.start("modem", [*console_script("mps-emu"), "modem", "--link", str(link),
+                              "--state", str(tmp_path / "modem.json"),
+                              "--card-state", str(card)]).wait_for_path(link, 15)
+        base = ["--apdu", "at", "--device", str(link)]
+        done = run_lpa(*base, "--json", "chip", "info")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["eid"] == LINK_EID
+        done = run_lpa(*base, "profile", "disable", LINK_ICCID_A)
+        assert done.returncode == 0, done.stderr
+        done = run_lpa(*base, "notification", "list")
+        assert "disable" in done.stdout and LINK_ICCID_A in done.stdout
+        procs.stop_all()
+    assert CardState.load(card).enabled_profile() is None
