@@ -220,7 +220,7 @@ class _Checker:
         try:
             return check_level(value, what)
         except ValueError as exc:
-            self.problem(path, f"{exc} (letters, digits and _.:@+=- only)")
+            self.problem(path, f"{exc} (letters, digits and _.:@=- only)")
             return None
 
 

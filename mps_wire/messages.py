@@ -257,7 +257,7 @@ class Reply:
 # --- app requests ----------------------------------------------------------------------
 
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:\-]{0,63}")
-_REF = re.compile(r"[A-Za-z0-9_.:@+=\-]{1,128}")
+_REF = re.compile(r"[A-Za-z0-9_.:@=\-]{1,128}")  # ids, also usable as topic levels
 MAX_EVENTS_PAGE = 500
 
 

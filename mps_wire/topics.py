@@ -8,8 +8,9 @@ from dataclasses import dataclass
 DEFAULT_PREFIX = "mps/v1"
 DEFAULT_SHARE_GROUP = "mps-bridge"
 
-# Identifiers used as topic levels must not contain MQTT wildcards or separators.
-_LEVEL = re.compile(r"[A-Za-z0-9_.:@+=\-]{1,128}")
+# Identifiers used as topic levels must not contain MQTT wildcards (a topic name with
+# "+" or "#" cannot be published to) or separators.
+_LEVEL = re.compile(r"[A-Za-z0-9_.:@=\-]{1,128}")
 
 
 def check_level(value: str, what: str) -> str:

@@ -176,7 +176,7 @@ def test_resuming_from_a_cursor_after_being_offline(
     register(probe, topics, replace(make_device(1), seq=7, ip=("198.51.100.4",)))
     page = care.fetch_events(cursor, limit=2)
     assert [e.seq for e in page.events] == [2, 3] and page.more and page.last == 4
-    resumed = care.events(cursor, timeout=1)
+    resumed = care.events(cursor, timeout=0.3)
     kinds = [(e.seq, e.kind) for e in resumed]
     assert kinds == [(2, EventKind.DEVICE_ADDED), (3, EventKind.DEVICE_ADDED),
                      (4, EventKind.DEVICE_UPDATED)]
@@ -229,7 +229,7 @@ def test_two_bridges_number_one_stream_without_gaps(
         care.pair(PAUL_MSISDN, "support")
         for n in range(5, 11):
             register(probe, topics, make_device(n, sub=5))  # the same profile, new EIDs
-        events = list(care.events(0, timeout=1))
+        events = list(care.events(0, timeout=0.5))
         assert one.stats.received >= 1 and two.stats.received >= 1
     assert [e.seq for e in events] == list(range(1, 8))
     assert [e.kind for e in events[1:]] == [EventKind.DEVICE_ADDED] * 6
