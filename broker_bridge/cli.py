@@ -75,6 +75,16 @@ _OPERATOR_OPTIONS: dict[OperatorOp, tuple[str, ...]] = {
     OperatorOp.PORT_OUT: ("msisdn", "operator"),
 }
 
+_OPERATOR_HELP: dict[OperatorOp, str] = {
+    OperatorOp.ADD_CONTRACT: "add or update a contract (and file numbers under it)",
+    OperatorOp.ADD_NUMBER: "file a number under a contract",
+    OperatorOp.PORT_IN: "a number ported in from another operator joins a contract",
+    OperatorOp.REMOVE_NUMBER: "take a number off its contract",
+    OperatorOp.ADD_SUBSCRIPTION: "add or update a subscription (a move takes its device)",
+    OperatorOp.REMOVE_SUBSCRIPTION: "remove a subscription; its device leaves the contract",
+    OperatorOp.PORT_OUT: "a number moved to another operator: redirect requests for it",
+}
+
 _OPTION_HELP = {
     "contract": "contract id", "holder": "the contract holder's name",
     "msisdns": "a number of the contract (E.164), repeatable", "msisdn": "number (E.164)",
@@ -113,12 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", metavar="FILE")
     for op, options in _OPERATOR_OPTIONS.items():
         sub = operator_commands.add_parser(op.value, parents=[common, db],
-                                           help=f"{op.value.replace('-', ' ')}")
+                                           help=_OPERATOR_HELP[op])
         for option in options:
             name = option.rstrip("?")
             if name == "msisdns":
                 sub.add_argument("--msisdn", dest="msisdns", action="append", default=[],
-                                 help=_OPTION_HELP[name])
+                                 metavar="MSISDN", help=_OPTION_HELP[name])
             else:
                 sub.add_argument(f"--{name}", required=not option.endswith("?"),
                                  help=_OPTION_HELP[name])
@@ -130,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument("--registry", required=True, help="its registry's broker URL")
     other.add_argument("--prefix", default=DEFAULT_PREFIX, help="its registry's topic prefix")
     other.add_argument("--number-prefix", dest="number_prefixes", action="append", default=[],
-                       help="an E.164 prefix of its numbers, repeatable")
+                       metavar="PREFIX", help="an E.164 prefix of its numbers, repeatable")
     show = operator_commands.add_parser("show", parents=[common, db],
                                         help="a contract's numbers, subscriptions, devices "
                                              "and pairings")
@@ -144,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True)
     add.add_argument("--trust", required=True, choices=[t.value for t in TrustLevel])
     add.add_argument("--purpose", dest="purposes", action="append", default=[],
-                     help="a purpose it may pair for, repeatable")
+                     metavar="PURPOSE", help="a purpose it may pair for, repeatable")
     _standing_option(add)
     app_commands.add_parser("list", parents=[common, db], help="list the apps")
     trust = app_commands.add_parser("set-trust", parents=[common, db],

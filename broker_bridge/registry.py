@@ -307,7 +307,8 @@ class Registry:
         ``ok`` with every device of the contract when paired at once (standing consent,
         or already paired); ``pending`` while the user is asked; ``denied`` for an app
         whose trust or purposes do not allow it; ``redirect``/``not-found`` for a number
-        not served here.
+        not served here. An app has at most one live pairing per contract: asking again
+        while one is pending or active answers about that one.
         """
         actor = f"app:{app_id}"
         audit = {"app_id": app_id, "subject": request.msisdn,
