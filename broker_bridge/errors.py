@@ -51,6 +51,18 @@ class UnknownSubscriptionError(BridgeError, LookupError):
         self.iccid = iccid
 
 
+class ForeignSubscriptionError(BridgeError, PermissionError):
+    """A device presented a profile the SM-DP+ installed on another eUICC."""
+
+    code = ErrorCode.DENIED
+
+    def __init__(self, iccid: str, eid: str, installed_on: str) -> None:
+        super().__init__(f"ICCID {iccid} was installed on another eUICC, not on {eid}")
+        self.iccid = iccid
+        self.eid = eid
+        self.installed_on = installed_on
+
+
 class UnknownContractError(BridgeError, LookupError):
     """An operation named a contract the store does not hold."""
 

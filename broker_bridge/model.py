@@ -86,6 +86,17 @@ class OtherOperator:
 
 
 @dataclass(frozen=True, slots=True)
+class Installation:
+    """The SM-DP+'s word that the profile ``iccid`` was installed on the eUICC ``eid``."""
+
+    iccid: str
+    eid: str
+    transaction: str
+    smdp: str
+    ts: int  # when the SM-DP+ accepted the result, ms since the epoch
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     """A registered device as stored, with the number of the subscription it uses."""
 

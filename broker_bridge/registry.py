@@ -23,7 +23,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from broker_bridge.errors import UnknownContractError, UnknownEntityError
+from broker_bridge.errors import (
+    ForeignSubscriptionError,
+    UnknownContractError,
+    UnknownEntityError,
+)
 from broker_bridge.model import (
     App,
     AuditEntry,
@@ -31,6 +35,7 @@ from broker_bridge.model import (
     ConsentSource,
     Contract,
     Device,
+    Installation,
     OtherOperator,
     Pairing,
     PairingState,
@@ -55,6 +60,8 @@ from mps_wire.messages import (
     DevicesRequest,
     EventKind,
     EventsSinceRequest,
+    InstallationOutcome,
+    InstallationResult,
     OperatorOp,
     OperatorRequest,
     PairRequest,
@@ -81,6 +88,8 @@ EVENTS_PAGE_BYTES = 48 * 1024
 """About how much event data one ``events-since`` reply carries; the rest is ``more``."""
 
 _PSEUDONYM_KEY_NAME = "pseudonyms"
+INSTALLATIONS_SOURCE = "smdp"
+"""The operator source named in the audit log for installation results."""
 _APP_OPS = frozenset(op.value for op in AppOp)
 
 
@@ -194,11 +203,17 @@ class Registry:
         """Store a registration and announce it to the apps paired with its contract.
 
         Raises UnknownSubscriptionError (nothing stored) for an ICCID the operator does not
-        know.
+        know, ForeignSubscriptionError for a profile the SM-DP+ reported installed on
+        another eUICC.
         """
         effects = Effects()
         with self.store.transaction():
             now = self._clock()
+            installed = self.store.installation(info.iccid)
+            if installed is not None and installed.eid != info.eid:
+                # The SM-DP+ installed this profile on another eUICC: whoever presents it
+                # here does not hold it.
+                raise ForeignSubscriptionError(info.iccid, info.eid, installed.eid)
             outcome = self.store.register_device(info, now=now)
             device = outcome.device
             actor = f"device:{device.eid}"
@@ -281,6 +296,42 @@ class Registry:
         except WireError as exc:
             return Outcome(refusal(Status.ERROR, exc.code, exc.message))
         return self.operator_request(source, request)
+
+    def handle_installation(self, msg: Mapping[str, Any]) -> Outcome:
+        """Record a decoded installation result of the SM-DP+."""
+        try:
+            report = InstallationResult.from_wire(msg)
+        except WireError as exc:
+            return Outcome(refusal(Status.ERROR, exc.code, exc.message))
+        return self.installation(report)
+
+    def installation(self, report: InstallationResult) -> Outcome:
+        """Bind the profile to the eUICC that installed it (a later registration of the
+        profile from another EID is refused); a failed installation is only recorded in
+        the audit log. A report that arrives twice changes nothing the second time."""
+        actor = f"operator:{INSTALLATIONS_SOURCE}"
+        with self.store.transaction():
+            change = Change.UNCHANGED
+            detail: dict[str, Any] = {"eid": report.eid, "transaction": report.transaction,
+                                      "smdp": report.smdp, "seq": report.seq}
+            if report.result is InstallationOutcome.INSTALLED:
+                change = self.store.record_installation(Installation(
+                    report.iccid, report.eid, report.transaction, report.smdp, report.ts))
+                others = [d.eid for d in self.store.devices_by_iccid(report.iccid)
+                          if d.eid != report.eid]
+                if others:
+                    # Registered before the report came; the operator should look at it.
+                    detail["registered_elsewhere"] = others
+                    log.warning("profile %s was installed on %s but is registered by %s",
+                                report.iccid, report.eid, ", ".join(others))
+            elif report.reason:
+                detail["reason"] = report.reason
+            if change is not Change.UNCHANGED or report.result is InstallationOutcome.FAILED:
+                sub = self.store.subscription_by_iccid(report.iccid)
+                self._audit(actor, "installation", report.result.value,
+                            contract_id=sub.contract_id if sub else None,
+                            subject=report.iccid, detail={**detail, "change": change.value})
+        return Outcome(Reply.ok(iccid=report.iccid, change=change.value))
 
     # --- app requests --------------------------------------------------------------------
 

@@ -33,14 +33,19 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from broker_bridge._mqtt import echo_correlation, response_topic, set_nodelay
-from broker_bridge.errors import BrokerError, StoreError, UnknownSubscriptionError
+from broker_bridge.errors import (
+    BrokerError,
+    ForeignSubscriptionError,
+    StoreError,
+    UnknownSubscriptionError,
+)
 from broker_bridge.model import now_ms
 from broker_bridge.policy import AccessPolicy
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, refusal
 from broker_bridge.storage.base import Store
 from mps_wire.codec import decode, encode
 from mps_wire.errors import ErrorCode, WireError
-from mps_wire.messages import DeviceInfo, Reply, Status
+from mps_wire.messages import INSTALLATIONS, DeviceInfo, Reply, Status
 from mps_wire.mqtt import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
@@ -134,6 +139,7 @@ class Bridge:
             Topics.shared(group, self.topics.all_app_requests()),
             Topics.shared(group, self.topics.all_user_requests()),
             Topics.shared(group, self.topics.all_operator_requests()),
+            Topics.shared(group, self.topics.operator(INSTALLATIONS)),
         )
         self._client: mqtt.Client | None = None
         self._counters = _Counters()
@@ -301,13 +307,19 @@ class Bridge:
         with counters.lock:
             counters.received += 1
         topic = msg.topic
-        try:
-            kind, ident, leaf = self.topics.parse(topic)
-        except ValueError:
-            self._drop(f"message on unexpected topic {topic!r}")
-            return
         handler: Callable[[str, bytes], Outcome]
-        if kind == "devices" and leaf == "register":
+        if topic == self.topics.operator(INSTALLATIONS):
+            kind, ident, leaf = "operator", INSTALLATIONS, ""
+        else:
+            try:
+                kind, ident, leaf = self.topics.parse(topic)
+            except ValueError:
+                self._drop(f"message on unexpected topic {topic!r}")
+                return
+        if kind == "operator" and ident == INSTALLATIONS and not leaf:
+            namespace = self.topics.operator_namespace(INSTALLATIONS)
+            handler = self._installation
+        elif kind == "devices" and leaf == "register":
             namespace = self.topics.device_namespace(ident)
             handler = self._register
         elif kind == "apps" and leaf == "requests":
@@ -462,6 +474,10 @@ class Bridge:
             outcome, effects = self.registry.register(info)
         except UnknownSubscriptionError as exc:
             return Outcome(_refuse(f"registration of {device_id}", exc.code, str(exc)))
+        except ForeignSubscriptionError as exc:
+            log.warning("registration of %s refused: %s (installed on %s)", device_id, exc,
+                        exc.installed_on)
+            return Outcome(refusal(Status.DENIED, exc.code, str(exc)))
         except StoreError:
             log.exception("storing the registration of %s failed", device_id)
             return Outcome(Reply.error(ErrorCode.INTERNAL, "the registry could not store the "
@@ -473,6 +489,15 @@ class Bridge:
         if outcome.changes:
             body["changes"] = [c.value for c in outcome.changes]
         return Outcome(Reply.ok(**body), effects)
+
+    def _installation(self, _source: str, payload: bytes) -> Outcome:
+        try:
+            msg = decode(payload)
+        except WireError as exc:
+            return Outcome(_refuse("installation result", exc.code, exc.message))
+        outcome = self.registry.handle_installation(msg)
+        _log_refusal("installation result", outcome.reply)
+        return outcome
 
     def _app_request(self, app_id: str, payload: bytes) -> Outcome:
         try:

@@ -629,3 +629,79 @@ _OPERATOR_FIELDS: dict[OperatorOp, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def parse_operator_request(msg: Mapping[str, Any]) -> OperatorRequest:
     """Validate an operator request map; raise ValidationError naming the bad field."""
     return OperatorRequest.from_wire(msg)
+
+
+# --- installation results (SM-DP+ -> registry) -------------------------------------------
+
+INSTALLATIONS = "installations"
+"""The operator topic level of the SM-DP+'s installation results: ``{prefix}/operator/
+installations`` (published with QoS 1, no Response Topic)."""
+
+MAX_CERTIFICATE = 4096
+
+
+class InstallationOutcome(enum.StrEnum):
+    INSTALLED = "installed"
+    FAILED = "failed"
+
+
+def _blob(msg: Mapping[str, Any], key: str, max_len: int = MAX_CERTIFICATE) -> bytes:
+    value = _get(msg, key, bytes)
+    if not value or len(value) > max_len:
+        raise ValidationError(f"field {key!r} must be 1 to {max_len} bytes", field=key)
+    return value  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationResult:
+    """The SM-DP+'s report that eUICC ``eid`` installed (or failed to install) the profile
+    ``iccid``, with the eUICC-signed result (``pir``, DER) and its certificate chain.
+
+    ``seq`` numbers the SM-DP+'s reports and ``transaction`` names the download session:
+    a report can arrive twice.
+    """
+
+    seq: int
+    eid: str
+    iccid: str
+    imsi: str
+    result: InstallationOutcome
+    transaction: str
+    matching_id: str
+    smdp: str
+    ts: int
+    pir: bytes
+    euicc_certificate: bytes
+    eum_certificate: bytes
+    msisdn: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def from_wire(cls, msg: Mapping[str, Any]) -> InstallationResult:
+        """Validate a decoded report; raise ValidationError naming the bad field."""
+        _no_extra(msg, frozenset({"v", "seq", "eid", "iccid", "imsi", "result", "transaction",
+                                  "matching_id", "smdp", "ts", "pir", "euicc_certificate",
+                                  "eum_certificate", "msisdn", "reason"}))
+        version = _uint(msg, "v")
+        if version != 1:
+            raise ValidationError(f"unsupported installation report version {version}",
+                                  field="v")
+        raw_result = _get(msg, "result", str)
+        try:
+            result = InstallationOutcome(raw_result)
+        except ValueError as exc:
+            raise ValidationError("field 'result' must be 'installed' or 'failed'",
+                                  field="result") from exc
+        msisdn = _get(msg, "msisdn", str, required=False)
+        return cls(
+            seq=_uint(msg, "seq"), eid=validate_eid(_get(msg, "eid", str)),
+            iccid=validate_iccid(_get(msg, "iccid", str)),
+            imsi=validate_imsi(_get(msg, "imsi", str)), result=result,
+            transaction=_text(msg, "transaction") or "",
+            matching_id=_text(msg, "matching_id") or "", smdp=_text(msg, "smdp", max_len=255)
+            or "", ts=_uint(msg, "ts"), pir=_blob(msg, "pir"),
+            euicc_certificate=_blob(msg, "euicc_certificate"),
+            eum_certificate=_blob(msg, "eum_certificate"),
+            msisdn=validate_msisdn(msisdn) if msisdn is not None else None,
+            reason=_text(msg, "reason", required=False),
+        )

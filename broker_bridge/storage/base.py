@@ -14,6 +14,7 @@ from broker_bridge.model import (
     Change,
     Contract,
     Device,
+    Installation,
     OtherOperator,
     Pairing,
     PairingState,
@@ -183,6 +184,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def remove_device(self, eid: str) -> bool:
         """Delete a device's record; False if there was none."""
+
+    @abc.abstractmethod
+    def record_installation(self, installation: Installation) -> Change:
+        """Bind a profile to the eUICC it was installed on; a newer report replaces an
+        older one, an older one changes nothing."""
+
+    @abc.abstractmethod
+    def installation(self, iccid: str) -> Installation | None:
+        """The newest installation of the profile ``iccid``, if the SM-DP+ reported one."""
 
     @abc.abstractmethod
     def device(self, eid: str) -> Device | None:

@@ -31,6 +31,7 @@ from broker_bridge.model import (
     ConsentSource,
     Contract,
     Device,
+    Installation,
     OtherOperator,
     Pairing,
     PairingState,
@@ -211,6 +212,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             value       TEXT NOT NULL,
             created_at  BIGINT NOT NULL
         )""",
+    )),
+    # The SM-DP+'s installation results: which eUICC holds which profile.
+    Migration(3, "profile installations", (
+        """CREATE TABLE installations (
+            iccid       TEXT PRIMARY KEY,
+            eid         TEXT NOT NULL,
+            txn         TEXT NOT NULL,
+            smdp        TEXT NOT NULL,
+            ts          BIGINT NOT NULL,
+            recorded_at BIGINT NOT NULL
+        )""",
+        "CREATE INDEX installations_by_eid ON installations (eid)",
     )),
 )
 
@@ -759,6 +772,30 @@ class SqlStore(Store):
             if rows:
                 self._execute("DELETE FROM devices WHERE eid = ?", (eid,))
             return bool(rows)
+
+    def record_installation(self, installation: Installation) -> Change:
+        i = installation
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT eid, txn, ts FROM installations WHERE iccid = ?"), (i.iccid,))
+            now = self._clock()
+            if not rows:
+                self._execute("INSERT INTO installations (iccid, eid, txn, smdp, ts, "
+                              "recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                              (i.iccid, i.eid, i.transaction, i.smdp, i.ts, now))
+                return Change.ADDED
+            eid, txn, ts = rows[0]
+            if txn == i.transaction or ts > i.ts:
+                return Change.UNCHANGED  # a repeat, or older than what is known
+            self._execute("UPDATE installations SET eid = ?, txn = ?, smdp = ?, ts = ?, "
+                          "recorded_at = ? WHERE iccid = ?",
+                          (i.eid, i.transaction, i.smdp, i.ts, now, i.iccid))
+            return Change.UPDATED if eid != i.eid else Change.UNCHANGED
+
+    def installation(self, iccid: str) -> Installation | None:
+        rows = self._read("SELECT iccid, eid, txn, smdp, ts FROM installations "
+                          "WHERE iccid = ?", (iccid,))
+        return Installation(*rows[0]) if rows else None
 
     # --- pairings and consent ----------------------------------------------------------
 

@@ -21,6 +21,7 @@ from broker_bridge.errors import RequestError
 from broker_bridge.model import OtherOperator
 from broker_bridge.storage import SqliteStore
 from broker_bridge.user_client import ConsentClient
+from lpa_emulator.smdp.report import InstallationReport
 from lpa_emulator.stack import Mosquitto
 from mps_wire import codec, schema
 from mps_wire.errors import ValidationError
@@ -53,7 +54,15 @@ RULE_BY_LEAF = {
     ("users", "replies"): "user-reply",
     ("operator", "requests"): "operator-request",
     ("operator", "replies"): "operator-reply",
+    ("operator", "installations"): "installation-result",
 }
+
+
+def rule_of(topics: Topics, topic: str) -> str:
+    if topic == topics.operator("installations"):
+        return RULE_BY_LEAF[("operator", "installations")]
+    kind, _ident, leaf = topics.parse(topic)
+    return RULE_BY_LEAF[(kind, leaf)]
 
 
 @pytest.fixture
@@ -70,6 +79,16 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
         yield s
 
 
+def installation_report(eid: str, iccid: str, *, transaction: str = "t-1",
+                        result: str = "installed") -> InstallationReport:
+    """A report as the SM-DP+ sends it (its own class), with stand-in signature bytes."""
+    return InstallationReport(
+        eid=eid, iccid=iccid, imsi=imsi_for(1), msisdn=None, result=result,
+        transaction=transaction, matching_id="MATCH-1", smdp="smdp.operator.example",
+        ts=1_700_000_000_000, pir=b"\x30\x03\x02\x01\x00", euicc_certificate=b"\x30\x00",
+        eum_certificate=b"\x30\x00", reason=None if result == "installed" else "8")
+
+
 def _refused(call: Any, *args: Any, **kw: Any) -> None:
     with pytest.raises(RequestError):
         call(*args, **kw)
@@ -77,6 +96,10 @@ def _refused(call: Any, *args: Any, **kw: Any) -> None:
 
 def _scenario(broker: str, topics: Topics, tmp_path: Path) -> None:
     """A run that makes every kind of message at least once."""
+    with MqttProbe(broker) as smdp:
+        smdp.client.publish(topics.operator("installations"), codec.encode(
+            installation_report(make_device(1).eid, iccid_for(1)).to_wire(1)), qos=1
+        ).wait_for_publish(5)
     for n in (1, 2):
         with Publisher(broker, make_device(n).eid, prefix=topics.prefix,
                        presence=True) as device:
@@ -152,8 +175,7 @@ def test_every_message_of_a_full_run_matches_the_cddl(
     rules: Counter[str] = Counter()
     shapes: set[str] = set()
     for message in captured:
-        kind, _ident, leaf = topics.parse(message.topic)
-        rule = RULE_BY_LEAF[(kind, leaf)]
+        rule = rule_of(topics, message.topic)
         if not message.payload:
             continue  # a retained message being cleared
         try:
@@ -171,6 +193,7 @@ def test_every_message_of_a_full_run_matches_the_cddl(
     assert statuses == {"ok", "pending", "denied", "redirect", "error"}
     operator_ops = {s.split(":")[1] for s in shapes if s.startswith("operator-request:")}
     assert len(operator_ops) == 7
+    assert rules["installation-result"] == 1
 
 
 def test_the_cddl_refuses_what_the_contract_does_not_allow() -> None:
@@ -195,7 +218,7 @@ def test_the_asyncapi_document_names_every_topic_and_payload() -> None:
         t.app_requests("APP"), t.app_replies("APP"), t.app_events("APP"),
         t.user_consent("CONTRACT"), t.user_requests("CONTRACT"),
         t.user_replies("CONTRACT"), t.operator_requests("SOURCE"),
-        t.operator_replies("SOURCE"),
+        t.operator_replies("SOURCE"), t.operator("installations"),
     }
     expected = {topic.replace("/EID/", "/{eid}/").replace("/APP/", "/{app}/")
                 .replace("/CONTRACT/", "/{contract}/").replace("/SOURCE/", "/{source}/")
@@ -207,11 +230,10 @@ def test_the_asyncapi_document_names_every_topic_and_payload() -> None:
     assert named == set(RULE_BY_LEAF.values())
     # Each channel's message is the one whose payload its topic carries.
     for channel in doc["channels"].values():
-        kind, _ident, leaf = Topics().parse(channel["address"].replace("{", "x").replace(
-            "}", "x"))
+        address = channel["address"].replace("{", "x").replace("}", "x")
         (message,) = channel["messages"].values()
         name = message["$ref"].rsplit("/", 1)[-1]
-        assert doc["components"]["messages"][name]["x-cddl"] == RULE_BY_LEAF[(kind, leaf)]
+        assert doc["components"]["messages"][name]["x-cddl"] == rule_of(t, address)
     # Every operation points at a channel that exists.
     for operation in doc["operations"].values():
         assert operation["channel"]["$ref"].rsplit("/", 1)[-1] in doc["channels"]

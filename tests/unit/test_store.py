@@ -168,17 +168,17 @@ def test_concurrent_registrations_from_threads(store: SqliteStore) -> None:
 
 def test_migrations_are_applied_once_and_data_survives_reopening(db: Path) -> None:
     with SqliteStore(db) as s:
-        assert s.schema_version() == LATEST_VERSION == 2
+        assert s.schema_version() == LATEST_VERSION == 3
         add_contract(s, "C-1", subs=[1])
         s.register_device(make_device(1))
     for _ in range(2):
         with SqliteStore(db) as s:
-            assert s.schema_version() == 2
+            assert s.schema_version() == 3
             assert s.device_count() == 1
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert rows == [(1,), (2,)]
+    assert rows == [(1,), (2,), (3,)]
     assert mode == "wal"
 
 
@@ -192,11 +192,11 @@ def test_a_newer_schema_is_refused(db: Path) -> None:
     with SqliteStore(db):
         pass
     with closing(sqlite3.connect(db)) as conn:
-        conn.execute("INSERT INTO schema_migrations VALUES (3, 'from the future', 0)")
+        conn.execute("INSERT INTO schema_migrations VALUES (4, 'from the future', 0)")
         conn.commit()
     with pytest.raises(SchemaVersionError, match="upgrade") as caught:
         SqliteStore(db).open()
-    assert (caught.value.found, caught.value.supported) == (3, 2)
+    assert (caught.value.found, caught.value.supported) == (4, 3)
 
 
 def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_migration_2_maps_the_old_trust_levels(db: Path, monkeypatch: pytest.Mon
                              "updated_at) VALUES (?, ?, ?, '[\"x\"]', 0, 0)",
                              (app_id, app_id.title(), trust))
     with SqliteStore(db) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == 3
         assert {a.id: (a.trust, a.standing_consent) for a in s.apps()} == {
             "own": (TrustLevel.PARTNER, True),
             "contracted": (TrustLevel.PARTNER, True),
@@ -322,3 +322,17 @@ def test_secrets_are_made_once_and_kept(db: Path) -> None:
         assert s.secret("other") != made
     with SqliteStore(db) as s:
         assert s.secret("pseudonyms") == made
+
+
+def test_installations_bind_a_profile_to_the_newest_eucc(store: SqliteStore) -> None:
+    from broker_bridge.model import Installation
+
+    first = Installation(iccid_for(1), make_device(1).eid, "t1", "smdp.example", 100)
+    assert store.record_installation(first) is Change.ADDED
+    assert store.record_installation(first) is Change.UNCHANGED  # the same report again
+    older = replace(first, eid=make_device(2).eid, transaction="t0", ts=50)
+    assert store.record_installation(older) is Change.UNCHANGED
+    newer = replace(first, eid=make_device(2).eid, transaction="t2", ts=200)
+    assert store.record_installation(newer) is Change.UPDATED
+    assert store.installation(iccid_for(1)) == newer
+    assert store.installation(iccid_for(2)) is None
