@@ -1,8 +1,11 @@
 """The operator's pairing registry: MQTT service, domain model, storage and app SDK.
 
-The service is :class:`broker_bridge.service.Bridge`, storage lives in
-:mod:`broker_bridge.storage`, the app SDK is :class:`broker_bridge.client.PairingClient`.
-Every error raised here derives from :class:`BridgeError`.
+The service is :class:`broker_bridge.service.Bridge`; the rules it applies (trust levels,
+consent, pairings, per-app event streams, operator data, the audit log) are
+:class:`broker_bridge.registry.Registry`, over storage in :mod:`broker_bridge.storage`.
+Apps use :class:`broker_bridge.client.PairingClient`, user agents
+:class:`broker_bridge.user_client.ConsentClient`. Every error raised here derives from
+:class:`BridgeError`.
 """
 
 from broker_bridge.errors import (
@@ -10,9 +13,11 @@ from broker_bridge.errors import (
     BrokerError,
     ConfigError,
     DeniedError,
+    ForeignSubscriptionError,
     NotFoundError,
     OperatorDataError,
     PairingError,
+    RedirectError,
     RequestError,
     StoreCorruptError,
     StoreError,
@@ -24,9 +29,11 @@ __all__ = [
     "BrokerError",
     "ConfigError",
     "DeniedError",
+    "ForeignSubscriptionError",
     "NotFoundError",
     "OperatorDataError",
     "PairingError",
+    "RedirectError",
     "RequestError",
     "StoreCorruptError",
     "StoreError",

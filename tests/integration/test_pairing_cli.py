@@ -29,6 +29,7 @@ from tests.helpers import (
     paul_and_apps,
     random_topics,
     running_bridge,
+    wait_until,
 )
 
 ROOT = Path(__file__).parents[2]
@@ -197,3 +198,34 @@ def test_withdraw_from_the_user_side(bridge: Bridge, mosquitto: Mosquitto, topic
     assert kinds == ["pairing-granted", "pairing-ended"]
     assert in_process(user_main, capsys, "consent", "withdraw", "--app", "care",
                       *user_conn(mosquitto, topics))[0] == 1
+
+
+def test_the_example_health_app(bridge: Bridge, mosquitto: Mosquitto, topics: Topics,
+                                store: SqliteStore) -> None:
+    from broker_bridge.model import App, TrustLevel
+
+    store.upsert_app(App("health-app", "Health", TrustLevel.VERIFIED, ("health-monitoring",)))
+    script = ROOT / "examples" / "health_app.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The example uses the default prefix; this test's bridge serves its own.
+    code = (f"import runpy, sys; import broker_bridge.client as c; from mps_wire.topics "
+            f"import Topics; real = c.PairingClient.__init__; c.PairingClient.__init__ = "
+            f"lambda self, b, a, **k: real(self, b, a, topics=Topics({topics.prefix!r}), "
+            f"timeout=5); sys.argv = [{str(script)!r}, {mosquitto.url!r}, {PAUL_MSISDN!r}];"
+            f" runpy.run_path({str(script)!r}, run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        with ConsentClient(mosquitto.url, PAUL, topics=topics, timeout=5) as user:
+            user.approve(user.wait_for_prompt(app="health-app", timeout=10).prompt)
+            bridge.registry.register(make_device(5))
+            assert wait_until(lambda: bool(store.events_since("health-app", 1)), 5)
+            user.withdraw(app="health-app")
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "waiting for the user's consent" in out and "paired: 4 devices" in out
+    assert "device-added" in out and "pairing-ended: consent-withdrawn" in out
+    assert out.strip().endswith("resume with cursor 3")
