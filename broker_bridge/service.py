@@ -67,9 +67,10 @@ _RESERVED_LEAVES = frozenset({"register", "state", "requests", "events", "consen
 class BridgeStats:
     """Counters since the bridge was created.
 
-    ``handled`` requests got an ``ok`` reply, ``failed`` ones any other reply or none
-    (``dropped``: no usable Response Topic, or a topic the bridge does not serve);
+    ``handled`` requests got an ``ok`` or ``pending`` reply, ``failed`` ones any other reply
+    or none (``dropped``: no usable Response Topic, or a topic the bridge does not serve);
     ``errors`` counts failures by code, ``forbidden-topic`` included.
+    ``events_published`` counts app events handed to the broker (repeats included).
     """
 
     received: int = 0
