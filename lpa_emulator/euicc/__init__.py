@@ -1,10 +1,13 @@
 """A software eUICC: the ISD-R's ES10 commands, a UICC file system that follows the enabled
-profile, and state that survives restarts. Served in-process (:class:`EuiccCard`), to the
-real PC/SC stack through vpcd (:mod:`lpa_emulator.vpcd`) and behind the emulated modem."""
+profile, an identity (CERT.EUICC, CERT.EUM, CI) and state that survives restarts. Served
+in-process (:class:`EuiccCard`), to the real PC/SC stack through vpcd
+(:mod:`lpa_emulator.vpcd`) and behind the emulated modem."""
 
 from lpa_emulator.euicc.card import ATR, EuiccCard
 from lpa_emulator.euicc.errors import CardStatus, EuiccError, StateError
-from lpa_emulator.euicc.state import CardState, ProfileRecord
+from lpa_emulator.euicc.es10 import RspSession
+from lpa_emulator.euicc.identity import EuiccIdentity, IdentityError
+from lpa_emulator.euicc.state import CardState, NotificationRecord, ProfileRecord
 
-__all__ = ["ATR", "CardState", "CardStatus", "EuiccCard", "EuiccError", "ProfileRecord",
-           "StateError"]
+__all__ = ["ATR", "CardState", "CardStatus", "EuiccCard", "EuiccError", "EuiccIdentity",
+           "IdentityError", "NotificationRecord", "ProfileRecord", "RspSession", "StateError"]

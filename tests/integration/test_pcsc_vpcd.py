@@ -170,3 +170,19 @@ def test_sandbox_cleans_up_its_processes(tmp_path: Path) -> None:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
             f"/proc/{pid}/status").read_text().lower()
     assert not workdir.exists()
+
+
+@pytest.mark.skipif(shutil.which("scriptor") is None, reason="scriptor is not installed")
+def test_scriptor_reads_the_eid_on_a_logical_channel(served_card: ServedCard) -> None:
+    # scriptor (pcsc-tools) leaves T=0 to its user: 61xx is answered with GET RESPONSE here.
+    script = "\n".join([OPEN_CHANNEL, SELECT_ISDR_CH1, GET_EID_CH1, "01C0000015", "0070800100"])
+    done = subprocess.run(["scriptor", "-r", served_card.reader], input=script + "\n",
+                          env=served_card.sandbox.env(), capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    # Each answer: "< 01 90 00 : Normal processing.", long ones wrapped over lines.
+    chunks = done.stdout.replace("\n", " ").split("< ")[1:]
+    flat = ["".join(c.split(":")[0].split()) for c in chunks]
+    assert flat[0] == "019000" and flat[1].startswith("61") and flat[2] == "6115"
+    assert flat[3] == "BF3E125A10" + CARD_EID + "9000"
+    assert flat[4] == "9000"
