@@ -1,0 +1,1 @@
+"""Benchmarks, fault runs and long fuzzing of the whole system (``mps-bench``)."""
