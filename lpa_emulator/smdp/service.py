@@ -380,7 +380,10 @@ class Smdp:
         if order is None:
             raise Es9Error(st.MATCHING_ID_REFUSED, "unknown matching id")
         if order.eid is not None and order.eid != eid:
-            raise Es9Error(st.EID_REFUSED, f"the order belongs to another EID than {eid}")
+            if order.eid_fixed:
+                raise Es9Error(st.EID_REFUSED, f"the order belongs to another EID than {eid}")
+            raise Es9Error(st.MATCHING_ID_REFUSED,
+                           "the order is being downloaded by another eUICC")
         if order.expires_at is not None and self._clock() > order.expires_at:
             raise Es9Error(st.ORDER_EXPIRED)
         if order.state is OrderState.ERROR or order.attempts >= order.max_attempts:
