@@ -262,8 +262,8 @@ class Doctor:
                 hint += " Look at ls -l /dev/ttyUSB* /dev/ttyACM* /dev/serial*"
             return hint
         if code in (errno.EACCES, errno.EPERM):
-            return (f"no permission for {port}: run as root (the systemd unit does) or "
-                    f"add the user to the dialout group")
+            return (f"no permission for {port}: add the user to the dialout group (the "
+                    f"systemd units run as mps-agent in dialout), or run as root")
         if code == errno.EBUSY or "lock" in str(exc).lower():
             return (f"{port} is in use: ModemManager or another program holds it "
                     f"(systemctl stop ModemManager, or install the udev rule)")

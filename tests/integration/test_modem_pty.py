@@ -21,7 +21,8 @@ from agent.errors import CmeError, ModemError
 from agent.modem import Modem, open_modem
 from lpa_emulator import simfiles
 from lpa_emulator.euicc import EuiccCard
-from lpa_emulator.modem import ModemEmulator, ModemState, PtyError
+from lpa_emulator.modem import DIALECTS, ModemEmulator, ModemState, PtyError
+from lpa_emulator.modem.server import PtyServer
 from mps_wire.identifiers import luhn_valid
 from tests.fixtures.modem import EmulatorFactory, FakeCard, RunningModem
 
@@ -320,3 +321,102 @@ def test_cli_without_card_and_bad_state(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2
     assert "imei" in result.stderr
+
+
+def test_one_thread_serves_many_modems(tmp_path: Path) -> None:
+    """A PtyServer runs several emulators (of different dialects) from one loop; each
+    answers on its own pty, and a URC injected into one reaches only its client."""
+    server = PtyServer()
+    emulators = []
+    for i, dialect in enumerate(("quectel", "sim7080", "ublox")):
+        emulator = ModemEmulator(ModemState.create(), FakeCard(), dialect=dialect)
+        server.add(emulator, tmp_path / f"modem{i}")
+        emulators.append(emulator)
+    with pytest.raises(PtyError, match="twice"):
+        server.add(emulators[0], tmp_path / "modem0")
+    stop, ready = threading.Event(), threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), kwargs={"ready": ready},
+                              daemon=True)
+    thread.start()
+    modems: list[Modem] = []
+    try:
+        assert ready.wait(5)
+        for i, emulator in enumerate(emulators):
+            m = Modem(open_modem(str(tmp_path / f"modem{i}")), emulator.dialect.name)
+            modems.append(m)
+            m.sync()
+        # All three at once, from three threads, each getting its own modem's IMEI.
+        seen: dict[int, str] = {}
+
+        def ask(i: int) -> None:
+            seen[i] = modems[i].imei()
+
+        workers = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(10)
+        assert seen == {i: e.state.imei for i, e in enumerate(emulators)}
+        urcs: list[str] = []
+        modems[1].on_urc(urcs.append)
+        emulators[1].inject_urc("+APP PDP: 0,ACTIVE")
+        deadline = time.monotonic() + 5
+        while not urcs and time.monotonic() < deadline:
+            modems[1].link.poll(0.1)
+        assert urcs == ["+APP PDP: 0,ACTIVE"]
+    finally:
+        for m in modems:
+            m.close()
+        stop.set()
+        thread.join(5)
+    assert not any(os.path.lexists(tmp_path / f"modem{i}") for i in range(3))
+
+
+def test_cli_count_and_manifest(tmp_path: Path) -> None:
+    """``--count`` with {i} templates and ``--manifest`` serve many modems from one process."""
+    (tmp_path / "a").mkdir()
+    manifest = tmp_path / "modems.toml"
+    manifest.write_text(f"""
+[[modem]]
+link = "{tmp_path}/b/m0"
+state = "{tmp_path}/b/s0.json"
+no_card = true
+dialect = "sim7600"
+
+[[modem]]
+link = "{tmp_path}/b/m1"
+state = "{tmp_path}/b/s1.json"
+dialect = "ublox"
+""")
+    runs = [
+        ([sys.executable, "-m", "lpa_emulator.modem.cli", "--count", "3", "--link",
+          f"{tmp_path}/a/m{{i}}", "--state", f"{tmp_path}/a/s{{i}}.json", "--no-card",
+          "--dialect", "sim7080"], [tmp_path / "a" / f"m{i}" for i in range(3)], "sim7080"),
+        ([sys.executable, "-m", "lpa_emulator.modem.cli", "--manifest", str(manifest)],
+         [tmp_path / "b" / "m0", tmp_path / "b" / "m1"], None),
+    ]
+    for argv, links, dialect in runs:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            assert proc.stdout is not None
+            out = [proc.stdout.readline() for _ in range(len(links) + 1)]
+            assert out[-1].strip() == f"mps-emu modem: {len(links)} modems ready"
+            for n, link in enumerate(links):
+                name = dialect or ("sim7600", "ublox")[n]
+                m = Modem(open_modem(str(link)), name)
+                try:
+                    m.sync()
+                    state = ModemState.load(link.with_name(f"s{n}.json"))
+                    assert m.imei() == state.imei
+                    assert m.manufacturer() == DIALECTS[name].identity[0]
+                    assert m.sim_present() == (name == "ublox")
+                finally:
+                    m.close()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+            assert not any(os.path.lexists(link) for link in links)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

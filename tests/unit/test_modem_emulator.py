@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from lpa_emulator import simfiles
-from lpa_emulator.modem import ModemEmulator, ModemState, StateFileError
+from lpa_emulator.modem import EmulatorError, ModemEmulator, ModemState, StateFileError
 from lpa_emulator.modem.card import CardFault, CardPort, cla_for_channel
-from lpa_emulator.modem.cli import default_card_state, main
+from lpa_emulator.modem.cli import default_card_state, load_manifest, main
 from mps_wire.identifiers import luhn_valid, validate_imei
 from tests.fixtures.modem import FakeCard
 
@@ -372,3 +372,43 @@ def test_cli_reports_a_link_it_may_not_replace(tmp_path: Path) -> None:
     code = main(["--link", str(link), "--state", str(tmp_path / "m.json"), "--no-card"])
     assert code == 1
     assert link.read_text() == "a regular file"
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    (["--count", "3", "--link", "/tmp/x", "--state", "/tmp/s{i}.json"], "{i}"),
+    (["--count", "0", "--link", "/tmp/x{i}", "--state", "/tmp/s{i}.json"], "--count"),
+    (["--link", "/tmp/x"], "--state are required"),
+    (["--manifest", "/nonexistent/m.toml"], "m.toml"),
+])
+def test_cli_many_modems_usage(argv: list[str], problem: str,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert problem in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("", "[[modem]] tables"),
+    ('[[modem]]\nlink = "/l"\n', "modem[0].state: is required"),
+    ('[[modem]]\nlink = "/l"\nstate = "/s"\ndialect = "nokia"\n', "modem[0].dialect"),
+    ('[[modem]]\nlink = "/l"\nstate = "/s"\ncolour = 1\n', "modem[0].colour: is not"),
+    ('[[modem]]\nlink = "/l"\nstate = "/s"\nno_card = true\ncard_state = "/c"\n',
+     "modem[0].card_state"),
+    ('[[modem]]\nlink = "/l"\nstate = "/s"\nno_card = "yes"\n', "modem[0].no_card"),
+    ('x = 1\n[[modem]]\nlink = "/l"\nstate = "/s"\n', "nothing else"),
+])
+def test_manifest_errors_name_the_entry(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    with pytest.raises(EmulatorError) as err:
+        load_manifest(path)
+    assert problem in str(err.value)
+
+
+def test_manifest_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('[[modem]]\nlink = "/l0"\nstate = "/d/s0.json"\n\n'
+                    '[[modem]]\nlink = "/l1"\nstate = "/d/s1.json"\nno_card = true\n'
+                    'dialect = "generic"\n')
+    first, second = load_manifest(path)
+    assert (first.card_state, first.dialect) == (Path("/d/s0-euicc.json"), "quectel")
+    assert (second.card_state, second.dialect) == (None, "generic")
