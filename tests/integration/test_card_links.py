@@ -181,3 +181,28 @@ def test_isd_r_aid_must_match_the_card(link_factory: Callable[..., LinkUnderTest
     under.link.isdr_aid = OTHER_ISDR
     with under.link.open_isdr() as isdr:
         assert Es10Client(isdr).get_eid() == LINK_EID
+
+
+@pytest.mark.pcsc
+def test_pcsc_card_process_killed_between_commands(
+        link_factory: Callable[..., LinkUnderTest]) -> None:
+    under = link_factory("pcsc")
+    assert under.remove_abruptly is not None
+    link = under.link
+    isdr = link.open_isdr()
+    client = Es10Client(isdr)
+    assert client.get_eid() == LINK_EID
+    under.remove_abruptly()
+    # Whatever pcscd says first (NOT_TRANSACTED while it has not noticed, REMOVED_CARD once
+    # it has), the caller sees the card gone, with the PC/SC reason in the message.
+    with pytest.raises(CardRemovedError, match="SCARD_"):
+        client.get_eid()
+    with pytest.raises(CardRemovedError, match="not back"):
+        link.read_iccid()
+    # pcscd polls the reader (vpcd: every 400 ms); a card back within the same poll is never
+    # seen to leave and the reader keeps a stale state. A real card is out for longer.
+    time.sleep(1.0)
+    under.restore()
+    assert wait_for(link.read_iccid) == LINK_ICCID_A
+    with link.open_isdr() as fresh:
+        assert Es10Client(fresh).get_eid() == LINK_EID
