@@ -55,6 +55,8 @@ VPCD_PORTS = (35963, 35964)  # the two slots of one vpcd reader driver
 MODEMS_PER_PROCESS = 50
 """Modems one ``mps-emu modem`` process serves: one interpreter per 50 saves memory and
 start-up time, while several processes spread the card traffic over the cores."""
+SANDBOX_STARTS = 6
+"""pcscd sandboxes coming up at once: each mostly waits (pcscd start, vpcd's ATR polling)."""
 MAX_DEVICES = 100_000
 OPERATOR_SOURCE = "rig"
 
@@ -535,7 +537,7 @@ class Rig:
         try:
             with self._phase("boot"), bar, \
                     ThreadPoolExecutor(max_workers=min(self.parallel, len(devices))) as boots, \
-                    ThreadPoolExecutor(max_workers=2) as sandboxes:
+                    ThreadPoolExecutor(max_workers=SANDBOX_STARTS) as sandboxes:
                 # A device's boot, or the bring-up of a sandbox for a group of devices.
                 pending: dict[Future[Any], DeviceSetup | list[DeviceSetup]] = {}
 
@@ -562,8 +564,8 @@ class Rig:
                                 for member in d:
                                     member.error = f"its pcscd sandbox failed: {exc}"
                                     counts["failed"] += 1
-                                    self._report_device(member)
                                     bar.advance()
+                                    self._report_device(member)
                             if not any(isinstance(v, list) for v in pending.values()):
                                 self.phases["pc/sc"] = round(time.monotonic() - started, 3)
                                 self._emit(f"pc/sc       {len(pcsc)} card(s) behind pcscd + "
@@ -572,8 +574,8 @@ class Rig:
                             continue
                         future.result()
                         counts["failed" if d.error else "registered"] += 1
-                        self._report_device(d)
                         bar.advance()
+                        self._report_device(d)
                     bar.refresh()
         finally:
             self._bar = None
