@@ -1,19 +1,20 @@
-"""DER primitives (INTEGER, BOOLEAN, BIT STRING, OBJECT IDENTIFIER, UTF8String) and a
-reader for the members of a SEQUENCE, on top of :mod:`lpa_emulator.tlv`."""
+"""Decoding helpers for the SGP.22 structures on the shared codec :mod:`lpa_emulator.tlv`:
+errors that say where in a structure a value was bad, OBJECT IDENTIFIER contents, and a
+reader for the members of a SEQUENCE in order (:class:`Members`), which also handles
+SEQUENCEs holding several members of one tag (certificates)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from lpa_emulator import tlv
 
 Buffer = bytes | bytearray | memoryview
 
 
-class Asn1Error(ValueError):
+class Asn1Error(tlv.TlvError):
     """A DER value does not have the structure its type requires.
 
-    ``where`` names the type or member being decoded (``"EuiccSigned1.serverChallenge"``).
+    A :class:`tlv.TlvError`, as every error of the shared codec is; ``where`` names the
+    type or member being decoded (``"EuiccSigned1.serverChallenge"``).
     """
 
     def __init__(self, message: str, *, where: str | None = None) -> None:
@@ -55,71 +56,43 @@ def opt(tag: int, value: Buffer | None) -> bytes | None:
     return None if value is None else tlv.encode(tag, value)
 
 
-# --- INTEGER -----------------------------------------------------------------------------
-
-def int_bytes(value: int) -> bytes:
-    """Content octets of an INTEGER: shortest two's complement."""
-    length = max(1, (value + (value < 0)).bit_length() // 8 + 1)
-    return value.to_bytes(length, "big", signed=True)
+# The universal types' contents come from the shared codec (:mod:`lpa_emulator.tlv`); the
+# decoders here only add where in a structure a bad value sat.
+int_bytes = tlv.encode_int
+bool_bytes = tlv.encode_bool
+bits_bytes = tlv.encode_bits
 
 
 def int_value(content: bytes, where: str, *, low: int | None = 0,
               high: int | None = None) -> int:
-    """An INTEGER's value, checked for DER minimality and the range ``low..high``."""
-    if not content:
-        raise Asn1Error("INTEGER has no content", where=where)
-    if len(content) > 1 and (
-            (content[0] == 0 and content[1] < 0x80) or (content[0] == 0xFF and content[1] >= 0x80)):
-        raise Asn1Error("INTEGER is not in its shortest form", where=where)
-    if len(content) > 8:
-        raise Asn1Error("INTEGER is too large", where=where)
-    value = int.from_bytes(content, "big", signed=True)
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise Asn1Error(f"INTEGER {value} is outside {low}..{high}", where=where)
-    return value
-
-
-# --- BOOLEAN -----------------------------------------------------------------------------
-
-def bool_bytes(value: bool) -> bytes:
-    return b"\xff" if value else b"\x00"
+    """An INTEGER's value in ``low..high`` (DER minimal)."""
+    try:
+        return tlv.decode_int(content, min_value=low, max_value=high)
+    except tlv.TlvError as exc:
+        raise Asn1Error(str(exc), where=where) from exc
 
 
 def bool_value(content: bytes, where: str) -> bool:
-    if content == b"\xff":
-        return True
-    if content == b"\x00":
-        return False
-    raise Asn1Error("BOOLEAN must be one byte, 00 or FF", where=where)
-
-
-# --- BIT STRING (named bits) -------------------------------------------------------------
-
-def bits_bytes(bits: Iterable[int]) -> bytes:
-    """Content octets of a named-bit BIT STRING with the given bits set (bit 0 first)."""
-    numbers = sorted(set(bits))
-    if not numbers:
-        return b"\x00"
-    if numbers[0] < 0:
-        raise Asn1Error("bit numbers are not negative")
-    nbytes = numbers[-1] // 8 + 1
-    out = bytearray(nbytes)
-    for n in numbers:
-        out[n // 8] |= 0x80 >> (n % 8)
-    # DER drops trailing zero bits of a named-bit list: unused bits after the last set one.
-    unused = 7 - numbers[-1] % 8
-    return bytes((unused,)) + bytes(out)
+    try:
+        return tlv.decode_bool(content)
+    except tlv.TlvError as exc:
+        raise Asn1Error(str(exc), where=where) from exc
 
 
 def bits_value(content: bytes, where: str) -> frozenset[int]:
     """The numbers of the set bits of a BIT STRING."""
-    if not content or content[0] > 7 or (len(content) == 1 and content[0]):
-        raise Asn1Error("BIT STRING has a malformed unused-bits count", where=where)
-    unused, data = content[0], content[1:]
-    if data and data[-1] & ((1 << unused) - 1):
-        raise Asn1Error("BIT STRING has bits set in its unused part", where=where)
-    return frozenset(i * 8 + j for i, byte in enumerate(data) for j in range(8)
-                     if byte & (0x80 >> j))
+    try:
+        return tlv.decode_bits(content)
+    except tlv.TlvError as exc:
+        raise Asn1Error(str(exc), where=where) from exc
+
+
+def text_value(content: bytes, where: str, *, max_length: int | None = None) -> str:
+    """A UTF8String's text of at most ``max_length`` characters."""
+    try:
+        return tlv.decode_utf8(content, max_chars=max_length)
+    except tlv.TlvError as exc:
+        raise Asn1Error(str(exc), where=where) from exc
 
 
 # --- OBJECT IDENTIFIER -------------------------------------------------------------------
@@ -160,18 +133,6 @@ def oid_value(content: bytes, where: str) -> str:
             value = 0
     first = min(arcs[0] // 40, 2)
     return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
-
-
-# --- UTF8String --------------------------------------------------------------------------
-
-def text_value(content: bytes, where: str, *, max_length: int | None = None) -> str:
-    """A UTF8String's text, with an optional limit on its encoded length."""
-    if max_length is not None and len(content) > max_length:
-        raise Asn1Error(f"text of {len(content)} bytes exceeds {max_length}", where=where)
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Asn1Error("text is not valid UTF-8", where=where) from exc
 
 
 def sized(content: bytes, where: str, *, size: int | None = None, low: int = 0,

@@ -1,9 +1,14 @@
 """SGP.22 (RSPDefinitions) data structures of the profile download, encoded and decoded.
 
+They extend the shared codec: the TLV layer and universal types of :mod:`lpa_emulator.tlv`
+and the ES10 types of :mod:`lpa_emulator.sgp22` (EUICCInfo1/2, NotificationMetadata,
+NotificationConfigurationInformation, Iccid), which are used here, not redefined.
+
 Tags follow the module's AUTOMATIC TAGS: a member without an explicit tag in a SEQUENCE in
-which no member has one gets ``[0]``, ``[1]``, ... in order. The explicit tags are
-spelt out in the comments. Decoders keep the bytes of every signed part (``*_der``) so
-signatures are checked over exactly what was received.
+which no member has one gets ``[0]``, ``[1]``, ... in order. Decoders keep the bytes of
+every signed part (``*_der``) so signatures are checked over exactly what was received.
+Every decoding error is a :class:`tlv.TlvError` (:class:`Asn1Error` where the position in
+a structure is known).
 """
 
 from __future__ import annotations
@@ -11,12 +16,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from lpa_emulator import tlv
+from lpa_emulator import sgp22, tlv
 from lpa_emulator.asn1.der import (
     Asn1Error,
     Members,
-    bits_bytes,
-    bits_value,
     bool_bytes,
     bool_value,
     children,
@@ -65,7 +68,14 @@ TAG_UTF8 = 0x0C
 TRANSACTION_ID_MAX = 16
 CHALLENGE_SIZE = 16
 MAX_ADDRESS = 255
-SVN_2_2_0 = bytes((2, 2, 0))
+SVN_2_2_0 = "2.2.0"
+
+EuiccInfo1 = sgp22.EuiccInfo1
+EuiccInfo2 = sgp22.EuiccInfo2
+NotificationMetadata = sgp22.NotificationMetadata
+NotificationConfig = sgp22.NotificationConfig
+NOTIFICATION_EVENTS = sgp22.NOTIFICATION_EVENTS
+PROFILE_CLASSES = sgp22.PROFILE_CLASSES
 
 
 def _sig(raw: bytes) -> bytes:
@@ -90,22 +100,21 @@ def _certificate(item: tlv.Tlv, where: str) -> bytes:
     return item.encode()
 
 
-def iccid_bytes(iccid: str) -> bytes:
-    """The 10-byte ``Iccid`` value: digits as in EF.ICCID (nibbles swapped, F filler)."""
-    digits = iccid.upper().rstrip("F")
-    if not digits.isdigit() or len(digits) > 20:
-        raise Asn1Error(f"ICCID {iccid!r} is not 1 to 20 digits")
-    padded = digits.ljust(20, "F")
-    return bytes(int(padded[i + 1] + padded[i], 16) for i in range(0, 20, 2))
+def _iccid(item: tlv.Tlv, where: str) -> str:
+    try:
+        return sgp22.decode_iccid(sized(item.value, where, size=10))
+    except tlv.TlvError as exc:
+        raise Asn1Error(str(exc), where=where) from exc
 
 
-def iccid_text(value: bytes, where: str = "Iccid") -> str:
-    """The ICCID digits of a 10-byte ``Iccid`` value."""
-    sized(value, where, size=10)
-    swapped = "".join(f"{b & 0x0F:X}{b >> 4:X}" for b in value).rstrip("F")
-    if not swapped.isdigit():
-        raise Asn1Error("ICCID holds non-digit nibbles", where=where)
-    return swapped
+def decode_euicc_info1(data: bytes | tlv.Tlv) -> sgp22.EuiccInfo1:
+    """EUICCInfo1 (BF20) from its DER, by the shared codec."""
+    return sgp22.EuiccInfo1.decode(expect(data, TAG_EUICC_INFO1, "EUICCInfo1"))
+
+
+def decode_euicc_info2(data: bytes | tlv.Tlv) -> sgp22.EuiccInfo2:
+    """EUICCInfo2 (BF22) from its DER, by the shared codec."""
+    return sgp22.EuiccInfo2.decode(expect(data, TAG_EUICC_INFO2, "EUICCInfo2"))
 
 
 # --- ES10b: challenge and eUICC info -----------------------------------------------------
@@ -126,99 +135,6 @@ def decode_euicc_challenge(data: bytes) -> bytes:
     where = "GetEuiccChallengeResponse"
     m = Members(expect(data, TAG_EUICC_CHALLENGE, where), where)
     return _challenge(m.required(0x80, "euiccChallenge"), where)
-
-
-def _pkid_list(item: tlv.Tlv, where: str) -> tuple[bytes, ...]:
-    out = []
-    for child in children(item, where):
-        if child.tag != TAG_OCTET_STRING:
-            raise Asn1Error("a CI public key id is an OCTET STRING", where=where)
-        out.append(sized(child.value, where, low=1, high=64))
-    return tuple(out)
-
-
-def _encode_pkids(tag: int, ids: tuple[bytes, ...]) -> bytes:
-    return seq(tag, *(tlv.encode(TAG_OCTET_STRING, i) for i in ids))
-
-
-@dataclass(frozen=True, slots=True)
-class EuiccInfo1:
-    """``EUICCInfo1 ::= [32]`` (BF20): SVN and the CI key ids for verification and signing."""
-
-    svn: bytes
-    ci_pkids_verification: tuple[bytes, ...]
-    ci_pkids_signing: tuple[bytes, ...]
-
-    def encode(self) -> bytes:
-        return seq(TAG_EUICC_INFO1, tlv.encode(0x82, self.svn),
-                   _encode_pkids(0xA9, self.ci_pkids_verification),
-                   _encode_pkids(0xAA, self.ci_pkids_signing))
-
-    @classmethod
-    def decode(cls, data: bytes | tlv.Tlv) -> EuiccInfo1:
-        where = "EUICCInfo1"
-        m = Members(expect(data, TAG_EUICC_INFO1, where), where)
-        svn = sized(m.required(0x82, "svn").value, where, size=3)
-        verification = _pkid_list(m.required(0xA9, "euiccCiPKIdListForVerification"), where)
-        signing = _pkid_list(m.required(0xAA, "euiccCiPKIdListForSigning"), where)
-        return cls(svn, verification, signing)
-
-
-@dataclass(frozen=True, slots=True)
-class EuiccInfo2:
-    """``EUICCInfo2 ::= [34]`` (BF22), the members this system makes and reads.
-
-    ``der`` keeps the received encoding; unknown members are ignored on decoding.
-    """
-
-    profile_version: bytes = bytes((2, 3, 0))
-    svn: bytes = SVN_2_2_0
-    firmware_version: bytes = bytes((1, 0, 0))
-    ext_card_resource: bytes = bytes.fromhex("810100820400020000830200FF")
-    uicc_capability: frozenset[int] = frozenset({1, 4, 8})  # usim, milenage, test algorithm
-    rsp_capability: frozenset[int] = frozenset({0, 3})  # additionalProfile, testProfile
-    ci_pkids_verification: tuple[bytes, ...] = ()
-    ci_pkids_signing: tuple[bytes, ...] = ()
-    pp_version: bytes = bytes((0, 0, 1))
-    sas_accreditation: str = "MPS-EMU"
-    der: bytes = field(default=b"", compare=False)
-
-    def encode(self) -> bytes:
-        if self.der:
-            return self.der
-        return seq(TAG_EUICC_INFO2,
-                   tlv.encode(0x81, self.profile_version), tlv.encode(0x82, self.svn),
-                   tlv.encode(0x83, self.firmware_version),
-                   tlv.encode(0x84, self.ext_card_resource),
-                   tlv.encode(0x85, bits_bytes(self.uicc_capability)),
-                   tlv.encode(0x88, bits_bytes(self.rsp_capability)),
-                   _encode_pkids(0xA9, self.ci_pkids_verification),
-                   _encode_pkids(0xAA, self.ci_pkids_signing),
-                   tlv.encode(TAG_OCTET_STRING, self.pp_version),
-                   tlv.encode(TAG_UTF8, self.sas_accreditation.encode()))
-
-    @classmethod
-    def decode(cls, data: bytes | tlv.Tlv) -> EuiccInfo2:
-        where = "EUICCInfo2"
-        item = expect(data, TAG_EUICC_INFO2, where)
-        m = Members(item, where)
-        profile_version = sized(m.required(0x81, "profileVersion").value, where, size=3)
-        svn = sized(m.required(0x82, "svn").value, where, size=3)
-        firmware = sized(m.required(0x83, "euiccFirmwareVer").value, where, size=3)
-        ext = m.required(0x84, "extCardResource").value
-        uicc = bits_value(m.required(0x85, "uiccCapability").value, where)
-        m.optional(0x86)
-        m.optional(0x87)
-        rsp = bits_value(m.required(0x88, "rspCapability").value, where)
-        verification = _pkid_list(m.required(0xA9, "euiccCiPKIdListForVerification"), where)
-        signing = _pkid_list(m.required(0xAA, "euiccCiPKIdListForSigning"), where)
-        m.optional(0x8B)
-        m.optional(0x99)
-        pp = m.optional(TAG_OCTET_STRING)
-        sas = m.optional(TAG_UTF8)
-        return cls(profile_version, svn, firmware, ext, uicc, rsp, verification, signing,
-                   pp.value if pp else b"", text_value(sas.value, where) if sas else "",
-                   der=item.encode())
 
 
 # --- AuthenticateServer ------------------------------------------------------------------
@@ -351,7 +267,7 @@ class EuiccSigned1:
         address = _address(m.required(0x83, "serverAddress"), where)
         challenge = _challenge(m.required(0x84, "serverChallenge"), where)
         info2 = m.required(TAG_EUICC_INFO2, "euiccInfo2")
-        EuiccInfo2.decode(info2)
+        decode_euicc_info2(info2)
         ctx = CtxParams1.decode(m.any("ctxParams1"))
         return cls(txid, address, challenge, info2.encode(), ctx)
 
@@ -562,30 +478,19 @@ def decode_prepare_download_response(data: bytes | tlv.Tlv) -> PrepareDownloadRe
 
 # --- profile metadata and notifications --------------------------------------------------
 
-class NotificationEvent(enum.IntEnum):
-    """Bit numbers of ``NotificationEvent``."""
-
-    INSTALL = 0
-    ENABLE = 1
-    DISABLE = 2
-    DELETE = 3
-
-
-class ProfileClass(enum.IntEnum):
-    TEST = 0
-    PROVISIONING = 1
-    OPERATIONAL = 2
-
-
 @dataclass(frozen=True, slots=True)
 class StoreMetadata:
-    """``StoreMetadataRequest ::= [37]`` (BF25): the profile metadata the eUICC keeps."""
+    """``StoreMetadataRequest ::= [37]`` (BF25): the profile metadata the eUICC keeps.
+
+    ``profile_class`` is one of :data:`PROFILE_CLASSES`; ``notifications`` say which
+    operations (named as in :data:`NOTIFICATION_EVENTS`) are reported to which address.
+    """
 
     iccid: str
     service_provider: str
     profile_name: str
-    profile_class: ProfileClass = ProfileClass.OPERATIONAL
-    notifications: tuple[tuple[frozenset[int], str], ...] = ()
+    profile_class: str = "operational"
+    notifications: tuple[sgp22.NotificationConfig, ...] = ()
     der: bytes = field(default=b"", compare=False)
 
     def encode(self) -> bytes:
@@ -593,14 +498,12 @@ class StoreMetadata:
             return self.der
         configs = None
         if self.notifications:
-            configs = seq(0xB6, *(seq(TAG_SEQUENCE, tlv.encode(0x80, bits_bytes(events)),
-                                      tlv.encode(0x81, address.encode()))
-                                  for events, address in self.notifications))
-        return seq(TAG_STORE_METADATA, tlv.encode(TAG_ICCID, iccid_bytes(self.iccid)),
+            configs = seq(0xB6, *(c.encode() for c in self.notifications))
+        return seq(TAG_STORE_METADATA, tlv.encode(TAG_ICCID, sgp22.encode_iccid(self.iccid)),
                    tlv.encode(0x91, self.service_provider.encode()),
                    tlv.encode(0x92, self.profile_name.encode()),
-                   None if self.profile_class == ProfileClass.OPERATIONAL else
-                   tlv.encode(0x95, int_bytes(self.profile_class)),
+                   None if self.profile_class == "operational" else
+                   tlv.encode(0x95, int_bytes(PROFILE_CLASSES.index(self.profile_class))),
                    configs)
 
     @classmethod
@@ -608,53 +511,37 @@ class StoreMetadata:
         where = "StoreMetadataRequest"
         item = expect(data, TAG_STORE_METADATA, where)
         m = Members(item, where)
-        iccid = iccid_text(m.required(TAG_ICCID, "iccid").value, where)
-        spn = text_value(m.required(0x91, "serviceProviderName").value, where, max_length=32)
-        name = text_value(m.required(0x92, "profileName").value, where, max_length=64)
+        iccid = _iccid(m.required(TAG_ICCID, "iccid"), where)
+        spn = text_value(m.required(0x91, "serviceProviderName").value, where,
+                         max_length=sgp22.MAX_PROVIDER_NAME)
+        name = text_value(m.required(0x92, "profileName").value, where,
+                          max_length=sgp22.MAX_PROFILE_NAME)
         m.optional(0x93)
         m.optional(0x94)
         pclass = m.optional(0x95)
-        profile_class = ProfileClass.OPERATIONAL
+        profile_class = "operational"
         if pclass is not None:
-            profile_class = ProfileClass(int_value(pclass.value, where, low=0, high=2))
-        configs: list[tuple[frozenset[int], str]] = []
+            profile_class = PROFILE_CLASSES[int_value(pclass.value, where, low=0,
+                                                      high=len(PROFILE_CLASSES) - 1)]
+        configs: tuple[sgp22.NotificationConfig, ...] = ()
         nci = m.optional(0xB6)
         if nci is not None:
-            for entry in children(nci, where):
-                em = Members(entry, where)
-                events = bits_value(em.required(0x80, "profileManagementOperation").value, where)
-                address = _address(em.required(0x81, "notificationAddress"), where)
-                configs.append((events, address))
-        return cls(iccid, spn, name, profile_class, tuple(configs), der=item.encode())
+            configs = tuple(sgp22.NotificationConfig.decode(c) for c in children(nci, where))
+        return cls(iccid, spn, name, profile_class, configs, der=item.encode())
 
 
-@dataclass(frozen=True, slots=True)
-class NotificationMetadata:
-    """``NotificationMetadata ::= [47]`` (BF2F)."""
+def notification(seq_number: int, operation: str, address: str, iccid: str | None = None
+                 ) -> sgp22.NotificationMetadata:
+    """NotificationMetadata for ``operation`` (one of :data:`NOTIFICATION_EVENTS`)."""
+    if operation not in NOTIFICATION_EVENTS:
+        raise Asn1Error(f"unknown notification operation {operation!r}")
+    return sgp22.NotificationMetadata(seq_number, operation, address, iccid)
 
-    seq_number: int
-    event: NotificationEvent
-    address: str
-    iccid: str | None = None
 
-    def encode(self) -> bytes:
-        iccid = None if self.iccid is None else iccid_bytes(self.iccid)
-        return seq(TAG_NOTIFICATION_METADATA, tlv.encode(0x80, int_bytes(self.seq_number)),
-                   tlv.encode(0x81, bits_bytes((self.event,))),
-                   tlv.encode(TAG_UTF8, self.address.encode()), opt(TAG_ICCID, iccid))
-
-    @classmethod
-    def decode(cls, data: bytes | tlv.Tlv) -> NotificationMetadata:
-        where = "NotificationMetadata"
-        m = Members(expect(data, TAG_NOTIFICATION_METADATA, where), where)
-        number = int_value(m.required(0x80, "seqNumber").value, where, low=0)
-        bits = bits_value(m.required(0x81, "profileManagementOperation").value, where)
-        if len(bits) != 1 or min(bits) > max(NotificationEvent):
-            raise Asn1Error("exactly one known operation bit must be set", where=where)
-        address = _address(m.required(TAG_UTF8, "notificationAddress"), where)
-        iccid = m.optional(TAG_ICCID)
-        return cls(number, NotificationEvent(min(bits)), address,
-                   iccid_text(iccid.value, where) if iccid else None)
+def decode_notification_metadata(data: bytes | tlv.Tlv) -> sgp22.NotificationMetadata:
+    """NotificationMetadata (BF2F) from its DER, by the shared codec."""
+    return sgp22.NotificationMetadata.decode(
+        expect(data, TAG_NOTIFICATION_METADATA, "NotificationMetadata"))
 
 
 class BppCommandId(enum.IntEnum):
@@ -705,7 +592,7 @@ class ProfileInstallationResultData:
     """``ProfileInstallationResultData ::= [39]`` (BF27): what the eUICC signs."""
 
     transaction_id: bytes
-    notification: NotificationMetadata
+    notification: sgp22.NotificationMetadata
     smdp_oid: str
     result: InstallSuccess | InstallFailure
 
@@ -726,8 +613,8 @@ class ProfileInstallationResultData:
         where = "ProfileInstallationResultData"
         m = Members(expect(data, TAG_PIR_DATA, where), where)
         txid = _txid(m.required(0x80, "transactionId"), where)
-        note = NotificationMetadata.decode(m.required(TAG_NOTIFICATION_METADATA,
-                                                      "notificationMetadata"))
+        note = decode_notification_metadata(m.required(TAG_NOTIFICATION_METADATA,
+                                                       "notificationMetadata"))
         oid = oid_value(m.required(TAG_OID, "smdpOid").value, where)
         final = Members(m.required(0xA2, "finalResult"), where).any("finalResult")
         fm = Members(final, where)
@@ -784,15 +671,15 @@ class OtherSignedNotification:
                    self.eum_certificate)
 
     @property
-    def metadata(self) -> NotificationMetadata:
-        return NotificationMetadata.decode(self.tbs_der)
+    def metadata(self) -> sgp22.NotificationMetadata:
+        return decode_notification_metadata(self.tbs_der)
 
     @classmethod
     def decode(cls, data: bytes | tlv.Tlv) -> OtherSignedNotification:
         where = "OtherSignedNotification"
         m = Members(expect(data, TAG_SEQUENCE, where), where)
         tbs = m.required(TAG_NOTIFICATION_METADATA, "tbsOtherNotification")
-        NotificationMetadata.decode(tbs)
+        decode_notification_metadata(tbs)
         signature = m.required(TAG_SIGNATURE, "euiccNotificationSignature").value
         euicc = _certificate(m.required(TAG_SEQUENCE, "euiccCertificate"), where)
         eum = _certificate(m.required(TAG_SEQUENCE, "eumCertificate"), where)
@@ -815,22 +702,22 @@ def decode_pending_notification(data: bytes | tlv.Tlv) -> PendingNotification:
 def notification_seq_number(notification: PendingNotification) -> int:
     """The sequence number under which the eUICC keeps ``notification``."""
     if isinstance(notification, ProfileInstallationResult):
-        return notification.data.notification.seq_number
-    return notification.metadata.seq_number
+        return notification.data.notification.seq
+    return notification.metadata.seq
 
 
-def list_notification_request(event: NotificationEvent | None = None) -> bytes:
-    """ListNotificationRequest ``BF28 { [81 event] }``."""
-    return seq(TAG_LIST_NOTIFICATION, None if event is None else
-               tlv.encode(0x81, bits_bytes((event,))))
+def list_notification_request(operation: str | None = None) -> bytes:
+    """ListNotificationRequest ``BF28 { [81 operation] }``."""
+    return seq(TAG_LIST_NOTIFICATION, None if operation is None else
+               tlv.encode(0x81, sgp22.encode_named_bits([operation], NOTIFICATION_EVENTS)))
 
 
-def encode_notification_list(items: list[NotificationMetadata]) -> bytes:
+def encode_notification_list(items: list[sgp22.NotificationMetadata]) -> bytes:
     """ListNotificationResponse ``BF28 { A0 { BF2F ... } }``."""
     return seq(TAG_LIST_NOTIFICATION, seq(0xA0, *(i.encode() for i in items)))
 
 
-def decode_notification_list(data: bytes) -> list[NotificationMetadata]:
+def decode_notification_list(data: bytes) -> list[sgp22.NotificationMetadata]:
     """The metadata of a ListNotificationResponse; an error answer raises."""
     where = "ListNotificationResponse"
     choice = Members(expect(data, TAG_LIST_NOTIFICATION, where), where).any("result")
@@ -838,7 +725,7 @@ def decode_notification_list(data: bytes) -> list[NotificationMetadata]:
         raise Asn1Error(f"eUICC answered error {int_value(choice.value, where)}", where=where)
     if choice.tag != 0xA0:
         raise Asn1Error(f"unknown choice {choice.tag:X}", where=where)
-    return [NotificationMetadata.decode(c) for c in children(choice, where)]
+    return [decode_notification_metadata(c) for c in children(choice, where)]
 
 
 def retrieve_notifications_request(seq_number: int | None = None) -> bytes:

@@ -20,9 +20,8 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lpa_emulator import tlv
+from lpa_emulator import sgp22, tlv
 from lpa_emulator.asn1 import rsp
-from lpa_emulator.asn1.der import Asn1Error
 from lpa_emulator.asn1.saip import ProfileContent, parse_profile_package
 from lpa_emulator.crypto import certs, ecka, signatures
 from lpa_emulator.crypto.errors import CertificateError, CryptoError, Scp03tError
@@ -54,7 +53,7 @@ class EuiccIdentity:
     credential: Credential
     eum_cert: x509.Certificate
     trusted_cis: tuple[x509.Certificate, ...]
-    svn: bytes = rsp.SVN_2_2_0
+    svn: str = rsp.SVN_2_2_0
 
     @property
     def eid_bytes(self) -> bytes:
@@ -68,12 +67,18 @@ class EuiccIdentity:
         aki = certs.authority_key_id(self.eum_cert)
         return (aki,) if aki is not None else ()
 
-    def info1(self) -> rsp.EuiccInfo1:
-        return rsp.EuiccInfo1(self.svn, self.pkids_verification(), self.pkids_signing())
+    def info1(self) -> sgp22.EuiccInfo1:
+        return sgp22.EuiccInfo1(self.svn, self.pkids_verification(), self.pkids_signing())
 
-    def info2(self) -> rsp.EuiccInfo2:
-        return rsp.EuiccInfo2(svn=self.svn, ci_pkids_verification=self.pkids_verification(),
-                              ci_pkids_signing=self.pkids_signing())
+    def info2(self) -> sgp22.EuiccInfo2:
+        return sgp22.EuiccInfo2(
+            profile_version="2.3.0", svn=self.svn, firmware_version="1.0.0",
+            resources=sgp22.CardResources(0, 512 * 1024, 16 * 1024),
+            uicc_capabilities=frozenset({"usimSupport", "akaMilenage"}),
+            rsp_capabilities=frozenset({"additionalProfile", "testProfileSupport"}),
+            ci_pkids_verification=self.pkids_verification(),
+            ci_pkids_signing=self.pkids_signing(), pp_version="0.0.1",
+            sas_accreditation_number="MPS-EMU")
 
 
 class InstallTarget(Protocol):
@@ -181,7 +186,7 @@ class EuiccDownloadSession:
         try:
             req = rsp.AuthenticateServerRequest.decode(request)
             signed = req.signed
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             log.info("AuthenticateServer: malformed request: %s", exc)
             return rsp.AuthenticateResponseError(b"\x00", code.UNDEFINED).encode()
 
@@ -235,7 +240,7 @@ class EuiccDownloadSession:
         try:
             req = rsp.PrepareDownloadRequest.decode(request)
             signed = req.signed
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             log.info("PrepareDownload: malformed request: %s", exc)
             return rsp.PrepareDownloadResponseError(self._txid or b"\x00",
                                                     code.UNDEFINED).encode()
@@ -341,7 +346,7 @@ class EuiccDownloadSession:
         header_len, total = _outer_header(segment)
         try:
             isc, signed_part = rsp.InitialiseSecureChannel.decode(segment[header_len:])
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             raise _Failure(cmd, why.INCORRECT_INPUT_VALUES, str(exc)) from exc
         if isc.remote_op != rsp.REMOTE_OP_INSTALL_BPP:
             raise _Failure(cmd, why.UNSUPPORTED_REMOTE_OPERATION_TYPE,
@@ -419,7 +424,7 @@ class EuiccDownloadSession:
         if bpp.left_in_group == 0:
             try:
                 bpp.store_metadata = rsp.StoreMetadata.decode(bytes(bpp.metadata))
-            except Asn1Error as exc:
+            except tlv.TlvError as exc:
                 raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
             bpp.phase = _Phase.AFTER_METADATA
 
@@ -429,7 +434,7 @@ class EuiccDownloadSession:
                         for i in self._whole_group(segment, 0xA2, 0x87, cmd))
         try:
             mcv, enc, mac = rsp.decode_replace_session_keys(data)
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
         # The profile segments that follow are protected with the replaced keys, block
         # counter starting again at 1.
@@ -459,7 +464,7 @@ class EuiccDownloadSession:
                            f"{bpp.remaining_total} bytes of BF36 were never sent")
         try:
             profile = parse_profile_package(bytes(bpp.profile))
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             raise _Failure(cmd, why.PE_PROCESSING_ERROR, str(exc)) from exc
         metadata = bpp.store_metadata
         assert metadata is not None
@@ -488,10 +493,9 @@ class EuiccDownloadSession:
         return results[-1]
 
     def _notification(self, target: InstallTarget, iccid: str | None
-                      ) -> rsp.NotificationMetadata:
-        return rsp.NotificationMetadata(target.next_sequence_number(),
-                                        rsp.NotificationEvent.INSTALL,
-                                        self._server_address or "", iccid)
+                      ) -> sgp22.NotificationMetadata:
+        return rsp.notification(target.next_sequence_number(), "install",
+                                self._server_address or "", iccid)
 
     def _smdp_oid(self) -> str:
         cert = self._dppb or self._dpauth
@@ -511,7 +515,7 @@ class EuiccDownloadSession:
         self._end_download()
         pir = rsp.ProfileInstallationResult(
             data, signatures.sign(self.identity.credential.key, data)).encode()
-        target.keep_notification(note.seq_number, pir)
+        target.keep_notification(note.seq, pir)
         return pir
 
     def _end_download(self) -> None:
@@ -525,7 +529,7 @@ class EuiccDownloadSession:
         """ES10b.CancelSession: a signed cancellation of the current transaction."""
         try:
             txid, reason = rsp.decode_cancel_session_request(request)
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             log.info("CancelSession: malformed request: %s", exc)
             return rsp.CancelSessionResponseError(127).encode()
         if self._txid is None or txid != self._txid or self._dpauth is None:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lpa_emulator import tlv
+from lpa_emulator import sgp22, tlv
 from lpa_emulator.asn1 import rsp
 from lpa_emulator.asn1.saip import ProfileContent
 from lpa_emulator.crypto import signatures
@@ -71,7 +71,7 @@ class ReferenceEuicc:
             0x1000 + 0x100 * len(self.profiles)).to_bytes(4, "big")
         pir = result_for(aid)
         self.profiles[profile.iccid] = InstalledProfile(profile, metadata, aid)
-        seq = rsp.ProfileInstallationResult.decode(pir).data.notification.seq_number
+        seq = rsp.ProfileInstallationResult.decode(pir).data.notification.seq
         self.notifications[seq] = pir
 
     def keep_notification(self, seq_number: int, notification: bytes) -> None:
@@ -113,7 +113,7 @@ class ReferenceEuicc:
             raise RefCardError(f"unknown ES10 command {tag:X}")
         return handler(data)
 
-    def _metadata(self, der: bytes) -> rsp.NotificationMetadata:
+    def _metadata(self, der: bytes) -> sgp22.NotificationMetadata:
         note = rsp.decode_pending_notification(der)
         if isinstance(note, rsp.ProfileInstallationResult):
             return note.data.notification
@@ -141,14 +141,14 @@ class ReferenceEuicc:
     def _get_eid(self, _data: bytes) -> bytes:
         return tlv.encode(_TAG_GET_EUICC_DATA, tlv.encode(0x5A, self.identity.eid_bytes))
 
-    def other_notification(self, event: rsp.NotificationEvent, iccid: str, address: str
-                           ) -> bytes:
-        """Queue a signed enable/disable/delete notification (as a profile operation would)."""
+    def other_notification(self, operation: str, iccid: str, address: str) -> bytes:
+        """Queue a signed ``enable``/``disable``/``delete`` notification (as a profile
+        operation would)."""
         with self._lock:
-            meta = rsp.NotificationMetadata(self.next_sequence_number(), event, address, iccid)
+            meta = rsp.notification(self.next_sequence_number(), operation, address, iccid)
             tbs = meta.encode()
             der = rsp.OtherSignedNotification(
                 tbs, signatures.sign(self.identity.credential.key, tbs),
                 self.identity.credential.cert_der, cert_der(self.identity.eum_cert)).encode()
-            self.notifications[meta.seq_number] = der
+            self.notifications[meta.seq] = der
             return der

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from lpa_emulator import tlv
 from lpa_emulator.asn1 import rsp
-from lpa_emulator.asn1.der import Asn1Error, expect
+from lpa_emulator.asn1.der import expect
 from lpa_emulator.crypto.ecka import confirmation_code_hash
 from lpa_emulator.lpa.es9 import Es9, Es9Error, Es9FunctionError
 
@@ -199,7 +200,7 @@ class NotificationOutcome:
 
     seq_number: int
     address: str
-    event: rsp.NotificationEvent
+    operation: str
     sent: bool
     removed: bool
     error: str | None = None
@@ -252,7 +253,7 @@ class ProfileDownloader:
         info1 = self._card(Stage.CHALLENGE, self.card.get_euicc_info1)
         try:
             challenge = rsp.decode_euicc_challenge(challenge_der)
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             raise CardRefusedError(f"malformed challenge: {exc}", stage=Stage.CHALLENGE) from exc
 
         self._report(Stage.INITIATE)
@@ -262,7 +263,7 @@ class ProfileDownloader:
             server_signed1 = rsp.ServerSigned1.decode(init.server_signed1)
             ci_pkid = _octet_string(init.ci_pkid)
             signature1 = _signature(init.server_signature1)
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             raise DownloadError(f"malformed initiateAuthentication answer: {exc}",
                                 stage=Stage.INITIATE) from exc
         if server_signed1.server_address.lower() != address.lower():
@@ -280,7 +281,7 @@ class ProfileDownloader:
                               lambda: self.card.authenticate_server(request))
         try:
             auth = rsp.decode_authenticate_server_response(auth_der)
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             raise CardRefusedError(f"malformed AuthenticateServer answer: {exc}",
                                    stage=Stage.AUTHENTICATE_SERVER) from exc
         if isinstance(auth, rsp.AuthenticateResponseError):
@@ -296,7 +297,7 @@ class ProfileDownloader:
             metadata = rsp.StoreMetadata.decode(client.profile_metadata)
             smdp_signed2 = rsp.SmdpSigned2.decode(client.smdp_signed2)
             signature2 = _signature(client.smdp_signature2)
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             self._cancel(es9, txid, rsp.CancelSessionReason.UNDEFINED)
             raise DownloadError(f"malformed authenticateClient answer: {exc}",
                                 stage=Stage.AUTHENTICATE_CLIENT) from exc
@@ -318,7 +319,7 @@ class ProfileDownloader:
         prep_der = self._card(Stage.PREPARE, lambda: self.card.prepare_download(prepare))
         try:
             prep = rsp.decode_prepare_download_response(prep_der)
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             self._cancel(es9, txid, rsp.CancelSessionReason.UNDEFINED)
             raise CardRefusedError(f"malformed PrepareDownload answer: {exc}",
                                    stage=Stage.PREPARE) from exc
@@ -334,7 +335,7 @@ class ProfileDownloader:
         try:
             bpp = rsp.BoundProfilePackage.decode(bpp_der)
             isc, _signed = rsp.InitialiseSecureChannel.decode(bpp.initialise_secure_channel)
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             self._cancel(es9, txid, rsp.CancelSessionReason.LOAD_BPP_EXECUTION_ERROR)
             raise DownloadError(f"malformed bound profile package: {exc}",
                                 stage=Stage.GET_BPP) from exc
@@ -347,12 +348,12 @@ class ProfileDownloader:
         try:
             pir = rsp.ProfileInstallationResult.decode(result_der)
             data = pir.data
-        except Asn1Error as exc:
+        except tlv.TlvError as exc:
             raise CardRefusedError(f"malformed ProfileInstallationResult: {exc}",
                                    stage=Stage.LOAD) from exc
 
         self._report(Stage.NOTIFY)
-        sent = self._send_notification(es9, result_der, data.notification.seq_number)
+        sent = self._send_notification(es9, result_der, data.notification.seq)
         if isinstance(data.result, rsp.InstallFailure):
             raise InstallationFailedError(
                 f"the eUICC did not install the profile: "
@@ -437,30 +438,30 @@ def process_notifications(card: Es10b, es9_for: Callable[[str], Es9]
     try:
         listed = rsp.decode_notification_list(card.list_notifications(
             rsp.list_notification_request()))
-    except Asn1Error as exc:
+    except tlv.TlvError as exc:
         raise CardRefusedError(f"malformed notification list: {exc}",
                                stage=Stage.NOTIFY) from exc
     outcomes = []
     for meta in listed:
         try:
             pending = rsp.decode_pending_notifications(card.retrieve_notifications(
-                rsp.retrieve_notifications_request(meta.seq_number)))
-        except Asn1Error as exc:
-            outcomes.append(NotificationOutcome(meta.seq_number, meta.address, meta.event,
+                rsp.retrieve_notifications_request(meta.seq)))
+        except tlv.TlvError as exc:
+            outcomes.append(NotificationOutcome(meta.seq, meta.address, meta.operation,
                                                 False, False, str(exc)))
             continue
         for der, note in pending:
-            if rsp.notification_seq_number(note) != meta.seq_number:
+            if rsp.notification_seq_number(note) != meta.seq:
                 continue
             try:
                 es9_for(meta.address).handle_notification(der)
             except Es9Error as exc:
-                outcomes.append(NotificationOutcome(meta.seq_number, meta.address, meta.event,
+                outcomes.append(NotificationOutcome(meta.seq, meta.address, meta.operation,
                                                     False, False, str(exc)))
                 continue
             status = rsp.decode_notification_sent(
-                card.notification_sent(rsp.notification_sent_request(meta.seq_number)))
-            outcomes.append(NotificationOutcome(meta.seq_number, meta.address, meta.event,
+                card.notification_sent(rsp.notification_sent_request(meta.seq)))
+            outcomes.append(NotificationOutcome(meta.seq, meta.address, meta.operation,
                                                 True, status == 0))
     return outcomes
 

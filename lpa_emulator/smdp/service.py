@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from lpa_emulator import tlv
 from lpa_emulator.asn1 import rsp
-from lpa_emulator.asn1.der import Asn1Error
 from lpa_emulator.asn1.saip import ProfileContent, build_profile_package
 from lpa_emulator.crypto import certs, signatures
 from lpa_emulator.crypto.errors import CertificateError, CertificateProblem, CryptoError
@@ -175,7 +175,7 @@ def _transaction_id(body: Mapping[str, Any]) -> bytes:
 def _decoded(decode: Callable[[bytes], _T], data: bytes, name: str) -> _T:
     try:
         return decode(data)
-    except (Asn1Error, ValueError) as exc:
+    except (tlv.TlvError, ValueError) as exc:
         raise Es9Error(st.MALFORMED, f"{name}: {exc}") from exc
 
 
@@ -289,12 +289,11 @@ class Smdp:
         challenge = _binary(body, "euiccChallenge")
         if len(challenge) != rsp.CHALLENGE_SIZE:
             raise Es9Error(st.MALFORMED, "euiccChallenge must be 16 bytes")
-        info1 = _decoded(rsp.EuiccInfo1.decode, _binary(body, "euiccInfo1"), "euiccInfo1")
+        info1 = _decoded(rsp.decode_euicc_info1, _binary(body, "euiccInfo1"), "euiccInfo1")
         if address.lower() != self.address.lower():
             raise Es9Error(st.INVALID_ADDRESS, f"this SM-DP+ is {self.address}, not {address}")
-        if info1.svn[0] != SUPPORTED_SVN_MAJOR:
-            raise Es9Error(st.UNSUPPORTED_VERSION,
-                           f"eUICC SVN {'.'.join(map(str, info1.svn))} is not 2.x")
+        if info1.svn.split(".")[0] != str(SUPPORTED_SVN_MAJOR):
+            raise Es9Error(st.UNSUPPORTED_VERSION, f"eUICC SVN {info1.svn} is not 2.x")
         if self._ci_pkid not in info1.ci_pkids_signing:
             raise Es9Error(st.UNSUPPORTED_SECURITY,
                            "the eUICC signs under no CI this SM-DP+ knows")
@@ -393,10 +392,11 @@ class Smdp:
         return order
 
     def _metadata(self, order: Order) -> bytes:
-        events = frozenset({rsp.NotificationEvent.ENABLE, rsp.NotificationEvent.DISABLE,
-                            rsp.NotificationEvent.DELETE})
+        # Enabling, disabling and deleting the profile are reported back to this SM-DP+.
+        reported = rsp.NotificationConfig(frozenset({"enable", "disable", "delete"}),
+                                          self.address)
         return rsp.StoreMetadata(order.iccid, order.service_provider, order.profile_name,
-                                 notifications=((events, self.address),)).encode()
+                                 notifications=(reported,)).encode()
 
     # --- getBoundProfilePackage -----------------------------------------------------------
 
@@ -557,7 +557,7 @@ class Smdp:
             log.warning("notification with an unverifiable signature dropped: %s", exc)
             return
         meta = note.metadata
-        log.info("eUICC %s: %s of ICCID %s", eid, meta.event.name.lower(), meta.iccid)
+        log.info("eUICC %s: %s of ICCID %s", eid, meta.operation, meta.iccid)
 
     # --- cancelSession --------------------------------------------------------------------
 

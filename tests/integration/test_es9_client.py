@@ -255,15 +255,15 @@ def test_pending_notifications_are_kept_until_delivered(served: Served, pki_dir:
     assert len(card.notifications) == 1
     found = served.store.get(order.matching_id)
     assert found is not None and found.state is OrderState.DOWNLOADED
-    card.other_notification(rsp.NotificationEvent.ENABLE, iccid, served.address)
+    card.other_notification("enable", iccid, served.address)
 
     # Delivery fails again: nothing is removed.
     failed = process_notifications(es10b(card), lambda _a: LosesNotifications(served.client()))
     assert [o.sent for o in failed] == [False, False] and len(card.notifications) == 2
 
     outcomes = process_notifications(es10b(card), served.client)
-    assert [(o.event, o.sent, o.removed) for o in outcomes] == [
-        (rsp.NotificationEvent.INSTALL, True, True), (rsp.NotificationEvent.ENABLE, True, True)]
+    assert [(o.operation, o.sent, o.removed) for o in outcomes] == [
+        ("install", True, True), ("enable", True, True)]
     assert card.notifications == {}
     found = served.store.get(order.matching_id)
     assert found is not None and found.state is OrderState.INSTALLED

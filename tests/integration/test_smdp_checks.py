@@ -163,7 +163,7 @@ def test_address_compares_case_insensitively(env: Env) -> None:
 
 def test_unsupported_svn(env: Env) -> None:
     ident = euicc(env)
-    info1 = rsp.EuiccInfo1(bytes((3, 0, 0)), ident.pkids_verification(), ident.pkids_signing())
+    info1 = rsp.EuiccInfo1("3.0.0", ident.pkids_verification(), ident.pkids_signing())
     with refused(st.UNSUPPORTED_VERSION):
         Flow(env, ident, "X").initiate(euiccInfo1=b64(info1.encode()))
 
