@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "the enabled profile, the network, the IP address and the broker; "
                     "print a checklist with a hint for each failure. Exit 0 when every "
                     "check passes, 1 otherwise, 2 for a bad profile.")
-    _hardware_options(doctor, broker=True)
+    _hardware_options(doctor, broker=False)
+    doctor.add_argument("--broker", help="broker URL (overrides the profile; env MPS_BROKER)")
     doctor.add_argument("--network-wait", type=float, default=0.0, metavar="SECONDS",
                         help="wait this long for network registration (default: look once)")
     doctor.add_argument("--broker-timeout", type=float, default=5.0, metavar="SECONDS",

@@ -38,6 +38,7 @@ from agent.modem import Modem
 from agent.modem.transports import link_for_url
 from lpa_emulator.iso7816 import SW_OK, sw_text
 from lpa_emulator.lpa import Es10Client, Es10Error
+from lpa_emulator.progress import Progress
 from mps_wire.mqtt import BrokerURL, MqttError, connect, disconnect, new_client
 
 log = logging.getLogger(__name__)
@@ -149,18 +150,21 @@ class Doctor:
     """Runs the checks against the hardware and broker ``settings`` name.
 
     ``network_wait`` is how long to wait for network registration (0: look once);
-    ``on_check`` is called with each check as soon as it is decided.
+    ``on_check`` is called with each check as soon as it is decided; ``show_progress``
+    shows the wait for the network on stderr (``None``: when that is a terminal).
     """
 
     def __init__(self, settings: Settings, *, network_wait: float = 0.0,
                  broker_timeout: float = 5.0,
-                 on_check: Callable[[Check], None] | None = None) -> None:
+                 on_check: Callable[[Check], None] | None = None,
+                 show_progress: bool | None = None) -> None:
         if network_wait < 0 or broker_timeout <= 0:
             raise ValueError("network_wait must be >= 0 and broker_timeout > 0")
         self.settings = settings
         self.network_wait = network_wait
         self.broker_timeout = broker_timeout
         self.on_check = on_check or (lambda check: None)
+        self.show_progress = show_progress
         self.report = Report(settings.profile.name)
         self.modem: Modem | None = None
         self.card: CardLink | None = None
@@ -435,21 +439,29 @@ class Doctor:
 
     def _registration(self, modem: Modem) -> str:
         deadline = time.monotonic() + self.network_wait
-        while True:
-            try:
-                stat = modem.registration_status()
-            except CmeError as exc:
-                if exc.code == 10:
-                    raise _Failed(str(exc), "no SIM: the modem cannot register") from exc
-                raise _Failed(str(exc), "AT+CEREG? failed") from exc
-            except ModemError as exc:
-                raise _Failed(str(exc), "AT+CEREG? failed") from exc
-            if stat in (1, 5):
-                return "home network" if stat == 1 else "roaming"
-            if time.monotonic() >= deadline:
-                raise _Failed(f"not registered (CEREG stat {stat})",
-                              _STAT_HINTS.get(stat, "not registered on an EPS network"))
-            modem.link.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+        stat = -1
+        # A wait of minutes shows itself on a terminal (and nowhere else).
+        bar = Progress(None, label="waiting for the network", note=lambda: f"CEREG stat {stat}",
+                       enabled=self.show_progress)
+        try:
+            while True:
+                try:
+                    stat = modem.registration_status()
+                except CmeError as exc:
+                    if exc.code == 10:
+                        raise _Failed(str(exc), "no SIM: the modem cannot register") from exc
+                    raise _Failed(str(exc), "AT+CEREG? failed") from exc
+                except ModemError as exc:
+                    raise _Failed(str(exc), "AT+CEREG? failed") from exc
+                if stat in (1, 5):
+                    return "home network" if stat == 1 else "roaming"
+                if time.monotonic() >= deadline:
+                    raise _Failed(f"not registered (CEREG stat {stat})",
+                                  _STAT_HINTS.get(stat, "not registered on an EPS network"))
+                bar.refresh()
+                modem.link.poll(min(0.5, max(0.0, deadline - time.monotonic())))
+        finally:
+            bar.close()
 
     def _address_hint(self) -> str:
         dialect = self.settings.profile.modem.dialect

@@ -35,7 +35,8 @@ def progress_wanted(stream: TextIO) -> bool:
 
 
 class Progress:
-    """Progress of ``total`` steps (``None``: unknown, a counter without a bar).
+    """Progress of ``total`` steps (``None``: unknown, a counter without a bar, or just the
+    elapsed time of a wait).
 
     Thread-safe: workers may call :meth:`advance` and :meth:`message` concurrently.
     ``note`` (a function) adds live text after the counter, e.g. ``"3 failed"``.
@@ -112,7 +113,7 @@ class Progress:
         if self.total:
             filled = min(_BAR, _BAR * self.done // self.total)
             parts.append(f"[{'#' * filled}{'.' * (_BAR - filled)}] {self.done}/{self.total}")
-        else:
+        elif self.done:  # a plain wait has nothing to count
             parts.append(str(self.done))
         if self.note is not None:
             extra = self.note()

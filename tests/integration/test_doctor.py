@@ -184,10 +184,15 @@ def test_plain_sim_has_no_isdr(modem_emulator_factory: EmulatorFactory, euicc: E
 
 
 def test_no_network_and_no_address(modem_emulator_factory: EmulatorFactory,
-                                   euicc: EuiccCard, broker: str, tmp_path: Path) -> None:
+                                   euicc: EuiccCard, broker: str, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     running = modem_emulator_factory(euicc, registration_delay=3600)
     profile = write_profile(tmp_path / "p.toml", port=str(running.link), broker=broker)
-    report = doctor(profile, network_wait=0.3)
+    report = Doctor(Settings.from_profile(load_profile(profile)), broker_timeout=2,
+                    network_wait=0.6, show_progress=True).run()
+    # The wait showed itself, and was taken away again.
+    err = capsys.readouterr().err
+    assert "waiting for the network CEREG stat 2" in err and err.endswith("\r\x1b[K")
     network = report.get(NETWORK)
     assert network.status is Status.FAIL
     assert "stat 2" in network.detail and "antenna" in network.hint
