@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 
 from agent.daemon import AgentDaemon
 from agent.doctor import Check, Doctor, Status, render_check
-from agent.errors import AgentError
+from agent.errors import AgentError, ConfigError
 from agent.firstboot import Device, FirstBoot, Settings, Step
 from agent.identity import StepError
 from firmware_profiles import (
@@ -39,7 +40,21 @@ def _settings(args: argparse.Namespace) -> Settings:
         card_url=args.card or os.environ.get("MPS_CARD"),
         broker_url=getattr(args, "broker", None) or os.environ.get("MPS_BROKER"),
         state_dir=getattr(args, "state_dir", None) or os.environ.get("MPS_STATE_DIR"),
+        credentials=getattr(args, "credentials", None) or os.environ.get("MPS_CREDENTIALS"),
+        retry_for=_retry_for(args),
     )
+
+
+def _retry_for(args: argparse.Namespace) -> float:
+    """Seconds first boot keeps retrying delivery: --retry-for, $MPS_RETRY_FOR, or for a
+    daemon until it is stopped (a device that boots while the broker is away)."""
+    value = getattr(args, "retry_for", None) or os.environ.get("MPS_RETRY_FOR")
+    if value is None:
+        return math.inf if getattr(args, "daemon", False) else 0.0
+    seconds = float(value)
+    if not seconds >= 0:
+        raise ConfigError(f"retry-for must be 0 or more seconds, not {value!r}")
+    return seconds
 
 
 def _print(obj: Any) -> None:
@@ -98,7 +113,7 @@ def _profile_row(profile: FirmwareProfile) -> dict[str, Any]:
     if activation is None:
         how = "none"
     elif activation.code is not None:
-        how = f"code ({activation.code.smdp_address})"
+        how = f"code ({activation.code.address})"
     else:
         how = "default SM-DP+"
     return {"name": profile.name, "path": str(profile.path), "dialect": profile.modem.dialect,
@@ -177,6 +192,13 @@ def _hardware_options(p: argparse.ArgumentParser, *, broker: bool) -> None:
     if broker:
         p.add_argument("--broker", help="broker URL (overrides the profile; env MPS_BROKER)")
         p.add_argument("--state-dir", help="where the outbox lives (env MPS_STATE_DIR)")
+        p.add_argument("--credentials", metavar="DIR",
+                       help="the device's credential bundle from the operator: broker "
+                            "login and signing key (default <state-dir>/credentials if "
+                            "present; env MPS_CREDENTIALS)")
+        p.add_argument("--retry-for", type=float, metavar="SECONDS",
+                       help="keep retrying delivery with backoff this long (default: one "
+                            "attempt, with --daemon until stopped; env MPS_RETRY_FOR)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -407,7 +407,7 @@ class Doctor:
                         "table: add code = \"LPA:1$...\" or use_default_smdp = true")
             elif activation.code is not None:
                 hint = (f"no profile is enabled yet; first boot downloads one from "
-                        f"{activation.code.smdp_address}")
+                        f"{activation.code.address}")
             else:
                 hint = ("no profile is enabled yet; first boot downloads one from the "
                         "eUICC's default SM-DP+")

@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lpa_emulator.lpa.activation import (
+    ActivationCode,
+    ActivationCodeError,
+    parse_activation_code,
+)
 from mps_wire.mqtt import BrokerURL
 
 PROFILE_DIR = Path(__file__).resolve().parent
@@ -64,60 +69,14 @@ class BrokerConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class ActivationCode:
-    """An SGP.22 activation code (4.1): ``LPA:1$<SM-DP+ address>$<matching id>[$<SM-DP+
-    OID>[$<confirmation code required>]]``."""
-
-    text: str
-    smdp_address: str
-    matching_id: str
-    smdp_oid: str | None = None
-    confirmation_required: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class ActivationConfig:
     """How the device gets its operational profile when none is enabled: from the SM-DP+
-    an activation ``code`` names, or from the eUICC's default SM-DP+ address."""
+    an activation ``code`` names (SGP.22 4.1, parsed by the LPA's own parser), or from
+    the eUICC's default SM-DP+ address."""
 
     code: ActivationCode | None = None
     use_default_smdp: bool = False
     confirmation_code: str | None = None
-
-
-_FQDN_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-_MATCHING_ID = re.compile(r"[0-9A-Za-z-]{0,255}")
-_OID = re.compile(r"[0-2](?:\.(?:0|[1-9][0-9]{0,9})){1,31}")
-
-
-def parse_activation_code(text: str) -> ActivationCode:
-    """Check and split an activation code; ValueError names what is wrong."""
-    body = text[4:] if text[:4].upper() == "LPA:" else text
-    parts = body.split("$")
-    if parts[0] != "1":
-        raise ValueError("must start with LPA:1$ (activation code format 1)")
-    if not 3 <= len(parts) <= 5:
-        raise ValueError("must be LPA:1$<SM-DP+ address>$<matching id>"
-                         "[$<SM-DP+ OID>[$1]]")
-    address, matching_id = parts[1], parts[2]
-    host, _, port = address.partition(":")
-    labels = host.split(".")
-    if len(host) > 253 or len(labels) < 2 or \
-            not all(_FQDN_LABEL.fullmatch(label) for label in labels):
-        raise ValueError(f"the SM-DP+ address {address!r} is not a host name")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
-        raise ValueError(f"the SM-DP+ address {address!r} has a bad port")
-    if not _MATCHING_ID.fullmatch(matching_id):
-        raise ValueError("the matching id holds characters other than letters, digits "
-                         "and '-'")
-    oid = parts[3] if len(parts) > 3 and parts[3] else None
-    if oid is not None and not _OID.fullmatch(oid):
-        raise ValueError(f"the SM-DP+ OID {oid!r} is not an object identifier")
-    flag = parts[4] if len(parts) > 4 else ""
-    if flag not in ("", "1"):
-        raise ValueError("the confirmation code flag must be 1 or absent")
-    return ActivationCode(text=text, smdp_address=address, matching_id=matching_id,
-                          smdp_oid=oid, confirmation_required=flag == "1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +231,7 @@ def _activation(top: _Reader, path: Path) -> ActivationConfig:
     if text is not None:
         try:
             code = parse_activation_code(text)
-        except ValueError as exc:
+        except ActivationCodeError as exc:
             raise ProfileError(path, a.key("code"), str(exc)) from None
         if use_default:
             raise ProfileError(path, a.key("use_default_smdp"),
@@ -284,7 +243,7 @@ def _activation(top: _Reader, path: Path) -> ActivationConfig:
                                          and len(confirmation) <= 64):
         raise ProfileError(path, a.key("confirmation_code"),
                            "must be 1 to 64 printable characters")
-    if code is not None and code.confirmation_required and confirmation is None:
+    if code is not None and code.cc_required and confirmation is None:
         raise ProfileError(path, a.key("confirmation_code"),
                            "is required: the activation code asks for one (its flag is 1)")
     return ActivationConfig(code=code, use_default_smdp=use_default,

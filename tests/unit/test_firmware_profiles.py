@@ -106,7 +106,7 @@ def test_activation_codes(tmp_path: Path, table: str, code: str) -> None:
     p = load_profile(write(tmp_path, GOOD + "[activation]\n" + table + "\n"))
     assert p.activation is not None and p.activation.code is not None
     assert p.activation.code.matching_id == code
-    assert p.activation.code.smdp_address.startswith("smdp.example.com")
+    assert p.activation.code.address.startswith("smdp.example.com")
     assert not p.activation.use_default_smdp
 
 
@@ -114,7 +114,7 @@ def test_activation_code_with_confirmation(tmp_path: Path) -> None:
     p = load_profile(write(tmp_path, GOOD + '[activation]\ncode = "LPA:1$smdp.example.com$'
                            'X1$1.2.3$1"\nconfirmation_code = "1234"\n'))
     assert p.activation is not None and p.activation.code is not None
-    assert p.activation.code.confirmation_required
+    assert p.activation.code.cc_required
     assert p.activation.code.smdp_oid == "1.2.3"
     assert p.activation.confirmation_code == "1234"
 
@@ -127,12 +127,12 @@ def test_default_smdp(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("table", "key", "problem"), [
-    ('code = "LPA:2$smdp.example.com$X"', "activation.code", "LPA:1$"),
+    ('code = "LPA:2$smdp.example.com$X"', "activation.code", "format"),
     ('code = "LPA:1$smdp.example.com"', "activation.code", "matching id"),
-    ('code = "LPA:1$not a host$X"', "activation.code", "not a host name"),
-    ('code = "LPA:1$smdp.example.com:99999$X"', "activation.code", "bad port"),
+    ('code = "LPA:1$not a host$X"', "activation.code", "not a valid host name"),
+    ('code = "LPA:1$smdp.example.com:99999$X"', "activation.code", "port"),
     ('code = "LPA:1$smdp.example.com$X Y"', "activation.code", "matching id"),
-    ('code = "LPA:1$smdp.example.com$X$banana"', "activation.code", "object identifier"),
+    ('code = "LPA:1$smdp.example.com$X$banana"', "activation.code", "dotted decimal"),
     ('code = "LPA:1$smdp.example.com$X$1.2$2"', "activation.code", "flag"),
     ('code = "LPA:1$smdp.example.com$X$1.2$1"', "activation.confirmation_code",
      "is required"),
