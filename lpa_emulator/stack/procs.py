@@ -26,7 +26,9 @@ def console_script(name: str) -> list[str]:
     if beside.exists():
         return [str(beside)]
     modules = {"mps-agent": "agent.cli", "mps-emu": "lpa_emulator.cli",
-               "mps-bridge": "broker_bridge.cli", "mps-app": "broker_bridge.app_cli"}
+               "mps-bridge": "broker_bridge.cli", "mps-app": "broker_bridge.app_cli",
+               "mps-user": "broker_bridge.user_cli", "mps-lpa": "agent.lpa_cli",
+               "mps-bench": "mps_bench.cli"}
     return [sys.executable, "-m", modules[name]]
 
 
