@@ -8,6 +8,6 @@
 * :mod:`~lpa_emulator.smdp.cli`: ``mps-emu smdp`` and ``mps-emu pki``.
 """
 
-from lpa_emulator.smdp.errors import ConfigError, Es9Error, OrderError, SmdpError
+from lpa_emulator.smdp.errors import ConfigError, Es9StatusError, OrderError, SmdpError
 
-__all__ = ["ConfigError", "Es9Error", "OrderError", "SmdpError"]
+__all__ = ["ConfigError", "Es9StatusError", "OrderError", "SmdpError"]

@@ -50,7 +50,7 @@ class SmdpError(Exception):
     """Root of the SM-DP+'s errors."""
 
 
-class Es9Error(SmdpError):
+class Es9StatusError(SmdpError):
     """An ES9+ function failed with an SGP.22 status; ``message`` says what exactly."""
 
     def __init__(self, status: StatusCode, message: str | None = None) -> None:

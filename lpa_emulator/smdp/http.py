@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from lpa_emulator.smdp import errors as st
-from lpa_emulator.smdp.errors import ConfigError, Es9Error
+from lpa_emulator.smdp.errors import ConfigError, Es9StatusError
 from lpa_emulator.smdp.local import failure_body, success_header
 from lpa_emulator.smdp.service import FUNCTIONS, Smdp
 
@@ -59,7 +59,7 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 
 
 def _failed(status: st.StatusCode, message: str, http_status: int = 200) -> web.Response:
-    return _json(failure_body(Es9Error(status, message)), http_status)
+    return _json(failure_body(Es9StatusError(status, message)), http_status)
 
 
 def build_app(smdp: Smdp, executor: ThreadPoolExecutor, *, max_body: int = MAX_BODY
@@ -89,7 +89,7 @@ def build_app(smdp: Smdp, executor: ThreadPoolExecutor, *, max_body: int = MAX_B
         loop = asyncio.get_running_loop()
         try:
             answer = await loop.run_in_executor(executor, smdp.call, name, body)
-        except Es9Error as exc:
+        except Es9StatusError as exc:
             log.info("%s failed: %s", name, exc)
             return _json(failure_body(exc))
         if answer is None:

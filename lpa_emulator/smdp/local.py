@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from lpa_emulator.lpa.es9 import JsonEs9
-from lpa_emulator.smdp.errors import Es9Error
+from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.service import Smdp
 
 
@@ -19,7 +19,7 @@ def success_header() -> dict[str, Any]:
     return {"functionExecutionStatus": {"status": "Executed-Success"}}
 
 
-def failure_body(error: Es9Error) -> dict[str, Any]:
+def failure_body(error: Es9StatusError) -> dict[str, Any]:
     """The JSON body of a failed function (SGP.22 6.5.1.4)."""
     return {"header": {"functionExecutionStatus": {
         "status": "Failed",
@@ -37,7 +37,7 @@ class InProcessEs9(JsonEs9):
         request = json.loads(json.dumps(body))
         try:
             answer = self.smdp.call(function, request)
-        except Es9Error as exc:
+        except Es9StatusError as exc:
             return failure_body(exc)
         if answer is None:
             return None

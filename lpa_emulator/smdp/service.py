@@ -1,7 +1,7 @@
 """The SM-DP+'s ES9+ functions, independent of HTTP (SGP.22 5.6).
 
 :class:`Smdp` takes a function's JSON request body (already parsed) and returns its
-JSON response body, or raises :class:`Es9Error` with the SGP.22 status code. Binary values
+JSON response body, or raises :class:`Es9StatusError` with the SGP.22 status code. Binary values
 travel as base64 of their DER, the transaction id as hex, as ES9+ prescribes. Every
 length, encoding and structure in a request is checked before use.
 
@@ -48,7 +48,7 @@ from lpa_emulator.pki import (
 )
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.bpp import BindingInput, bind_profile
-from lpa_emulator.smdp.errors import ConfigError, Es9Error
+from lpa_emulator.smdp.errors import ConfigError, Es9StatusError
 from lpa_emulator.smdp.orders import Order, OrderState, OrderStore
 from lpa_emulator.smdp.report import InstallationReport, Reporter
 
@@ -141,12 +141,12 @@ def _b64(value: bytes) -> str:
 
 def _text(body: Mapping[str, Any], name: str, *, max_length: int = MAX_FIELD) -> str:
     if name not in body:
-        raise Es9Error(st.MISSING_ELEMENT, f"{name} is missing")
+        raise Es9StatusError(st.MISSING_ELEMENT, f"{name} is missing")
     value = body[name]
     if not isinstance(value, str):
-        raise Es9Error(st.MALFORMED, f"{name} must be a string")
+        raise Es9StatusError(st.MALFORMED, f"{name} must be a string")
     if len(value) > max_length:
-        raise Es9Error(st.MALFORMED, f"{name} is longer than {max_length} characters")
+        raise Es9StatusError(st.MALFORMED, f"{name} is longer than {max_length} characters")
     return value
 
 
@@ -155,9 +155,9 @@ def _binary(body: Mapping[str, Any], name: str) -> bytes:
     try:
         value = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise Es9Error(st.MALFORMED, f"{name} is not valid base64") from exc
+        raise Es9StatusError(st.MALFORMED, f"{name} is not valid base64") from exc
     if not value:
-        raise Es9Error(st.MALFORMED, f"{name} is empty")
+        raise Es9StatusError(st.MALFORMED, f"{name} is empty")
     return value
 
 
@@ -166,9 +166,9 @@ def _transaction_id(body: Mapping[str, Any]) -> bytes:
     try:
         txid = bytes.fromhex(text)
     except ValueError as exc:
-        raise Es9Error(st.MALFORMED, "transactionId is not hexadecimal") from exc
+        raise Es9StatusError(st.MALFORMED, "transactionId is not hexadecimal") from exc
     if not 1 <= len(txid) <= rsp.TRANSACTION_ID_MAX:
-        raise Es9Error(st.MALFORMED, "transactionId must be 1 to 16 bytes")
+        raise Es9StatusError(st.MALFORMED, "transactionId must be 1 to 16 bytes")
     return txid
 
 
@@ -176,7 +176,7 @@ def _decoded(decode: Callable[[bytes], _T], data: bytes, name: str) -> _T:
     try:
         return decode(data)
     except (tlv.TlvError, ValueError) as exc:
-        raise Es9Error(st.MALFORMED, f"{name}: {exc}") from exc
+        raise Es9StatusError(st.MALFORMED, f"{name}: {exc}") from exc
 
 
 def _ec_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
@@ -235,7 +235,7 @@ class Smdp:
         with self._lock:
             self._purge(now)
             if len(self._sessions) >= self.max_sessions:
-                raise Es9Error(st.BUSY, "too many download sessions in progress")
+                raise Es9StatusError(st.BUSY, "too many download sessions in progress")
             while True:
                 txid = os.urandom(rsp.TRANSACTION_ID_MAX)
                 if txid not in self._sessions:
@@ -253,7 +253,8 @@ class Smdp:
                 del self._sessions[txid]
                 session = None
         if session is None:
-            raise Es9Error(st.UNKNOWN_TRANSACTION, f"transaction {txid.hex().upper()} is unknown")
+            raise Es9StatusError(st.UNKNOWN_TRANSACTION,
+                                 f"transaction {txid.hex().upper()} is unknown")
         return session
 
     def _end(self, session: _Session) -> None:
@@ -278,7 +279,7 @@ class Smdp:
         }
         handler = handlers.get(function)
         if handler is None:
-            raise Es9Error(st.MALFORMED, f"unknown ES9+ function {function!r}")
+            raise Es9StatusError(st.MALFORMED, f"unknown ES9+ function {function!r}")
         return handler(body)
 
     # --- initiateAuthentication -------------------------------------------------------------
@@ -288,17 +289,18 @@ class Smdp:
         address = _text(body, "smdpAddress", max_length=rsp.MAX_ADDRESS)
         challenge = _binary(body, "euiccChallenge")
         if len(challenge) != rsp.CHALLENGE_SIZE:
-            raise Es9Error(st.MALFORMED, "euiccChallenge must be 16 bytes")
+            raise Es9StatusError(st.MALFORMED, "euiccChallenge must be 16 bytes")
         info1 = _decoded(rsp.decode_euicc_info1, _binary(body, "euiccInfo1"), "euiccInfo1")
         if address.lower() != self.address.lower():
-            raise Es9Error(st.INVALID_ADDRESS, f"this SM-DP+ is {self.address}, not {address}")
+            raise Es9StatusError(st.INVALID_ADDRESS,
+                                 f"this SM-DP+ is {self.address}, not {address}")
         if info1.svn.split(".")[0] != str(SUPPORTED_SVN_MAJOR):
-            raise Es9Error(st.UNSUPPORTED_VERSION, f"eUICC SVN {info1.svn} is not 2.x")
+            raise Es9StatusError(st.UNSUPPORTED_VERSION, f"eUICC SVN {info1.svn} is not 2.x")
         if self._ci_pkid not in info1.ci_pkids_signing:
-            raise Es9Error(st.UNSUPPORTED_SECURITY,
+            raise Es9StatusError(st.UNSUPPORTED_SECURITY,
                            "the eUICC signs under no CI this SM-DP+ knows")
         if self._ci_pkid not in info1.ci_pkids_verification:
-            raise Es9Error(st.NO_DPAUTH_FOR_CI, "the eUICC cannot verify CERT.DPauth")
+            raise Es9StatusError(st.NO_DPAUTH_FOR_CI, "the eUICC cannot verify CERT.DPauth")
         session = self._new_session(challenge)
         signed = rsp.ServerSigned1(session.txid, challenge, self.address,
                                    session.server_challenge).encode()
@@ -320,11 +322,11 @@ class Smdp:
         session = self._session(txid)
         with session.lock:
             if session.step != "initiated":
-                raise Es9Error(st.UNKNOWN_TRANSACTION,
+                raise Es9StatusError(st.UNKNOWN_TRANSACTION,
                                f"transaction {session.txid_hex} is past authentication")
             if isinstance(response, rsp.AuthenticateResponseError):
                 self._end(session)
-                raise Es9Error(st.EUICC_SIGNATURE, f"the eUICC refused the server "
+                raise Es9StatusError(st.EUICC_SIGNATURE, f"the eUICC refused the server "
                                f"(authenticateErrorCode {response.code})")
             result = self._authenticate(session, response)
         return result
@@ -333,27 +335,28 @@ class Smdp:
                       ) -> dict[str, Any]:
         signed = _decoded(rsp.EuiccSigned1.decode, response.euicc_signed1, "euiccSigned1")
         if signed.transaction_id != session.txid:
-            raise Es9Error(st.UNKNOWN_TRANSACTION, "euiccSigned1 names another transaction")
+            raise Es9StatusError(st.UNKNOWN_TRANSACTION, "euiccSigned1 names another transaction")
         try:
             euicc = certs.load_der(response.euicc_certificate, "euicc")
             eum = certs.load_der(response.eum_certificate, "eum")
             if certs.authority_key_id(eum) != self._ci_pkid:
-                raise Es9Error(st.UNKNOWN_CI, "CERT.EUM is not issued by euiccCiPKIdToBeUsed")
+                raise Es9StatusError(st.UNKNOWN_CI, "CERT.EUM is not issued by euiccCiPKIdToBeUsed")
             eid = certs.verify_euicc_chain(euicc, eum, self.credentials.cis, at=certs.now())
         except CertificateError as exc:
-            raise Es9Error(_certificate_status(exc), str(exc)) from exc
+            raise Es9StatusError(_certificate_status(exc), str(exc)) from exc
         try:
             signatures.verify(_ec_key(euicc), response.euicc_signed1,
                               response.euicc_signature1)
         except CryptoError as exc:
-            raise Es9Error(st.EUICC_SIGNATURE, f"euiccSignature1: {exc}") from exc
+            raise Es9StatusError(st.EUICC_SIGNATURE, f"euiccSignature1: {exc}") from exc
         if not hmac.compare_digest(signed.server_challenge, session.server_challenge):
-            raise Es9Error(st.EUICC_SIGNATURE, "euiccSigned1 carries another server challenge")
+            raise Es9StatusError(st.EUICC_SIGNATURE,
+                                 "euiccSigned1 carries another server challenge")
         if signed.server_address.lower() != self.address.lower():
-            raise Es9Error(st.EUICC_SIGNATURE, "euiccSigned1 names another server address")
+            raise Es9StatusError(st.EUICC_SIGNATURE, "euiccSigned1 names another server address")
         order = self._order_for(signed.ctx_params1.matching_id, eid)
         if not self.orders.claim(order.matching_id, eid, session.txid_hex):
-            raise Es9Error(st.MATCHING_ID_REFUSED,
+            raise Es9StatusError(st.MATCHING_ID_REFUSED,
                            "the order is being downloaded by another eUICC")
         smdp_signed2 = rsp.SmdpSigned2(session.txid, order.cc_required).encode()
         signature2 = signatures.sign_object(
@@ -373,22 +376,22 @@ class Smdp:
 
     def _order_for(self, matching_id: str | None, eid: str) -> Order:
         if not matching_id:
-            raise Es9Error(st.MATCHING_ID_REFUSED, "no matching id (default SM-DP+ downloads "
+            raise Es9StatusError(st.MATCHING_ID_REFUSED, "no matching id (default SM-DP+ downloads "
                            "need an order bound to the EID)")
         order = self.orders.get(matching_id)
         if order is None:
-            raise Es9Error(st.MATCHING_ID_REFUSED, "unknown matching id")
+            raise Es9StatusError(st.MATCHING_ID_REFUSED, "unknown matching id")
         if order.eid is not None and order.eid != eid:
             if order.eid_fixed:
-                raise Es9Error(st.EID_REFUSED, f"the order belongs to another EID than {eid}")
-            raise Es9Error(st.MATCHING_ID_REFUSED,
+                raise Es9StatusError(st.EID_REFUSED, f"the order belongs to another EID than {eid}")
+            raise Es9StatusError(st.MATCHING_ID_REFUSED,
                            "the order is being downloaded by another eUICC")
         if order.expires_at is not None and self._clock() > order.expires_at:
-            raise Es9Error(st.ORDER_EXPIRED)
+            raise Es9StatusError(st.ORDER_EXPIRED)
         if order.state is OrderState.ERROR or order.attempts >= order.max_attempts:
-            raise Es9Error(st.ORDER_RETRIES)
+            raise Es9StatusError(st.ORDER_RETRIES)
         if order.state is OrderState.INSTALLED:
-            raise Es9Error(st.PROFILE_NOT_RELEASED, "the profile is installed already")
+            raise Es9StatusError(st.PROFILE_NOT_RELEASED, "the profile is installed already")
         return order
 
     def _metadata(self, order: Order) -> bytes:
@@ -412,11 +415,11 @@ class Smdp:
     def _bind(self, session: _Session, response: rsp.PrepareDownloadResponse
               ) -> dict[str, Any]:
         if session.step not in ("authenticated", "bound"):
-            raise Es9Error(st.UNKNOWN_TRANSACTION,
+            raise Es9StatusError(st.UNKNOWN_TRANSACTION,
                            f"transaction {session.txid_hex} is not authenticated")
         if isinstance(response, rsp.PrepareDownloadResponseError):
             self._fail(session, f"downloadErrorCode {response.code}")
-            raise Es9Error(st.EUICC_SIGNATURE,
+            raise Es9StatusError(st.EUICC_SIGNATURE,
                            f"the eUICC refused PrepareDownload ({response.code})")
         signed = _decoded(rsp.EuiccSigned2.decode, response.euicc_signed2, "euiccSigned2")
         assert session.euicc_cert is not None
@@ -425,19 +428,20 @@ class Smdp:
                               response.euicc_signed2 + session.smdp_signature2,
                               response.euicc_signature2)
         except CryptoError as exc:
-            raise Es9Error(st.EUICC_SIGNATURE, f"euiccSignature2: {exc}") from exc
+            raise Es9StatusError(st.EUICC_SIGNATURE, f"euiccSignature2: {exc}") from exc
         if signed.transaction_id != session.txid:
-            raise Es9Error(st.UNKNOWN_TRANSACTION, "euiccSigned2 names another transaction")
+            raise Es9StatusError(st.UNKNOWN_TRANSACTION, "euiccSigned2 names another transaction")
         if session.step == "bound":
             # A retried call with the same one-time key gets the same package back.
             if signed.euicc_otpk == session.euicc_otpk and session.bpp is not None:
                 return self._bpp_answer(session)
-            raise Es9Error(st.BPP_REBINDING, "the package was bound to another one-time key")
+            raise Es9StatusError(st.BPP_REBINDING, "the package was bound to another one-time key")
         assert session.matching_id is not None and session.eid is not None
         order = self.orders.get(session.matching_id)
         if order is None or order.txid != session.txid_hex:
             self._end(session)
-            raise Es9Error(st.MATCHING_ID_REFUSED, "the order was taken over by another session")
+            raise Es9StatusError(st.MATCHING_ID_REFUSED,
+                                 "the order was taken over by another session")
         self._check_confirmation_code(session, order, signed.hash_cc)
         profile = build_profile_package(ProfileContent(
             iccid=order.iccid, imsi=order.imsi, ki=order.ki, opc=order.opc,
@@ -450,10 +454,11 @@ class Smdp:
                 smdp_oid=self.credentials.oid,
                 replace_session_keys=self.replace_session_keys))
         except CryptoError as exc:
-            raise Es9Error(st.EUICC_SIGNATURE, f"euiccOtpk is unusable: {exc}") from exc
+            raise Es9StatusError(st.EUICC_SIGNATURE, f"euiccOtpk is unusable: {exc}") from exc
         if not self.orders.mark_downloaded(order.matching_id, session.txid_hex):
             self._end(session)
-            raise Es9Error(st.MATCHING_ID_REFUSED, "the order was taken over by another session")
+            raise Es9StatusError(st.MATCHING_ID_REFUSED,
+                                 "the order was taken over by another session")
         session.euicc_otpk, session.bpp, session.step = signed.euicc_otpk, bpp, "bound"
         self.stats["bound"] += 1
         log.info("session %s: profile %s bound (%d bytes)", session.txid_hex, order.iccid,
@@ -469,15 +474,15 @@ class Smdp:
         if order.cc_digest is None:
             return
         if hash_cc is None:
-            raise Es9Error(st.CC_MISSING)
+            raise Es9StatusError(st.CC_MISSING)
         expected = hashlib.sha256(order.cc_digest + session.txid).digest()
         if hmac.compare_digest(expected, hash_cc):
             return
         failures = self.orders.cc_failed(order.matching_id, MAX_CC_FAILURES)
         if failures >= MAX_CC_FAILURES:
             self._end(session)
-            raise Es9Error(st.CC_RETRIES)
-        raise Es9Error(st.CC_REFUSED, f"wrong confirmation code ({failures} of "
+            raise Es9StatusError(st.CC_RETRIES)
+        raise Es9StatusError(st.CC_REFUSED, f"wrong confirmation code ({failures} of "
                        f"{MAX_CC_FAILURES} attempts used)")
 
     # --- handleNotification ---------------------------------------------------------------
@@ -579,12 +584,12 @@ class Smdp:
                     signatures.verify(_ec_key(session.euicc_cert), response.signed_der,
                                       response.signature)
                 except CryptoError as exc:
-                    raise Es9Error(st.EUICC_SIGNATURE, f"cancel signature: {exc}") from exc
+                    raise Es9StatusError(st.EUICC_SIGNATURE, f"cancel signature: {exc}") from exc
             if signed.transaction_id != session.txid:
-                raise Es9Error(st.UNKNOWN_TRANSACTION, "the cancellation names another "
+                raise Es9StatusError(st.UNKNOWN_TRANSACTION, "the cancellation names another "
                                "transaction")
             if signed.smdp_oid != self.credentials.oid:
-                raise Es9Error(st.INVALID_OID, f"the cancellation names SM-DP+ "
+                raise Es9StatusError(st.INVALID_OID, f"the cancellation names SM-DP+ "
                                f"{signed.smdp_oid}")
             try:
                 reason = rsp.CancelSessionReason(signed.reason).name.lower()

@@ -20,7 +20,7 @@ from lpa_emulator.crypto import ecka, signatures
 from lpa_emulator.crypto.euicc_side import EuiccDownloadSession, EuiccIdentity
 from lpa_emulator.lpa.download import default_device_info
 from lpa_emulator.smdp import errors as st
-from lpa_emulator.smdp.errors import Es9Error
+from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.orders import OrderState, OrderStore
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
 from mps_wire.identifiers import make_eid
@@ -67,8 +67,8 @@ def env(pki_dir: Path, tmp_path: Path) -> Iterator[Env]:
     store.close()
 
 
-def refused(status: st.StatusCode) -> pytest.RaisesContext[Es9Error]:
-    return pytest.raises(Es9Error, match=f"^{status.subject}/{status.reason}")
+def refused(status: st.StatusCode) -> pytest.RaisesContext[Es9StatusError]:
+    return pytest.raises(Es9StatusError, match=f"^{status.subject}/{status.reason}")
 
 
 class Flow:
