@@ -1,15 +1,24 @@
 """The agent as a service: stays connected with its online/offline state and republishes
-its device info whenever its identity changes (new IP, new profile, swapped SIM)."""
+its device info whenever its identity changes (new IP, new profile, swapped SIM).
+
+While the broker is unreachable or the registry does not answer, the undelivered message
+stays in the outbox and is published again with exponential backoff and jitter (sooner
+than the next identity check) until the registry acknowledges it.
+"""
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
+from collections.abc import Iterator
 
 from agent.errors import AgentError
 from agent.firstboot import Device, FirstBoot, Settings, Step
 from agent.identity import StepError
-from agent.publisher import Publisher
+from agent.publisher import Backoff, Publisher
+from mps_wire.errors import ErrorCode
+from mps_wire.messages import DeviceInfo
 from mps_wire.mqtt import MqttError
 
 log = logging.getLogger(__name__)
@@ -19,39 +28,74 @@ class AgentDaemon:
     """Watches the hardware every ``interval`` seconds until ``stop`` is set."""
 
     def __init__(self, settings: Settings, *, interval: float = 30.0,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, backoff: Backoff | None = None) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.settings = settings
         self.interval = interval
         self.stop = stop or threading.Event()
         self.boot = FirstBoot(settings)
+        self.backoff = backoff or Backoff(maximum=max(interval, 1.0))
         self.published = 0
+        self.failures = 0
 
     def run(self, device_id: str) -> None:
         """Serve until stopped. ``device_id`` is the EID found by first boot."""
-        s = self.settings
-        with Device(s) as device, Publisher(s.broker_url, device_id,
-                                            prefix=s.profile.broker.prefix,
-                                            presence=True) as pub:
-            while not self.stop.wait(self.interval):
+        with Device(self.settings) as device:
+            pub = self.boot.publisher(device_id, presence=True)
+            try:
+                self._serve(device, pub)
+            finally:
+                pub.close()
+
+    def _serve(self, device: Device, pub: Publisher) -> None:
+        delays = self.backoff.delays(random.Random())
+        wait = 0.0  # the first round opens the connection at once
+        while not self.stop.wait(wait):
+            wait = self.interval
+            if not pub.is_open:
                 try:
-                    identity = device.identity()
-                except StepError as exc:
-                    log.warning("identity not readable this round: %s", exc)
+                    pub.open()
+                except MqttError as exc:
+                    wait = self._failed(f"broker unreachable: {exc}", delays)
                     continue
-                info = self.boot.stage(identity)
-                if self.boot.outbox.is_delivered(info):
-                    continue
-                log.info("identity changed; republishing as seq %d", info.seq)
-                try:
-                    reply = pub.register(info, timeout=s.register_timeout)
-                except (MqttError, AgentError) as exc:
-                    # The outbox keeps the message; the next round publishes it again.
-                    log.warning("%s failed: %s", Step.PUBLISH, exc)
-                    continue
-                if reply.is_ok:
-                    self.boot.outbox.mark_delivered(info)
-                    self.published += 1
-                else:
-                    log.error("registry refused the update: %s - %s", reply.code, reply.message)
+            try:
+                identity = device.identity()
+            except StepError as exc:
+                log.warning("identity not readable this round: %s", exc)
+                continue
+            if self.boot.is_delivered(identity):
+                continue
+            info = self.boot.stage(identity)
+            log.info("identity changed or undelivered; publishing seq %d", info.seq)
+            try:
+                delivered = self._publish(pub, info)
+            except (MqttError, AgentError, OSError) as exc:
+                # The outbox keeps the message; it goes out again after a backoff.
+                wait = self._failed(f"{Step.PUBLISH} failed: {exc}", delays)
+                continue
+            if delivered:
+                self.published += 1
+                self.failures = 0
+                delays = self.backoff.delays(random.Random())
+
+    def _failed(self, why: str, delays: Iterator[float]) -> float:
+        self.failures += 1
+        delay = min(self.interval, next(delays))
+        log.warning("%s; trying again in %.1f s", why, delay)
+        return delay
+
+    def _publish(self, pub: Publisher, info: DeviceInfo) -> bool:
+        reply = pub.register(info, timeout=self.settings.register_timeout)
+        last_seq = reply.body.get("last_seq")
+        if reply.code is ErrorCode.REPLAY and isinstance(last_seq, int) and last_seq >= 0:
+            self.boot.outbox.resume_after(last_seq)
+            log.warning("the registry last accepted seq %d; continuing above it", last_seq)
+            return False
+        if reply.code is ErrorCode.INTERNAL:
+            raise AgentError(f"the registry failed: {reply.message}")
+        if reply.is_ok:
+            self.boot.outbox.mark_delivered(info)
+            return True
+        log.error("registry refused the update: %s - %s", reply.code, reply.message)
+        return False

@@ -12,17 +12,19 @@ import enum
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
 from agent.card import CardLink, open_card
+from agent.credentials import DeviceCredentials, find_credentials
 from agent.errors import AgentError, NoCardError, StatusWordError
 from agent.identity import Identity, StepError, read_identity
 from agent.modem import Modem, open_modem
 from agent.outbox import Outbox
-from agent.publisher import Publisher
+from agent.publisher import Delivery, Publisher
 from firmware_profiles import FirmwareProfile
+from mps_wire.errors import ErrorCode
 from mps_wire.messages import DeviceInfo, Reply
 from mps_wire.mqtt import MqttError
 
@@ -55,11 +57,15 @@ class Settings:
     state_dir: Path
     network_timeout: float
     register_timeout: float
+    credentials: Path | None = None  # the credential bundle; default <state_dir>/credentials
+    retry_for: float = 0.0  # seconds to keep retrying delivery (0: one attempt)
 
     @classmethod
     def from_profile(cls, profile: FirmwareProfile, *, modem_port: str | None = None,
                      card_url: str | None = None, broker_url: str | None = None,
-                     state_dir: str | Path | None = None) -> Settings:
+                     state_dir: str | Path | None = None,
+                     credentials: str | Path | None = None,
+                     retry_for: float = 0.0) -> Settings:
         return cls(
             profile=profile,
             modem_port=modem_port or profile.modem.port,
@@ -68,6 +74,8 @@ class Settings:
             state_dir=Path(state_dir or profile.state_dir),
             network_timeout=profile.network_timeout,
             register_timeout=profile.broker.register_timeout,
+            credentials=Path(credentials) if credentials else None,
+            retry_for=retry_for,
         )
 
 
@@ -165,6 +173,7 @@ class FirstBoot:
                  on_step: Callable[[Step], None] | None = None) -> None:
         self.settings = settings
         self.outbox = Outbox(settings.state_dir / "outbox.json")
+        self.delivered: DeviceInfo | None = None
         self.on_step = on_step or (lambda step: log.info("first boot: %s", step))
 
     def run(self) -> Outcome:
@@ -191,25 +200,72 @@ class FirstBoot:
         timings["total"] = time.monotonic() - t0
         return Outcome(identity=identity, info=info, reply=reply, timings=timings)
 
+    def _info(self, identity: Identity, seq: int) -> DeviceInfo:
+        return identity.device_info(capabilities=self.settings.profile.capabilities,
+                                    profile=self.settings.profile.name, seq=seq, ts=now_ms())
+
     def stage(self, identity: Identity) -> DeviceInfo:
         try:
             self.outbox.load()
-            return self.outbox.stage(lambda seq: identity.device_info(
-                capabilities=self.settings.profile.capabilities,
-                profile=self.settings.profile.name, seq=seq, ts=now_ms()))
+            return self.outbox.stage(lambda seq: self._info(identity, seq))
         except (AgentError, OSError) as exc:
             raise StepError(Step.PERSIST, str(exc)) from exc
+
+    def is_delivered(self, identity: Identity) -> bool:
+        """True when the registry acknowledged this identity and nothing is pending
+        (then there is nothing to stage or publish)."""
+        try:
+            self.outbox.load()
+        except (AgentError, OSError) as exc:
+            raise StepError(Step.PERSIST, str(exc)) from exc
+        probe = self._info(identity, 0)
+        return self.outbox.pending is None and self.outbox.is_delivered(probe)
+
+    def credentials(self) -> DeviceCredentials | None:
+        """The device's credential bundle, if it holds one (see :mod:`agent.credentials`)."""
+        return find_credentials(self.settings.state_dir, self.settings.credentials)
+
+    def publisher(self, eid: str, *, presence: bool = False) -> Publisher:
+        """A publisher for the card ``eid`` with the device's credentials, if any."""
+        s = self.settings
+        credentials = self.credentials()
+        if credentials is None:
+            return Publisher(s.broker_url, eid, prefix=s.profile.broker.prefix,
+                             presence=presence)
+        credentials.check_device(eid)
+        return Publisher(credentials.broker_url(s.broker_url), eid,
+                         prefix=s.profile.broker.prefix, presence=presence,
+                         signer=credentials.signer)
 
     def publish(self, info: DeviceInfo) -> Reply:
         s = self.settings
         try:
-            with Publisher(s.broker_url, info.eid, prefix=s.profile.broker.prefix) as pub:
-                self.on_step(Step.ACKNOWLEDGE)
-                reply = pub.register(info, timeout=s.register_timeout)
+            pub = self.publisher(info.eid)
+        except AgentError as exc:
+            raise StepError(Step.PUBLISH, str(exc)) from exc
+        delivery = Delivery(pub, retry_for=s.retry_for)
+        self.on_step(Step.ACKNOWLEDGE)
+        try:
+            reply = delivery.deliver(info, timeout=s.register_timeout)
+            last_seq = reply.body.get("last_seq")
+            if reply.code is ErrorCode.REPLAY and isinstance(last_seq, int) and last_seq >= 0:
+                # The registry holds a newer number than this outbox (restored from an old
+                # copy, or wiped): continue above it, once.
+                log.warning("the registry last accepted seq %d; continuing above it",
+                            last_seq)
+                self.outbox.resume_after(last_seq)
+                stale = info
+                info = self.outbox.stage(lambda seq: replace(stale, seq=seq, ts=now_ms()))
+                reply = delivery.deliver(info, timeout=s.register_timeout)
         except MqttError as exc:
             raise StepError(Step.PUBLISH, str(exc)) from exc
+        except OSError as exc:
+            raise StepError(Step.PERSIST, str(exc)) from exc
+        finally:
+            pub.close()
         if not reply.is_ok:
             raise StepError(Step.ACKNOWLEDGE, f"registry refused the registration: "
                             f"{reply.code} - {reply.message}")
         self.outbox.mark_delivered(info)
+        self.delivered = info
         return reply

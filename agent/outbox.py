@@ -105,6 +105,22 @@ class Outbox:
         self._save()
         return info
 
+    @property
+    def seq(self) -> int:
+        """The sequence number of the newest staged message."""
+        return self._state.seq
+
+    def resume_after(self, last_seq: int) -> None:
+        """Continue numbering above ``last_seq``, the newest sequence number the registry
+        accepted from this device (its ``replay`` refusal says which): a device whose
+        outbox was lost or restored from an old copy would otherwise never be heard again.
+        The pending message is dropped; the next :meth:`stage` makes a fresh one."""
+        if last_seq < 0:
+            raise ValueError("last_seq must not be negative")
+        self._state.seq = max(self._state.seq, last_seq)
+        self._state.pending = None
+        self._save()
+
     def mark_delivered(self, info: DeviceInfo) -> None:
         self._state.delivered = _key(info)
         self._state.delivered_seq = info.seq

@@ -17,6 +17,16 @@
                         [--purpose P]... [--standing-consent | --no-standing-consent]
     mps-bridge apps list | set-trust APP TRUST [--standing-consent ...] | remove APP
     mps-bridge audit [--contract C-1] [--app APP] [--after ID] [--limit N]
+    mps-bridge operator ca --ca DIR
+    mps-bridge operator issue device|app|user|operator|bridge ID --out DIR --db registry.db
+                          [--ca DIR] [--certificate] [--no-password] [--no-signing-key]
+    mps-bridge operator revoke USERNAME
+    mps-bridge operator add-device-key --eid EID --key PUB.pem
+    mps-bridge operator remove-device-key --eid EID
+    mps-bridge operator identities
+    mps-bridge broker-config --out DIR --db registry.db [--port 1883] [--tls-port 8883]
+                             [--ca DIR] [--client-certificates] [--acl file|dynsec]
+                             [--bind 127.0.0.1] [--server-name NAME]... [--prefix mps/v1]
 
 Every command but ``serve`` takes ``--db`` and ``--json``. Changes made on the database
 reach paired apps through a running bridge, which publishes what it finds unpublished
@@ -45,18 +55,32 @@ from broker_bridge._cli import (
     setup_logging,
     table,
 )
+from broker_bridge.brokerconf import (
+    ACL_MODES,
+    BrokerConfig,
+    BrokerConfigError,
+    write_broker_config,
+)
 from broker_bridge.config import Settings, positive_float
+from broker_bridge.credentials import (
+    CredentialError,
+    OperatorCA,
+    fingerprint,
+    issue,
+    revoke,
+)
 from broker_bridge.errors import BrokerError, ConfigError, OperatorDataError, StoreError
-from broker_bridge.model import App, AuditEntry, Change, OtherOperator, TrustLevel
+from broker_bridge.model import App, AuditEntry, Change, OtherOperator, Role, TrustLevel
 from broker_bridge.operator import (
     KINDS,
     ImportReport,
     import_operator_file,
     parse_operator_data,
 )
-from broker_bridge.registry import DEFAULT_CONSENT_TTL, Registry
+from broker_bridge.registry import DEFAULT_CONSENT_TTL, Registry, SignaturePolicy
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore, Store, store_for
+from mps_wire.bundle import BundleError, CredentialBundle
 from mps_wire.errors import ValidationError
 from mps_wire.messages import OperatorOp, parse_operator_request
 from mps_wire.mqtt import BrokerURL
@@ -113,6 +137,43 @@ def build_parser() -> argparse.ArgumentParser:
                                            "so requests queue while the bridge is down")
     serve.add_argument("--consent-ttl", help="seconds a consent prompt stays open "
                                              f"(default {DEFAULT_CONSENT_TTL:g})")
+    serve.add_argument("--credentials", metavar="DIR",
+                       help="the bridge's credential bundle (mps-bridge operator issue "
+                            "bridge NAME): username, password or certificate, CA "
+                            "($MPS_CREDENTIALS)")
+    serve.add_argument("--signatures", choices=[p.value for p in SignaturePolicy],
+                       help="which registrations must be signed by the device's enrolled "
+                            "key: 'required' (all; devices without a key cannot register) "
+                            "or 'enrolled' (devices with a key; default, for deployments "
+                            "whose devices hold no keys yet) ($MPS_SIGNATURES)")
+
+    conf = commands.add_parser("broker-config", parents=[common],
+                               help="write Mosquitto's configuration, password and ACL "
+                                    "files for the issued identities")
+    conf.add_argument("--db", help="database file ($MPS_DB)")
+    conf.add_argument("--out", required=True, metavar="DIR", help="where to write them")
+    conf.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
+    conf.add_argument("--bind", default="127.0.0.1", help="listen address (default "
+                                                          "127.0.0.1)")
+    conf.add_argument("--port", type=int, default=1883,
+                      help="plain listener with password login (default 1883; 0: none)")
+    conf.add_argument("--tls-port", type=int, help="TLS listener with the operator's CA")
+    conf.add_argument("--tls", action="store_true", help="a TLS listener on 8883 (unless "
+                                                         "--tls-port names another)")
+    conf.add_argument("--ca", metavar="DIR", help="the operator CA (made if missing)")
+    conf.add_argument("--client-certificates", action="store_true",
+                      help="the TLS listener requires client certificates; their common "
+                           "name is the username")
+    conf.add_argument("--server-name", dest="server_names", action="append", default=[],
+                      metavar="NAME", help="name or IP in the broker's certificate, "
+                                           "repeatable (default 127.0.0.1, localhost)")
+    conf.add_argument("--acl", choices=ACL_MODES, default="file",
+                      help="password and ACL files (default; reloaded on SIGHUP) or the "
+                           "dynamic security plugin (also refuses subscriptions)")
+    conf.add_argument("--dynsec-plugin", metavar="PATH", help="the dynamic security plugin")
+    conf.add_argument("--user", help="account mosquitto runs as when started by root")
+    conf.add_argument("--no-persistence", action="store_true",
+                      help="do not keep sessions and queued messages across restarts")
 
     operator = commands.add_parser("operator", help="operator data")
     operator_commands = operator.add_subparsers(dest="operator_command", required=True,
@@ -141,6 +202,40 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument("--prefix", default=DEFAULT_PREFIX, help="its registry's topic prefix")
     other.add_argument("--number-prefix", dest="number_prefixes", action="append", default=[],
                        metavar="PREFIX", help="an E.164 prefix of its numbers, repeatable")
+    ca = operator_commands.add_parser("ca", parents=[common],
+                                      help="make the operator CA (TLS and client "
+                                           "certificates)")
+    ca.add_argument("--ca", required=True, metavar="DIR", help="where the CA lives")
+    ca.add_argument("--json", action="store_true", help="print the result as JSON")
+    issue_cmd = operator_commands.add_parser(
+        "issue", parents=[common, db],
+        help="issue broker credentials (and a device's signing key) as a bundle directory")
+    issue_cmd.add_argument("role", choices=[r.value for r in Role])
+    issue_cmd.add_argument("subject", metavar="ID",
+                           help="EID, app id, contract id, operator source or bridge name")
+    issue_cmd.add_argument("--out", required=True, metavar="DIR",
+                           help="the bundle directory to write")
+    issue_cmd.add_argument("--ca", metavar="DIR", help="the operator CA: its certificate "
+                                                       "goes into the bundle")
+    issue_cmd.add_argument("--certificate", action="store_true",
+                           help="also issue a client certificate (needs --ca)")
+    issue_cmd.add_argument("--no-password", action="store_true",
+                           help="no password (certificate login only)")
+    issue_cmd.add_argument("--no-signing-key", action="store_true",
+                           help="devices: no signing key (registrations unsigned)")
+    revoke_cmd = operator_commands.add_parser("revoke", parents=[common, db],
+                                              help="revoke a broker identity")
+    revoke_cmd.add_argument("username", metavar="USERNAME")
+    add_key = operator_commands.add_parser("add-device-key", parents=[common, db],
+                                           help="enroll a device's public signing key")
+    add_key.add_argument("--eid", required=True)
+    add_key.add_argument("--key", required=True, metavar="PUB.pem",
+                         help="P-256 public key, PEM or DER")
+    remove_key = operator_commands.add_parser("remove-device-key", parents=[common, db],
+                                              help="withdraw a device's signing key")
+    remove_key.add_argument("--eid", required=True)
+    operator_commands.add_parser("identities", parents=[common, db],
+                                 help="list the issued broker identities")
     show = operator_commands.add_parser("show", parents=[common, db],
                                         help="a contract's numbers, subscriptions, devices "
                                              "and pairings")
@@ -190,7 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(settings.text("log_level", "warning") or "warning")
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "broker-config":
+            return _broker_config(settings, args)
         as_json = bool(args.json)
+        if args.command == "operator" and args.operator_command == "ca":
+            return _make_ca(args.ca, as_json)
         if args.command == "operator" and args.operator_command == "import":
             return _import(settings, args.file, as_json=as_json)
         command = _dispatch(args)
@@ -211,6 +310,9 @@ def _dispatch(args: argparse.Namespace) -> Callable[[Registry, bool], int]:
             return lambda registry, as_json: _add_operator(registry, args, as_json)
         if args.operator_command == "show":
             return lambda registry, as_json: _show(registry, args.contract, as_json)
+        if args.operator_command in _CREDENTIAL_COMMANDS:
+            return lambda registry, as_json: _CREDENTIAL_COMMANDS[args.operator_command](
+                registry, args, as_json)
         return lambda registry, as_json: _operator_change(registry, args, as_json)
     if args.command == "apps":
         return lambda registry, as_json: _apps(registry, args, as_json)
@@ -228,19 +330,26 @@ def _open_store(db: str) -> Store:
 def _serve(settings: Settings) -> int:
     db = settings.require("db")
     broker = BrokerURL.parse(settings.require("broker"))
+    credentials = settings.text("credentials")
+    if credentials:
+        try:
+            broker = CredentialBundle.load(credentials).broker_url(broker)
+        except BundleError as exc:
+            raise ConfigError(f"--credentials: {exc}") from exc
     topics = Topics(settings.text("prefix") or DEFAULT_PREFIX)
     group = settings.text("group") or DEFAULT_SHARE_GROUP
     client_id = settings.text("client_id")
     consent_ttl = settings.get("consent_ttl", DEFAULT_CONSENT_TTL, positive_float)
+    signatures = settings.get("signatures", SignaturePolicy.ENROLLED, SignaturePolicy)
     store = _open_store(db)
     try:
         bridge = Bridge(store, broker, topics=topics, group=group, client_id=client_id,
-                        consent_ttl=consent_ttl)
+                        consent_ttl=consent_ttl, signatures=signatures)
 
         def ready() -> None:
             # One line on stdout, for scripts waiting until the bridge is subscribed.
             print(f"{PROG}: serving {broker} prefix={topics.prefix} group={group} db={db} "
-                  f"pid={os.getpid()}", flush=True)
+                  f"signatures={signatures.value} pid={os.getpid()}", flush=True)
 
         bridge.serve_forever(ready=ready)
     finally:
@@ -372,6 +481,145 @@ def _show(registry: Registry, contract_id: str, as_json: bool) -> int:
         lines += ["", table(["PAIRING", "APP", "STATE", "PURPOSE"],
                             [[p.id, p.app_id, p.state.value, p.purpose] for p in pairings])]
     print("\n".join(lines))
+    return EXIT_OK
+
+
+# --- credentials and the broker's configuration ---------------------------------------------
+
+def _make_ca(directory: str, as_json: bool) -> int:
+    try:
+        ca = OperatorCA.create(directory)
+    except CredentialError as exc:
+        return fail(PROG, str(exc))
+    if as_json:
+        print(json.dumps({"ca": str(ca.cert_file),
+                          "fingerprint": fingerprint(ca.certificate)}))
+    else:
+        print(f"made the operator CA in {directory} (SHA-256 {fingerprint(ca.certificate)})")
+    return EXIT_OK
+
+
+def _issue(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
+    role = Role(args.role)
+    if args.no_signing_key and role is not Role.DEVICE:
+        return fail(PROG, "--no-signing-key is for devices", EXIT_USAGE)
+    try:
+        ca = OperatorCA.load(args.ca) if args.ca else None
+        issued = issue(registry, role, args.subject, args.out, ca=ca,
+                       password=not args.no_password, certificate=args.certificate,
+                       signing_key=False if args.no_signing_key else None)
+    except CredentialError as exc:
+        return fail(PROG, str(exc), EXIT_USAGE)
+    identity = issued.identity
+    if as_json:
+        print(json.dumps({"username": identity.username, "role": identity.role.value,
+                          "subject": identity.subject, "bundle": str(issued.directory),
+                          "password": issued.password is not None,
+                          "certificate": identity.certificate,
+                          "signing_kid": issued.signing_kid.hex() if issued.signing_kid
+                          else None, "change": issued.change.value}))
+    else:
+        what = [w for w, present in (("password", issued.password is not None),
+                                     ("certificate", identity.certificate is not None),
+                                     ("signing key", issued.signing_kid is not None))
+                if present]
+        print(f"{issued.change.value}: {identity.role.value} {identity.username} "
+              f"({', '.join(what)}) -> {issued.directory}; run broker-config to apply")
+    return EXIT_OK
+
+
+def _revoke(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
+    if not revoke(registry, args.username):
+        return fail(PROG, f"no active identity {args.username}")
+    if as_json:
+        print(json.dumps({"username": args.username, "change": "revoked"}))
+    else:
+        print(f"revoked: {args.username}; run broker-config to apply")
+    return EXIT_OK
+
+
+def _add_device_key(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
+    try:
+        data = Path(args.key).read_bytes()
+    except OSError as exc:
+        return fail(PROG, f"cannot read {args.key}: {exc.strerror or exc}")
+    try:
+        record, change = registry.enroll_device_key(args.eid, data)
+    except ValueError as exc:
+        return fail(PROG, str(exc), EXIT_USAGE)
+    if as_json:
+        print(json.dumps({"eid": record.eid, "kid": record.kid.hex(),
+                          "change": change.value}))
+    else:
+        print(f"{change.value}: signing key {record.kid.hex()} of device {record.eid}")
+    return EXIT_OK
+
+
+def _remove_device_key(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
+    if not registry.withdraw_device_key(args.eid):
+        return fail(PROG, f"no key is enrolled for device {args.eid}")
+    if as_json:
+        print(json.dumps({"eid": args.eid, "change": "removed"}))
+    else:
+        print(f"removed: signing key of device {args.eid}")
+    return EXIT_OK
+
+
+def _identities(registry: Registry, _args: argparse.Namespace, as_json: bool) -> int:
+    identities = registry.store.identities(include_revoked=True)
+    if as_json:
+        print(json.dumps([{"username": i.username, "role": i.role.value,
+                           "subject": i.subject, "password": i.password_hash is not None,
+                           "certificate": i.certificate, "issued_at": i.issued_at,
+                           "revoked_at": i.revoked_at} for i in identities], indent=2))
+        return EXIT_OK
+    print(table(["USERNAME", "ROLE", "LOGIN", "ISSUED (UTC)", "STATE"],
+                [[i.username, i.role.value,
+                  "+".join(w for w, on in (("password", bool(i.password_hash)),
+                                           ("certificate", bool(i.certificate))) if on),
+                  _time(i.issued_at), "revoked" if i.revoked_at else "active"]
+                 for i in identities]))
+    return EXIT_OK
+
+
+_CREDENTIAL_COMMANDS: dict[str, Callable[[Registry, argparse.Namespace, bool], int]] = {
+    "issue": _issue, "revoke": _revoke, "add-device-key": _add_device_key,
+    "remove-device-key": _remove_device_key, "identities": _identities,
+}
+
+
+def _broker_config(settings: Settings, args: argparse.Namespace) -> int:
+    tls_port = args.tls_port or (8883 if args.tls else None)
+    try:
+        config = BrokerConfig(prefix=args.prefix, bind=args.bind, port=args.port or None,
+                              tls_port=tls_port, client_certificates=args.client_certificates,
+                              server_names=tuple(args.server_names) or ("127.0.0.1",
+                                                                        "localhost"),
+                              persistence=not args.no_persistence, user=args.user,
+                              acl=args.acl, dynsec_plugin=args.dynsec_plugin)
+        ca = OperatorCA.load_or_create(args.ca) if args.ca else None
+    except (BrokerConfigError, CredentialError) as exc:
+        return fail(PROG, str(exc), EXIT_USAGE)
+    store = _open_store(settings.require("db"))
+    try:
+        identities = store.identities()
+    finally:
+        store.close()
+    try:
+        files = write_broker_config(args.out, config, identities, ca=ca)
+    except BrokerConfigError as exc:
+        return fail(PROG, str(exc), EXIT_USAGE)
+    except OSError as exc:
+        return fail(PROG, f"cannot write to {args.out}: {exc.strerror or exc}")
+    listeners = [f"{config.bind}:{config.port} (password)" if config.port else "",
+                 f"{config.bind}:{config.tls_port} (TLS"
+                 + (", client certificates)" if config.client_certificates else ")")
+                 if config.tls_port else ""]
+    print(f"wrote {files.conf} for {files.users} users; listeners "
+          f"{', '.join(x for x in listeners if x)}; ACL by {config.acl}")
+    if not any(i.role is Role.BRIDGE for i in identities):
+        print(f"{PROG}: note: no bridge identity is issued; the registry cannot log in "
+              "(mps-bridge operator issue bridge NAME --out DIR)", file=sys.stderr)
     return EXIT_OK
 
 

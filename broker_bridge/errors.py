@@ -63,6 +63,19 @@ class ForeignSubscriptionError(BridgeError, PermissionError):
         self.installed_on = installed_on
 
 
+class ReplayError(BridgeError, PermissionError):
+    """A registration not newer than the last one accepted from the device."""
+
+    code = ErrorCode.REPLAY
+
+    def __init__(self, eid: str, seq: int, last_seq: int) -> None:
+        super().__init__(f"registration seq {seq} of {eid} is not newer than the last one "
+                         f"accepted ({last_seq})")
+        self.eid = eid
+        self.seq = seq
+        self.last_seq = last_seq
+
+
 class UnknownContractError(BridgeError, LookupError):
     """An operation named a contract the store does not hold."""
 

@@ -245,3 +245,51 @@ class AuditEntry:
     app_id: str | None = None
     subject: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceKey:
+    """The public part of a device's signing key, as the operator enrolled it.
+
+    ``public_key`` is the SubjectPublicKeyInfo (DER) of a P-256 key; ``kid`` its COSE key
+    id. A device with an enrolled key may only register with DeviceInfo signed by it.
+    """
+
+    eid: str
+    public_key: bytes
+    kid: bytes
+    enrolled_at: int
+    enrolled_by: str
+
+
+class Role(enum.StrEnum):
+    """Who a broker identity is; decides the topics its ACL opens."""
+
+    DEVICE = "device"  # username: the EID
+    APP = "app"  # username: app.<app id>
+    USER = "user"  # a contract's user agent; username: user.<contract id>
+    OPERATOR = "operator"  # an operator system (CRM, SM-DP+); username: operator.<source>
+    BRIDGE = "bridge"  # a registry process; username: bridge.<name>
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerIdentity:
+    """Credentials the operator issued for one broker user.
+
+    ``subject`` is what the role's topics are named by (EID, app id, contract id, operator
+    source, bridge name). ``password_hash`` is in Mosquitto's ``$7$`` form when a password
+    was issued; ``certificate`` is the SHA-256 fingerprint (hex) of an issued client
+    certificate. Revoked identities keep their row (and their history) but lose access.
+    """
+
+    username: str
+    role: Role
+    subject: str
+    issued_at: int
+    password_hash: str | None = None
+    certificate: str | None = None
+    revoked_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

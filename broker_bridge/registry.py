@@ -17,6 +17,7 @@ while undecodable or malformed requests are only logged.
 
 from __future__ import annotations
 
+import enum
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -25,8 +26,10 @@ from typing import Any
 
 from broker_bridge.errors import (
     ForeignSubscriptionError,
+    ReplayError,
     UnknownContractError,
     UnknownEntityError,
+    UnknownSubscriptionError,
 )
 from broker_bridge.model import (
     App,
@@ -35,6 +38,7 @@ from broker_bridge.model import (
     ConsentSource,
     Contract,
     Device,
+    DeviceKey,
     Installation,
     OtherOperator,
     Pairing,
@@ -48,7 +52,9 @@ from broker_bridge.policy import AccessPolicy, ConsentRule, Decision, TrustPolic
 from broker_bridge.records import AppView
 from broker_bridge.storage.base import Store
 from mps_wire import codec
+from mps_wire.cose import CoseError, key_id, load_public_key, public_key_der
 from mps_wire.errors import ErrorCode, WireError
+from mps_wire.identifiers import validate_eid
 from mps_wire.messages import (
     AppOp,
     AppRequest,
@@ -78,6 +84,7 @@ from mps_wire.messages import (
 from mps_wire.messages import (
     Decision as UserDecision,
 )
+from mps_wire.registration import Registration, decode_registration, digest_of
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +98,18 @@ _PSEUDONYM_KEY_NAME = "pseudonyms"
 INSTALLATIONS_SOURCE = "smdp"
 """The operator source named in the audit log for installation results."""
 _APP_OPS = frozenset(op.value for op in AppOp)
+
+
+class SignaturePolicy(enum.StrEnum):
+    """Which registrations must be signed (COSE_Sign1, ES256) by the device's enrolled key.
+
+    Under both, a device whose key the operator enrolled is refused unless it signs with
+    that key: enrolling a key can never be undone by an attacker sending unsigned
+    messages.
+    """
+
+    REQUIRED = "required"  # every registration; a device without a key cannot register
+    ENROLLED = "enrolled"  # devices with a key; the others may register unsigned
 
 
 def new_id(kind: str) -> str:
@@ -144,16 +163,20 @@ def _denied(decision: Decision) -> Reply:
 class Registry:
     """The registry's operations over ``store``; see the module documentation.
 
-    ``consent_ttl`` is how long (seconds) a consent prompt stays open. Constructing does
-    no I/O. Safe to use from several threads, and from several processes sharing a store.
+    ``consent_ttl`` is how long (seconds) a consent prompt stays open; ``signatures``
+    which registrations must be signed (default: those of devices with an enrolled key,
+    so that devices provisioned without keys keep working). Constructing does no I/O.
+    Safe to use from several threads, and from several processes sharing a store.
     """
 
     def __init__(self, store: Store, *, policy: AccessPolicy | None = None,
                  consent_ttl: float = DEFAULT_CONSENT_TTL,
+                 signatures: SignaturePolicy = SignaturePolicy.ENROLLED,
                  clock: Callable[[], int] = now_ms) -> None:
         if isinstance(consent_ttl, bool) or not consent_ttl > 0:
             raise ValueError(f"consent_ttl must be a positive number of seconds, "
                              f"not {consent_ttl!r}")
+        self.signatures = SignaturePolicy(signatures)
         self.store = store
         self.policy: AccessPolicy = policy or TrustPolicy()
         self.consent_ttl_ms = int(consent_ttl * 1000)
@@ -192,6 +215,14 @@ class Registry:
         return refusal(Status.ERROR, ErrorCode.NOT_FOUND,
                        f"no contract for the number {msisdn}")
 
+    def refuse(self, actor: str, action: str, reply: Reply, **kw: Any) -> Outcome:
+        """Record a refusal in the audit log and return it as the outcome.
+
+        ``kw`` are the audit entry's fields (``subject``, ``app_id``, ``contract_id``,
+        ``detail``); the reply's code and reason are added to the detail.
+        """
+        return self._refused(actor, action, reply, **kw)
+
     def _refused(self, actor: str, action: str, reply: Reply, **kw: Any) -> Outcome:
         self._audit(actor, action, reply.status.value,
                     detail={**kw.pop("detail", {}), **_reply_detail(reply)}, **kw)
@@ -199,22 +230,140 @@ class Registry:
 
     # --- registrations -------------------------------------------------------------------
 
-    def register(self, info: DeviceInfo) -> tuple[RegistrationOutcome, Effects]:
+    def handle_registration(self, device_id: str, payload: bytes) -> Outcome:
+        """Answer a register payload that arrived on the topic of ``device_id``.
+
+        The payload is decoded with the contract's limits, its signature checked against
+        the device's enrolled key (see :class:`SignaturePolicy`), its sequence number
+        against the last one accepted (replays are refused), and its subscription against
+        the SM-DP+'s installation results. Every refusal is written to the audit log.
+        """
+        actor = f"device:{device_id}"
+        try:
+            registration = decode_registration(payload)
+        except WireError as exc:
+            return self._refused(actor, "register", refusal(Status.ERROR, exc.code,
+                                                            exc.message),
+                                 subject=device_id, detail={"bytes": len(payload)})
+        info = registration.info
+        detail: dict[str, Any] = {"seq": info.seq, "iccid": info.iccid,
+                                  "signed": registration.signed is not None}
+        if info.eid != device_id:
+            return self._refused(actor, "register", refusal(
+                Status.ERROR, ErrorCode.BAD_REQUEST,
+                f"the EID {info.eid} is not the device id {device_id} of the topic"),
+                subject=device_id, detail={**detail, "eid": info.eid})
+        problem = self._check_signature(registration)
+        if problem is not None:
+            return self._refused(actor, "register", problem, subject=device_id,
+                                 detail=detail)
+        try:
+            outcome, effects = self.register(info, digest=registration.digest)
+        except ReplayError as exc:
+            reply = Reply(Status.DENIED, code=exc.code, message=str(exc),
+                          body={"last_seq": exc.last_seq})
+            return self._refused(actor, "register", reply, subject=device_id,
+                                 detail={**detail, "last_seq": exc.last_seq})
+        except UnknownSubscriptionError as exc:
+            return self._refused(actor, "register", refusal(Status.ERROR, exc.code, str(exc)),
+                                 subject=device_id, detail=detail)
+        except ForeignSubscriptionError as exc:
+            log.warning("registration of %s refused: %s (installed on %s)", device_id, exc,
+                        exc.installed_on)
+            return self._refused(actor, "register", refusal(Status.DENIED, exc.code, str(exc)),
+                                 subject=device_id,
+                                 detail={**detail, "installed_on": exc.installed_on})
+        body: dict[str, Any] = {"result": outcome.result.value, "device_id": info.device_id,
+                                "contract": outcome.contract_id}
+        if outcome.changes:
+            body["changes"] = [c.value for c in outcome.changes]
+        return Outcome(Reply.ok(**body), effects)
+
+    def enroll_device_key(self, eid: str, public_key: bytes, *,
+                          actor: str = "operator:cli") -> tuple[DeviceKey, Change]:
+        """Enroll a device's P-256 public key (PEM or DER); from now on the device must
+        sign its registrations with it. ValueError for an invalid EID or key."""
+        validate_eid(eid)
+        key = load_public_key(public_key)
+        record = DeviceKey(eid=eid, public_key=public_key_der(key), kid=key_id(key),
+                           enrolled_at=self._clock(), enrolled_by=actor)
+        with self.store.transaction():
+            change = self.store.put_device_key(record)
+            if change is not Change.UNCHANGED:
+                self._audit(actor, "device-key", change.value, subject=eid,
+                            detail={"kid": record.kid.hex()})
+        return record, change
+
+    def withdraw_device_key(self, eid: str, *, actor: str = "operator:cli") -> bool:
+        """Withdraw a device's key (it is lost or compromised); False if there was none.
+
+        Under :attr:`SignaturePolicy.REQUIRED` the device cannot register until a new key
+        is enrolled.
+        """
+        with self.store.transaction():
+            removed = self.store.remove_device_key(eid)
+            if removed:
+                self._audit(actor, "device-key", "removed", subject=eid)
+        return removed
+
+    def _check_signature(self, registration: Registration) -> Reply | None:
+        """The refusal for a registration whose signature the policy does not accept."""
+        eid = registration.info.eid
+        key = self.store.device_key(eid)
+        if registration.signed is None:
+            if key is not None:
+                # Never a downgrade: a device with a key signs, or is refused.
+                return refusal(Status.DENIED, ErrorCode.SIGNATURE_REQUIRED,
+                               f"device {eid} has an enrolled key; its registrations must "
+                               "be signed")
+            if self.signatures is SignaturePolicy.REQUIRED:
+                return refusal(Status.DENIED, ErrorCode.SIGNATURE_REQUIRED,
+                               "this registry accepts signed registrations only")
+            return None
+        if key is None:
+            return refusal(Status.DENIED, ErrorCode.SIGNATURE_REQUIRED,
+                           f"no signing key is enrolled for device {eid}; the operator "
+                           "must enroll its public key first")
+        signed = registration.signed
+        if signed.kid and signed.kid != key.kid:
+            return refusal(Status.DENIED, ErrorCode.BAD_SIGNATURE,
+                           f"signed with key id {signed.kid.hex()}, but the key enrolled "
+                           f"for {eid} is {key.kid.hex()}")
+        try:
+            registration.verify(load_public_key(key.public_key))
+        except (CoseError, ValueError) as exc:
+            return refusal(Status.DENIED, ErrorCode.BAD_SIGNATURE, str(exc))
+        return None
+
+    def register(self, info: DeviceInfo, *, digest: str | None = None
+                 ) -> tuple[RegistrationOutcome, Effects]:
         """Store a registration and announce it to the apps paired with its contract.
 
         Raises UnknownSubscriptionError (nothing stored) for an ICCID the operator does not
         know, ForeignSubscriptionError for a profile the SM-DP+ reported installed on
-        another eUICC.
+        another eUICC, ReplayError for a sequence number below the last one accepted from
+        the device, or equal to it with different content. The same message again (a
+        QoS 1 redelivery, a device retrying after a lost reply) is answered as before.
+        ``digest`` is the message's :func:`~mps_wire.registration.digest_of`.
         """
+        digest = digest or digest_of(info)
         effects = Effects()
         with self.store.transaction():
             now = self._clock()
+            last = self.store.last_registration(info.eid)
+            if last is not None:
+                last_seq, last_digest = last
+                if info.seq < last_seq or (info.seq == last_seq and last_digest
+                                           and last_digest != digest):
+                    raise ReplayError(info.eid, info.seq, last_seq)
             installed = self.store.installation(info.iccid)
             if installed is not None and installed.eid != info.eid:
                 # The SM-DP+ installed this profile on another eUICC: whoever presents it
                 # here does not hold it.
                 raise ForeignSubscriptionError(info.iccid, info.eid, installed.eid)
             outcome = self.store.register_device(info, now=now)
+            if last is None or info.seq > last[0] or not last[1]:
+                self.store.note_registration(info.eid, info.seq, digest, now=now)
             device = outcome.device
             actor = f"device:{device.eid}"
             if outcome.result is RegistrationResult.REGISTERED:

@@ -35,17 +35,23 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from broker_bridge._mqtt import echo_correlation, response_topic, set_nodelay
 from broker_bridge.errors import (
     BrokerError,
-    ForeignSubscriptionError,
     StoreError,
-    UnknownSubscriptionError,
 )
 from broker_bridge.model import now_ms
 from broker_bridge.policy import AccessPolicy
-from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, refusal
+from broker_bridge.registry import (
+    DEFAULT_CONSENT_TTL,
+    INSTALLATIONS_SOURCE,
+    Effects,
+    Outcome,
+    Registry,
+    SignaturePolicy,
+    refusal,
+)
 from broker_bridge.storage.base import Store
 from mps_wire.codec import decode, encode
 from mps_wire.errors import ErrorCode, WireError
-from mps_wire.messages import INSTALLATIONS, DeviceInfo, Reply, Status
+from mps_wire.messages import INSTALLATIONS, Reply, Status
 from mps_wire.mqtt import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
@@ -103,9 +109,11 @@ class Bridge:
     :meth:`serve_forever` also waits for SIGTERM/SIGINT or :meth:`stop`. ``client_id``
     makes the MQTT session persistent (QoS 1 requests queue while the bridge is away);
     without it the bridge joins with a fresh, clean session. ``policy`` decides what apps
-    may ask (default: :class:`~broker_bridge.policy.TrustPolicy`). ``consent_ttl`` is how
-    long a consent prompt stays open; every ``sweep_interval`` seconds the bridge expires
-    prompts and publishes what is still unpublished after ``relay_grace`` seconds.
+    may ask (default: :class:`~broker_bridge.policy.TrustPolicy`), ``signatures`` which
+    registrations must be signed (:class:`~broker_bridge.registry.SignaturePolicy`).
+    ``consent_ttl`` is how long a consent prompt stays open; every ``sweep_interval``
+    seconds the bridge expires prompts and publishes what is still unpublished after
+    ``relay_grace`` seconds.
     """
 
     #: How long :meth:`stop` waits for the broker to confirm publications in flight.
@@ -115,7 +123,8 @@ class Bridge:
                  group: str = DEFAULT_SHARE_GROUP, client_id: str | None = None,
                  policy: AccessPolicy | None = None,
                  consent_ttl: float = DEFAULT_CONSENT_TTL, sweep_interval: float = 1.0,
-                 relay_grace: float = 5.0) -> None:
+                 relay_grace: float = 5.0,
+                 signatures: SignaturePolicy = SignaturePolicy.ENROLLED) -> None:
         if not isinstance(broker, BrokerURL):
             raise TypeError(f"broker must be a BrokerURL, not {type(broker).__name__}")
         if topics is not None and not isinstance(topics, Topics):
@@ -131,7 +140,8 @@ class Bridge:
         self.topics = topics or Topics()
         self.group = group
         self.client_id = client_id
-        self.registry = Registry(store, policy=policy, consent_ttl=consent_ttl)
+        self.registry = Registry(store, policy=policy, consent_ttl=consent_ttl,
+                                 signatures=signatures)
         self.policy: AccessPolicy = self.registry.policy
         self.sweep_interval = float(sweep_interval)
         self.relay_grace = float(relay_grace)
@@ -353,6 +363,7 @@ class Bridge:
                 counters.failed += 1
                 counters.dropped += 1
                 counters.errors[ErrorCode.FORBIDDEN_TOPIC.value] += 1
+            self._audit_forbidden(kind, ident, reply_to)
             return
 
         try:
@@ -372,6 +383,22 @@ class Bridge:
             self._publish(client, reply_to, encode(reply.to_wire()), _REPLY,
                           properties=echo_correlation(props))
         self._publish_effects(client, outcome.effects)
+
+    def _audit_forbidden(self, kind: str, ident: str, reply_to: str) -> None:
+        actor = {"devices": "device", "apps": "app", "users": "user"}.get(kind, kind)
+        audit: dict[str, Any] = {"subject": ident}
+        if kind == "apps":
+            audit["app_id"] = ident
+        elif kind == "users":
+            audit["contract_id"] = ident
+        try:
+            self.registry.refuse(
+                f"{actor}:{ident}", "request",
+                refusal(Status.ERROR, ErrorCode.FORBIDDEN_TOPIC,
+                        "the Response Topic lies outside the requester's namespace"),
+                detail={"response_topic": reply_to[:256]}, **audit)
+        except StoreError as exc:
+            log.warning("could not audit a forbidden Response Topic: %s", exc)
 
     def _drop(self, why: str) -> None:
         log.warning("%s: dropped", why)
@@ -464,38 +491,20 @@ class Bridge:
 
     def _register(self, device_id: str, payload: bytes) -> Outcome:
         try:
-            info = DeviceInfo.from_wire(decode(payload))
-        except WireError as exc:
-            return Outcome(_refuse(f"registration on {device_id}", exc.code, exc.message))
-        if info.eid != device_id:
-            return Outcome(_refuse(
-                f"registration on {device_id}", ErrorCode.BAD_REQUEST,
-                f"the EID {info.eid} is not the device id {device_id} of the topic"))
-        try:
-            outcome, effects = self.registry.register(info)
-        except UnknownSubscriptionError as exc:
-            return Outcome(_refuse(f"registration of {device_id}", exc.code, str(exc)))
-        except ForeignSubscriptionError as exc:
-            log.warning("registration of %s refused: %s (installed on %s)", device_id, exc,
-                        exc.installed_on)
-            return Outcome(refusal(Status.DENIED, exc.code, str(exc)))
+            outcome = self.registry.handle_registration(device_id, payload)
         except StoreError:
             log.exception("storing the registration of %s failed", device_id)
             return Outcome(Reply.error(ErrorCode.INTERNAL, "the registry could not store the "
                                                            "registration; try again later"))
-        log.debug("device %s: %s under contract %s", device_id, outcome.result,
-                  outcome.contract_id)
-        body: dict[str, Any] = {"result": outcome.result.value, "device_id": info.device_id,
-                                "contract": outcome.contract_id}
-        if outcome.changes:
-            body["changes"] = [c.value for c in outcome.changes]
-        return Outcome(Reply.ok(**body), effects)
+        _log_refusal(f"registration of {device_id}", outcome.reply)
+        return outcome
 
     def _installation(self, _source: str, payload: bytes) -> Outcome:
         try:
             msg = decode(payload)
         except WireError as exc:
-            return Outcome(_refuse("installation result", exc.code, exc.message))
+            return self._undecodable(f"operator:{INSTALLATIONS_SOURCE}", "installation",
+                                     INSTALLATIONS, exc, payload)
         outcome = self.registry.handle_installation(msg)
         _log_refusal("installation result", outcome.reply)
         return outcome
@@ -504,7 +513,8 @@ class Bridge:
         try:
             msg = decode(payload)
         except WireError as exc:
-            return Outcome(_refuse(f"request of app {app_id}", exc.code, exc.message))
+            return self._undecodable(f"app:{app_id}", "request", app_id, exc, payload,
+                                     app_id=app_id)
         outcome = self.registry.handle_app(app_id, msg)
         _log_refusal(f"request of app {app_id}", outcome.reply)
         return outcome
@@ -513,8 +523,8 @@ class Bridge:
         try:
             msg = decode(payload)
         except WireError as exc:
-            return Outcome(_refuse(f"request for contract {contract_id}", exc.code,
-                                   exc.message))
+            return self._undecodable(f"user:{contract_id}", "request", contract_id, exc,
+                                     payload, contract_id=contract_id)
         outcome = self.registry.handle_user(contract_id, msg)
         _log_refusal(f"request for contract {contract_id}", outcome.reply)
         return outcome
@@ -523,10 +533,18 @@ class Bridge:
         try:
             msg = decode(payload)
         except WireError as exc:
-            return Outcome(_refuse(f"operator request of {source}", exc.code, exc.message))
+            return self._undecodable(f"operator:{source}", "request", source, exc, payload)
         outcome = self.registry.handle_operator(source, msg)
         _log_refusal(f"operator request of {source}", outcome.reply)
         return outcome
+
+
+    def _undecodable(self, actor: str, action: str, subject: str, exc: WireError,
+                     payload: bytes, **audit: Any) -> Outcome:
+        """Refuse a payload that could not be decoded, and record who sent it."""
+        log.info("%s %s refused (%s): %s", actor, action, exc.code, exc.message)
+        return self.registry.refuse(actor, action, refusal(Status.ERROR, exc.code, exc.message),
+                                    subject=subject, detail={"bytes": len(payload)}, **audit)
 
 
 def _inside(topic: str, namespace: str) -> bool:
@@ -535,11 +553,6 @@ def _inside(topic: str, namespace: str) -> bool:
     return (len(topic) > len(namespace) and topic.startswith(namespace)
             and "+" not in topic and "#" not in topic and "\0" not in topic
             and topic[len(namespace):] not in _RESERVED_LEAVES)
-
-
-def _refuse(what: str, code: ErrorCode, message: str) -> Reply:
-    log.info("%s refused (%s): %s", what, code, message)
-    return refusal(Status.ERROR, code, message)
 
 
 def _log_refusal(what: str, reply: Reply) -> None:

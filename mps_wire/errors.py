@@ -16,6 +16,9 @@ class ErrorCode(enum.StrEnum):
     NOT_FOUND = "not-found"  # unknown number / contract / device
     DENIED = "denied"  # not allowed for this requester
     FORBIDDEN_TOPIC = "forbidden-topic"  # response topic outside the requester's namespace
+    BAD_SIGNATURE = "bad-signature"  # a signed registration whose signature does not verify
+    SIGNATURE_REQUIRED = "signature-required"  # unsigned, or no device key enrolled
+    REPLAY = "replay"  # a registration not newer than the last one accepted from the device
     INTERNAL = "internal"  # the service failed; the request may be retried
 
 

@@ -9,7 +9,7 @@ import ssl
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -41,6 +41,15 @@ class RequestTimeoutError(MqttError, TimeoutError):
     """No reply arrived in time for a request."""
 
 
+class SubscriptionRefusedError(MqttError, PermissionError):
+    """The broker refused a subscription (MQTT v5 SUBACK reason code 0x80 or above)."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"the broker refused the subscription to {topic}: {reason}")
+        self.topic = topic
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerURL:
     """Where a broker is: ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...``.
@@ -52,7 +61,7 @@ class BrokerURL:
     port: int
     tls: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
@@ -193,14 +202,16 @@ class Requester:
     def start(self, timeout: float = 10.0) -> None:
         """Subscribe to the response topic and wait for the broker's SUBACK."""
         sub_mids: list[int | None] = []
+        refused: list[str] = []
 
-        def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, _rc: list[ReasonCode],
+        def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, codes: list[ReasonCode],
                          _p: Properties | None) -> None:
             # The SUBACK can arrive before subscribe() has returned its mid; the lock makes
             # this callback wait for it.
             with self._lock:
                 ours = mid in sub_mids
             if ours:
+                refused.extend(str(c) for c in codes if c.is_failure)
                 self._subscribed.set()
 
         self._client.on_subscribe = on_subscribe
@@ -209,6 +220,8 @@ class Requester:
             sub_mids.append(sub_mid)
         if not self._subscribed.wait(timeout):
             raise RequestTimeoutError(f"no SUBACK for {self._topic} within {timeout:g} s")
+        if refused:
+            raise SubscriptionRefusedError(self._topic, refused[0])
 
     def _on_reply(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         corr = getattr(msg.properties, "CorrelationData", None) if msg.properties else None

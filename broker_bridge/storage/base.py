@@ -11,9 +11,11 @@ from typing import Any
 from broker_bridge.model import (
     App,
     AuditEntry,
+    BrokerIdentity,
     Change,
     Contract,
     Device,
+    DeviceKey,
     Installation,
     OtherOperator,
     Pairing,
@@ -301,6 +303,50 @@ class Store(abc.ABC):
     def audit(self, *, contract_id: str | None = None, app_id: str | None = None,
               after: int = 0, limit: int | None = None) -> list[AuditEntry]:
         """Audit entries after id ``after`` matching the filters, oldest first."""
+
+    # --- device keys, replay state and broker identities -------------------------------
+
+    @abc.abstractmethod
+    def put_device_key(self, key: DeviceKey) -> Change:
+        """Enroll (or replace) the signing key of device ``key.eid``."""
+
+    @abc.abstractmethod
+    def device_key(self, eid: str) -> DeviceKey | None:
+        """The enrolled signing key of a device, if any."""
+
+    @abc.abstractmethod
+    def remove_device_key(self, eid: str) -> bool:
+        """Withdraw a device's signing key; False if none was enrolled."""
+
+    @abc.abstractmethod
+    def device_keys(self) -> list[DeviceKey]:
+        """Every enrolled device key, by EID."""
+
+    @abc.abstractmethod
+    def last_registration(self, eid: str) -> tuple[int, str] | None:
+        """The sequence number and digest of the newest registration accepted from
+        ``eid`` (kept even when the device record is removed), if any."""
+
+    @abc.abstractmethod
+    def note_registration(self, eid: str, seq: int, digest: str, *, now: int | None = None
+                          ) -> None:
+        """Remember ``seq``/``digest`` as the newest accepted registration of ``eid``."""
+
+    @abc.abstractmethod
+    def put_identity(self, identity: BrokerIdentity) -> Change:
+        """Add or replace a broker identity (a re-issue un-revokes it)."""
+
+    @abc.abstractmethod
+    def identity(self, username: str) -> BrokerIdentity | None:
+        """The broker identity with this username, if any."""
+
+    @abc.abstractmethod
+    def identities(self, *, include_revoked: bool = False) -> list[BrokerIdentity]:
+        """Broker identities by username; revoked ones only when asked."""
+
+    @abc.abstractmethod
+    def revoke_identity(self, username: str, *, now: int | None = None) -> bool:
+        """Revoke a broker identity; False if there is no active one of that name."""
 
     # --- secrets -------------------------------------------------------------------------
 

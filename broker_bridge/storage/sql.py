@@ -27,15 +27,18 @@ from broker_bridge.errors import (
 from broker_bridge.model import (
     App,
     AuditEntry,
+    BrokerIdentity,
     Change,
     ConsentSource,
     Contract,
     Device,
+    DeviceKey,
     Installation,
     OtherOperator,
     Pairing,
     PairingState,
     RegistrationOutcome,
+    Role,
     StoredEvent,
     Subscription,
     TrustLevel,
@@ -225,6 +228,37 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX installations_by_eid ON installations (eid)",
     )),
+    # Signed registrations: the devices' public keys, the newest registration accepted
+    # from each EID (outliving the device record, so a replay after a removal is still
+    # one), and the broker credentials the operator issued.
+    Migration(4, "device keys, replay state, broker identities", (
+        """CREATE TABLE device_keys (
+            eid         TEXT PRIMARY KEY,
+            public_key  TEXT NOT NULL,
+            kid         TEXT NOT NULL,
+            enrolled_at BIGINT NOT NULL,
+            enrolled_by TEXT NOT NULL
+        )""",
+        """CREATE TABLE device_sequences (
+            eid         TEXT PRIMARY KEY,
+            last_seq    BIGINT NOT NULL,
+            digest      TEXT NOT NULL,
+            updated_at  BIGINT NOT NULL
+        )""",
+        # Devices registered before this version: their newest sequence number is known.
+        "INSERT INTO device_sequences (eid, last_seq, digest, updated_at) "
+        "SELECT eid, last_seq, '', updated_at FROM devices",
+        """CREATE TABLE broker_identities (
+            username      TEXT PRIMARY KEY,
+            role          TEXT NOT NULL,
+            subject       TEXT NOT NULL,
+            password_hash TEXT,
+            certificate   TEXT,
+            issued_at     BIGINT NOT NULL,
+            revoked_at    BIGINT
+        )""",
+        "CREATE INDEX broker_identities_by_subject ON broker_identities (role, subject)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -263,6 +297,21 @@ _AUDIT_INSERT = (
     "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _APP_SELECT = "SELECT id, name, trust, purposes, standing_consent FROM apps"
+_IDENTITY_SELECT = (
+    "SELECT username, role, subject, issued_at, password_hash, certificate, revoked_at "
+    "FROM broker_identities"
+)
+
+
+def _device_key(row: Row) -> DeviceKey:
+    return DeviceKey(eid=row[0], public_key=bytes.fromhex(row[1]), kid=bytes.fromhex(row[2]),
+                     enrolled_at=row[3], enrolled_by=row[4])
+
+
+def _identity(row: Row) -> BrokerIdentity:
+    return BrokerIdentity(username=row[0], role=Role(row[1]), subject=row[2],
+                          issued_at=row[3], password_hash=row[4], certificate=row[5],
+                          revoked_at=row[6])
 
 
 def _pairing(row: Row) -> Pairing:
@@ -966,6 +1015,98 @@ class SqlStore(Store):
             sql += " LIMIT ?"
             params.append(limit)
         return [_audit(row) for row in self._read(sql, params)]
+
+    # --- device keys, replay state and broker identities -------------------------------
+
+    def put_device_key(self, key: DeviceKey) -> Change:
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT public_key FROM device_keys WHERE eid = ?"), (key.eid,))
+            if not rows:
+                self._execute("INSERT INTO device_keys (eid, public_key, kid, enrolled_at, "
+                              "enrolled_by) VALUES (?, ?, ?, ?, ?)",
+                              (key.eid, key.public_key.hex(), key.kid.hex(), key.enrolled_at,
+                               key.enrolled_by))
+                return Change.ADDED
+            if rows[0][0] == key.public_key.hex():
+                return Change.UNCHANGED
+            self._execute("UPDATE device_keys SET public_key = ?, kid = ?, enrolled_at = ?, "
+                          "enrolled_by = ? WHERE eid = ?",
+                          (key.public_key.hex(), key.kid.hex(), key.enrolled_at,
+                           key.enrolled_by, key.eid))
+            return Change.UPDATED
+
+    def device_key(self, eid: str) -> DeviceKey | None:
+        rows = self._read("SELECT eid, public_key, kid, enrolled_at, enrolled_by "
+                          "FROM device_keys WHERE eid = ?", (eid,))
+        return _device_key(rows[0]) if rows else None
+
+    def remove_device_key(self, eid: str) -> bool:
+        with self.transaction():
+            rows = self._execute("SELECT 1 FROM device_keys WHERE eid = ?", (eid,))
+            if rows:
+                self._execute("DELETE FROM device_keys WHERE eid = ?", (eid,))
+            return bool(rows)
+
+    def device_keys(self) -> list[DeviceKey]:
+        rows = self._read("SELECT eid, public_key, kid, enrolled_at, enrolled_by "
+                          "FROM device_keys ORDER BY eid")
+        return [_device_key(row) for row in rows]
+
+    def last_registration(self, eid: str) -> tuple[int, str] | None:
+        rows = self._read("SELECT last_seq, digest FROM device_sequences WHERE eid = ?",
+                          (eid,))
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def note_registration(self, eid: str, seq: int, digest: str, *, now: int | None = None
+                          ) -> None:
+        stamp = self._clock() if now is None else now
+        with self.transaction():
+            self._execute("INSERT INTO device_sequences (eid, last_seq, digest, updated_at) "
+                          "VALUES (?, ?, ?, ?) ON CONFLICT (eid) DO UPDATE SET "
+                          "last_seq = excluded.last_seq, digest = excluded.digest, "
+                          "updated_at = excluded.updated_at", (eid, seq, digest, stamp))
+
+    def put_identity(self, identity: BrokerIdentity) -> Change:
+        i = identity
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT role, subject, password_hash, certificate, revoked_at "
+                "FROM broker_identities WHERE username = ?"), (i.username,))
+            values = (i.role.value, i.subject, i.password_hash, i.certificate, i.issued_at,
+                      i.revoked_at)
+            if not rows:
+                self._execute("INSERT INTO broker_identities (role, subject, password_hash, "
+                              "certificate, issued_at, revoked_at, username) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?)", (*values, i.username))
+                return Change.ADDED
+            if tuple(rows[0]) == (i.role.value, i.subject, i.password_hash, i.certificate,
+                                  i.revoked_at):
+                return Change.UNCHANGED
+            self._execute("UPDATE broker_identities SET role = ?, subject = ?, "
+                          "password_hash = ?, certificate = ?, issued_at = ?, revoked_at = ? "
+                          "WHERE username = ?", (*values, i.username))
+            return Change.UPDATED
+
+    def identity(self, username: str) -> BrokerIdentity | None:
+        rows = self._read(_IDENTITY_SELECT + " WHERE username = ?", (username,))
+        return _identity(rows[0]) if rows else None
+
+    def identities(self, *, include_revoked: bool = False) -> list[BrokerIdentity]:
+        where = "" if include_revoked else " WHERE revoked_at IS NULL"
+        rows = self._read(_IDENTITY_SELECT + where + " ORDER BY username")
+        return [_identity(row) for row in rows]
+
+    def revoke_identity(self, username: str, *, now: int | None = None) -> bool:
+        stamp = self._clock() if now is None else now
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT revoked_at FROM broker_identities WHERE username = ?"), (username,))
+            if not rows or rows[0][0] is not None:
+                return False
+            self._execute("UPDATE broker_identities SET revoked_at = ? WHERE username = ?",
+                          (stamp, username))
+            return True
 
     # --- secrets -------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -40,24 +42,46 @@ class Mosquitto:
 
     ``extra_config`` lines are appended to the generated configuration (listeners for TLS,
     ACL files, ...). With ``persistence`` the broker keeps sessions and queued messages in
-    its work directory across :meth:`restart`.
+    its work directory across :meth:`restart`. ``config_file`` runs a complete
+    configuration instead (one written by ``mps-bridge broker-config``); ``port`` and
+    ``tls_port`` must then name its listeners, which :meth:`start` waits for.
     """
 
     def __init__(self, *, port: int | None = None, workdir: Path | None = None,
-                 persistence: bool = False, extra_config: str = "") -> None:
+                 persistence: bool = False, extra_config: str = "",
+                 config_file: Path | None = None, tls_port: int | None = None) -> None:
+        if config_file is not None and port is None and tls_port is None:
+            raise ValueError("a given config_file needs the port(s) of its listeners")
         self.host = "127.0.0.1"
-        self.port = port or free_port()
+        self.port = port or (None if config_file is not None else free_port())
+        self.tls_port = tls_port
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mps-mosquitto-"))
         self.persistence = persistence
         self.extra_config = extra_config
+        self.config_file = config_file
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """The plain listener's URL (without credentials)."""
+        if self.port is None:
+            raise StackError("this broker has no plain listener")
         return f"mqtt://{self.host}:{self.port}"
 
+    def tls_url(self, ca_file: str | Path) -> str:
+        """The TLS listener's URL, trusting ``ca_file`` (without client credentials)."""
+        if self.tls_port is None:
+            raise StackError("this broker has no TLS listener")
+        return f"mqtts://{self.host}:{self.tls_port}?ca={ca_file}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def _write_config(self) -> Path:
+        if self.config_file is not None:
+            return self.config_file
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         lines = [
@@ -72,6 +96,10 @@ class Mosquitto:
         if self.persistence:
             lines += ["persistence true", f"persistence_location {self.workdir}/",
                       "autosave_interval 1"]
+            if os.geteuid() == 0:
+                # Started by root, mosquitto would drop to its own user, which cannot
+                # write the private work directory its database lives in.
+                lines.append("user root")
         conf.write_text("\n".join(lines) + "\n" + self.extra_config)
         return conf
 
@@ -85,7 +113,9 @@ class Mosquitto:
                                       stdin=subprocess.DEVNULL)
         log.close()
         try:
-            wait_for_port(self.host, self.port, timeout)
+            for port in (self.port, self.tls_port):
+                if port is not None:
+                    wait_for_port(self.host, port, timeout)
         except StackError:
             self.stop()
             raise StackError(f"mosquitto did not start; see {self.workdir}/mosquitto.log") from None
@@ -104,6 +134,12 @@ class Mosquitto:
             self._proc.kill()
             self._proc.wait()
         self._proc = None
+
+    def reload(self) -> None:
+        """Make the broker read its password and ACL files again (SIGHUP)."""
+        if self._proc is None:
+            raise StackError("mosquitto is not running")
+        self._proc.send_signal(signal.SIGHUP)
 
     def restart(self, timeout: float = 10.0) -> None:
         self.stop()

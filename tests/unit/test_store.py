@@ -168,17 +168,17 @@ def test_concurrent_registrations_from_threads(store: SqliteStore) -> None:
 
 def test_migrations_are_applied_once_and_data_survives_reopening(db: Path) -> None:
     with SqliteStore(db) as s:
-        assert s.schema_version() == LATEST_VERSION == 3
+        assert s.schema_version() == LATEST_VERSION == 4
         add_contract(s, "C-1", subs=[1])
         s.register_device(make_device(1))
     for _ in range(2):
         with SqliteStore(db) as s:
-            assert s.schema_version() == 3
+            assert s.schema_version() == LATEST_VERSION
             assert s.device_count() == 1
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert rows == [(1,), (2,), (3,)]
+    assert rows == [(v,) for v in range(1, LATEST_VERSION + 1)]
     assert mode == "wal"
 
 
@@ -192,11 +192,13 @@ def test_a_newer_schema_is_refused(db: Path) -> None:
     with SqliteStore(db):
         pass
     with closing(sqlite3.connect(db)) as conn:
-        conn.execute("INSERT INTO schema_migrations VALUES (4, 'from the future', 0)")
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', 0)",
+                     (LATEST_VERSION + 1,))
         conn.commit()
     with pytest.raises(SchemaVersionError, match="upgrade") as caught:
         SqliteStore(db).open()
-    assert (caught.value.found, caught.value.supported) == (4, 3)
+    assert (caught.value.found, caught.value.supported) == (LATEST_VERSION + 1,
+                                                            LATEST_VERSION)
 
 
 def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
@@ -274,7 +276,7 @@ def test_migration_2_maps_the_old_trust_levels(db: Path, monkeypatch: pytest.Mon
                              "updated_at) VALUES (?, ?, ?, '[\"x\"]', 0, 0)",
                              (app_id, app_id.title(), trust))
     with SqliteStore(db) as s:
-        assert s.schema_version() == 3
+        assert s.schema_version() == LATEST_VERSION
         assert {a.id: (a.trust, a.standing_consent) for a in s.apps()} == {
             "own": (TrustLevel.PARTNER, True),
             "contracted": (TrustLevel.PARTNER, True),

@@ -1,0 +1,289 @@
+"""Mosquitto's configuration for a registry deployment: listeners, TLS with the operator's
+CA, the password file and the ACL file, from the broker identities the operator issued.
+
+The ACL gives each identity its own topics and nothing else:
+
+==========  ========================================  ===================================
+role        may publish                               may subscribe / receive
+==========  ========================================  ===================================
+device      devices/{eid}/register, .../state         devices/{eid}/# (its replies)
+app         apps/{app}/requests                       apps/{app}/# (replies, events)
+user        users/{contract}/requests                 users/{contract}/# (prompts, replies)
+operator    operator/{source}/requests (the SM-DP+    operator/{source}/#
+            source also operator/installations)
+bridge      the reply, event and prompt topics        the request and registration topics
+==========  ========================================  ===================================
+
+Two ways to hand the rules to Mosquitto (``acl``):
+
+- ``file``: a password file and an ACL file (``password_file``/``acl_file``).
+  Mosquitto refuses a PUBLISH outside the ACL (MQTT v5: PUBACK reason code 0x87) and
+  checks every delivery, so nothing outside the ACL ever reaches a client; Mosquitto
+  2.0's ACL file does not refuse the SUBSCRIBE itself (the SUBACK grants it, and
+  nothing is delivered). ``kill -HUP`` makes a running Mosquitto read both files again.
+- ``dynsec``: the same identities and rules in the dynamic security plugin's JSON
+  (``dynamic-security.json``); it also refuses a SUBSCRIBE outside the ACL (SUBACK 0x87).
+  The plugin reads its file at start: restart the broker (sessions persist) to apply.
+
+Both files are written either way; files are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from broker_bridge.credentials import INSTALLATION_PUBLISHER, OperatorCA
+from broker_bridge.errors import BridgeError
+from broker_bridge.model import BrokerIdentity, Role
+from mps_wire.messages import INSTALLATIONS
+from mps_wire.topics import DEFAULT_PREFIX, Topics
+
+CONF_FILE = "mosquitto.conf"
+PASSWORD_FILE = "passwd"  # noqa: S105 - a file name
+ACL_FILE = "acl"
+DYNSEC_FILE = "dynamic-security.json"
+ACL_MODES = ("file", "dynsec")
+DYNSEC_PLUGIN_PATHS = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/arm-linux-gnueabihf/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+    "/usr/local/lib/mosquitto_dynamic_security.so",
+)
+
+
+class BrokerConfigError(BridgeError, ValueError):
+    """The broker configuration asked for cannot be written."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """What the broker should look like.
+
+    ``port`` is a plain-TCP listener (password login; keep it on loopback for a
+    co-located bridge), ``tls_port`` a TLS listener with the operator's CA; either may be
+    None, not both. With ``client_certificates`` the TLS listener requires a client
+    certificate from the CA and takes its common name as the username (no password).
+    ``server_names`` go into the broker's certificate (IP addresses or host names).
+    ``user`` is the account Mosquitto runs as once started by root (its default:
+    ``mosquitto``, which must be able to read the files written here). ``acl`` picks
+    how the rules reach Mosquitto (see the module documentation); ``dynsec_plugin`` is
+    the plugin's path (default: the first of :data:`DYNSEC_PLUGIN_PATHS` present).
+    """
+
+    prefix: str = DEFAULT_PREFIX
+    bind: str = "127.0.0.1"
+    port: int | None = 1883
+    tls_port: int | None = None
+    client_certificates: bool = False
+    server_names: tuple[str, ...] = ("127.0.0.1", "localhost")
+    persistence: bool = True
+    max_queued_messages: int = 100_000
+    user: str | None = None
+    acl: str = "file"
+    dynsec_plugin: str | None = None
+    extra: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        Topics(self.prefix)
+        if self.port is None and self.tls_port is None:
+            raise BrokerConfigError("the broker needs a plain or a TLS listener")
+        for port in (self.port, self.tls_port):
+            if port is not None and not 0 < port < 65536:
+                raise BrokerConfigError(f"port {port} is out of range")
+        if self.port is not None and self.port == self.tls_port:
+            raise BrokerConfigError("the plain and the TLS listener need different ports")
+        if self.acl not in ACL_MODES:
+            raise BrokerConfigError(f"acl must be one of {', '.join(ACL_MODES)}, "
+                                    f"not {self.acl!r}")
+        if self.client_certificates and self.tls_port is None:
+            raise BrokerConfigError("client certificates need the TLS listener")
+        for name, value in (("bind address", self.bind), ("user", self.user or "-")):
+            if not value or any(c in value for c in " \n\t#"):
+                raise BrokerConfigError(f"{name} {value!r} does not fit in the configuration")
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerFiles:
+    """Where :func:`write_broker_config` put things."""
+
+    conf: Path
+    passwords: Path
+    acl: Path
+    dynsec: Path
+    ca_file: Path | None = None
+    server_cert: Path | None = None
+    server_key: Path | None = None
+    users: int = 0
+
+
+def acl_rules(identity: BrokerIdentity, topics: Topics) -> list[tuple[str, str]]:
+    """The (access, topic filter) pairs of one identity; see the module's table."""
+    s = identity.subject
+    p = topics.prefix
+    if identity.role is Role.DEVICE:
+        return [("write", topics.device_register(s)), ("write", topics.device_state(s)),
+                ("read", topics.device_namespace(s) + "#")]
+    if identity.role is Role.APP:
+        return [("write", topics.app_requests(s)), ("read", topics.app_namespace(s) + "#")]
+    if identity.role is Role.USER:
+        return [("write", topics.user_requests(s)), ("read", topics.user_namespace(s) + "#")]
+    if identity.role is Role.OPERATOR:
+        rules = [("write", topics.operator_requests(s)),
+                 ("read", topics.operator_namespace(s) + "#")]
+        if s == INSTALLATION_PUBLISHER:
+            rules.append(("write", topics.operator(INSTALLATIONS)))
+        return rules
+    # The bridge: every request and registration in, every reply, event and prompt out
+    # (a Response Topic may be anywhere in the requester's namespace).
+    return [("read", topics.all_registrations()), ("read", topics.all_app_requests()),
+            ("read", topics.all_user_requests()), ("read", topics.all_operator_requests()),
+            ("read", topics.operator(INSTALLATIONS)),
+            ("write", f"{p}/devices/+/#"), ("write", f"{p}/apps/+/#"),
+            ("write", f"{p}/users/+/#"), ("write", f"{p}/operator/+/#")]
+
+
+def render_acl(identities: Iterable[BrokerIdentity], topics: Topics) -> str:
+    """The ACL file: one ``user`` block per active identity, nothing for anyone else."""
+    lines = ["# Written by mps-bridge broker-config; changes are overwritten.",
+             "# Users not listed here may do nothing."]
+    for identity in sorted(identities, key=lambda i: i.username):
+        if not identity.active:
+            continue
+        lines += ["", f"user {identity.username}"]
+        lines += [f"topic {access} {topic}" for access, topic in acl_rules(identity, topics)]
+    return "\n".join(lines) + "\n"
+
+
+def render_passwords(identities: Iterable[BrokerIdentity]) -> str:
+    """The password file (``user:$7$...`` lines) of the active identities with a password."""
+    return "".join(f"{i.username}:{i.password_hash}\n"
+                   for i in sorted(identities, key=lambda i: i.username)
+                   if i.active and i.password_hash)
+
+
+def render_dynsec(identities: Iterable[BrokerIdentity], topics: Topics) -> str:
+    """The dynamic security plugin's JSON: a client and a role per active identity."""
+    clients: list[dict[str, Any]] = []
+    roles: list[dict[str, Any]] = []
+    for identity in sorted(identities, key=lambda i: i.username):
+        if not identity.active:
+            continue
+        client: dict[str, Any] = {"username": identity.username,
+                                  "roles": [{"rolename": identity.username}]}
+        if identity.password_hash:
+            # The same PBKDF2-SHA512 as the password file's $7$ form, split into fields.
+            _, _, iterations, salt, digest = identity.password_hash.split("$")
+            client.update(password=digest, salt=salt, iterations=int(iterations))
+        clients.append(client)
+        acls: list[dict[str, Any]] = []
+        for access, topic in acl_rules(identity, topics):
+            kinds = (("publishClientSend",) if access == "write"
+                     else ("subscribePattern", "publishClientReceive"))
+            acls += [{"acltype": kind, "topic": topic, "priority": 0, "allow": True}
+                     for kind in kinds]
+            if access == "read" and identity.role is Role.BRIDGE:
+                # The plugin checks a shared subscription with its $share/<group>/ prefix.
+                acls.append({"acltype": "subscribePattern", "topic": f"$share/+/{topic}",
+                             "priority": 0, "allow": True})
+        roles.append({"rolename": identity.username, "acls": acls})
+    document = {
+        # Anything not granted is refused, including the plugin's own $CONTROL topics.
+        "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False,
+                             "subscribe": False, "unsubscribe": True},
+        "clients": clients, "groups": [], "roles": roles,
+    }
+    return json.dumps(document, indent=1) + "\n"
+
+
+def find_dynsec_plugin() -> str | None:
+    """The first dynamic security plugin of :data:`DYNSEC_PLUGIN_PATHS` that exists."""
+    return next((p for p in DYNSEC_PLUGIN_PATHS if Path(p).is_file()), None)
+
+
+def render_conf(config: BrokerConfig, out_dir: Path, *, ca_file: Path | None,
+                server_cert: Path | None, server_key: Path | None) -> str:
+    root = out_dir.resolve()
+    lines = [
+        "# Written by mps-bridge broker-config; changes are overwritten.",
+        "per_listener_settings false",
+        "allow_anonymous false",
+    ]
+    if config.acl == "dynsec":
+        plugin = config.dynsec_plugin or find_dynsec_plugin()
+        if plugin is None:
+            raise BrokerConfigError("Mosquitto's dynamic security plugin was not found; "
+                                    "name it with --dynsec-plugin or use --acl file")
+        lines += [f"plugin {plugin}", f"plugin_opt_config_file {root / DYNSEC_FILE}"]
+    else:
+        lines += [f"password_file {root / PASSWORD_FILE}", f"acl_file {root / ACL_FILE}"]
+    lines += [
+        "set_tcp_nodelay true",
+        f"max_queued_messages {config.max_queued_messages}",
+        "max_inflight_messages 20",
+    ]
+    if config.user is not None:
+        lines.append(f"user {config.user}")
+    if config.persistence:
+        # Sessions and queued QoS 1 messages survive a restart of the broker.
+        lines += ["persistence true", f"persistence_location {root / 'data'}/",
+                  "autosave_interval 1"]
+    if config.port is not None:
+        lines += ["", f"listener {config.port} {config.bind}"]
+    if config.tls_port is not None:
+        lines += ["", f"listener {config.tls_port} {config.bind}", f"cafile {ca_file}",
+                  f"certfile {server_cert}", f"keyfile {server_key}", "tls_version tlsv1.2"]
+        if config.client_certificates:
+            lines += ["require_certificate true", "use_identity_as_username true"]
+    lines += list(config.extra)
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_broker_config(out_dir: str | os.PathLike[str], config: BrokerConfig,
+                        identities: Sequence[BrokerIdentity], *,
+                        ca: OperatorCA | None = None) -> BrokerFiles:
+    """Write ``mosquitto.conf``, ``passwd`` and ``acl`` (and for TLS the CA and the
+    broker's certificate) to ``out_dir``. A TLS listener needs ``ca``."""
+    root = Path(out_dir)
+    if config.tls_port is not None and ca is None:
+        raise BrokerConfigError("a TLS listener needs the operator CA (--ca DIR)")
+    topics = Topics(config.prefix)
+    ca_file = server_cert = server_key = None
+    if config.tls_port is not None and ca is not None:
+        ca_file = root / "ca.pem"
+        _atomic_write(ca_file, ca.cert_file.read_text(encoding="ascii"))
+        server_cert, server_key = ca.issue_server(root, names=config.server_names)
+    active = [i for i in identities if i.active]
+    # The broker runs as its own user on many systems: it must read these files.
+    _atomic_write(root / PASSWORD_FILE, render_passwords(active), 0o640)
+    _atomic_write(root / ACL_FILE, render_acl(active, topics), 0o640)
+    _atomic_write(root / DYNSEC_FILE, render_dynsec(active, topics), 0o640)
+    _atomic_write(root / CONF_FILE, render_conf(config, root, ca_file=ca_file,
+                                                server_cert=server_cert,
+                                                server_key=server_key))
+    if config.persistence:
+        (root / "data").mkdir(parents=True, exist_ok=True)
+    return BrokerFiles(conf=root / CONF_FILE, passwords=root / PASSWORD_FILE,
+                       acl=root / ACL_FILE, dynsec=root / DYNSEC_FILE, ca_file=ca_file,
+                       server_cert=server_cert, server_key=server_key, users=len(active))
