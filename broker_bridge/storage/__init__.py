@@ -10,10 +10,9 @@ __all__ = ["SqliteStore", "Store", "store_for"]
 
 
 def store_for(db: str) -> Store:
-    """The store named by ``db``: a file path or ``sqlite:///abs/path`` (not yet opened).
-
-    PostgreSQL URLs are recognised so that configurations can name them, but the backend
-    is not part of this version.
+    """The store named by ``db`` (not yet opened): a file path or ``sqlite:///abs/path``
+    for SQLite, ``postgresql://user@host/dbname[?schema=NAME]`` for PostgreSQL (needs
+    psycopg 3: ``pip install 'psycopg[binary]'``).
     """
     if db.startswith("sqlite://"):
         path = db[len("sqlite://"):]  # sqlite:///abs/file.db keeps its leading slash
@@ -21,9 +20,21 @@ def store_for(db: str) -> Store:
             raise ConfigError(f"database URL {db!r} names no file")
         return SqliteStore(path)
     if db.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("the PostgreSQL store is not available in this version")
+        return _postgres_store(db)
     if "://" in db:
         raise ConfigError(f"unknown database URL scheme in {db!r}")
     if not db:
         raise ConfigError("no database given")
     return SqliteStore(db)
+
+
+def _postgres_store(url: str) -> Store:
+    # Imported here: psycopg is needed only by deployments that use PostgreSQL.
+    try:
+        from broker_bridge.storage.postgres import PostgresStore
+    except ImportError as exc:
+        if not (exc.name or "").startswith("psycopg"):
+            raise
+        raise ConfigError("the PostgreSQL store needs psycopg 3 "
+                          "(pip install 'psycopg[binary]')") from exc
+    return PostgresStore(url)
