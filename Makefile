@@ -31,7 +31,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: setup
-	$(BIN)/mps-emu demo
+	$(BIN)/mps-demo
 
 bench: setup
 	$(BIN)/mps-bench

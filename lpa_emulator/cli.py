@@ -1,4 +1,4 @@
-"""``mps-emu``: emulated hardware and the operator side (modem, eUICC, demo, rig)."""
+"""``mps-emu``: emulated hardware and the operator side (modem, eUICC, SM-DP+, PKI, rig)."""
 
 from __future__ import annotations
 
@@ -73,15 +73,6 @@ def _sayer(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    say = _sayer(args.json)
-    say("Paul's four devices boot, register with the operator's registry, and a health app "
-        "finds all of them by his phone number.\n")
-    rig = Rig(4, workdir=args.workdir, say=say,
-              use_pcsc=False if args.no_pcsc else None)
-    return _run_rig(rig, args.json)
-
-
 def _names(text: str | None, known: Sequence[str], what: str) -> list[str] | None:
     if text is None:
         return None
@@ -123,11 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     modem_cli.register(sub)
     smdp_cli.register(sub)
 
-    demo = sub.add_parser("demo", help="Paul's four devices and an app finding them")
-    demo.add_argument("--workdir", type=Path, help="keep files and logs here")
-    demo.add_argument("--no-pcsc", action="store_true", help="never use pcscd + vpcd")
-    demo.add_argument("--json", action="store_true")
-    demo.set_defaults(func=cmd_demo)
 
     rig = sub.add_parser(
         "rig", help="N emulated devices through first boot",

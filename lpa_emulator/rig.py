@@ -84,6 +84,7 @@ class DeviceSetup:
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    held: bool = False  # held back from the boot phase, booted later by a session hook
 
     @property
     def name(self) -> str:
@@ -125,10 +126,11 @@ class RigResult:
     notes: list[str]
     phases: dict[str, float] = field(default_factory=dict)
     app_checked: bool = True
+    late: set[int] = field(default_factory=set)  # devices booted after the app check
 
     @property
     def registered(self) -> int:
-        return sum(1 for d in self.devices if d.error is None)
+        return sum(1 for d in self.devices if d.error is None and not d.held)
 
     @property
     def failed(self) -> int:
@@ -136,7 +138,7 @@ class RigResult:
 
     def per_device(self) -> dict[str, float]:
         """Seconds per device boot (agent process): mean, median, p95, max."""
-        times = sorted(d.seconds for d in self.devices)
+        times = sorted(d.seconds for d in self.devices if not d.held)
         if not times:
             return {}
         p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
@@ -144,15 +146,37 @@ class RigResult:
                 "p95": p95, "max": times[-1]}
 
 
+@dataclass(frozen=True)
+class StoryApp:
+    """An app the operator registers for the story, with its trust level and purposes."""
+
+    id: str
+    name: str
+    trust: str
+    purposes: tuple[str, ...]
+
+
+STORY_APPS = (
+    StoryApp("operator-care", "Operator customer care", "partner", ("support",
+                                                                   "device-discovery")),
+    StoryApp("health-app", "Health companion", "verified", ("health-monitoring",)),
+    StoryApp("fitness-tracker", "Fitness tracker", "unverified", ("fitness",)),
+)
+
+
 @dataclass
 class Story:
-    """The people and numbers of an emulated deployment."""
+    """The people, numbers and apps of an emulated deployment.
+
+    ``app_id`` is the app the rig asks for the user's devices at the end of a run: a
+    partner, which the operator lets see every device without asking the user.
+    """
 
     holder: str = "Paul"
     contract_id: str = "C-PAUL-0001"
     msisdn: str = "+4917612345678"
-    app_id: str = "health-app"
-    app_name: str = "Health companion"
+    app_id: str = "operator-care"
+    apps: tuple[StoryApp, ...] = STORY_APPS
 
 
 class ProfileSource(Protocol):
@@ -221,8 +245,10 @@ def operator_data(story: Story, devices: list[DeviceSetup]) -> str:
     for d in devices:
         lines += ["  [[contracts.subscriptions]]", f'  iccid = "{d.iccid}"',
                   f'  imsi = "{d.imsi}"', f'  msisdn = "{d.msisdn}"', ""]
-    lines += ["[[apps]]", f'id = "{story.app_id}"', f'name = "{story.app_name}"',
-              'trust = "partner"', ""]
+    for app in story.apps:
+        lines += ["[[apps]]", f"id = {_toml_value(app.id)}", f"name = {_toml_value(app.name)}",
+                  f"trust = {_toml_value(app.trust)}",
+                  f"purposes = {_toml_value(list(app.purposes))}", ""]
     return "\n".join(lines)
 
 
@@ -266,7 +292,9 @@ class Rig:
                  broker: str | None = None, db: str | None = None,
                  operator_data: OperatorData = "auto", first: int = 0,
                  parallel: int | None = None, progress: bool | None = None,
-                 profiles: ProfileSource | None = None, app_check: bool = True) -> None:
+                 profiles: ProfileSource | None = None, app_check: bool = True,
+                 held_back: int = 0,
+                 after_boot: Callable[[RigSession], None] | None = None) -> None:
         if not 1 <= devices <= MAX_DEVICES:
             raise RigError(f"a rig has 1 to {MAX_DEVICES} devices")
         self.n = devices
@@ -291,6 +319,8 @@ class Rig:
             raise RigError("device numbers start at 0 or above")
         if parallel is not None and parallel < 1:
             raise RigError("parallel must be at least 1")
+        if held_back < 0 or (held_back and after_boot is None):
+            raise RigError("held-back devices need an after_boot hook to boot them")
         self.story = story or Story()
         self.say = say
         self.use_pcsc = use_pcsc
@@ -309,6 +339,8 @@ class Rig:
         self.progress = progress
         self.profiles = profiles or PreloadedProfiles()
         self.app_check = app_check
+        self.held_back = held_back
+        self.after_boot = after_boot
         self.notes: list[str] = []
         self.phases: dict[str, float] = {}
         self._bar: Progress | None = None
@@ -363,9 +395,13 @@ class Rig:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
     def plan(self) -> list[DeviceSetup]:
-        """The devices this rig runs (identities only; nothing is started)."""
-        return plan_devices(self.n, self.workdir, self.kinds, dialects=self.dialects,
-                            first=self.first)
+        """The devices this rig runs (identities only; nothing is started). Held-back
+        devices come last, with their card in-process."""
+        devices = plan_devices(self.n + self.held_back, self.workdir, self.kinds,
+                               dialects=self.dialects, first=self.first)
+        for d in devices[self.n:]:
+            d.held, d.kind = True, "emu"
+        return devices
 
     def _pcsc_possible(self) -> bool:
         if self.use_pcsc is False:
@@ -392,11 +428,16 @@ class Rig:
             self._start_modems(devices, procs)
             if self.shares_bytecode:
                 self._warm_up()
-            self._boot(devices, broker_url, procs, stack)
-            table, listed, checked = self._query(broker_url, devices)
+            booting = [d for d in devices if not d.held]
+            self._boot(booting, broker_url, procs, stack)
+            table, listed, checked = self._query(broker_url, booting)
+            late = [d for d in devices if d.held]
+            if self.after_boot is not None:
+                self.after_boot(RigSession(self, broker_url, late, app_table=table))
         return RigResult(devices=devices, app_devices=listed, app_table=table,
                          seconds=time.monotonic() - t0, notes=self.notes,
-                         phases=self.phases, app_checked=checked)
+                         phases=self.phases, app_checked=checked,
+                         late={d.index for d in late})
 
     # --- the operator side ---------------------------------------------------------------
 
@@ -633,6 +674,29 @@ class Rig:
         return list(listed["devices"] if isinstance(listed, dict) else listed)
 
 
+class RigSession:
+    """What an ``after_boot`` hook gets: the running deployment and its held-back devices."""
+
+    def __init__(self, rig: Rig, broker_url: str, held: list[DeviceSetup], *,
+                 app_table: str = "") -> None:
+        self.rig = rig
+        self.broker_url = broker_url
+        self.held = held
+        self.app_table = app_table  # what the rig's app check printed
+        self.say = rig.say
+
+    def boot(self, device: DeviceSetup) -> DeviceSetup:
+        """First boot of a held-back device, now; its outcome is on the device."""
+        if not device.held:
+            raise RigError(f"{device.name} was booted with the others")
+        self.rig._card_urls([device])
+        self.rig._write_profiles([device], self.broker_url)
+        self.rig._boot_one(device, self.rig.env)
+        device.held = False
+        self.rig._report_device(device)
+        return device
+
+
 def send_operator_data(broker_url: str, story: Story, devices: list[DeviceSetup], *,
                        prefix: str = "mps/v1", timeout: float = 10.0) -> None:
     """The contract and the devices' subscriptions, sent to the registry on its operator
@@ -672,8 +736,9 @@ def verify(result: RigResult) -> list[str]:
     if not result.app_checked:
         return problems
     seen = {str(r.get("eid") or r.get("device_id")) for r in result.app_devices}
+    # Devices held back for a later hook were not there when the app asked.
     for d in result.devices:
-        if d.error is None and d.eid not in seen:
+        if d.error is None and d.index not in result.late and d.eid not in seen:
             problems.append(f"{d.name}: registered but not listed for the app")
     return problems
 
@@ -689,5 +754,18 @@ def summary(result: RigResult) -> str:
     return line + ")"
 
 
-__all__ = ["PreloadedProfiles", "ProfileSource", "Rig", "RigError", "RigResult", "StackError",
-           "Story", "operator_data", "send_operator_data", "summary", "verify"]
+__all__ = [
+    "PreloadedProfiles",
+    "ProfileSource",
+    "Rig",
+    "RigError",
+    "RigResult",
+    "RigSession",
+    "StackError",
+    "Story",
+    "StoryApp",
+    "operator_data",
+    "send_operator_data",
+    "summary",
+    "verify",
+]
