@@ -21,13 +21,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from lpa_emulator import sgp22, tlv
-from lpa_emulator.asn1 import rsp
-from lpa_emulator.asn1.saip import ProfileContent, parse_profile_package
 from lpa_emulator.crypto import certs, ecka, signatures
 from lpa_emulator.crypto.errors import CertificateError, CryptoError, Scp03tError
 from lpa_emulator.crypto.kdf import SessionKeys, derive_session_keys
 from lpa_emulator.crypto.scp03t import Scp03t
 from lpa_emulator.pki import Credential, cert_der
+from lpa_emulator.sgp22 import rsp
+from lpa_emulator.sgp22.saip import ProfileContent, parse_profile_package
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class EuiccDownloadSession:
     def get_challenge(self) -> bytes:
         """GetEuiccChallengeResponse: a fresh challenge ends any earlier session."""
         self.reset()
-        self._challenge = os.urandom(rsp.CHALLENGE_SIZE)
+        self._challenge = os.urandom(sgp22.CHALLENGE_SIZE)
         return rsp.encode_euicc_challenge(self._challenge)
 
     def get_info1(self) -> bytes:
@@ -358,7 +358,7 @@ class EuiccDownloadSession:
                            f"key type {isc.key_type:02X} length {isc.key_length}")
         key = self._dppb.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)
-        euicc_otpk = tlv.encode(rsp.TAG_OTPK, ecka.public_point(self._otsk))
+        euicc_otpk = tlv.encode(sgp22.TAG_OTPK, ecka.public_point(self._otsk))
         try:
             signatures.verify(key, signed_part + euicc_otpk, isc.signature)
         except CryptoError as exc:
@@ -403,7 +403,7 @@ class EuiccDownloadSession:
             item = tlv.decode_one(data)
         except tlv.TlvError as exc:
             raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
-        if item.tag != rsp.TAG_CONFIGURE_ISDP:
+        if item.tag != sgp22.TAG_CONFIGURE_ISDP:
             raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
                            f"ConfigureISDP expected, got {item.tag:X}")
         bpp.phase = _Phase.METADATA_HEADER

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lpa_emulator import sgp22, tlv
-from lpa_emulator.asn1 import rsp
-from lpa_emulator.asn1.saip import ProfileContent
 from lpa_emulator.crypto import signatures
 from lpa_emulator.crypto.euicc_side import EuiccDownloadSession, EuiccIdentity
 from lpa_emulator.pki import cert_der
+from lpa_emulator.sgp22 import rsp
+from lpa_emulator.sgp22.saip import ProfileContent
 
 _TAG_GET_EUICC_DATA = 0xBF3E
 _SEGMENT_TAGS = frozenset((0xA0, 0xA1, 0xA2, 0xA3, 0x86, 0x88))
@@ -88,7 +88,7 @@ class ReferenceEuicc:
             raise RefCardError("ES10 command too short")
         tag = data[0] if data[0] in _SEGMENT_TAGS else int.from_bytes(data[:2], "big")
         self.commands.append(tag)
-        if tag == rsp.TAG_BOUND_PROFILE_PACKAGE or (
+        if tag == sgp22.TAG_BOUND_PROFILE_PACKAGE or (
                 tag in _SEGMENT_TAGS and self.session.loading):
             self._segments += 1
             if self.fail_on_segment is not None and self._segments >= self.fail_on_segment:
@@ -97,15 +97,15 @@ class ReferenceEuicc:
                 raise RefCardError("card removed")
             return self.session.load_segment(data, self)
         handlers: dict[int, Callable[[bytes], bytes]] = {
-            rsp.TAG_EUICC_CHALLENGE: lambda _d: self.session.get_challenge(),
-            rsp.TAG_EUICC_INFO1: lambda _d: self.session.get_info1(),
-            rsp.TAG_EUICC_INFO2: lambda _d: self.session.get_info2(),
-            rsp.TAG_AUTHENTICATE_SERVER: self.session.authenticate_server,
-            rsp.TAG_PREPARE_DOWNLOAD: self.session.prepare_download,
-            rsp.TAG_CANCEL_SESSION: self.session.cancel_session,
-            rsp.TAG_LIST_NOTIFICATION: self._list_notifications,
-            rsp.TAG_RETRIEVE_NOTIFICATIONS: self._retrieve_notifications,
-            rsp.TAG_NOTIFICATION_SENT: self._notification_sent,
+            sgp22.TAG_GET_EUICC_CHALLENGE: lambda _d: self.session.get_challenge(),
+            sgp22.TAG_GET_EUICC_INFO1: lambda _d: self.session.get_info1(),
+            sgp22.TAG_GET_EUICC_INFO2: lambda _d: self.session.get_info2(),
+            sgp22.TAG_AUTHENTICATE_SERVER: self.session.authenticate_server,
+            sgp22.TAG_PREPARE_DOWNLOAD: self.session.prepare_download,
+            sgp22.TAG_CANCEL_SESSION: self.session.cancel_session,
+            sgp22.TAG_LIST_NOTIFICATION: self._list_notifications,
+            sgp22.TAG_RETRIEVE_NOTIFICATIONS: self._retrieve_notifications,
+            sgp22.TAG_NOTIFICATION_SENT: self._notification_sent,
             _TAG_GET_EUICC_DATA: self._get_eid,
         }
         handler = handlers.get(tag)
@@ -136,7 +136,7 @@ class ReferenceEuicc:
         number = tlv.decode_one(data).find(0x80)
         seq = int.from_bytes(number.value, "big") if number is not None else -1
         status = 0 if self.notifications.pop(seq, None) is not None else 1
-        return tlv.encode(rsp.TAG_NOTIFICATION_SENT, tlv.encode(0x80, bytes((status,))))
+        return tlv.encode(sgp22.TAG_NOTIFICATION_SENT, tlv.encode(0x80, bytes((status,))))
 
     def _get_eid(self, _data: bytes) -> bytes:
         return tlv.encode(_TAG_GET_EUICC_DATA, tlv.encode(0x5A, self.identity.eid_bytes))

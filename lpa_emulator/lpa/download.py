@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from lpa_emulator import tlv
-from lpa_emulator.asn1 import rsp
-from lpa_emulator.asn1.der import expect
+from lpa_emulator import sgp22, tlv
 from lpa_emulator.crypto.ecka import confirmation_code_hash
 from lpa_emulator.lpa.es9 import Es9, Es9Error, Es9FunctionError
+from lpa_emulator.sgp22 import rsp
+from lpa_emulator.sgp22.der import expect
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -468,12 +468,12 @@ def process_notifications(card: Es10b, es9_for: Callable[[str], Es9]
 
 def _octet_string(der: bytes) -> bytes:
     """The value of a ``04`` TLV (euiccCiPKIdToBeUsed as ES9+ sends it)."""
-    return expect(der, rsp.TAG_OCTET_STRING, "euiccCiPKIdToBeUsed").value
+    return expect(der, sgp22.TAG_OCTET_STRING, "euiccCiPKIdToBeUsed").value
 
 
 def _signature(der: bytes) -> bytes:
     """The raw signature in a ``5F37`` data object."""
-    return expect(der, rsp.TAG_SIGNATURE, "signature").value
+    return expect(der, sgp22.TAG_SIGNATURE, "signature").value
 
 
 def _code_name(table: type[enum.IntEnum], code: int) -> str:

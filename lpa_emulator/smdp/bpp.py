@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lpa_emulator import tlv
-from lpa_emulator.asn1 import rsp
+from lpa_emulator import sgp22, tlv
 from lpa_emulator.crypto import ecka, signatures
 from lpa_emulator.crypto.kdf import SessionKeys, derive_session_keys
 from lpa_emulator.crypto.scp03t import TAG_ENCRYPTED, TAG_MAC_ONLY, TAG_PROFILE_SEGMENT, Scp03t
+from lpa_emulator.sgp22 import rsp
 
 HOST_ID = b"MPS-SMDP+"
 """The host id of the control reference template (any 1 to 16 bytes; it enters the KDF)."""
@@ -54,7 +54,7 @@ def bind_profile(job: BindingInput) -> bytes:
     channel = Scp03t(derive_session_keys(secret, job.host_id, job.eid))
     isc = rsp.InitialiseSecureChannel(job.transaction_id, job.host_id, ecka.public_point(otsk))
     signature = signatures.sign(job.dppb_key, isc.signed_part()
-                                + tlv.encode(rsp.TAG_OTPK, job.euicc_otpk))
+                                + tlv.encode(sgp22.TAG_OTPK, job.euicc_otpk))
     signed_isc = rsp.InitialiseSecureChannel(job.transaction_id, job.host_id,
                                              ecka.public_point(otsk), signature)
     configure = channel.wrap_all(TAG_ENCRYPTED, rsp.configure_isdp_request(job.smdp_oid))

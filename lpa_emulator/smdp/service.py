@@ -29,9 +29,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lpa_emulator import tlv
-from lpa_emulator.asn1 import rsp
-from lpa_emulator.asn1.saip import ProfileContent, build_profile_package
+from lpa_emulator import sgp22, tlv
 from lpa_emulator.crypto import certs, signatures
 from lpa_emulator.crypto.errors import CertificateError, CertificateProblem, CryptoError
 from lpa_emulator.pki import (
@@ -46,6 +44,8 @@ from lpa_emulator.pki import (
     PkiError,
     load_certificates,
 )
+from lpa_emulator.sgp22 import rsp
+from lpa_emulator.sgp22.saip import ProfileContent, build_profile_package
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.bpp import BindingInput, bind_profile
 from lpa_emulator.smdp.errors import ConfigError, Es9StatusError
@@ -162,12 +162,12 @@ def _binary(body: Mapping[str, Any], name: str) -> bytes:
 
 
 def _transaction_id(body: Mapping[str, Any]) -> bytes:
-    text = _text(body, "transactionId", max_length=2 * rsp.TRANSACTION_ID_MAX)
+    text = _text(body, "transactionId", max_length=2 * sgp22.MAX_TRANSACTION_ID)
     try:
         txid = bytes.fromhex(text)
     except ValueError as exc:
         raise Es9StatusError(st.MALFORMED, "transactionId is not hexadecimal") from exc
-    if not 1 <= len(txid) <= rsp.TRANSACTION_ID_MAX:
+    if not 1 <= len(txid) <= sgp22.MAX_TRANSACTION_ID:
         raise Es9StatusError(st.MALFORMED, "transactionId must be 1 to 16 bytes")
     return txid
 
@@ -207,7 +207,7 @@ class Smdp:
                  reporter: Reporter | None = None, session_ttl: float = 600.0,
                  max_sessions: int = 10_000, clock: Callable[[], float] = time.time,
                  replace_session_keys: bool = False) -> None:
-        if not address or len(address) > rsp.MAX_ADDRESS or "/" in address or " " in address:
+        if not address or len(address) > sgp22.MAX_ADDRESS or "/" in address or " " in address:
             raise ConfigError(f"SM-DP+ address {address!r} is not a host[:port]")
         self.address = address
         self.credentials = credentials
@@ -237,10 +237,10 @@ class Smdp:
             if len(self._sessions) >= self.max_sessions:
                 raise Es9StatusError(st.BUSY, "too many download sessions in progress")
             while True:
-                txid = os.urandom(rsp.TRANSACTION_ID_MAX)
+                txid = os.urandom(sgp22.MAX_TRANSACTION_ID)
                 if txid not in self._sessions:
                     break
-            session = _Session(txid, now, euicc_challenge, os.urandom(rsp.CHALLENGE_SIZE),
+            session = _Session(txid, now, euicc_challenge, os.urandom(sgp22.CHALLENGE_SIZE),
                                self._ci)
             self._sessions[txid] = session
             self.stats["sessions"] += 1
@@ -286,9 +286,9 @@ class Smdp:
 
     def initiate_authentication(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """ES9+.InitiateAuthentication: serverSigned1 signed with SK.DPauth."""
-        address = _text(body, "smdpAddress", max_length=rsp.MAX_ADDRESS)
+        address = _text(body, "smdpAddress", max_length=sgp22.MAX_ADDRESS)
         challenge = _binary(body, "euiccChallenge")
-        if len(challenge) != rsp.CHALLENGE_SIZE:
+        if len(challenge) != sgp22.CHALLENGE_SIZE:
             raise Es9StatusError(st.MALFORMED, "euiccChallenge must be 16 bytes")
         info1 = _decoded(rsp.decode_euicc_info1, _binary(body, "euiccInfo1"), "euiccInfo1")
         if address.lower() != self.address.lower():
@@ -396,7 +396,7 @@ class Smdp:
 
     def _metadata(self, order: Order) -> bytes:
         # Enabling, disabling and deleting the profile are reported back to this SM-DP+.
-        reported = rsp.NotificationConfig(frozenset({"enable", "disable", "delete"}),
+        reported = sgp22.NotificationConfig(frozenset({"enable", "disable", "delete"}),
                                           self.address)
         return rsp.StoreMetadata(order.iccid, order.service_provider, order.profile_name,
                                  notifications=(reported,)).encode()

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from lpa_emulator import pki
-from lpa_emulator.asn1 import rsp
 from lpa_emulator.lpa.download import (
     DownloadError,
     ProfileDownloader,
@@ -32,6 +31,7 @@ from lpa_emulator.lpa.es9 import (
     InitiateAuthenticationResponse,
     split_address,
 )
+from lpa_emulator.sgp22 import rsp
 from lpa_emulator.smdp.orders import OrderState
 from mps_wire.identifiers import make_eid
 from tests.rsp_support import Served, card_for, es10b, new_subscription, served_smdp

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from lpa_emulator import pki
-from lpa_emulator.asn1 import rsp
+from lpa_emulator import pki, sgp22
 from lpa_emulator.crypto import ecka, signatures
 from lpa_emulator.crypto.euicc_side import EuiccDownloadSession, EuiccIdentity
 from lpa_emulator.lpa.download import default_device_info
+from lpa_emulator.sgp22 import rsp
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.orders import OrderState, OrderStore
@@ -163,21 +163,21 @@ def test_address_compares_case_insensitively(env: Env) -> None:
 
 def test_unsupported_svn(env: Env) -> None:
     ident = euicc(env)
-    info1 = rsp.EuiccInfo1("3.0.0", ident.pkids_verification(), ident.pkids_signing())
+    info1 = sgp22.EuiccInfo1("3.0.0", ident.pkids_verification(), ident.pkids_signing())
     with refused(st.UNSUPPORTED_VERSION):
         Flow(env, ident, "X").initiate(euiccInfo1=b64(info1.encode()))
 
 
 def test_unknown_ci_for_signing(env: Env) -> None:
     ident = euicc(env)
-    info1 = rsp.EuiccInfo1(rsp.SVN_2_2_0, ident.pkids_verification(), (bytes(20),))
+    info1 = sgp22.EuiccInfo1(rsp.SVN_2_2_0, ident.pkids_verification(), (bytes(20),))
     with refused(st.UNSUPPORTED_SECURITY):
         Flow(env, ident, "X").initiate(euiccInfo1=b64(info1.encode()))
 
 
 def test_eUICC_cannot_verify_dpauth(env: Env) -> None:
     ident = euicc(env)
-    info1 = rsp.EuiccInfo1(rsp.SVN_2_2_0, (bytes(20),), ident.pkids_signing())
+    info1 = sgp22.EuiccInfo1(rsp.SVN_2_2_0, (bytes(20),), ident.pkids_signing())
     with refused(st.NO_DPAUTH_FOR_CI):
         Flow(env, ident, "X").initiate(euiccInfo1=b64(info1.encode()))
 

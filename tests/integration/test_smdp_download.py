@@ -21,9 +21,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from lpa_emulator import pki
-from lpa_emulator.asn1 import rsp
-from lpa_emulator.asn1.saip import parse_profile_package
+from lpa_emulator import pki, sgp22
 from lpa_emulator.crypto import certs, signatures
 from lpa_emulator.crypto.refcard import ReferenceEuicc
 from lpa_emulator.lpa.activation import parse_activation_code
@@ -38,6 +36,8 @@ from lpa_emulator.lpa.download import (
     ServerRefusedError,
     Stage,
 )
+from lpa_emulator.sgp22 import rsp
+from lpa_emulator.sgp22.saip import parse_profile_package
 from lpa_emulator.smdp.orders import OrderState, OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
 from mps_wire import codec
@@ -109,7 +109,7 @@ def test_profile_package_content(served: Served, pki_dir: Path) -> None:
 
 
 def _rebuild(content: object) -> bytes:
-    from lpa_emulator.asn1.saip import build_profile_package
+    from lpa_emulator.sgp22.saip import build_profile_package
 
     return build_profile_package(content)  # type: ignore[arg-type]
 
@@ -144,7 +144,7 @@ def test_declined_download_is_cancelled_everywhere(served: Served, pki_dir: Path
     assert card.session.transaction_id is None
     found = served.store.get(mid)
     assert found is not None and found.state is OrderState.RELEASED and found.eid is None
-    assert rsp.TAG_CANCEL_SESSION in card.commands
+    assert sgp22.TAG_CANCEL_SESSION in card.commands
 
 
 def test_another_euicc_waits_until_the_first_gives_up(served: Served, pki_dir: Path) -> None:

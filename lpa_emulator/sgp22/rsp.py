@@ -1,8 +1,9 @@
 """SGP.22 (RSPDefinitions) data structures of the profile download, encoded and decoded.
 
 They extend the shared codec: the TLV layer and universal types of :mod:`lpa_emulator.tlv`
-and the ES10 types of :mod:`lpa_emulator.sgp22` (EUICCInfo1/2, NotificationMetadata,
-NotificationConfigurationInformation, Iccid), which are used here, not redefined.
+and the tags and ES10 types of :mod:`lpa_emulator.sgp22` (EUICCInfo1/2,
+NotificationMetadata, NotificationConfigurationInformation, Iccid), which are used here,
+not redefined.
 
 Tags follow the module's AUTOMATIC TAGS: a member without an explicit tag in a SEQUENCE in
 which no member has one gets ``[0]``, ``[1]``, ... in order. Decoders keep the bytes of
@@ -17,7 +18,40 @@ import enum
 from dataclasses import dataclass, field
 
 from lpa_emulator import sgp22, tlv
-from lpa_emulator.asn1.der import (
+from lpa_emulator.sgp22 import (
+    CHALLENGE_SIZE,
+    MAX_ADDRESS,
+    MAX_TRANSACTION_ID,
+    NOTIFICATION_EVENTS,
+    PROFILE_CLASSES,
+    TAG_AUTHENTICATE_SERVER,
+    TAG_BOOLEAN,
+    TAG_BOUND_PROFILE_PACKAGE,
+    TAG_CANCEL_SESSION,
+    TAG_CONFIGURE_ISDP,
+    TAG_GET_EUICC_CHALLENGE,
+    TAG_GET_EUICC_INFO1,
+    TAG_GET_EUICC_INFO2,
+    TAG_ICCID,
+    TAG_INITIALISE_SECURE_CHANNEL,
+    TAG_INTEGER,
+    TAG_ISDP_AID,
+    TAG_LIST_NOTIFICATION,
+    TAG_NOTIFICATION_METADATA,
+    TAG_NOTIFICATION_SENT,
+    TAG_OCTET_STRING,
+    TAG_OID,
+    TAG_OTPK,
+    TAG_PREPARE_DOWNLOAD,
+    TAG_PROFILE_INSTALLATION_RESULT,
+    TAG_PROFILE_INSTALLATION_RESULT_DATA,
+    TAG_REPLACE_SESSION_KEYS,
+    TAG_RETRIEVE_NOTIFICATIONS,
+    TAG_SEQUENCE,
+    TAG_SIGNATURE,
+    TAG_STORE_METADATA,
+)
+from lpa_emulator.sgp22.der import (
     Asn1Error,
     Members,
     bool_bytes,
@@ -35,47 +69,7 @@ from lpa_emulator.asn1.der import (
     text_value,
 )
 
-# ES10 command and response tags (context-specific constructed, class BF).
-TAG_EUICC_INFO1 = 0xBF20
-TAG_PREPARE_DOWNLOAD = 0xBF21
-TAG_EUICC_INFO2 = 0xBF22
-TAG_INITIALISE_SECURE_CHANNEL = 0xBF23
-TAG_CONFIGURE_ISDP = 0xBF24
-TAG_STORE_METADATA = 0xBF25
-TAG_REPLACE_SESSION_KEYS = 0xBF26
-TAG_PIR_DATA = 0xBF27
-TAG_LIST_NOTIFICATION = 0xBF28
-TAG_RETRIEVE_NOTIFICATIONS = 0xBF2B
-TAG_EUICC_CHALLENGE = 0xBF2E
-TAG_NOTIFICATION_METADATA = 0xBF2F
-TAG_NOTIFICATION_SENT = 0xBF30
-TAG_BOUND_PROFILE_PACKAGE = 0xBF36
-TAG_PROFILE_INSTALLATION_RESULT = 0xBF37
-TAG_AUTHENTICATE_SERVER = 0xBF38
-TAG_CANCEL_SESSION = 0xBF41
-
-TAG_SIGNATURE = 0x5F37
-TAG_OTPK = 0x5F49
-TAG_ICCID = 0x5A
-TAG_AID = 0x4F
-TAG_SEQUENCE = 0x30
-TAG_OCTET_STRING = 0x04
-TAG_INTEGER = 0x02
-TAG_BOOLEAN = 0x01
-TAG_OID = 0x06
-TAG_UTF8 = 0x0C
-
-TRANSACTION_ID_MAX = 16
-CHALLENGE_SIZE = 16
-MAX_ADDRESS = 255
 SVN_2_2_0 = "2.2.0"
-
-EuiccInfo1 = sgp22.EuiccInfo1
-EuiccInfo2 = sgp22.EuiccInfo2
-NotificationMetadata = sgp22.NotificationMetadata
-NotificationConfig = sgp22.NotificationConfig
-NOTIFICATION_EVENTS = sgp22.NOTIFICATION_EVENTS
-PROFILE_CLASSES = sgp22.PROFILE_CLASSES
 
 
 def _sig(raw: bytes) -> bytes:
@@ -83,7 +77,7 @@ def _sig(raw: bytes) -> bytes:
 
 
 def _txid(item: tlv.Tlv, where: str) -> bytes:
-    return sized(item.value, where, low=1, high=TRANSACTION_ID_MAX)
+    return sized(item.value, where, low=1, high=MAX_TRANSACTION_ID)
 
 
 def _challenge(item: tlv.Tlv, where: str) -> bytes:
@@ -109,31 +103,31 @@ def _iccid(item: tlv.Tlv, where: str) -> str:
 
 def decode_euicc_info1(data: bytes | tlv.Tlv) -> sgp22.EuiccInfo1:
     """EUICCInfo1 (BF20) from its DER, by the shared codec."""
-    return sgp22.EuiccInfo1.decode(expect(data, TAG_EUICC_INFO1, "EUICCInfo1"))
+    return sgp22.EuiccInfo1.decode(expect(data, TAG_GET_EUICC_INFO1, "EUICCInfo1"))
 
 
 def decode_euicc_info2(data: bytes | tlv.Tlv) -> sgp22.EuiccInfo2:
     """EUICCInfo2 (BF22) from its DER, by the shared codec."""
-    return sgp22.EuiccInfo2.decode(expect(data, TAG_EUICC_INFO2, "EUICCInfo2"))
+    return sgp22.EuiccInfo2.decode(expect(data, TAG_GET_EUICC_INFO2, "EUICCInfo2"))
 
 
 # --- ES10b: challenge and eUICC info -----------------------------------------------------
 
 def get_euicc_challenge_request() -> bytes:
     """``BF2E 00``."""
-    return tlv.encode(TAG_EUICC_CHALLENGE, b"")
+    return tlv.encode(TAG_GET_EUICC_CHALLENGE, b"")
 
 
 def encode_euicc_challenge(challenge: bytes) -> bytes:
     """GetEuiccChallengeResponse ``BF2E { 80 challenge }``."""
     sized(challenge, "euiccChallenge", size=CHALLENGE_SIZE)
-    return seq(TAG_EUICC_CHALLENGE, tlv.encode(0x80, challenge))
+    return seq(TAG_GET_EUICC_CHALLENGE, tlv.encode(0x80, challenge))
 
 
 def decode_euicc_challenge(data: bytes) -> bytes:
     """The 16-byte challenge of a GetEuiccChallengeResponse."""
     where = "GetEuiccChallengeResponse"
-    m = Members(expect(data, TAG_EUICC_CHALLENGE, where), where)
+    m = Members(expect(data, TAG_GET_EUICC_CHALLENGE, where), where)
     return _challenge(m.required(0x80, "euiccChallenge"), where)
 
 
@@ -266,7 +260,7 @@ class EuiccSigned1:
         txid = _txid(m.required(0x80, "transactionId"), where)
         address = _address(m.required(0x83, "serverAddress"), where)
         challenge = _challenge(m.required(0x84, "serverChallenge"), where)
-        info2 = m.required(TAG_EUICC_INFO2, "euiccInfo2")
+        info2 = m.required(TAG_GET_EUICC_INFO2, "euiccInfo2")
         decode_euicc_info2(info2)
         ctx = CtxParams1.decode(m.any("ctxParams1"))
         return cls(txid, address, challenge, info2.encode(), ctx)
@@ -598,20 +592,20 @@ class ProfileInstallationResultData:
 
     def encode(self) -> bytes:
         if isinstance(self.result, InstallSuccess):
-            final = seq(0xA0, tlv.encode(TAG_AID, self.result.aid),
+            final = seq(0xA0, tlv.encode(TAG_ISDP_AID, self.result.aid),
                         tlv.encode(TAG_OCTET_STRING, self.result.sima_response))
         else:
             final = seq(0xA1, tlv.encode(0x80, int_bytes(self.result.command)),
                         tlv.encode(0x81, int_bytes(self.result.reason)),
                         opt(0x82, self.result.sima_response))
-        return seq(TAG_PIR_DATA, tlv.encode(0x80, self.transaction_id),
+        return seq(TAG_PROFILE_INSTALLATION_RESULT_DATA, tlv.encode(0x80, self.transaction_id),
                    self.notification.encode(), tlv.encode(TAG_OID, oid_bytes(self.smdp_oid)),
                    seq(0xA2, final))
 
     @classmethod
     def decode(cls, data: bytes | tlv.Tlv) -> ProfileInstallationResultData:
         where = "ProfileInstallationResultData"
-        m = Members(expect(data, TAG_PIR_DATA, where), where)
+        m = Members(expect(data, TAG_PROFILE_INSTALLATION_RESULT_DATA, where), where)
         txid = _txid(m.required(0x80, "transactionId"), where)
         note = decode_notification_metadata(m.required(TAG_NOTIFICATION_METADATA,
                                                        "notificationMetadata"))
@@ -620,7 +614,7 @@ class ProfileInstallationResultData:
         fm = Members(final, where)
         result: InstallSuccess | InstallFailure
         if final.tag == 0xA0:
-            aid = sized(fm.required(TAG_AID, "aid").value, where, low=5, high=16)
+            aid = sized(fm.required(TAG_ISDP_AID, "aid").value, where, low=5, high=16)
             sima = fm.required(TAG_OCTET_STRING, "simaResponse").value
             result = InstallSuccess(aid, sima)
         elif final.tag == 0xA1:
@@ -651,7 +645,7 @@ class ProfileInstallationResult:
     def decode(cls, data: bytes | tlv.Tlv) -> ProfileInstallationResult:
         where = "ProfileInstallationResult"
         m = Members(expect(data, TAG_PROFILE_INSTALLATION_RESULT, where), where)
-        body = m.required(TAG_PIR_DATA, "profileInstallationResultData")
+        body = m.required(TAG_PROFILE_INSTALLATION_RESULT_DATA, "profileInstallationResultData")
         ProfileInstallationResultData.decode(body)
         signature = m.required(TAG_SIGNATURE, "euiccSignPIR").value
         return cls(body.encode(), signature)

@@ -1,9 +1,17 @@
-"""The SGP.22 (v2.x) ES10 data types this system speaks, as one DER codec for every role.
+"""The SGP.22 (v2.x) data types this system speaks, as one DER codec for every role.
 
-The eUICC encodes what the LPA decodes (and later the SM-DP+ reads notifications), so the
-types live here once: tags, result codes, named bits, and the structured values
-(:class:`ProfileInfo`, :class:`NotificationMetadata`, :class:`EuiccInfo1`,
-:class:`EuiccInfo2`, :class:`PolicyRule`) with ``encode`` and ``decode``.
+The eUICC encodes what the LPA decodes, the LPA builds what the SM-DP+ reads, so the types
+live here once, on the strict TLV layer of :mod:`lpa_emulator.tlv`:
+
+* this module: tags, result codes, named bits, and the ES10 management types
+  (:class:`ProfileInfo`, :class:`NotificationMetadata`, :class:`EuiccInfo1`,
+  :class:`EuiccInfo2`, :class:`PolicyRule`) with ``encode`` and ``decode``;
+* :mod:`~lpa_emulator.sgp22.rsp`: the profile download (AuthenticateServer,
+  PrepareDownload, the bound profile package, installation results, CancelSession,
+  pending notifications);
+* :mod:`~lpa_emulator.sgp22.saip`: the TCA profile package a bound package carries;
+* :mod:`~lpa_emulator.sgp22.der`: helpers for reading SEQUENCE members in order, OIDs,
+  and errors that say where in a structure a value was bad.
 
 The ASN.1 module of SGP.22 uses automatic tagging: a CHOICE inside a SEQUENCE is wrapped in
 its context tag (``A0``), plain components are numbered ``80``, ``81``, ...; components
@@ -39,6 +47,13 @@ TAG_GET_EUICC_DATA = 0xBF3E
 TAG_GET_CONFIGURED_ADDRESSES = 0xBF3C
 TAG_SET_DEFAULT_DP_ADDRESS = 0xBF3F
 TAG_GET_RAT = 0xBF43
+TAG_PREPARE_DOWNLOAD = 0xBF21
+TAG_AUTHENTICATE_SERVER = 0xBF38
+TAG_BOUND_PROFILE_PACKAGE = 0xBF36
+TAG_INITIALISE_SECURE_CHANNEL = 0xBF23
+TAG_CONFIGURE_ISDP = 0xBF24
+TAG_STORE_METADATA = 0xBF25
+TAG_REPLACE_SESSION_KEYS = 0xBF26
 
 # --- data object tags -------------------------------------------------------------------------
 
@@ -62,10 +77,13 @@ TAG_NOTIFICATION_METADATA = 0xBF2F
 TAG_PROFILE_INSTALLATION_RESULT = 0xBF37
 TAG_PROFILE_INSTALLATION_RESULT_DATA = 0xBF27
 TAG_SIGNATURE = 0x5F37
+TAG_OTPK = 0x5F49
 TAG_SEQUENCE = 0x30
 TAG_OCTET_STRING = 0x04
 TAG_UTF8_STRING = 0x0C
 TAG_OID = 0x06
+TAG_INTEGER = 0x02
+TAG_BOOLEAN = 0x01
 
 PROFILE_INFO_TAGS = (TAG_ICCID, TAG_ISDP_AID, TAG_PROFILE_STATE, TAG_NICKNAME,
                      TAG_PROVIDER_NAME, TAG_PROFILE_NAME, TAG_ICON_TYPE, TAG_ICON,
@@ -124,6 +142,7 @@ MAX_PROFILE_NAME = 64
 MAX_ICON = 1024
 MAX_ADDRESS = 255
 MAX_TRANSACTION_ID = 16
+CHALLENGE_SIZE = 16
 
 
 # --- small codecs ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lpa_emulator import simfiles, tlv
-from lpa_emulator.asn1.der import (
+from lpa_emulator.sgp22.der import (
     Asn1Error,
     Members,
     children,
