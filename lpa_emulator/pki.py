@@ -17,11 +17,19 @@ finds its part:
 
 Every loader takes PEM or DER, so the GSMA test certificates (or any other PKI) work
 as well as the ones made here.
+
+The built-in test CI (:func:`builtin_ci`) and its EUMs (:func:`builtin_eum`) have keys
+derived from fixed labels, the same in every process: an emulated card made without a PKI
+directory chains to them, and ``init_pki(..., builtin_ci=True)`` (``mps-emu pki init
+--builtin-ci``) makes an SM-DP+ PKI under that same CI, so such a card can download from
+it. Those keys are public knowledge: for tests and emulation only.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
+import hashlib
 import ipaddress
 import os
 import secrets
@@ -62,6 +70,7 @@ DEFAULT_CI_OID = "2.999.1"
 DEFAULT_EUM_OID = "2.999.5"
 DEFAULT_TLS_HOSTS = ("localhost", "127.0.0.1")
 
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _CA_YEARS = 30
 _LEAF_YEARS = 10
 # SGP.22 gives eUICC certificates no meaningful end (cards have no clock): 9999-12-31.
@@ -233,9 +242,18 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def make_ci(*, name: str = "MPS Test CI", oid: str = DEFAULT_CI_OID) -> Credential:
-    """A self-signed CI certificate (the root of trust of every role)."""
-    key = _new_key()
+def derived_key(label: str) -> ec.EllipticCurvePrivateKey:
+    """A P-256 key derived from ``label``: the same in every process (test keys only)."""
+    digest = hashlib.sha256(f"mps test pki / {label}".encode()).digest()
+    return ec.derive_private_key(int.from_bytes(digest, "big") % (_P256_ORDER - 1) + 1,
+                                 ec.SECP256R1())
+
+
+def make_ci(*, name: str = "MPS Test CI", oid: str = DEFAULT_CI_OID,
+            key: ec.EllipticCurvePrivateKey | None = None) -> Credential:
+    """A self-signed CI certificate (the root of trust of every role), with a new key
+    unless ``key`` is given."""
+    key = key or _new_key()
     subject = _name((NameOID.COMMON_NAME, name), (NameOID.ORGANIZATIONAL_UNIT_NAME, "TESTCERT"),
                     (NameOID.ORGANIZATION_NAME, "MPS"), (NameOID.COUNTRY_NAME, "DE"))
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -259,7 +277,8 @@ def _key_usage(*, cert_sign: bool = False) -> x509.KeyUsage:
 
 def make_eum(ci: Credential, *, org: str = DEFAULT_EUM_ORG,
              eid_prefixes: Sequence[str] = (DEFAULT_EID_PREFIX,),
-             oid: str = DEFAULT_EUM_OID) -> Credential:
+             oid: str = DEFAULT_EUM_OID,
+             key: ec.EllipticCurvePrivateKey | None = None) -> Credential:
     """An EUM certificate whose name constraint permits eUICCs of ``org`` in the EID ranges.
 
     Each prefix becomes one permitted directory name ``O=org, serialNumber=prefix``.
@@ -269,7 +288,7 @@ def make_eum(ci: Credential, *, org: str = DEFAULT_EUM_ORG,
     for prefix in eid_prefixes:
         if not prefix.isdigit() or not 2 <= len(prefix) <= 30 or not prefix.startswith("89"):
             raise PkiError(f"EID prefix {prefix!r} must be 2 to 30 digits starting with 89")
-    key = _new_key()
+    key = key or _new_key()
     subject = _name((NameOID.COMMON_NAME, f"{org} EUM"), (NameOID.ORGANIZATION_NAME, org),
                     (NameOID.COUNTRY_NAME, "DE"))
     permitted: list[x509.GeneralName] = [
@@ -287,7 +306,8 @@ def make_eum(ci: Credential, *, org: str = DEFAULT_EUM_ORG,
     return Credential(_issued_by(builder, ci), key)
 
 
-def make_euicc(eum: Credential, eid: str) -> Credential:
+def make_euicc(eum: Credential, eid: str, *,
+               key: ec.EllipticCurvePrivateKey | None = None) -> Credential:
     """An eUICC certificate for ``eid``, issued by ``eum`` (organisation copied from it)."""
     try:
         eid = validate_eid(eid)
@@ -295,7 +315,7 @@ def make_euicc(eum: Credential, eid: str) -> Credential:
         raise PkiError(str(exc)) from exc
     orgs = eum.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     org = str(orgs[0].value) if orgs else DEFAULT_EUM_ORG
-    key = _new_key()
+    key = key or _new_key()
     subject = _name((NameOID.COMMON_NAME, "MPS eUICC"), (NameOID.ORGANIZATION_NAME, org),
                     (NameOID.SERIAL_NUMBER, eid))
     builder = (_builder(subject, eum.cert.subject, key.public_key(), _EUICC_NOT_AFTER)
@@ -305,11 +325,12 @@ def make_euicc(eum: Credential, eid: str) -> Credential:
 
 
 def make_server(ci: Credential, role: x509.ObjectIdentifier, *, oid: str = DEFAULT_SMDP_OID,
-                name: str = "MPS SM-DP+") -> Credential:
+                name: str = "MPS SM-DP+",
+                key: ec.EllipticCurvePrivateKey | None = None) -> Credential:
     """A DPauth (``ROLE_DP_AUTH``) or DPpb (``ROLE_DP_PB``) certificate for the SM-DP+ ``oid``."""
     if role not in (ROLE_DP_AUTH, ROLE_DP_PB):
         raise PkiError("a server signing certificate is DPauth or DPpb")
-    key = _new_key()
+    key = key or _new_key()
     label = "auth" if role == ROLE_DP_AUTH else "pb"
     subject = _name((NameOID.COMMON_NAME, f"{name} {label}"), (NameOID.ORGANIZATION_NAME, "MPS"),
                     (NameOID.COUNTRY_NAME, "DE"))
@@ -346,6 +367,19 @@ def make_tls(ci: Credential, hosts: Sequence[str] = DEFAULT_TLS_HOSTS, *,
                .add_extension(_policies(ROLE_DP_TLS), critical=False)
                .add_extension(x509.SubjectAlternativeName(names), critical=False))
     return Credential(_issued_by(builder, ci), key)
+
+
+@functools.cache
+def builtin_ci() -> Credential:
+    """The built-in test CI: its key is derived from a fixed label (see the module
+    documentation); the certificate is made once per process."""
+    return make_ci(key=derived_key("ci"))
+
+
+@functools.cache
+def builtin_eum(prefix: str = DEFAULT_EID_PREFIX) -> Credential:
+    """The built-in test EUM for EIDs starting with ``prefix``, under :func:`builtin_ci`."""
+    return make_eum(builtin_ci(), eid_prefixes=(prefix,), key=derived_key(f"eum {prefix}"))
 
 
 def random_eid(prefix: str = DEFAULT_EID_PREFIX) -> str:
@@ -388,11 +422,13 @@ def init_pki(directory: str | os.PathLike[str], *, eids: Iterable[str] = (),
              euicc_count: int = 1, eid_prefix: str = DEFAULT_EID_PREFIX,
              eum_org: str = DEFAULT_EUM_ORG, smdp_oid: str = DEFAULT_SMDP_OID,
              tls_hosts: Sequence[str] = DEFAULT_TLS_HOSTS,
-             overwrite: bool = False) -> PkiSummary:
+             overwrite: bool = False, builtin_ci: bool = False) -> PkiSummary:
     """Make a complete test PKI in ``directory``.
 
     eUICC certificates are issued for every EID in ``eids``, or for ``euicc_count`` random
-    EIDs under ``eid_prefix`` when none are given.
+    EIDs under ``eid_prefix`` when none are given. With ``builtin_ci`` the CI and the EUM
+    are the built-in test ones (:func:`builtin_ci`, :func:`builtin_eum`), which emulated
+    cards made without a PKI directory trust and chain to; the SM-DP+'s own keys are new.
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
@@ -401,8 +437,13 @@ def init_pki(directory: str | os.PathLike[str], *, eids: Iterable[str] = (),
         wanted = [validate_eid(e) for e in wanted]
     except IdentifierError as exc:
         raise PkiError(str(exc)) from exc
-    ci = make_ci()
-    eum = make_eum(ci, org=eum_org, eid_prefixes=(eid_prefix,))
+    if builtin_ci:
+        if eum_org != DEFAULT_EUM_ORG:
+            raise PkiError("the built-in EUM has the default organisation")
+        ci, eum = _builtin_pair(eid_prefix)
+    else:
+        ci = make_ci()
+        eum = make_eum(ci, org=eum_org, eid_prefixes=(eid_prefix,))
     files: list[str] = []
     roles = [(ci, CI_CERT, CI_KEY), (eum, EUM_CERT, EUM_KEY),
              (make_server(ci, ROLE_DP_AUTH, oid=smdp_oid), DPAUTH_CERT, DPAUTH_KEY),
@@ -439,3 +480,7 @@ def load_euicc(directory: str | os.PathLike[str], eid: str) -> Credential:
     """The eUICC credential for ``eid`` from a PKI directory."""
     root = Path(directory)
     return Credential.load(root / euicc_cert_name(eid), root / euicc_key_name(eid))
+
+
+def _builtin_pair(prefix: str) -> tuple[Credential, Credential]:
+    return builtin_ci(), builtin_eum(prefix)

@@ -1,5 +1,5 @@
-"""Shared pieces of the profile download tests: a PKI, reference eUICCs behind STORE DATA,
-an SM-DP+ on HTTPS, and a recording reporter."""
+"""Shared pieces of the profile download tests: a PKI, software eUICCs reached in-process
+through STORE DATA, an SM-DP+ on HTTPS, and a recording reporter."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpa_emulator import pki
-from lpa_emulator.crypto.euicc_side import EuiccIdentity
-from lpa_emulator.crypto.refcard import RefCardError, ReferenceEuicc
-from lpa_emulator.iso7816 import Response
+from lpa_emulator import pki, sgp22
+from lpa_emulator.euicc import CardState, EuiccCard, EuiccIdentity
+from lpa_emulator.euicc import identity as ident
+from lpa_emulator.euicc.es10 import SVN
+from lpa_emulator.iso7816 import Response, build_apdu, t0_transceive, with_channel
 from lpa_emulator.lpa.download import Es10bOverStoreData, ProfileDownloader
 from lpa_emulator.lpa.es9 import Es9Client
 from lpa_emulator.lpa.es10 import Es10Client
+from lpa_emulator.simfiles import ISDR_AID
 from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
 from lpa_emulator.smdp.orders import OrderStore
 from lpa_emulator.smdp.report import InstallationReport
@@ -24,49 +26,64 @@ from lpa_emulator.smdp.service import Smdp, SmdpCredentials
 from mps_wire.identifiers import make_iccid
 
 
-class StoreDataChannel:
-    """An APDU channel in front of a reference eUICC: reassembles STORE DATA blocks as a
-    card does (P1 11 more / 91 last, P2 counting from 0) and answers the last one."""
+class IsdrChannel:
+    """A logical channel with the ISD-R selected on an in-process card, T=0 handled: what
+    an LPA gets from a card link, without one. ``apdus`` counts the APDUs exchanged
+    (GET RESPONSE included)."""
 
-    def __init__(self, card: ReferenceEuicc) -> None:
+    def __init__(self, card: EuiccCard) -> None:
         self.card = card
-        self._buffer = b""
-        self._next = 0
-        self.blocks: list[int] = []
+        self.apdus = 0
+        opened = self._exchange(build_apdu(0x00, 0x70, 0x00, 0x00, le=1))
+        self.number = opened.data[0]
+        select = build_apdu(0x00, 0xA4, 0x04, 0x00, card.isdr_aid, le=0)
+        if self.transmit(select).sw != 0x9000:
+            raise AssertionError("the card has no ISD-R")
+
+    def _exchange(self, apdu: bytes) -> Response:
+        def raw(command: bytes) -> bytes:
+            self.apdus += 1
+            return self.card.transmit(command)
+
+        return t0_transceive(raw, apdu)
 
     def transmit(self, apdu: bytes) -> Response:
-        cla, ins, p1, p2 = apdu[:4]
-        if ins != 0xE2 or cla & 0xF0 != 0x80:
-            return Response(b"", 0x6D00)
-        data = apdu[5:5 + apdu[4]] if len(apdu) > 4 else b""
-        if p2 != self._next:
-            self._buffer, self._next = b"", 0
-            return Response(b"", 0x6A86)
-        self.blocks.append(len(data))
-        self._buffer += data
-        self._next += 1
-        if p1 == 0x11:
-            return Response(b"", 0x9000)
-        command, self._buffer, self._next = self._buffer, b"", 0
-        try:
-            return Response(self.card.command(command), 0x9000)
-        except RefCardError:
-            return Response(b"", 0x6F00)
+        return self._exchange(with_channel(apdu, self.number))
 
 
 def identity(pki_dir: Path, eid: str) -> EuiccIdentity:
-    return EuiccIdentity(eid, pki.load_euicc(pki_dir, eid),
-                         pki.load_certificate(pki_dir / pki.EUM_CERT),
-                         (pki.load_certificate(pki_dir / pki.CI_CERT),))
+    """The card identity of ``eid`` from a PKI directory (``euicc-<EID>.pem``)."""
+    return ident.load_pki_dir(pki_dir, eid)
 
 
-def card_for(pki_dir: Path, eid: str) -> ReferenceEuicc:
-    return ReferenceEuicc(identity(pki_dir, eid))
+def euicc_info1(identity: EuiccIdentity) -> bytes:
+    return sgp22.EuiccInfo1(SVN, identity.ci_pkids, identity.signing_pkids).encode()
 
 
-def es10b(card: ReferenceEuicc, block_size: int = 120) -> Es10bOverStoreData:
+def euicc_info2(identity: EuiccIdentity) -> bytes:
+    """An EUICCInfo2 for ``identity`` (what a card puts into euiccSigned1)."""
+    return sgp22.EuiccInfo2(
+        profile_version="2.3.1", svn=SVN, firmware_version="1.0.0",
+        resources=sgp22.CardResources(0, 1_000_000, 8_192),
+        uicc_capabilities=frozenset({"usimSupport", "akaMilenage"}),
+        rsp_capabilities=frozenset({"additionalProfile"}),
+        ci_pkids_verification=identity.ci_pkids, ci_pkids_signing=identity.signing_pkids,
+        pp_version="1.0.0", sas_accreditation_number="MPS-TEST").encode()
+
+
+def card_for(pki_dir: Path, eid: str, *, state_path: Path | None = None) -> EuiccCard:
+    """A software eUICC without profiles, its identity from the PKI directory; kept in
+    memory, or in ``state_path``."""
+    state = CardState.new(eid=eid, profiles=[], identity=identity(pki_dir, eid),
+                          isdr_aid=ISDR_AID)
+    if state_path is not None:
+        state.save(state_path)
+    return EuiccCard.from_state(state, state_path)
+
+
+def es10b(card: EuiccCard, block_size: int = 120) -> Es10bOverStoreData:
     """The card behind real STORE DATA segmentation of ``block_size`` bytes."""
-    return Es10bOverStoreData(Es10Client(StoreDataChannel(card), block_size=block_size))
+    return Es10bOverStoreData(Es10Client(IsdrChannel(card), block_size=block_size))
 
 
 class Reports:
@@ -93,7 +110,7 @@ class Served:
     def client(self, address: str | None = None) -> Es9Client:
         return Es9Client(address or self.address, ca_file=self.ca)
 
-    def downloader(self, card: ReferenceEuicc, *, block_size: int = 120,
+    def downloader(self, card: EuiccCard, *, block_size: int = 120,
                    **kwargs: Any) -> ProfileDownloader:
         return ProfileDownloader(es10b(card, block_size), self.client, **kwargs)
 

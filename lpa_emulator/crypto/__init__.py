@@ -6,8 +6,10 @@
   counter-derived IVs, C-MAC chaining);
 * :mod:`~lpa_emulator.crypto.signatures`: ECDSA in the raw ``r || s`` form of SGP.22;
 * :mod:`~lpa_emulator.crypto.certs`: the RSP certificate chains and roles;
-* :mod:`~lpa_emulator.crypto.ecka`: one-time key agreement keys, the confirmation-code hash;
-* :mod:`~lpa_emulator.crypto.euicc_side`: the eUICC's half of a download.
+* :mod:`~lpa_emulator.crypto.ecka`: one-time key agreement keys, the confirmation-code hash.
+
+The eUICC's half of a download is the card's (:mod:`lpa_emulator.euicc.download`), the
+SM-DP+'s in :mod:`lpa_emulator.smdp`.
 """
 
 from lpa_emulator.crypto.errors import (

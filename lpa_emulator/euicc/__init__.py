@@ -4,10 +4,10 @@ in-process (:class:`EuiccCard`), to the real PC/SC stack through vpcd
 (:mod:`lpa_emulator.vpcd`) and behind the emulated modem."""
 
 from lpa_emulator.euicc.card import ATR, EuiccCard
+from lpa_emulator.euicc.download import DownloadSession
 from lpa_emulator.euicc.errors import CardStatus, EuiccError, StateError
-from lpa_emulator.euicc.es10 import RspSession
 from lpa_emulator.euicc.identity import EuiccIdentity, IdentityError
 from lpa_emulator.euicc.state import CardState, NotificationRecord, ProfileRecord
 
-__all__ = ["ATR", "CardState", "CardStatus", "EuiccCard", "EuiccError", "EuiccIdentity",
-           "IdentityError", "NotificationRecord", "ProfileRecord", "RspSession", "StateError"]
+__all__ = ["ATR", "CardState", "CardStatus", "DownloadSession", "EuiccCard", "EuiccError",
+           "EuiccIdentity", "IdentityError", "NotificationRecord", "ProfileRecord", "StateError"]

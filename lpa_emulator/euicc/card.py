@@ -18,8 +18,8 @@ from pathlib import Path
 from lpa_emulator import simfiles, tlv
 from lpa_emulator.euicc import es10, fs
 from lpa_emulator.euicc.apdu import MAX_CHANNELS, SW, Command, parse, sw_bytes
+from lpa_emulator.euicc.download import DownloadSession
 from lpa_emulator.euicc.errors import CardStatus
-from lpa_emulator.euicc.es10 import RspSession
 from lpa_emulator.euicc.state import CardState, ProfileRecord
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class EuiccCard:
         self._lock = threading.RLock()
         self._fs = fs.build(state.enabled_profile())
         self._channels: dict[int, _Channel] = {0: _Channel()}
-        self._session = RspSession()
+        self._session = DownloadSession(state.identity, state.eid)
 
     @classmethod
     def open(cls, state_path: Path, *, isdr_aid: bytes | None = None) -> EuiccCard:
@@ -133,8 +133,9 @@ class EuiccCard:
         return self._state_path
 
     @property
-    def session(self) -> RspSession:
-        """The volatile RSP session (challenge, transaction); a reset starts a new one."""
+    def session(self) -> DownloadSession:
+        """The volatile download session (challenge, transaction, a package being loaded);
+        a reset starts a new one."""
         return self._session
 
     def enabled_profile(self) -> ProfileRecord | None:
@@ -173,7 +174,7 @@ class EuiccCard:
         STORE DATA, select the MF on the basic channel. Returns the ATR."""
         with self._lock:
             self._channels = {0: _Channel()}
-            self._session = RspSession()
+            self._session = DownloadSession(self._state.identity, self._state.eid)
         return ATR
 
     def transmit(self, apdu: bytes) -> bytes:

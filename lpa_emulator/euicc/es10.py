@@ -9,23 +9,31 @@ BOOLEAN contents DER forbids) has no response of its own and is answered with st
 command from a transport failure.
 
 Handlers change the state only through ``ctx.commit(copy)``, so a refusal or a failed save
-leaves the card as it was. The download commands (issue: profile download) slot in by adding
-handlers to :data:`HANDLERS`.
+leaves the card as it was.
+
+The profile download (GetEUICCChallenge, AuthenticateServer, PrepareDownload,
+LoadBoundProfilePackage, CancelSession) runs in the card's volatile
+:class:`~lpa_emulator.euicc.download.DownloadSession`. The segments of a bound profile
+package are not all complete TLVs (the ``BF36`` header travels with ``BF23``, the ``A1``
+and ``A3`` headers alone), so :func:`dispatch` hands them to the session before decoding;
+an installed profile and its installation result are committed together, so a download
+that fails or is interrupted leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 from lpa_emulator import sgp22, tlv
 from lpa_emulator.euicc.apdu import SW
+from lpa_emulator.euicc.download import DownloadSession, InstallRefused
 from lpa_emulator.euicc.errors import CardStatus
-from lpa_emulator.euicc.state import CardState, ProfileRecord
-from lpa_emulator.sgp22 import fields
+from lpa_emulator.euicc.state import CardState, ProfileRecord, isdp_aid_for
+from lpa_emulator.sgp22 import fields, rsp
+from lpa_emulator.sgp22.saip import ProfileContent
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +64,6 @@ RULES_AUTHORISATION_TABLE = (
 consent."""
 
 
-@dataclass
-class RspSession:
-    """Volatile ES10b session data: the challenge of GetEUICCChallenge and, once the SM-DP+
-    is authenticated, the transaction it runs. A reset loses it, as on a card."""
-
-    challenge: bytes | None = None
-    transaction_id: bytes | None = None
-    smdp_oid: bytes | None = None
-    """The SM-DP+'s OID (DER content of the OBJECT IDENTIFIER), from its certificate."""
-
-
 class Es10Context(Protocol):
     """What a handler may use of the card."""
 
@@ -74,7 +71,8 @@ class Es10Context(Protocol):
     def state(self) -> CardState: ...
 
     @property
-    def session(self) -> RspSession: ...
+    def session(self) -> DownloadSession:
+        """The volatile download session (a reset starts a new one)."""
 
     def commit(self, new_state: CardState) -> None:
         """Persist ``new_state`` and make it current (``6581`` if it cannot be stored)."""
@@ -100,19 +98,20 @@ def get_euicc_data(ctx: Es10Context, command: tlv.Tlv) -> bytes:
 
 
 def euicc_info1(state: CardState) -> sgp22.EuiccInfo1:
-    pkids = state.identity.ci_pkids
-    return sgp22.EuiccInfo1(SVN, pkids, pkids)
+    """The CIs the card verifies servers with, and those its own chain is issued under."""
+    identity = state.identity
+    return sgp22.EuiccInfo1(SVN, identity.ci_pkids, identity.signing_pkids)
 
 
 def euicc_info2(state: CardState) -> sgp22.EuiccInfo2:
-    pkids = state.identity.ci_pkids
+    pkids, signing = state.identity.ci_pkids, state.identity.signing_pkids
     used = len(state.profiles) * PROFILE_FOOTPRINT
     return sgp22.EuiccInfo2(
         profile_version=PROFILE_VERSION, svn=SVN, firmware_version=FIRMWARE_VERSION,
         resources=sgp22.CardResources(len(state.profiles), max(0, NVM_CAPACITY - used),
                                       FREE_RAM),
         uicc_capabilities=UICC_CAPABILITIES, rsp_capabilities=RSP_CAPABILITIES,
-        ci_pkids_verification=pkids, ci_pkids_signing=pkids,
+        ci_pkids_verification=pkids, ci_pkids_signing=signing,
         pp_version=PP_VERSION, sas_accreditation_number=SAS_ACCREDITATION_NUMBER,
         ts102241_version=TS102241_VERSION, globalplatform_version=GLOBALPLATFORM_VERSION,
         category="other")
@@ -134,10 +133,7 @@ def get_euicc_challenge(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     """GetEUICCChallenge: 16 fresh random bytes, remembered for AuthenticateServer. A new
     challenge ends any session in progress."""
     fields(command, ())
-    challenge = secrets.token_bytes(16)
-    session = ctx.session
-    session.challenge, session.transaction_id, session.smdp_oid = challenge, None, None
-    return tlv.encode(sgp22.TAG_GET_EUICC_CHALLENGE, tlv.encode(0x80, challenge))
+    return ctx.session.get_challenge()
 
 
 def get_rat(ctx: Es10Context, command: tlv.Tlv) -> bytes:
@@ -404,32 +400,108 @@ def notification_sent(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     return sgp22.encode_result(sgp22.TAG_NOTIFICATION_SENT, 0)
 
 
-# --- the RSP session ------------------------------------------------------------------------------
+# --- the profile download -------------------------------------------------------------------------
+
+def authenticate_server(ctx: Es10Context, command: tlv.Tlv) -> bytes:
+    """AuthenticateServer: check the SM-DP+ (CERT.DPauth chain, signature, challenge,
+    address) and answer with the card's signed euiccSigned1 and certificates."""
+    state = ctx.state
+    return ctx.session.authenticate_server(
+        command.encode(), euicc_info2=euicc_info2(state).encode(),
+        default_smdp_address=state.default_dp_address)
+
+
+def prepare_download(ctx: Es10Context, command: tlv.Tlv) -> bytes:
+    """PrepareDownload: check CERT.DPpb and smdpSignature2, make the one-time key."""
+    return ctx.session.prepare_download(command.encode())
+
 
 def cancel_session(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     """CancelSession: end the download session ``transactionId`` with a signed receipt for
     the SM-DP+; ``invalidTransactionId`` when no such session runs."""
-    f = fields(command, (0x80, 0x81), required=(0x80, 0x81))
-    transaction_id = f[0x80].value
-    if not 1 <= len(transaction_id) <= sgp22.MAX_TRANSACTION_ID:
-        raise _wrong("transactionId is 1 to 16 bytes")
-    reason = tlv.decode_int(f[0x81].value)
-    if reason not in sgp22.CANCEL_SESSION_REASONS:
-        raise _wrong(f"unknown cancel reason {reason}")
-    session = ctx.session
-    if (session.transaction_id is None or session.smdp_oid is None
-            or session.transaction_id != transaction_id):
-        return sgp22.encode_result(sgp22.TAG_CANCEL_SESSION, 5, choice=True)
-    signed = tlv.encode(sgp22.TAG_SEQUENCE,
-                        tlv.encode(0x80, transaction_id)
-                        + tlv.encode(sgp22.TAG_OID, session.smdp_oid)
-                        + tlv.encode(0x81, tlv.encode_int(reason)))
-    signature = ctx.state.identity.sign(signed)
-    session.challenge = session.transaction_id = session.smdp_oid = None
-    log.info("session %s cancelled: %s", transaction_id.hex(),
-             sgp22.CANCEL_SESSION_REASONS[reason])
-    return tlv.encode(sgp22.TAG_CANCEL_SESSION,
-                      tlv.encode(0xA0, signed + tlv.encode(sgp22.TAG_SIGNATURE, signature)))
+    return ctx.session.cancel_session(command.encode())
+
+
+def load_bound_profile_package(ctx: Es10Context, segment: bytes) -> bytes:
+    """One LoadBoundProfilePackage segment: nothing while more are expected, the signed
+    ProfileInstallationResult after the last one or the first failure."""
+    try:
+        return ctx.session.load_segment(segment, _CardInstall(ctx))
+    except CardStatus:
+        # The result could not be stored: the download is over, with nothing installed.
+        ctx.session.reset()
+        raise
+
+
+class _CardInstall:
+    """The card's state as the download session's :class:`InstallTarget`: the profile and
+    its installation result go into one commit."""
+
+    def __init__(self, ctx: Es10Context) -> None:
+        self._ctx = ctx
+        self._state: CardState | None = None
+
+    @property
+    def _copy(self) -> CardState:
+        if self._state is None:
+            self._state = self._ctx.state.copy()
+        return self._state
+
+    def iccid_in_use(self, iccid: str) -> bool:
+        return self._ctx.state.find_profile(iccid=iccid) is not None
+
+    def next_sequence_number(self) -> int:
+        return self._copy.reserve_seq()
+
+    def install(self, profile: ProfileContent, metadata: rsp.StoreMetadata,
+                result_for: Callable[[bytes], bytes]) -> None:
+        state = self._copy
+        if NVM_CAPACITY - (len(state.profiles) + 1) * PROFILE_FOOTPRINT < 0:
+            raise InstallRefused(rsp.ErrorReason.INSUFFICIENT_MEMORY,
+                                 f"no room for another profile ({len(state.profiles)} "
+                                 "installed)")
+        used = {p.isdp_aid for p in state.profiles}
+        slot = next(i for i in range(len(state.profiles) + 1)
+                    if isdp_aid_for(i) not in used)
+        configs = metadata.notifications
+        address = configs[0].address if configs else None
+        notify = tuple(op for c in configs if c.address == address for op in c.operations)
+        try:
+            record = ProfileRecord(
+                iccid=profile.iccid, imsi=profile.imsi, msisdn=profile.msisdn,
+                isdp_aid=isdp_aid_for(slot), name=metadata.profile_name or "profile",
+                spn=metadata.service_provider, profile_class=metadata.profile_class,
+                usim_aid=profile.usim_aid, mnc_length=profile.mnc_length,
+                smdp_address=address, notify=notify, ki=profile.ki, opc=profile.opc)
+        except ValueError as exc:
+            raise InstallRefused(rsp.ErrorReason.PE_PROCESSING_ERROR,
+                                 f"the profile cannot be kept: {exc}") from exc
+        result = result_for(record.isdp_aid)
+        state.profiles.append(record)
+        state.add_installation_result(_result_metadata(result), result)
+        self._ctx.commit(state)
+        log.info("profile %s installed in ISD-P %s", record.iccid, record.isdp_aid.hex().upper())
+
+    def keep_notification(self, result: bytes) -> None:
+        state = self._copy
+        state.add_installation_result(_result_metadata(result), result)
+        self._ctx.commit(state)
+
+
+def _result_metadata(result: bytes) -> sgp22.NotificationMetadata:
+    return rsp.ProfileInstallationResult.decode(result).data.notification
+
+
+_SEGMENT_TAGS = frozenset((0xA0, 0xA1, 0xA2, 0xA3, 0x86, 0x88))
+_BPP_START = sgp22.TAG_BOUND_PROFILE_PACKAGE.to_bytes(2, "big")
+
+
+def is_bpp_segment(data: bytes, session: DownloadSession) -> bool:
+    """Whether ``data`` is a LoadBoundProfilePackage segment: the ``BF36`` header with
+    ``BF23``, or, while a package is being loaded, one of its groups, group headers or
+    protected segments."""
+    return data[:2] == _BPP_START or (session.loading and bool(data)
+                                       and data[0] in _SEGMENT_TAGS)
 
 
 HANDLERS: Mapping[int, Es10Handler] = {
@@ -450,12 +522,17 @@ HANDLERS: Mapping[int, Es10Handler] = {
     sgp22.TAG_NOTIFICATION_SENT: notification_sent,
     sgp22.TAG_CANCEL_SESSION: cancel_session,
     sgp22.TAG_GET_RAT: get_rat,
+    sgp22.TAG_AUTHENTICATE_SERVER: authenticate_server,
+    sgp22.TAG_PREPARE_DOWNLOAD: prepare_download,
 }
 
 
 def dispatch(ctx: Es10Context, data: bytes,
              handlers: Mapping[int, Es10Handler] = HANDLERS) -> bytes:
-    """Run the ES10 command in ``data`` (one complete TLV) and return its response."""
+    """Run the ES10 command in ``data`` (one complete TLV, or a segment of a bound profile
+    package) and return its response."""
+    if is_bpp_segment(data, ctx.session):
+        return load_bound_profile_package(ctx, data)
     try:
         command = tlv.decode_one(data)
     except tlv.TlvError as exc:

@@ -3,8 +3,10 @@ whose key ids (subject key identifiers) GetEUICCInfo1/2 report.
 
 An identity is loaded from files (PEM or DER, so any PKI works, the GSMA test one included)
 or issued here: :func:`generate` makes a CERT.EUICC for an EID under the built-in test
-issuer, a CI and an EUM whose keys are derived from fixed labels, so every emulated card in
-every process chains to the same CI. Those keys are public knowledge: for tests only.
+issuer (:func:`lpa_emulator.pki.builtin_ci`), a CI and an EUM whose keys are derived from
+fixed labels, so every emulated card in every process chains to the same CI. Those keys are
+public knowledge: for tests only. Certificates are made by :mod:`lpa_emulator.pki`, the one
+place that knows the RSP certificate profiles.
 
 A PKI directory (``mps-emu euicc --pki DIR``) holds, PEM or DER by content::
 
@@ -16,16 +18,11 @@ A PKI directory (``mps-emu euicc --pki DIR``) holds, PEM or DER by content::
 
 ``.der``, ``.crt`` and ``.cer`` are read like ``.pem``.
 
-Certificate profiles follow SGP.22 4.5.2: P-256 keys, ECDSA with SHA-256, the RSP role
-policies, CA constraints, the EUM's name constraint on the EID issuer number, and the eUICC's
-EID as subject serialNumber with the "no expiry" date 9999-12-31.
 """
 
 from __future__ import annotations
 
-import datetime
 import functools
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,21 +33,13 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from lpa_emulator import pki
+from lpa_emulator.crypto import signatures
 from lpa_emulator.euicc.errors import EuiccError
 
-OID_ROLE_CI = x509.ObjectIdentifier("2.23.146.1.2.1.0")
-OID_ROLE_EUM = x509.ObjectIdentifier("2.23.146.1.2.1.1")
-OID_ROLE_EUICC = x509.ObjectIdentifier("2.23.146.1.2.1.2")
-
 _CURVE = ec.SECP256R1()
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-_NOT_BEFORE = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
-_CA_NOT_AFTER = datetime.datetime(2059, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
-_EUICC_NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
-_TEST_ORG = "MPS Test PKI (not for production)"
 _EID = re.compile(r"[0-9]{32}")
 _CERT_SUFFIXES = (".pem", ".der", ".crt", ".cer")
 
@@ -132,12 +121,6 @@ def cert_eid(cert: x509.Certificate) -> str | None:
     return text if _EID.fullmatch(text) else None
 
 
-def raw_signature(der_signature: bytes) -> bytes:
-    """An ECDSA signature as SGP.22 carries it: r || s, 32 bytes each."""
-    r, s = decode_dss_signature(der_signature)
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     key = issuer.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or cert.signature_hash_algorithm is None:
@@ -195,16 +178,26 @@ class EuiccIdentity:
 
     @property
     def ci_pkids(self) -> tuple[bytes, ...]:
-        """Subject key ids of the CIs; without CI certificates, the key id CERT.EUM names
-        as its authority (so a PKI handed over as eUICC + EUM alone still works)."""
+        """Subject key ids of the CIs the card trusts (euiccCiPKIdListForVerification);
+        without CI certificates, the key id CERT.EUM names as its authority (so a PKI
+        handed over as eUICC + EUM alone still works)."""
         if self.ci_certificates:
             return tuple(dict.fromkeys(subject_key_id(c) for c in self.ci_certificates))
+        return self.signing_pkids
+
+    @property
+    def signing_pkids(self) -> tuple[bytes, ...]:
+        """Key ids of the CIs the card's own chain is issued under
+        (euiccCiPKIdListForSigning): CERT.EUM's authority key id."""
         aki = authority_key_id(self.eum_certificate)
-        return (aki,) if aki else ()
+        if aki is not None:
+            return (aki,)
+        issuers = [c for c in self.ci_certificates if _issued_by(self.eum_certificate, c)]
+        return tuple(subject_key_id(c) for c in issuers)
 
     def sign(self, data: bytes) -> bytes:
         """ECDSA P-256/SHA-256 by SK.EUICC over ``data``, as 64 raw bytes r || s."""
-        return raw_signature(self.private_key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return signatures.sign(self.private_key, data)
 
     def check(self, eid: str) -> None:
         """Raise :class:`IdentityError` unless the parts belong together and to ``eid``."""
@@ -290,93 +283,6 @@ class EuiccIdentity:
 
 # --- issuing certificates ------------------------------------------------------------------------
 
-def _name(*attrs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
-    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attrs])
-
-
-def _policy(oid: x509.ObjectIdentifier) -> x509.CertificatePolicies:
-    return x509.CertificatePolicies([x509.PolicyInformation(oid, None)])
-
-
-def _key_usage(*, sign: bool = False, ca: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=sign, content_commitment=False,
-                         key_encipherment=False, data_encipherment=False, key_agreement=False,
-                         key_cert_sign=ca, crl_sign=ca, encipher_only=False,
-                         decipher_only=False)
-
-
-def derived_key(label: str) -> ec.EllipticCurvePrivateKey:
-    """A P-256 key derived from ``label``: the same in every process (test keys only)."""
-    digest = hashlib.sha256(f"mps test pki / {label}".encode()).digest()
-    return ec.derive_private_key(int.from_bytes(digest, "big") % (_P256_ORDER - 1) + 1, _CURVE)
-
-
-def issue_ci(key: ec.EllipticCurvePrivateKey, *, name: str = "MPS Test CI",
-             organization: str = _TEST_ORG, serial: int = 1) -> x509.Certificate:
-    """A self-signed CI root certificate (CERT.CI)."""
-    subject = _name((NameOID.COMMON_NAME, name), (NameOID.ORGANIZATION_NAME, organization))
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    return (x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(serial)
-            .not_valid_before(_NOT_BEFORE).not_valid_after(_CA_NOT_AFTER)
-            .add_extension(ski, critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_key_usage(ca=True), critical=True)
-            .add_extension(_policy(OID_ROLE_CI), critical=True)
-            .sign(key, hashes.SHA256()))
-
-
-def issue_eum(key: ec.EllipticCurvePrivateKey, ci: x509.Certificate,
-              ci_key: ec.EllipticCurvePrivateKey, *, iin: str, name: str = "MPS Test EUM",
-              organization: str = _TEST_ORG, serial: int = 2) -> x509.Certificate:
-    """CERT.EUM under ``ci``, constrained to EIDs starting with ``iin`` (8 digits)."""
-    if not re.fullmatch(r"[0-9]{8}", iin):
-        raise ValueError(f"the EID issuer number is 8 digits, got {iin!r}")
-    permitted = x509.DirectoryName(_name((NameOID.ORGANIZATION_NAME, organization),
-                                         (NameOID.SERIAL_NUMBER, iin)))
-    return (x509.CertificateBuilder()
-            .subject_name(_name((NameOID.COMMON_NAME, name),
-                                (NameOID.ORGANIZATION_NAME, organization)))
-            .issuer_name(ci.subject)
-            .public_key(key.public_key()).serial_number(serial)
-            .not_valid_before(_NOT_BEFORE).not_valid_after(_CA_NOT_AFTER)
-            .add_extension(x509.AuthorityKeyIdentifier(subject_key_id(ci), None, None),
-                           critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .add_extension(_key_usage(ca=True), critical=True)
-            .add_extension(_policy(OID_ROLE_EUM), critical=True)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.NameConstraints(permitted_subtrees=[permitted],
-                                                excluded_subtrees=None), critical=True)
-            .sign(ci_key, hashes.SHA256()))
-
-
-def issue_euicc(key: ec.EllipticCurvePrivateKey, eid: str, eum: x509.Certificate,
-                eum_key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    """CERT.EUICC for ``eid`` under ``eum``; the EID is the subject serialNumber."""
-    if not _EID.fullmatch(eid):
-        raise ValueError(f"an EID is 32 digits, got {eid!r}")
-    organizations = eum.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    organization = str(organizations[0].value) if organizations else _TEST_ORG
-    serial = int(eid) % (1 << 120) or 1
-    return (x509.CertificateBuilder()
-            .subject_name(_name((NameOID.ORGANIZATION_NAME, organization),
-                                (NameOID.SERIAL_NUMBER, eid),
-                                (NameOID.COMMON_NAME, "MPS emulated eUICC")))
-            .issuer_name(eum.subject)
-            .public_key(key.public_key()).serial_number(serial)
-            .not_valid_before(_NOT_BEFORE).not_valid_after(_EUICC_NOT_AFTER)
-            .add_extension(x509.AuthorityKeyIdentifier(subject_key_id(eum), None, None),
-                           critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .add_extension(_key_usage(sign=True), critical=True)
-            .add_extension(_policy(OID_ROLE_EUICC), critical=True)
-            .sign(eum_key, hashes.SHA256()))
-
-
 @dataclass(frozen=True)
 class Issuer:
     """An EUM able to issue eUICC certificates, and the CIs above it."""
@@ -387,25 +293,25 @@ class Issuer:
 
     def issue(self, eid: str, *, sources: Mapping[str, tuple[Path, ...]] | None = None
               ) -> EuiccIdentity:
-        """A new key pair and CERT.EUICC for ``eid``."""
-        key = ec.generate_private_key(_CURVE)
-        cert = issue_euicc(key, eid, self.eum_certificate, self.eum_key)
-        return EuiccIdentity(cert, key, self.eum_certificate, self.ci_certificates,
-                             dict(sources or {}))
+        """A new key pair and CERT.EUICC for ``eid`` (:func:`lpa_emulator.pki.make_euicc`)."""
+        try:
+            credential = pki.make_euicc(pki.Credential(self.eum_certificate, self.eum_key), eid)
+        except pki.PkiError as exc:
+            raise IdentityError(str(exc)) from exc
+        return EuiccIdentity(credential.cert, credential.key, self.eum_certificate,
+                             self.ci_certificates, dict(sources or {}))
 
 
 @functools.cache
-def builtin_issuer(iin: str = "89049032") -> Issuer:
-    """The built-in test CI and an EUM for the EID issuer number ``iin``.
+def builtin_issuer(iin: str = pki.DEFAULT_EID_PREFIX) -> Issuer:
+    """The built-in test CI and an EUM for the EID issuer number ``iin``
+    (:func:`lpa_emulator.pki.builtin_ci`, :func:`lpa_emulator.pki.builtin_eum`).
 
-    The keys are derived from fixed labels and the certificates cached per process, so
-    cards made anywhere share the CI key id ``subject_key_id(builtin_issuer().ci...)``.
+    Their keys are derived from fixed labels, so cards made anywhere chain to the same CI,
+    and an SM-DP+ PKI made with ``mps-emu pki init --builtin-ci`` serves them.
     """
-    ci_key = derived_key("ci")
-    ci = issue_ci(ci_key)
-    eum_key = derived_key(f"eum {iin}")
-    eum = issue_eum(eum_key, ci, ci_key, iin=iin)
-    return Issuer(eum, eum_key, (ci,))
+    eum = pki.builtin_eum(iin)
+    return Issuer(eum.cert, eum.key, (pki.builtin_ci().cert,))
 
 
 def generate(eid: str) -> EuiccIdentity:

@@ -117,6 +117,10 @@ class ProfileRecord:
     """The operations that produce a notification (the profile's notification config)."""
     ppr: tuple[str, ...] = ()
     """Profile policy rules: ``ppr1`` (may not be disabled), ``ppr2`` (may not be deleted)."""
+    ki: bytes | None = field(default=None, repr=False)
+    """The subscriber key K of the profile's AKA parameters (Milenage), when it has them."""
+    opc: bytes | None = field(default=None, repr=False)
+    """OPc of the AKA parameters."""
 
     def __post_init__(self) -> None:
         self.iccid = validate_iccid(self.iccid)
@@ -140,6 +144,10 @@ class ProfileRecord:
         sgp22.names_to_bits(self.ppr, sgp22.PPR_IDS)
         if self.nickname is not None and len(self.nickname) > sgp22.MAX_NICKNAME:
             raise ValueError(f"nickname is at most {sgp22.MAX_NICKNAME} characters")
+        for name in ("ki", "opc"):
+            key = getattr(self, name)
+            if key is not None and len(key) != 16:
+                raise ValueError(f"{name} is 16 bytes, got {len(key)}")
 
     @property
     def owner(self) -> sgp22.OperatorId:
@@ -189,6 +197,8 @@ class ProfileRecord:
             "smdp_address": self.smdp_address,
             "notify": list(self.notify),
             "ppr": list(self.ppr),
+            "ki": None if self.ki is None else self.ki.hex().upper(),
+            "opc": None if self.opc is None else self.opc.hex().upper(),
         }
 
     @classmethod
@@ -233,6 +243,8 @@ class ProfileRecord:
             smdp_address=text("smdp_address"),
             notify=names("notify", sgp22.NOTIFICATION_EVENTS),
             ppr=names("ppr", ()),
+            ki=None if text("ki") is None else bytes.fromhex(required("ki")),
+            opc=None if text("opc") is None else bytes.fromhex(required("opc")),
         )
 
 
@@ -365,20 +377,34 @@ class CardState:
                 return profile
         return None
 
-    def add_notification(self, operation: str, profile: ProfileRecord, *,
-                         installation_result: bytes | None = None) -> NotificationRecord | None:
+    def reserve_seq(self) -> int:
+        """A fresh notification sequence number (for a notification made elsewhere, such as
+        the installation result a download signs)."""
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+    def add_notification(self, operation: str, profile: ProfileRecord
+                         ) -> NotificationRecord | None:
         """Record the notification ``operation`` on ``profile`` produces, if its notification
         configuration asks for one; signs it with SK.EUICC. Returns the record."""
         address = profile.notification_address(operation)
         if address is None:
             return None
-        seq = self.next_seq
-        self.next_seq += 1
-        record = NotificationRecord(seq, operation, address, profile.iccid)
-        if installation_result is not None:
-            record = replace(record, installation_result=installation_result)
-        else:
-            record = replace(record, signature=self.identity.sign(record.metadata.encode()))
+        record = NotificationRecord(self.reserve_seq(), operation, address, profile.iccid)
+        return self._keep(replace(record,
+                                  signature=self.identity.sign(record.metadata.encode())))
+
+    def add_installation_result(self, metadata: sgp22.NotificationMetadata, result: bytes
+                                ) -> NotificationRecord:
+        """Keep a signed ProfileInstallationResult (``BF37``) as the pending install
+        notification ``metadata`` describes (its number from :meth:`reserve_seq`)."""
+        if metadata.seq >= self.next_seq:
+            raise ValueError("the notification's number was not reserved")
+        return self._keep(NotificationRecord(metadata.seq, "install", metadata.address,
+                                             metadata.iccid, installation_result=result))
+
+    def _keep(self, record: NotificationRecord) -> NotificationRecord:
         self.notifications.append(record)
         if len(self.notifications) > MAX_NOTIFICATIONS:
             dropped = self.notifications.pop(0)

@@ -6,7 +6,7 @@ subscription needs and what other eUICCs expect first:
 
 * ``header`` (A0): version, profile type, ICCID, mandatory services and templates;
 * ``mf`` (B0): the MF template with EF.ICCID (and EF.DIR naming the USIM);
-* ``usim`` (B3): the ADF.USIM template with EF.IMSI, EF.SPN, EF.ACC, EF.UST;
+* ``usim`` (B3): the ADF.USIM template with EF.IMSI, EF.UST, EF.SPN, EF.ACC, EF.AD;
 * ``opt-usim`` (B4): EF.MSISDN;
 * ``akaParameter`` (A4): Milenage with K and OPc;
 * ``end`` (AA).
@@ -75,6 +75,8 @@ class ProfileContent:
     service_provider: str = "MPS"
     profile_type: str = "MPS operational"
     usim_aid: bytes = simfiles.AID_USIM_PREFIX + bytes.fromhex("FF49FF0589")
+    mnc_length: int = 2
+    """Digits of the MNC in the IMSI (EF.AD byte 4)."""
 
     def __post_init__(self) -> None:
         for name, key in (("K", self.ki), ("OPc", self.opc)):
@@ -82,6 +84,8 @@ class ProfileContent:
                 raise Asn1Error(f"{name} is 16 bytes, got {len(key)}")
         if not self.usim_aid.startswith(simfiles.AID_USIM_PREFIX) or len(self.usim_aid) > 16:
             raise Asn1Error("the USIM AID needs the 3GPP USIM prefix and at most 16 bytes")
+        if self.mnc_length not in (2, 3):
+            raise Asn1Error(f"an MNC has 2 or 3 digits, not {self.mnc_length}")
 
     def __repr__(self) -> str:
         # K and OPc are secrets.
@@ -167,6 +171,7 @@ def build_profile_package(content: ProfileContent) -> bytes:
                seq(0xAD, _file(_spn(content.service_provider))),  # ef-spn
                seq(0xAE, b""),  # ef-est
                seq(0xB2, _file(_acc(content.imsi))),  # ef-acc
+               seq(0xB5, _file(bytes((0, 0, 0, content.mnc_length)))),  # ef-ad
                seq(0xB6, b""))  # ef-ecc
     elements = [header, mf, usim]
     identification = 3
@@ -219,7 +224,7 @@ def parse_profile_package(data: bytes) -> ProfileContent:
     profile_type = hm.optional(0x82)
     header_iccid = sized(hm.required(0x83, "iccid").value, "ProfileHeader", size=10)
     iccid_ef = imsi_ef = msisdn_rec = ki = opc = usim_aid = None
-    spn = None
+    spn = ad = None
     for element in elements[1:]:
         name = f"PE {element.tag:X}"
         if element.tag == PE_MF:
@@ -243,6 +248,9 @@ def parse_profile_package(data: bytes) -> ProfileContent:
             spn_item = m.skip_to(0xAD)
             if spn_item is not None:
                 spn = _file_content(spn_item, "PE-USIM.ef-spn")
+            ad_item = m.skip_to(0xB5)
+            if ad_item is not None:
+                ad = _file_content(ad_item, "PE-USIM.ef-ad")
         elif element.tag == PE_OPT_USIM:
             m = Members(element, "PE-OPT-USIM")
             m.required(0xA0, "optusim-header")
@@ -280,4 +288,6 @@ def parse_profile_package(data: bytes) -> ProfileContent:
         changes["service_provider"] = spn[1:].rstrip(b"\xff").decode("utf-8", "replace")
     if usim_aid is not None and usim_aid.startswith(simfiles.AID_USIM_PREFIX):
         changes["usim_aid"] = usim_aid
+    if ad is not None and len(ad) >= 4 and ad[3] & 0x0F in (2, 3):
+        changes["mnc_length"] = ad[3] & 0x0F
     return dataclasses.replace(content, **changes)

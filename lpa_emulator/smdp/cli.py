@@ -3,7 +3,8 @@
 ::
 
     mps-emu pki init DIR [--eid EID ...] [--euicc-count N] [--eid-prefix 89049032]
-                         [--tls-host HOST ...] [--smdp-oid OID] [--force] [--json]
+                         [--tls-host HOST ...] [--smdp-oid OID] [--builtin-ci]
+                         [--force] [--json]
     mps-emu pki euicc DIR --eid EID [--force] [--json]
     mps-emu smdp serve --pki DIR --listen 127.0.0.1:PORT --address HOST[:PORT]
                        [--data DIR] [--broker URL] [--ci FILE ...]
@@ -70,7 +71,7 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
                                eid_prefix=args.eid_prefix, eum_org=args.eum_org,
                                smdp_oid=args.smdp_oid,
                                tls_hosts=args.tls_host or pki.DEFAULT_TLS_HOSTS,
-                               overwrite=args.force)
+                               overwrite=args.force, builtin_ci=args.builtin_ci)
     except (pki.PkiError, OSError) as exc:
         return _fail(str(exc))
     _print_summary(summary, args.json)
@@ -212,6 +213,9 @@ def register(subparsers: Any) -> None:
     init.add_argument("--tls-host", action="append",
                       help="host name or IP in the SM-DP+ TLS certificate (repeatable; "
                       "default: localhost, 127.0.0.1)")
+    init.add_argument("--builtin-ci", action="store_true",
+                      help="use the built-in test CI and EUM, which emulated cards made "
+                      "without a PKI directory trust (test keys, public knowledge)")
     init.add_argument("--force", action="store_true", help="replace existing files")
     init.add_argument("--json", action="store_true")
     init.set_defaults(func=cmd_pki_init)

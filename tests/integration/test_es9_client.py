@@ -31,10 +31,18 @@ from lpa_emulator.lpa.es9 import (
     InitiateAuthenticationResponse,
     split_address,
 )
+from lpa_emulator.lpa.es10 import Es10Client
 from lpa_emulator.sgp22 import rsp
 from lpa_emulator.smdp.orders import OrderState
 from mps_wire.identifiers import make_eid
-from tests.rsp_support import Served, card_for, es10b, new_subscription, served_smdp
+from tests.rsp_support import (
+    IsdrChannel,
+    Served,
+    card_for,
+    es10b,
+    new_subscription,
+    served_smdp,
+)
 
 EIDS = [make_eid(f"8904903200000000000000000{n:05d}") for n in range(100, 103)]
 
@@ -53,9 +61,8 @@ def served(pki_dir: Path, tmp_path: Path) -> Iterator[Served]:
 
 
 def challenge_and_info(pki_dir: Path) -> tuple[bytes, bytes]:
-    card = card_for(pki_dir, EIDS[0])
-    return (rsp.decode_euicc_challenge(card.command(rsp.get_euicc_challenge_request())),
-            card.command(bytes.fromhex("BF2000")))
+    card = es10b(card_for(pki_dir, EIDS[0]))
+    return rsp.decode_euicc_challenge(card.get_euicc_challenge()), card.get_euicc_info1()
 
 
 def test_initiate_authentication_over_https(served: Served, pki_dir: Path) -> None:
@@ -252,19 +259,20 @@ def test_pending_notifications_are_kept_until_delivered(served: Served, pki_dir:
                                    lambda _a: LosesNotifications(served.client()))
     result = downloader.download(served.address, order.matching_id)
     assert not result.notification_sent
-    assert len(card.notifications) == 1
+    assert len(card.state.notifications) == 1
     found = served.store.get(order.matching_id)
     assert found is not None and found.state is OrderState.DOWNLOADED
-    card.other_notification("enable", iccid, served.address)
+    # Enabling the profile adds its signed notification for the same SM-DP+.
+    Es10Client(IsdrChannel(card)).enable_profile(iccid=iccid)
 
     # Delivery fails again: nothing is removed.
     failed = process_notifications(es10b(card), lambda _a: LosesNotifications(served.client()))
-    assert [o.sent for o in failed] == [False, False] and len(card.notifications) == 2
+    assert [o.sent for o in failed] == [False, False] and len(card.state.notifications) == 2
 
     outcomes = process_notifications(es10b(card), served.client)
     assert [(o.operation, o.sent, o.removed) for o in outcomes] == [
         ("install", True, True), ("enable", True, True)]
-    assert card.notifications == {}
+    assert card.state.notifications == []
     found = served.store.get(order.matching_id)
     assert found is not None and found.state is OrderState.INSTALLED
     assert served.reports.items[-1].iccid == iccid

@@ -16,7 +16,8 @@ import pytest
 
 from lpa_emulator import pki, sgp22
 from lpa_emulator.crypto import ecka, signatures
-from lpa_emulator.crypto.euicc_side import EuiccDownloadSession, EuiccIdentity
+from lpa_emulator.euicc.download import DownloadSession
+from lpa_emulator.euicc.identity import EuiccIdentity
 from lpa_emulator.lpa.download import default_device_info
 from lpa_emulator.sgp22 import rsp
 from lpa_emulator.smdp import errors as st
@@ -24,7 +25,7 @@ from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.orders import OrderState, OrderStore
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
 from mps_wire.identifiers import make_eid
-from tests.rsp_support import Reports, identity, new_subscription
+from tests.rsp_support import Reports, euicc_info1, euicc_info2, identity, new_subscription
 
 ADDRESS = "smdp.test"
 EID = make_eid("890490320000000000000000000001")
@@ -76,7 +77,7 @@ class Flow:
 
     def __init__(self, env: Env, ident: EuiccIdentity, matching_id: str | None) -> None:
         self.env = env
-        self.euicc = EuiccDownloadSession(ident)
+        self.euicc = DownloadSession(ident, ident.eid or EID)
         self.identity = ident
         self.matching_id = matching_id
         self.challenge = rsp.decode_euicc_challenge(self.euicc.get_challenge())
@@ -85,7 +86,7 @@ class Flow:
 
     def initiate(self, **override: Any) -> dict[str, Any]:
         body = {"smdpAddress": ADDRESS, "euiccChallenge": b64(self.challenge),
-                "euiccInfo1": b64(self.euicc.get_info1()), **override}
+                "euiccInfo1": b64(euicc_info1(self.identity)), **override}
         answer = self.env.smdp.initiate_authentication(body)
         self.txid = bytes.fromhex(answer["transactionId"])
         return answer
@@ -96,7 +97,9 @@ class Flow:
             rsp.ServerSigned1 and _sig(unb64(answer["serverSignature1"])),
             unb64(answer["euiccCiPKIdToBeUsed"])[2:], unb64(answer["serverCertificate"]),
             rsp.CtxParams1(default_device_info(), self.matching_id)).encode()
-        self.auth_response = self.euicc.authenticate_server(request)
+        # The card has this SM-DP+ as its default (a download without a matching id).
+        self.auth_response = self.euicc.authenticate_server(
+            request, euicc_info2=euicc_info2(self.identity), default_smdp_address=ADDRESS)
         return self.auth_response
 
     def authenticate_client(self, response: bytes | None = None,
@@ -138,9 +141,8 @@ def euicc(env: Env, eid: str = EID) -> EuiccIdentity:
 def resign(ident: EuiccIdentity, signed1: rsp.EuiccSigned1) -> bytes:
     """An AuthenticateServerResponse for ``signed1``, signed with the real eUICC key."""
     body = signed1.encode()
-    return rsp.AuthenticateResponseOk(body, signatures.sign(ident.credential.key, body),
-                                      ident.credential.cert_der,
-                                      pki.cert_der(ident.eum_cert)).encode()
+    return rsp.AuthenticateResponseOk(body, ident.sign(body), ident.certificate_der,
+                                      ident.eum_certificate_der).encode()
 
 
 # --- initiateAuthentication -------------------------------------------------------------------
@@ -163,21 +165,21 @@ def test_address_compares_case_insensitively(env: Env) -> None:
 
 def test_unsupported_svn(env: Env) -> None:
     ident = euicc(env)
-    info1 = sgp22.EuiccInfo1("3.0.0", ident.pkids_verification(), ident.pkids_signing())
+    info1 = sgp22.EuiccInfo1("3.0.0", ident.ci_pkids, ident.signing_pkids)
     with refused(st.UNSUPPORTED_VERSION):
         Flow(env, ident, "X").initiate(euiccInfo1=b64(info1.encode()))
 
 
 def test_unknown_ci_for_signing(env: Env) -> None:
     ident = euicc(env)
-    info1 = sgp22.EuiccInfo1(rsp.SVN_2_2_0, ident.pkids_verification(), (bytes(20),))
+    info1 = sgp22.EuiccInfo1(rsp.SVN_2_2_0, ident.ci_pkids, (bytes(20),))
     with refused(st.UNSUPPORTED_SECURITY):
         Flow(env, ident, "X").initiate(euiccInfo1=b64(info1.encode()))
 
 
 def test_eUICC_cannot_verify_dpauth(env: Env) -> None:
     ident = euicc(env)
-    info1 = sgp22.EuiccInfo1(rsp.SVN_2_2_0, (bytes(20),), ident.pkids_signing())
+    info1 = sgp22.EuiccInfo1(rsp.SVN_2_2_0, (bytes(20),), ident.signing_pkids)
     with refused(st.NO_DPAUTH_FOR_CI):
         Flow(env, ident, "X").initiate(euiccInfo1=b64(info1.encode()))
 
@@ -267,7 +269,7 @@ def test_wrong_server_address_in_euicc_signed1(env: Env) -> None:
 def test_eid_outside_the_eum_range(env: Env) -> None:
     eum = pki.Credential.load(env.pki_dir / pki.EUM_CERT, env.pki_dir / pki.EUM_KEY)
     stray = pki.make_euicc(eum, FOREIGN_RANGE_EID)
-    ident = EuiccIdentity(FOREIGN_RANGE_EID, stray, eum.cert, euicc(env).trusted_cis)
+    ident = EuiccIdentity(stray.cert, stray.key, eum.cert, euicc(env).ci_certificates)
     flow = Flow(env, ident, order(env))
     with refused(st.EUICC_INVALID):
         flow.through_authentication()
@@ -289,7 +291,7 @@ def test_forged_eum_certificate(env: Env) -> None:
     ident = euicc(env)
     # CERT.DPauth in place of CERT.EUM: right CI, wrong role.
     dpauth = pki.load_certificate(env.pki_dir / pki.DPAUTH_CERT)
-    fake = EuiccIdentity(EID, ident.credential, dpauth, ident.trusted_cis)
+    fake = EuiccIdentity(ident.certificate, ident.private_key, dpauth, ident.ci_certificates)
     with refused(st.EUM_INVALID):
         Flow(env, fake, order(env)).through_authentication()
 
@@ -369,7 +371,7 @@ def test_euicc_signed2_of_another_transaction(env: Env) -> None:
     flow = Flow(env, ident, order(env))
     answer = flow.through_authentication()
     signed2 = rsp.EuiccSigned2(bytes(16), ecka.public_point(ecka.new_key())).encode()
-    signature = signatures.sign(ident.credential.key, signed2 + unb64(answer["smdpSignature2"]))
+    signature = signatures.sign(ident.private_key, signed2 + unb64(answer["smdpSignature2"]))
     with refused(st.UNKNOWN_TRANSACTION):
         flow.get_bpp(rsp.PrepareDownloadResponseOk(signed2, signature).encode())
 
@@ -379,7 +381,7 @@ def test_invalid_one_time_key(env: Env) -> None:
     flow = Flow(env, ident, order(env))
     answer = flow.through_authentication()
     signed2 = rsp.EuiccSigned2(flow.txid, b"\x04" + bytes(64)).encode()
-    signature = signatures.sign(ident.credential.key, signed2 + unb64(answer["smdpSignature2"]))
+    signature = signatures.sign(ident.private_key, signed2 + unb64(answer["smdpSignature2"]))
     with refused(st.EUICC_SIGNATURE):
         flow.get_bpp(rsp.PrepareDownloadResponseOk(signed2, signature).encode())
 
@@ -410,7 +412,7 @@ def test_confirmation_code(env: Env) -> None:
 def _without_hash(flow: Flow, answer: dict[str, Any]) -> bytes:
     """A PrepareDownload response without hashCc, signed by the real eUICC key."""
     signed2 = rsp.EuiccSigned2(flow.txid, ecka.public_point(ecka.new_key())).encode()
-    signature = signatures.sign(flow.identity.credential.key,
+    signature = signatures.sign(flow.identity.private_key,
                                 signed2 + unb64(answer["smdpSignature2"]))
     return rsp.PrepareDownloadResponseOk(signed2, signature).encode()
 
@@ -461,8 +463,8 @@ class _Target:
     def install(self, profile: Any, metadata: Any, result_for: Any) -> None:
         self.results.append(result_for(bytes.fromhex("A0000005591010FFFFFFFF8900001000")))
 
-    def keep_notification(self, seq_number: int, notification: bytes) -> None:
-        self.results.append(notification)
+    def keep_notification(self, result: bytes) -> None:
+        self.results.append(result)
 
 
 def _load(flow: Flow, bpp: bytes) -> bytes:
@@ -502,7 +504,7 @@ def test_result_signed_by_another_euicc_is_dropped(env: Env) -> None:
     pir = rsp.ProfileInstallationResult.decode(_load(flow, bpp))
     other = euicc(env, EID2)
     resigned = rsp.ProfileInstallationResult(
-        pir.data_der, signatures.sign(other.credential.key, pir.data_der)).encode()
+        pir.data_der, signatures.sign(other.private_key, pir.data_der)).encode()
     env.smdp.handle_notification({"pendingNotification": b64(resigned)})
     assert env.reports.items == []
 
@@ -546,7 +548,7 @@ def test_cancel_session_with_wrong_oid_or_signature(env: Env) -> None:
     flow.through_authentication()
     signed = rsp.EuiccCancelSessionSigned(flow.txid, "2.999.99", 1).encode()
     wrong_oid = rsp.CancelSessionResponseOk(
-        signed, signatures.sign(ident.credential.key, signed)).encode()
+        signed, signatures.sign(ident.private_key, signed)).encode()
     with refused(st.INVALID_OID):
         env.smdp.cancel_session({"transactionId": flow.txid.hex(),
                                  "cancelSessionResponse": b64(wrong_oid)})

@@ -1,8 +1,9 @@
-"""Profile downloads end to end: LPA driver, STORE DATA, reference eUICC, SM-DP+ on HTTPS.
+"""Profile downloads end to end: LPA driver, STORE DATA, the software eUICC, SM-DP+ on HTTPS.
 
-Also the eUICC-side refusals (the reference eUICC checks what the real card will), an
-interrupted download followed by a clean retry, several devices at once, installation
-reports over MQTT, and the ``mps-emu smdp`` commands.
+Also eUICC-side refusals seen through the LPA, an interrupted download followed by a clean
+retry, several devices at once, installation reports over MQTT, and the ``mps-emu smdp``
+commands. (Every check of the card on its own: tests/unit/test_euicc_download.py; over
+every card link: tests/integration/test_download_links.py.)
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from lpa_emulator import pki, sgp22
+from lpa_emulator import pki
 from lpa_emulator.crypto import certs, signatures
-from lpa_emulator.crypto.refcard import ReferenceEuicc
+from lpa_emulator.euicc import EuiccCard
 from lpa_emulator.lpa.activation import parse_activation_code
 from lpa_emulator.lpa.download import (
     CardRefusedError,
@@ -37,7 +38,6 @@ from lpa_emulator.lpa.download import (
     Stage,
 )
 from lpa_emulator.sgp22 import rsp
-from lpa_emulator.sgp22.saip import parse_profile_package
 from lpa_emulator.smdp.orders import OrderState, OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
 from mps_wire import codec
@@ -77,10 +77,12 @@ def test_download_installs_and_reports(served: Served, pki_dir: Path, block_size
     result = served.downloader(card, block_size=block_size, progress=stages.append).download(
         served.address, order.matching_id)
     assert result.iccid == iccid and result.notification_sent
-    installed = card.profiles[iccid]
-    assert (installed.content.imsi, installed.content.msisdn) == (imsi, "+4915112345678")
-    assert (installed.content.ki, installed.content.opc) == (order.ki, order.opc)
-    assert card.notifications == {}  # delivered, then removed
+    installed = card.state.find_profile(iccid=iccid)
+    assert installed is not None and not installed.enabled
+    assert (installed.imsi, installed.msisdn) == (imsi, "+4915112345678")
+    assert (installed.ki, installed.opc) == (order.ki, order.opc)
+    assert installed.isdp_aid == result.aid
+    assert card.state.notifications == []  # delivered, then removed
     found = served.store.get(order.matching_id)
     assert found is not None and found.state is OrderState.INSTALLED and found.eid == EIDS[0]
     [report] = served.reports.items
@@ -99,19 +101,17 @@ def test_download_installs_and_reports(served: Served, pki_dir: Path, block_size
     assert loads[-1].done == loads[-1].total > 3
 
 
-def test_profile_package_content(served: Served, pki_dir: Path) -> None:
+def test_profile_metadata_reaches_the_card(served: Served, pki_dir: Path) -> None:
     card = card_for(pki_dir, EIDS[0])
     mid, iccid = new_order(served)
     served.downloader(card).download(served.address, mid)
-    content = card.profiles[iccid].content
-    assert content.service_provider == "MPS"
-    assert parse_profile_package(_rebuild(content)).iccid == iccid
-
-
-def _rebuild(content: object) -> bytes:
-    from lpa_emulator.sgp22.saip import build_profile_package
-
-    return build_profile_package(content)  # type: ignore[arg-type]
+    record = card.state.find_profile(iccid=iccid)
+    assert record is not None
+    assert (record.spn, record.name, record.profile_class) == (
+        "MPS", "MPS operational", "operational")
+    # Enabling, disabling and deleting are reported to the SM-DP+ that installed it.
+    assert record.smdp_address == served.address
+    assert set(record.notify) == {"enable", "disable", "delete"}
 
 
 def test_confirmation_code(served: Served, pki_dir: Path) -> None:
@@ -141,10 +141,9 @@ def test_declined_download_is_cancelled_everywhere(served: Served, pki_dir: Path
         served.downloader(card, confirm=decline).download(served.address, mid)
     assert seen[0].iccid == iccid
     assert served.smdp.session_count == 0
-    assert card.session.transaction_id is None
+    assert card.session.transaction_id is None  # cancelled on the card too
     found = served.store.get(mid)
     assert found is not None and found.state is OrderState.RELEASED and found.eid is None
-    assert sgp22.TAG_CANCEL_SESSION in card.commands
 
 
 def test_another_euicc_waits_until_the_first_gives_up(served: Served, pki_dir: Path) -> None:
@@ -167,13 +166,25 @@ def test_another_euicc_waits_until_the_first_gives_up(served: Served, pki_dir: P
 def test_interrupted_download_then_clean_retry(served: Served, pki_dir: Path) -> None:
     mid, iccid = new_order(served)
     card = card_for(pki_dir, EIDS[5])
-    card.fail_on_segment = 4  # the card vanishes in the middle of the package
+    wrapper, downloader = tampered(served, card)
+    loaded: list[bytes] = []
+
+    def vanish(segment: bytes) -> bytes:
+        loaded.append(segment)
+        if len(loaded) == 4:
+            # The card loses power in the middle of the package.
+            card.reset()
+            raise ConnectionError("card removed")
+        return segment
+
+    wrapper.segment_hook = vanish
     with pytest.raises(CardUnavailableError) as info:
-        served.downloader(card).download(served.address, mid)
+        downloader.download(served.address, mid)  # type: ignore[attr-defined]
     assert info.value.stage is Stage.LOAD
-    assert card.profiles == {} and card.notifications == {}
+    assert card.state.profiles == [] and card.state.notifications == []
+    # The LPA opens a new channel to the card that came back and starts over.
     result = served.downloader(card).download(served.address, mid)
-    assert result.iccid == iccid and iccid in card.profiles
+    assert result.iccid == iccid and card.state.find_profile(iccid=iccid) is not None
     found = served.store.get(mid)
     assert found is not None and found.state is OrderState.INSTALLED and found.attempts == 2
 
@@ -181,7 +192,7 @@ def test_interrupted_download_then_clean_retry(served: Served, pki_dir: Path) ->
 def test_several_devices_at_once(served: Served, pki_dir: Path) -> None:
     jobs = [(card_for(pki_dir, eid), *new_order(served)) for eid in EIDS[:8]]
 
-    def run(job: tuple[ReferenceEuicc, str, str]) -> str:
+    def run(job: tuple[EuiccCard, str, str]) -> str:
         card, mid, _iccid = job
         return served.downloader(card).download(served.address, mid).iccid
 
@@ -229,7 +240,7 @@ class Tamper:
         return self.inner.load_bound_profile_package(hook(segment) if callable(hook) else segment)
 
 
-def tampered(served: Served, card: ReferenceEuicc) -> tuple[Tamper, object]:
+def tampered(served: Served, card: EuiccCard) -> tuple[Tamper, object]:
     from lpa_emulator.lpa.download import ProfileDownloader
 
     wrapper = Tamper(es10b(card))
@@ -252,7 +263,7 @@ def test_tampered_segment_installs_nothing(served: Served, pki_dir: Path) -> Non
     with pytest.raises(InstallationFailedError) as info:
         downloader.download(served.address, mid)  # type: ignore[attr-defined]
     assert info.value.reason == rsp.ErrorReason.SCP03T_SECURITY_ERROR
-    assert card.profiles == {}
+    assert card.state.profiles == []
     # The failure result reached the SM-DP+: the order is free again, the retry works.
     assert served.reports.items[-1].result == "failed"
     wrapper.segment_hook = None

@@ -78,7 +78,8 @@ _der = st.recursive(
 @st.composite
 def es10_command(draw: st.DrawFn) -> bytes:
     """A DER ES10 command of a known (or unknown) tag, sometimes damaged."""
-    tag = draw(st.sampled_from(sorted(HANDLERS)) | st.sampled_from([0xBF21, 0xBF7F, 0x7F21]))
+    tag = draw(st.sampled_from(sorted(HANDLERS))
+               | st.sampled_from([0xBF36, 0xBF37, 0xBF7F, 0x7F21]))
     body = b"".join(draw(st.lists(_der, max_size=4)))
     command = bytearray(tlv.encode(tag, body))
     damage = draw(st.sampled_from(["none", "none", "flip", "truncate", "append", "length"]))
@@ -163,7 +164,7 @@ def run_sequence(groups: list[list[bytes]]) -> int:
     return count
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_sequence)
 def test_hostile_apdus_never_break_the_card(groups: list[list[bytes]]) -> None:
     APDU_COUNTS.append(run_sequence(groups))

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from lpa_emulator import pki as test_pki
+from lpa_emulator.crypto import certs
 from lpa_emulator.euicc import CardState, EuiccCard, StateError
 from lpa_emulator.euicc import cli as euicc_cli
 from lpa_emulator.euicc import identity as ident
@@ -27,12 +28,10 @@ OTHER_IIN_EID = make_eid("890440000000000000000000000001")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PKI directory with a CI of its own, an EUM and one eUICC, as other tools write it."""
     directory = tmp_path_factory.mktemp("pki")
-    ci_key = ec.generate_private_key(ec.SECP256R1())
-    ci = ident.issue_ci(ci_key, name="Other CI")
-    eum_key = ec.generate_private_key(ec.SECP256R1())
-    eum = ident.issue_eum(eum_key, ci, ci_key, iin=EID[:8])
-    issuer = ident.Issuer(eum, eum_key, (ci,))
-    ident.write_pki_dir(directory, issuer, [issuer.issue(EID)], ci_keys=[ci_key])
+    ci = test_pki.make_ci(name="Other CI")
+    eum = test_pki.make_eum(ci, eid_prefixes=(EID[:8],))
+    issuer = ident.Issuer(eum.cert, eum.key, (ci.cert,))
+    ident.write_pki_dir(directory, issuer, [issuer.issue(EID)], ci_keys=[ci.key])
     return directory
 
 
@@ -45,7 +44,7 @@ def test_generated_chain_follows_the_certificate_profiles() -> None:
     assert cert.not_valid_after_utc.year == 9999
     assert cert.issuer == eum.subject and eum.issuer == ci.subject
     policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
-    assert [p.policy_identifier for p in policies] == [ident.OID_ROLE_EUICC]
+    assert [p.policy_identifier for p in policies] == [certs.ROLE_EUICC]
     constraints = eum.extensions.get_extension_for_class(x509.NameConstraints).value
     (permitted,) = constraints.permitted_subtrees or []
     assert isinstance(permitted, x509.DirectoryName)

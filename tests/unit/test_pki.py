@@ -197,3 +197,25 @@ def test_cli_init_and_euicc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert emu_main(["pki", "euicc", str(root), "--eid", OTHER_RANGE_EID]) == 1
     assert "outside" in capsys.readouterr().err
     assert emu_main(["pki", "init", str(root)]) == 1
+
+
+def test_builtin_ci_serves_cards_made_without_a_pki(tmp_path: Path) -> None:
+    from lpa_emulator.euicc import identity as ident
+
+    assert emu_main(["pki", "init", str(tmp_path), "--builtin-ci", "--euicc-count", "0"]) == 0
+    ci = pki.load_certificate(tmp_path / pki.CI_CERT)
+    assert ci.public_key() == pki.builtin_ci().cert.public_key()
+    # A card issued anywhere under the built-in issuer chains to this directory's CI ...
+    card = ident.generate(EID)
+    assert certs.verify_euicc_chain(card.certificate, card.eum_certificate, [ci],
+                                    at=certs.now()) == EID
+    assert card.signing_pkids == card.ci_pkids == (certs.subject_key_id(ci),)
+    # ... and trusts the SM-DP+ certificates made in it.
+    dpauth = pki.load_certificate(tmp_path / pki.DPAUTH_CERT)
+    certs.verify_server_certificate(dpauth, card.ci_certificates, role=certs.ROLE_DP_AUTH)
+    # The SM-DP+'s own keys are fresh: only CI and EUM are fixed.
+    again = pki.init_pki(tmp_path / "again", builtin_ci=True, euicc_count=0)
+    assert pki.load_private_key(again.directory / pki.DPAUTH_KEY).private_numbers() != (
+        pki.load_private_key(tmp_path / pki.DPAUTH_KEY).private_numbers())
+    with pytest.raises(pki.PkiError, match="organisation"):
+        pki.init_pki(tmp_path / "org", builtin_ci=True, eum_org="Other")

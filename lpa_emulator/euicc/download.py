@@ -1,19 +1,24 @@
-"""The eUICC's part of a profile download (SGP.22 5.7.13, 5.7.5, 5.7.6), card-independent.
+"""The eUICC's part of a profile download (SGP.22 3.1.3, 5.7.5 to 5.7.7, 5.7.13, 5.7.14).
 
-:class:`EuiccDownloadSession` holds what one download needs between the ES10b commands
-(challenge, transaction id, server certificates, one-time key, secure channel) and
-answers GetEUICCChallenge, AuthenticateServer, PrepareDownload, the LoadBoundProfilePackage
-segments and CancelSession with the DER the eUICC returns, after checking every
-certificate chain, signature, challenge, transaction id and MAC. It never touches card
-storage: installing the profile and keeping the notification are the caller's, through
-the :class:`InstallTarget` it is given.
+:class:`DownloadSession` holds what one download needs between the ES10b commands
+(challenge, transaction id, server certificates, one-time key, secure channel) and answers
+GetEUICCChallenge, AuthenticateServer, PrepareDownload, the LoadBoundProfilePackage
+segments and CancelSession with the DER the eUICC returns, after checking every certificate
+chain, signature, challenge, server address, transaction id and MAC. A refusal is the
+response's SGP.22 error code; a request that is not valid DER raises :class:`tlv.TlvError`
+(the card answers ``6A80``).
+
+The session lives in the card's volatile memory: a reset, a new challenge or a cancel ends
+it, and with it any partly loaded package. It never touches card storage itself:
+installing the profile and keeping the installation result as a pending notification are
+done, both or neither, through the :class:`InstallTarget` the card hands it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,13 +30,13 @@ from lpa_emulator.crypto import certs, ecka, signatures
 from lpa_emulator.crypto.errors import CertificateError, CryptoError, Scp03tError
 from lpa_emulator.crypto.kdf import SessionKeys, derive_session_keys
 from lpa_emulator.crypto.scp03t import Scp03t
-from lpa_emulator.pki import Credential, cert_der
+from lpa_emulator.euicc.identity import EuiccIdentity
 from lpa_emulator.sgp22 import rsp
-from lpa_emulator.sgp22.saip import ProfileContent, parse_profile_package
+from lpa_emulator.sgp22.saip import MAX_PACKAGE, ProfileContent, parse_profile_package
 
 log = logging.getLogger(__name__)
 
-MAX_PROFILE = 256 * 1024
+MAX_PROFILE = MAX_PACKAGE
 """Largest profile package (sum of the 86 segments) an eUICC session accepts."""
 
 MAX_METADATA = 8 * 1024
@@ -40,45 +45,13 @@ _SIMA_OK = bytes.fromhex("3007A0053003800100")
 """An EUICCResponse saying the profile elements installed: ``peStatus { { status ok } }``."""
 
 
-@dataclass(frozen=True, slots=True)
-class EuiccIdentity:
-    """What the eUICC proves itself with and whom it trusts.
+class InstallRefused(Exception):
+    """The card cannot take the profile (no memory, an identity it refuses); ``reason`` is
+    the SGP.22 ErrorReason of the failed installation result."""
 
-    ``trusted_cis`` are the CI certificates whose keys verify server certificates
-    (euiccCiPKIdListForVerification); the CI that issued ``eum_cert`` is the one the eUICC
-    signs under (euiccCiPKIdListForSigning).
-    """
-
-    eid: str
-    credential: Credential
-    eum_cert: x509.Certificate
-    trusted_cis: tuple[x509.Certificate, ...]
-    svn: str = rsp.SVN_2_2_0
-
-    @property
-    def eid_bytes(self) -> bytes:
-        return bytes.fromhex(self.eid)
-
-    def pkids_verification(self) -> tuple[bytes, ...]:
-        return tuple(k for k in (certs.subject_key_id(c) for c in self.trusted_cis)
-                     if k is not None)
-
-    def pkids_signing(self) -> tuple[bytes, ...]:
-        aki = certs.authority_key_id(self.eum_cert)
-        return (aki,) if aki is not None else ()
-
-    def info1(self) -> sgp22.EuiccInfo1:
-        return sgp22.EuiccInfo1(self.svn, self.pkids_verification(), self.pkids_signing())
-
-    def info2(self) -> sgp22.EuiccInfo2:
-        return sgp22.EuiccInfo2(
-            profile_version="2.3.0", svn=self.svn, firmware_version="1.0.0",
-            resources=sgp22.CardResources(0, 512 * 1024, 16 * 1024),
-            uicc_capabilities=frozenset({"usimSupport", "akaMilenage"}),
-            rsp_capabilities=frozenset({"additionalProfile", "testProfileSupport"}),
-            ci_pkids_verification=self.pkids_verification(),
-            ci_pkids_signing=self.pkids_signing(), pp_version="0.0.1",
-            sas_accreditation_number="MPS-EMU")
+    def __init__(self, reason: rsp.ErrorReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class InstallTarget(Protocol):
@@ -95,11 +68,13 @@ class InstallTarget(Protocol):
         """Store the profile and its pending install notification, both or neither.
 
         The target picks the ISD-P AID and calls ``result_for(aid)`` for the signed
-        ProfileInstallationResult to keep (and to return to the LPA).
+        ProfileInstallationResult to keep (and to return to the LPA). It raises
+        :class:`InstallRefused` to fail the installation with an SGP.22 reason.
         """
 
-    def keep_notification(self, seq_number: int, notification: bytes) -> None:
-        """Keep a pending notification (the result of a failed installation)."""
+    def keep_notification(self, result: bytes) -> None:
+        """Keep the signed ProfileInstallationResult of a failed installation as a pending
+        notification."""
 
 
 class _Failure(Exception):
@@ -135,16 +110,17 @@ class _Bpp:
     store_metadata: rsp.StoreMetadata | None = None
 
 
-class EuiccDownloadSession:
+class DownloadSession:
     """The eUICC side of one profile download, from the challenge to the installation result.
 
-    Methods take the ES10b request DER (as the LPA sends it) and return the response DER.
+    ``identity`` is the card's (CERT.EUICC and its key, CERT.EUM, the trusted CIs), ``eid``
+    the card's EID (it enters the session keys). Methods take the ES10b request DER (as the
+    LPA sends it) and return the response DER.
     """
 
-    def __init__(self, identity: EuiccIdentity, *, default_smdp_address: str | None = None
-                 ) -> None:
+    def __init__(self, identity: EuiccIdentity, eid: str) -> None:
         self.identity = identity
-        self.default_smdp_address = default_smdp_address
+        self.eid = eid
         self._challenge: bytes | None = None
         self._txid: bytes | None = None
         self._server_address: str | None = None
@@ -156,15 +132,25 @@ class EuiccDownloadSession:
         self._bpp: _Bpp | None = None
 
     @property
+    def challenge(self) -> bytes | None:
+        """The challenge AuthenticateServer expects (None once used or before one)."""
+        return self._challenge
+
+    @property
     def transaction_id(self) -> bytes | None:
+        """The transaction of the authenticated SM-DP+, if any."""
         return self._txid
 
-    def reset(self) -> None:
-        """Forget the session (card reset, new challenge, cancel)."""
-        self.__init__(self.identity,  # type: ignore[misc]
-                      default_smdp_address=self.default_smdp_address)
+    @property
+    def server_address(self) -> str | None:
+        return self._server_address
 
-    # --- GetEUICCChallenge / GetEUICCInfo ---------------------------------------------------
+    def reset(self) -> None:
+        """Forget the session and any partly loaded package (card reset, new challenge,
+        cancel)."""
+        self.__init__(self.identity, self.eid)  # type: ignore[misc]
+
+    # --- GetEUICCChallenge -----------------------------------------------------------------
 
     def get_challenge(self) -> bytes:
         """GetEuiccChallengeResponse: a fresh challenge ends any earlier session."""
@@ -172,23 +158,18 @@ class EuiccDownloadSession:
         self._challenge = os.urandom(sgp22.CHALLENGE_SIZE)
         return rsp.encode_euicc_challenge(self._challenge)
 
-    def get_info1(self) -> bytes:
-        return self.identity.info1().encode()
-
-    def get_info2(self) -> bytes:
-        return self.identity.info2().encode()
-
     # --- AuthenticateServer ---------------------------------------------------------------
 
-    def authenticate_server(self, request: bytes) -> bytes:
-        """ES10b.AuthenticateServer: verify the SM-DP+, answer with signed euiccSigned1."""
+    def authenticate_server(self, request: bytes, *, euicc_info2: bytes,
+                            default_smdp_address: str | None = None) -> bytes:
+        """ES10b.AuthenticateServer: verify the SM-DP+, answer with signed euiccSigned1.
+
+        ``euicc_info2`` is the card's EUICCInfo2 DER (it goes into euiccSigned1); without a
+        matching id the server must be ``default_smdp_address``.
+        """
         code = rsp.AuthenticateErrorCode
-        try:
-            req = rsp.AuthenticateServerRequest.decode(request)
-            signed = req.signed
-        except tlv.TlvError as exc:
-            log.info("AuthenticateServer: malformed request: %s", exc)
-            return rsp.AuthenticateResponseError(b"\x00", code.UNDEFINED).encode()
+        req = rsp.AuthenticateServerRequest.decode(request)
+        signed = req.signed
 
         def refuse(reason: rsp.AuthenticateErrorCode, why: str) -> bytes:
             log.info("AuthenticateServer refused (%s): %s", reason.name, why)
@@ -196,15 +177,14 @@ class EuiccDownloadSession:
 
         if self._challenge is None:
             return refuse(code.NO_SESSION_CONTEXT, "no challenge was issued")
-        ci = certs.find_ci(self.identity.trusted_cis, req.ci_pkid)
-        if ci is None or req.ci_pkid not in self.identity.pkids_signing():
+        if req.ci_pkid not in self.identity.signing_pkids:
             return refuse(code.CI_PK_UNKNOWN, "euiccCiPKIdToBeUsed is not one of ours")
         try:
             server = certs.load_der(req.server_certificate, "dpauth")
             key = server.public_key()
             if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
                 return refuse(code.UNSUPPORTED_CURVE, "CERT.DPauth is not on NIST P-256")
-            certs.verify_server_certificate(server, self.identity.trusted_cis,
+            certs.verify_server_certificate(server, self.identity.ci_certificates,
                                             role=certs.ROLE_DP_AUTH)
         except CertificateError as exc:
             return refuse(code.INVALID_CERTIFICATE, str(exc))
@@ -214,36 +194,32 @@ class EuiccDownloadSession:
             return refuse(code.INVALID_SIGNATURE, str(exc))
         if signed.euicc_challenge != self._challenge:
             return refuse(code.EUICC_CHALLENGE_MISMATCH, "serverSigned1 names another challenge")
-        if (self.default_smdp_address is not None and req.ctx_params1.matching_id is None
-                and signed.server_address.lower() != self.default_smdp_address.lower()):
+        if not req.ctx_params1.matching_id and (
+                default_smdp_address is None
+                or signed.server_address.lower() != default_smdp_address.lower()):
             # Without a matching id the LPA uses the default SM-DP+: it must be that one.
-            return refuse(code.UNDEFINED, f"server {signed.server_address} is not the default "
-                          f"SM-DP+ {self.default_smdp_address}")
+            return refuse(code.UNDEFINED, f"no matching id, and {signed.server_address} is "
+                          f"not the default SM-DP+ ({default_smdp_address or 'none set'})")
         euicc_signed1 = rsp.EuiccSigned1(signed.transaction_id, signed.server_address,
-                                         signed.server_challenge,
-                                         self.identity.info2().encode(), req.ctx_params1)
+                                         signed.server_challenge, euicc_info2,
+                                         req.ctx_params1)
         body = euicc_signed1.encode()
-        signature = signatures.sign(self.identity.credential.key, body)
+        signature = self.identity.sign(body)
         self._txid = signed.transaction_id
         self._server_address = signed.server_address
         self._dpauth = server
         self._euicc_signature1 = signature
         self._challenge = None  # one use only: a replayed serverSigned1 finds none
-        return rsp.AuthenticateResponseOk(body, signature, self.identity.credential.cert_der,
-                                          cert_der(self.identity.eum_cert)).encode()
+        return rsp.AuthenticateResponseOk(body, signature, self.identity.certificate_der,
+                                          self.identity.eum_certificate_der).encode()
 
     # --- PrepareDownload ------------------------------------------------------------------
 
     def prepare_download(self, request: bytes) -> bytes:
         """ES10b.PrepareDownload: verify CERT.DPpb and smdpSignature2, make otPK.EUICC."""
         code = rsp.DownloadErrorCode
-        try:
-            req = rsp.PrepareDownloadRequest.decode(request)
-            signed = req.signed
-        except tlv.TlvError as exc:
-            log.info("PrepareDownload: malformed request: %s", exc)
-            return rsp.PrepareDownloadResponseError(self._txid or b"\x00",
-                                                    code.UNDEFINED).encode()
+        req = rsp.PrepareDownloadRequest.decode(request)
+        signed = req.signed
 
         def refuse(reason: rsp.DownloadErrorCode, why: str) -> bytes:
             log.info("PrepareDownload refused (%s): %s", reason.name, why)
@@ -256,7 +232,7 @@ class EuiccDownloadSession:
             key = dppb.public_key()
             if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
                 return refuse(code.UNSUPPORTED_CURVE, "CERT.DPpb is not on NIST P-256")
-            certs.verify_server_certificate(dppb, self.identity.trusted_cis,
+            certs.verify_server_certificate(dppb, self.identity.ci_certificates,
                                             role=certs.ROLE_DP_PB)
             if certs.server_oid(dppb) != certs.server_oid(self._dpauth):
                 return refuse(code.INVALID_CERTIFICATE,
@@ -279,8 +255,8 @@ class EuiccDownloadSession:
         assert self._otsk is not None
         euicc_signed2 = rsp.EuiccSigned2(self._txid, ecka.public_point(self._otsk),
                                          req.hash_cc).encode()
-        signature = signatures.sign(self.identity.credential.key, euicc_signed2
-                                    + signatures.signature_object(req.smdp_signature2))
+        signature = self.identity.sign(
+            euicc_signed2 + signatures.signature_object(req.smdp_signature2))
         self._dppb = dppb
         self._cc_required = signed.cc_required
         self._bpp = _Bpp()
@@ -367,7 +343,7 @@ class EuiccDownloadSession:
             secret = ecka.shared_secret(self._otsk, isc.smdp_otpk)
         except CryptoError as exc:
             raise _Failure(cmd, why.INCORRECT_INPUT_VALUES, str(exc)) from exc
-        keys = derive_session_keys(secret, isc.host_id, self.identity.eid_bytes)
+        keys = derive_session_keys(secret, isc.host_id, bytes.fromhex(self.eid))
         bpp.channel = Scp03t(keys)
         bpp.remaining_total = total - (len(segment) - header_len)
         if bpp.remaining_total < 0:
@@ -481,11 +457,13 @@ class EuiccDownloadSession:
             data = rsp.ProfileInstallationResultData(
                 self._txid or b"", note, self._smdp_oid(),
                 rsp.InstallSuccess(aid, _SIMA_OK)).encode()
-            results.append(rsp.ProfileInstallationResult(
-                data, signatures.sign(self.identity.credential.key, data)).encode())
+            results.append(rsp.ProfileInstallationResult(data, self.identity.sign(data)).encode())
             return results[-1]
 
-        target.install(profile, metadata, result_for)
+        try:
+            target.install(profile, metadata, result_for)
+        except InstallRefused as exc:
+            raise _Failure(cmd, exc.reason, str(exc)) from exc
         if not results:
             raise _Failure(cmd, why.UNKNOWN_ERROR, "the card stored no installation result")
         bpp.phase = _Phase.DONE
@@ -513,9 +491,10 @@ class EuiccDownloadSession:
             self._txid or b"\x00", note, self._smdp_oid(),
             rsp.InstallFailure(command, reason)).encode()
         self._end_download()
-        pir = rsp.ProfileInstallationResult(
-            data, signatures.sign(self.identity.credential.key, data)).encode()
-        target.keep_notification(note.seq, pir)
+        pir = rsp.ProfileInstallationResult(data, self.identity.sign(data)).encode()
+        if self._server_address is not None:
+            # The SM-DP+ learns of the failure as it would of a success.
+            target.keep_notification(pir)
         return pir
 
     def _end_download(self) -> None:
@@ -526,18 +505,18 @@ class EuiccDownloadSession:
     # --- CancelSession ----------------------------------------------------------------------
 
     def cancel_session(self, request: bytes) -> bytes:
-        """ES10b.CancelSession: a signed cancellation of the current transaction."""
-        try:
-            txid, reason = rsp.decode_cancel_session_request(request)
-        except tlv.TlvError as exc:
-            log.info("CancelSession: malformed request: %s", exc)
-            return rsp.CancelSessionResponseError(127).encode()
+        """ES10b.CancelSession: a signed cancellation of the current transaction, which
+        ends the session and drops any partly loaded package."""
+        txid, reason = rsp.decode_cancel_session_request(request)
+        if reason not in sgp22.CANCEL_SESSION_REASONS:
+            raise tlv.TlvError(f"unknown cancel reason {reason}")
         if self._txid is None or txid != self._txid or self._dpauth is None:
             return rsp.CancelSessionResponseError(5).encode()  # invalidTransactionId
         signed = rsp.EuiccCancelSessionSigned(txid, certs.server_oid(self._dpauth),
                                               reason).encode()
-        response = rsp.CancelSessionResponseOk(
-            signed, signatures.sign(self.identity.credential.key, signed)).encode()
+        response = rsp.CancelSessionResponseOk(signed, self.identity.sign(signed)).encode()
+        log.info("session %s cancelled: %s", txid.hex().upper(),
+                 sgp22.CANCEL_SESSION_REASONS[reason])
         self.reset()
         return response
 
@@ -574,8 +553,3 @@ def _group_length(segment: bytes, tag: int, cmd: rsp.BppCommandId) -> int:
         raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
                        f"the {tag:X} header segment carries extra bytes")
     return length
-
-
-def trusted_from(cis: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
-    """The CI certificates as a tuple (for :class:`EuiccIdentity`)."""
-    return tuple(cis)
