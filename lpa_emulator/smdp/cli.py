@@ -10,7 +10,13 @@
                        [--data DIR] [--broker URL] [--ci FILE ...]
     mps-emu smdp order --iccid ICCID --imsi IMSI [--msisdn MSISDN]
                        [--confirmation-code CODE] [--eid EID] [--data DIR] [--json]
+    mps-emu smdp order --from-operator FILE [--data DIR] [--json]
     mps-emu smdp orders [--data DIR] [--json]
+
+``order --from-operator`` orders a profile for every subscription of the operator's data
+file (the TOML or JSON ``mps-bridge operator import`` reads) that has none yet and prints
+each ICCID with its activation code (see :mod:`lpa_emulator.smdp.operator`). An order made
+for an ``--eid`` can also be downloaded from the eUICC's default SM-DP+, without a code.
 
 ``--data`` defaults to ``$MPS_SMDP_DATA`` or ``./smdp-data``, ``--pki`` to ``$MPS_SMDP_PKI``,
 ``--broker`` to ``$MPS_BROKER``. Exit codes: 0 done, 1 failed, 2 bad arguments.
@@ -31,6 +37,7 @@ from typing import Any
 from lpa_emulator import pki
 from lpa_emulator.lpa.activation import ActivationCode, ActivationCodeError, check_address
 from lpa_emulator.smdp.errors import ConfigError, OrderError
+from lpa_emulator.smdp.operator import order_subscriptions, read_subscriptions
 from lpa_emulator.smdp.orders import OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
@@ -154,6 +161,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_order(args: argparse.Namespace) -> int:
+    if (args.from_operator is None) == (args.iccid is None):
+        return _fail("give --iccid and --imsi, or --from-operator FILE", EXIT_USAGE)
+    if args.iccid is not None and args.imsi is None:
+        return _fail("--iccid needs --imsi", EXIT_USAGE)
     try:
         store = OrderStore.in_dir(_data_dir(args))
     except OrderError as exc:
@@ -163,6 +174,8 @@ def cmd_order(args: argparse.Namespace) -> int:
         if not address:
             return _fail("no SM-DP+ address: pass --address or start 'smdp serve' with this "
                          "--data once", EXIT_USAGE)
+        if args.from_operator is not None:
+            return _order_from_operator(store, address, args)
         order = store.add(iccid=args.iccid, imsi=args.imsi, msisdn=args.msisdn,
                           confirmation_code=args.confirmation_code, eid=args.eid,
                           matching_id=args.matching_id, service_provider=args.spn,
@@ -178,6 +191,26 @@ def cmd_order(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         print(code)
+    return EXIT_OK
+
+
+def _order_from_operator(store: OrderStore, address: str, args: argparse.Namespace) -> int:
+    subscriptions = read_subscriptions(args.from_operator)
+    done = order_subscriptions(store, subscriptions, service_provider=args.spn,
+                               profile_name=args.name)
+    rows = [{"iccid": d.order.iccid, "imsi": d.order.imsi, "msisdn": d.order.msisdn,
+             "contract": d.subscription.contract, "eid": d.order.eid,
+             "state": d.order.state.value, "new": d.created,
+             "activation_code": str(ActivationCode(address, d.order.matching_id,
+                                                   cc_required=d.order.cc_required))}
+            for d in done]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for r in rows:
+        print(f"{r['iccid']}  {r['activation_code']}" + ("" if r["new"] else "  (ordered before)"))
+    new = sum(1 for r in rows if r["new"])
+    print(f"{new} new order(s), {len(rows) - new} ordered before", file=sys.stderr)
     return EXIT_OK
 
 
@@ -242,11 +275,15 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--workers", type=int, default=4)
     serve.set_defaults(func=cmd_serve)
     order = ssub.add_parser("order", help="prepare a profile and print its activation code")
-    order.add_argument("--iccid", required=True)
-    order.add_argument("--imsi", required=True)
+    order.add_argument("--iccid")
+    order.add_argument("--imsi")
     order.add_argument("--msisdn")
     order.add_argument("--confirmation-code")
-    order.add_argument("--eid", help="only this eUICC may download the profile")
+    order.add_argument("--eid", help="only this eUICC may download the profile (also from its "
+                       "default SM-DP+, without an activation code)")
+    order.add_argument("--from-operator", type=Path, metavar="FILE",
+                       help="order every subscription of the operator's data file (TOML or "
+                       "JSON, as 'mps-bridge operator import' reads it) not ordered yet")
     order.add_argument("--matching-id", help="default: a random one")
     order.add_argument("--address", type=_address, help="default: the serving address")
     order.add_argument("--name", default="MPS operational", help="profile name")

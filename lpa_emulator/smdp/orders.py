@@ -252,6 +252,17 @@ class OrderStore:
                                    "WHERE iccid = ?", (iccid,)).fetchone()
         return None if row is None else self._order(row)
 
+    def for_eid(self, eid: str) -> Order | None:
+        """The oldest order made for ``eid`` (``--eid``) that is not installed yet: what the
+        eUICC downloads from its default SM-DP+, without a matching id."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {self._COLUMNS} FROM orders "  # noqa: S608
+                                   "WHERE eid = ? AND eid_fixed = 1 AND state IN (?, ?) "
+                                   "ORDER BY created_at LIMIT 1",
+                                   (eid, OrderState.RELEASED.value,
+                                    OrderState.DOWNLOADED.value)).fetchone()
+        return None if row is None else self._order(row)
+
     def all(self) -> list[Order]:
         with self._lock:
             rows = self._db.execute(f"SELECT {self._COLUMNS} FROM orders "  # noqa: S608

@@ -376,16 +376,25 @@ class Smdp:
 
     def _order_for(self, matching_id: str | None, eid: str) -> Order:
         if not matching_id:
-            raise Es9StatusError(st.MATCHING_ID_REFUSED, "no matching id (default SM-DP+ downloads "
-                           "need an order bound to the EID)")
+            # The eUICC came to its default SM-DP+ (no activation code): the order is the
+            # one made for its EID (SGP.22 3.1.2, "default SM-DP+ address").
+            order = self.orders.for_eid(eid)
+            if order is None:
+                raise Es9StatusError(st.MATCHING_ID_REFUSED,
+                                     f"no matching id, and no order waits for EID {eid}")
+            return self._check_order(order, eid)
         order = self.orders.get(matching_id)
         if order is None:
             raise Es9StatusError(st.MATCHING_ID_REFUSED, "unknown matching id")
+        return self._check_order(order, eid)
+
+    def _check_order(self, order: Order, eid: str) -> Order:
         if order.eid is not None and order.eid != eid:
             if order.eid_fixed:
-                raise Es9StatusError(st.EID_REFUSED, f"the order belongs to another EID than {eid}")
+                raise Es9StatusError(st.EID_REFUSED,
+                                     f"the order belongs to another EID than {eid}")
             raise Es9StatusError(st.MATCHING_ID_REFUSED,
-                           "the order is being downloaded by another eUICC")
+                                 "the order is being downloaded by another eUICC")
         if order.expires_at is not None and self._clock() > order.expires_at:
             raise Es9StatusError(st.ORDER_EXPIRED)
         if order.state is OrderState.ERROR or order.attempts >= order.max_attempts:
