@@ -112,19 +112,21 @@ class PostgresStore(SqlStore):
     ``synchronous_commit`` is PostgreSQL's durability setting for this store's
     transactions: ``on`` returns from a commit once it is on disk, ``off`` up to three
     WAL-writer delays earlier (a crash of the server may lose the newest commits, never
-    corrupt the database).
+    corrupt the database); None (the default) keeps what the server or the URL says
+    (``?options=-csynchronous_commit%3Doff``).
     """
 
     _lock_rows = " FOR UPDATE"
 
     def __init__(self, url: str, *, schema: str | None = None,
-                 synchronous_commit: SynchronousCommit = "on", connect_timeout: float = 10.0,
+                 synchronous_commit: SynchronousCommit | None = None,
+                 connect_timeout: float = 10.0,
                  clock: Callable[[], int] = now_ms) -> None:
         super().__init__(clock=clock)
         conninfo, url_schema = split_url(url)
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError(f"schema {schema!r} must be a lower-case SQL name")
-        if synchronous_commit not in ("on", "off"):
+        if synchronous_commit not in ("on", "off", None):
             raise ValueError(f"synchronous_commit must be on or off, not {synchronous_commit!r}")
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
@@ -172,7 +174,8 @@ class PostgresStore(SqlStore):
                 with contextlib.suppress(pg_errors.UniqueViolation):
                     conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 conn.execute(f'SET search_path TO "{self.schema}"')
-            conn.execute("SET synchronous_commit TO " + self.synchronous_commit)
+            if self.synchronous_commit is not None:
+                conn.execute("SET synchronous_commit TO " + self.synchronous_commit)
             # The bookkeeping table is made under the writer lock: concurrent
             # CREATE TABLE IF NOT EXISTS of the same table can fail in PostgreSQL.
             with conn.transaction():

@@ -167,3 +167,13 @@ def test_copy_loads_rows_in_bulk(url: str) -> None:
             store.copy_rows("contracts", ("id", "holder", "created_at", "updated_at"),
                             [("C-1", "again", 1, 1)])
 
+
+
+def test_durability_follows_the_option_or_the_server(url: str) -> None:
+    def setting(store: PostgresStore) -> str:
+        with store:
+            return str(store._read("SHOW synchronous_commit")[0][0])
+
+    assert setting(PostgresStore(url)) == "on"  # the server's default
+    assert setting(PostgresStore(url + "&options=-csynchronous_commit%3Doff")) == "off"
+    assert setting(PostgresStore(url, synchronous_commit="off")) == "off"

@@ -1,0 +1,169 @@
+"""The device side: first boot to "registered" (emulated devices of the test rig, one at a
+time, card in-process or behind pcscd + vpcd), the agent's peak memory meanwhile, and
+whether this build can download a profile during first boot."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mps_bench.stats import median
+
+KINDS = {"emu": "in-process", "pcsc": "pcscd+vpcd"}
+
+
+class PeakRss:
+    """Watches this process's ``mps-agent`` children and keeps each one's peak resident
+    memory (VmHWM), sampled every ``interval`` seconds until :meth:`stop`.
+
+    The rig runs each agent as a child process and reaps it itself, so the peak is read
+    from /proc while the agent runs; agents live for a second or so and their memory
+    only grows, so frequent samples see the peak to within the last few milliseconds.
+    """
+
+    def __init__(self, interval: float = 0.005, marker: str = "mps-agent") -> None:
+        self.interval = interval
+        self.marker = marker.encode()
+        self.peaks_kb: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="peak-rss")
+        self._seen: set[int] = set()
+        self._agents: set[int] = set()
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _children(self) -> None:
+        me = str(os.getpid())
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            if pid in self._seen:
+                continue
+            self._seen.add(pid)
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    # pid (comm) state ppid ...: comm may hold spaces, so split after it
+                    ppid = f.read().rsplit(b")", 1)[1].split()[1].decode()
+                if ppid != me:
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if self.marker in f.read():
+                        self._agents.add(pid)
+            except (OSError, IndexError):
+                continue
+
+    def _sample(self) -> None:
+        for pid in list(self._agents):
+            try:
+                with open(f"/proc/{pid}/status", "rb") as f:
+                    for line in f:
+                        if line.startswith(b"VmHWM:"):
+                            kb = int(line.split()[1])
+                            self.peaks_kb[pid] = max(kb, self.peaks_kb.get(pid, 0))
+                            break
+            except (OSError, ValueError):
+                self._agents.discard(pid)
+
+    def _watch(self) -> None:
+        tick = 0
+        while not self._stop.wait(self.interval):
+            if tick % 4 == 0:  # new children are rarer than samples
+                self._children()
+            self._sample()
+            tick += 1
+
+    def peaks_mb(self) -> list[float]:
+        return [round(kb / 1024, 1) for kb in self.peaks_kb.values()]
+
+
+@dataclass
+class BootRun:
+    """First boots of one card kind."""
+
+    kind: str
+    seconds: list[float] = field(default_factory=list)  # agent process, start to exit
+    in_agent: list[float] = field(default_factory=list)  # the agent's own first boot
+    rss_mb: list[float] = field(default_factory=list)
+    failed: int = 0
+    why: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": KINDS.get(self.kind, self.kind), "n": len(self.seconds),
+                "failed": self.failed, "median_s": _r(median(self.seconds)),
+                "in_agent_median_s": _r(median(self.in_agent)),
+                "max_s": _r(max(self.seconds)) if self.seconds else None,
+                "rss_mb_max": max(self.rss_mb) if self.rss_mb else None,
+                "rss_mb_median": _r(median(self.rss_mb)) if self.rss_mb else None,
+                **({"why": self.why} if self.why else {})}
+
+
+def _r(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 3)
+
+
+def download_support() -> str | None:
+    """Why this build cannot download a profile to the emulated eUICC, or None if it can."""
+    try:
+        from lpa_emulator.euicc import es10 as card_es10
+        from lpa_emulator.lpa import download  # noqa: F401 (only its presence matters)
+        from lpa_emulator.smdp import service  # noqa: F401
+    except ImportError as exc:
+        return f"not available in this build ({exc.name} is missing)"
+    if 0xBF38 not in card_es10.HANDLERS:  # AuthenticateServer
+        return ("not available in this build: the emulated eUICC does not take "
+                "AuthenticateServer/LoadBoundProfilePackage yet")
+    return None
+
+
+def first_boot_download() -> str | None:
+    """Why first boot does not include a profile download in this build, or None."""
+    from agent import firstboot
+
+    if not any("download" in step.value for step in firstboot.Step):
+        return ("first boot finds its profile preloaded: agent.firstboot has no download "
+                "step in this build")
+    return download_support()
+
+
+def boot(kind: str, count: int, *, say: Callable[[str], None]) -> BootRun:
+    """``count`` first boots of emulated devices with ``kind`` cards, one at a time (so
+    that each boot has the machine to itself), against the rig's own registry."""
+    from lpa_emulator.rig import Rig, RigError
+    from lpa_emulator.stack.mosquitto import StackError
+    from lpa_emulator.stack.pcsc import PcscSandbox
+
+    run = BootRun(kind)
+    if kind == "pcsc":
+        ok, why = PcscSandbox.available()
+        if not ok:
+            run.why = f"PC/SC cannot run here: {why}"
+            return run
+    rig = Rig(count, kinds=[kind], parallel=1, use_pcsc=kind == "pcsc", app_check=False,
+              say=lambda _line: None, progress=False, workdir=None)
+    try:
+        with PeakRss() as rss:
+            result = rig.run()
+    except (RigError, StackError, OSError) as exc:
+        run.why = f"the rig failed: {exc}"
+        say(f"first boot ({kind}): {run.why}")
+        return run
+    for d in result.devices:
+        if d.error is not None:
+            run.failed += 1
+            continue
+        run.seconds.append(d.seconds)
+        if d.boot_seconds is not None:
+            run.in_agent.append(d.boot_seconds)
+    run.rss_mb = rss.peaks_mb()
+    return run
