@@ -42,6 +42,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         state_dir=getattr(args, "state_dir", None) or os.environ.get("MPS_STATE_DIR"),
         credentials=getattr(args, "credentials", None) or os.environ.get("MPS_CREDENTIALS"),
         retry_for=_retry_for(args),
+        activation_code=getattr(args, "activation_code", None)
+        or os.environ.get("MPS_ACTIVATION_CODE"),
+        smdp_ca=getattr(args, "smdp_ca", None) or os.environ.get("MPS_SMDP_CA"),
     )
 
 
@@ -189,6 +192,13 @@ def _hardware_options(p: argparse.ArgumentParser, *, broker: bool) -> None:
     p.add_argument("--profile", required=True, type=Path, help="firmware profile (TOML)")
     p.add_argument("--modem", help="modem port or URL (overrides the profile; env MPS_MODEM)")
     p.add_argument("--card", help="card link URL (overrides the profile; env MPS_CARD)")
+    p.add_argument("--activation-code", metavar="CODE",
+                   help="download the profile with this activation code when the eUICC has "
+                        "no operational profile (overrides the profile's [activation]; env "
+                        "MPS_ACTIVATION_CODE)")
+    p.add_argument("--smdp-ca", metavar="FILE",
+                   help="CA certificates (PEM) that verify the SM-DP+'s TLS certificate "
+                        "(default: the system's trust store; env MPS_SMDP_CA)")
     if broker:
         p.add_argument("--broker", help="broker URL (overrides the profile; env MPS_BROKER)")
         p.add_argument("--state-dir", help="where the outbox lives (env MPS_STATE_DIR)")

@@ -1,7 +1,9 @@
 """First boot as an explicit state machine.
 
-probe hardware -> ensure an enabled profile -> wait for network -> read identity ->
-persist to the outbox -> publish -> wait for the registry's acknowledgement -> delivered.
+probe hardware -> ensure an enabled profile [-> download a profile] -> wait for network ->
+read identity -> persist to the outbox -> publish -> wait for the registry's
+acknowledgement -> delivered. The download happens only when the eUICC has no operational
+profile enabled (see :mod:`agent.activation`).
 Each step is named; a failure raises StepError with that name. The outbox makes a crash at
 any step resume with the same message rather than register twice.
 """
@@ -16,9 +18,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
+from agent.activation import (
+    ActivationPlan,
+    ProfileOutcome,
+    ensure_operational_profile,
+)
 from agent.card import CardLink, open_card
 from agent.credentials import DeviceCredentials, find_credentials
-from agent.errors import AgentError, NoCardError, StatusWordError
+from agent.errors import AgentError, NoCardError
 from agent.identity import Identity, StepError, read_identity
 from agent.modem import Modem, open_modem
 from agent.outbox import Outbox
@@ -30,7 +37,6 @@ from mps_wire.mqtt import MqttError
 
 log = logging.getLogger(__name__)
 
-SW_FILE_NOT_FOUND = 0x6A82
 
 
 class Step(enum.StrEnum):
@@ -38,6 +44,7 @@ class Step(enum.StrEnum):
 
     PROBE = "probe hardware"
     PROFILE = "ensure an enabled profile"
+    DOWNLOAD = "download a profile"
     NETWORK = "wait for network"
     IDENTITY = "read identity"
     PERSIST = "persist to outbox"
@@ -59,13 +66,16 @@ class Settings:
     register_timeout: float
     credentials: Path | None = None  # the credential bundle; default <state_dir>/credentials
     retry_for: float = 0.0  # seconds to keep retrying delivery (0: one attempt)
+    activation_code: str | None = None  # overrides the profile's [activation] code
+    smdp_ca: Path | None = None  # CA file verifying the SM-DP+ (default: the system store)
 
     @classmethod
     def from_profile(cls, profile: FirmwareProfile, *, modem_port: str | None = None,
                      card_url: str | None = None, broker_url: str | None = None,
                      state_dir: str | Path | None = None,
                      credentials: str | Path | None = None,
-                     retry_for: float = 0.0) -> Settings:
+                     retry_for: float = 0.0, activation_code: str | None = None,
+                     smdp_ca: str | Path | None = None) -> Settings:
         return cls(
             profile=profile,
             modem_port=modem_port or profile.modem.port,
@@ -76,6 +86,8 @@ class Settings:
             register_timeout=profile.broker.register_timeout,
             credentials=Path(credentials) if credentials else None,
             retry_for=retry_for,
+            activation_code=activation_code or None,
+            smdp_ca=Path(smdp_ca) if smdp_ca else None,
         )
 
 
@@ -126,20 +138,33 @@ class Device:
             self.modem.close()
             self.modem = None
 
-    def ensure_profile(self) -> None:
-        """Check that an operational profile is enabled (EF.ICCID readable)."""
+    def ensure_profile(self, *, on_download: Callable[[], None] | None = None
+                       ) -> ProfileOutcome:
+        """Make sure an operational profile is enabled: when the eUICC has none, download
+        one (the settings' activation code, the firmware profile's ``[activation]``, or the
+        eUICC's default SM-DP+) and enable it. ``on_download`` is called when a download
+        starts; a failed download raises :class:`StepError` naming ``download a profile``
+        and the download's own step."""
         if self.card is None:
             raise StepError(Step.PROFILE, "the card is not open")
+        s = self.settings
+        downloading = False
+
+        def starting() -> None:
+            nonlocal downloading
+            downloading = True
+            if on_download is not None:
+                on_download()
+
         try:
-            self.card.read_iccid()
-        except StatusWordError as exc:
-            if exc.sw == SW_FILE_NOT_FOUND:
-                raise StepError(Step.PROFILE, "no profile is enabled on the eUICC and this "
-                                "build cannot download one (SGP.22 download is not "
-                                "implemented yet)") from exc
-            raise StepError(Step.PROFILE, str(exc)) from exc
+            plan = ActivationPlan.from_config(s.profile.activation, code=s.activation_code,
+                                              ca_file=s.smdp_ca)
+            outcome = ensure_operational_profile(self.card, plan, on_download=starting)
         except AgentError as exc:
-            raise StepError(Step.PROFILE, str(exc)) from exc
+            raise StepError(Step.DOWNLOAD if downloading else Step.PROFILE, str(exc)) from exc
+        if outcome.action == "downloaded":
+            log.info("first boot: profile %s downloaded and enabled", outcome.iccid)
+        return outcome
 
     def wait_network(self) -> None:
         if self.modem is None:
@@ -187,7 +212,7 @@ class FirstBoot:
         enter(Step.PROBE)
         with Device(self.settings) as device:
             enter(Step.PROFILE)
-            device.ensure_profile()
+            device.ensure_profile(on_download=lambda: enter(Step.DOWNLOAD))
             enter(Step.NETWORK)
             device.wait_network()
             enter(Step.IDENTITY)

@@ -12,18 +12,28 @@
     profile disable ID [--no-refresh]
     profile delete ID
     profile nickname ID [NAME]         without NAME the nickname is removed
+    profile download [-a CODE | -s ADDRESS [-m MATCHING_ID]] [-c CONFIRMATION]
+                     [--ca FILE] [--enable]
+                                       download a profile from an SM-DP+ (SGP.22 ES9+ over
+                                       HTTPS); without -a or -s from the eUICC's default
+                                       SM-DP+ (SM-DS discovery is not supported)
     notification list
+    notification process [--ca FILE]   send every pending notification to its SM-DP+;
+                                       each is removed only once the SM-DP+ acknowledged it
     notification remove SEQ... | --all
 
 The card is reached in-process (``emu``, its state file), through PC/SC (``pcsc``, the
 first reader matching the pattern) or behind a modem (``at``, its serial port); ``--card``
-takes a card URL as the agent does. Options may also come from the environment
-(``MPS_LPA_APDU``, ``MPS_LPA_STATE``, ``MPS_LPA_READER``, ``MPS_LPA_DEVICE``,
-``MPS_LPA_ISDR_AID``); arguments win.
+takes a card URL as the agent does. The SM-DP+'s TLS certificate is verified against
+``--ca FILE`` (``MPS_SMDP_CA``) or the system's trust store; a download shows a progress
+bar on a terminal, and a failed one is cancelled on the eUICC and the SM-DP+. Options may
+also come from the environment (``MPS_LPA_APDU``, ``MPS_LPA_STATE``, ``MPS_LPA_READER``,
+``MPS_LPA_DEVICE``, ``MPS_LPA_ISDR_AID``, ``MPS_SMDP_CA``); arguments win.
 
-Output is a readable table, or JSON with ``--json``. Exit codes: 0 done; 1 the card refused
-the command or failed (the ES10 result or status word is printed); 2 usage error; 3 no
-card, reader or modem to talk to (or the card went away).
+Output is a readable table, or JSON with ``--json``. Exit codes: 0 done; 1 the card or the
+SM-DP+ refused the command or failed (the ES10 result, status word, or the download step
+and SGP.22 status is printed); 2 usage error; 3 no card, reader or modem to talk to (or
+the card went away).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from agent.activation import Es9Clients
 from agent.card import CardLink, open_card
 from agent.errors import (
     AgentError,
@@ -52,7 +63,18 @@ from agent.errors import (
 )
 from lpa_emulator import sgp22
 from lpa_emulator.lpa import Es10Client, Es10Error, Es10ResultError
+from lpa_emulator.lpa.activation import ActivationCodeError, check_address, parse_activation_code
+from lpa_emulator.lpa.download import (
+    CardUnavailableError,
+    DownloadError,
+    Es10bOverStoreData,
+    ProfileDownloader,
+    Stage,
+    process_notifications,
+)
+from lpa_emulator.lpa.download import Progress as DownloadProgress
 from lpa_emulator.lpa.es10 import DEFAULT_BLOCK_SIZE
+from lpa_emulator.progress import Progress
 from lpa_emulator.simfiles import ISDR_AID
 
 log = logging.getLogger(__name__)
@@ -61,7 +83,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_CARD = 0, 1, 2, 3
 
 BACKENDS = ("emu", "pcsc", "at")
 _ENV = {"apdu": "MPS_LPA_APDU", "state": "MPS_LPA_STATE", "reader": "MPS_LPA_READER",
-        "device": "MPS_LPA_DEVICE", "isdr_aid": "MPS_LPA_ISDR_AID"}
+        "device": "MPS_LPA_DEVICE", "isdr_aid": "MPS_LPA_ISDR_AID", "ca": "MPS_SMDP_CA"}
 
 
 class UsageError(Exception):
@@ -261,6 +283,104 @@ def cmd_profile_nickname(client: Es10Client, args: argparse.Namespace) -> Output
                   [f"nickname of {iccid}: {args.name or '(none)'}"])
 
 
+class _DownloadBar:
+    """The download's progress on a terminal: the step, then the package's segments."""
+
+    def __init__(self) -> None:
+        self.stage = Stage.CHALLENGE.value
+        self.bar = Progress(None, label="download", note=lambda: self.stage)
+
+    def __call__(self, event: DownloadProgress) -> None:
+        self.stage = event.stage.value
+        if event.total:
+            self.bar.total, self.bar.done = event.total, event.done
+        self.bar.refresh()
+
+
+def _download_target(client: Es10Client, args: argparse.Namespace
+                     ) -> tuple[str, str | None, str | None]:
+    """(SM-DP+ address, matching id, confirmation code) from the options or the eUICC."""
+    if args.activation_code is not None:
+        if args.smdp is not None or args.matching_id is not None:
+            raise UsageError("give -a CODE or -s ADDRESS -m MATCHING_ID, not both")
+        try:
+            code = parse_activation_code(args.activation_code)
+        except ActivationCodeError as exc:
+            raise UsageError(str(exc)) from None
+        if code.cc_required and not args.confirmation_code:
+            raise UsageError("the activation code asks for a confirmation code (-c)")
+        return code.address, code.matching_id, args.confirmation_code
+    if args.matching_id is not None and args.smdp is None:
+        raise UsageError("-m MATCHING_ID needs -s ADDRESS")
+    if args.smdp is not None:
+        try:
+            return check_address(args.smdp), args.matching_id, args.confirmation_code
+        except ActivationCodeError as exc:
+            raise UsageError(str(exc)) from None
+    default = client.get_configured_addresses().default_dp_address
+    if not default:
+        raise UsageError("no activation code (-a) or SM-DP+ (-s), and the eUICC has no "
+                         "default SM-DP+ address (SM-DS discovery is not supported)")
+    return default, None, args.confirmation_code
+
+
+def cmd_profile_download(client: Es10Client, args: argparse.Namespace) -> Output:
+    address, matching_id, confirmation = _download_target(client, args)
+    link: CardLink = args.link
+    apdus_before = link.apdu_count
+    shown = _DownloadBar()
+    with Es9Clients(args.ca) as es9, shown.bar:
+        downloader = ProfileDownloader(Es10bOverStoreData(client), es9.client,
+                                       progress=shown)
+        result = downloader.download(address, matching_id, confirmation_code=confirmation)
+        if args.enable:
+            client.enable_profile(iccid=result.iccid)
+            # The enable notification goes to the SM-DP+ that installed the profile; others
+            # (the profile that was disabled) wait for 'notification process'.
+            process_notifications(Es10bOverStoreData(client), es9.client, addresses={address})
+    apdus = link.apdu_count - apdus_before
+    data = {"ok": True, "iccid": result.iccid, "isdp_aid": result.aid.hex().upper(),
+            "provider": result.service_provider, "name": result.profile_name,
+            "smdp": address, "transaction_id": result.transaction_id,
+            "notification_sent": result.notification_sent, "enabled": bool(args.enable),
+            "seconds": round(result.seconds, 3), "apdus": apdus}
+    text = pairs([
+        ("ICCID", result.iccid),
+        ("ISD-P AID", result.aid.hex().upper()),
+        ("provider", result.service_provider or "-"),
+        ("name", result.profile_name or "-"),
+        ("SM-DP+", address),
+        ("state", "enabled" if args.enable else "disabled"),
+        ("notification", "delivered" if result.notification_sent
+         else "kept on the eUICC (run 'notification process')"),
+        ("took", f"{result.seconds:.2f} s, {apdus} APDUs"),
+    ])
+    return Output(data, [f"downloaded {result.iccid}", *text])
+
+
+def cmd_notification_process(client: Es10Client, args: argparse.Namespace) -> Output:
+    with Es9Clients(args.ca) as es9:
+        outcomes = process_notifications(Es10bOverStoreData(client), es9.client)
+    rows = [[str(o.seq_number), o.operation, o.address, "yes" if o.sent else "no",
+             "yes" if o.removed else "no", o.error or "-"] for o in outcomes]
+    text = (table(["SEQ", "OPERATION", "ADDRESS", "SENT", "REMOVED", "ERROR"], rows)
+            if outcomes else ["no pending notifications"])
+    data = [{"seq": o.seq_number, "operation": o.operation, "address": o.address,
+             "sent": o.sent, "removed": o.removed, "error": o.error} for o in outcomes]
+    failed = [o for o in outcomes if not o.sent]
+    if failed:
+        raise _NotificationsKept(data, text, len(failed))
+    return Output(data, text)
+
+
+class _NotificationsKept(Exception):
+    """Some notifications could not be delivered (they stay on the eUICC)."""
+
+    def __init__(self, data: Any, text: list[str], failed: int) -> None:
+        super().__init__(f"{failed} notification(s) not delivered; they stay on the eUICC")
+        self.output = Output(data, text)
+
+
 def cmd_notification_list(client: Es10Client, args: argparse.Namespace) -> Output:
     items = client.list_notifications()
     rows = [[str(n.seq), n.operation, n.iccid or "-", n.address] for n in items]
@@ -350,11 +470,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(profile, "nickname", cmd_profile_nickname, "set or remove a nickname")
     p.add_argument("id", help="ICCID or ISD-P AID")
     p.add_argument("name", nargs="?", default="", help="the nickname (none: remove it)")
+    p = leaf(profile, "download", cmd_profile_download,
+             "download a profile from an SM-DP+ (default: the eUICC's default SM-DP+)")
+    p.add_argument("-a", "--activation-code", metavar="CODE",
+                   help="LPA:1$<SM-DP+ address>$<matching id>")
+    p.add_argument("-s", "--smdp", metavar="ADDRESS", help="the SM-DP+ address, HOST[:PORT]")
+    p.add_argument("-m", "--matching-id", metavar="ID", help="the matching id (with -s)")
+    p.add_argument("-c", "--confirmation-code", metavar="CODE",
+                   help="the confirmation code, when the order asks for one")
+    p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
+                   "SM-DP+'s TLS certificate (env MPS_SMDP_CA; default the system store)")
+    p.add_argument("--enable", action="store_true",
+                   help="enable the profile once installed")
 
     notification = groups.add_parser("notification", help="pending notifications"
                                      ).add_subparsers(dest="command", required=True,
                                                       metavar="ACTION")
     leaf(notification, "list", cmd_notification_list, "list the pending notifications")
+    leaf(notification, "process", cmd_notification_process,
+         "send the pending notifications; remove each one the SM-DP+ acknowledged"
+         ).add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
+                        "SM-DP+'s TLS certificate (env MPS_SMDP_CA)")
     p = leaf(notification, "remove", cmd_notification_remove,
              "remove notifications (as delivered)")
     p.add_argument("seq", nargs="*", type=_nonneg, help="sequence numbers")
@@ -370,6 +506,8 @@ def _finish(args: argparse.Namespace) -> None:
     args.json = getattr(args, "json", False)
     args.verbose = getattr(args, "verbose", 0)
     args.block_size = getattr(args, "block_size", DEFAULT_BLOCK_SIZE)
+    if hasattr(args, "ca"):
+        args.ca = args.ca or os.environ.get(_ENV["ca"]) or None
     aid = getattr(args, "isdr_aid", None) or os.environ.get(_ENV["isdr_aid"])
     args.isdr_aid = ISDR_AID if aid is None else _hex_aid(aid)
 
@@ -397,10 +535,23 @@ def run(args: argparse.Namespace) -> int:
         _finish(args)
         link = open_card(card_url(args), isdr_aid=args.isdr_aid)
         link.connect()
+        args.link = link
         with link.open_isdr() as isdr:
             output = args.func(Es10Client(isdr, block_size=args.block_size), args)
     except UsageError as exc:
         return _fail(args, EXIT_USAGE, str(exc))
+    except CardUnavailableError as exc:
+        return _fail(args, EXIT_NO_CARD, f"download failed at {exc.stage.value}: {exc}",
+                     stage=exc.stage.value)
+    except DownloadError as exc:
+        fields = {key: getattr(exc, key) for key in ("subject", "reason", "code", "command")
+                  if getattr(exc, key, None) is not None}
+        return _fail(args, EXIT_FAILED, f"download failed at {exc.stage.value}: {exc}",
+                     stage=exc.stage.value, **fields)
+    except _NotificationsKept as exc:
+        _emit(args, exc.output)
+        print(f"mps-lpa: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except ConfigError as exc:
         return _fail(args, EXIT_USAGE, str(exc))
     except Es10ResultError as exc:

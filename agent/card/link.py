@@ -103,6 +103,8 @@ class CardLink(abc.ABC):
         self._connected = False
         self._generation = 0
         self._lost: str | None = None
+        self.apdu_count = 0
+        """Command APDUs exchanged with the card so far, GET RESPONSE and resends included."""
 
     # --- backend hooks ---------------------------------------------------------------
     @abc.abstractmethod
@@ -171,8 +173,12 @@ class CardLink(abc.ABC):
 
     def _transceive(self, exchange: Callable[[bytes], bytes], apdu: bytes) -> Response:
         """T=0 over ``exchange``; a card that goes away marks the session lost."""
+        def counted(raw: bytes) -> bytes:
+            self.apdu_count += 1
+            return exchange(raw)
+
         try:
-            resp = t0_transceive(exchange, apdu)
+            resp = t0_transceive(counted, apdu)
         except CardRemovedError as exc:
             if self._lost is None:
                 log.warning("%s:// card went away: %s", self.scheme, exc)

@@ -22,7 +22,7 @@ import enum
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -247,7 +247,7 @@ class ProfileDownloader:
                  confirmation_code: str | None = None) -> DownloadResult:
         """Download and install the profile ``matching_id`` from the SM-DP+ ``address``."""
         started = time.monotonic()
-        es9 = self._es9_for(address)
+        es9 = self._es9(Stage.INITIATE, lambda: self._es9_for(address))
         self._report(Stage.CHALLENGE)
         challenge_der = self._card(Stage.CHALLENGE, self.card.get_euicc_challenge)
         info1 = self._card(Stage.CHALLENGE, self.card.get_euicc_info1)
@@ -432,9 +432,11 @@ class ProfileDownloader:
         return True
 
 
-def process_notifications(card: Es10b, es9_for: Callable[[str], Es9]
+def process_notifications(card: Es10b, es9_for: Callable[[str], Es9], *,
+                          addresses: Container[str] | None = None
                           ) -> list[NotificationOutcome]:
-    """Send every pending notification to its address; remove each only once delivered."""
+    """Send every pending notification to its address (only those for ``addresses`` when
+    given); remove each only once the SM-DP+ acknowledged it."""
     try:
         listed = rsp.decode_notification_list(card.list_notifications(
             rsp.list_notification_request()))
@@ -443,6 +445,8 @@ def process_notifications(card: Es10b, es9_for: Callable[[str], Es9]
                                stage=Stage.NOTIFY) from exc
     outcomes = []
     for meta in listed:
+        if addresses is not None and meta.address not in addresses:
+            continue
         try:
             pending = rsp.decode_pending_notifications(card.retrieve_notifications(
                 rsp.retrieve_notifications_request(meta.seq)))

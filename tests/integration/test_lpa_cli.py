@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from agent import lpa_cli
+from lpa_emulator import pki
 from lpa_emulator.euicc import CardState
+from lpa_emulator.euicc.state import isdp_aid_for
+from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
 from lpa_emulator.stack.pcsc import PcscSandbox
 from lpa_emulator.stack.procs import ProcessGroup, console_script
 from tests.fixtures.cards import (
@@ -22,6 +25,7 @@ from tests.fixtures.cards import (
     LINK_SMDP,
     write_link_card,
 )
+from tests.rsp_support import Served, new_subscription, served_smdp
 
 OTHER_ISDR = "A0000005591010000000008900000300"
 
@@ -150,6 +154,112 @@ def test_environment_chooses_the_card(card: Path, capsys: pytest.CaptureFixture[
     monkeypatch.setenv("MPS_LPA_STATE", str(card))
     code, out, _ = lpa(capsys, "--json", "chip", "info")
     assert code == 0 and json.loads(out)["eid"] == LINK_EID
+
+
+# --- profile download and notification process ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def builtin_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SM-DP+ PKI under the built-in test CI, which the test cards trust."""
+    root = tmp_path_factory.mktemp("pki")
+    pki.init_pki(root, builtin_ci=True, euicc_count=0)
+    return root
+
+
+@pytest.fixture
+def served(builtin_pki: Path, tmp_path: Path) -> Iterator[Served]:
+    with served_smdp(builtin_pki, tmp_path / "smdp") as s:
+        yield s
+
+
+def test_profile_download(card: Path, served: Served, capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    base = ["--apdu", "emu", "--state", str(card)]
+    iccid, imsi = new_subscription()
+    order = served.store.add(iccid=iccid, imsi=imsi)
+    code = f"LPA:1${served.address}${order.matching_id}"
+    rc, out, err = lpa(capsys, *base, "--json", "profile", "download", "-a", code,
+                       "--ca", str(served.ca))
+    assert rc == 0, err
+    data = json.loads(out)
+    assert (data["iccid"], data["notification_sent"], data["enabled"]) == (iccid, True, False)
+    assert data["apdus"] > 20 and data["isdp_aid"] == isdp_aid_for(2).hex().upper()
+    assert "\r" not in err  # no progress bar off a terminal
+    # -s/-m with the CA from the environment, bigger STORE DATA blocks, enabled at once.
+    iccid2, imsi2 = new_subscription()
+    order2 = served.store.add(iccid=iccid2, imsi=imsi2)
+    monkeypatch.setenv("MPS_SMDP_CA", str(served.ca))
+    rc, out, err = lpa(capsys, *base, "--block-size", "255", "profile", "download",
+                       "-s", served.address, "-m", order2.matching_id, "--enable")
+    assert rc == 0, err
+    assert f"downloaded {iccid2}" in out and "enabled" in out
+    state = CardState.load(card)
+    enabled = state.enabled_profile()
+    assert enabled is not None and enabled.iccid == iccid2
+    # The enable notification went to the SM-DP+; the disabled profile's waits for its own.
+    assert [(n.operation, n.iccid) for n in state.notifications] == [("disable", LINK_ICCID_A)]
+
+
+def test_profile_download_failures(card: Path, served: Served,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--apdu", "emu", "--state", str(card)]
+    ca = ["--ca", str(served.ca)]
+    rc, out, err = lpa(capsys, *base, "--json", "profile", "download", "-s", served.address,
+                       "-m", "NO-SUCH-ORDER", *ca)
+    assert rc == 1 and "authenticate-client" in err
+    assert json.loads(out)["subject"] == "8.2.6" and json.loads(out)["reason"] == "3.8"
+    assert served.smdp.session_count == 0  # cancelled
+    # An SM-DP+ whose certificate the CA does not vouch for.
+    rc, _, err = lpa(capsys, *base, "profile", "download", "-s", served.address, "-m", "X")
+    assert rc == 1 and "does not verify" in err
+    for args, message in [
+            (["-a", "LPA:2$x$y"], "format"),
+            (["-a", f"LPA:1${served.address}$M", "-s", served.address], "not both"),
+            (["-m", "M"], "needs -s"),
+            (["-a", f"LPA:1${served.address}$M$$1"], "confirmation code"),
+            ([], "no default SM-DP+")]:
+        rc, _, err = lpa(capsys, *base, "profile", "download", *args, *ca)
+        assert (rc, message in err) == (2, True), err
+    # Only the changes of a failed download: nothing was installed.
+    assert len(CardState.load(card).profiles) == 2
+
+
+def test_notification_process(card: Path, served: Served, builtin_pki: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--apdu", "emu", "--state", str(card)]
+    iccid, imsi = new_subscription()
+    order = served.store.add(iccid=iccid, imsi=imsi)
+    assert lpa(capsys, *base, "profile", "download", "-s", served.address, "-m",
+               order.matching_id, "--ca", str(served.ca))[0] == 0
+    # Delete it again: a notification for this SM-DP+, and with the test card's own SM-DP+
+    # pointed here, its profile's notifications too.
+    state = CardState.load(card)
+    state.profiles[0].smdp_address = served.address
+    state.save(card)
+    assert lpa(capsys, *base, "profile", "disable", LINK_ICCID_A)[0] == 0
+    assert lpa(capsys, *base, "profile", "delete", iccid)[0] == 0
+    served.server.stop()
+    rc, out, err = lpa(capsys, *base, "--json", "notification", "process", "--ca",
+                       str(served.ca))
+    assert rc == 1 and "stay on the eUICC" in err
+    assert [(n["operation"], n["sent"]) for n in json.loads(out)] == [
+        ("disable", False), ("delete", False)]
+    assert len(CardState.load(card).notifications) == 2
+    port = int(served.address.rsplit(":", 1)[1])
+    restarted = SmdpHttpServer(served.smdp, host="127.0.0.1", port=port, ssl_context=tls_context(
+        builtin_pki / pki.TLS_CERT, builtin_pki / pki.TLS_KEY))
+    restarted.start()
+    try:
+        rc, out, err = lpa(capsys, *base, "notification", "process", "--ca", str(served.ca))
+    finally:
+        restarted.stop()
+    assert rc == 0, err
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0] == ["SEQ", "OPERATION", "ADDRESS", "SENT", "REMOVED", "ERROR"]
+    assert [r[1:5] for r in rows[1:]] == [["disable", served.address, "yes", "yes"],
+                                          ["delete", served.address, "yes", "yes"]]
+    assert CardState.load(card).notifications == []
+    assert lpa(capsys, *base, "notification", "process")[1] == "no pending notifications\n"
 
 
 # --- as a process, through the real stacks ---------------------------------------------------

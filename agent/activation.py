@@ -1,0 +1,218 @@
+"""Activation at first boot: make sure the eUICC has an operational profile enabled, and
+download one (SGP.22, ES9+ over HTTPS) when it has none.
+
+Where the profile comes from, in order: an activation code given on the command line or in
+the environment (``--activation-code`` / ``MPS_ACTIVATION_CODE``), the one in the firmware
+profile's ``[activation]`` table, or, when that table says ``use_default_smdp``, the
+eUICC's default SM-DP+ address (an order waiting for the EID there). Discovery through an
+SM-DS (ES11) is not supported: a card with neither gets a clear error.
+
+An operational profile that is installed but not enabled (a first boot that stopped between
+installation and enabling) is enabled instead of downloading another one. After a
+download the profile is enabled and the pending notifications (installation, enabling) are
+sent to the SM-DP+; one that cannot be sent stays on the eUICC for later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from agent.card import CardLink
+from agent.errors import AgentError, CardError, StatusWordError
+from firmware_profiles import ActivationConfig
+from lpa_emulator.lpa.activation import ActivationCode, ActivationCodeError, parse_activation_code
+from lpa_emulator.lpa.download import (
+    DownloadError,
+    DownloadResult,
+    Es10bOverStoreData,
+    ProfileDownloader,
+    process_notifications,
+)
+from lpa_emulator.lpa.es9 import Es9Client, Es9Error, tls_context
+from lpa_emulator.lpa.es10 import DEFAULT_BLOCK_SIZE, Es10Client, Es10Error
+
+log = logging.getLogger(__name__)
+
+SW_FILE_NOT_FOUND = 0x6A82
+
+
+class ActivationError(AgentError):
+    """The device could not get an operational profile. ``stage`` names the download step
+    that failed (``None`` when no download was tried)."""
+
+    def __init__(self, message: str, *, stage: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+class Es9Clients:
+    """ES9+ clients by SM-DP+ address, sharing one TLS context (``ca_file`` or the system's
+    trust store); closed together."""
+
+    def __init__(self, ca_file: str | os.PathLike[str] | None = None) -> None:
+        self.ca_file = ca_file
+        self._context: ssl.SSLContext | None = None
+        self._clients: dict[str, Es9Client] = {}
+
+    def client(self, address: str) -> Es9Client:
+        found = self._clients.get(address)
+        if found is None:
+            if self._context is None:
+                self._context = tls_context(self.ca_file)
+            found = self._clients[address] = Es9Client(address, context=self._context)
+        return found
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> Es9Clients:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationPlan:
+    """Where a missing profile is downloaded from (see the module documentation)."""
+
+    code: ActivationCode | None = None
+    use_default_smdp: bool = False
+    confirmation_code: str | None = None
+    ca_file: Path | None = None
+    block_size: int = DEFAULT_BLOCK_SIZE
+
+    @classmethod
+    def from_config(cls, config: ActivationConfig | None, *, code: str | None = None,
+                    ca_file: str | os.PathLike[str] | None = None) -> ActivationPlan:
+        """The firmware profile's ``[activation]`` with a code given elsewhere winning."""
+        parsed = None
+        if code:
+            try:
+                parsed = parse_activation_code(code)
+            except ActivationCodeError as exc:
+                raise ActivationError(str(exc)) from exc
+        elif config is not None:
+            parsed = config.code
+        return cls(code=parsed,
+                   use_default_smdp=parsed is None and config is not None
+                   and config.use_default_smdp,
+                   confirmation_code=config.confirmation_code if config else None,
+                   ca_file=Path(ca_file) if ca_file else None)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileOutcome:
+    """What :func:`ensure_operational_profile` found or did."""
+
+    iccid: str | None
+    action: str
+    """``present`` (already enabled), ``enabled`` (installed one enabled), ``downloaded``
+    (downloaded and enabled) or ``no-euicc`` (a plain UICC with its profile)."""
+    download: DownloadResult | None = None
+    apdus: int = 0
+
+
+def ensure_operational_profile(link: CardLink, plan: ActivationPlan, *,
+                               on_download: Callable[[], None] | None = None
+                               ) -> ProfileOutcome:
+    """Make sure an operational profile is enabled on the card behind ``link``.
+
+    ``on_download`` is called just before a download starts. Raises
+    :class:`ActivationError` (its ``stage`` set for a failed download) or a
+    :class:`~agent.errors.CardError` when the card cannot be talked to.
+    """
+    try:
+        isdr = link.open_isdr()
+    except StatusWordError as exc:
+        if exc.sw != SW_FILE_NOT_FOUND:
+            raise
+        # No ISD-R: a plain UICC. Its one profile is all there is.
+        try:
+            return ProfileOutcome(link.read_iccid(), "no-euicc")
+        except StatusWordError as exc2:
+            raise ActivationError("the card has no ISD-R and no readable EF.ICCID: "
+                                  "neither an eUICC nor a SIM with a profile") from exc2
+    with isdr:
+        client = Es10Client(isdr, block_size=plan.block_size)
+        try:
+            return _ensure(link, client, plan, on_download)
+        except Es10Error as exc:
+            raise ActivationError(f"the eUICC refused: {exc}") from exc
+
+
+def _ensure(link: CardLink, client: Es10Client, plan: ActivationPlan,
+            on_download: Callable[[], None] | None) -> ProfileOutcome:
+    operational = [p for p in client.list_profiles() if p.profile_class == "operational"]
+    enabled = next((p for p in operational if p.state == "enabled"), None)
+    if enabled is not None:
+        return ProfileOutcome(enabled.iccid, "present")
+    if operational and operational[0].iccid is not None:
+        iccid = operational[0].iccid
+        log.info("operational profile %s is installed but disabled: enabling it", iccid)
+        client.enable_profile(iccid=iccid)
+        return ProfileOutcome(iccid, "enabled")
+    address, matching_id = _source(client, plan)
+    if on_download is not None:
+        on_download()
+    before = link.apdu_count
+    started = time.monotonic()
+    with Es9Clients(plan.ca_file) as es9:
+        card = Es10bOverStoreData(client)
+        try:
+            result = ProfileDownloader(card, es9.client).download(
+                address, matching_id, confirmation_code=plan.confirmation_code)
+        except DownloadError as exc:
+            raise ActivationError(f"profile download from {address} failed at "
+                                  f"{exc.stage.value}: {exc}", stage=exc.stage.value) from exc
+        client.enable_profile(iccid=result.iccid)
+        _send_notifications(card, es9, address)
+    log.info("profile %s downloaded from %s and enabled in %.2f s (%d APDUs)", result.iccid,
+             address, time.monotonic() - started, link.apdu_count - before)
+    return ProfileOutcome(result.iccid, "downloaded", result, link.apdu_count - before)
+
+
+def _source(client: Es10Client, plan: ActivationPlan) -> tuple[str, str | None]:
+    if plan.code is not None:
+        if plan.code.cc_required and not plan.confirmation_code:
+            raise ActivationError("the activation code asks for a confirmation code, and "
+                                  "the firmware profile has none")
+        return plan.code.address, plan.code.matching_id
+    if plan.use_default_smdp:
+        default = client.get_configured_addresses().default_dp_address
+        if default:
+            return default, None
+        raise ActivationError("the firmware profile says to use the eUICC's default SM-DP+, "
+                              "but the eUICC has no default SM-DP+ address (SM-DS discovery "
+                              "is not supported)")
+    raise ActivationError("no operational profile is enabled and there is no activation "
+                          "code (--activation-code, MPS_ACTIVATION_CODE, or [activation] in "
+                          "the firmware profile)")
+
+
+def _send_notifications(card: Es10bOverStoreData, es9: Es9Clients, address: str) -> None:
+    """The notifications for the SM-DP+ just used; others wait for a later run (an SM-DP+
+    that does not answer must not hold first boot up)."""
+    try:
+        outcomes = process_notifications(card, es9.client, addresses={address})
+    except (Es9Error, DownloadError, CardError, Es10Error) as exc:
+        log.warning("pending notifications stay on the eUICC: %s", exc)
+        return
+    for o in outcomes:
+        if not o.sent:
+            log.warning("%s notification %d for %s stays on the eUICC: %s", o.operation,
+                        o.seq_number, o.address, o.error)
+
+
+__all__ = ["ActivationError", "ActivationPlan", "Es9Clients", "ProfileOutcome",
+           "ensure_operational_profile"]
