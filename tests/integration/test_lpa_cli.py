@@ -189,10 +189,12 @@ def test_profile_download(card: Path, served: Served, capsys: pytest.CaptureFixt
     iccid2, imsi2 = new_subscription()
     order2 = served.store.add(iccid=iccid2, imsi=imsi2)
     monkeypatch.setenv("MPS_SMDP_CA", str(served.ca))
+    monkeypatch.setenv("MPS_PROGRESS", "1")  # as on a terminal
     rc, out, err = lpa(capsys, *base, "--block-size", "255", "profile", "download",
                        "-s", served.address, "-m", order2.matching_id, "--enable")
     assert rc == 0, err
     assert f"downloaded {iccid2}" in out and "enabled" in out
+    assert "\r\x1b[Kdownload" in err and "load-bound-profile-package" in err
     state = CardState.load(card)
     enabled = state.enabled_profile()
     assert enabled is not None and enabled.iccid == iccid2
