@@ -1,14 +1,17 @@
 """The device side: first boot to "registered" (emulated devices of the test rig, one at a
-time, card in-process or behind pcscd + vpcd), the agent's peak memory meanwhile, and
-whether this build can download a profile during first boot."""
+time, card in-process or behind pcscd + vpcd, the profile downloaded on the way when this
+build can), and the agent's peak memory meanwhile."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mps_bench.stats import median
@@ -95,6 +98,7 @@ class BootRun:
     seconds: list[float] = field(default_factory=list)  # agent process, start to exit
     in_agent: list[float] = field(default_factory=list)  # the agent's own first boot
     rss_mb: list[float] = field(default_factory=list)
+    download_s: list[float] = field(default_factory=list)  # the download step inside
     failed: int = 0
     why: str = ""
 
@@ -105,6 +109,8 @@ class BootRun:
                 "max_s": _r(max(self.seconds)) if self.seconds else None,
                 "rss_mb_max": max(self.rss_mb) if self.rss_mb else None,
                 "rss_mb_median": _r(median(self.rss_mb)) if self.rss_mb else None,
+                "download_median_s": _r(median(self.download_s)) if self.download_s
+                else None,
                 **({"why": self.why} if self.why else {})}
 
 
@@ -112,33 +118,25 @@ def _r(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 3)
 
 
-def download_support() -> str | None:
-    """Why this build cannot download a profile to the emulated eUICC, or None if it can."""
+def first_boot_download() -> str | None:
+    """Why first boots in this build cannot include a profile download, or None."""
+    from agent import firstboot
+
+    if not hasattr(firstboot.Step, "DOWNLOAD"):
+        return "agent.firstboot has no download step in this build"
     try:
-        from lpa_emulator.euicc import es10 as card_es10
-        from lpa_emulator.lpa import download  # noqa: F401 (only its presence matters)
-        from lpa_emulator.smdp import service  # noqa: F401
+        from lpa_emulator.smdp.stack import SmdpProfiles  # noqa: F401 (its presence)
     except ImportError as exc:
-        return f"not available in this build ({exc.name} is missing)"
-    if 0xBF38 not in card_es10.HANDLERS:  # AuthenticateServer
-        return ("not available in this build: the emulated eUICC does not take "
-                "AuthenticateServer/LoadBoundProfilePackage yet")
+        return f"no SM-DP+ for emulated deployments in this build ({exc.name} is missing)"
     return None
 
 
-def first_boot_download() -> str | None:
-    """Why first boot does not include a profile download in this build, or None."""
-    from agent import firstboot
-
-    if not any("download" in step.value for step in firstboot.Step):
-        return ("first boot finds its profile preloaded: agent.firstboot has no download "
-                "step in this build")
-    return download_support()
-
-
-def boot(kind: str, count: int, *, say: Callable[[str], None]) -> BootRun:
+def boot(kind: str, count: int, *, download: bool, say: Callable[[str], None]) -> BootRun:
     """``count`` first boots of emulated devices with ``kind`` cards, one at a time (so
-    that each boot has the machine to itself), against the rig's own registry."""
+    that each boot has the machine to itself), against the rig's own registry; with
+    ``download`` the cards start empty and each device downloads its profile from the
+    rig's SM-DP+ during first boot."""
+    from lpa_emulator import pki
     from lpa_emulator.rig import Rig, RigError
     from lpa_emulator.stack.mosquitto import StackError
     from lpa_emulator.stack.pcsc import PcscSandbox
@@ -149,8 +147,17 @@ def boot(kind: str, count: int, *, say: Callable[[str], None]) -> BootRun:
         if not ok:
             run.why = f"PC/SC cannot run here: {why}"
             return run
+    workdir = Path(tempfile.mkdtemp(prefix="mps-bench-boot-"))
+    profiles: Any = None
+    if download:
+        from lpa_emulator.smdp.stack import SmdpProfiles
+
+        profiles = SmdpProfiles()
     rig = Rig(count, kinds=[kind], parallel=1, use_pcsc=kind == "pcsc", app_check=False,
-              say=lambda _line: None, progress=False, workdir=None)
+              say=lambda _line: None, progress=False, workdir=workdir, profiles=profiles)
+    if download:
+        # The agents verify the SM-DP+'s TLS certificate with the CA its PKI will hold.
+        rig.env.setdefault("MPS_SMDP_CA", str(workdir / "smdp" / "pki" / pki.CI_CERT))
     try:
         with PeakRss() as rss:
             result = rig.run()
@@ -158,12 +165,19 @@ def boot(kind: str, count: int, *, say: Callable[[str], None]) -> BootRun:
         run.why = f"the rig failed: {exc}"
         say(f"first boot ({kind}): {run.why}")
         return run
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     for d in result.devices:
         if d.error is not None:
             run.failed += 1
+            run.why = run.why or f"a first boot failed: {d.error}"
             continue
         run.seconds.append(d.seconds)
         if d.boot_seconds is not None:
             run.in_agent.append(d.boot_seconds)
+        steps = d.result.get("timings_s", {})
+        start, end = steps.get("download a profile"), steps.get("wait for network")
+        if isinstance(start, int | float) and isinstance(end, int | float):
+            run.download_s.append(end - start)
     run.rss_mb = rss.peaks_mb()
     return run

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mps_bench import dataset, device, ingest, plot, profiling, query
+from mps_bench import dataset, device, download, ingest, plot, profiling, query
 from mps_bench.mqttload import LoadClient, Request
 from mps_bench.stack import Stack, StoreTarget, running_stack, topics
 from mps_bench.stats import ratio
@@ -61,6 +61,7 @@ class Plan:
     scale_members: tuple[int, ...]
     scale_requests: int
     boots: int
+    downloads: int = 1  # per card link
     in_flight: int = 64
     ingest_in_flight: int = 200
     timeout: float = 60.0
@@ -78,7 +79,7 @@ FULL = Plan("full", devices=1_000_000, contracts=300_000, seq_rounds=10, seq_per
             direct=2000, scale_members=(1, 2, 4), scale_requests=3000, boots=20)
 QUICK = Plan("quick", devices=30_000, contracts=9_000, seq_rounds=4, seq_per_round=100,
              pipe_rounds=2, pipe_per_round=600, ingest_rounds=2, ingest_per_round=600,
-             direct=300, scale_members=(1, 2, 4), scale_requests=600, boots=5,
+             direct=300, scale_members=(1, 2, 4), scale_requests=400, boots=4,
              timeout=30.0, profile_seconds=3.0)
 SMOKE = Plan("smoke", devices=300, contracts=90, seq_rounds=2, seq_per_round=10,
              pipe_rounds=2, pipe_per_round=40, ingest_rounds=2, ingest_per_round=30,
@@ -178,7 +179,7 @@ def main(args: argparse.Namespace) -> int:
         if "firstboot" in wanted:
             _firstboot(plan, report, say)
         if "download" in wanted:
-            _download(report)
+            _download(plan, out, report, say)
     finally:
         if not args.keep:
             shutil.rmtree(out / "work", ignore_errors=True)
@@ -452,13 +453,13 @@ def _firstboot(plan: Plan, report: Report, say: Callable[[str], None]) -> None:
     why = device.first_boot_download()
     section["download_included"] = why is None
     if why is not None:
-        section["download"] = why
-        report.notes.append(f"first boot: {why}")
+        section["download"] = f"not included: {why}"
+        report.notes.append(f"first boot without a download: {why}")
     runs = {}
     for kind in ("emu", "pcsc"):
         say(f"first boot: {plan.boots} emulated devices, card {device.KINDS[kind]}, "
-            "one at a time")
-        runs[kind] = device.boot(kind, plan.boots, say=say)
+            f"one at a time{', profile downloaded' if why is None else ''}")
+        runs[kind] = device.boot(kind, plan.boots, download=why is None, say=say)
         section[kind] = runs[kind].to_json()
         if runs[kind].why:
             report.notes.append(f"first boot ({kind}): {runs[kind].why}")
@@ -472,14 +473,21 @@ def _firstboot(plan: Plan, report: Report, say: Callable[[str], None]) -> None:
         how="peak resident memory (VmHWM) of each mps-agent process during its first boot")
 
 
-def _download(report: Report) -> None:
+def _download(plan: Plan, out: Path, report: Report, say: Callable[[str], None]) -> None:
     section = report.section("download")
-    why = device.download_support()
-    if why is None:
-        why = ("the emulated eUICC takes downloads in this build, but this benchmark "
-               "does not drive one yet")
-    section.update(available=False, emu_ms=None, pcsc_ms=None, at_ms=None, why=why)
-    report.notes.append(f"download: {why}")
+    why = device.first_boot_download()
+    if why is not None:
+        section.update(available=False, emu_ms=None, pcsc_ms=None, at_ms=None,
+                       why=f"not available in this build: {why}")
+        report.notes.append(f"download: {section['why']}")
+        return
+    found = download.measure(out / "work" / "download", plan.downloads, say)
+    section["available"] = True
+    for kind, result in found.items():
+        section[kind] = result.to_json()
+        section[f"{kind}_ms"] = section[kind]["median_ms"]
+        if result.why:
+            report.notes.append(f"download over {kind}: {result.why}")
 
 
 # --- output ------------------------------------------------------------------------------
@@ -567,16 +575,23 @@ def render(report: Report, targets: list[Target]) -> str:
     fb = r.get("firstboot")
     if fb:
         rows = [[device.KINDS[k], _fmt(fb[k]["n"]), _fmt(fb[k]["median_s"], 3),
-                 _fmt(fb[k]["in_agent_median_s"], 3), _fmt(fb[k]["rss_mb_max"], 1)]
+                 _fmt(fb[k]["in_agent_median_s"], 3), _fmt(fb[k]["download_median_s"], 3),
+                 _fmt(fb[k]["rss_mb_max"], 1)]
                 for k in ("emu", "pcsc")]
-        parts.append("c/e. first boot to registered (median; agent process / inside the agent)"
+        parts.append("c/e. first boot to registered (median: agent process, inside the agent, "
+                     "its download step)"
                      + ("" if fb["download_included"] else ", without download") + "\n"
-                     + _table(["card", "boots", "median s", "in agent s", "peak RSS MB"], rows))
+                     + _table(["card", "boots", "median s", "in agent s", "download s",
+                               "peak RSS MB"], rows))
     dl = r.get("download")
     if dl:
-        parts.append("d. profile download: " + (
-            f"emu {_fmt(dl['emu_ms'])} ms, pcsc {_fmt(dl['pcsc_ms'])} ms, at "
-            f"{_fmt(dl['at_ms'])} ms" if dl["available"] else dl["why"]))
+        if dl["available"]:
+            rows = [[k, _fmt(dl[k]["n"]), _fmt(dl[k]["median_ms"], 1), _fmt(dl[k]["apdus"])]
+                    for k in download.KINDS]
+            parts.append("d. one profile download (median; the LPA's own time)\n"
+                         + _table(["card link", "downloads", "ms", "APDUs"], rows))
+        else:
+            parts.append(f"d. profile download: {dl['why']}")
     sc = r.get("scale")
     if sc:
         rows = [[k, _fmt(v["per_s"], 0), _fmt(v["speedup"], 2), _fmt(v["echo_per_s"], 0),
