@@ -33,6 +33,9 @@ SCHEMES = ("postgresql://", "postgres://")
 # contract, upserts) stay correct with any number of bridge processes, without retries.
 _WRITER_LOCK_KEY = 0x4D5053  # "MPS"
 
+_BEGIN_LOCKED = ("BEGIN; SELECT pg_advisory_xact_lock("
+                 f"{_WRITER_LOCK_KEY}, hashtext(current_schema()))")
+
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 # Tables of this registry: finding one of them without schema_migrations means the
@@ -263,9 +266,9 @@ class PostgresStore(SqlStore):
     def _begin(self) -> None:
         conn = self._connection()
         try:
-            conn.execute("BEGIN")
+            # One round trip for both: every write transaction pays it.
+            conn.execute(_BEGIN_LOCKED)
             self._in_transaction = True
-            self._take_writer_lock(conn)
         except psycopg.Error as exc:
             self._rollback()
             raise self._error("beginning a transaction", exc) from exc
