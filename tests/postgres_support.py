@@ -8,8 +8,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+
+from broker_bridge.storage import SqliteStore
+from broker_bridge.storage.sql import SqlStore
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -65,3 +69,22 @@ def fresh_schema(label: str = "t") -> Iterator[str]:
 
 def schema_of(url: str) -> str:
     return url.rsplit("schema=", 1)[1]
+
+
+BACKENDS = ("sqlite", "postgresql")
+"""The store backends a store-backed test suite runs against (``@pytest.fixture(params=...)``)."""
+
+
+@contextmanager
+def open_store(kind: str, tmp_path: Path) -> Iterator[SqlStore]:
+    """An open, empty store of ``kind``: a fresh SQLite file or a fresh PostgreSQL schema
+    (skipping the test when no server is reachable). Tests need no durability: PostgreSQL
+    commits without waiting for the disk."""
+    if kind == "sqlite":
+        with SqliteStore(tmp_path / "registry.db") as store:
+            yield store
+        return
+    from broker_bridge.storage.postgres import PostgresStore
+
+    with fresh_schema("t") as url, PostgresStore(url, synchronous_commit="off") as pg:
+        yield pg

@@ -15,7 +15,9 @@ from broker_bridge.errors import OperatorDataError, StoreError
 from broker_bridge.model import App, Change, Contract, TrustLevel
 from broker_bridge.operator import import_operator_file, read_operator_file
 from broker_bridge.storage import SqliteStore
+from broker_bridge.storage.sql import SqlStore
 from tests.helpers import iccid_for, imsi_for
+from tests.postgres_support import BACKENDS, open_store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "operator-demo.toml"
 
@@ -59,9 +61,9 @@ def to_toml(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(tmp_path / "registry.db") as s:
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    with open_store(request.param, tmp_path) as s:
         yield s
 
 

@@ -20,6 +20,7 @@ from broker_bridge.operator import import_operator_file, parse_operator_data
 from broker_bridge.registry import Registry
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
+from broker_bridge.storage.sql import SqlStore
 from mps_wire import codec
 from mps_wire.errors import DecodeError, ErrorCode, ValidationError
 from mps_wire.messages import (
@@ -47,17 +48,18 @@ from tests.helpers import (
     make_device,
     paul_and_apps,
 )
+from tests.postgres_support import BACKENDS, open_store
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(tmp_path / "registry.db") as s:
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    with open_store(request.param, tmp_path) as s:
         paul_and_apps(s)
         yield s
 
 
 @pytest.fixture
-def registry(store: SqliteStore) -> Registry:
+def registry(store: SqlStore) -> Registry:
     return Registry(store)
 
 

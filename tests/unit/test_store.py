@@ -42,7 +42,8 @@ class Backend:
             return SqliteStore(self.target, **options)
         from broker_bridge.storage.postgres import PostgresStore
 
-        return PostgresStore(self.target, **options)
+        # Tests need no durability: commits need not wait for the disk.
+        return PostgresStore(self.target, **{"synchronous_commit": "off", **options})
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
