@@ -120,19 +120,22 @@ class SmdpProfiles:
     with :func:`start_smdp`, empty cards (built-in issuer, random EID), and one order per
     device whose activation code goes into the device's ``[activation]`` table.
 
-    ``start`` takes the broker the SM-DP+ reports installations to (the registry then
-    binds each ICCID to the eUICC that installed it); :meth:`agent_env` is what each
-    agent's environment needs (the CA file of the SM-DP+'s TLS certificate).
+    The SM-DP+ reports installations to ``broker`` (given here or to :meth:`start`; the
+    registry then binds each ICCID to the eUICC that installed it); without one it only
+    serves downloads. :meth:`agent_env` is what each agent's environment needs once
+    started (the CA file of the SM-DP+'s TLS certificate, ``workdir/smdp/pki/ci.pem``).
     """
 
-    def __init__(self, *, host: str = "localhost", prefix: str | None = None) -> None:
+    def __init__(self, *, host: str = "localhost", broker: str | None = None,
+                 prefix: str | None = None) -> None:
         self.host = host
+        self.broker = broker
         self.prefix = prefix
         self.smdp: SmdpService | None = None
         self._codes: dict[Path, str] = {}
 
     def start(self, procs: ProcessGroup, workdir: Path, *, broker: str | None = None) -> None:
-        self.smdp = start_smdp(workdir, procs, host=self.host, broker=broker,
+        self.smdp = start_smdp(workdir, procs, host=self.host, broker=broker or self.broker,
                                prefix=self.prefix)
 
     def make_card(self, device: Device) -> str:
