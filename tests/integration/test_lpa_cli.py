@@ -290,21 +290,30 @@ def vpcd_card(pcsc_sandbox: PcscSandbox, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.pcsc
-def test_lpa_over_pcsc_prints_the_eid(vpcd_card: Path, pcsc_sandbox: PcscSandbox) -> None:
+def test_lpa_over_pcsc_prints_the_eid(vpcd_card: Path, pcsc_sandbox: PcscSandbox,
+                                      served: Served) -> None:
     env = pcsc_sandbox.env()
     done = run_lpa("--apdu", "pcsc", "chip", "info", env=env)
     assert done.returncode == 0, done.stderr
     assert LINK_EID in done.stdout
+    iccid, imsi = new_subscription()
+    order = served.store.add(iccid=iccid, imsi=imsi)
+    done = run_lpa("--apdu", "pcsc", "--json", "profile", "download", "-a",
+                   f"LPA:1${served.address}${order.matching_id}", "--ca", str(served.ca),
+                   env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["iccid"] == iccid
+    assert CardState.load(vpcd_card).find_profile(iccid=iccid) is not None
     reader = ["--apdu", "pcsc", "--reader", "Virtual PCD 00 00"]
     done = run_lpa(*reader, "profile", "enable", LINK_ICCID_B, env=env)
     assert done.returncode == 0, done.stderr
     done = run_lpa(*reader, "--json", "profile", "list", env=env)
-    assert [p["state"] for p in json.loads(done.stdout)] == ["disabled", "enabled"]
+    assert [p["state"] for p in json.loads(done.stdout)] == ["disabled", "enabled", "disabled"]
     done = run_lpa("--apdu", "pcsc", "--reader", "no such reader", "chip", "info", env=env)
     assert done.returncode == 3 and "no PC/SC reader" in done.stderr
 
 
-def test_lpa_over_the_emulated_modem(card: Path, tmp_path: Path) -> None:
+def test_lpa_over_the_emulated_modem(card: Path, tmp_path: Path, served: Served) -> None:
     link = tmp_path / "modem"
     with ProcessGroup(tmp_path / "logs") as procs:
         procs.start("modem", [*console_script("mps-emu"), "modem", "--link", str(link),
@@ -318,5 +327,12 @@ def test_lpa_over_the_emulated_modem(card: Path, tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         done = run_lpa(*base, "notification", "list")
         assert "disable" in done.stdout and LINK_ICCID_A in done.stdout
+        iccid, imsi = new_subscription()
+        order = served.store.add(iccid=iccid, imsi=imsi)
+        done = run_lpa(*base, "profile", "download", "-s", served.address, "-m",
+                       order.matching_id, "--ca", str(served.ca), "--enable")
+        assert done.returncode == 0, done.stderr
+        assert f"downloaded {iccid}" in done.stdout
         procs.stop_all()
-    assert CardState.load(card).enabled_profile() is None
+    enabled = CardState.load(card).enabled_profile()
+    assert enabled is not None and enabled.iccid == iccid
