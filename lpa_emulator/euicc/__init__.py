@@ -1,7 +1,8 @@
-"""A software eUICC: the ISD-R's ES10 commands, a UICC file system that follows the enabled
-profile, an identity (CERT.EUICC, CERT.EUM, CI) and state that survives restarts. Served
-in-process (:class:`EuiccCard`), to the real PC/SC stack through vpcd
-(:mod:`lpa_emulator.vpcd`) and behind the emulated modem."""
+"""A software eUICC: the ISD-R's ES10 commands (the SGP.22 profile download included,
+:mod:`~lpa_emulator.euicc.download`), a UICC file system that follows the enabled profile,
+an identity (CERT.EUICC, CERT.EUM, CI) and state that survives restarts. Served in-process
+(:class:`EuiccCard`), to the real PC/SC stack through vpcd (:mod:`lpa_emulator.vpcd`) and
+behind the emulated modem."""
 
 from lpa_emulator.euicc.card import ATR, EuiccCard
 from lpa_emulator.euicc.download import DownloadSession
