@@ -76,7 +76,8 @@ class Plan:
 
 FULL = Plan("full", devices=1_000_000, contracts=300_000, seq_rounds=10, seq_per_round=200,
             pipe_rounds=4, pipe_per_round=2500, ingest_rounds=4, ingest_per_round=2500,
-            direct=2000, scale_members=(1, 2, 4), scale_requests=3000, boots=20)
+            direct=2000, scale_members=(1, 2, 4), scale_requests=3000, boots=20,
+            downloads=3)
 QUICK = Plan("quick", devices=30_000, contracts=9_000, seq_rounds=4, seq_per_round=100,
              pipe_rounds=2, pipe_per_round=600, ingest_rounds=2, ingest_per_round=600,
              direct=300, scale_members=(1, 2, 4), scale_requests=400, boots=4,
