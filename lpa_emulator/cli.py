@@ -92,7 +92,8 @@ def cmd_rig(args: argparse.Namespace) -> int:
                   dialects=_names(args.dialects, DIALECTS, "dialects"), say=say,
                   use_pcsc=False if args.no_pcsc else None, broker=args.broker, db=args.db,
                   operator_data=args.operator_data, first=args.first,
-                  parallel=args.parallel, app_check=not args.no_app_check)
+                  parallel=args.parallel, app_check=not args.no_app_check,
+                  download=not args.preloaded)
     except RigError as exc:
         print(f"mps-emu: {exc}", file=sys.stderr)
         return 2
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="skip asking the registry, as an app, for the devices")
     rig.add_argument("--workdir", type=Path, help="keep files and logs here")
     rig.add_argument("--no-pcsc", action="store_true", help="never use pcscd + vpcd")
+    rig.add_argument("--preloaded", action="store_true",
+                     help="cards hold their profile from the start (no SM-DP+ download)")
     rig.add_argument("--json", action="store_true")
     rig.set_defaults(func=cmd_rig)
     return parser

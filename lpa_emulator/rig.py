@@ -38,6 +38,7 @@ from typing import Any, Literal, Protocol
 from lpa_emulator.euicc import CardState, ProfileRecord
 from lpa_emulator.modem.dialects import DIALECTS as MODEM_DIALECTS
 from lpa_emulator.progress import Progress
+from lpa_emulator.smdp.stack import SmdpProfiles
 from lpa_emulator.stack.mosquitto import Mosquitto, StackError
 from lpa_emulator.stack.pcsc import PcscSandbox
 from lpa_emulator.stack.procs import ProcessGroup, console_script, run
@@ -188,11 +189,14 @@ class ProfileSource(Protocol):
     (``None``: the card already has its profile).
     """
 
-    def start(self, procs: ProcessGroup, workdir: Path) -> None: ...
+    def start(self, procs: ProcessGroup, workdir: Path, *, broker: str | None = None
+              ) -> None: ...
 
     def make_card(self, device: DeviceSetup) -> str: ...
 
     def activation(self, device: DeviceSetup) -> dict[str, Any] | None: ...
+
+    def agent_env(self) -> dict[str, str]: ...
 
     def close(self) -> None: ...
 
@@ -200,7 +204,8 @@ class ProfileSource(Protocol):
 class PreloadedProfiles:
     """Cards made with the device's operator profile already installed and enabled."""
 
-    def start(self, procs: ProcessGroup, workdir: Path) -> None:
+    def start(self, procs: ProcessGroup, workdir: Path, *, broker: str | None = None
+              ) -> None:
         """Nothing to start: no download happens."""
 
     def make_card(self, device: DeviceSetup) -> str:
@@ -212,6 +217,9 @@ class PreloadedProfiles:
 
     def activation(self, device: DeviceSetup) -> dict[str, Any] | None:
         return None
+
+    def agent_env(self) -> dict[str, str]:
+        return {}
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -283,6 +291,8 @@ class Rig:
     ``db`` and ``operator_data`` say how that deployment learns the devices' subscriptions
     (see the module documentation). ``parallel`` bounds the agents booting at once;
     ``progress`` shows a live bar on a terminal (``None``: when stderr is one).
+    ``download``: cards start empty and first boot downloads each device's profile from an
+    SM-DP+ the rig starts (the default); else cards hold their profile from the start.
     """
 
     def __init__(self, devices: int, *, workdir: Path | None = None,
@@ -292,7 +302,8 @@ class Rig:
                  broker: str | None = None, db: str | None = None,
                  operator_data: OperatorData = "auto", first: int = 0,
                  parallel: int | None = None, progress: bool | None = None,
-                 profiles: ProfileSource | None = None, app_check: bool = True,
+                 profiles: ProfileSource | None = None, download: bool = True,
+                 app_check: bool = True,
                  held_back: int = 0,
                  after_boot: Callable[[RigSession], None] | None = None) -> None:
         if not 1 <= devices <= MAX_DEVICES:
@@ -337,7 +348,9 @@ class Rig:
         # fill the waits; more only make each boot slower.
         self.parallel = parallel or 2 * (os.cpu_count() or 1)
         self.progress = progress
-        self.profiles = profiles or PreloadedProfiles()
+        # By default every card starts empty and first boot downloads its profile from an
+        # SM-DP+ over HTTPS; ``download=False`` makes cards with the profile installed.
+        self.profiles = profiles or (SmdpProfiles() if download else PreloadedProfiles())
         self.app_check = app_check
         self.held_back = held_back
         self.after_boot = after_boot
@@ -422,9 +435,13 @@ class Rig:
         with ExitStack() as stack:
             broker_url = self._operator_side(devices, procs, stack)
             with self._phase("cards"):
-                self.profiles.start(procs, self.workdir)
+                self.profiles.start(procs, self.workdir, broker=broker_url)
+                self.env.update(self.profiles.agent_env())
                 for d in devices:
                     d.eid = self.profiles.make_card(d)
+            if isinstance(self.profiles, SmdpProfiles) and self.profiles.smdp is not None:
+                self.say(f"sm-dp+      ES9+ over HTTPS at {self.profiles.smdp.address}; "
+                         f"{len(devices)} empty eUICCs, one profile order each")
             self._start_modems(devices, procs)
             if self.shares_bytecode:
                 self._warm_up()
@@ -639,7 +656,9 @@ class Rig:
         if d.error is not None:
             self._emit(f"device      {d.name} ({d.kind:<4} {d.dialect}) FAILED: {d.error}")
         else:
+            downloaded = "download a profile" in d.result.get("timings_s", {})
             self._emit(f"device      {d.name} ({d.kind:<4} {d.dialect}) "
+                       f"{'downloaded, ' if downloaded else ''}"
                        f"{d.result.get('result', '?'):<10} EID {d.result.get('device_id')} "
                        f"in {d.seconds:.2f} s")
 

@@ -26,9 +26,10 @@ def tell(args: argparse.Namespace) -> int:
         if not quiet:
             print(message, flush=True)
 
-    say("Paul's four devices boot, register with his operator's registry, and an app finds "
-        "them all by his phone number.\nThen a health app pairs with his consent, and hears "
-        "of his new tennis racket without asking again.\n")
+    say("Paul's four devices boot, download their eSIM profiles from the operator's SM-DP+, "
+        "register with its registry,\nand an app finds them all by his phone number. Then a "
+        "health app pairs with his consent,\nand hears of his new tennis racket without "
+        "asking again.\n")
     told: list[StoryResult] = []
     failures: list[str] = []
 
@@ -85,7 +86,8 @@ def _as_json(result: RigResult, story: StoryResult | None, problems: list[str]
         "failed": result.failed,
         "seconds": round(result.seconds, 3),
         "devices": [{"name": d.name, "card": d.kind, "eid": d.eid, "iccid": d.iccid,
-                     "error": d.error, "seconds": round(d.seconds, 3)}
+                     "error": d.error, "seconds": round(d.seconds, 3),
+                     "downloaded": "download a profile" in d.result.get("timings_s", {})}
                     for d in result.devices],
         "app_devices": result.app_devices,
         "story": story.lines if story else [],

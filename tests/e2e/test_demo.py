@@ -31,6 +31,8 @@ def test_the_story_of_the_demo(tmp_path: Path) -> None:
         assert validate_iccid(record["iccid"]) == d["iccid"]
         assert record["ip"], "every emulated modem reports an address"
         assert "lte" in record["capabilities"]
+    # Every card started empty: first boot downloaded each profile from the SM-DP+.
+    assert all(d["downloaded"] for d in out["devices"])
     story = "\n".join(out["story"])
     assert "pending" in story and "approves" in story
     assert "device-added" in story

@@ -89,7 +89,7 @@ def test_existing_deployment_learns_the_subscriptions_on_its_operator_topic(
     assert any("operator topic" in line for line in lines)
     # This registry has no app of the story: the app check is a note, not a failure.
     assert not result.app_checked
-    assert any("health-app" in note for note in result.notes)
+    assert any("operator-care" in note for note in result.notes)
     assert verify(result) == []
 
 
@@ -121,7 +121,8 @@ def test_exported_operator_data_matches_the_devices(
     data = tomllib.loads(capsys.readouterr().out)
     iccids = [s["iccid"] for s in data["contracts"][0]["subscriptions"]]
     assert iccids == [d.iccid for d in plan_devices(3, tmp_path, ["emu"], first=5)]
-    assert data["apps"][0]["id"] == "health-app"
+    assert [a["id"] for a in data["apps"]] == ["operator-care", "health-app", "fitness-tracker"]
+    assert [a["trust"] for a in data["apps"]] == ["partner", "verified", "unverified"]
     out = tmp_path / "ops.toml"
     assert main(["rig", "--devices", "2", "--export-operator-data", str(out)]) == 0
     assert len(tomllib.loads(out.read_text())["contracts"][0]["subscriptions"]) == 2
