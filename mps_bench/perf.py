@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from broker_bridge.errors import BridgeError
+from lpa_emulator.stack.mosquitto import StackError
 from mps_bench import dataset, device, download, ingest, plot, profiling, query
-from mps_bench.mqttload import LoadClient, Request
+from mps_bench.mqttload import LoadClient, LoadError, Request
 from mps_bench.stack import Stack, StoreTarget, running_stack, topics
 from mps_bench.stats import ratio
 from mps_wire.mqtt import BrokerURL
@@ -176,7 +178,13 @@ def main(args: argparse.Namespace) -> int:
     failed = False
     try:
         if {"query", "ingest", "scale"} & set(wanted):
-            failed |= not _transport_sections(plan, args, target, out, wanted, report, say)
+            try:
+                _transport_sections(plan, args, target, out, wanted, report, say)
+            except (BridgeError, StackError, LoadError, OSError) as exc:
+                # Reported with what was measured before it; the exit code says so.
+                failed = True
+                report.notes.append(f"the transport sections stopped: {exc}")
+                say(f"stopped: {exc}")
         if "firstboot" in wanted:
             _firstboot(plan, report, say)
         if "download" in wanted:
@@ -226,7 +234,7 @@ def _sayer() -> Callable[[str], None]:
 
 def _transport_sections(plan: Plan, args: argparse.Namespace, target: StoreTarget, out: Path,
                         wanted: list[str], report: Report, say: Callable[[str], None]
-                        ) -> bool:
+                        ) -> None:
     rng = random.Random(args.seed)
     data = dataset.Dataset(plan.devices, plan.contracts, spare=plan.spare)
     spare = iter(range(plan.devices, plan.devices + plan.spare))
@@ -271,7 +279,6 @@ def _transport_sections(plan: Plan, args: argparse.Namespace, target: StoreTarge
         finally:
             stack.stop_bridges()
             target.drop()
-    return True
 
 
 def _query(plan: Plan, client: LoadClient,

@@ -76,8 +76,11 @@ class StoreTarget:
         from broker_bridge.storage.postgres import split_url
 
         conninfo, _ = split_url(self.url)
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        try:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        except psycopg.Error as exc:
+            log.warning("could not drop the benchmark's schema %s: %s", self.schema, exc)
 
     @property
     def label(self) -> str:
