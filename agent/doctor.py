@@ -347,7 +347,7 @@ class Doctor:
         with self._check(ISDR) as note:
             note(self._eid(card))
         with self._check(PROFILE) as note:
-            note(self._iccid(card))
+            note(*self._iccid(card))
 
     def _shares_modem(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -395,23 +395,27 @@ class Doctor:
                           "channel") from exc
         return f"EID {eid}"
 
-    def _iccid(self, card: CardLink) -> str:
+    def _iccid(self, card: CardLink) -> tuple[str, str]:
+        """(detail, hint) of the profile check. No profile yet is fine when the firmware
+        profile says how to download one: first boot does just that."""
         try:
-            return f"ICCID {card.read_iccid()}"
+            return f"ICCID {card.read_iccid()}", ""
         except StatusWordError as exc:
             if exc.sw != SW_NOT_FOUND:
                 raise _Failed(str(exc), "EF.ICCID is not readable") from exc
             activation = self.settings.profile.activation
-            if activation is None:
-                hint = ("no profile is enabled and the firmware profile has no [activation] "
-                        "table: add code = \"LPA:1$...\" or use_default_smdp = true")
-            elif activation.code is not None:
-                hint = (f"no profile is enabled yet; first boot downloads one from "
-                        f"{activation.code.address}")
+            if self.settings.activation_code is not None:
+                source = "the SM-DP+ of --activation-code"
+            elif activation is not None and activation.code is not None:
+                source = activation.code.address
+            elif activation is not None:
+                source = "the eUICC's default SM-DP+"
             else:
-                hint = ("no profile is enabled yet; first boot downloads one from the "
-                        "eUICC's default SM-DP+")
-            raise _Failed("no operational profile is enabled", hint) from exc
+                raise _Failed("no operational profile is enabled",
+                              "no profile is enabled and the firmware profile has no "
+                              "[activation] table: add code = \"LPA:1$...\" or "
+                              "use_default_smdp = true") from exc
+            return ("none enabled yet", f"first boot downloads the profile from {source}")
         except AgentError as exc:
             raise _Failed(str(exc), "EF.ICCID is not readable") from exc
 

@@ -87,7 +87,9 @@ class Settings:
             credentials=Path(credentials) if credentials else None,
             retry_for=retry_for,
             activation_code=activation_code or None,
-            smdp_ca=Path(smdp_ca) if smdp_ca else None,
+            # Layered: argument or environment first, then the profile's [activation] ca.
+            smdp_ca=Path(smdp_ca) if smdp_ca else (
+                profile.activation.ca if profile.activation else None),
         )
 
 

@@ -77,6 +77,7 @@ class ActivationConfig:
     code: ActivationCode | None = None
     use_default_smdp: bool = False
     confirmation_code: str | None = None
+    ca: Path | None = None  # the CA that verifies the SM-DP+'s TLS (default: system store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +227,15 @@ def _activation(top: _Reader, path: Path) -> ActivationConfig:
     text = a.get("code", str, None)
     use_default = a.get("use_default_smdp", bool, False)
     confirmation = a.get("confirmation_code", str, None)
+    ca_text = a.get("ca", str, None)
     a.no_unknown()
+    ca: Path | None = None
+    if ca_text is not None:
+        if not ca_text.strip():
+            raise ProfileError(path, a.key("ca"), "must name a CA certificate file")
+        # Relative to the profile, so a profile and its operator's CA travel together.
+        ca = (path.parent / ca_text).resolve() if not Path(ca_text).is_absolute() \
+            else Path(ca_text)
     code: ActivationCode | None = None
     if text is not None:
         try:
@@ -247,7 +256,7 @@ def _activation(top: _Reader, path: Path) -> ActivationConfig:
         raise ProfileError(path, a.key("confirmation_code"),
                            "is required: the activation code asks for one (its flag is 1)")
     return ActivationConfig(code=code, use_default_smdp=use_default,
-                            confirmation_code=confirmation)
+                            confirmation_code=confirmation, ca=ca)
 
 
 def bundled_profiles() -> list[Path]:

@@ -242,3 +242,22 @@ def test_a_bundled_profile_by_name(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["profile"] == "quectel-ec25"
     assert report["checks"][0]["status"] == "fail"
+
+
+def test_an_empty_card_is_fine_when_first_boot_can_download(
+        modem_emulator_factory: EmulatorFactory, broker: str, tmp_path: Path) -> None:
+    from lpa_emulator.euicc import CardState
+
+    empty = tmp_path / "empty.json"
+    CardState.new(profiles=[]).save(empty)
+    running = modem_emulator_factory(EuiccCard.open(empty), registration_delay=0.2)
+    bare = write_profile(tmp_path / "p.toml", port=str(running.link), broker=broker)
+    checks = {c.name: c for c in doctor(bare, network_wait=5).checks}
+    assert checks[PROFILE].status is Status.FAIL
+    assert "[activation]" in checks[PROFILE].hint
+
+    with_code = tmp_path / "q.toml"
+    with_code.write_text(bare.read_text() + '[activation]\ncode = "LPA:1$smdp.example$MID"\n')
+    checks = {c.name: c for c in doctor(with_code, network_wait=5).checks}
+    assert checks[PROFILE].status is Status.PASS
+    assert "smdp.example" in checks[PROFILE].hint
