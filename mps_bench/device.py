@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mps_bench.stats import median
@@ -125,7 +122,7 @@ def first_boot_download() -> str | None:
     if not hasattr(firstboot.Step, "DOWNLOAD"):
         return "agent.firstboot has no download step in this build"
     try:
-        from lpa_emulator.smdp.stack import SmdpProfiles  # noqa: F401 (its presence)
+        from lpa_emulator.smdp.stack import start_smdp  # noqa: F401 (its presence)
     except ImportError as exc:
         return f"no SM-DP+ for emulated deployments in this build ({exc.name} is missing)"
     return None
@@ -136,7 +133,6 @@ def boot(kind: str, count: int, *, download: bool, say: Callable[[str], None]) -
     that each boot has the machine to itself), against the rig's own registry; with
     ``download`` the cards start empty and each device downloads its profile from the
     rig's SM-DP+ during first boot."""
-    from lpa_emulator import pki
     from lpa_emulator.rig import Rig, RigError
     from lpa_emulator.stack.mosquitto import StackError
     from lpa_emulator.stack.pcsc import PcscSandbox
@@ -147,17 +143,8 @@ def boot(kind: str, count: int, *, download: bool, say: Callable[[str], None]) -
         if not ok:
             run.why = f"PC/SC cannot run here: {why}"
             return run
-    workdir = Path(tempfile.mkdtemp(prefix="mps-bench-boot-"))
-    profiles: Any = None
-    if download:
-        from lpa_emulator.smdp.stack import SmdpProfiles
-
-        profiles = SmdpProfiles()
     rig = Rig(count, kinds=[kind], parallel=1, use_pcsc=kind == "pcsc", app_check=False,
-              say=lambda _line: None, progress=False, workdir=workdir, profiles=profiles)
-    if download:
-        # The agents verify the SM-DP+'s TLS certificate with the CA its PKI will hold.
-        rig.env.setdefault("MPS_SMDP_CA", str(workdir / "smdp" / "pki" / pki.CI_CERT))
+              say=lambda _line: None, progress=False, download=download)
     try:
         with PeakRss() as rss:
             result = rig.run()
@@ -165,8 +152,6 @@ def boot(kind: str, count: int, *, download: bool, say: Callable[[str], None]) -
         run.why = f"the rig failed: {exc}"
         say(f"first boot ({kind}): {run.why}")
         return run
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     for d in result.devices:
         if d.error is not None:
             run.failed += 1
