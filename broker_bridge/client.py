@@ -136,8 +136,13 @@ class RegistryClient:
     and subscriptions. Subclasses name their requests and replies topics."""
 
     def __init__(self, broker: str | BrokerURL, *, topics: Topics | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, client_id: str | None = None) -> None:
         self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
+        if client_id is not None and not client_id:
+            raise ValueError("client_id must not be empty")
+        # A fixed id keeps the session on the broker: replies and events published while
+        # the client is briefly away are delivered when it comes back.
+        self.client_id = client_id
         if topics is not None and not isinstance(topics, Topics):
             raise TypeError(f"topics must be a Topics, not {type(topics).__name__}")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
@@ -160,9 +165,10 @@ class RegistryClient:
         with self._lock:
             if self._client is not None:
                 return
-            client = new_client()
+            persistent = self.client_id is not None
+            client = new_client(self.client_id, persistent=persistent)
             try:
-                connect(client, self.broker, timeout=self.timeout)
+                connect(client, self.broker, timeout=self.timeout, persistent=persistent)
             except BrokerUnreachableError as exc:
                 raise PairingConnectionError(str(exc)) from exc
             set_nodelay(client)
@@ -246,6 +252,7 @@ def _subscribe(client: mqtt.Client, topic: str, timeout: float) -> None:
     done = threading.Event()
     lock = threading.Lock()
     mids: list[int | None] = []
+    refused: list[str] = []
 
     def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, codes: list[ReasonCode],
                      _p: Properties | None) -> None:
@@ -253,6 +260,7 @@ def _subscribe(client: mqtt.Client, topic: str, timeout: float) -> None:
         with lock:
             ours = mid in mids
         if ours:
+            refused.extend(str(c) for c in codes if c.is_failure)
             done.set()
 
     client.on_subscribe = on_subscribe
@@ -261,6 +269,10 @@ def _subscribe(client: mqtt.Client, topic: str, timeout: float) -> None:
         mids.append(mid)
     if not done.wait(timeout):
         raise PairingTimeoutError(f"no SUBACK for {topic} within {timeout:g} s")
+    if refused:
+        # The broker's ACL keeps this client out of the topic.
+        raise DeniedError(ErrorCode.DENIED, f"the broker refused the subscription to "
+                          f"{topic}: {refused[0]}")
 
 
 def _refusal(reply: Reply) -> RequestError:
@@ -304,13 +316,15 @@ class PairingClient(RegistryClient):
     """A connection of one app to the registry.
 
     ``broker`` is a URL (``mqtt://host:port``, ``mqtts://...``) or a parsed BrokerURL;
-    ``timeout`` (seconds) bounds connecting and every request. Use as a context manager,
-    or call :meth:`connect` and :meth:`close`. Safe to share between threads.
+    ``timeout`` (seconds) bounds connecting and every request. ``client_id`` makes the
+    MQTT session persistent (one id per running client: a second connection with the same
+    id takes the session over). Use as a context manager, or call :meth:`connect` and
+    :meth:`close`. Safe to share between threads.
     """
 
     def __init__(self, broker: str | BrokerURL, app_id: str, *, topics: Topics | None = None,
-                 timeout: float = 10.0) -> None:
-        super().__init__(broker, topics=topics, timeout=timeout)
+                 timeout: float = 10.0, client_id: str | None = None) -> None:
+        super().__init__(broker, topics=topics, timeout=timeout, client_id=client_id)
         self.app_id = check_level(app_id, "app id")
 
     def __repr__(self) -> str:

@@ -238,10 +238,13 @@ class Bridge:
         if reason.is_failure:
             log.warning("reconnecting to %s failed: %s", self.broker, reason)
             return
-        log.info("reconnected to %s", self.broker)
+        log.info("reconnected to %s (session %s)", self.broker,
+                 "kept" if flags.session_present else "new")
         set_nodelay(client)
-        if not flags.session_present:
-            client.subscribe([(f, SubscribeOptions(qos=QOS)) for f in self.filters])
+        # Subscribe again even when the session was kept: Mosquitto (2.0.11 at least)
+        # restores a shared subscription from its persistence file in a state that
+        # receives no new messages until it is made again. Subscribing anew is harmless.
+        client.subscribe([(f, SubscribeOptions(qos=QOS)) for f in self.filters])
 
     def stop(self) -> None:
         """Unsubscribe by disconnecting; messages in flight go to the other members."""
@@ -313,38 +316,45 @@ class Bridge:
             if msg.qos:
                 client.ack(msg.mid, msg.qos)
 
+    def _route(self, topic: str) -> tuple[str, str, str, Callable[[str, bytes], Outcome]] | None:
+        """(kind, id, namespace, handler) of a topic the bridge serves, else None."""
+        if topic == self.topics.operator(INSTALLATIONS):
+            return ("operator", INSTALLATIONS, self.topics.operator_namespace(INSTALLATIONS),
+                    self._installation)
+        try:
+            kind, ident, leaf = self.topics.parse(topic)
+        except ValueError:
+            return None
+        if kind == "devices" and leaf == "register":
+            return kind, ident, self.topics.device_namespace(ident), self._register
+        if kind == "apps" and leaf == "requests":
+            return kind, ident, self.topics.app_namespace(ident), self._app_request
+        if kind == "users" and leaf == "requests":
+            return kind, ident, self.topics.user_namespace(ident), self._user_request
+        if kind == "operator" and leaf == "requests":
+            return kind, ident, self.topics.operator_namespace(ident), self._operator_request
+        return None
+
+    def dispatch(self, topic: str, payload: bytes) -> Outcome | None:
+        """What the bridge does with ``payload`` arriving on ``topic``, without MQTT: the
+        outcome (committed; its effects are not published), None for a topic it does not
+        serve. For tests and fuzzing; exceptions of a handler propagate."""
+        route = self._route(topic)
+        if route is None:
+            return None
+        _kind, ident, _namespace, handler = route
+        return handler(ident, payload)
+
     def _handle(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         counters = self._counters
         with counters.lock:
             counters.received += 1
         topic = msg.topic
-        handler: Callable[[str, bytes], Outcome]
-        if topic == self.topics.operator(INSTALLATIONS):
-            kind, ident, leaf = "operator", INSTALLATIONS, ""
-        else:
-            try:
-                kind, ident, leaf = self.topics.parse(topic)
-            except ValueError:
-                self._drop(f"message on unexpected topic {topic!r}")
-                return
-        if kind == "operator" and ident == INSTALLATIONS and not leaf:
-            namespace = self.topics.operator_namespace(INSTALLATIONS)
-            handler = self._installation
-        elif kind == "devices" and leaf == "register":
-            namespace = self.topics.device_namespace(ident)
-            handler = self._register
-        elif kind == "apps" and leaf == "requests":
-            namespace = self.topics.app_namespace(ident)
-            handler = self._app_request
-        elif kind == "users" and leaf == "requests":
-            namespace = self.topics.user_namespace(ident)
-            handler = self._user_request
-        elif kind == "operator" and leaf == "requests":
-            namespace = self.topics.operator_namespace(ident)
-            handler = self._operator_request
-        else:
+        route = self._route(topic)
+        if route is None:
             self._drop(f"message on unexpected topic {topic!r}")
             return
+        kind, ident, namespace, handler = route
 
         props = msg.properties
         reply_to = response_topic(props)

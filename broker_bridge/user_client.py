@@ -115,8 +115,9 @@ class ConsentClient(RegistryClient):
     """
 
     def __init__(self, broker: str | BrokerURL, contract: str, *,
-                 topics: Topics | None = None, timeout: float = 10.0) -> None:
-        super().__init__(broker, topics=topics, timeout=timeout)
+                 topics: Topics | None = None, timeout: float = 10.0,
+                 client_id: str | None = None) -> None:
+        super().__init__(broker, topics=topics, timeout=timeout, client_id=client_id)
         self.contract = check_level(contract, "contract id")
 
     def __repr__(self) -> str:

@@ -239,6 +239,11 @@ class Requester:
     def request(self, topic: str, payload: bytes, *, timeout: float = 10.0, qos: int = 1
                 ) -> bytes:
         """Publish ``payload`` to ``topic`` as a request and return the reply's payload."""
+        if not self._client.is_connected():
+            # paho would queue the message and send it after reconnecting, on top of
+            # whatever the caller sends again meanwhile.
+            raise BrokerUnreachableError(f"not connected: the request to {topic} was not "
+                                         "sent")
         corr = os.urandom(16)
         slot: tuple[threading.Event, list[bytes]] = (threading.Event(), [])
         props = new_properties()

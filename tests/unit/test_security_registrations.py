@@ -228,3 +228,26 @@ def test_the_internal_error_path_loses_nothing(registry: Registry, store: Sqlite
         registry.handle_registration(info.eid, encode_registration(
             replace(info, seq=2, ip=("192.0.2.99",))))
     assert table_state(store) == before  # the half-done transaction was rolled back
+
+
+def test_migration_4_keeps_the_replay_state_of_devices_registered_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from broker_bridge.storage import sql
+
+    db = tmp_path / "old.db"
+    with monkeypatch.context() as patch:  # a registry of schema version 3
+        patch.setattr(sql, "MIGRATIONS", sql.MIGRATIONS[:3])
+        patch.setattr(sql, "LATEST_VERSION", 3)
+        with SqliteStore(db) as old:
+            add_contract(old, "C-1", subs=[1])
+            old.register_device(make_device(1, seq=7))
+    with SqliteStore(db) as store:
+        assert store.schema_version() == sql.LATEST_VERSION
+        assert store.last_registration(make_device(1).eid) == (7, "")
+        registry = Registry(store)
+        assert register(registry, encode_registration(make_device(1, seq=6)))["code"] == \
+            "replay"
+        # The same number again is taken as a repeat: the old schema kept no digest.
+        assert register(registry, encode_registration(make_device(1, seq=7)))["result"] == \
+            "unchanged"
+        assert store.last_registration(make_device(1).eid)[1] != ""  # type: ignore[index]

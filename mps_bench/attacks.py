@@ -1,0 +1,517 @@
+"""The attack suite: a complete deployment on loopback (Mosquitto with the generated TLS
+configuration, password logins and ACLs; a registry requiring signed registrations), and
+every attack the issue names tried against it by clients holding real credentials.
+
+An attack is *refused* when the registry answered with the expected refusal (and wrote
+it to the audit log) or the broker refused it (CONNACK/SUBACK/PUBACK reason code 0x80 or
+above, or a subscription through which nothing was ever delivered); anything else lets
+the attacker in. ``mps-bench faults`` and the test suite run it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric import ec
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from broker_bridge._mqtt import set_nodelay
+from broker_bridge.brokerconf import BrokerConfig, find_dynsec_plugin, write_broker_config
+from broker_bridge.credentials import OperatorCA, issue
+from broker_bridge.model import App, Contract, Installation, Role, Subscription, TrustLevel
+from broker_bridge.registry import Registry, SignaturePolicy
+from broker_bridge.service import Bridge
+from broker_bridge.storage import SqliteStore, Store
+from lpa_emulator.stack.mosquitto import Mosquitto, free_port
+from mps_wire import codec
+from mps_wire.bundle import CredentialBundle
+from mps_wire.cose import load_private_key
+from mps_wire.identifiers import make_eid, make_iccid, make_imei
+from mps_wire.messages import ConsentAnswerRequest, Decision, DeviceInfo, ModelInfo
+from mps_wire.mqtt import (
+    BrokerUnreachableError,
+    BrokerURL,
+    connect,
+    disconnect,
+    new_client,
+    new_properties,
+)
+from mps_wire.registration import encode_registration
+from mps_wire.topics import Topics
+
+log = logging.getLogger(__name__)
+
+NOT_AUTHORIZED = 0x87
+PAUL, PAUL_MSISDN = "C-PAUL", "+4915112345678"
+LENA, LENA_MSISDN = "C-LENA", "+4917098765432"
+
+
+def device(n: int, *, sub: int | None = None, seq: int = 1, **changes: Any) -> DeviceInfo:
+    """Test device ``n`` holding subscription ``sub`` (default ``n``)."""
+    s = n if sub is None else sub
+    info = DeviceInfo(eid=make_eid(f"89049032{n:022d}"), imei=make_imei("35209900", f"{n:06d}"),
+                      iccid=iccid(s), imsi=f"26201{s:010d}", ip=(f"10.0.0.{n}",),
+                      capabilities=("lte",), model=ModelInfo("Quectel", "EC25", "R06"),
+                      profile="attack-suite", seq=seq, ts=1_700_000_000_000 + seq)
+    return replace(info, **changes) if changes else info
+
+
+def iccid(sub: int) -> str:
+    return make_iccid(f"894926201{sub:09d}")
+
+
+@dataclass
+class AttackResult:
+    """One attack: refused or not, by whom (``registry`` or ``broker``), with what, and
+    where the refusal is on record (``record``: ``audit log`` for the registry's, ``broker
+    log`` for a refused login or PUBLISH; Mosquitto logs no refused SUBSCRIBE, whose
+    record is the reason code the client got). ``recorded`` says the record was found.
+    """
+
+    name: str
+    description: str
+    refused: bool
+    by: str
+    outcome: str
+    recorded: bool
+    record: str = "audit log"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "refused": self.refused,
+                "by": self.by, "outcome": self.outcome, "record": self.record,
+                "recorded": self.recorded}
+
+
+@dataclass
+class AttackReport:
+    results: list[AttackResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def tried(self) -> int:
+        return len(self.results)
+
+    @property
+    def let_in(self) -> int:
+        return sum(1 for r in self.results if not r.refused)
+
+    @property
+    def unrecorded(self) -> list[str]:
+        return [r.name for r in self.results if not r.recorded]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tried": self.tried, "let_in": self.let_in,
+                "attacks": [r.to_json() for r in self.results]}
+
+
+class RawClient:
+    """An MQTT v5 client that records reason codes and everything it receives."""
+
+    def __init__(self, url: BrokerURL) -> None:
+        self.client = new_client()
+        self.inbox: queue.Queue[tuple[str, bytes, bytes | None]] = queue.Queue()
+        self._codes: dict[int, int] = {}
+        self._events: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_publish = self._on_publish
+        connect(self.client, url)
+        # Without it a request waits for the peer's delayed ACK (40 ms) now and then.
+        set_nodelay(self.client)
+
+    def _event(self, mid: int) -> threading.Event:
+        with self._lock:
+            return self._events.setdefault(mid, threading.Event())
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        corr = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        self.inbox.put((msg.topic, bytes(msg.payload), bytes(corr) if corr else None))
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, codes: list[ReasonCode],
+                      _p: Properties | None) -> None:
+        self._codes[mid] = codes[0].value
+        self._event(mid).set()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, code: ReasonCode,
+                    _p: Properties | None) -> None:
+        self._codes[mid] = code.value
+        self._event(mid).set()
+
+    def subscribe(self, topic: str, timeout: float = 5.0) -> int:
+        _rc, mid = self.client.subscribe(topic, qos=1)
+        if mid is None or not self._event(mid).wait(timeout):
+            raise TimeoutError(f"no SUBACK for {topic}")
+        return self._codes[mid]
+
+    def publish(self, topic: str, payload: bytes, *, response_topic: str | None = None,
+                correlation: bytes | None = None, timeout: float = 5.0) -> int:
+        props = new_properties()
+        if response_topic is not None:
+            props.ResponseTopic = response_topic
+        if correlation is not None:
+            props.CorrelationData = correlation
+        info = self.client.publish(topic, payload, qos=1, properties=props)
+        if not self._event(info.mid).wait(timeout):
+            raise TimeoutError(f"no PUBACK for {topic}")
+        return self._codes[info.mid]
+
+    def request(self, topic: str, payload: bytes, response_topic: str,
+                timeout: float = 5.0) -> dict[str, Any] | None:
+        """Send a request and return the decoded reply, None if none came in time."""
+        corr = os.urandom(8)
+        if self.publish(topic, payload, response_topic=response_topic,
+                        correlation=corr) >= 0x80:
+            return None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                _topic, body, got = self.inbox.get(timeout=left)
+            except queue.Empty:
+                break
+            if got == corr:
+                return codec.decode(body, max_size=1 << 20)
+        return None
+
+    def drain(self, wait: float) -> list[tuple[str, bytes]]:
+        got: list[tuple[str, bytes]] = []
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                topic, body, _corr = self.inbox.get(timeout=left)
+            except queue.Empty:
+                break
+            got.append((topic, body))
+        return got
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            disconnect(self.client)
+
+
+@dataclass
+class _Deployment:
+    store: Store
+    registry: Registry
+    broker: Mosquitto
+    ca: OperatorCA
+    bundles: dict[str, Path]
+    topics: Topics
+    acl: str
+
+    def url(self, who: str) -> BrokerURL:
+        return CredentialBundle.load(self.bundles[who]).broker_url(
+            self.broker.tls_url(self.ca.cert_file))
+
+    def key(self, who: str) -> ec.EllipticCurvePrivateKey:
+        path = CredentialBundle.load(self.bundles[who]).signing_key_file
+        if path is None:
+            raise ValueError(f"{who} holds no signing key")
+        return load_private_key(path.read_bytes())
+
+
+@contextlib.contextmanager
+def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    with SqliteStore(workdir / "registry.db") as store:
+        with store.transaction():
+            for cid, holder, msisdn, subs in ((PAUL, "Paul", PAUL_MSISDN, (1, 2, 3)),
+                                              (LENA, "Lena", LENA_MSISDN, (9,))):
+                store.upsert_contract(Contract(cid, holder))
+                store.upsert_number(msisdn, cid)
+                for s in subs:
+                    store.upsert_subscription(Subscription(iccid(s), f"26201{s:010d}",
+                                                           None, cid))
+            store.upsert_app(App("health", "Health", TrustLevel.VERIFIED,
+                                 ("health-monitoring",)))
+            store.upsert_app(App("care", "Care", TrustLevel.PARTNER, ("support",),
+                                 standing_consent=True))
+        registry = Registry(store, signatures=SignaturePolicy.REQUIRED)
+        ca = OperatorCA.create(workdir / "ca")
+        bundles: dict[str, Path] = {}
+        for name, role, subject in (("bridge", Role.BRIDGE, "attack-suite"),
+                                    ("a", Role.DEVICE, device(1).eid),
+                                    ("b", Role.DEVICE, device(9).eid),
+                                    ("c", Role.DEVICE, device(2).eid),
+                                    ("health", Role.APP, "health"), ("care", Role.APP, "care"),
+                                    ("paul", Role.USER, PAUL)):
+            bundles[name] = issue(registry, role, subject, workdir / "bundles" / name,
+                                  ca=ca).directory
+        tls_port = free_port()
+        config = BrokerConfig(port=None, tls_port=tls_port, acl=acl,
+                              user="root" if os.geteuid() == 0 else None, persistence=False,
+                              extra=("log_type all",))
+        files = write_broker_config(workdir / "broker", config, store.identities(), ca=ca)
+        with Mosquitto(config_file=files.conf, tls_port=tls_port,
+                       workdir=workdir / "broker") as broker:
+            yield _Deployment(store, registry, broker, ca, bundles, Topics(), acl)
+
+
+def run_attacks(workdir: Path, *, acl: str | None = None) -> AttackReport:
+    """Set up the deployment in ``workdir`` and try every attack; ``acl`` is ``dynsec``
+    (default where the plugin is installed) or ``file``."""
+    mode = acl or ("dynsec" if find_dynsec_plugin() else "file")
+    started = time.monotonic()
+    report = AttackReport()
+    with _deployment(workdir, mode) as dep, \
+            Bridge(dep.store, dep.url("bridge"), signatures=SignaturePolicy.REQUIRED,
+                   sweep_interval=0.2, relay_grace=1.0):
+        clients: dict[str, RawClient] = {}
+        try:
+            t = dep.topics
+            for name, reply_topic in (("a", t.device_reply(device(1).eid)),
+                                      ("c", t.device_reply(device(2).eid)),
+                                      ("health", t.app_replies("health")),
+                                      ("care", t.app_replies("care")),
+                                      ("paul", t.user_replies(PAUL))):
+                clients[name] = RawClient(dep.url(name))
+                clients[name].subscribe(reply_topic)
+            _Attacks(dep, clients, report).run_all()
+        finally:
+            for client in clients.values():
+                client.close()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+class _Attacks:
+    def __init__(self, dep: _Deployment, clients: dict[str, RawClient],
+                 report: AttackReport) -> None:
+        self.dep = dep
+        self.c = clients
+        self.report = report
+        self.t = dep.topics
+
+    # --- bookkeeping ---------------------------------------------------------------------
+
+    def _audited(self, mark: int, actor: str, code: str | None = None,
+                 outcome: str | None = None) -> bool:
+        for entry in self.dep.store.audit(after=mark):
+            if entry.actor != actor:
+                continue
+            if code is not None and entry.detail.get("code") != code:
+                continue
+            if outcome is not None and entry.outcome != outcome:
+                continue
+            return True
+        return False
+
+    def _mark(self) -> int:
+        entries = self.dep.store.audit()
+        return entries[-1].id if entries else 0
+
+    def registry_refusal(self, name: str, description: str, actor: str,
+                         attempt: Callable[[], dict[str, Any] | None], code: str) -> None:
+        mark = self._mark()
+        reply = attempt()
+        got = "no reply" if reply is None else f"{reply.get('status')}/{reply.get('code')}"
+        refused = reply is not None and reply.get("code") == code
+        self.report.results.append(AttackResult(
+            name, description, refused, "registry", got, self._audited(mark, actor, code)))
+
+    def broker_log(self) -> str:
+        path = self.dep.broker.workdir / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def publish_refusal(self, name: str, description: str, client: str, topic: str,
+                        payload: bytes) -> None:
+        code = self.c[client].publish(topic, payload)
+        refused = code >= 0x80
+        logged = wait_for(lambda: any("Denied PUBLISH" in line and f"'{topic}'" in line
+                                      for line in self.broker_log().splitlines()))
+        self.report.results.append(AttackResult(
+            name, description, refused, "broker", f"PUBACK reason code 0x{code:02x}",
+            recorded=refused and logged, record="broker log"))
+
+    def register(self, who: str, info: DeviceInfo, payload: bytes | None = None
+                 ) -> dict[str, Any] | None:
+        eid = info.eid  # the topic is always the sender's own
+        body = payload if payload is not None else encode_registration(info, self.dep.key(who))
+        return self.c[who].request(self.t.device_register(eid), body,
+                                   self.t.device_reply(eid))
+
+    def app_request(self, app: str, msg: dict[str, Any] | bytes, *,
+                    reply_to: str | None = None) -> dict[str, Any] | None:
+        payload = msg if isinstance(msg, bytes) else codec.encode(msg)
+        return self.c[app].request(self.t.app_requests(app), payload,
+                                   reply_to or self.t.app_replies(app), timeout=2.0)
+
+    # --- the attacks ---------------------------------------------------------------------
+
+    def run_all(self) -> None:
+        t, dep = self.t, self.dep
+        a1 = device(1)
+        # Legitimate traffic first: device A registers, the care app pairs with Paul.
+        first = self.register("a", a1)
+        if first is None or first.get("status") != "ok":
+            raise RuntimeError(f"the deployment does not work: device A got {first}")
+        care_events = self.c["care"]
+        care_events.subscribe(t.app_events("care"))
+        paired = self.app_request("care", {"op": "pair", "msisdn": PAUL_MSISDN,
+                                           "purpose": "support"})
+        if paired is None or paired.get("status") != "ok":
+            raise RuntimeError(f"the deployment does not work: care got {paired}")
+
+        pending = self.app_request("health", {"op": "pair", "msisdn": PAUL_MSISDN,
+                                              "purpose": "health-monitoring"})
+        if pending is None or pending.get("status") != "pending":
+            raise RuntimeError(f"the deployment does not work: health got {pending}")
+        self.registry_refusal(
+            "app-without-consent", "a verified app asks for a contract's devices before "
+            "the user consented", "app:health",
+            lambda: self.app_request("health", {"op": "devices", "msisdn": PAUL_MSISDN}),
+            "denied")
+        # Paul consents; the health app is now paired with his contract, and only his.
+        pairing = dep.store.pairing(str(pending.get("pairing")))
+        if pairing is None or pairing.prompt_id is None:
+            raise RuntimeError("the pending pairing has no consent prompt")
+        approved = dep.registry.user_request(PAUL, ConsentAnswerRequest(pairing.prompt_id,
+                                                                        Decision.APPROVE))
+        if not approved.reply.is_ok:
+            raise RuntimeError(f"Paul's consent was refused: {approved.reply}")
+        self.registry_refusal(
+            "app-other-contract", "a paired app asks for another contract's devices",
+            "app:health", lambda: self.app_request("health", {"op": "devices",
+                                                              "msisdn": LENA_MSISDN}),
+            "denied")
+        self._foreign_reply_topic()
+        self._foreign_events()
+        self.publish_refusal(
+            "foreign-register-topic", "a device publishes on another device's register "
+            "topic", "a", t.device_register(device(9).eid),
+            encode_registration(device(9), dep.key("a")))
+        self.publish_refusal(
+            "user-other-contract", "a user agent answers prompts of another contract",
+            "paul", t.user_requests(LENA), codec.encode({"op": "consent-list"}))
+        dep.store.record_installation(Installation(iccid(2), device(2).eid, "txn-c",
+                                                   "smdp", 1))
+        self.registry_refusal(
+            "foreign-subscription", "a device registers with a profile installed on "
+            "another eUICC", f"device:{a1.eid}",
+            lambda: self.register("a", device(1, sub=2, seq=2)), "denied")
+        self.registry_refusal(
+            "claimed-eid", "a device registers another device's EID on its own topic",
+            f"device:{a1.eid}",
+            lambda: self.register("a", a1, encode_registration(
+                replace(device(9), seq=5), dep.key("a"))), "bad-request")
+        forger = ec.generate_private_key(ec.SECP256R1())
+        self.registry_refusal(
+            "forged-signature", "a registration signed with a key the operator did not "
+            "enroll", f"device:{a1.eid}",
+            lambda: self.register("a", a1, encode_registration(device(1, seq=3), forger)),
+            "bad-signature")
+        self.registry_refusal(
+            "unsigned", "an unsigned registration from a device with an enrolled key",
+            f"device:{a1.eid}",
+            lambda: self.register("a", a1, encode_registration(device(1, seq=3))),
+            "signature-required")
+        old = encode_registration(a1, dep.key("a"))
+        newer = self.register("a", device(1, seq=4, ip=("10.9.9.9",)))
+        if newer is None or newer.get("status") != "ok":
+            raise RuntimeError(f"a legitimate update was refused: {newer}")
+        self.registry_refusal(
+            "replayed-registration", "a captured registration sent again after a newer "
+            "one", f"device:{a1.eid}", lambda: self.register("a", a1, old), "replay")
+        big = codec.encode({**a1.to_wire(), "pad": "x" * 20_000})
+        deep = b"\x81" * 64 + b"\x00"
+        self.registry_refusal("oversized-registration", "a 20 kB registration",
+                              f"device:{a1.eid}", lambda: self.register("a", a1, big),
+                              "too-large")
+        self.registry_refusal("deeply-nested-registration", "a registration nested 64 deep",
+                              f"device:{a1.eid}", lambda: self.register("a", a1, deep),
+                              "too-large")
+        self.registry_refusal("oversized-app-request", "a 20 kB app request", "app:health",
+                              lambda: self.app_request("health", big), "too-large")
+        self.registry_refusal("deeply-nested-app-request", "an app request nested 64 deep",
+                              "app:health", lambda: self.app_request("health", deep),
+                              "too-large")
+        self._anonymous()
+        # Nothing the attacks tried may have changed device A.
+        stored = dep.store.device(a1.eid)
+        if stored is None or stored.ip != ("10.9.9.9",) or stored.iccid != a1.iccid:
+            raise RuntimeError(f"device A changed under attack: {stored}")
+
+    def _foreign_reply_topic(self) -> None:
+        t = self.t
+        mark = self._mark()
+        health, care = self.c["health"], self.c["care"]
+        care.drain(0.05)
+        reply = self.app_request("health", {"op": "devices", "msisdn": PAUL_MSISDN},
+                                 reply_to=t.app_replies("care"))
+        stolen = [m for m in care.drain(0.5) if m[0] == t.app_replies("care")]
+        refused = reply is None and not stolen
+        self.report.results.append(AttackResult(
+            "foreign-reply-topic", "an app names another app's replies as Response Topic",
+            refused, "registry", "dropped" if refused else "answered",
+            self._audited(mark, "app:health", "forbidden-topic")))
+        health.drain(0.05)
+
+    def _foreign_events(self) -> None:
+        t = self.t
+        health, care = self.c["health"], self.c["care"]
+        code = health.subscribe(t.app_events("care"))
+        wildcard = health.subscribe(t.app_namespace("care") + "#")
+        care.drain(0.1)
+        # A new device on Paul's contract: the care app is told, nobody else.
+        c2 = device(2)
+        self.c["c"].request(t.device_register(c2.eid), encode_registration(
+            c2, self.dep.key("c")), t.device_reply(c2.eid))
+        got_care = [m for m in care.drain(1.0) if m[0] == t.app_events("care")]
+        leaked = [m for m in health.drain(0.3) if m[0].startswith(t.app_namespace("care"))]
+        if not got_care:
+            raise RuntimeError("the care app was not told about the new device")
+        codes = f"SUBACK reason codes 0x{code:02x}, 0x{wildcard:02x}"
+        both_refused = code >= 0x80 and wildcard >= 0x80
+        self.report.results.append(AttackResult(
+            "foreign-events-subscription", "an app subscribes to another app's events",
+            not leaked, "broker", codes + ("" if both_refused else ", nothing delivered")
+            if not leaked else codes + f", {len(leaked)} delivered",
+            recorded=both_refused, record="reason code to the client"))
+
+    def _refusals_above(self, count: int) -> bool:
+        return self.broker_log().count("not authorised") > count
+
+    def _anonymous(self) -> None:
+        url = self.dep.url("health")
+        for name, description, bad in (
+                ("anonymous-login", "a client without credentials",
+                 replace(url, username=None, password=None)),
+                ("wrong-password", "an app with a guessed password",
+                 replace(url, password=secrets.token_urlsafe(24)))):
+            before = self.broker_log().count("not authorised")
+            try:
+                client = new_client()
+                connect(client, bad, timeout=3)
+            except BrokerUnreachableError:
+                logged = wait_for(partial(self._refusals_above, before))
+                self.report.results.append(AttackResult(
+                    name, description, True, "broker", "CONNACK: not authorized", logged,
+                    record="broker log"))
+            else:
+                disconnect(client)
+                self.report.results.append(AttackResult(name, description, False, "broker",
+                                                        "connected", False,
+                                                        record="broker log"))
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout``; its last value."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -1,0 +1,430 @@
+"""``mps-bench faults``: the attack suite and the fault runs, counted.
+
+Fault runs, all on loopback and bounded in count and time:
+
+- ``bridge-killed``: N devices register (signed) while the registry process is killed
+  with SIGKILL and started again;
+- ``broker-restarted``: N devices register while Mosquitto (with persistence) restarts;
+- ``card-removed``: a device whose card goes away mid first boot (before its identity
+  is read, and again after its registration was staged), then comes back;
+- ``modem-faults``: a modem that answers garbage, then one that never answers.
+
+Devices behave like agents with an outbox: a registration without an answer in time is
+published again, the very same message. Each run counts what was sent, what the registry
+stored, what was lost (sent, never stored) and what was stored twice (a second
+``registered`` for one EID, or a second ``device-added`` event for one device to the app
+paired with the contract).
+
+    mps-bench faults [--registrations 5000] [--json FILE] [--skip-attacks] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric import ec
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from broker_bridge.model import App, Contract, Subscription, TrustLevel
+from broker_bridge.registry import Registry
+from broker_bridge.storage import SqliteStore
+from lpa_emulator.stack.mosquitto import Mosquitto
+from lpa_emulator.stack.procs import ProcessGroup, Service, console_script
+from mps_wire import codec
+from mps_wire.cose import public_key_der
+from mps_wire.identifiers import make_eid, make_iccid, make_imei
+from mps_wire.messages import DeviceInfo, ModelInfo, PairRequest
+from mps_wire.mqtt import BrokerURL, connect, disconnect, new_client, new_properties
+from mps_wire.registration import encode_registration
+from mps_wire.topics import Topics
+
+log = logging.getLogger(__name__)
+
+LOAD_CONTRACT = "C-LOAD"
+LOAD_MSISDN = "+4915199000000"
+WATCHER = "watcher"
+DEFAULT_REGISTRATIONS = 5000
+
+
+@dataclass
+class FaultResult:
+    """What one fault run sent and what the registry holds afterwards."""
+
+    name: str
+    sent: int
+    stored: int
+    lost: int
+    duplicated: int
+    resent: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "sent": self.sent, "stored": self.stored,
+                "lost": self.lost, "duplicated": self.duplicated, "resent": self.resent,
+                "seconds": round(self.seconds, 3), "notes": self.notes}
+
+
+# --- the load: N devices at once -----------------------------------------------------------
+
+def load_device(n: int) -> DeviceInfo:
+    """Device ``n`` of the load, holding subscription ``n`` of :data:`LOAD_CONTRACT`."""
+    return DeviceInfo(eid=make_eid(f"89049077{n:022d}"), imei=make_imei("35677700", f"{n:06d}"),
+                      iccid=make_iccid(f"894926277{n:09d}"), imsi=f"26277{n:010d}",
+                      ip=(f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}",),
+                      capabilities=("lte",), model=ModelInfo("Load", "L1", "1"),
+                      profile="fault-load", seq=1, ts=1_700_000_000_000)
+
+
+def device_key(n: int) -> ec.EllipticCurvePrivateKey:
+    return ec.derive_private_key(1_000_003 + n, ec.SECP256R1())
+
+
+def prepare_registry(db: Path, count: int) -> None:
+    """A registry with one contract of ``count`` subscriptions, every device's key
+    enrolled, and an app paired with the contract (so every registration is an event)."""
+    with SqliteStore(db) as store:
+        registry = Registry(store)
+        with store.transaction():
+            store.upsert_contract(Contract(LOAD_CONTRACT, "Load Test"))
+            store.upsert_number(LOAD_MSISDN, LOAD_CONTRACT)
+            for n in range(count):
+                info = load_device(n)
+                store.upsert_subscription(Subscription(info.iccid, info.imsi, None,
+                                                       LOAD_CONTRACT))
+            store.upsert_app(App(WATCHER, "Watcher", TrustLevel.PARTNER, ("support",),
+                                 standing_consent=True))
+        with store.transaction():
+            for n in range(count):
+                registry.enroll_device_key(load_device(n).eid,
+                                           public_key_der(device_key(n).public_key()),
+                                           actor="operator:bench")
+        outcome = registry.app_request(WATCHER, PairRequest(LOAD_MSISDN, "support"))
+        if not outcome.reply.is_ok:
+            raise RuntimeError(f"pairing the watcher failed: {outcome.reply}")
+
+
+@dataclass
+class Tally:
+    """What the registry stored for the load's devices."""
+
+    stored: int
+    duplicated: int
+    events: int
+    gaps: int
+
+
+def tally(db: Path, count: int) -> Tally:
+    """Count stored devices, second registrations and second device-added events."""
+    eids = {load_device(n).eid for n in range(count)}
+    with SqliteStore(db) as store:
+        stored = sum(1 for d in store.devices_of_contract(LOAD_CONTRACT) if d.eid in eids)
+        registered = Counter(e.subject for e in store.audit()
+                             if e.action == "register" and e.outcome == "registered")
+        events = store.events_since(WATCHER, 0, limit=10 * count + 10)
+    added = Counter(str(e.payload.get("device", {}).get("eid")) for e in events
+                    if e.kind.value == "device-added")
+    duplicated = max(sum(c - 1 for c in registered.values() if c > 1),
+                     sum(c - 1 for c in added.values() if c > 1))
+    seqs = [e.seq for e in events]
+    gaps = len(set(range(1, max(seqs, default=0) + 1)) - set(seqs))
+    return Tally(stored, duplicated, len(events), gaps)
+
+
+class LoadClient:
+    """Plays ``count`` devices: each publishes its signed registration (QoS 1, Response
+    Topic under its own namespace) and publishes the same message again when no answer
+    came within ``retry_after`` seconds, as the agent's outbox does. At most ``window``
+    registrations wait for an answer at once."""
+
+    def __init__(self, broker: BrokerURL, topics: Topics, count: int, *,
+                 window: int = 200, retry_after: float = 5.0,
+                 client_id: str = "mps-fault-load") -> None:
+        self.topics = topics
+        self.count = count
+        self.window = window
+        self.retry_after = retry_after
+        self.payloads = [encode_registration(load_device(n), device_key(n))
+                         for n in range(count)]
+        self.answered: dict[int, str] = {}
+        self.sent = 0
+        self.resent = 0
+        self._waiting: dict[int, float] = {}
+        self._cond = threading.Condition()
+        self._client = new_client(client_id, persistent=True)
+        self._client.on_message = self._on_reply
+        self._broker = broker
+
+    def __enter__(self) -> LoadClient:
+        connect(self._client, self._broker, persistent=True)
+        done = threading.Event()
+
+        def on_subscribe(_c: mqtt.Client, _u: Any, _m: int, _r: list[ReasonCode],
+                         _p: Properties | None) -> None:
+            done.set()
+
+        self._client.on_subscribe = on_subscribe
+        self._client.subscribe(f"{self.topics.prefix}/devices/+/reply", qos=1)
+        if not done.wait(10):
+            raise TimeoutError("no SUBACK for the reply topics")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        disconnect(self._client)
+
+    def _on_reply(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        corr = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
+        if corr is None:
+            return
+        n = int.from_bytes(corr, "big")
+        try:
+            status = str(codec.decode(bytes(msg.payload)).get("status"))
+        except ValueError:
+            status = "unreadable"
+        with self._cond:
+            if status == "error" and n in self._waiting:
+                # An internal error: the device tries again after its backoff.
+                self._waiting[n] = time.monotonic() - self.retry_after + 0.5
+                return
+            self.answered.setdefault(n, status)
+            self._waiting.pop(n, None)
+            self._cond.notify_all()
+
+    def _send(self, n: int) -> None:
+        eid = load_device(n).eid
+        props = new_properties()
+        props.ResponseTopic = self.topics.device_reply(eid)
+        props.CorrelationData = n.to_bytes(4, "big")
+        # Disconnected: paho queues QoS 1 messages and sends them after reconnecting.
+        self._client.publish(self.topics.device_register(eid), self.payloads[n], qos=1,
+                             properties=props)
+
+    def run(self, deadline: float, *, during: Callable[[LoadClient], None] | None = None
+            ) -> None:
+        """Send every registration and wait for the answers until ``deadline``
+        (monotonic); ``during`` is called now and then from this thread (to inject the
+        fault)."""
+        nxt = 0
+        while time.monotonic() < deadline:
+            with self._cond:
+                if len(self.answered) >= self.count:
+                    return
+                now = time.monotonic()
+                late = [n for n, at in self._waiting.items() if now - at > self.retry_after]
+                for n in late:
+                    self._waiting[n] = now
+                free = self.window - len(self._waiting)
+                fresh = list(range(nxt, min(self.count, nxt + max(0, free))))
+                nxt += len(fresh)
+                for n in fresh:
+                    self._waiting[n] = now
+            for n in late:
+                self.resent += 1
+                self._send(n)
+            for n in fresh:
+                self.sent += 1
+                self._send(n)
+            if during is not None:
+                during(self)
+            with self._cond:
+                self._cond.wait(0.05)
+
+
+# --- the runs ------------------------------------------------------------------------------
+
+def _bridge(procs: ProcessGroup, name: str, db: Path, broker: str, topics: Topics) -> Service:
+    service = procs.start(name, [*console_script("mps-bridge"), "serve", "--db", str(db),
+                                 "--broker", broker, "--prefix", topics.prefix,
+                                 "--client-id", "mps-fault-bridge"])
+    service.wait_for_line("serving", 30)
+    return service
+
+
+def bridge_killed(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
+                  timeout: float = 300.0) -> FaultResult:
+    """Kill the registry with SIGKILL when 30% of the registrations were answered, start
+    it again half a second later, and count."""
+    started = time.monotonic()
+    db = workdir / "registry.db"
+    prepare_registry(db, count)
+    topics = Topics("faults/mps/v1")
+    notes: list[str] = []
+    with Mosquitto(workdir=workdir / "broker") as broker, ProcessGroup(workdir / "logs") as procs:
+        bridge = _bridge(procs, "bridge", db, broker.url, topics)
+        state = {"killed": False}
+
+        def fault(load: LoadClient) -> None:
+            if not state["killed"] and len(load.answered) >= count * 0.3:
+                state["killed"] = True
+                bridge.proc.send_signal(signal.SIGKILL)
+                bridge.proc.wait(10)
+                notes.append(f"killed the bridge after {len(load.answered)} answers, "
+                             f"{load.sent} sent")
+                time.sleep(0.5)
+                _bridge(procs, "bridge-restarted", db, broker.url, topics)
+
+        with LoadClient(BrokerURL.parse(broker.url), topics, count) as load:
+            load.run(started + timeout, during=fault)
+            answered = len(load.answered)
+        notes.append(f"{answered} of {count} answered")
+        procs.stop_all()
+    counted = tally(db, count)
+    if counted.gaps:
+        notes.append(f"{counted.gaps} gaps in the watcher's event stream")
+    return FaultResult("bridge-killed", sent=count, stored=counted.stored,
+                       lost=count - counted.stored, duplicated=counted.duplicated,
+                       resent=load.resent, seconds=time.monotonic() - started, notes=notes)
+
+
+def broker_restarted(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
+                     timeout: float = 300.0) -> FaultResult:
+    """Restart Mosquitto (persistence on) when 30% of the registrations were answered."""
+    started = time.monotonic()
+    db = workdir / "registry.db"
+    prepare_registry(db, count)
+    topics = Topics("faults/mps/v1")
+    notes: list[str] = []
+    broker = Mosquitto(workdir=workdir / "broker", persistence=True)
+    with broker, ProcessGroup(workdir / "logs") as procs:
+        _bridge(procs, "bridge", db, broker.url, topics)
+        state = {"restarted": False}
+
+        def fault(load: LoadClient) -> None:
+            if not state["restarted"] and len(load.answered) >= count * 0.3:
+                state["restarted"] = True
+                notes.append(f"restarted the broker after {len(load.answered)} answers, "
+                             f"{load.sent} sent")
+                broker.restart()
+
+        with LoadClient(BrokerURL.parse(broker.url), topics, count) as load:
+            load.run(started + timeout, during=fault)
+            answered = len(load.answered)
+        notes.append(f"{answered} of {count} answered")
+        procs.stop_all()
+    counted = tally(db, count)
+    if counted.gaps:
+        notes.append(f"{counted.gaps} gaps in the watcher's event stream")
+    return FaultResult("broker-restarted", sent=count, stored=counted.stored,
+                       lost=count - counted.stored, duplicated=counted.duplicated,
+                       resent=load.resent, seconds=time.monotonic() - started, notes=notes)
+
+
+# --- the command ---------------------------------------------------------------------------
+
+@contextmanager
+def _workdir(keep: str | None) -> Iterator[Path]:
+    if keep:
+        path = Path(keep)
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    path = Path(tempfile.mkdtemp(prefix="mps-faults-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+FAULTS: dict[str, Callable[[Path, int], FaultResult]] = {
+    "bridge-killed": bridge_killed,
+    "broker-restarted": broker_restarted,
+}
+
+
+def run_faults(workdir: Path, count: int, names: Sequence[str] | None = None
+               ) -> list[FaultResult]:
+    """Run the fault runs named (default: all), each in its own directory."""
+    from mps_bench import agent_faults
+
+    runs: dict[str, Callable[[Path, int], FaultResult]] = {**FAULTS, **agent_faults.FAULTS}
+    results = []
+    for name in names or list(runs):
+        target = workdir / name
+        target.mkdir(parents=True, exist_ok=True)
+        log.info("fault run %s", name)
+        results.append(runs[name](target, count))
+    return results
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+                     for line in (headers, *rows))
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    from mps_bench.attacks import run_attacks
+
+    if args.registrations < 1:
+        print("mps-bench: --registrations must be at least 1", file=sys.stderr)
+        return 2
+    summary: dict[str, Any] = {}
+    with _workdir(args.keep) as workdir:
+        attacks = None
+        if not args.skip_attacks:
+            attacks = run_attacks(workdir / "attacks")
+            print(_table(["ATTACK", "REFUSED", "BY", "OUTCOME", "RECORD"],
+                         [[r.name, "yes" if r.refused else "NO", r.by, r.outcome[:48],
+                           r.record if r.recorded else f"{r.record} (missing)"]
+                          for r in attacks.results]))
+            print(f"\n{attacks.tried} attacks tried, {attacks.let_in} let in "
+                  f"({attacks.seconds:.1f} s)\n", flush=True)
+            summary["attacks"] = {"tried": attacks.tried, "let_in": attacks.let_in}
+        results = run_faults(workdir, args.registrations, args.only or None)
+    rows = [[r.name, str(r.sent), str(r.stored), str(r.lost), str(r.duplicated), str(r.resent),
+             f"{r.seconds:.1f}", "; ".join(r.notes)] for r in results]
+    print(_table(["FAULT", "SENT", "STORED", "LOST", "DUPLICATED", "RESENT", "SECONDS",
+                  "NOTES"], rows))
+    totals = {k: sum(getattr(r, k) for r in results)
+              for k in ("sent", "stored", "lost", "duplicated")}
+    print(f"\ntotal: {totals['sent']} sent, {totals['stored']} stored, {totals['lost']} lost, "
+          f"{totals['duplicated']} duplicated")
+    summary["faults"] = totals
+    if args.json:
+        detail = {**summary, "runs": [r.to_json() for r in results]}
+        if attacks is not None:
+            detail["attack_details"] = attacks.to_json()["attacks"]
+        Path(args.json).write_text(json.dumps(detail, indent=2) + "\n", encoding="utf-8")
+    bad = totals["lost"] or totals["duplicated"] or (attacks is not None and attacks.let_in)
+    return 1 if bad else 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``faults`` to ``mps-bench``."""
+    parser = subparsers.add_parser(
+        "faults", help="the attack suite and the fault runs, with what was lost",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--registrations", type=int, default=DEFAULT_REGISTRATIONS,
+                        help=f"devices in the load runs (default {DEFAULT_REGISTRATIONS})")
+    parser.add_argument("--json", metavar="FILE",
+                        help='write {"attacks": {"tried", "let_in"}, "faults": {"sent", '
+                             '"stored", "lost", "duplicated"}} and the details')
+    parser.add_argument("--only", action="append", metavar="FAULT",
+                        help="run only this fault run, repeatable")
+    parser.add_argument("--skip-attacks", action="store_true", help="no attack suite")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
+    parser.set_defaults(func=cmd_faults)
+
+
+__all__ = ["FaultResult", "bridge_killed", "broker_restarted", "register", "run_faults"]

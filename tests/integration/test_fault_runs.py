@@ -1,0 +1,43 @@
+"""Fault runs, scaled down for the test suite (``mps-bench faults`` runs 5,000): nothing
+the devices sent is lost or stored twice when the registry is killed, the broker
+restarts, the card goes away or the modem talks nonsense."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mps_bench.agent_faults import card_removed, modem_faults
+from mps_bench.faults import bridge_killed, broker_restarted
+
+REGISTRATIONS = 500
+
+
+def test_kill_9_of_the_registry_during_registrations_loses_nothing(tmp_path: Path) -> None:
+    result = bridge_killed(tmp_path, REGISTRATIONS, timeout=120)
+    assert any("killed the bridge" in n for n in result.notes)
+    assert (result.sent, result.stored, result.lost, result.duplicated) == \
+        (REGISTRATIONS, REGISTRATIONS, 0, 0), result.notes
+    assert not any("gaps" in n for n in result.notes)
+
+
+def test_a_broker_restart_during_registrations_loses_nothing(tmp_path: Path) -> None:
+    result = broker_restarted(tmp_path, REGISTRATIONS, timeout=120)
+    assert any("restarted the broker" in n for n in result.notes)
+    assert (result.sent, result.stored, result.lost, result.duplicated) == \
+        (REGISTRATIONS, REGISTRATIONS, 0, 0), result.notes
+    assert not any("gaps" in n for n in result.notes)
+
+
+def test_a_card_that_goes_away_stages_nothing_and_registers_once(tmp_path: Path) -> None:
+    result = card_removed(tmp_path)
+    assert result.notes == ["card gone before identity: StepError",
+                            "after staging: registered", "reboot: unchanged"]
+    assert (result.stored, result.lost, result.duplicated) == (1, 0, 0)
+
+
+def test_a_modem_answering_garbage_or_nothing_stops_the_probe(tmp_path: Path) -> None:
+    result = modem_faults(tmp_path)
+    assert [n.split(":")[0] for n in result.notes] == ["garbage", "silent", "real modem"]
+    assert "ModemTimeoutError" in result.notes[0] and "ModemTimeoutError" in result.notes[1]
+    assert result.notes[2] == "real modem: registered"
+    assert (result.stored, result.lost, result.duplicated) == (1, 0, 0)
