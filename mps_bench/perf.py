@@ -138,8 +138,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--store", default="sqlite", metavar="sqlite|postgresql://...",
                    help="the bridges' store: an SQLite file (default) or a PostgreSQL "
                         "database (a fresh schema, dropped afterwards)")
-    p.add_argument("--out", default="bench-out", metavar="DIR",
-                   help="output directory: work files, logs, profiles (default bench-out)")
+    p.add_argument("--out", default="out/bench", metavar="DIR",
+                   help="output directory: work files, logs, profiles (default out/bench)")
     p.add_argument("--sections", default=",".join(SECTIONS),
                    help=f"comma-separated parts to run (default all: {','.join(SECTIONS)})")
     p.add_argument("--profile", action="store_true",
