@@ -1,12 +1,9 @@
-"""Fault runs on the device side: a card that goes away during first boot, a modem that
-answers garbage or never answers. The agent's own steps (probe, identity, outbox,
-publish) run against an emulated modem on a pty, an in-process eUICC, a private
-Mosquitto and a registry; each run counts what reached the registry.
-
-The profile download step of first boot (SGP.22, with its own interruption tests in
-``tests/integration/test_smdp_download.py``) is not driven here yet: once first boot
-downloads, :func:`card_removed` gains a removal in the middle of the package
-(``CARD_REMOVAL_POINTS``).
+"""Fault runs on the device side: a card that goes away during first boot (before its
+identity is read, after its registration was staged, and in the middle of its profile
+download), a modem that answers garbage or never answers. The agent's own steps (probe,
+profile download, identity, outbox, publish) run against an emulated modem on a pty, an
+in-process eUICC, an SM-DP+, a private Mosquitto and a registry; each run counts what
+reached the registry.
 """
 
 from __future__ import annotations
@@ -49,9 +46,12 @@ IMSI = "262880000000001"
 EID = make_eid("890490320000000000000000008801")
 MODEM_TIMEOUT = 1.0
 
-#: Where a card goes away in :func:`card_removed`; a download step joins these once
-#: first boot downloads profiles.
-CARD_REMOVAL_POINTS = ("before-identity", "after-staging")
+#: Where a card goes away: :func:`card_removed` (the first two) and
+#: :func:`card_removed_mid_download`.
+CARD_REMOVAL_POINTS = ("before-identity", "after-staging", "mid-download")
+DOWNLOAD_ICCID = make_iccid("894926288000000002")
+DOWNLOAD_IMSI = "262880000000002"
+DOWNLOAD_MSISDN = "+4915188000002"
 
 
 @dataclass
@@ -59,6 +59,7 @@ class _Rig:
     settings: Settings
     store: Store
     link: Path
+    broker: str
 
 
 @contextmanager
@@ -88,7 +89,7 @@ def _rig(workdir: Path) -> Iterator[_Rig]:
         settings = Settings.from_profile(profile, modem_port=str(link),
                                          card_url=f"emu://{card}", broker_url=broker.url,
                                          state_dir=workdir / "agent")
-        yield _Rig(settings, store, link)
+        yield _Rig(settings, store, link, broker.url)
 
 
 @contextmanager
@@ -112,15 +113,17 @@ def _emulated_modem(link: Path, workdir: Path) -> Iterator[None]:
 class _Hardware:
     """The agent's probe steps with a short modem timeout (first boot's own is 5 s)."""
 
-    def __init__(self, settings: Settings, port: str, *, timeout: float) -> None:
+    def __init__(self, settings: Settings, port: str, *, timeout: float,
+                 card: CardLink | None = None) -> None:
         self.settings = settings
         self.modem = Modem(open_modem(port), dialect=settings.profile.modem.dialect,
                            timeout=timeout)
-        self.card: CardLink | None = None
+        self.card: CardLink | None = card
 
     def probe(self) -> None:
         self.modem.sync()
-        self.card = open_card(self.settings.card_url, modem=self.modem)
+        if self.card is None:
+            self.card = open_card(self.settings.card_url, modem=self.modem)
         self.card.connect()
         self.modem.wait_registered(self.settings.network_timeout)
 
@@ -249,7 +252,97 @@ def modem_faults(workdir: Path, _count: int = 0) -> FaultResult:
                        duplicated=duplicated, seconds=time.monotonic() - started, notes=notes)
 
 
+class _PullableCard(EmuCardLink):
+    """The in-process eUICC, pulled out once after ``pull_after`` APDUs of a download."""
+
+    def __init__(self, state_path: Path, *, pull_after: int) -> None:
+        super().__init__(state_path)
+        self.pull_after = pull_after
+        self.counting = False
+        self.exchanged = 0
+        self.pulled_at: int | None = None
+
+    def _exchange(self, apdu: bytes) -> bytes:
+        if self.counting and self.pulled_at is None:
+            self.exchanged += 1
+            if self.exchanged >= self.pull_after:
+                self.pulled_at = self.exchanged
+                self.eject()
+        return super()._exchange(apdu)
+
+
+def card_removed_mid_download(workdir: Path, _count: int = 0, *,
+                              pull_after: int = 32) -> FaultResult:
+    """An empty eUICC downloads its profile from the SM-DP+; ``pull_after`` APDUs into the
+    download (the default lands in the middle of the bound profile package, whose segments
+    are APDUs 28 to 36 of a download here) the card is pulled. It comes back, the download
+    starts over and completes, the device registers: one profile installed, one
+    installation reported, one device."""
+    from agent.activation import ActivationPlan, ensure_operational_profile
+    from lpa_emulator.smdp.stack import start_smdp
+    from lpa_emulator.stack.procs import ProcessGroup
+
+    started = time.monotonic()
+    notes: list[str] = []
+    with _rig(workdir) as rig, ProcessGroup(workdir / "logs") as procs:
+        with rig.store.transaction():
+            rig.store.upsert_subscription(Subscription(DOWNLOAD_ICCID, DOWNLOAD_IMSI,
+                                                       DOWNLOAD_MSISDN, CONTRACT))
+        smdp = start_smdp(workdir, procs, broker=rig.broker)
+        try:
+            code = smdp.order(DOWNLOAD_ICCID, DOWNLOAD_IMSI, DOWNLOAD_MSISDN)
+            card_path = workdir / "empty-euicc.json"
+            eid = CardState.new(profiles=[]).eid
+            CardState.new(eid=eid, profiles=[]).save(card_path)
+            card = _PullableCard(card_path, pull_after=pull_after)
+            plan = ActivationPlan.from_config(None, code=code, ca_file=smdp.ca_file)
+            settings = replace(rig.settings, card_url=f"emu://{card_path}")
+            hw = _Hardware(settings, str(rig.link), timeout=MODEM_TIMEOUT, card=card)
+            boot = FirstBoot(settings)
+            try:
+                hw.probe()
+                card.counting = True
+                try:
+                    ensure_operational_profile(card, plan)
+                    notes.append("the download survived a pulled card!")
+                except AgentError as exc:
+                    notes.append(f"card pulled {card.pulled_at} APDUs into the download: "
+                                 f"{type(exc).__name__}")
+                if CardState.load(card_path).profiles:
+                    notes.append("a partial profile stayed on the card!")
+                card.insert()
+                outcome = ensure_operational_profile(card, plan)
+                notes.append(f"again: {outcome.action} {outcome.iccid}")
+                reply = boot.publish(boot.stage(hw.identity()))
+                notes.append(f"registered: {reply.body.get('result')}")
+            finally:
+                hw.close()
+        finally:
+            smdp.close()
+        installed = _wait_installations(rig.store, DOWNLOAD_ICCID)
+        notes.append(f"installations reported: {installed}")
+        stored, duplicated = _counts(rig.store)
+        duplicated = max(duplicated, installed - 1)
+        lost = 1 - stored + (1 if installed == 0 else 0)
+    return FaultResult("card-removed-mid-download", sent=1, stored=stored, lost=lost,
+                       duplicated=duplicated, seconds=time.monotonic() - started,
+                       notes=notes)
+
+
+def _wait_installations(store: Store, iccid: str, timeout: float = 10.0) -> int:
+    """Installation results of ``iccid`` the registry recorded (the SM-DP+ reports them
+    over MQTT, a moment after the download)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = sum(1 for e in store.audit() if e.action == "installation"
+                    and e.subject == iccid and e.outcome == "installed")
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 FAULTS: dict[str, Callable[[Path, int], FaultResult]] = {
     "card-removed": card_removed,
+    "card-removed-mid-download": card_removed_mid_download,
     "modem-faults": modem_faults,
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mps_bench.agent_faults import card_removed, modem_faults
+from mps_bench.agent_faults import card_removed, card_removed_mid_download, modem_faults
 from mps_bench.faults import bridge_killed, broker_restarted
 
 REGISTRATIONS = 500
@@ -40,4 +40,13 @@ def test_a_modem_answering_garbage_or_nothing_stops_the_probe(tmp_path: Path) ->
     assert [n.split(":")[0] for n in result.notes] == ["garbage", "silent", "real modem"]
     assert "ModemTimeoutError" in result.notes[0] and "ModemTimeoutError" in result.notes[1]
     assert result.notes[2] == "real modem: registered"
+    assert (result.stored, result.lost, result.duplicated) == (1, 0, 0)
+
+
+def test_a_card_pulled_mid_download_downloads_again_and_registers_once(
+        tmp_path: Path) -> None:
+    result = card_removed_mid_download(tmp_path)
+    assert result.notes[0].startswith("card pulled 32 APDUs into the download")
+    assert result.notes[1:] == ["again: downloaded 8949262880000000024",
+                                "registered: registered", "installations reported: 1"]
     assert (result.stored, result.lost, result.duplicated) == (1, 0, 0)
