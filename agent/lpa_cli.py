@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from agent.activation import Es9Clients
 from agent.card import CardLink, open_card
+from agent.download import Es9Clients
 from agent.errors import (
     AgentError,
     CardError,

@@ -1,0 +1,95 @@
+"""Downloading a profile at first boot: ES9+ to the SM-DP+, ES10b to the eUICC, then
+enabling the profile and sending the SM-DP+ its notifications.
+
+Kept apart from :mod:`agent.activation` so a device whose profile is already there never
+loads the download machinery."""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import time
+from types import TracebackType
+
+from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
+from agent.card import CardLink
+from agent.errors import CardError
+from lpa_emulator.lpa.download import (
+    DownloadError,
+    Es10bOverStoreData,
+    ProfileDownloader,
+    process_notifications,
+)
+from lpa_emulator.lpa.es9 import Es9Client, Es9Error, tls_context
+from lpa_emulator.lpa.es10 import Es10Client, Es10Error
+
+log = logging.getLogger(__name__)
+
+
+class Es9Clients:
+    """ES9+ clients by SM-DP+ address, sharing one TLS context (``ca_file`` or the system's
+    trust store); closed together."""
+
+    def __init__(self, ca_file: str | os.PathLike[str] | None = None) -> None:
+        self.ca_file = ca_file
+        self._context: ssl.SSLContext | None = None
+        self._clients: dict[str, Es9Client] = {}
+
+    def client(self, address: str) -> Es9Client:
+        found = self._clients.get(address)
+        if found is None:
+            if self._context is None:
+                self._context = tls_context(self.ca_file)
+            found = self._clients[address] = Es9Client(address, context=self._context)
+        return found
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> Es9Clients:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan,
+                        address: str, matching_id: str | None) -> ProfileOutcome:
+    """Download the profile ``address`` holds for ``matching_id`` (or for this EID), enable
+    it and send the SM-DP+ its notifications. Raises ActivationError naming the stage."""
+    before = link.apdu_count
+    started = time.monotonic()
+    with Es9Clients(plan.ca_file) as es9:
+        card = Es10bOverStoreData(client)
+        try:
+            result = ProfileDownloader(card, es9.client).download(
+                address, matching_id, confirmation_code=plan.confirmation_code)
+        except DownloadError as exc:
+            raise ActivationError(f"profile download from {address} failed at "
+                                  f"{exc.stage.value}: {exc}", stage=exc.stage.value) from exc
+        client.enable_profile(iccid=result.iccid)
+        _send_notifications(card, es9, address)
+    log.info("profile %s downloaded from %s and enabled in %.2f s (%d APDUs)", result.iccid,
+             address, time.monotonic() - started, link.apdu_count - before)
+    return ProfileOutcome(result.iccid, "downloaded", result, link.apdu_count - before)
+
+
+def _send_notifications(card: Es10bOverStoreData, es9: Es9Clients, address: str) -> None:
+    """The notifications for the SM-DP+ just used; others wait for a later run (an SM-DP+
+    that does not answer must not hold first boot up)."""
+    try:
+        outcomes = process_notifications(card, es9.client, addresses={address})
+    except (Es9Error, DownloadError, CardError, Es10Error) as exc:
+        log.warning("pending notifications stay on the eUICC: %s", exc)
+        return
+    for o in outcomes:
+        if not o.sent:
+            log.warning("%s notification %d for %s stays on the eUICC: %s", o.operation,
+                        o.seq_number, o.address, o.error)
+
+
+__all__ = ["Es9Clients", "download_and_enable"]
