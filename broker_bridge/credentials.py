@@ -47,6 +47,9 @@ CA_KEY = "ca.key"
 SERVER_CERT = "server.pem"
 SERVER_KEY = "server.key"
 
+#: The operator source whose identity may also publish installation results (the SM-DP+).
+INSTALLATION_PUBLISHER = INSTALLATIONS_SOURCE
+
 PASSWORD_ITERATIONS = 1000
 """PBKDF2 rounds of a Mosquitto ``$7$`` hash. Issued passwords are 192-bit random tokens,
 so the count adds little; a low one keeps a reconnect storm of many devices cheap for
@@ -330,6 +333,3 @@ def revoke(registry: Registry, username: str, *, actor: str = "operator:cli") ->
                            detail={"role": identity.role.value})
     return True
 
-
-#: The operator source whose identity may also publish installation results.
-INSTALLATION_PUBLISHER = INSTALLATIONS_SOURCE
