@@ -7,6 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from broker_bridge.config import Settings
+from broker_bridge.errors import ConfigError
+from mps_wire.bundle import BundleError, CredentialBundle
+from mps_wire.mqtt import BrokerURL
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -49,6 +54,26 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
              for line in (headers, *rows)]
     return "\n".join(lines)
+
+
+def credentials_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--credentials DIR``: the identity's credential bundle from the operator."""
+    parser.add_argument("--credentials", metavar="DIR",
+                        help="credential bundle from the operator (mps-bridge operator "
+                             "issue): broker login, CA, client certificate "
+                             "($MPS_CREDENTIALS)")
+
+
+def broker_url(settings: Settings) -> BrokerURL:
+    """The ``broker`` option, with the ``credentials`` bundle applied when one is named."""
+    broker = BrokerURL.parse(settings.require("broker"))
+    credentials = settings.text("credentials")
+    if not credentials:
+        return broker
+    try:
+        return CredentialBundle.load(credentials).broker_url(broker)
+    except BundleError as exc:
+        raise ConfigError(f"--credentials: {exc}") from exc
 
 
 def fail(prog: str, message: str, status: int = EXIT_FAILURE) -> int:

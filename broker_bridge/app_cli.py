@@ -26,7 +26,9 @@ from broker_bridge._cli import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    broker_url,
     common_options,
+    credentials_option,
     fail,
     parse,
     setup_logging,
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_options()
     common.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
     common.add_argument("--app-id", help="this app's id at the operator ($MPS_APP_ID)")
+    credentials_option(common)
     common.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
     common.add_argument("--timeout", help="seconds to wait for the registry (default 10)")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -93,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch" and (args.since < 0 or (args.count or 1) < 1):
             raise ValueError("--since must be 0 or more and --count at least 1")
         client = PairingClient(
-            settings.require("broker"), settings.require("app_id"),
+            broker_url(settings), settings.require("app_id"),
             topics=Topics(settings.text("prefix") or DEFAULT_PREFIX),
             timeout=settings.get("timeout", 10.0, positive_float))
     except (ConfigError, ValueError) as exc:

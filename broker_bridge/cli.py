@@ -49,7 +49,9 @@ from typing import Any
 from broker_bridge._cli import (
     EXIT_OK,
     EXIT_USAGE,
+    broker_url,
     common_options,
+    credentials_option,
     fail,
     parse,
     setup_logging,
@@ -80,7 +82,6 @@ from broker_bridge.operator import (
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Registry, SignaturePolicy
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore, Store, store_for
-from mps_wire.bundle import BundleError, CredentialBundle
 from mps_wire.errors import ValidationError
 from mps_wire.messages import OperatorOp, parse_operator_request
 from mps_wire.mqtt import BrokerURL
@@ -137,10 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "so requests queue while the bridge is down")
     serve.add_argument("--consent-ttl", help="seconds a consent prompt stays open "
                                              f"(default {DEFAULT_CONSENT_TTL:g})")
-    serve.add_argument("--credentials", metavar="DIR",
-                       help="the bridge's credential bundle (mps-bridge operator issue "
-                            "bridge NAME): username, password or certificate, CA "
-                            "($MPS_CREDENTIALS)")
+    credentials_option(serve)
     serve.add_argument("--signatures", choices=[p.value for p in SignaturePolicy],
                        help="which registrations must be signed by the device's enrolled "
                             "key: 'required' (all; devices without a key cannot register) "
@@ -329,13 +327,7 @@ def _open_store(db: str) -> Store:
 
 def _serve(settings: Settings) -> int:
     db = settings.require("db")
-    broker = BrokerURL.parse(settings.require("broker"))
-    credentials = settings.text("credentials")
-    if credentials:
-        try:
-            broker = CredentialBundle.load(credentials).broker_url(broker)
-        except BundleError as exc:
-            raise ConfigError(f"--credentials: {exc}") from exc
+    broker = broker_url(settings)
     topics = Topics(settings.text("prefix") or DEFAULT_PREFIX)
     group = settings.text("group") or DEFAULT_SHARE_GROUP
     client_id = settings.text("client_id")

@@ -26,7 +26,9 @@ from typing import Any
 from broker_bridge._cli import (
     EXIT_OK,
     EXIT_USAGE,
+    broker_url,
     common_options,
+    credentials_option,
     fail,
     parse,
     setup_logging,
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_options()
     common.add_argument("--contract", help="the user's contract ($MPS_CONTRACT)")
     common.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
+    credentials_option(common)
     common.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
     common.add_argument("--timeout", help="seconds to wait for the registry (default 10)")
     common.add_argument("--db", help="work on the registry's database instead of the broker "
@@ -86,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("give either --db or --broker, not both")
         if db is not None:
             return _on_database(db, contract, args)
-        client = ConsentClient(settings.require("broker"), contract,
+        client = ConsentClient(broker_url(settings), contract,
                                topics=Topics(settings.text("prefix") or DEFAULT_PREFIX),
                                timeout=settings.get("timeout", 10.0, positive_float))
     except (ConfigError, ValueError) as exc:

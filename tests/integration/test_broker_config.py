@@ -305,6 +305,14 @@ def test_signed_registration_and_pairing_over_tls(dep: Deployment) -> None:
             answer = app.pair(PAUL_MSISDN, "support")
             assert answer.active
             assert [d.eid for d in answer.devices] == [DEVICE_A.eid]
+        # The command line takes the same bundle.
+        from broker_bridge.app_cli import main as app_main
+
+        tls = dep.broker.tls_url(dep.ca.cert_file)
+        assert app_main(["devices", "--broker", tls, "--credentials", str(dep.bundles["care"]),
+                         "--app-id", "care", "--msisdn", PAUL_MSISDN, "--json"]) == 0
+        assert app_main(["devices", "--broker", tls, "--credentials", str(dep.root),
+                         "--app-id", "care", "--msisdn", PAUL_MSISDN]) == 2  # no bundle
 
 
 def test_acl_rules_of_every_role_name_only_the_own_namespace(dep: Deployment) -> None:
