@@ -28,7 +28,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -305,7 +305,9 @@ class Rig:
                  profiles: ProfileSource | None = None, download: bool = True,
                  app_check: bool = True,
                  held_back: int = 0,
-                 after_boot: Callable[[RigSession], None] | None = None) -> None:
+                 after_boot: Callable[[RigSession], None] | None = None,
+                 enroll: Callable[[list[DeviceSetup], str], None] | None = None,
+                 bridge_args: Sequence[str] = ()) -> None:
         if not 1 <= devices <= MAX_DEVICES:
             raise RigError(f"a rig has 1 to {MAX_DEVICES} devices")
         self.n = devices
@@ -330,6 +332,8 @@ class Rig:
             raise RigError("device numbers start at 0 or above")
         if parallel is not None and parallel < 1:
             raise RigError("parallel must be at least 1")
+        if broker is not None and (enroll is not None or bridge_args):
+            raise RigError("enrolment and bridge options are for the embedded registry")
         if held_back < 0 or (held_back and after_boot is None):
             raise RigError("held-back devices need an after_boot hook to boot them")
         self.story = story or Story()
@@ -354,6 +358,10 @@ class Rig:
         self.app_check = app_check
         self.held_back = held_back
         self.after_boot = after_boot
+        # ``enroll(devices, db)`` runs once the cards exist (their EIDs known), before any
+        # boot: the operator's chance to issue each device its credentials and keys.
+        self.enroll = enroll
+        self.bridge_args = list(bridge_args)
         self.notes: list[str] = []
         self.phases: dict[str, float] = {}
         self._bar: Progress | None = None
@@ -439,6 +447,9 @@ class Rig:
                 self.env.update(self.profiles.agent_env())
                 for d in devices:
                     d.eid = self.profiles.make_card(d)
+            if self.enroll is not None:
+                with self._phase("enrolment"):
+                    self.enroll(devices, str(self.workdir / "registry.sqlite"))
             if isinstance(self.profiles, SmdpProfiles) and self.profiles.smdp is not None:
                 self.say(f"sm-dp+      ES9+ over HTTPS at {self.profiles.smdp.address}; "
                          f"{len(devices)} empty eUICCs, one profile order each")
@@ -487,7 +498,8 @@ class Rig:
                      f"({story.msisdn}) with {len(devices)} subscriptions {how}")
             if self.broker is None:
                 bridge = procs.start("bridge", [*console_script("mps-bridge"), "serve",
-                                                "--db", db, "--broker", url], env=self.env)
+                                                "--db", db, "--broker", url,
+                                                *self.bridge_args], env=self.env)
                 bridge.wait_for_line("serving", 20)
                 self.say("registry    mps-bridge serving")
         return url

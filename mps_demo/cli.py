@@ -12,11 +12,39 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from broker_bridge.credentials import issue
 from broker_bridge.errors import PairingError
+from broker_bridge.model import Role
+from broker_bridge.registry import Registry
+from broker_bridge.storage import store_for
 from broker_bridge.story import StoryApps, StoryError, StoryResult, run_story, verify_story
-from lpa_emulator.rig import Rig, RigError, RigResult, RigSession, StackError, summary, verify
+from lpa_emulator.rig import (
+    DeviceSetup,
+    Rig,
+    RigError,
+    RigResult,
+    RigSession,
+    StackError,
+    summary,
+    verify,
+)
 
 DEVICES = 4
+
+
+def enroll(devices: list[DeviceSetup], db: str) -> None:
+    """The operator issues every device its credentials: a signing key whose public part
+    the registry now knows, which the agent finds in its state directory and signs its
+    registrations with (COSE_Sign1, ES256)."""
+    store = store_for(db)
+    store.open()
+    try:
+        registry = Registry(store)
+        for d in devices:
+            issue(registry, Role.DEVICE, d.eid, d.workdir / "agent" / "credentials",
+                  actor="operator:demo")
+    finally:
+        store.close()
 
 
 def tell(args: argparse.Namespace) -> int:
@@ -51,8 +79,15 @@ def tell(args: argparse.Namespace) -> int:
         except PairingError as exc:
             failures.append(f"the story stopped: {exc}")
 
+    def enroll_all(devices: list[DeviceSetup], db: str) -> None:
+        enroll(devices, db)
+        say(f"operator    {len(devices)} devices issued signing keys; the registry accepts "
+            "signed registrations only")
+
+    # Signed registrations only: every device holds an operator-issued key.
     rig = Rig(DEVICES, workdir=args.workdir, say=say, held_back=1, after_boot=story,
-              use_pcsc=False if args.no_pcsc else None)
+              use_pcsc=False if args.no_pcsc else None, enroll=enroll_all,
+              bridge_args=["--signatures", "required"])
     try:
         result = rig.run()
     except (RigError, StackError) as exc:
