@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from broker_bridge.errors import (
     ForeignSubscriptionError,
     ReplayError,
@@ -98,6 +100,7 @@ _PSEUDONYM_KEY_NAME = "pseudonyms"
 INSTALLATIONS_SOURCE = "smdp"
 """The operator source named in the audit log for installation results."""
 _APP_OPS = frozenset(op.value for op in AppOp)
+_KEY_CACHE_SIZE = 100_000
 
 
 class SignaturePolicy(enum.StrEnum):
@@ -138,6 +141,9 @@ class Outcome:
 
     reply: Reply
     effects: Effects = field(default_factory=Effects)
+    #: Nothing but its audit entry was written: the reply tells only what was already
+    #: committed, so it may go out before that entry commits (see the bridge).
+    read_only: bool = False
 
 
 class _Refused(Exception):
@@ -182,6 +188,7 @@ class Registry:
         self.consent_ttl_ms = int(consent_ttl * 1000)
         self._clock = clock
         self._secret: bytes | None = None
+        self._keys: dict[bytes, ec.EllipticCurvePublicKey] = {}  # parsed public keys by their DER
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -330,10 +337,21 @@ class Registry:
                            f"signed with key id {signed.kid.hex()}, but the key enrolled "
                            f"for {eid} is {key.kid.hex()}")
         try:
-            registration.verify(load_public_key(key.public_key))
+            registration.verify(self._public_key(key.public_key))
         except (CoseError, ValueError) as exc:
             return refusal(Status.DENIED, ErrorCode.BAD_SIGNATURE, str(exc))
         return None
+
+    def _public_key(self, der: bytes) -> ec.EllipticCurvePublicKey:
+        """The enrolled key ``der`` parsed, once per key (parsing costs more than half a
+        verification)."""
+        found = self._keys.get(der)
+        if found is None:
+            found = load_public_key(der)
+            if len(self._keys) >= _KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[der] = found
+        return found
 
     def register(self, info: DeviceInfo, *, digest: str | None = None
                  ) -> tuple[RegistrationOutcome, Effects]:
@@ -428,7 +446,7 @@ class Registry:
             request = parse_app_request(msg)
         except WireError as exc:
             return Outcome(refusal(Status.ERROR, exc.code, exc.message))
-        return self.app_request(app_id, request)
+        return self.app_request(app_id, request, admitted=app)
 
     def handle_user(self, contract_id: str, msg: Mapping[str, Any]) -> Outcome:
         """Answer a decoded request of the user agent of ``contract_id``."""
@@ -484,24 +502,29 @@ class Registry:
 
     # --- app requests --------------------------------------------------------------------
 
-    def app_request(self, app_id: str, request: AppRequest) -> Outcome:
-        """Answer one validated app request."""
+    def app_request(self, app_id: str, request: AppRequest, *, admitted: App | None = None
+                    ) -> Outcome:
+        """Answer one validated app request; ``admitted`` is the app when the caller has
+        just admitted it."""
         if isinstance(request, PairRequest):
-            return self.pair(app_id, request)
+            return self.pair(app_id, request, admitted=admitted)
         if isinstance(request, DevicesRequest):
-            return self.devices(app_id, request)
+            return self.devices(app_id, request, admitted=admitted)
         if isinstance(request, UnpairRequest):
-            return self.unpair(app_id, request)
-        return self.events_since(app_id, request)
+            return self.unpair(app_id, request, admitted=admitted)
+        return self.events_since(app_id, request, admitted=admitted)
 
-    def _admit(self, app_id: str) -> App | Reply:
+    def _admit(self, app_id: str, admitted: App | None = None) -> App | Reply:
+        if admitted is not None and admitted.id == app_id:
+            return admitted
         app = self.store.app(app_id)
         decision = self.policy.admit(app_id, app)
         if app is None or not decision.allowed:
             return _denied(decision)
         return app
 
-    def pair(self, app_id: str, request: PairRequest) -> Outcome:
+    def pair(self, app_id: str, request: PairRequest, *,
+             admitted: App | None = None) -> Outcome:
         """Pair the app with the contract behind the number, asking the user if needed.
 
         ``ok`` with every device of the contract when paired at once (standing consent,
@@ -513,7 +536,7 @@ class Registry:
         actor = f"app:{app_id}"
         audit = {"app_id": app_id, "subject": request.msisdn,
                  "detail": {"purpose": request.purpose}}
-        app = self._admit(app_id)
+        app = self._admit(app_id, admitted)
         if isinstance(app, Reply):
             return self._refused(actor, "pair", app, **audit)
         routed = self.route(request.msisdn)
@@ -587,12 +610,13 @@ class Registry:
                            for d in self.store.devices_of_contract(pairing.contract_id)]
         return Reply.ok(**body)
 
-    def devices(self, app_id: str, request: DevicesRequest) -> Outcome:
+    def devices(self, app_id: str, request: DevicesRequest, *,
+                admitted: App | None = None) -> Outcome:
         """Every device of the contract behind the number, for a paired app (or one with
         standing consent)."""
         actor = f"app:{app_id}"
         audit = {"app_id": app_id, "subject": request.msisdn}
-        app = self._admit(app_id)
+        app = self._admit(app_id, admitted)
         if isinstance(app, Reply):
             return self._refused(actor, "devices", app, **audit)
         routed = self.route(request.msisdn)
@@ -621,14 +645,16 @@ class Registry:
         self._audit(actor, "devices", Status.OK.value, contract_id=contract.id, **audit,
                     detail={"devices": len(records),
                             "pairing": live.id if live is not None else None})
-        return Outcome(Reply.ok(contract=view.contract_ref(contract.id), devices=records))
+        return Outcome(Reply.ok(contract=view.contract_ref(contract.id), devices=records),
+                       read_only=True)
 
-    def unpair(self, app_id: str, request: UnpairRequest) -> Outcome:
+    def unpair(self, app_id: str, request: UnpairRequest, *,
+               admitted: App | None = None) -> Outcome:
         """End the app's pairing (named by id, or by the number it was made with)."""
         actor = f"app:{app_id}"
         audit: dict[str, Any] = {"app_id": app_id,
                                  "subject": request.msisdn or request.pairing}
-        app = self._admit(app_id)
+        app = self._admit(app_id, admitted)
         if isinstance(app, Reply):
             return self._refused(actor, "unpair", app, **audit)
         pairing: Pairing | None
@@ -675,9 +701,10 @@ class Registry:
             pairing_id=pairing.id, now=now))
         return True
 
-    def events_since(self, app_id: str, request: EventsSinceRequest) -> Outcome:
+    def events_since(self, app_id: str, request: EventsSinceRequest, *,
+                     admitted: App | None = None) -> Outcome:
         """The app's events after its cursor ``seq``, a page at a time."""
-        app = self._admit(app_id)
+        app = self._admit(app_id, admitted)
         if isinstance(app, Reply):
             return Outcome(app)
         last = self.store.last_event_seq(app.id)
@@ -690,7 +717,7 @@ class Registry:
                 break
             page.append(event.payload)
         more = bool(page) and page[-1]["seq"] < last
-        return Outcome(Reply.ok(events=page, last=last, more=more))
+        return Outcome(Reply.ok(events=page, last=last, more=more), read_only=True)
 
     # --- user (consent) requests ---------------------------------------------------------
 

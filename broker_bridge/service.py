@@ -4,8 +4,20 @@ One :class:`Bridge` is one member of a shared-subscription group; several proces
 one machine or many) can serve side by side, each message going to exactly one of them.
 Every request is answered on its Response Topic with its Correlation Data echoed, once
 the Response Topic is known to belong to the requester. Messages are acknowledged only
-after they have been handled, so with a fixed ``client_id`` (persistent session) nothing
-that was not stored and answered is lost when the bridge stops.
+after what they changed, and their audit entries, are committed, so with a fixed
+``client_id`` (persistent session) nothing that was not stored and answered is lost
+when the bridge stops.
+
+Messages are handled on a worker thread in groups: consecutive messages share one
+transaction (each still all-or-nothing on its own, see :meth:`Store.batch`), committed
+when no more are waiting, or after ``GROUP_MAX`` messages or ``GROUP_SECONDS``; one
+commit (one wait for the disk) then serves the whole group. Replies and events of the
+group are published after that commit, and the messages acknowledged after it. A
+read-only request (``devices``, ``events-since``) that meets a group with nothing but
+audit entries uncommitted is answered at once, since its reply tells only what was
+committed; it too is acknowledged only after its audit entry commits, so a bridge that
+stops before that gets the request again (or another member of the group does), and
+audits it then. A group whose commit fails is handled again message by message.
 
 What a request changes is committed before anything is published. An app's events then
 go out with QoS 1 on its events topic, and consent prompts as a retained message on the
@@ -18,6 +30,7 @@ duplicates by sequence number and fetch gaps with ``events-since``.
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
@@ -64,6 +77,11 @@ QOS = 1
 _Key = tuple[str, str, int]
 _REPLY: _Key = ("reply", "", 0)
 
+#: At most this many messages share one commit ...
+GROUP_MAX = 500
+#: ... and a group takes new messages for at most this long (seconds).
+GROUP_SECONDS = 0.02
+
 # Leaves of the registry's own topics: a Response Topic naming one would make the
 # registry publish onto a topic it or its clients treat as something else.
 _RESERVED_LEAVES = frozenset({"register", "state", "requests", "events", "consent"})
@@ -88,6 +106,17 @@ class BridgeStats:
 
     def error_count(self, code: ErrorCode) -> int:
         return self.errors.get(code.value, 0)
+
+
+@dataclass(slots=True)
+class _Handled:
+    """A message handled inside a group, waiting for the group's commit."""
+
+    msg: mqtt.MQTTMessage
+    reply_to: str | None = None
+    outcome: Outcome | None = None  # None: dropped, nothing to publish
+    error: ErrorCode | None = None  # why it was dropped, when it counts as an error
+    done: bool = False  # counted, and its reply published
 
 
 class _Counters:
@@ -157,6 +186,8 @@ class Bridge:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._housekeeper: threading.Thread | None = None
+        self._worker: threading.Thread | None = None
+        self._queue: queue.SimpleQueue[mqtt.MQTTMessage | None] = queue.SimpleQueue()
         # Publications awaiting the broker's PUBACK: mid -> what to mark published.
         self._pub_lock = threading.Lock()
         self._inflight: dict[int, _Key] = {}
@@ -201,6 +232,9 @@ class Bridge:
             # From now on paho reconnects by itself; a clean session must subscribe again.
             client.on_connect = self._on_reconnect
             self._client = client
+            self._worker = threading.Thread(target=self._work, args=(client,), daemon=True,
+                                            name="mps-bridge-worker")
+            self._worker.start()
             self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True,
                                                  name="mps-bridge-housekeeping")
             self._housekeeper.start()
@@ -252,8 +286,13 @@ class Bridge:
         with self._lock:
             client, self._client = self._client, None
             housekeeper, self._housekeeper = self._housekeeper, None
+            worker, self._worker = self._worker, None
         if housekeeper is not None:
             housekeeper.join()
+        if worker is not None:
+            # What was received so far is handled, answered and acknowledged first.
+            self._queue.put(None)
+            worker.join()
         if client is not None:
             # Give the broker a moment to confirm what is in flight, so that it need not
             # be published again by whoever runs next.
@@ -306,15 +345,89 @@ class Bridge:
 
     # --- messages ----------------------------------------------------------------------
 
-    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        # Runs on paho's network thread: an exception escaping here would end it.
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        # paho's network thread only hands the message over; see _work.
+        with self._counters.lock:
+            self._counters.received += 1
+        self._queue.put(msg)
+
+    def _work(self, client: mqtt.Client) -> None:
+        """The worker: handles the messages in groups until stop() queues None."""
+        more = True
+        while more:
+            first = self._queue.get()
+            if first is None:
+                return
+            try:
+                more = self._group(client, first)
+            except Exception:
+                log.exception("failed to handle a group of messages")
+
+    def _group(self, client: mqtt.Client, first: mqtt.MQTTMessage) -> bool:
+        """Handle ``first`` and the messages waiting behind it in one transaction, then
+        publish and acknowledge; False when stop() was seen."""
+        group: list[_Handled] = []
+        more = True
+        changed = False  # something besides audit entries is uncommitted
         try:
-            self._handle(client, msg)
+            with self.store.batch():
+                deadline = time.monotonic() + GROUP_SECONDS
+                msg: mqtt.MQTTMessage | None = first
+                while msg is not None:
+                    item = self._take(msg)
+                    group.append(item)
+                    outcome = item.outcome
+                    if outcome is not None and outcome.read_only and not changed:
+                        self._answer(client, item)
+                    elif item.outcome is not None or item.error is not None:
+                        changed = True
+                    if len(group) >= GROUP_MAX or time.monotonic() >= deadline:
+                        break
+                    try:
+                        msg = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    more = msg is not None
         except Exception:
-            log.exception("failed to handle a message on %s", msg.topic)
-        finally:
-            if msg.qos:
-                client.ack(msg.mid, msg.qos)
+            # Nothing of the group is stored: each message again, in its own transaction
+            # (what was answered already is not answered twice).
+            log.exception("committing a group of %d messages failed; handling them one "
+                          "by one", len(group))
+            redo, group = group or [_Handled(first)], []
+            for item in redo:
+                again = self._take(item.msg)
+                again.done = item.done
+                group.append(again)
+        for item in group:
+            self._answer(client, item)
+            if item.outcome is not None:
+                self._publish_effects(client, item.outcome.effects)
+        for item in group:
+            if item.msg.qos:
+                client.ack(item.msg.mid, item.msg.qos)
+        return more
+
+    def _answer(self, client: mqtt.Client, item: _Handled) -> None:
+        """Count ``item`` and publish its reply, once."""
+        if item.done:
+            return
+        item.done = True
+        counters = self._counters
+        outcome = item.outcome
+        with counters.lock:
+            if outcome is None:
+                counters.failed += 1
+                counters.dropped += 1
+                if item.error is not None:
+                    counters.errors[item.error.value] += 1
+            elif outcome.reply.status in (Status.OK, Status.PENDING):
+                counters.handled += 1
+            else:
+                counters.failed += 1
+                counters.errors[(outcome.reply.code or ErrorCode.INTERNAL).value] += 1
+        if outcome is not None and item.reply_to is not None:
+            self._publish(client, item.reply_to, encode(outcome.reply.to_wire()), _REPLY,
+                          properties=echo_correlation(item.msg.properties))
 
     def _route(self, topic: str) -> tuple[str, str, str, Callable[[str, bytes], Outcome]] | None:
         """(kind, id, namespace, handler) of a topic the bridge serves, else None."""
@@ -345,23 +458,21 @@ class Bridge:
         _kind, ident, _namespace, handler = route
         return handler(ident, payload)
 
-    def _handle(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
-        counters = self._counters
-        with counters.lock:
-            counters.received += 1
+    def _take(self, msg: mqtt.MQTTMessage) -> _Handled:
+        """Handle one message (its changes stay uncommitted); what to publish for it."""
+        item = _Handled(msg)
         topic = msg.topic
         route = self._route(topic)
         if route is None:
-            self._drop(f"message on unexpected topic {topic!r}")
-            return
+            log.warning("message on unexpected topic %r: dropped", topic)
+            return item
         kind, ident, namespace, handler = route
 
-        props = msg.properties
-        reply_to = response_topic(props)
+        reply_to = response_topic(msg.properties)
         if reply_to is None:
             if kind == "apps":
-                self._drop(f"app request on {topic} without a Response Topic")
-                return
+                log.warning("app request on %s without a Response Topic: dropped", topic)
+                return item
             # Devices, user agents and operator systems may send without waiting for an
             # answer; the request is handled all the same.
             log.info("request on %s without a Response Topic: not answered", topic)
@@ -369,30 +480,18 @@ class Bridge:
             # Answering would let a requester reflect data onto someone else's topic.
             log.warning("request on %s names Response Topic %r outside %s: not processed",
                         topic, reply_to, namespace)
-            with counters.lock:
-                counters.failed += 1
-                counters.dropped += 1
-                counters.errors[ErrorCode.FORBIDDEN_TOPIC.value] += 1
+            item.error = ErrorCode.FORBIDDEN_TOPIC
             self._audit_forbidden(kind, ident, reply_to)
-            return
+            return item
 
         try:
-            outcome = handler(ident, bytes(msg.payload))
+            item.outcome = handler(ident, bytes(msg.payload))
         except Exception:
             log.exception("internal error handling the request on %s", topic)
-            outcome = Outcome(Reply.error(ErrorCode.INTERNAL,
-                                          "the registry failed; try again later"))
-        reply = outcome.reply
-        with counters.lock:
-            if reply.status in (Status.OK, Status.PENDING):
-                counters.handled += 1
-            else:
-                counters.failed += 1
-                counters.errors[(reply.code or ErrorCode.INTERNAL).value] += 1
-        if reply_to is not None:
-            self._publish(client, reply_to, encode(reply.to_wire()), _REPLY,
-                          properties=echo_correlation(props))
-        self._publish_effects(client, outcome.effects)
+            item.outcome = Outcome(Reply.error(ErrorCode.INTERNAL,
+                                               "the registry failed; try again later"))
+        item.reply_to = reply_to
+        return item
 
     def _audit_forbidden(self, kind: str, ident: str, reply_to: str) -> None:
         actor = {"devices": "device", "apps": "app", "users": "user"}.get(kind, kind)
@@ -409,12 +508,6 @@ class Bridge:
                 detail={"response_topic": reply_to[:256]}, **audit)
         except StoreError as exc:
             log.warning("could not audit a forbidden Response Topic: %s", exc)
-
-    def _drop(self, why: str) -> None:
-        log.warning("%s: dropped", why)
-        with self._counters.lock:
-            self._counters.failed += 1
-            self._counters.dropped += 1
 
     # --- publishing ----------------------------------------------------------------------
 

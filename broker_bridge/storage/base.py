@@ -58,6 +58,16 @@ class Store(abc.ABC):
     def transaction(self) -> AbstractContextManager[None]:
         """A context in which every call of this thread commits together or not at all."""
 
+    @abc.abstractmethod
+    def batch(self) -> AbstractContextManager[None]:
+        """One transaction for many operations that each stay all-or-nothing on their own.
+
+        Inside it, an operation's own :meth:`transaction` that ends with an exception
+        undoes just its own changes (a savepoint), not those of the operations before it;
+        everything else commits together when the batch ends, once. StoreError when the
+        batch could not be committed: then none of it is stored.
+        """
+
     def __enter__(self) -> Store:
         self.open()
         return self

@@ -369,6 +369,8 @@ class SqlStore(Store):
     def __init__(self, *, clock: Callable[[], int] = now_ms) -> None:
         self._lock = threading.RLock()
         self._depth = 0
+        self._batched = False  # inside batch(): operations become savepoints
+        self._broken = False  # a savepoint could not be undone; the batch must not commit
         self._open = False
         self._clock = clock
 
@@ -475,9 +477,23 @@ class SqlStore(Store):
             self._require_open()
             if self._depth:
                 # Nested calls join the outer transaction; it alone commits or rolls back.
+                # Directly inside a batch, each is an operation of its own: a savepoint.
+                savepoint = self._batched and self._depth == 1
+                if savepoint:
+                    if self._broken:
+                        raise StoreError(f"{self._describe()}: the batch's transaction "
+                                         "was lost")
+                    self._execute("SAVEPOINT operation")
                 self._depth += 1
                 try:
                     yield
+                except BaseException:
+                    if savepoint:
+                        self._undo_operation()
+                    raise
+                else:
+                    if savepoint:
+                        self._execute("RELEASE SAVEPOINT operation")
                 finally:
                     self._depth -= 1
                 return
@@ -491,6 +507,32 @@ class SqlStore(Store):
                 raise
             finally:
                 self._depth = 0
+
+    def _undo_operation(self) -> None:
+        try:
+            self._execute("ROLLBACK TO SAVEPOINT operation")
+            self._execute("RELEASE SAVEPOINT operation")
+        except StoreError as exc:
+            # The database ended the whole transaction (I/O error, disk full, ...): what
+            # the batch did before is gone too, so it must not commit anything.
+            self._broken = True
+            log.warning("%s: undoing a failed operation failed: %s", self._describe(), exc)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                raise StoreError(f"{self._describe()}: a batch cannot begin inside a "
+                                 "transaction")
+            with self.transaction():
+                self._batched, self._broken = True, False
+                try:
+                    yield
+                    if self._broken:
+                        raise StoreError(f"{self._describe()}: the batch's transaction was "
+                                         "lost; nothing of it is stored")
+                finally:
+                    self._batched = False
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         with self._lock:
@@ -913,10 +955,8 @@ class SqlStore(Store):
     def bump_consent_revision(self, contract_id: str) -> int:
         with self.transaction():
             self._require_contract(contract_id)
-            self._execute("UPDATE contracts SET consent_rev = consent_rev + 1 WHERE id = ?",
-                          (contract_id,))
-            rows = self._execute("SELECT consent_rev FROM contracts WHERE id = ?",
-                                 (contract_id,))
+            rows = self._execute("UPDATE contracts SET consent_rev = consent_rev + 1 "
+                                 "WHERE id = ? RETURNING consent_rev", (contract_id,))
             return int(rows[0][0])
 
     def consent_revision(self, contract_id: str) -> int:
@@ -941,14 +981,12 @@ class SqlStore(Store):
                      now: int | None = None) -> StoredEvent:
         stamp = self._clock() if now is None else now
         with self.transaction():
-            self._execute("INSERT INTO app_streams (app_id, last_seq) VALUES (?, 0) "
-                          "ON CONFLICT (app_id) DO NOTHING", (app_id,))
-            # The UPDATE takes the stream's row lock until commit: concurrent writers of
+            # The upsert takes the stream's row lock until commit: concurrent writers of
             # the same app's events queue here, so numbers follow commit order.
-            self._execute("UPDATE app_streams SET last_seq = last_seq + 1 WHERE app_id = ?",
-                          (app_id,))
-            seq = int(self._execute("SELECT last_seq FROM app_streams WHERE app_id = ?",
-                                    (app_id,))[0][0])
+            seq = int(self._execute(
+                "INSERT INTO app_streams (app_id, last_seq) VALUES (?, 1) "
+                "ON CONFLICT (app_id) DO UPDATE SET last_seq = app_streams.last_seq + 1 "
+                "RETURNING last_seq", (app_id,))[0][0])
             body = {**payload, "seq": seq}
             self._execute(
                 _EVENT_INSERT,
@@ -989,9 +1027,9 @@ class SqlStore(Store):
         stamp = self._clock() if now is None else now
         details = dict(detail or {})
         with self.transaction():
-            self._execute("UPDATE counters SET value = value + 1 WHERE name = 'audit'")
             entry_id = int(self._execute(
-                "SELECT value FROM counters WHERE name = 'audit'")[0][0])
+                "UPDATE counters SET value = value + 1 WHERE name = 'audit' "
+                "RETURNING value")[0][0])
             self._execute(
                 _AUDIT_INSERT,
                 (entry_id, stamp, actor, action, outcome, contract_id, app_id, subject,

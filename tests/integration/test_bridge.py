@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from broker_bridge.errors import BrokerError
+from broker_bridge.errors import BrokerError, StoreError
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
 from lpa_emulator.stack import Mosquitto
@@ -276,3 +277,25 @@ def test_the_serve_command_reports_an_unreachable_broker(tmp_path: Path) -> None
         env=env, check=False, capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert "cannot reach broker" in done.stderr
+
+
+def test_a_group_whose_commit_fails_is_handled_again_message_by_message(
+        bridge: Bridge, probe: MqttProbe, topics: Topics, store: SqliteStore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store.batch
+    failures = iter([StoreError("simulated commit failure")])
+
+    @contextlib.contextmanager
+    def failing() -> Iterator[None]:
+        with real():
+            yield
+            failure = next(failures, None)
+            if failure is not None:
+                raise failure
+
+    monkeypatch.setattr(store, "batch", failing)
+    info = make_device(1)
+    assert Device(probe, topics, info.eid).register(info)["result"] == "registered"
+    assert store.device(info.eid) is not None
+    assert [e.action for e in store.audit()].count("register") == 1
+    assert bridge.stats.handled == 1

@@ -375,3 +375,28 @@ def test_installations_bind_a_profile_to_the_newest_eucc(store: SqlStore) -> Non
     assert store.record_installation(newer) is Change.UPDATED
     assert store.installation(iccid_for(1)) == newer
     assert store.installation(iccid_for(2)) is None
+
+
+def test_a_batch_commits_its_operations_together_and_a_failed_one_alone_is_undone(
+        store: SqlStore) -> None:
+    with store.batch():
+        store.append_audit("app:a", "devices", "ok", now=1)
+        with pytest.raises(RuntimeError), store.transaction():
+            store.append_audit("app:b", "devices", "ok", now=2)
+            store.upsert_contract(Contract("C-9", "Gone Again"))
+            raise RuntimeError("refused half-way")
+        store.append_audit("app:c", "devices", "ok", now=3)
+    entries = store.audit()
+    assert [(e.id, e.actor) for e in entries[-2:]] == [(1, "app:a"), (2, "app:c")]
+    assert store.contract("C-9") is None
+
+
+def test_a_batch_that_fails_stores_nothing_of_it(store: SqlStore) -> None:
+    with pytest.raises(RuntimeError), store.batch():
+        store.append_audit("app:a", "devices", "ok", now=1)
+        store.upsert_contract(Contract("C-9", "Never"))
+        raise RuntimeError("the group failed")
+    assert store.audit() == [] and store.contract("C-9") is None
+    with pytest.raises(StoreError, match="inside a transaction"), store.transaction(), \
+            store.batch():
+        pass
