@@ -139,7 +139,8 @@ def registry_rate(store: Store, numbers: Sequence[int], payloads: dict[int, byte
                         else SignaturePolicy.ENROLLED)
     started = time.perf_counter()
     for i in range(0, len(numbers), batch):
-        with store.transaction():
+        # A batch as the bridge makes one: one commit, each registration on its own.
+        with store.transaction() if batch == 1 else store.batch():
             for n in numbers[i:i + batch]:
                 outcome = registry.handle_registration(dataset.eid(n), payloads[n])
                 if not outcome.reply.is_ok:

@@ -5,7 +5,8 @@ a. pairing queries through the bridge against a bare MQTT v5 echo, interleaved:
    p50/p99/throughput, sequential and 64 in flight, on a registry of 1,000,000 devices
    on 300,000 contracts (``--quick``: 30,000 on 9,000);
 b. registration ingest through the bridge (durable, signatures verified) against
-   decode-only ingestion; and the registry alone, a commit per registration and batched;
+   decode-only ingestion, with one bridge process and with two in one group; and the
+   registry alone, a commit per registration and batched;
 c. first boot of an emulated device to "registered", card in-process and behind
    pcscd + vpcd;
 d. one profile download over emu, pcsc and at (when this build can);
@@ -271,6 +272,8 @@ def _transport_sections(plan: Plan, args: argparse.Namespace, target: StoreTarge
                     _query(plan, client, devices_requests, target, data, report, say)
                 if "ingest" in wanted:
                     _ingest(plan, client, target, spare, sign, report, say)
+                    _ingest_scaled(plan, stack, client, spare, sign, signatures, report,
+                                   say)
                 if args.profile:
                     _profile(plan, stack, client, devices_requests, spare, sign, out,
                              report, say)
@@ -362,6 +365,37 @@ def _ingest(plan: Plan, client: LoadClient, target: StoreTarget, spare: Any,
     say(f"ingest: bridge {section['per_s']:.0f}/s, decode-only {section['decode_per_s']:.0f}/s;"
         f" registry alone {direct['commit_each']:.0f}/s (commit each), "
         f"{direct['batched_500']:.0f}/s (500 per commit)")
+
+
+def _ingest_scaled(plan: Plan, stack: Stack, client: LoadClient, spare: Any,
+                   sign: ingest.Signing, signatures: str, report: Report,
+                   say: Callable[[str], None], members: int = 2) -> None:
+    """The same ingest through ``members`` bridge processes in one shared-subscription
+    group (on one store): what scaling out adds to one process's rate."""
+    blocks = [_take(spare, plan.ingest_per_round) for _ in range(plan.ingest_rounds)]
+    payloads = {n: ingest.payload(n, sign) for block in blocks for n in block}
+    bridge_topics, base_topics = topics()
+    say(f"ingest: the same through {members} bridge processes in one group")
+    stack.start_bridges(members, signatures=signatures)
+    try:
+        result = ingest.compare(client, bridge_topics, base_topics, blocks, payloads,
+                                in_flight=plan.ingest_in_flight, signed=sign.signed,
+                                timeout=plan.timeout)
+    finally:
+        stack.start_bridges(1, signatures=signatures)
+    found = result.to_json()
+    section = report.section("ingest")
+    section[f"bridges_{members}"] = {"members": members, "per_s": found["per_s"],
+                                     "decode_per_s": found["decode_per_s"],
+                                     "ratio": found["ratio"], "lost": found["lost"],
+                                     "errors": found["errors"],
+                                     "p50_ms": found["bridge"]["p50_ms"]}
+    section[f"per_s_{members}_bridges"] = found["per_s"]
+    if result.errors:
+        report.notes.append(f"ingest with {members} bridges: {result.errors} replies were "
+                            "not a fresh registration")
+    say(f"ingest: {members} bridges {found['per_s']:.0f}/s "
+        f"(decode-only {found['decode_per_s']:.0f}/s)")
 
 
 def _scale(plan: Plan, stack: Stack, client: LoadClient,
@@ -577,6 +611,10 @@ def render(report: Report, targets: list[Target]) -> str:
                 ["registry alone, commit each /s", "", _fmt(direct.get("commit_each"), 0), ""],
                 ["registry alone, 500 per commit /s", "", _fmt(direct.get("batched_500"), 0),
                  ""]]
+        two = ing.get("bridges_2")
+        if two:
+            rows.append(["2 bridges in one group /s", _fmt(two["decode_per_s"], 0),
+                         _fmt(two["per_s"], 0), _fmt(two["ratio"], 3)])
         how = "signed, verified" if ing["signed"] else "unsigned"
         parts.append(f"b. registration ingest ({how}, durable) vs decode-only\n"
                      + _table(["", "decode-only", "bridge", "ratio"], rows))

@@ -259,6 +259,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX broker_identities_by_subject ON broker_identities (role, subject)",
     )),
+    # The housekeeping looks for consent prompts not yet published every second: only
+    # the few such contracts are indexed, not every contract scanned.
+    Migration(5, "index of contracts with unpublished consent", (
+        "CREATE INDEX contracts_consent_unpublished ON contracts (id) "
+        "WHERE consent_rev > consent_published_rev",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
