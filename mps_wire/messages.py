@@ -189,19 +189,23 @@ class DeviceInfo:
                 raise ValidationError(f"capability {cap!r} must match {_CAPABILITY.pattern}",
                                       field="capabilities")
         imsi = _get(msg, "imsi", str, required=False)
-        return cls(
-            eid=validate_eid(_get(msg, "eid", str)),
-            imei=validate_imei(_get(msg, "imei", str)),
-            iccid=validate_iccid(_get(msg, "iccid", str)),
-            imsi=validate_imsi(imsi) if imsi is not None else None,
-            ip=tuple(addresses),
-            capabilities=tuple(caps),
-            model=ModelInfo.from_wire(_get(msg, "model", dict)),
-            profile=_text(msg, "profile", max_len=64) or "",
-            seq=_uint(msg, "seq"),
-            ts=_uint(msg, "ts"),
-            v=version,
-        )
+        # Every identifier is validated (and normalised) here, once: the instance is made
+        # without __post_init__ checking them all again.
+        info = object.__new__(cls)
+        for name, value in (
+                ("eid", validate_eid(_get(msg, "eid", str))),
+                ("imei", validate_imei(_get(msg, "imei", str))),
+                ("iccid", validate_iccid(_get(msg, "iccid", str))),
+                ("imsi", validate_imsi(imsi) if imsi is not None else None),
+                ("ip", tuple(addresses)),
+                ("capabilities", tuple(caps)),
+                ("model", ModelInfo.from_wire(_get(msg, "model", dict))),
+                ("profile", _text(msg, "profile", max_len=64) or ""),
+                ("seq", _uint(msg, "seq")),
+                ("ts", _uint(msg, "ts")),
+                ("v", version)):
+            object.__setattr__(info, name, value)
+        return info
 
 
 @dataclass(frozen=True, slots=True)
