@@ -36,7 +36,7 @@ def _print_result(result: RigResult, *, as_json: bool) -> None:
             "phases_s": result.phases,
             "devices": [{"name": d.name, "card": d.kind, "dialect": d.dialect, "eid": d.eid,
                          "iccid": d.iccid, "error": d.error, "seconds": round(d.seconds, 3),
-                         "boot_s": d.boot_seconds}
+                         "boot_s": d.boot_seconds, "downloaded": d.downloaded}
                         for d in result.devices],
             "app_checked": result.app_checked,
             "app_devices": result.app_devices,

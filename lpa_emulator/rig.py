@@ -115,6 +115,11 @@ class DeviceSetup:
         total = self.result.get("timings_s", {}).get("total")
         return float(total) if isinstance(total, int | float) else None
 
+    @property
+    def downloaded(self) -> bool:
+        """Whether first boot downloaded the device's profile from the SM-DP+."""
+        return "download a profile" in self.result.get("timings_s", {})
+
 
 @dataclass
 class RigResult:
@@ -668,9 +673,8 @@ class Rig:
         if d.error is not None:
             self._emit(f"device      {d.name} ({d.kind:<4} {d.dialect}) FAILED: {d.error}")
         else:
-            downloaded = "download a profile" in d.result.get("timings_s", {})
             self._emit(f"device      {d.name} ({d.kind:<4} {d.dialect}) "
-                       f"{'downloaded, ' if downloaded else ''}"
+                       f"{'downloaded, ' if d.downloaded else ''}"
                        f"{d.result.get('result', '?'):<10} EID {d.result.get('device_id')} "
                        f"in {d.seconds:.2f} s")
 

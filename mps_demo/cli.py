@@ -122,7 +122,7 @@ def _as_json(result: RigResult, story: StoryResult | None, problems: list[str]
         "seconds": round(result.seconds, 3),
         "devices": [{"name": d.name, "card": d.kind, "eid": d.eid, "iccid": d.iccid,
                      "error": d.error, "seconds": round(d.seconds, 3),
-                     "downloaded": "download a profile" in d.result.get("timings_s", {})}
+                     "downloaded": d.downloaded}
                     for d in result.devices],
         "app_devices": result.app_devices,
         "story": story.lines if story else [],
