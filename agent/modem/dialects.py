@@ -16,6 +16,7 @@ from typing import Literal
 
 from agent.modem.results import fields, small_int, unquote
 from lpa_emulator import simfiles
+from lpa_emulator.ts27007 import PACKET_DOMAIN_CME_TEXTS
 from mps_wire.identifiers import IdentifierError, validate_iccid
 
 Parser = Callable[[list[str]], str]
@@ -161,21 +162,7 @@ class Dialect:
     cme_texts: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
-# 27.007 9.2.2: the packet-domain errors the vendors' manuals list beside 9.2.1's.
-PACKET_DOMAIN_CME_TEXTS: Mapping[int, str] = MappingProxyType({
-    103: "Illegal MS",
-    106: "Illegal ME",
-    107: "GPRS services not allowed",
-    111: "PLMN not allowed",
-    112: "Location area not allowed",
-    113: "Roaming not allowed in this location area",
-    132: "service option not supported",
-    133: "requested service option not subscribed",
-    134: "service option temporarily out of order",
-    148: "unspecified GPRS error",
-    149: "PDP authentication failure",
-    150: "invalid mobile class",
-})
+
 
 GENERIC = Dialect(
     name="generic",

@@ -18,7 +18,8 @@ from types import TracebackType
 from typing import Self
 
 from agent.errors import CmeError, ModemError, ModemTimeoutError
-from agent.modem.results import CME_TEXTS, PREFIXED, SOLICITED_FORMS, STANDARD_URC_PREFIXES
+from agent.modem.results import PREFIXED, SOLICITED_FORMS, STANDARD_URC_PREFIXES
+from lpa_emulator.ts27007 import CME_TEXTS
 
 log = logging.getLogger(__name__)
 

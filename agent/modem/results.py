@@ -7,38 +7,6 @@ import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-CME_TEXTS: Mapping[int, str] = MappingProxyType({
-    0: "phone failure",
-    1: "no connection to phone",
-    2: "phone-adaptor link reserved",
-    3: "operation not allowed",
-    4: "operation not supported",
-    5: "PH-SIM PIN required",
-    10: "SIM not inserted",
-    11: "SIM PIN required",
-    12: "SIM PUK required",
-    13: "SIM failure",
-    14: "SIM busy",
-    15: "SIM wrong",
-    16: "incorrect password",
-    17: "SIM PIN2 required",
-    18: "SIM PUK2 required",
-    20: "memory full",
-    21: "invalid index",
-    22: "not found",
-    23: "memory failure",
-    24: "text string too long",
-    30: "no network service",
-    31: "network timeout",
-    32: "network not allowed - emergency calls only",
-    50: "incorrect parameters",
-    100: "unknown",
-})
-"""27.007 9.2.1 mobile termination error codes and their AT+CMEE=2 texts."""
-
-CME_SIM_NOT_INSERTED = 10
-CME_OPERATION_NOT_SUPPORTED = 4
-
 STANDARD_URC_PREFIXES: tuple[str, ...] = (
     "RING", "NO CARRIER", "+CRING:", "+CLIP:", "+CCWA:", "+CMTI:", "+CMT:", "+CDS:",
     "+CBM:", "+CUSD:", "+CIEV:", "+CREG:", "+CGREG:", "+CEREG:", "+C5GREG:", "+CGEV:",

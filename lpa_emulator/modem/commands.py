@@ -11,34 +11,17 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 from lpa_emulator import simfiles
 from lpa_emulator.modem.card import SW_NOT_FOUND, CardFault, CardPort, cla_for_channel
+from lpa_emulator.ts27007 import CME_TEXTS
 
 if TYPE_CHECKING:
     from lpa_emulator.modem.emulator import ModemEmulator
 
 log = logging.getLogger(__name__)
 
-# 3GPP TS 27.007 9.2.1 mobile termination error codes (the subset a modem like this gives).
-CME_TEXTS: Mapping[int, str] = MappingProxyType({
-    0: "phone failure",
-    3: "operation not allowed",
-    4: "operation not supported",
-    10: "SIM not inserted",
-    11: "SIM PIN required",
-    12: "SIM PUK required",
-    13: "SIM failure",
-    14: "SIM busy",
-    15: "SIM wrong",
-    21: "invalid index",
-    22: "not found",
-    30: "no network service",
-    50: "incorrect parameters",
-    100: "unknown",
-})
 
 CME_NOT_ALLOWED = 3
 CME_NOT_SUPPORTED = 4

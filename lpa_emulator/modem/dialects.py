@@ -21,7 +21,6 @@ from lpa_emulator.modem.card import CardFault
 from lpa_emulator.modem.commands import (
     CME_BAD_PARAMS,
     CME_NOT_SUPPORTED,
-    CME_TEXTS,
     STANDARD_HANDLERS,
     AtCommand,
     CmeFailure,
@@ -33,25 +32,11 @@ from lpa_emulator.modem.commands import (
     only_forms,
     sim_failure,
 )
+from lpa_emulator.ts27007 import CME_TEXTS, PACKET_DOMAIN_CME_TEXTS
 
 if TYPE_CHECKING:
     from lpa_emulator.modem.emulator import ModemEmulator
 
-# 27.007 9.2.2: the packet-domain errors vendors list beside 9.2.1's.
-PACKET_DOMAIN_CME_TEXTS: Mapping[int, str] = MappingProxyType({
-    103: "Illegal MS",
-    106: "Illegal ME",
-    107: "GPRS services not allowed",
-    111: "PLMN not allowed",
-    112: "Location area not allowed",
-    113: "Roaming not allowed in this location area",
-    132: "service option not supported",
-    133: "requested service option not subscribed",
-    134: "service option temporarily out of order",
-    148: "unspecified GPRS error",
-    149: "PDP authentication failure",
-    150: "invalid mobile class",
-})
 
 VENDOR_CME_TEXTS: Mapping[int, str] = MappingProxyType({**CME_TEXTS,
                                                         **PACKET_DOMAIN_CME_TEXTS})
