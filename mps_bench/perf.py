@@ -73,8 +73,9 @@ class Plan:
 
     @property
     def spare(self) -> int:
-        """Free subscriptions: new devices for ingest, direct runs and profiling."""
-        return self.ingest_rounds * self.ingest_per_round + 2 * self.direct + 4000
+        """Free subscriptions: new devices for ingest (one and two bridges), direct runs
+        and profiling."""
+        return 2 * self.ingest_rounds * self.ingest_per_round + 2 * self.direct + 4000
 
 
 FULL = Plan("full", devices=1_000_000, contracts=300_000, seq_rounds=10, seq_per_round=200,
