@@ -5,14 +5,13 @@ resumes with the same message instead of a second registration."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentError
+from mps_wire.durable import atomic_write
 from mps_wire.errors import ValidationError
 from mps_wire.messages import DeviceInfo
 
@@ -62,20 +61,10 @@ class Outbox:
         return self
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": FORMAT_VERSION, "seq": self._state.seq,
                 "pending": self._state.pending, "delivered": self._state.delivered,
                 "delivered_seq": self._state.delivered_seq}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".outbox-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, json.dumps(data).encode("utf-8"))
 
     @property
     def pending(self) -> DeviceInfo | None:

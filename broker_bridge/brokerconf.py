@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 from broker_bridge.credentials import INSTALLATION_PUBLISHER, OperatorCA
 from broker_bridge.errors import BridgeError
 from broker_bridge.model import BrokerIdentity, Role
+from mps_wire.durable import atomic_write
 from mps_wire.messages import INSTALLATIONS
 from mps_wire.topics import DEFAULT_PREFIX, Topics
 
@@ -246,18 +246,7 @@ def render_conf(config: BrokerConfig, out_dir: Path, *, ca_file: Path | None,
 
 
 def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text.encode("utf-8"), mode=mode)
 
 
 def write_broker_config(out_dir: str | os.PathLike[str], config: BrokerConfig,

@@ -52,6 +52,7 @@ from lpa_emulator.crypto.certs import (
     check_eid_range,
 )
 from lpa_emulator.crypto.errors import CertificateError
+from mps_wire.durable import atomic_write
 from mps_wire.identifiers import IdentifierError, make_eid, validate_eid
 
 CI_CERT, CI_KEY = "ci.pem", "ci.key"
@@ -391,12 +392,7 @@ def random_eid(prefix: str = DEFAULT_EID_PREFIX) -> str:
 def _write(path: Path, data: bytes, *, secret: bool, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise PkiError(f"{path} exists (use overwrite to replace it)", path=path)
-    tmp = path.with_name(path.name + ".tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    fd = os.open(tmp, flags, 0o600 if secret else 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    atomic_write(path, data, mode=0o600 if secret else 0o644)
 
 
 def save(credential: Credential, directory: Path, cert_name: str, key_name: str, *,

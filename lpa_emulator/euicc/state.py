@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 from lpa_emulator import sgp22, simfiles, tlv
 from lpa_emulator.euicc.errors import StateError
 from lpa_emulator.euicc.identity import EuiccIdentity, IdentityError, generate
+from mps_wire.durable import atomic_write
 from mps_wire.identifiers import (
     IdentifierError,
     make_eid,
@@ -473,24 +472,7 @@ class CardState:
 
     def save(self, path: Path) -> None:
         """Write the state to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
-        path = Path(path)
-        payload = json.dumps(self.to_dict(), indent=2).encode() + b"\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        # The rename itself is only durable once the directory entry is on disk.
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, json.dumps(self.to_dict(), indent=2).encode() + b"\n")
 
     @classmethod
     def load(cls, path: Path) -> CardState:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
-import os
 import random
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lpa_emulator.modem.errors import StateFileError
+from mps_wire.durable import atomic_write
 from mps_wire.identifiers import IdentifierError, make_imei, validate_imei
 
 STATE_VERSION = 1
@@ -99,25 +97,7 @@ class ModemState:
 
     def save(self, path: Path) -> None:
         """Write the state atomically: a crash leaves either the old or the new file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        # The rename is only durable once the directory entry is.
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, json.dumps(self.to_dict(), indent=2).encode() + b"\n")
 
     # --- JSON ------------------------------------------------------------------------
 

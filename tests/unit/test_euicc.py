@@ -190,7 +190,9 @@ def test_default_dp_address_is_set_persisted_and_cleared(card: EuiccCard, tmp_pa
 
 
 def test_failed_save_answers_memory_failure_and_keeps_state(tmp_path: Path) -> None:
-    card = EuiccCard.from_state(make_state(), tmp_path / "missing-dir" / "card.json")
+    # The state's directory is a plain file: no write can succeed there.
+    (tmp_path / "not-a-dir").write_text("")
+    card = EuiccCard.from_state(make_state(), tmp_path / "not-a-dir" / "card.json")
     select_isdr(card)
     request = tlv.encode(0xBF3F, tlv.encode(0x80, b"x.example"))
     assert exchange(card, bytes([0x80, 0xE2, 0x91, 0, len(request)]) + request) == (b"", 0x6581)
