@@ -17,10 +17,7 @@ read-only request (``devices``, ``events-since``) that meets a group with nothin
 audit entries uncommitted is answered at once, since its reply tells only what was
 committed; it too is acknowledged only after its audit entry commits, so a bridge that
 stops before that gets the request again (or another member of the group does), and
-audits it then. Such a group, holding nothing but audit entries, waits a little for the
-next message before it commits (see ``LINGER_MAX``), so that read-only requests in a row
-are not answered one disk wait apart. A group whose commit fails is handled again
-message by message.
+audits it then. A group whose commit fails is handled again message by message.
 
 What a request changes is committed before anything is published. An app's events then
 go out with QoS 1 on its events topic, and consent prompts as a retained message on the
@@ -88,11 +85,6 @@ SWITCH_INTERVAL = 0.0005
 GROUP_MAX = 500
 #: ... and a group takes new messages for at most this long (seconds).
 GROUP_SECONDS = 0.02
-#: A group with nothing but audit entries uncommitted waits (within GROUP_SECONDS) for
-#: further messages until it holds this many unacknowledged ones: the next read-only
-#: request is answered at once instead of waiting for the disk. Below the broker's
-#: ``max_inflight_messages`` (20), so the broker keeps delivering meanwhile.
-LINGER_MAX = 16
 
 # Leaves of the registry's own topics: a Response Topic naming one would make the
 # registry publish onto a topic it or its clients treat as something else.
@@ -399,15 +391,10 @@ class Bridge:
                         self._answer(client, item)
                     elif item.outcome is not None or item.error is not None:
                         changed = True
-                    left = deadline - time.monotonic()
-                    if len(group) >= GROUP_MAX or left <= 0:
+                    if len(group) >= GROUP_MAX or time.monotonic() >= deadline:
                         break
                     try:
-                        if changed or len(group) >= LINGER_MAX:
-                            msg = self._queue.get_nowait()
-                        else:
-                            # Only audit entries to commit: they can wait for company.
-                            msg = self._queue.get(timeout=left)
+                        msg = self._queue.get_nowait()
                     except queue.Empty:
                         break
                     more = msg is not None
