@@ -116,8 +116,8 @@ def test_no_card_is_cme_10(modem_emulator_factory: EmulatorFactory) -> None:
 
 
 def test_urcs_reach_handlers_while_commands_run(modem_emulator_factory: EmulatorFactory,
-                                                fake_card: FakeCard) -> None:
-    running = modem_emulator_factory(fake_card, registration_delay=0.0, urc_interval=0.02,
+                                                euicc: EuiccCard) -> None:
+    running = modem_emulator_factory(euicc, registration_delay=0.0, urc_interval=0.02,
                                      urc_mid_command=0.7)
     m = running.connect()
     urcs: list[str] = []
@@ -125,7 +125,7 @@ def test_urcs_reach_handlers_while_commands_run(modem_emulator_factory: Emulator
     for _ in range(30):
         assert m.imei() == running.state.imei
         assert m.registration_status() == 1
-        assert m.iccid() == fake_card.iccid
+        assert m.iccid() == profile(euicc)[0]
     assert urcs and all(u == "+CEREG: 1" for u in urcs)
 
 
@@ -148,8 +148,8 @@ def test_commands_from_several_threads(running_registered: RunningModem) -> None
     for t in threads:
         t.join(20)
     card = running_registered.card
-    assert isinstance(card, FakeCard)
-    expected = {(running_registered.state.imei, "EC25"), (card.iccid, True)}
+    assert isinstance(card, EuiccCard)
+    expected = {(running_registered.state.imei, "EC25"), (profile(card)[0], True)}
     assert len(results) == 60
     assert set(results) == expected
 
@@ -170,8 +170,8 @@ def test_urc_with_the_answers_prefix_mid_command(running_registered: RunningMode
 
 @pytest.fixture
 def running_registered(modem_emulator_factory: EmulatorFactory,
-                       fake_card: FakeCard) -> RunningModem:
-    return modem_emulator_factory(fake_card, registration_delay=0.0)
+                       euicc: EuiccCard) -> RunningModem:
+    return modem_emulator_factory(euicc, registration_delay=0.0)
 
 
 def test_client_can_close_and_reopen(running_registered: RunningModem) -> None:
@@ -208,11 +208,11 @@ def test_unread_output_does_not_block_the_emulator(running_registered: RunningMo
     assert not os.path.lexists(running_registered.link)
 
 
-def test_link_is_published_replaced_and_removed(tmp_path: Path, fake_card: FakeCard) -> None:
+def test_link_is_published_replaced_and_removed(tmp_path: Path, euicc: EuiccCard) -> None:
     link = tmp_path / "run" / "modem"
     link.parent.mkdir()
     os.symlink("/dev/pts/9999", link)  # left behind by a crashed emulator
-    emulator = ModemEmulator(ModemState.create(), fake_card)
+    emulator = ModemEmulator(ModemState.create(), euicc)
     stop, ready = threading.Event(), threading.Event()
     thread = threading.Thread(target=emulator.serve_pty, args=(link, stop),
                               kwargs={"ready": ready})
@@ -264,14 +264,14 @@ def tcp_modem(emulator: ModemEmulator) -> Iterator[int]:
         server.close()
 
 
-def test_socket_transport(fake_card: FakeCard) -> None:
+def test_socket_transport(euicc: EuiccCard) -> None:
     state = ModemState.create()
-    with tcp_modem(ModemEmulator(state, fake_card)) as port:
+    with tcp_modem(ModemEmulator(state, euicc)) as port:
         m = Modem(open_modem(f"socket://127.0.0.1:{port}"), "quectel")
         try:
             m.sync()
             assert m.imei() == state.imei
-            assert m.iccid() == fake_card.iccid
+            assert m.iccid() == profile(euicc)[0]
         finally:
             m.close()
 
