@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.mqtt",
     "tests.fixtures.pcsc",
     "tests.fixtures.modem",
+    "tests.fixtures.registry",
     "tests.fixtures.cards",
 ]

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,11 +33,6 @@ from tests.helpers import add_contract, iccid_for, imsi_for, make_device
 
 ROOT = Path(__file__).parents[2]
 APP = "demo-app"
-
-
-@pytest.fixture
-def topics() -> Topics:
-    return Topics(f"t-{uuid.uuid4().hex[:10]}/mps/v1")
 
 
 @pytest.fixture

@@ -32,12 +32,6 @@ ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
-def topics() -> Topics:
-    """A prefix of its own per test, so tests sharing the broker never see each other."""
-    return Topics(f"t-{uuid.uuid4().hex[:10]}/mps/v1")
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteStore]:
     with SqliteStore(tmp_path / "registry.db") as s:
         add_contract(s, "C-1", subs=[1, 2], msisdns=["+4915100000001"])
@@ -49,12 +43,6 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 def bridge(store: SqliteStore, mosquitto: Mosquitto, topics: Topics) -> Iterator[Bridge]:
     with Bridge(store, BrokerURL.parse(mosquitto.url), topics=topics) as b:
         yield b
-
-
-@pytest.fixture
-def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
-    with MqttProbe(mosquitto.url) as p:
-        yield p
 
 
 class Device:

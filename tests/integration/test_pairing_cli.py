@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,38 +25,10 @@ from tests.helpers import (
     PAUL,
     PAUL_MSISDN,
     make_device,
-    paul_and_apps,
-    random_topics,
-    running_bridge,
     wait_until,
 )
 
 ROOT = Path(__file__).parents[2]
-
-
-@pytest.fixture
-def topics() -> Topics:
-    return random_topics()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "registry.db"
-    with SqliteStore(path) as s:
-        paul_and_apps(s)
-    return path
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(db) as s:
-        yield s
-
-
-@pytest.fixture
-def bridge(store: SqliteStore, mosquitto: Mosquitto, topics: Topics) -> Iterator[Bridge]:
-    with running_bridge(store, mosquitto.url, topics) as b:
-        yield b
 
 
 def run(module: str, *args: str, env: dict[str, str] | None = None

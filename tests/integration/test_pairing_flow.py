@@ -27,18 +27,12 @@ from tests.helpers import (
     MqttProbe,
     make_device,
     paul_and_apps,
-    random_topics,
     running_bridge,
     table_state,
     wait_until,
 )
 
 PURPOSE = "health-monitoring"
-
-
-@pytest.fixture
-def topics() -> Topics:
-    return random_topics()
 
 
 @pytest.fixture
@@ -49,12 +43,6 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
                                         "mps/v1", ("+49160",)))
         s.set_ported("+4915199990000", "other")
         yield s
-
-
-@pytest.fixture
-def bridge(store: SqliteStore, mosquitto: Mosquitto, topics: Topics) -> Iterator[Bridge]:
-    with running_bridge(store, mosquitto.url, topics) as b:
-        yield b
 
 
 def app_client(mosquitto: Mosquitto, topics: Topics, app: str) -> PairingClient:

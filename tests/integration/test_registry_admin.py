@@ -30,38 +30,10 @@ from tests.helpers import (
     iccid_for,
     imsi_for,
     make_device,
-    paul_and_apps,
-    random_topics,
-    running_bridge,
     table_state,
 )
 
 ROOT = Path(__file__).parents[2]
-
-
-@pytest.fixture
-def topics() -> Topics:
-    return random_topics()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "registry.db"
-    with SqliteStore(path) as s:
-        paul_and_apps(s)
-    return path
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(db) as s:
-        yield s
-
-
-@pytest.fixture
-def bridge(store: SqliteStore, mosquitto: Mosquitto, topics: Topics) -> Iterator[Bridge]:
-    with running_bridge(store, mosquitto.url, topics) as b:
-        yield b
 
 
 @pytest.fixture

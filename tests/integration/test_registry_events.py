@@ -31,15 +31,9 @@ from tests.helpers import (
     imsi_for,
     make_device,
     paul_and_apps,
-    random_topics,
     running_bridge,
     wait_until,
 )
-
-
-@pytest.fixture
-def topics() -> Topics:
-    return random_topics()
 
 
 @pytest.fixture
@@ -50,23 +44,11 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 @pytest.fixture
-def bridge(store: SqliteStore, mosquitto: Mosquitto, topics: Topics) -> Iterator[Bridge]:
-    with running_bridge(store, mosquitto.url, topics) as b:
-        yield b
-
-
-@pytest.fixture
 def care(bridge: Bridge, mosquitto: Mosquitto, topics: Topics) -> Iterator[PairingClient]:
     """The partner app, paired with Paul's contract (standing consent)."""
     with PairingClient(mosquitto.url, "care", topics=topics, timeout=5) as c:
         assert c.pair(PAUL_MSISDN, "support").active
         yield c
-
-
-@pytest.fixture
-def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
-    with MqttProbe(mosquitto.url) as p:
-        yield p
 
 
 def register(probe: MqttProbe, topics: Topics, info: DeviceInfo) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import pytest
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
 from lpa_emulator.smdp.report import InstallationReport
-from lpa_emulator.stack import Mosquitto
 from mps_wire import codec
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import DeviceInfo
@@ -24,16 +23,9 @@ from tests.helpers import (
     imsi_for,
     make_device,
     paul_and_apps,
-    random_topics,
-    running_bridge,
     table_state,
     wait_until,
 )
-
-
-@pytest.fixture
-def topics() -> Topics:
-    return random_topics()
 
 
 @pytest.fixture
@@ -41,18 +33,6 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     with SqliteStore(tmp_path / "registry.db") as s:
         paul_and_apps(s, devices=0)
         yield s
-
-
-@pytest.fixture
-def bridge(store: SqliteStore, mosquitto: Mosquitto, topics: Topics) -> Iterator[Bridge]:
-    with running_bridge(store, mosquitto.url, topics) as b:
-        yield b
-
-
-@pytest.fixture
-def probe(mosquitto: Mosquitto) -> Iterator[MqttProbe]:
-    with MqttProbe(mosquitto.url) as p:
-        yield p
 
 
 def report(eid: str, sub: int, *, transaction: str, result: str = "installed",
