@@ -1,5 +1,5 @@
 """The device's credentials: the bundle the operator issued for it (see
-:mod:`mps_wire.bundle`) with its broker login and its signing key.
+:mod:`mps_mqtt.bundle`) with its broker login and its signing key.
 
 Where they are, first found wins: ``--credentials DIR``, ``$MPS_CREDENTIALS``, then
 ``<state dir>/credentials``. A device without a bundle connects with the broker URL as
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from agent.errors import ConfigError
 from agent.signing import DeviceSigner
-from mps_wire.bundle import IDENTITY_FILE, BundleError, CredentialBundle
-from mps_wire.mqtt import BrokerURL
+from mps_mqtt.bundle import IDENTITY_FILE, BundleError, CredentialBundle
+from mps_mqtt.client import BrokerURL
 
 ENV = "MPS_CREDENTIALS"
 DIR_NAME = "credentials"

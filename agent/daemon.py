@@ -17,9 +17,9 @@ from agent.errors import AgentError
 from agent.firstboot import Device, FirstBoot, Settings, Step
 from agent.identity import StepError
 from agent.publisher import Backoff, Publisher
+from mps_mqtt.client import MqttError
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import DeviceInfo
-from mps_wire.mqtt import MqttError
 
 log = logging.getLogger(__name__)
 

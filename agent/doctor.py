@@ -36,10 +36,10 @@ from agent.errors import (
 from agent.firstboot import Settings
 from agent.modem import Modem
 from agent.modem.transports import link_for_url
-from lpa_emulator.iso7816 import SW_OK, sw_text
-from lpa_emulator.lpa import Es10Client, Es10Error
-from lpa_emulator.progress import Progress
-from mps_wire.mqtt import BrokerURL, MqttError, connect, disconnect, new_client
+from mps_common.progress import Progress
+from mps_esim.iso7816 import SW_OK, sw_text
+from mps_esim.lpa import Es10Client, Es10Error
+from mps_mqtt.client import BrokerURL, MqttError, connect, disconnect, new_client
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from types import TracebackType
 from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
 from agent.card import CardLink
 from agent.errors import CardError
-from lpa_emulator.lpa.download import (
+from mps_esim.lpa.download import (
     DownloadError,
     Es10bOverStoreData,
     ProfileDownloader,
     process_notifications,
 )
-from lpa_emulator.lpa.es9 import Es9Client, Es9Error, tls_context
-from lpa_emulator.lpa.es10 import Es10Client, Es10Error
+from mps_esim.lpa.es9 import Es9Client, Es9Error, tls_context
+from mps_esim.lpa.es10 import Es10Client, Es10Error
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from agent.modem import Modem, open_modem
 from agent.outbox import Outbox
 from agent.publisher import Delivery, Publisher
 from firmware_profiles import FirmwareProfile
+from mps_mqtt.client import MqttError
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import DeviceInfo, Reply
-from mps_wire.mqtt import MqttError
 
 log = logging.getLogger(__name__)
 

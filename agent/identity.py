@@ -10,7 +10,7 @@ from typing import Any
 from agent.card import CardLink
 from agent.errors import AgentError
 from agent.modem import Modem
-from lpa_emulator.lpa import Es10Client, Es10Error
+from mps_esim.lpa import Es10Client, Es10Error
 from mps_wire.errors import ValidationError
 from mps_wire.identifiers import validate_eid, validate_iccid, validate_imei
 from mps_wire.messages import DeviceInfo, ModelInfo

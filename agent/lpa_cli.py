@@ -61,10 +61,11 @@ from agent.errors import (
     NoCardError,
     StatusWordError,
 )
-from lpa_emulator import sgp22
-from lpa_emulator.lpa import Es10Client, Es10Error, Es10ResultError
-from lpa_emulator.lpa.activation import ActivationCodeError, check_address, parse_activation_code
-from lpa_emulator.lpa.download import (
+from mps_common.progress import Progress
+from mps_esim import sgp22
+from mps_esim.lpa import Es10Client, Es10Error, Es10ResultError
+from mps_esim.lpa.activation import ActivationCodeError, check_address, parse_activation_code
+from mps_esim.lpa.download import (
     CardUnavailableError,
     DownloadError,
     Es10bOverStoreData,
@@ -72,10 +73,9 @@ from lpa_emulator.lpa.download import (
     Stage,
     process_notifications,
 )
-from lpa_emulator.lpa.download import Progress as DownloadProgress
-from lpa_emulator.lpa.es10 import DEFAULT_BLOCK_SIZE
-from lpa_emulator.progress import Progress
-from lpa_emulator.simfiles import ISDR_AID
+from mps_esim.lpa.download import Progress as DownloadProgress
+from mps_esim.lpa.es10 import DEFAULT_BLOCK_SIZE
+from mps_esim.simfiles import ISDR_AID
 
 log = logging.getLogger(__name__)
 

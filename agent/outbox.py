@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import AgentError
-from mps_wire.durable import atomic_write
+from mps_common.durable import atomic_write
 from mps_wire.errors import ValidationError
 from mps_wire.messages import DeviceInfo
 

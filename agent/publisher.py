@@ -18,10 +18,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.signing import DeviceSigner
-from mps_wire import codec
-from mps_wire.errors import ErrorCode, WireError
-from mps_wire.messages import DeviceInfo, Reply, Status
-from mps_wire.mqtt import (
+from mps_mqtt.client import (
     BrokerUnreachableError,
     BrokerURL,
     MqttError,
@@ -31,6 +28,9 @@ from mps_wire.mqtt import (
     disconnect,
     new_client,
 )
+from mps_wire import codec
+from mps_wire.errors import ErrorCode, WireError
+from mps_wire.messages import DeviceInfo, Reply, Status
 from mps_wire.topics import Topics
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from typing import Any
 from broker_bridge.credentials import INSTALLATION_PUBLISHER, OperatorCA
 from broker_bridge.errors import BridgeError
 from broker_bridge.model import BrokerIdentity, Role
-from mps_wire.durable import atomic_write
+from mps_common.durable import atomic_write
 from mps_wire.messages import INSTALLATIONS
 from mps_wire.topics import DEFAULT_PREFIX, Topics
 

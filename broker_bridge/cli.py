@@ -16,6 +16,7 @@
     mps-bridge apps add APP --name NAME --trust partner|verified|unverified
                         [--purpose P]... [--standing-consent | --no-standing-consent]
     mps-bridge apps list | set-trust APP TRUST [--standing-consent ...] | remove APP
+    mps-bridge consent list|approve PROMPT|deny PROMPT|withdraw --contract C-1 --db registry.db
     mps-bridge audit [--contract C-1] [--app APP] [--after ID] [--limit N]
     mps-bridge operator ca --ca DIR
     mps-bridge operator issue device|app|user|operator|bridge ID --out DIR --db registry.db
@@ -46,24 +47,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from broker_bridge._cli import (
-    EXIT_OK,
-    EXIT_USAGE,
-    broker_url,
-    common_options,
-    credentials_option,
-    fail,
-    parse,
-    setup_logging,
-    table,
-)
+from broker_bridge import consent_cli
 from broker_bridge.brokerconf import (
     ACL_MODES,
     BrokerConfig,
     BrokerConfigError,
     write_broker_config,
 )
-from broker_bridge.config import Settings, positive_float
 from broker_bridge.credentials import (
     CredentialError,
     OperatorCA,
@@ -71,7 +61,7 @@ from broker_bridge.credentials import (
     issue,
     revoke,
 )
-from broker_bridge.errors import BrokerError, ConfigError, OperatorDataError, StoreError
+from broker_bridge.errors import BrokerError, OperatorDataError, StoreError
 from broker_bridge.model import App, AuditEntry, Change, OtherOperator, Role, TrustLevel
 from broker_bridge.operator import (
     KINDS,
@@ -82,9 +72,13 @@ from broker_bridge.operator import (
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Registry, SignaturePolicy
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore, Store, store_for
+from mps_common.cli import EXIT_OK, EXIT_USAGE, common_options, fail, parse, setup_logging, table
+from mps_common.config import Settings, positive_float
+from mps_common.errors import ConfigError
+from mps_mqtt.client import BrokerURL
+from mps_mqtt.options import broker_url, credentials_option
 from mps_wire.errors import ValidationError
 from mps_wire.messages import OperatorOp, parse_operator_request
-from mps_wire.mqtt import BrokerURL
 from mps_wire.topics import DEFAULT_PREFIX, DEFAULT_SHARE_GROUP, Topics, check_level
 
 PROG = "mps-bridge"
@@ -259,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      help="unregister an app; its pairings end")
     remove.add_argument("app", metavar="APP")
 
+    consent_cli.add_parser(commands, [common, db])
     audit = commands.add_parser("audit", parents=[common, db], help="show the audit log")
     audit.add_argument("--contract", help="only entries about this contract")
     audit.add_argument("--app", help="only entries about this app")
@@ -314,6 +309,8 @@ def _dispatch(args: argparse.Namespace) -> Callable[[Registry, bool], int]:
         return lambda registry, as_json: _operator_change(registry, args, as_json)
     if args.command == "apps":
         return lambda registry, as_json: _apps(registry, args, as_json)
+    if args.command == "consent":
+        return lambda registry, as_json: consent_cli.run(registry, args, as_json)
     return lambda registry, as_json: _audit(registry, args, as_json)
 
 

@@ -36,7 +36,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from broker_bridge.errors import BridgeError
 from broker_bridge.model import BrokerIdentity, Change, Role, now_ms
 from broker_bridge.registry import INSTALLATIONS_SOURCE, Registry
-from mps_wire import bundle
+from mps_mqtt import bundle
 from mps_wire.identifiers import validate_eid
 from mps_wire.topics import check_level
 

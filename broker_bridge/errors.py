@@ -6,15 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mps_wire.errors import ErrorCode
-from mps_wire.messages import Status
 
 
 class BridgeError(Exception):
-    """Root of every error raised by the registry, its storage and its app SDK."""
-
-
-class ConfigError(BridgeError, ValueError):
-    """An option, environment variable or configuration file is invalid."""
+    """Root of every error raised by the registry and its storage."""
 
 
 # --- storage ---------------------------------------------------------------------------
@@ -119,59 +114,3 @@ class OperatorDataError(BridgeError, ValueError):
 
 class BrokerError(BridgeError, ConnectionError):
     """The broker could not be reached, refused us, or did not confirm a subscription."""
-
-
-# --- app SDK ---------------------------------------------------------------------------
-
-class PairingError(BridgeError):
-    """Root of the errors raised by the app SDK (:class:`broker_bridge.client.PairingClient`)."""
-
-
-class PairingConnectionError(PairingError, ConnectionError):
-    """The SDK could not reach the broker or lost it."""
-
-
-class PairingTimeoutError(PairingError, TimeoutError):
-    """The registry did not answer in time."""
-
-
-class BadReplyError(PairingError, ValueError):
-    """The registry's reply could not be understood."""
-
-
-class RequestError(PairingError):
-    """The registry refused a request; ``code`` is the stable error code of the reply."""
-
-    def __init__(self, code: ErrorCode, message: str, *, status: Status = Status.ERROR) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-class NotFoundError(RequestError, LookupError):
-    """The registry knows no contract (or device) for what was asked."""
-
-
-class DeniedError(RequestError, PermissionError):
-    """The registry does not allow this app to ask this; ``reason`` says why."""
-
-    def __init__(self, code: ErrorCode, message: str, *, status: Status = Status.DENIED,
-                 reason: str | None = None) -> None:
-        super().__init__(code, message, status=status)
-        self.reason = reason
-
-
-class RedirectError(RequestError):
-    """The number belongs to another operator; ask its registry instead.
-
-    ``registry`` is that registry's broker URL and ``prefix`` its topic prefix.
-    """
-
-    def __init__(self, message: str, *, operator: str, name: str, registry: str,
-                 prefix: str) -> None:
-        super().__init__(ErrorCode.NOT_FOUND, message, status=Status.REDIRECT)
-        self.operator = operator
-        self.name = name
-        self.registry = registry
-        self.prefix = prefix

@@ -61,13 +61,13 @@ from broker_bridge.model import (
 )
 from broker_bridge.registry import Effects, Registry
 from broker_bridge.storage.base import Store
+from mps_mqtt.client import BrokerURL
 from mps_wire.identifiers import (
     IdentifierError,
     validate_iccid,
     validate_imsi,
     validate_msisdn,
 )
-from mps_wire.mqtt import BrokerURL
 from mps_wire.topics import DEFAULT_PREFIX, Topics, check_level
 
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:\-]{0,63}")

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from broker_bridge.model import App, TrustLevel
-from broker_bridge.records import DISCLOSABLE
 from mps_wire.messages import Reason
+from mps_wire.records import DISCLOSABLE
 
 
 class Verdict(enum.StrEnum):

@@ -51,8 +51,8 @@ from broker_bridge.model import (
     now_ms,
 )
 from broker_bridge.policy import AccessPolicy, ConsentRule, Decision, TrustPolicy
-from broker_bridge.records import AppView
 from broker_bridge.storage.base import Store
+from broker_bridge.views import AppView
 from mps_wire import codec
 from mps_wire.cose import CoseError, key_id, load_public_key, public_key_der
 from mps_wire.errors import ErrorCode, WireError

@@ -46,11 +46,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from broker_bridge._mqtt import echo_correlation, response_topic, set_nodelay
-from broker_bridge.errors import (
-    BrokerError,
-    StoreError,
-)
+from broker_bridge.errors import BrokerError, StoreError
 from broker_bridge.model import now_ms
 from broker_bridge.policy import AccessPolicy
 from broker_bridge.registry import (
@@ -63,10 +59,11 @@ from broker_bridge.registry import (
     refusal,
 )
 from broker_bridge.storage.base import Store
+from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
+from mps_mqtt.props import echo_correlation, response_topic, set_nodelay
 from mps_wire.codec import decode, encode
 from mps_wire.errors import ErrorCode, WireError
 from mps_wire.messages import INSTALLATIONS, Reply, Status
-from mps_wire.mqtt import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sys
 
-from broker_bridge.client import PairingClient
-from broker_bridge.errors import PairingError, RedirectError
+from mps_sdk.client import PairingClient
+from mps_sdk.errors import PairingError, RedirectError
 from mps_wire.messages import EventKind
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lpa_emulator.lpa.activation import (
+from mps_esim.lpa.activation import (
     ActivationCode,
     ActivationCodeError,
     parse_activation_code,
 )
-from mps_wire.mqtt import BrokerURL
+from mps_mqtt.client import BrokerURL
 
 PROFILE_DIR = Path(__file__).resolve().parent
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from lpa_emulator.euicc import cli as euicc_cli
 from lpa_emulator.modem import cli as modem_cli
-from lpa_emulator.rig import (
+from lpa_emulator.smdp import cli as smdp_cli
+from mps_testbed.rig import (
     CARD_KINDS,
     DIALECTS,
     Rig,
@@ -22,8 +23,7 @@ from lpa_emulator.rig import (
     summary,
     verify,
 )
-from lpa_emulator.smdp import cli as smdp_cli
-from lpa_emulator.stack.mosquitto import StackError
+from mps_testbed.stack.mosquitto import StackError
 
 
 def _print_result(result: RigResult, *, as_json: bool) -> None:

@@ -42,7 +42,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lpa_emulator.crypto.certs import (
+from mps_common.durable import atomic_write
+from mps_esim.crypto.certs import (
     ROLE_CI,
     ROLE_DP_AUTH,
     ROLE_DP_PB,
@@ -51,8 +52,7 @@ from lpa_emulator.crypto.certs import (
     ROLE_EUM,
     check_eid_range,
 )
-from lpa_emulator.crypto.errors import CertificateError
-from mps_wire.durable import atomic_write
+from mps_esim.crypto.errors import CertificateError
 from mps_wire.identifiers import IdentifierError, make_eid, validate_eid
 
 CI_CERT, CI_KEY = "ci.pem", "ci.key"

@@ -33,11 +33,11 @@ from firmware_profiles import PROFILE_DIR, load_profile
 from lpa_emulator.euicc import CardState, ProfileRecord
 from lpa_emulator.euicc.state import isdp_aid_for
 from lpa_emulator.modem import ModemEmulator, ModemState
-from lpa_emulator.stack.mosquitto import Mosquitto
 from mps_bench.faults import FaultResult
+from mps_mqtt.client import BrokerURL
+from mps_testbed.stack.mosquitto import Mosquitto
 from mps_wire.identifiers import make_eid, make_iccid
 from mps_wire.messages import PairRequest
-from mps_wire.mqtt import BrokerURL
 
 CONTRACT = "C-AGENT"
 MSISDN = "+4915188000001"
@@ -279,8 +279,8 @@ def card_removed_mid_download(workdir: Path, _count: int = 0, *,
     starts over and completes, the device registers: one profile installed, one
     installation reported, one device."""
     from agent.activation import ActivationPlan, ensure_operational_profile
-    from lpa_emulator.smdp.stack import start_smdp
-    from lpa_emulator.stack.procs import ProcessGroup
+    from mps_testbed.smdp import start_smdp
+    from mps_testbed.stack.procs import ProcessGroup
 
     started = time.monotonic()
     notes: list[str] = []

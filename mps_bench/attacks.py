@@ -28,20 +28,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker_bridge._mqtt import set_nodelay
 from broker_bridge.brokerconf import BrokerConfig, find_dynsec_plugin, write_broker_config
 from broker_bridge.credentials import OperatorCA, issue
 from broker_bridge.model import App, Contract, Installation, Role, Subscription, TrustLevel
 from broker_bridge.registry import Registry, SignaturePolicy
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore, Store
-from lpa_emulator.stack.mosquitto import Mosquitto, free_port
-from mps_wire import codec
-from mps_wire.bundle import CredentialBundle
-from mps_wire.cose import load_private_key
-from mps_wire.identifiers import make_eid, make_iccid, make_imei
-from mps_wire.messages import ConsentAnswerRequest, Decision, DeviceInfo, ModelInfo
-from mps_wire.mqtt import (
+from mps_mqtt.bundle import CredentialBundle
+from mps_mqtt.client import (
     BrokerUnreachableError,
     BrokerURL,
     connect,
@@ -49,6 +43,12 @@ from mps_wire.mqtt import (
     new_client,
     new_properties,
 )
+from mps_mqtt.props import set_nodelay
+from mps_testbed.stack.mosquitto import Mosquitto, free_port
+from mps_wire import codec
+from mps_wire.cose import load_private_key
+from mps_wire.identifiers import make_eid, make_iccid, make_imei
+from mps_wire.messages import ConsentAnswerRequest, Decision, DeviceInfo, ModelInfo
 from mps_wire.registration import encode_registration
 from mps_wire.topics import Topics
 

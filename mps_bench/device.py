@@ -122,7 +122,7 @@ def first_boot_download() -> str | None:
     if not hasattr(firstboot.Step, "DOWNLOAD"):
         return "agent.firstboot has no download step in this build"
     try:
-        from lpa_emulator.smdp.stack import start_smdp  # noqa: F401 (its presence)
+        from mps_testbed.smdp import start_smdp  # noqa: F401 (its presence)
     except ImportError as exc:
         return f"no SM-DP+ for emulated deployments in this build ({exc.name} is missing)"
     return None
@@ -133,9 +133,9 @@ def boot(kind: str, count: int, *, download: bool, say: Callable[[str], None]) -
     that each boot has the machine to itself), against the rig's own registry; with
     ``download`` the cards start empty and each device downloads its profile from the
     rig's SM-DP+ during first boot."""
-    from lpa_emulator.rig import Rig, RigError
-    from lpa_emulator.stack.mosquitto import StackError
-    from lpa_emulator.stack.pcsc import PcscSandbox
+    from mps_testbed.rig import Rig, RigError
+    from mps_testbed.stack.mosquitto import StackError
+    from mps_testbed.stack.pcsc import PcscSandbox
 
     run = BootRun(kind)
     if kind == "pcsc":

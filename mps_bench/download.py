@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lpa_emulator.stack.procs import ProcessGroup, console_script, run
 from mps_bench import dataset
 from mps_bench.stats import median
+from mps_testbed.stack.procs import ProcessGroup, console_script, run
 
 KINDS = ("emu", "pcsc", "at")
 FIRST_ICCID = 1_900_000  # bench subscription numbers nobody else uses
@@ -69,7 +69,7 @@ class _Card:
                 "--card-state", str(self.path)], env=self.env)
             svc.wait_for_path(link, 30)
             return ["--apdu", "at", "--device", str(link)]
-        from lpa_emulator.stack.pcsc import VPCD_PORTS, PcscSandbox
+        from mps_testbed.stack.pcsc import VPCD_PORTS, PcscSandbox
 
         self.sandbox = PcscSandbox()
         self.sandbox.start()
@@ -88,8 +88,8 @@ class _Card:
 
 def measure(workdir: Path, repeats: int, say: Callable[[str], None]) -> dict[str, Downloads]:
     """``repeats`` downloads over each card link (each with a fresh card)."""
-    from lpa_emulator.smdp.stack import start_smdp
-    from lpa_emulator.stack.pcsc import PcscSandbox
+    from mps_testbed.smdp import start_smdp
+    from mps_testbed.stack.pcsc import PcscSandbox
 
     found = {kind: Downloads(kind) for kind in KINDS}
     env = {**os.environ, "MPS_LOG_LEVEL": "warning"}

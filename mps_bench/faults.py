@@ -47,13 +47,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from broker_bridge.model import App, Contract, Subscription, TrustLevel
 from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
-from lpa_emulator.stack.mosquitto import Mosquitto
-from lpa_emulator.stack.procs import ProcessGroup, Service, console_script
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties
+from mps_testbed.stack.mosquitto import Mosquitto
+from mps_testbed.stack.procs import ProcessGroup, Service, console_script
 from mps_wire import codec
 from mps_wire.cose import public_key_der
 from mps_wire.identifiers import make_eid, make_iccid, make_imei
 from mps_wire.messages import DeviceInfo, ModelInfo, PairRequest
-from mps_wire.mqtt import BrokerURL, connect, disconnect, new_client, new_properties
 from mps_wire.registration import encode_registration
 from mps_wire.topics import Topics
 

@@ -52,12 +52,12 @@ from broker_bridge.model import App, Contract, Installation, Subscription, Trust
 from broker_bridge.registry import Outcome
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
+from mps_mqtt.client import BrokerURL
 from mps_wire import codec
 from mps_wire.cose import public_key_der
 from mps_wire.errors import ErrorCode
 from mps_wire.identifiers import make_eid, make_iccid, make_imei
 from mps_wire.messages import DeviceInfo, ModelInfo, Status
-from mps_wire.mqtt import BrokerURL
 from mps_wire.registration import encode_registration
 from mps_wire.topics import Topics
 
@@ -320,8 +320,8 @@ def fuzz_broker_edge(workdir: Path, cases: int, seed_value: int | None = None) -
     sender's namespace) must be answered, and the bridge must keep serving."""
     import random
 
-    from lpa_emulator.stack.mosquitto import Mosquitto
     from mps_bench.attacks import RawClient
+    from mps_testbed.stack.mosquitto import Mosquitto
 
     rng = random.Random(seed_value)
     strategy = bridge_inputs()
@@ -400,7 +400,7 @@ class ScriptedChannel:
         self.sw = sw
 
     def transmit(self, apdu: bytes) -> Any:
-        from lpa_emulator.iso7816 import Response
+        from mps_esim.iso7816 import Response
 
         if apdu[2] == 0x11:  # a block with more to come
             return Response(b"", 0x9000)
@@ -411,7 +411,7 @@ class _RecordingChannel:
     """A real software eUICC's ISD-R on a logical channel; keeps its final answers."""
 
     def __init__(self, card: Any) -> None:
-        from lpa_emulator.iso7816 import build_apdu, t0_transceive, with_channel
+        from mps_esim.iso7816 import build_apdu, t0_transceive, with_channel
 
         self._card = card
         self._t0 = t0_transceive
@@ -431,7 +431,7 @@ def real_es10_answers(workdir: Path) -> dict[str, bytes]:
     """What a real (software) eUICC answers to each call of :func:`lpa_calls`."""
     from lpa_emulator.euicc import CardState, EuiccCard, ProfileRecord
     from lpa_emulator.euicc.state import isdp_aid_for
-    from lpa_emulator.lpa.es10 import Es10Client, Es10Error
+    from mps_esim.lpa.es10 import Es10Client, Es10Error
 
     path = workdir / "der-card.json"
     CardState.new(eid=make_eid("890490320000000000000000009111"), profiles=[
@@ -452,7 +452,7 @@ def real_es10_answers(workdir: Path) -> dict[str, bytes]:
 
 @st.composite
 def _der_tree(draw: st.DrawFn, depth: int = 0) -> bytes:
-    from lpa_emulator import tlv
+    from mps_esim import tlv
 
     tag = draw(st.sampled_from([0x80, 0x81, 0x82, 0x5A, 0x4F, 0x5A, 0x90, 0x91, 0x92, 0x9F70,
                                 0xA0, 0xA1, 0xA2, 0xE3, 0xBF2D, 0xBF3E, 0xBF20, 0xBF22,
@@ -493,7 +493,7 @@ def lpa_inputs(draw: st.DrawFn, answers: Mapping[str, bytes]) -> tuple[str, byte
     elif how == "tree":
         outer = real[:2] if real[:1] == b"\xbf" else real[:1]
         inner = b"".join(draw(st.lists(_der_tree(), max_size=4)))
-        from lpa_emulator import tlv
+        from mps_esim import tlv
 
         try:
             payload = tlv.encode(int.from_bytes(outer, "big"), inner) if outer else inner
@@ -506,7 +506,7 @@ def lpa_inputs(draw: st.DrawFn, answers: Mapping[str, bytes]) -> tuple[str, byte
 
 
 def check_lpa_input(case: tuple[str, bytes, int]) -> None:
-    from lpa_emulator.lpa.es10 import Es10Client, Es10Error
+    from mps_esim.lpa.es10 import Es10Client, Es10Error
 
     name, payload, sw = case
     client = Es10Client(ScriptedChannel(payload, sw))

@@ -17,9 +17,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from broker_bridge._mqtt import PackedProperties, set_nodelay
 from mps_bench.stats import Summary
-from mps_wire.mqtt import BrokerURL, connect, disconnect, new_client
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client
+from mps_mqtt.props import PackedProperties, set_nodelay
 
 _RESPONSE_TOPIC = 0x08
 _CORRELATION_DATA = 0x09

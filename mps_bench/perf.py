@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from broker_bridge.errors import BridgeError
-from lpa_emulator.stack.mosquitto import StackError
 from mps_bench import dataset, device, download, ingest, plot, profiling, query
 from mps_bench.mqttload import LoadClient, LoadError, Request
 from mps_bench.stack import Stack, StoreTarget, running_stack, topics
 from mps_bench.stats import ratio
-from mps_wire.mqtt import BrokerURL
+from mps_mqtt.client import BrokerURL
+from mps_testbed.stack.mosquitto import StackError
 
 SECTIONS = ("query", "ingest", "scale", "firstboot", "download")
 

@@ -25,11 +25,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from broker_bridge._mqtt import echo_correlation, response_topic, set_nodelay
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client
+from mps_mqtt.props import echo_correlation, response_topic, set_nodelay
 from mps_wire import codec
 from mps_wire.errors import WireError
 from mps_wire.messages import Reply
-from mps_wire.mqtt import BrokerURL, connect, disconnect, new_client
 from mps_wire.registration import decode_registration
 from mps_wire.topics import Topics
 

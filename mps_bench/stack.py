@@ -14,8 +14,8 @@ from pathlib import Path
 
 from broker_bridge.storage import SqliteStore, store_for
 from broker_bridge.storage.base import Store
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.procs import ProcessGroup, Service, console_script
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.procs import ProcessGroup, Service, console_script
 from mps_wire.topics import Topics
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from broker_bridge.credentials import issue
-from broker_bridge.errors import PairingError
 from broker_bridge.model import Role
 from broker_bridge.registry import Registry
 from broker_bridge.storage import store_for
-from broker_bridge.story import StoryApps, StoryError, StoryResult, run_story, verify_story
-from lpa_emulator.rig import (
+from mps_sdk.errors import PairingError
+from mps_testbed.rig import (
     DeviceSetup,
     Rig,
     RigError,
@@ -28,6 +27,7 @@ from lpa_emulator.rig import (
     summary,
     verify,
 )
+from mps_testbed.story import StoryApps, StoryError, StoryResult, run_story, verify_story
 
 DEVICES = 4
 

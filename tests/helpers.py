@@ -17,15 +17,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker_bridge._mqtt import set_nodelay
 from broker_bridge.model import App, Contract, Subscription, TrustLevel
 from broker_bridge.service import Bridge
 from broker_bridge.storage.base import Store
 from broker_bridge.storage.sql import SqlStore
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties
+from mps_mqtt.props import set_nodelay
 from mps_wire import codec
 from mps_wire.identifiers import make_eid, make_iccid, make_imei
 from mps_wire.messages import DeviceInfo, ModelInfo
-from mps_wire.mqtt import BrokerURL, connect, disconnect, new_client, new_properties
 from mps_wire.topics import Topics
 
 

@@ -10,19 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpa_emulator import pki, sgp22
+from lpa_emulator import pki
 from lpa_emulator.euicc import CardState, EuiccCard, EuiccIdentity
 from lpa_emulator.euicc import identity as ident
 from lpa_emulator.euicc.es10 import SVN
-from lpa_emulator.iso7816 import Response, build_apdu, t0_transceive, with_channel
-from lpa_emulator.lpa.download import Es10bOverStoreData, ProfileDownloader
-from lpa_emulator.lpa.es9 import Es9Client
-from lpa_emulator.lpa.es10 import Es10Client
-from lpa_emulator.simfiles import ISDR_AID
 from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
 from lpa_emulator.smdp.orders import OrderStore
 from lpa_emulator.smdp.report import InstallationReport
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
+from mps_esim import sgp22
+from mps_esim.iso7816 import Response, build_apdu, t0_transceive, with_channel
+from mps_esim.lpa.download import Es10bOverStoreData, ProfileDownloader
+from mps_esim.lpa.es9 import Es9Client
+from mps_esim.lpa.es10 import Es10Client
+from mps_esim.simfiles import ISDR_AID
 from mps_wire.identifiers import make_iccid
 
 

@@ -9,7 +9,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from agent.card.link import CardLink, Channel, check
 from agent.errors import ConfigError
-from lpa_emulator.simfiles import ISDR_AID
+from mps_esim.simfiles import ISDR_AID
 
 
 def _pcsc(url: SplitResult, **kw: Any) -> CardLink:

@@ -15,8 +15,8 @@ from agent.errors import (
     StatusWordError,
 )
 from agent.modem import Modem, open_modem
-from lpa_emulator.iso7816 import Response
-from lpa_emulator.simfiles import ISDR_AID
+from mps_esim.iso7816 import Response
+from mps_esim.simfiles import ISDR_AID
 
 log = logging.getLogger(__name__)
 

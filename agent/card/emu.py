@@ -8,7 +8,7 @@ from urllib.parse import SplitResult
 from agent.card.link import CardLink
 from agent.errors import CardRemovedError, ConfigError, NoCardError
 from lpa_emulator.euicc import EuiccCard
-from lpa_emulator.simfiles import ISDR_AID
+from mps_esim.simfiles import ISDR_AID
 
 
 class EmuCardLink(CardLink):

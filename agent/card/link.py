@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from agent.errors import CardError, CardRemovedError, StatusWordError
-from lpa_emulator.iso7816 import (
+from mps_esim.iso7816 import (
     SW_OK,
     ApduError,
     Response,
@@ -26,7 +26,7 @@ from lpa_emulator.iso7816 import (
     t0_transceive,
     with_channel,
 )
-from lpa_emulator.simfiles import FID_EF_ICCID, FID_MF, ISDR_AID, decode_iccid
+from mps_esim.simfiles import FID_EF_ICCID, FID_MF, ISDR_AID, decode_iccid
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from urllib.parse import SplitResult, parse_qs
 
 from agent.card.link import CardLink
 from agent.errors import CardError, CardRemovedError, ConfigError, NoCardError
-from lpa_emulator.simfiles import ISDR_AID
+from mps_esim.simfiles import ISDR_AID
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from types import MappingProxyType
 from typing import Literal
 
 from agent.modem.results import fields, small_int, unquote
-from lpa_emulator import simfiles
-from lpa_emulator.ts27007 import PACKET_DOMAIN_CME_TEXTS
+from mps_esim import simfiles
+from mps_esim.ts27007 import PACKET_DOMAIN_CME_TEXTS
 from mps_wire.identifiers import IdentifierError, validate_iccid
 
 Parser = Callable[[list[str]], str]

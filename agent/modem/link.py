@@ -19,7 +19,7 @@ from typing import Self
 
 from agent.errors import CmeError, ModemError, ModemTimeoutError
 from agent.modem.results import PREFIXED, SOLICITED_FORMS, STANDARD_URC_PREFIXES
-from lpa_emulator.ts27007 import CME_TEXTS
+from mps_esim.ts27007 import CME_TEXTS
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from agent.errors import CmeError, ConfigError, ModemError, ModemTimeoutError
 from agent.modem.dialects import DIALECTS, Dialect
 from agent.modem.link import ModemLink
 from agent.modem.results import fields, small_int, unquote
-from lpa_emulator.ts27007 import CME_OPERATION_NOT_SUPPORTED, CME_SIM_NOT_INSERTED
+from mps_esim.ts27007 import CME_OPERATION_NOT_SUPPORTED, CME_SIM_NOT_INSERTED
 from mps_wire.identifiers import IdentifierError, validate_imei, validate_imsi
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from broker_bridge.errors import ConfigError
 from broker_bridge.storage.base import Store
 from broker_bridge.storage.sqlite import SqliteStore
+from mps_common.errors import ConfigError
 
 __all__ = ["SqliteStore", "Store", "store_for"]
 

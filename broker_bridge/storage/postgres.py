@@ -19,9 +19,10 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq
 
-from broker_bridge.errors import ConfigError, StoreCorruptError, StoreError
+from broker_bridge.errors import StoreCorruptError, StoreError
 from broker_bridge.model import now_ms
 from broker_bridge.storage.sql import MIGRATIONS_TABLE, Row, SqlStore
+from mps_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

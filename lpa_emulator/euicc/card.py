@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpa_emulator import simfiles, tlv
 from lpa_emulator.euicc import es10, fs
 from lpa_emulator.euicc.apdu import MAX_CHANNELS, SW, Command, parse, sw_bytes
 from lpa_emulator.euicc.download import DownloadSession
 from lpa_emulator.euicc.errors import CardStatus
 from lpa_emulator.euicc.state import CardState, ProfileRecord
+from mps_esim import simfiles, tlv
 
 log = logging.getLogger(__name__)
 

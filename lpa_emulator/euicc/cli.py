@@ -33,8 +33,8 @@ from lpa_emulator.euicc import identity as ident
 from lpa_emulator.euicc.card import EuiccCard
 from lpa_emulator.euicc.errors import StateError
 from lpa_emulator.euicc.state import CardState, ProfileRecord
-from lpa_emulator.simfiles import ISDR_AID
 from lpa_emulator.vpcd import serve_vpcd
+from mps_esim.simfiles import ISDR_AID
 from mps_wire.identifiers import (
     IdentifierError,
     validate_eid,

@@ -25,14 +25,14 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lpa_emulator import sgp22, tlv
-from lpa_emulator.crypto import certs, ecka, signatures
-from lpa_emulator.crypto.errors import CertificateError, CryptoError, Scp03tError
-from lpa_emulator.crypto.kdf import SessionKeys, derive_session_keys
-from lpa_emulator.crypto.scp03t import Scp03t
 from lpa_emulator.euicc.identity import EuiccIdentity
-from lpa_emulator.sgp22 import rsp
-from lpa_emulator.sgp22.saip import MAX_PACKAGE, ProfileContent, parse_profile_package
+from mps_esim import sgp22, tlv
+from mps_esim.crypto import certs, ecka, signatures
+from mps_esim.crypto.errors import CertificateError, CryptoError, Scp03tError
+from mps_esim.crypto.kdf import SessionKeys, derive_session_keys
+from mps_esim.crypto.scp03t import Scp03t
+from mps_esim.sgp22 import rsp
+from mps_esim.sgp22.saip import MAX_PACKAGE, ProfileContent, parse_profile_package
 
 log = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
 
-from lpa_emulator import sgp22, tlv
 from lpa_emulator.euicc.apdu import SW
 from lpa_emulator.euicc.download import DownloadSession, InstallRefused
 from lpa_emulator.euicc.errors import CardStatus
 from lpa_emulator.euicc.state import CardState, ProfileRecord, isdp_aid_for
-from lpa_emulator.sgp22 import fields, rsp
-from lpa_emulator.sgp22.saip import ProfileContent
+from mps_esim import sgp22, tlv
+from mps_esim.sgp22 import fields, rsp
+from mps_esim.sgp22.saip import ProfileContent
 
 log = logging.getLogger(__name__)
 

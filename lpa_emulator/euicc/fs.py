@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lpa_emulator import simfiles, tlv
 from lpa_emulator.euicc.state import ProfileRecord
+from mps_esim import simfiles, tlv
 
 FID_ADF = 0x7FFF
 """The file id that stands for the current application's ADF."""

@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from lpa_emulator import pki
-from lpa_emulator.crypto import signatures
 from lpa_emulator.euicc.errors import EuiccError
+from mps_esim.crypto import signatures
 
 _CURVE = ec.SECP256R1()
 _EID = re.compile(r"[0-9]{32}")

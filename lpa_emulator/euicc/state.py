@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lpa_emulator import sgp22, simfiles, tlv
 from lpa_emulator.euicc.errors import StateError
 from lpa_emulator.euicc.identity import EuiccIdentity, IdentityError, generate
-from mps_wire.durable import atomic_write
+from mps_common.durable import atomic_write
+from mps_esim import sgp22, simfiles, tlv
 from mps_wire.identifiers import (
     IdentifierError,
     make_eid,

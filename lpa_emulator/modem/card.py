@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from lpa_emulator import simfiles
+from mps_esim import simfiles
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from lpa_emulator import simfiles
 from lpa_emulator.modem.card import SW_NOT_FOUND, CardFault, CardPort, cla_for_channel
-from lpa_emulator.ts27007 import CME_TEXTS
+from mps_esim import simfiles
+from mps_esim.ts27007 import CME_TEXTS
 
 if TYPE_CHECKING:
     from lpa_emulator.modem.emulator import ModemEmulator

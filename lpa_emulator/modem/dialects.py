@@ -32,7 +32,7 @@ from lpa_emulator.modem.commands import (
     only_forms,
     sim_failure,
 )
-from lpa_emulator.ts27007 import CME_TEXTS, PACKET_DOMAIN_CME_TEXTS
+from mps_esim.ts27007 import CME_TEXTS, PACKET_DOMAIN_CME_TEXTS
 
 if TYPE_CHECKING:
     from lpa_emulator.modem.emulator import ModemEmulator

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lpa_emulator.modem.errors import StateFileError
-from mps_wire.durable import atomic_write
+from mps_common.durable import atomic_write
 from mps_wire.identifiers import IdentifierError, make_imei, validate_imei
 
 STATE_VERSION = 1

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lpa_emulator import sgp22, tlv
-from lpa_emulator.crypto import ecka, signatures
-from lpa_emulator.crypto.kdf import SessionKeys, derive_session_keys
-from lpa_emulator.crypto.scp03t import TAG_ENCRYPTED, TAG_MAC_ONLY, TAG_PROFILE_SEGMENT, Scp03t
-from lpa_emulator.sgp22 import rsp
+from mps_esim import sgp22, tlv
+from mps_esim.crypto import ecka, signatures
+from mps_esim.crypto.kdf import SessionKeys, derive_session_keys
+from mps_esim.crypto.scp03t import TAG_ENCRYPTED, TAG_MAC_ONLY, TAG_PROFILE_SEGMENT, Scp03t
+from mps_esim.sgp22 import rsp
 
 HOST_ID = b"MPS-SMDP+"
 """The host id of the control reference template (any 1 to 16 bytes; it enters the KDF)."""

@@ -35,12 +35,12 @@ from types import FrameType
 from typing import Any
 
 from lpa_emulator import pki
-from lpa_emulator.lpa.activation import ActivationCode, ActivationCodeError, check_address
 from lpa_emulator.smdp.errors import ConfigError, OrderError
 from lpa_emulator.smdp.operator import order_subscriptions, read_subscriptions
 from lpa_emulator.smdp.orders import OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
+from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, check_address
 from mps_wire.topics import DEFAULT_PREFIX, Topics
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -1,7 +1,7 @@
 """ES9+ to an SM-DP+ in the same process, through the same JSON bodies as over HTTPS.
 
 For tests and benchmarks that want the whole SGP.22 exchange without TLS and sockets:
-:class:`InProcessEs9` is an :class:`~lpa_emulator.lpa.es9.Es9` whose transport calls
+:class:`InProcessEs9` is an :class:`~mps_esim.lpa.es9.Es9` whose transport calls
 :meth:`Smdp.call` and wraps the result in the response header the HTTP layer adds.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lpa_emulator.lpa.es9 import JsonEs9
 from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.service import Smdp
+from mps_esim.lpa.es9 import JsonEs9
 
 
 def success_header() -> dict[str, Any]:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpa_emulator.crypto.ecka import confirmation_code_digest
 from lpa_emulator.smdp.errors import OrderError
+from mps_esim.crypto.ecka import confirmation_code_digest
 from mps_wire.identifiers import (
     IdentifierError,
     validate_eid,

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lpa_emulator.smdp.orders import OrderStore
+from mps_mqtt.client import BrokerURL, MqttError, connect, disconnect, new_client
 from mps_wire import codec
-from mps_wire.mqtt import BrokerURL, MqttError, connect, disconnect, new_client
 from mps_wire.topics import Topics
 
 log = logging.getLogger(__name__)

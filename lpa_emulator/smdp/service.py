@@ -29,9 +29,6 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lpa_emulator import sgp22, tlv
-from lpa_emulator.crypto import certs, signatures
-from lpa_emulator.crypto.errors import CertificateError, CertificateProblem, CryptoError
 from lpa_emulator.pki import (
     CI_CERT,
     DPAUTH_CERT,
@@ -44,13 +41,16 @@ from lpa_emulator.pki import (
     PkiError,
     load_certificates,
 )
-from lpa_emulator.sgp22 import rsp
-from lpa_emulator.sgp22.saip import ProfileContent, build_profile_package
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.bpp import BindingInput, bind_profile
 from lpa_emulator.smdp.errors import ConfigError, Es9StatusError
 from lpa_emulator.smdp.orders import Order, OrderState, OrderStore
 from lpa_emulator.smdp.report import InstallationReport, Reporter
+from mps_esim import sgp22, tlv
+from mps_esim.crypto import certs, signatures
+from mps_esim.crypto.errors import CertificateError, CertificateProblem, CryptoError
+from mps_esim.sgp22 import rsp
+from mps_esim.sgp22.saip import ProfileContent, build_profile_package
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

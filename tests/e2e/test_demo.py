@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from lpa_emulator.stack.procs import console_script
+from mps_testbed.stack.procs import console_script
 from mps_wire.identifiers import validate_eid, validate_iccid, validate_imei
 
 

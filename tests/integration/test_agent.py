@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from firmware_profiles import PROFILE_DIR
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.procs import ProcessGroup, console_script
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.procs import ProcessGroup, console_script
 from mps_wire.identifiers import validate_eid, validate_iccid, validate_imei
 from tests.fixtures.pcsc import ServedCard
 
@@ -98,7 +98,7 @@ def test_identity_over_emu(board: Board, tmp_path: Path) -> None:
 
 @pytest.mark.pcsc
 def test_identity_over_pcsc(board: Board, tmp_path: Path, pcsc_sandbox: object) -> None:
-    from lpa_emulator.stack.pcsc import PcscSandbox
+    from mps_testbed.stack.pcsc import PcscSandbox
 
     assert isinstance(pcsc_sandbox, PcscSandbox)
     served = ServedCard(pcsc_sandbox, board.card_state).start()
@@ -184,7 +184,7 @@ def test_missing_card_names_the_probe_step(board: Board, tmp_path: Path) -> None
 
 
 def test_unreachable_broker_names_the_publish_step(board: Board, tmp_path: Path) -> None:
-    from lpa_emulator.stack import free_port
+    from mps_testbed.stack import free_port
 
     with ProcessGroup(tmp_path / "l2") as procs:
         link = start_modem(procs, tmp_path, card=None)

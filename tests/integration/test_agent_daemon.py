@@ -12,10 +12,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from firmware_profiles import PROFILE_DIR
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.procs import ProcessGroup, console_script
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.procs import ProcessGroup, console_script
 from mps_wire import codec
-from mps_wire.mqtt import BrokerURL, connect, disconnect, new_client
 from mps_wire.topics import Topics
 from tests.integration.test_agent import ICCID, make_card, start_modem
 

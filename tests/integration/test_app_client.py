@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from broker_bridge.client import ContractDevices, DeviceRecord, PairingClient
-from broker_bridge.errors import (
+from broker_bridge.model import App, TrustLevel
+from broker_bridge.service import Bridge
+from broker_bridge.storage import SqliteStore
+from mps_mqtt.client import BrokerURL
+from mps_sdk.client import ContractDevices, DeviceRecord, PairingClient
+from mps_sdk.errors import (
     DeniedError,
     NotFoundError,
     PairingConnectionError,
@@ -20,14 +24,10 @@ from broker_bridge.errors import (
     PairingTimeoutError,
     RequestError,
 )
-from broker_bridge.model import App, TrustLevel
-from broker_bridge.service import Bridge
-from broker_bridge.storage import SqliteStore
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.mosquitto import free_port
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.mosquitto import free_port
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import Status
-from mps_wire.mqtt import BrokerURL
 from mps_wire.topics import Topics
 from tests.helpers import add_contract, iccid_for, imsi_for, make_device
 
@@ -132,7 +132,7 @@ def test_no_bridge_times_out_and_no_broker_fails_to_connect(
 def _mps_app(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("MPS_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "broker_bridge.app_cli", *args], env=full_env,
+    return subprocess.run([sys.executable, "-m", "mps_sdk.app_cli", *args], env=full_env,
                           check=False, capture_output=True, text=True, timeout=30)
 
 

@@ -19,12 +19,12 @@ import pytest
 from broker_bridge.errors import BrokerError, StoreError
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.mosquitto import free_port
+from mps_mqtt.client import BrokerURL
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.mosquitto import free_port
 from mps_wire import codec
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import DeviceInfo
-from mps_wire.mqtt import BrokerURL
 from mps_wire.topics import Topics
 from tests.helpers import MqttProbe, add_contract, make_device
 

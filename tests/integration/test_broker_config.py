@@ -21,7 +21,6 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.credentials import DeviceCredentials
 from agent.publisher import Publisher
 from broker_bridge.brokerconf import BrokerConfig, acl_rules, write_broker_config
-from broker_bridge.client import PairingClient
 from broker_bridge.credentials import (
     OperatorCA,
     check_mosquitto_hash,
@@ -34,12 +33,13 @@ from broker_bridge.model import Role
 from broker_bridge.registry import Registry, SignaturePolicy
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.mosquitto import free_port
-from lpa_emulator.stack.procs import console_script
-from mps_wire.bundle import CredentialBundle
+from mps_mqtt.bundle import CredentialBundle
+from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
+from mps_sdk.client import PairingClient
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.mosquitto import free_port
+from mps_testbed.stack.procs import console_script
 from mps_wire.errors import ErrorCode
-from mps_wire.mqtt import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_wire.topics import Topics
 from tests.helpers import LENA, PAUL, PAUL_MSISDN, make_device, paul_and_apps
 
@@ -306,7 +306,7 @@ def test_signed_registration_and_pairing_over_tls(dep: Deployment) -> None:
             assert answer.active
             assert [d.eid for d in answer.devices] == [DEVICE_A.eid]
         # The command line takes the same bundle.
-        from broker_bridge.app_cli import main as app_main
+        from mps_sdk.app_cli import main as app_main
 
         tls = dep.broker.tls_url(dep.ca.cert_file)
         assert app_main(["devices", "--broker", tls, "--credentials", str(dep.bundles["care"]),

@@ -11,9 +11,9 @@ import pytest
 from agent.card.at import AtCardLink
 from agent.errors import CardError, CardRemovedError, StatusWordError
 from lpa_emulator.euicc import ATR
-from lpa_emulator.iso7816 import build_apdu
-from lpa_emulator.lpa import Es10Client, Es10ResultError
-from lpa_emulator.simfiles import ISDR_AID
+from mps_esim.iso7816 import build_apdu
+from mps_esim.lpa import Es10Client, Es10ResultError
+from mps_esim.simfiles import ISDR_AID
 from tests.fixtures.cards import (
     LINK_EID,
     LINK_ICCID_A,

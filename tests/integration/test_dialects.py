@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lpa_emulator.modem import DIALECTS
-from lpa_emulator.stack.procs import ProcessGroup, console_script
+from mps_testbed.stack.procs import ProcessGroup, console_script
 from mps_wire.identifiers import make_iccid, validate_eid, validate_imei
 
 pytestmark = pytest.mark.timeout(90)

@@ -33,8 +33,8 @@ from agent.doctor import (
 from agent.firstboot import Settings
 from firmware_profiles import load_profile
 from lpa_emulator.euicc import EuiccCard
-from lpa_emulator.stack import Mosquitto, free_port
-from lpa_emulator.stack.procs import console_script
+from mps_testbed.stack import Mosquitto, free_port
+from mps_testbed.stack.procs import console_script
 from tests.fixtures.modem import EmulatorFactory
 
 pytestmark = pytest.mark.timeout(60)

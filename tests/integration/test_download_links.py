@@ -17,7 +17,8 @@ import pytest
 
 from lpa_emulator import pki
 from lpa_emulator.euicc import CardState
-from lpa_emulator.lpa.download import (
+from lpa_emulator.smdp.orders import OrderState
+from mps_esim.lpa.download import (
     CardUnavailableError,
     DownloadResult,
     Es10b,
@@ -25,8 +26,7 @@ from lpa_emulator.lpa.download import (
     ProfileDownloader,
     Stage,
 )
-from lpa_emulator.lpa.es10 import Es10Client
-from lpa_emulator.smdp.orders import OrderState
+from mps_esim.lpa.es10 import Es10Client
 from tests.fixtures.cards import LINK_EID, LINK_ICCID_A, LinkUnderTest
 from tests.integration.test_card_links import wait_for
 from tests.rsp_support import Served, new_subscription, served_smdp

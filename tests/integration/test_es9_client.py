@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from lpa_emulator import pki
-from lpa_emulator.lpa.download import (
+from lpa_emulator.smdp.orders import OrderState
+from mps_esim.lpa.download import (
     DownloadError,
     ProfileDownloader,
     Stage,
     process_notifications,
 )
-from lpa_emulator.lpa.es9 import (
+from mps_esim.lpa.es9 import (
     MAX_RESPONSE,
     AuthenticateClientResponse,
     Es9Client,
@@ -31,9 +32,8 @@ from lpa_emulator.lpa.es9 import (
     InitiateAuthenticationResponse,
     split_address,
 )
-from lpa_emulator.lpa.es10 import Es10Client
-from lpa_emulator.sgp22 import rsp
-from lpa_emulator.smdp.orders import OrderState
+from mps_esim.lpa.es10 import Es10Client
+from mps_esim.sgp22 import rsp
 from mps_wire.identifiers import make_eid
 from tests.rsp_support import (
     IsdrChannel,

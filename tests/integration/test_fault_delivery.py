@@ -16,8 +16,8 @@ from agent.publisher import Backoff, Delivery, Publisher
 from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
 from firmware_profiles import PROFILE_DIR, load_profile
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.mosquitto import free_port
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.mosquitto import free_port
 from tests.helpers import add_contract, make_device, random_topics, running_bridge
 
 FAST = Backoff(initial=0.1, factor=2.0, maximum=0.8)

@@ -17,9 +17,9 @@ import pytest
 
 from firmware_profiles import PROFILE_DIR
 from lpa_emulator.euicc import CardState
-from lpa_emulator.smdp.stack import SmdpService, start_smdp
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.procs import ProcessGroup, console_script
+from mps_testbed.smdp import SmdpService, start_smdp
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.procs import ProcessGroup, console_script
 
 ICCID = "8949010000000009017"
 IMSI = "262010000009010"

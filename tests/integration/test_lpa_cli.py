@@ -16,8 +16,8 @@ from lpa_emulator import pki
 from lpa_emulator.euicc import CardState
 from lpa_emulator.euicc.state import isdp_aid_for
 from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
-from lpa_emulator.stack.pcsc import PcscSandbox
-from lpa_emulator.stack.procs import ProcessGroup, console_script
+from mps_testbed.stack.pcsc import PcscSandbox
+from mps_testbed.stack.procs import ProcessGroup, console_script
 from tests.fixtures.cards import (
     LINK_EID,
     LINK_ICCID_A,

@@ -19,10 +19,10 @@ import serial
 
 from agent.errors import CmeError, ModemError
 from agent.modem import Modem, open_modem
-from lpa_emulator import simfiles
 from lpa_emulator.euicc import EuiccCard
 from lpa_emulator.modem import DIALECTS, ModemEmulator, ModemState, PtyError
 from lpa_emulator.modem.server import PtyServer
+from mps_esim import simfiles
 from mps_wire.identifiers import luhn_valid
 from tests.fixtures.modem import EmulatorFactory, FakeCard, RunningModem
 

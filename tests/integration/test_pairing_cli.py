@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from broker_bridge.app_cli import main as app_main
+from broker_bridge.cli import main as bridge_main
 from broker_bridge.model import PairingState
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
-from broker_bridge.user_cli import main as user_main
-from broker_bridge.user_client import ConsentClient
-from lpa_emulator.stack import Mosquitto
+from mps_sdk.app_cli import main as app_main
+from mps_sdk.consent import ConsentClient
+from mps_sdk.user_cli import main as user_main
+from mps_testbed.stack import Mosquitto
 from mps_wire.topics import Topics
 from tests.helpers import (
     PAUL,
@@ -59,14 +60,14 @@ def test_pair_approve_watch_devices_unpair(
         bridge: Bridge, mosquitto: Mosquitto, topics: Topics, store: SqliteStore,
         capsys: pytest.CaptureFixture[str]) -> None:
     app = conn(mosquitto, topics, "health")
-    paired = run("broker_bridge.app_cli", "pair", "--msisdn", PAUL_MSISDN, "--purpose",
+    paired = run("mps_sdk.app_cli", "pair", "--msisdn", PAUL_MSISDN, "--purpose",
                  "health-monitoring", *app, "--json")
     assert paired.returncode == 0, paired.stderr
     pending = json.loads(paired.stdout)
     assert pending["state"] == "pending"
 
     # The user lists the prompt and approves it, over MQTT like any user agent.
-    listed = run("broker_bridge.user_cli", "consent", "list", *user_conn(mosquitto, topics),
+    listed = run("mps_sdk.user_cli", "consent", "list", *user_conn(mosquitto, topics),
                  "--json")
     assert listed.returncode == 0, listed.stderr
     prompts = json.loads(listed.stdout)["prompts"]
@@ -74,12 +75,12 @@ def test_pair_approve_watch_devices_unpair(
     status, out = in_process(user_main, capsys, "consent", "list",
                              *user_conn(mosquitto, topics))
     assert status == 0 and prompts[0]["prompt"] in out and "1 open prompt" in out
-    approved = run("broker_bridge.user_cli", "consent", "approve", prompts[0]["prompt"],
+    approved = run("mps_sdk.user_cli", "consent", "approve", prompts[0]["prompt"],
                    *user_conn(mosquitto, topics))
     assert approved.returncode == 0, approved.stderr
     assert approved.stdout.startswith(f"approved prompt {prompts[0]['prompt']}")
 
-    watched = run("broker_bridge.app_cli", "watch", "--count", "1", *app, "--json")
+    watched = run("mps_sdk.app_cli", "watch", "--count", "1", *app, "--json")
     assert watched.returncode == 0, watched.stderr
     granted = json.loads(watched.stdout.splitlines()[0])
     assert (granted["event"], len(granted["devices"])) == ("pairing-granted", 4)
@@ -132,25 +133,25 @@ def test_denials_and_usage(bridge: Bridge, mosquitto: Mosquitto, topics: Topics,
     assert in_process(user_main, capsys, "consent", "approve", "cp-1",
                       *user_conn(mosquitto, topics))[0] == 1
     assert in_process(user_main, capsys, "consent", "list", "--db", str(db),
-                      *user_conn(mosquitto, topics))[0] == 2  # both --db and --broker
+                      *user_conn(mosquitto, topics))[0] == 2  # the SDK has no --db
     assert in_process(user_main, capsys, "consent", "list")[0] == 2  # no contract
 
     # The operator answers on the user's behalf, on the database; the bridge tells the app.
     status, out = in_process(app_main, capsys, "pair", "--msisdn", PAUL_MSISDN, "--purpose",
                              "fitness", *conn(mosquitto, topics, "coach"), "--json")
     pairing = json.loads(out)["pairing"]
-    status, out = in_process(user_main, capsys, "consent", "list", "--db", str(db),
+    status, out = in_process(bridge_main, capsys, "consent", "list", "--db", str(db),
                              "--contract", PAUL, "--json")
     prompt = json.loads(out)["prompts"][0]["prompt"]
-    status, out = in_process(user_main, capsys, "consent", "deny", prompt, "--db", str(db),
+    status, out = in_process(bridge_main, capsys, "consent", "deny", prompt, "--db", str(db),
                              "--contract", PAUL, "--json")
     assert (status, json.loads(out)["pairing"]) == (0, pairing)
     status, out = in_process(app_main, capsys, "watch", "--count", "1", "--idle", "3",
                              *conn(mosquitto, topics, "coach"), "--json")
     denied = json.loads(out)
     assert (denied["event"], denied["reason"]) == ("pairing-denied", "user-denied")
-    assert store.audit(app_id="coach")[-1].actor == "operator:mps-user"
-    assert in_process(user_main, capsys, "consent", "deny", prompt, "--db", str(db),
+    assert store.audit(app_id="coach")[-1].actor == "operator:mps-bridge"
+    assert in_process(bridge_main, capsys, "consent", "deny", prompt, "--db", str(db),
                       "--contract", PAUL)[0] == 1  # already answered
 
 
@@ -179,7 +180,7 @@ def test_the_example_health_app(bridge: Bridge, mosquitto: Mosquitto, topics: To
     script = ROOT / "examples" / "health_app.py"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # The example uses the default prefix; this test's bridge serves its own.
-    code = (f"import runpy, sys; import broker_bridge.client as c; from mps_wire.topics "
+    code = (f"import runpy, sys; import mps_sdk.client as c; from mps_wire.topics "
             f"import Topics; real = c.PairingClient.__init__; c.PairingClient.__init__ = "
             f"lambda self, b, a, **k: real(self, b, a, topics=Topics({topics.prefix!r}), "
             f"timeout=5); sys.argv = [{str(script)!r}, {mosquitto.url!r}, {PAUL_MSISDN!r}];"

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from broker_bridge.client import PairingClient
-from broker_bridge.errors import DeniedError, NotFoundError, RedirectError, RequestError
 from broker_bridge.model import OtherOperator, PairingState, TrustLevel
 from broker_bridge.policy import FIELDS_BY_TRUST
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
-from broker_bridge.user_client import ConsentClient
-from lpa_emulator.stack import Mosquitto
+from mps_sdk.client import PairingClient
+from mps_sdk.consent import ConsentClient
+from mps_sdk.errors import DeniedError, NotFoundError, RedirectError, RequestError
+from mps_testbed.stack import Mosquitto
 from mps_wire import codec
 from mps_wire.messages import EventKind, Reason
 from mps_wire.topics import Topics

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from broker_bridge.storage import SqliteStore
-from broker_bridge.story import StoryApps, StoryError, run_story, verify_story
-from lpa_emulator.stack import Mosquitto
+from mps_testbed.stack import Mosquitto
+from mps_testbed.story import StoryApps, StoryError, run_story, verify_story
 from mps_wire import codec
 from mps_wire.messages import DeviceInfo, EventKind, ModelInfo, Reason
 from mps_wire.topics import Topics

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lpa_emulator import simfiles
 from lpa_emulator.euicc import ATR
-from lpa_emulator.stack.mosquitto import StackError
-from lpa_emulator.stack.pcsc import PcscSandbox
+from mps_esim import simfiles
+from mps_testbed.stack.mosquitto import StackError
+from mps_testbed.stack.pcsc import PcscSandbox
 from mps_wire.identifiers import make_eid
 from tests.fixtures.pcsc import (
     CARD_EID,

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from broker_bridge.cli import main as bridge_main
-from broker_bridge.client import PairingClient
-from broker_bridge.errors import DeniedError, RedirectError
 from broker_bridge.model import PairingState, TrustLevel
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
-from lpa_emulator.stack import Mosquitto
+from mps_sdk.client import PairingClient
+from mps_sdk.errors import DeniedError, RedirectError
+from mps_testbed.stack import Mosquitto
 from mps_wire import codec
 from mps_wire.messages import EventKind, Reason
 from mps_wire.topics import Topics

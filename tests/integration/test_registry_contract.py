@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from agent.publisher import Publisher
-from broker_bridge.client import PairingClient
-from broker_bridge.errors import RequestError
 from broker_bridge.model import OtherOperator
 from broker_bridge.storage import SqliteStore
-from broker_bridge.user_client import ConsentClient
 from lpa_emulator.smdp.report import InstallationReport
-from lpa_emulator.stack import Mosquitto
+from mps_sdk.client import PairingClient
+from mps_sdk.consent import ConsentClient
+from mps_sdk.errors import RequestError
+from mps_testbed.stack import Mosquitto
 from mps_wire import codec, schema
 from mps_wire.errors import ValidationError
 from mps_wire.topics import Topics

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from broker_bridge.client import PairingClient
-from broker_bridge.records import Event
 from broker_bridge.registry import Registry
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
-from lpa_emulator.stack import Mosquitto
+from mps_mqtt.client import BrokerURL
+from mps_sdk.client import PairingClient
+from mps_testbed.stack import Mosquitto
 from mps_wire import codec
 from mps_wire.messages import DeviceInfo, EventKind, Reason
-from mps_wire.mqtt import BrokerURL
+from mps_wire.records import Event
 from mps_wire.topics import Topics
 from tests.helpers import (
     LENA,

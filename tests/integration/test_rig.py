@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from lpa_emulator.cli import main
-from lpa_emulator.progress import Progress, progress_wanted
-from lpa_emulator.rig import (
+from mps_common.progress import Progress, progress_wanted
+from mps_testbed.rig import (
     DIALECTS,
     Rig,
     RigError,
@@ -23,8 +23,8 @@ from lpa_emulator.rig import (
     summary,
     verify,
 )
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.procs import ProcessGroup, console_script
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.procs import ProcessGroup, console_script
 from mps_wire.identifiers import validate_eid, validate_iccid
 
 pytestmark = pytest.mark.timeout(120)

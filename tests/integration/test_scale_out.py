@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from broker_bridge.client import PairingClient
 from broker_bridge.model import App, PairingState, TrustLevel
 from broker_bridge.storage.postgres import PostgresStore
-from broker_bridge.user_client import ConsentClient
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.procs import ProcessGroup, Service, console_script
+from mps_sdk.client import PairingClient
+from mps_sdk.consent import ConsentClient
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.procs import ProcessGroup, Service, console_script
 from mps_wire import codec
 from mps_wire.messages import EventKind, PairRequest
 from mps_wire.topics import Topics

@@ -15,9 +15,9 @@ from broker_bridge.model import Role
 from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
 from firmware_profiles import PROFILE_DIR
-from lpa_emulator.stack import Mosquitto
-from lpa_emulator.stack.mosquitto import free_port
-from lpa_emulator.stack.procs import ProcessGroup, console_script
+from mps_testbed.stack import Mosquitto
+from mps_testbed.stack.mosquitto import free_port
+from mps_testbed.stack.procs import ProcessGroup, console_script
 from tests.integration.test_agent import ICCID, make_card, start_modem
 
 OPERATOR = f"""[[contracts]]

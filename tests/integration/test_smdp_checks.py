@@ -14,16 +14,17 @@ from typing import Any
 
 import pytest
 
-from lpa_emulator import pki, sgp22
-from lpa_emulator.crypto import ecka, signatures
+from lpa_emulator import pki
 from lpa_emulator.euicc.download import DownloadSession
 from lpa_emulator.euicc.identity import EuiccIdentity
-from lpa_emulator.lpa.download import default_device_info
-from lpa_emulator.sgp22 import rsp
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.orders import OrderState, OrderStore
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
+from mps_esim import sgp22
+from mps_esim.crypto import ecka, signatures
+from mps_esim.lpa.download import default_device_info
+from mps_esim.sgp22 import rsp
 from mps_wire.identifiers import make_eid
 from tests.rsp_support import Reports, euicc_info1, euicc_info2, identity, new_subscription
 

@@ -23,10 +23,12 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from lpa_emulator import pki
-from lpa_emulator.crypto import certs, signatures
 from lpa_emulator.euicc import EuiccCard
-from lpa_emulator.lpa.activation import parse_activation_code
-from lpa_emulator.lpa.download import (
+from lpa_emulator.smdp.orders import OrderState, OrderStore
+from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
+from mps_esim.crypto import certs, signatures
+from mps_esim.lpa.activation import parse_activation_code
+from mps_esim.lpa.download import (
     CardRefusedError,
     CardUnavailableError,
     ConfirmationCodeRequiredError,
@@ -37,12 +39,10 @@ from lpa_emulator.lpa.download import (
     ServerRefusedError,
     Stage,
 )
-from lpa_emulator.sgp22 import rsp
-from lpa_emulator.smdp.orders import OrderState, OrderStore
-from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
+from mps_esim.sgp22 import rsp
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client
 from mps_wire import codec
 from mps_wire.identifiers import make_eid
-from mps_wire.mqtt import BrokerURL, connect, disconnect, new_client
 from mps_wire.topics import Topics
 from tests.rsp_support import Served, card_for, es10b, new_subscription, served_smdp
 
@@ -241,7 +241,7 @@ class Tamper:
 
 
 def tampered(served: Served, card: EuiccCard) -> tuple[Tamper, object]:
-    from lpa_emulator.lpa.download import ProfileDownloader
+    from mps_esim.lpa.download import ProfileDownloader
 
     wrapper = Tamper(es10b(card))
     return wrapper, ProfileDownloader(wrapper, served.client)  # type: ignore[arg-type]
@@ -430,8 +430,8 @@ def test_smdp_commands(pki_dir: Path, tmp_path: Path) -> None:
         dup = emu("smdp", "order", "--iccid", iccid, "--imsi", imsi, env=env)
         assert dup.returncode == 1 and "exists" in dup.stderr
 
-        from lpa_emulator.lpa.download import ProfileDownloader
-        from lpa_emulator.lpa.es9 import Es9Client
+        from mps_esim.lpa.download import ProfileDownloader
+        from mps_esim.lpa.es9 import Es9Client
 
         card = card_for(pki_dir, EIDS[4])
         downloader = ProfileDownloader(

@@ -1,6 +1,6 @@
 """Where profile orders come from and how devices find them: the operator's data file,
 orders made for an EID and downloaded from the eUICC's default SM-DP+, and the SM-DP+ a
-rig starts for its devices (:func:`lpa_emulator.smdp.stack.start_smdp`)."""
+rig starts for its devices (:func:`mps_testbed.smdp.start_smdp`)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ import pytest
 
 from lpa_emulator import pki
 from lpa_emulator.euicc import CardState, EuiccCard
-from lpa_emulator.lpa.activation import parse_activation_code
-from lpa_emulator.lpa.download import ProfileDownloader, ServerRefusedError
-from lpa_emulator.lpa.es9 import Es9Client
-from lpa_emulator.lpa.es10 import Es10Client
 from lpa_emulator.smdp.errors import OrderError
 from lpa_emulator.smdp.operator import read_subscriptions
 from lpa_emulator.smdp.orders import OrderState, OrderStore
-from lpa_emulator.smdp.stack import SmdpProfiles, start_smdp
-from lpa_emulator.stack.procs import ProcessGroup
+from mps_esim.lpa.activation import parse_activation_code
+from mps_esim.lpa.download import ProfileDownloader, ServerRefusedError
+from mps_esim.lpa.es9 import Es9Client
+from mps_esim.lpa.es10 import Es10Client
+from mps_testbed.smdp import SmdpProfiles, start_smdp
+from mps_testbed.stack.procs import ProcessGroup
 from mps_wire.identifiers import make_eid, make_iccid
 from tests.rsp_support import IsdrChannel, Served, card_for, es10b, new_subscription, served_smdp
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lpa_emulator.lpa.activation import (
+from mps_esim.lpa.activation import (
     ActivationCode,
     ActivationCodeError,
     check_address,

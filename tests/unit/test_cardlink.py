@@ -6,7 +6,7 @@ import pytest
 
 from agent.card.link import CardLink
 from agent.errors import CardError, CardRemovedError, NoCardError, StatusWordError
-from lpa_emulator.iso7816 import ApduError, Response, build_apdu, t0_transceive, with_channel
+from mps_esim.iso7816 import ApduError, Response, build_apdu, t0_transceive, with_channel
 
 
 class Scripted(CardLink):

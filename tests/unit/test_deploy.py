@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lpa_emulator.stack.procs import console_script
+from mps_testbed.stack.procs import console_script
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = {"mps-agent-firstboot": DEPLOY / "systemd" / "mps-agent-firstboot.service",

@@ -17,10 +17,10 @@ from agent.errors import CmeError, ModemError
 from agent.modem import DIALECTS as AGENT_DIALECTS
 from agent.modem import Modem
 from agent.modem.dialects import parse_cnact, parse_prefixed_iccid, parse_upsnd
-from lpa_emulator import simfiles
 from lpa_emulator.modem import DIALECTS as EMULATED_DIALECTS
 from lpa_emulator.modem import ModemEmulator, ModemState
 from lpa_emulator.modem.commands import AtCommand, CmeFailure, int_arg
+from mps_esim import simfiles
 from tests.fixtures.modem import EmulatorLink, FakeCard, emulator_modem
 
 NAMES = sorted(EMULATED_DIALECTS)

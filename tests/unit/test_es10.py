@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lpa_emulator import sgp22, simfiles, tlv
 from lpa_emulator.euicc import CardState, EuiccCard, ProfileRecord
 from lpa_emulator.euicc.es10 import RULES_AUTHORISATION_TABLE
 from lpa_emulator.euicc.state import isdp_aid_for
-from lpa_emulator.iso7816 import Response, build_apdu, t0_transceive, with_channel
-from lpa_emulator.lpa import Es10Client, Es10Error, Es10ResultError
+from mps_esim import sgp22, simfiles, tlv
+from mps_esim.iso7816 import Response, build_apdu, t0_transceive, with_channel
+from mps_esim.lpa import Es10Client, Es10Error, Es10ResultError
 from mps_wire.identifiers import make_eid, make_iccid
 
 EID = make_eid("890490320000000000000000000777")

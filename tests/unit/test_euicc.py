@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lpa_emulator import simfiles, tlv
 from lpa_emulator.euicc import CardState, EuiccCard, ProfileRecord, StateError
 from lpa_emulator.euicc import cli as euicc_cli
 from lpa_emulator.euicc.card import MAX_STORE_DATA
 from lpa_emulator.euicc.fs import decode_msisdn_record
 from lpa_emulator.vpcd import VpcdCardServer, VpcdError, serve_vpcd
+from mps_esim import simfiles, tlv
 from mps_wire.identifiers import make_eid, make_iccid, validate_eid, validate_iccid
 
 EID = make_eid("890490320000000000000000000123")

@@ -17,20 +17,21 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lpa_emulator import pki, simfiles, tlv
-from lpa_emulator.crypto import certs, signatures
+from lpa_emulator import pki
 from lpa_emulator.euicc import CardState, EuiccCard, ProfileRecord
 from lpa_emulator.euicc.es10 import NVM_CAPACITY, PROFILE_FOOTPRINT
 from lpa_emulator.euicc.fs import decode_msisdn_record
 from lpa_emulator.euicc.state import isdp_aid_for
-from lpa_emulator.iso7816 import build_apdu
-from lpa_emulator.lpa.download import Es10bOverStoreData, default_device_info
-from lpa_emulator.lpa.es9 import InitiateAuthenticationResponse
-from lpa_emulator.lpa.es10 import Es10Client
-from lpa_emulator.sgp22 import rsp
 from lpa_emulator.smdp.local import InProcessEs9
 from lpa_emulator.smdp.orders import OrderStore
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
+from mps_esim import simfiles, tlv
+from mps_esim.crypto import certs, signatures
+from mps_esim.iso7816 import build_apdu
+from mps_esim.lpa.download import Es10bOverStoreData, default_device_info
+from mps_esim.lpa.es9 import InitiateAuthenticationResponse
+from mps_esim.lpa.es10 import Es10Client
+from mps_esim.sgp22 import rsp
 from mps_wire.identifiers import make_eid
 from tests.rsp_support import IsdrChannel, Reports, card_for, new_subscription
 

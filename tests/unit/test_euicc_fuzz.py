@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lpa_emulator import simfiles, tlv
 from lpa_emulator.euicc import CardState, EuiccCard, ProfileRecord
 from lpa_emulator.euicc.es10 import HANDLERS
 from lpa_emulator.euicc.state import isdp_aid_for
+from mps_esim import simfiles, tlv
 from mps_wire.identifiers import make_eid, make_iccid
 
 EID = make_eid("890490320000000000000000000999")

@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from lpa_emulator import pki as test_pki
-from lpa_emulator.crypto import certs
 from lpa_emulator.euicc import CardState, EuiccCard, StateError
 from lpa_emulator.euicc import cli as euicc_cli
 from lpa_emulator.euicc import identity as ident
 from lpa_emulator.euicc.es10 import euicc_info1
+from mps_esim.crypto import certs
 from mps_wire.identifiers import make_eid
 
 EID = make_eid("890490320000000000000000000888")

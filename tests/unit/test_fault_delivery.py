@@ -13,9 +13,9 @@ import pytest
 
 from agent.outbox import Outbox
 from agent.publisher import Backoff, Delivery, DeliveryError
+from mps_mqtt.client import BrokerUnreachableError, RequestTimeoutError
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import DeviceInfo, Reply, Status
-from mps_wire.mqtt import BrokerUnreachableError, RequestTimeoutError
 from tests.wire_samples import sample_device
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from lpa_emulator.lpa.es10 import Es10Client, Es10Error
 from mps_bench.fuzz import (
     ScriptedChannel,
     check_lpa_input,
@@ -18,6 +17,7 @@ from mps_bench.fuzz import (
     lpa_inputs,
     real_es10_answers,
 )
+from mps_esim.lpa.es10 import Es10Client, Es10Error
 
 with tempfile.TemporaryDirectory(prefix="mps-der-") as _card_dir:
     # What a real software eUICC answers; the strategies mutate these.

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lpa_emulator.crypto.errors import CryptoError
-from lpa_emulator.crypto.kdf import derive_session_keys, shared_info, x963_kdf
+from mps_esim.crypto.errors import CryptoError
+from mps_esim.crypto.kdf import derive_session_keys, shared_info, x963_kdf
 
 
 def reference_x963(secret: bytes, length: int, info: bytes) -> bytes:

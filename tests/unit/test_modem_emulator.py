@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lpa_emulator import simfiles
 from lpa_emulator.modem import EmulatorError, ModemEmulator, ModemState, StateFileError
 from lpa_emulator.modem.card import CardFault, CardPort, cla_for_channel
 from lpa_emulator.modem.cli import default_card_state, load_manifest, main
+from mps_esim import simfiles
 from mps_wire.identifiers import luhn_valid, validate_imei
 from tests.fixtures.modem import FakeCard
 

@@ -22,7 +22,7 @@ from agent.modem import (
     open_modem,
 )
 from agent.modem.dialects import parse_cgpaddr
-from lpa_emulator import simfiles
+from mps_esim import simfiles
 from mps_wire.identifiers import make_iccid, make_imei
 
 Chunk = bytes | float

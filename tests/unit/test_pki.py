@@ -14,8 +14,8 @@ from cryptography.x509.oid import NameOID
 
 from lpa_emulator import pki
 from lpa_emulator.cli import main as emu_main
-from lpa_emulator.crypto import certs
-from lpa_emulator.crypto.errors import CertificateError, CertificateProblem
+from mps_esim.crypto import certs
+from mps_esim.crypto.errors import CertificateError, CertificateProblem
 from mps_wire.identifiers import make_eid
 
 EID = make_eid("890490320000000000000000004242")

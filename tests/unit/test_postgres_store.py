@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker_bridge.errors import ConfigError, StoreCorruptError, StoreError
+from broker_bridge.errors import StoreCorruptError, StoreError
 from broker_bridge.model import App, Contract, TrustLevel
 from broker_bridge.storage import store_for
+from mps_common.errors import ConfigError
 from mps_wire.messages import EventKind, RegistrationResult
 from tests.helpers import add_contract, make_device
 from tests.postgres_support import fresh_schema, schema_of, server_url

@@ -21,6 +21,7 @@ from broker_bridge.registry import Registry
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
 from broker_bridge.storage.sql import SqlStore
+from mps_mqtt.client import BrokerURL
 from mps_wire import codec
 from mps_wire.errors import DecodeError, ErrorCode, ValidationError
 from mps_wire.messages import (
@@ -37,7 +38,6 @@ from mps_wire.messages import (
     parse_operator_request,
     parse_user_request,
 )
-from mps_wire.mqtt import BrokerURL
 from mps_wire.topics import Topics
 from tests.helpers import (
     LENA,

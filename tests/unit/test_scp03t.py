@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lpa_emulator import tlv
-from lpa_emulator.crypto.errors import Scp03tError
-from lpa_emulator.crypto.kdf import SessionKeys
-from lpa_emulator.crypto.scp03t import (
+from mps_esim import tlv
+from mps_esim.crypto.errors import Scp03tError
+from mps_esim.crypto.kdf import SessionKeys
+from mps_esim.crypto.scp03t import (
     MAX_PLAIN_ENCRYPTED,
     MAX_PLAIN_MAC_ONLY,
     MAX_SEGMENT,

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lpa_emulator import simfiles
+from mps_esim import simfiles
 
 
 def test_iccid_swapped_bcd_matches_the_card_layout() -> None:

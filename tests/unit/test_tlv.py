@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lpa_emulator import tlv
+from mps_esim import tlv
 
 # (tag, value hex, encoding hex): shapes that occur in SGP.22 and ISO 7816.
 VECTORS = [

@@ -1,0 +1,108 @@
+"""What every command line of the project shares: exit codes, the parser, common options,
+logging, tables and ``--json`` output, and the error handling of a ``main()``.
+
+Every console script (``mps-agent``, ``mps-lpa``, ``mps-emu``, ``mps-bridge``, ``mps-app``,
+``mps-user``, ``mps-bench``, ``mps-demo``) builds its parser with :func:`new_parser`, so
+options are never abbreviated, help text is shown as written, and exit codes mean the same
+everywhere:
+
+==  ==========================================================================
+0   success
+1   the command ran and failed (refused, not found, no answer)
+2   usage: a bad option, argument, environment variable or configuration file
+3   the hardware or service the command needs is not there (no card, no modem)
+==  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from mps_common.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def new_parser(prog: str, description: str, *, epilog: str | None = None
+               ) -> argparse.ArgumentParser:
+    """A top-level parser: no abbreviated options, help shown as written."""
+    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                   allow_abbrev=False,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def common_options(*, json_option: bool = False) -> argparse.ArgumentParser:
+    """A parent parser with the options every subcommand takes."""
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common.add_argument("--config", metavar="FILE",
+                        help="TOML configuration file (default: $MPS_CONFIG)")
+    common.add_argument("--log-level", choices=LOG_LEVELS, default=None,
+                        help="log to stderr from this level on (default: warning, "
+                             "$MPS_LOG_LEVEL)")
+    if json_option:
+        json_flag(common)
+    return common
+
+
+def json_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json``: machine-readable output instead of text."""
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON instead of text, for scripts")
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None
+          ) -> argparse.Namespace | int:
+    """Parse ``argv``; an exit status instead where argparse would exit (usage, --help)."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr from ``level`` on, one line per record with the logger's name."""
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes on a terminal (wide East Asian characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else
+               0 if unicodedata.combining(ch) else 1 for ch in text)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Rows as aligned columns under a header line, whatever the width of a cell."""
+    widths = [width(h) for h in headers]
+    for row in rows:
+        widths = [max(w, width(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(cell + " " * (w - width(cell))
+                       for cell, w in zip(line, widths, strict=True)).rstrip()
+             for line in (headers, *rows)]
+    return "\n".join(lines)
+
+
+def emit(data: Any, *, as_json: bool, text: Callable[[Any], str],
+         stream: TextIO | None = None) -> None:
+    """Print ``data`` as JSON for scripts or through ``text`` for a person."""
+    out = stream or sys.stdout
+    print(json.dumps(data, indent=2, default=str) if as_json else text(data), file=out)
+
+
+def fail(prog: str, message: str, status: int = EXIT_FAILURE) -> int:
+    """Print ``prog: message`` to stderr and return ``status``."""
+    print(f"{prog}: {message}", file=sys.stderr)
+    return status

@@ -1,0 +1,98 @@
+"""Layered configuration: command-line arguments > environment > TOML file > defaults.
+
+A configuration file (``--config FILE`` or ``MPS_CONFIG``) holds one table per command,
+``[bridge]`` for ``mps-bridge`` and ``[app]`` for ``mps-app``, with the options' long names
+(``broker = "mqtt://..."``, ``db = "/var/lib/mps/registry.db"``, ``app_id = "..."``). Each
+option also has an environment variable: ``MPS_`` and its name in capitals
+(``MPS_BROKER``, ``MPS_DB``, ``MPS_APP_ID``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mps_common.errors import ConfigError
+
+T = TypeVar("T")
+
+CONFIG_ENV = "MPS_CONFIG"
+
+
+def env_name(option: str) -> str:
+    """The environment variable of an option: ``app_id`` -> ``MPS_APP_ID``."""
+    return "MPS_" + option.upper()
+
+
+class Settings:
+    """Looks options up in the layers, highest first."""
+
+    def __init__(self, arguments: Mapping[str, Any], *, section: str,
+                 config_file: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.arguments = arguments
+        self.environ = os.environ if environ is None else environ
+        self.section = section
+        self.config_file = config_file or self.environ.get(CONFIG_ENV) or None
+        self._file: dict[str, Any] | None = None
+
+    def _table(self) -> dict[str, Any]:
+        if self._file is None:
+            self._file = load_section(self.config_file, self.section) if self.config_file else {}
+        return self._file
+
+    def get(self, option: str, default: T, convert: Callable[[Any], T]) -> T:
+        """The option's value from the highest layer that sets it, converted."""
+        value = self.arguments.get(option)
+        where = f"--{option.replace('_', '-')}"
+        if value is None:
+            value, where = self.environ.get(env_name(option)), env_name(option)
+        if value in (None, ""):
+            value, where = self._table().get(option), f"{self.config_file} [{self.section}]"
+        if value is None:
+            return default
+        try:
+            return convert(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{option} from {where}: {exc}") from exc
+
+    def text(self, option: str, default: str | None = None) -> str | None:
+        return self.get(option, default, _text)
+
+    def require(self, option: str) -> str:
+        value = self.text(option)
+        if value is None:
+            raise ConfigError(f"no {option.replace('_', ' ')}: give --{option.replace('_', '-')}"
+                              f" or set {env_name(option)}")
+        return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def positive_float(value: Any) -> float:
+    """A positive number of seconds, from text or a TOML number."""
+    number = float(value) if isinstance(value, str | int | float) else None
+    if number is None or isinstance(value, bool) or not number > 0:
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def load_section(path: str, section: str) -> dict[str, Any]:
+    """The ``[section]`` table of a TOML configuration file (empty if absent)."""
+    try:
+        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"configuration {path} is not valid TOML: {exc}") from exc
+    table = document.get(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"configuration {path}: [{section}] must be a table")
+    return table

@@ -1,0 +1,51 @@
+"""One-time key agreement keys (otPK/otSK.EUICC.ECKA, otPK/otSK.DP.ECKA) and the
+confirmation-code hash."""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mps_esim.crypto.errors import CryptoError
+
+
+def new_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey:
+    """A fresh one-time key pair (NIST P-256 unless ``curve`` is given)."""
+    return ec.generate_private_key(curve or ec.SECP256R1())
+
+
+def public_point(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> bytes:
+    """The uncompressed point ``04 || X || Y`` as carried in ``5F49``."""
+    public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
+    return public.public_bytes(serialization.Encoding.X962,
+                               serialization.PublicFormat.UncompressedPoint)
+
+
+def load_point(curve: ec.EllipticCurve, point: bytes) -> ec.EllipticCurvePublicKey:
+    """A public key from an uncompressed point; :class:`CryptoError` if it is not on ``curve``."""
+    expected = 1 + 2 * ((curve.key_size + 7) // 8)
+    if len(point) != expected or point[0] != 0x04:
+        raise CryptoError(f"public key must be an uncompressed point of {expected} bytes")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
+    except ValueError as exc:
+        raise CryptoError(f"public key is not a point on {curve.name}") from exc
+
+
+def shared_secret(key: ec.EllipticCurvePrivateKey, other_point: bytes) -> bytes:
+    """ECDH (ECKA-DH): the x coordinate of ``key`` times the other side's point."""
+    return key.exchange(ec.ECDH(), load_point(key.curve, other_point))
+
+
+def confirmation_code_hash(code: str | bytes, transaction_id: bytes) -> bytes:
+    """``SHA-256(SHA-256(code) || transactionId)`` (SGP.22 hashCc)."""
+    raw = code.encode() if isinstance(code, str) else code
+    return hashlib.sha256(hashlib.sha256(raw).digest() + transaction_id).digest()
+
+
+def confirmation_code_digest(code: str | bytes) -> bytes:
+    """``SHA-256(code)``: what an SM-DP+ stores instead of the code itself."""
+    raw = code.encode() if isinstance(code, str) else code
+    return hashlib.sha256(raw).digest()

@@ -1,0 +1,293 @@
+"""The TCA (SIMalliance) eUICC Profile Package: the unprotected profile an SM-DP+ binds.
+
+A profile package is a sequence of profile elements (PEDefinitions, AUTOMATIC TAGS; the
+element's CHOICE index is its context tag). The subset made here is what an operational
+subscription needs and what other eUICCs expect first:
+
+* ``header`` (A0): version, profile type, ICCID, mandatory services and templates;
+* ``mf`` (B0): the MF template with EF.ICCID (and EF.DIR naming the USIM);
+* ``usim`` (B3): the ADF.USIM template with EF.IMSI, EF.UST, EF.SPN, EF.ACC, EF.AD;
+* ``opt-usim`` (B4): EF.MSISDN;
+* ``akaParameter`` (A4): Milenage with K and OPc;
+* ``end`` (AA).
+
+Files use the TCA templates (created by default) and only carry their content
+(``fillFileContent``), so the package stays small and interoperable.
+:func:`parse_profile_package` reads back what a card needs from any package that carries
+these elements, skipping elements it does not know.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from mps_esim import simfiles, tlv
+from mps_esim.sgp22.der import (
+    Asn1Error,
+    Members,
+    children,
+    int_bytes,
+    int_value,
+    oid_bytes,
+    oid_value,
+    seq,
+    sized,
+)
+
+PE_HEADER = 0xA0
+PE_AKA_PARAMETER = 0xA4
+PE_END = 0xAA
+PE_MF = 0xB0
+PE_USIM = 0xB3
+PE_OPT_USIM = 0xB4
+
+_TEMPLATES = "2.23.143.1.2"
+TEMPLATE_MF = f"{_TEMPLATES}.1"
+TEMPLATE_USIM = f"{_TEMPLATES}.4"
+TEMPLATE_OPT_USIM = f"{_TEMPLATES}.5"
+
+MAJOR_VERSION = 2
+MINOR_VERSION = 3
+ALGORITHM_MILENAGE = 1
+USIM_FILE_ID = bytes.fromhex("7FF1")
+"""Temporary file id of the ADF.USIM while the profile is created."""
+
+MAX_PACKAGE = 64 * 1024
+"""Largest unprotected profile package accepted (profiles with applets are larger; this
+system's are about 400 bytes)."""
+
+# EF.UST: services 2 (FDN), 4 (BDN ext), 15/16, 27 (GSM access), 33 (PS), 38..: a plain
+# LTE USIM service table the templates accept.
+_DEFAULT_UST = bytes.fromhex("0A2E178CE7320400000000000000000000")
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileContent:
+    """What a subscription's profile carries (identities and network keys)."""
+
+    iccid: str
+    imsi: str
+    ki: bytes | None
+    opc: bytes | None
+    msisdn: str | None = None
+    service_provider: str = "MPS"
+    profile_type: str = "MPS operational"
+    usim_aid: bytes = simfiles.AID_USIM_PREFIX + bytes.fromhex("FF49FF0589")
+    mnc_length: int = 2
+    """Digits of the MNC in the IMSI (EF.AD byte 4)."""
+
+    def __post_init__(self) -> None:
+        for name, key in (("K", self.ki), ("OPc", self.opc)):
+            if key is not None and len(key) != 16:
+                raise Asn1Error(f"{name} is 16 bytes, got {len(key)}")
+        if not self.usim_aid.startswith(simfiles.AID_USIM_PREFIX) or len(self.usim_aid) > 16:
+            raise Asn1Error("the USIM AID needs the 3GPP USIM prefix and at most 16 bytes")
+        if self.mnc_length not in (2, 3):
+            raise Asn1Error(f"an MNC has 2 or 3 digits, not {self.mnc_length}")
+
+    def __repr__(self) -> str:
+        # K and OPc are secrets.
+        return (f"ProfileContent(iccid={self.iccid!r}, imsi={self.imsi!r}, "
+                f"msisdn={self.msisdn!r})")
+
+
+def _pe_header(identification: int) -> bytes:
+    return seq(0xA0, tlv.encode(0x81, int_bytes(identification)))
+
+
+def _file(content: bytes | None) -> bytes:
+    """A template file's ``File`` member body: its content, or empty (template default)."""
+    return b"" if content is None else tlv.encode(0x83, content)
+
+
+def msisdn_record(msisdn: str) -> bytes:
+    """EF.MSISDN record (TS 31.102 4.2.26, no alpha identifier): BCD number, TON/NPI."""
+    international = msisdn.startswith("+")
+    digits = msisdn.lstrip("+")
+    if not digits.isdigit() or not 1 <= len(digits) <= 20:
+        raise Asn1Error(f"MSISDN {msisdn!r} is not 1 to 20 digits")
+    number = simfiles.swap_nibbles_encode(digits, 10)
+    length = (len(digits) + 1) // 2 + 1
+    ton_npi = 0x91 if international else 0x81
+    return bytes((length, ton_npi)) + number + b"\xff\xff"
+
+
+def msisdn_from_record(record: bytes) -> str | None:
+    """The number of an EF.MSISDN record (with or without alpha identifier)."""
+    if len(record) < 14:
+        return None
+    body = record[-14:]
+    if body[0] in (0x00, 0xFF) or body[0] > 11:
+        return None
+    digits = simfiles.swap_nibbles_decode(body[2:2 + body[0] - 1])
+    if not digits:
+        return None
+    return ("+" if body[1] & 0x70 == 0x10 else "") + digits
+
+
+def _ef_dir_record(aid: bytes) -> bytes:
+    entry = tlv.encode(0x61, tlv.encode(0x4F, aid) + tlv.encode(0x50, b"USIM"))
+    return entry
+
+
+def _spn(name: str) -> bytes:
+    raw = name.encode()[:16]
+    return b"\x01" + raw + b"\xff" * (16 - len(raw))
+
+
+def _acc(imsi: str) -> bytes:
+    # Access class 0..9 follows the last IMSI digit (TS 22.011 4.2).
+    value = 1 << int(imsi[-1])
+    return value.to_bytes(2, "big")
+
+
+def build_profile_package(content: ProfileContent) -> bytes:
+    """The DER profile package (concatenated profile elements) for ``content``."""
+    if content.ki is None or content.opc is None:
+        raise Asn1Error("a profile package needs K and OPc")
+    iccid = simfiles.encode_iccid(content.iccid)
+    header = seq(PE_HEADER,
+                 tlv.encode(0x80, int_bytes(MAJOR_VERSION)),
+                 tlv.encode(0x81, int_bytes(MINOR_VERSION)),
+                 tlv.encode(0x82, content.profile_type.encode()),
+                 tlv.encode(0x83, iccid),
+                 # eUICC-Mandatory-services: usim [1], milenage [4]
+                 seq(0xA5, tlv.encode(0x81, b""), tlv.encode(0x84, b"")),
+                 seq(0xA6, *(tlv.encode(0x06, oid_bytes(t))
+                             for t in (TEMPLATE_MF, TEMPLATE_USIM, TEMPLATE_OPT_USIM))))
+    mf = seq(PE_MF, _pe_header(1), tlv.encode(0x81, oid_bytes(TEMPLATE_MF)),
+             seq(0xA2, b""),  # mf
+             seq(0xA4, _file(iccid)),  # ef-iccid
+             seq(0xA5, _file(_ef_dir_record(content.usim_aid))),  # ef-dir
+             seq(0xA6, b""))  # ef-arr
+    adf = seq(0xA1, tlv.encode(0x83, USIM_FILE_ID), tlv.encode(0x84, content.usim_aid))
+    usim = seq(PE_USIM, _pe_header(2), tlv.encode(0x81, oid_bytes(TEMPLATE_USIM)),
+               seq(0xA2, adf),  # adf-usim
+               seq(0xA3, _file(simfiles.encode_imsi(content.imsi))),  # ef-imsi
+               seq(0xA4, b""),  # ef-arr
+               seq(0xA8, _file(_DEFAULT_UST)),  # ef-ust
+               seq(0xAD, _file(_spn(content.service_provider))),  # ef-spn
+               seq(0xAE, b""),  # ef-est
+               seq(0xB2, _file(_acc(content.imsi))),  # ef-acc
+               seq(0xB5, _file(bytes((0, 0, 0, content.mnc_length)))),  # ef-ad
+               seq(0xB6, b""))  # ef-ecc
+    elements = [header, mf, usim]
+    identification = 3
+    if content.msisdn is not None:
+        elements.append(seq(PE_OPT_USIM, _pe_header(identification),
+                            tlv.encode(0x81, oid_bytes(TEMPLATE_OPT_USIM)),
+                            seq(0xA7, _file(msisdn_record(content.msisdn)))))  # ef-msisdn
+        identification += 1
+    algo = seq(0xA1, tlv.encode(0x80, int_bytes(ALGORITHM_MILENAGE)), tlv.encode(0x81, b"\x00"),
+               tlv.encode(0x82, content.ki), tlv.encode(0x83, content.opc))
+    elements.append(seq(PE_AKA_PARAMETER, _pe_header(identification), seq(0xA1, algo)))
+    elements.append(seq(PE_END, _pe_header(identification + 1)))
+    return b"".join(elements)
+
+
+def _file_content(item: tlv.Tlv, where: str) -> bytes | None:
+    """The first ``fillFileContent`` of a ``File`` member, if any."""
+    for child in children(item, where):
+        if child.tag == 0x83:
+            return child.value
+    return None
+
+
+def _template(m: Members, where: str, expected: str) -> None:
+    template = oid_value(m.required(0x81, "templateID").value, where)
+    # Later template versions add an arc (``...2.1.1``); the base arc must match.
+    if template != expected and not template.startswith(expected + "."):
+        raise Asn1Error(f"template {template} is not {expected}", where=where)
+
+
+def parse_profile_package(data: bytes) -> ProfileContent:
+    """The identities and keys of a profile package; :class:`Asn1Error` if it lacks them.
+
+    Unknown profile elements are skipped; the header's ICCID must match EF.ICCID.
+    """
+    where = "ProfilePackage"
+    if len(data) > MAX_PACKAGE:
+        raise Asn1Error(f"package of {len(data)} bytes exceeds {MAX_PACKAGE}", where=where)
+    try:
+        elements = tlv.decode(data)
+    except tlv.TlvError as exc:
+        raise Asn1Error(str(exc), where=where) from exc
+    if not elements or elements[0].tag != PE_HEADER:
+        raise Asn1Error("the first profile element must be the header", where=where)
+    hm = Members(elements[0], "ProfileHeader")
+    major = int_value(hm.required(0x80, "major-version").value, "ProfileHeader", high=255)
+    if major != MAJOR_VERSION:
+        raise Asn1Error(f"unsupported package major version {major}", where="ProfileHeader")
+    hm.required(0x81, "minor-version")
+    profile_type = hm.optional(0x82)
+    header_iccid = sized(hm.required(0x83, "iccid").value, "ProfileHeader", size=10)
+    iccid_ef = imsi_ef = msisdn_rec = ki = opc = usim_aid = None
+    spn = ad = None
+    for element in elements[1:]:
+        name = f"PE {element.tag:X}"
+        if element.tag == PE_MF:
+            m = Members(element, "PE-MF")
+            m.required(0xA0, "mf-header")
+            _template(m, "PE-MF", TEMPLATE_MF)
+            ef = m.skip_to(0xA4)
+            if ef is None:
+                raise Asn1Error("PE-MF lacks ef-iccid", where=where)
+            iccid_ef = _file_content(ef, "PE-MF.ef-iccid")
+        elif element.tag == PE_USIM:
+            m = Members(element, "PE-USIM")
+            m.required(0xA0, "usim-header")
+            _template(m, "PE-USIM", TEMPLATE_USIM)
+            adf = m.required(0xA2, "adf-usim")
+            for fcp in children(adf, "PE-USIM.adf-usim"):
+                if fcp.tag == 0xA1:
+                    aid = Members(fcp, "PE-USIM.adf-usim").skip_to(0x84)
+                    usim_aid = aid.value if aid is not None else usim_aid
+            imsi_ef = _file_content(m.required(0xA3, "ef-imsi"), "PE-USIM.ef-imsi")
+            spn_item = m.skip_to(0xAD)
+            if spn_item is not None:
+                spn = _file_content(spn_item, "PE-USIM.ef-spn")
+            ad_item = m.skip_to(0xB5)
+            if ad_item is not None:
+                ad = _file_content(ad_item, "PE-USIM.ef-ad")
+        elif element.tag == PE_OPT_USIM:
+            m = Members(element, "PE-OPT-USIM")
+            m.required(0xA0, "optusim-header")
+            _template(m, "PE-OPT-USIM", TEMPLATE_OPT_USIM)
+            item = m.skip_to(0xA7)
+            if item is not None:
+                msisdn_rec = _file_content(item, "PE-OPT-USIM.ef-msisdn")
+        elif element.tag == PE_AKA_PARAMETER:
+            m = Members(element, "PE-AKAParameter")
+            m.required(0xA0, "aka-header")
+            choice = Members(m.required(0xA1, "algoConfiguration"), name).any("algo")
+            if choice.tag == 0xA1:
+                am = Members(choice, "AlgoParameter")
+                am.required(0x80, "algorithmID")
+                am.required(0x81, "algorithmOptions")
+                ki = sized(am.required(0x82, "key").value, "AlgoParameter", size=16)
+                opc = sized(am.required(0x83, "opc").value, "AlgoParameter", size=16)
+        elif element.tag == PE_END:
+            break
+    if iccid_ef is None or imsi_ef is None:
+        raise Asn1Error("the package lacks EF.ICCID or EF.IMSI content", where=where)
+    if iccid_ef != header_iccid:
+        raise Asn1Error("EF.ICCID differs from the header's ICCID", where=where)
+    try:
+        iccid = simfiles.decode_iccid(iccid_ef)
+        imsi = simfiles.decode_imsi(imsi_ef)
+    except ValueError as exc:
+        raise Asn1Error(str(exc), where=where) from exc
+    content = ProfileContent(iccid=iccid, imsi=imsi, ki=ki, opc=opc,
+                             msisdn=msisdn_from_record(msisdn_rec) if msisdn_rec else None)
+    changes: dict[str, Any] = {}
+    if profile_type is not None:
+        changes["profile_type"] = profile_type.value.decode("utf-8", "replace")
+    if spn is not None and len(spn) > 1:
+        changes["service_provider"] = spn[1:].rstrip(b"\xff").decode("utf-8", "replace")
+    if usim_aid is not None and usim_aid.startswith(simfiles.AID_USIM_PREFIX):
+        changes["usim_aid"] = usim_aid
+    if ad is not None and len(ad) >= 4 and ad[3] & 0x0F in (2, 3):
+        changes["mnc_length"] = ad[3] & 0x0F
+    return dataclasses.replace(content, **changes)

@@ -1,0 +1,230 @@
+"""``mps-app``: an app's view of the registry, built on :class:`PairingClient`.
+
+    mps-app pair    --msisdn +4915112345678 --purpose health-monitoring [--wait 60]
+    mps-app devices --msisdn +4915112345678
+    mps-app watch   [--since SEQ] [--count N] [--idle SECONDS]
+    mps-app unpair  (--msisdn +4915112345678 | --pairing ID)
+
+Each takes ``--broker mqtt://127.0.0.1:1883 --app-id APP [--prefix mps/v1] [--timeout 10]
+[--json]``. ``watch`` prints one event per line (JSON Lines with ``--json``) and, at the
+end, the cursor to resume from on stderr. Options may also come from the environment
+(``MPS_BROKER``, ``MPS_APP_ID``, ...) or a TOML file's ``[app]`` table
+(``--config``/``MPS_CONFIG``). Exit status: 0 success (a pending pairing included), 1
+failure (not found, denied, redirected to another operator, no answer, a pairing denied
+while waiting), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from mps_common.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    common_options,
+    fail,
+    parse,
+    setup_logging,
+    table,
+)
+from mps_common.config import Settings, positive_float
+from mps_common.errors import ConfigError
+from mps_mqtt.options import broker_url, credentials_option
+from mps_sdk.client import ContractDevices, PairingAnswer, PairingClient
+from mps_sdk.errors import PairingError, RedirectError, RequestError
+from mps_wire.identifiers import validate_msisdn
+from mps_wire.messages import EventKind
+from mps_wire.records import DeviceRecord, Event
+from mps_wire.topics import DEFAULT_PREFIX, Topics
+
+PROG = "mps-app"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_options()
+    common.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
+    common.add_argument("--app-id", help="this app's id at the operator ($MPS_APP_ID)")
+    credentials_option(common)
+    common.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
+    common.add_argument("--timeout", help="seconds to wait for the registry (default 10)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser = argparse.ArgumentParser(prog=PROG, description="Ask the pairing registry.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pair = commands.add_parser("pair", parents=[common],
+                               help="pair with the contract behind a number")
+    pair.add_argument("--msisdn", required=True, help="the user's phone number (E.164)")
+    pair.add_argument("--purpose", required=True, help="what the app pairs for")
+    pair.add_argument("--wait", type=float, metavar="SECONDS",
+                      help="if the user is asked, wait this long for the answer")
+
+    devices = commands.add_parser("devices", parents=[common],
+                                  help="list the devices on the contract behind a number")
+    devices.add_argument("--msisdn", required=True, help="the user's phone number (E.164)")
+
+    watch = commands.add_parser("watch", parents=[common],
+                                help="print this app's events, from a cursor on")
+    watch.add_argument("--since", type=int, default=0,
+                       help="the sequence number of the last event already handled")
+    watch.add_argument("--count", type=int, help="stop after this many events")
+    watch.add_argument("--idle", type=float, metavar="SECONDS",
+                       help="stop after this long without an event (default: never)")
+
+    unpair = commands.add_parser("unpair", parents=[common], help="end a pairing")
+    which = unpair.add_mutually_exclusive_group(required=True)
+    which.add_argument("--msisdn", help="the number the pairing was made with")
+    which.add_argument("--pairing", help="the pairing's id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mps-app`` with ``argv`` (default: the process's arguments)."""
+    args = parse(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    settings = Settings(vars(args), section="app", config_file=args.config)
+    try:
+        setup_logging(settings.text("log_level", "warning") or "warning")
+        msisdn = getattr(args, "msisdn", None)
+        if msisdn is not None:
+            msisdn = validate_msisdn(msisdn, field="--msisdn")
+        if args.command == "watch" and (args.since < 0 or (args.count or 1) < 1):
+            raise ValueError("--since must be 0 or more and --count at least 1")
+        client = PairingClient(
+            broker_url(settings), settings.require("app_id"),
+            topics=Topics(settings.text("prefix") or DEFAULT_PREFIX),
+            timeout=settings.get("timeout", 10.0, positive_float))
+    except (ConfigError, ValueError) as exc:
+        return fail(PROG, str(exc), EXIT_USAGE)
+    try:
+        with client:
+            if args.command == "pair":
+                return _pair(client, msisdn or "", args)
+            if args.command == "devices":
+                result = client.contract_devices(msisdn or "")
+                print(json.dumps(_devices_json(msisdn or "", result), indent=2) if args.json
+                      else _devices_table(msisdn or "", result))
+                return EXIT_OK
+            if args.command == "watch":
+                return _watch(client, args)
+            ended = client.unpair(msisdn, pairing=args.pairing)
+            print(json.dumps({"pairing": ended, "state": "ended"}) if args.json
+                  else f"pairing {ended} ended")
+            return EXIT_OK
+    except PairingError as exc:
+        if args.json:
+            print(json.dumps(_error_json(exc), indent=2))
+        return fail(PROG, str(exc))
+
+
+def _pair(client: PairingClient, msisdn: str, args: argparse.Namespace) -> int:
+    answer = client.pair(msisdn, args.purpose)
+    if answer.state == "pending" and args.wait is not None:
+        if not args.json:
+            print(f"pairing {answer.pairing} pending: waiting up to {args.wait:g} s for the "
+                  "user's consent", flush=True)
+        decision = client.wait_for_decision(answer.pairing, timeout=args.wait)
+        if decision.kind is not EventKind.PAIRING_GRANTED:
+            if args.json:
+                print(json.dumps({"pairing": answer.pairing, "state": "denied",
+                                  "reason": decision.reason}))
+            return fail(PROG, f"pairing {answer.pairing} {decision.kind.value.split('-')[1]}"
+                              f" ({decision.reason or 'no reason given'})")
+        answer = PairingAnswer(answer.pairing, "active", decision.contract, answer.purpose,
+                               decision.consent, decision.devices)
+    if args.json:
+        print(json.dumps(_pairing_json(answer), indent=2))
+    elif answer.active:
+        print(_devices_table(msisdn, ContractDevices(answer.contract, answer.devices),
+                             head=f"pairing {answer.pairing} active ({answer.consent} "
+                                  "consent)"))
+    else:
+        print(f"pairing {answer.pairing} pending: the user is asked (until "
+              f"{answer.expires_at}); the answer arrives on the events topic")
+    return EXIT_OK
+
+
+def _watch(client: PairingClient, args: argparse.Namespace) -> int:
+    seen = 0
+    cursor = args.since
+    try:
+        for event in client.events(args.since, timeout=args.idle):
+            cursor = event.seq
+            print(json.dumps(event.to_wire()) if args.json else _event_line(event),
+                  flush=True)
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                break
+    except KeyboardInterrupt:
+        pass
+    print(f"{PROG}: cursor {cursor}", file=sys.stderr)
+    return EXIT_OK if args.count is None or seen >= args.count else EXIT_FAILURE
+
+
+def _event_line(event: Event) -> str:
+    what = event.kind.value
+    if event.device is not None:
+        what += f" {_name(event.device)}"
+    if event.devices or event.kind is EventKind.PAIRING_GRANTED:
+        what += f" with {len(event.devices)} devices"
+    if event.changes:
+        what += f" ({', '.join(event.changes)})"
+    if event.reason:
+        what += f" [{event.reason}]"
+    return f"{event.seq:>6}  {event.pairing}  {what}"
+
+
+def _name(device: DeviceRecord) -> str:
+    model = " ".join(p for p in (device.model.manufacturer, device.model.model) if p)
+    return f"{device.eid or device.device_id}" + (f" {model}" if model else "")
+
+
+def _error_json(exc: PairingError) -> dict[str, str]:
+    if isinstance(exc, RedirectError):
+        return {"status": "redirect", "operator": exc.operator, "registry": exc.registry,
+                "prefix": exc.prefix, "message": exc.message}
+    if isinstance(exc, RequestError):
+        reason = getattr(exc, "reason", None)  # denials say why
+        return {"status": exc.status.value, "code": exc.code.value, "message": exc.message,
+                **({"reason": str(reason)} if reason else {})}
+    return {"status": "error", "code": "unavailable", "message": str(exc)}
+
+
+def _pairing_json(answer: PairingAnswer) -> dict[str, Any]:
+    result: dict[str, Any] = {"pairing": answer.pairing, "state": answer.state,
+                              "contract": answer.contract, "purpose": answer.purpose}
+    if answer.active:
+        result["consent"] = answer.consent
+        result["devices"] = [d.to_wire() for d in answer.devices]
+    else:
+        result["expires_at"] = answer.expires_at
+    return result
+
+
+def _devices_json(msisdn: str, result: ContractDevices) -> dict[str, object]:
+    return {"msisdn": msisdn, "contract": result.contract,
+            "devices": [record.to_wire() for record in result.devices]}
+
+
+def _devices_table(msisdn: str, result: ContractDevices, *, head: str | None = None) -> str:
+    rows = [[d.eid or d.device_id, d.imei or "-", d.iccid or "-", ", ".join(d.ip) or "-",
+             ", ".join(d.capabilities) or "-",
+             " ".join(p for p in (d.model.manufacturer, d.model.model) if p) or "-"]
+            for d in result.devices]
+    count = len(result.devices)
+    line = f"{msisdn}: contract {result.contract}, {count} device{'s' if count != 1 else ''}"
+    if head:
+        line = f"{head}\n{line}"
+    if not rows:
+        return line
+    return line + "\n" + table(["DEVICE", "IMEI", "ICCID", "IP", "CAPABILITIES", "MODEL"],
+                               rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,544 @@
+"""The app SDK: pair with a user's contract, list its devices, follow its events.
+
+    with PairingClient("mqtt://broker:1883", "health-app") as client:
+        answer = client.pair("+4915112345678", "health-monitoring")
+        for event in client.events(since=0):        # pairing-granted, device-added, ...
+            print(event.seq, event.kind, event.device or event.devices)
+
+Requests go to the app's requests topic with MQTT v5 request/response; replies come back
+on the app's own replies topic, events on its events topic. Refusals raise
+:class:`RequestError` subclasses carrying the registry's stable error code (and, for
+denials, a ``reason``); a number served by another operator raises
+:class:`RedirectError` naming that operator's registry.
+
+Events carry per-app sequence numbers. :meth:`PairingClient.events` resumes from a cursor
+(the last sequence number the app handled): it fetches what it missed with
+``events-since``, then follows the live stream, dropping duplicates and fetching gaps, so
+the app sees every event exactly once and in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from mps_mqtt.client import (
+    BrokerUnreachableError,
+    BrokerURL,
+    MqttError,
+    Requester,
+    RequestTimeoutError,
+    connect,
+    disconnect,
+    new_client,
+)
+from mps_mqtt.props import set_nodelay
+from mps_sdk.errors import (
+    BadReplyError,
+    DeniedError,
+    NotFoundError,
+    PairingConnectionError,
+    PairingError,
+    PairingTimeoutError,
+    RedirectError,
+    RequestError,
+)
+from mps_wire.codec import decode, encode
+from mps_wire.errors import ErrorCode, WireError
+from mps_wire.identifiers import IdentifierError, validate_msisdn
+from mps_wire.messages import (
+    DevicesRequest,
+    EventKind,
+    EventsSinceRequest,
+    PairRequest,
+    Reply,
+    Status,
+    UnpairRequest,
+)
+from mps_wire.records import DeviceRecord, Event
+from mps_wire.topics import Topics, check_level
+
+__all__ = [
+    "ContractDevices",
+    "DeniedError",
+    "DeviceRecord",
+    "Event",
+    "EventPage",
+    "EventWatch",
+    "NotFoundError",
+    "PairingAnswer",
+    "PairingClient",
+    "PairingError",
+    "RedirectError",
+    "RequestError",
+]
+
+log = logging.getLogger(__name__)
+
+REPLY_LIMIT = 1024 * 1024
+"""Largest reply or event the SDK accepts: a contract's device list can outgrow the 16 KiB
+that requests are held to."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContractDevices:
+    """The devices of one contract, as the registry disclosed them to this app."""
+
+    contract: str
+    devices: tuple[DeviceRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PairingAnswer:
+    """The registry's answer to :meth:`PairingClient.pair`.
+
+    ``state`` is ``active`` (paired: ``devices`` lists every device of the contract) or
+    ``pending`` (the user is asked until ``expires_at``; the decision arrives as a
+    ``pairing-granted`` or ``pairing-denied`` event). ``contract`` is the reference this
+    app knows the contract by.
+    """
+
+    pairing: str
+    state: str
+    contract: str
+    purpose: str
+    consent: str | None = None
+    devices: tuple[DeviceRecord, ...] = ()
+    expires_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of ``events-since``: the events, the app's newest number, and whether more
+    events follow the page."""
+
+    events: tuple[Event, ...]
+    last: int
+    more: bool
+
+
+class RegistryClient:
+    """What the app SDK and the user agent share: one connection, requests with replies,
+    and subscriptions. Subclasses name their requests and replies topics."""
+
+    def __init__(self, broker: str | BrokerURL, *, topics: Topics | None = None,
+                 timeout: float = 10.0, client_id: str | None = None) -> None:
+        self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
+        if client_id is not None and not client_id:
+            raise ValueError("client_id must not be empty")
+        # A fixed id keeps the session on the broker: replies and events published while
+        # the client is briefly away are delivered when it comes back.
+        self.client_id = client_id
+        if topics is not None and not isinstance(topics, Topics):
+            raise TypeError(f"topics must be a Topics, not {type(topics).__name__}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.topics = topics or Topics()
+        self.timeout = float(timeout)
+        self._client: mqtt.Client | None = None
+        self._requester: Requester | None = None
+        self._lock = threading.Lock()
+        self._subscribed: dict[str, list[queue.Queue[bytes]]] = {}
+
+    def _requests_topic(self) -> str:
+        raise NotImplementedError
+
+    def _replies_topic(self) -> str:
+        raise NotImplementedError
+
+    def connect(self) -> None:
+        """Connect to the broker and listen on the replies topic; idempotent."""
+        with self._lock:
+            if self._client is not None:
+                return
+            persistent = self.client_id is not None
+            client = new_client(self.client_id, persistent=persistent)
+            try:
+                connect(client, self.broker, timeout=self.timeout, persistent=persistent)
+            except BrokerUnreachableError as exc:
+                raise PairingConnectionError(str(exc)) from exc
+            set_nodelay(client)
+            requester = Requester(client, self._replies_topic())
+            try:
+                requester.start(self.timeout)
+            except MqttError as exc:
+                disconnect(client)
+                raise PairingConnectionError(f"cannot listen for replies: {exc}") from exc
+            self._client, self._requester = client, requester
+            self._subscribed = {}
+
+    def close(self) -> None:
+        """Disconnect; idempotent."""
+        with self._lock:
+            client, self._client, self._requester = self._client, None, None
+        if client is not None:
+            disconnect(client)
+
+    def __enter__(self) -> RegistryClient:
+        self.connect()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _request(self, payload: bytes, *, accept: tuple[Status, ...] = (Status.OK,)
+                 ) -> Reply:
+        requester = self._requester
+        if requester is None:
+            raise PairingConnectionError("the client is not connected; use connect() or with")
+        try:
+            raw = requester.request(self._requests_topic(), payload, timeout=self.timeout)
+        except RequestTimeoutError as exc:
+            raise PairingTimeoutError(str(exc)) from exc
+        except MqttError as exc:
+            raise PairingConnectionError(str(exc)) from exc
+        try:
+            reply = Reply.from_wire(decode(raw, max_size=REPLY_LIMIT))
+        except WireError as exc:
+            raise BadReplyError(f"the registry's reply cannot be read: {exc}") from exc
+        if reply.status in accept:
+            return reply
+        raise _refusal(reply)
+
+    def _listen(self, topic: str) -> queue.Queue[bytes]:
+        """A queue receiving every message on ``topic`` from now on (SUBACK awaited)."""
+        client = self._client
+        if client is None:
+            raise PairingConnectionError("the client is not connected; use connect() or with")
+        inbox: queue.Queue[bytes] = queue.Queue()
+        with self._lock:
+            known = topic in self._subscribed
+            self._subscribed.setdefault(topic, []).append(inbox)
+        if not known:
+            client.message_callback_add(topic, self._on_message)
+        # Subscribing again when already subscribed makes the broker send the retained
+        # message anew, which a new listener of a retained topic wants.
+        try:
+            _subscribe(client, topic, self.timeout)
+        except PairingError:
+            self._unlisten(topic, inbox)
+            raise
+        return inbox
+
+    def _unlisten(self, topic: str, inbox: queue.Queue[bytes]) -> None:
+        with self._lock:
+            listeners = self._subscribed.get(topic, [])
+            if inbox in listeners:
+                listeners.remove(inbox)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            listeners = list(self._subscribed.get(msg.topic, []))
+        for inbox in listeners:
+            inbox.put(bytes(msg.payload))
+
+
+def _subscribe(client: mqtt.Client, topic: str, timeout: float) -> None:
+    done = threading.Event()
+    lock = threading.Lock()
+    mids: list[int | None] = []
+    refused: list[str] = []
+
+    def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, codes: list[ReasonCode],
+                     _p: Properties | None) -> None:
+        # The SUBACK can arrive before subscribe() returned its mid; the lock waits for it.
+        with lock:
+            ours = mid in mids
+        if ours:
+            refused.extend(str(c) for c in codes if c.is_failure)
+            done.set()
+
+    client.on_subscribe = on_subscribe
+    with lock:
+        _rc, mid = client.subscribe(topic, qos=1)
+        mids.append(mid)
+    if not done.wait(timeout):
+        raise PairingTimeoutError(f"no SUBACK for {topic} within {timeout:g} s")
+    if refused:
+        # The broker's ACL keeps this client out of the topic.
+        raise DeniedError(ErrorCode.DENIED, f"the broker refused the subscription to "
+                          f"{topic}: {refused[0]}")
+
+
+def _refusal(reply: Reply) -> RequestError:
+    code = reply.code or ErrorCode.INTERNAL
+    message = reply.message or f"request refused ({reply.status})"
+    reason = reply.body.get("reason")
+    if reply.status is Status.REDIRECT:
+        body = reply.body
+
+        def text(key: str) -> str:
+            value = body.get(key)
+            return value if isinstance(value, str) else ""
+
+        return RedirectError(message, operator=text("operator"), name=text("name"),
+                             registry=text("registry"), prefix=text("prefix"))
+    if code is ErrorCode.NOT_FOUND:
+        return NotFoundError(code, message, status=reply.status)
+    if code is ErrorCode.DENIED or reply.status is Status.DENIED:
+        return DeniedError(code, message, status=reply.status,
+                           reason=reason if isinstance(reason, str) else None)
+    return RequestError(code, message, status=reply.status)
+
+
+def _number(msisdn: str) -> str:
+    try:
+        return validate_msisdn(msisdn)
+    except IdentifierError as exc:
+        raise RequestError(ErrorCode.INVALID_IDENTIFIER, exc.message) from exc
+
+
+def _records(value: Any) -> tuple[DeviceRecord, ...]:
+    if not isinstance(value, list) or not all(isinstance(d, dict) for d in value):
+        raise BadReplyError("the registry sent a device list that is not a list of maps")
+    try:
+        return tuple(DeviceRecord.from_wire(d) for d in value)
+    except WireError as exc:
+        raise BadReplyError(f"the registry sent a bad device record: {exc}") from exc
+
+
+class PairingClient(RegistryClient):
+    """A connection of one app to the registry.
+
+    ``broker`` is a URL (``mqtt://host:port``, ``mqtts://...``) or a parsed BrokerURL;
+    ``timeout`` (seconds) bounds connecting and every request. ``client_id`` makes the
+    MQTT session persistent (one id per running client: a second connection with the same
+    id takes the session over). Use as a context manager, or call :meth:`connect` and
+    :meth:`close`. Safe to share between threads.
+    """
+
+    def __init__(self, broker: str | BrokerURL, app_id: str, *, topics: Topics | None = None,
+                 timeout: float = 10.0, client_id: str | None = None) -> None:
+        super().__init__(broker, topics=topics, timeout=timeout, client_id=client_id)
+        self.app_id = check_level(app_id, "app id")
+
+    def __repr__(self) -> str:
+        return f"PairingClient({str(self.broker)!r}, {self.app_id!r})"
+
+    def __enter__(self) -> PairingClient:
+        self.connect()
+        return self
+
+    def _requests_topic(self) -> str:
+        return self.topics.app_requests(self.app_id)
+
+    def _replies_topic(self) -> str:
+        return self.topics.app_replies(self.app_id)
+
+    # --- requests ----------------------------------------------------------------------
+
+    def pair(self, msisdn: str, purpose: str) -> PairingAnswer:
+        """Ask to be paired with the contract behind ``msisdn`` for ``purpose``.
+
+        Returns an active pairing with every device of the contract (standing consent, or
+        already paired), or a pending one while the user is asked. Raises DeniedError
+        (``reason``: ``untrusted``, ``purpose-not-allowed``, ...), NotFoundError,
+        RedirectError, RequestError for an invalid number, PairingTimeoutError.
+        """
+        try:
+            # Checked as the registry will check it, so a bad purpose is never sent.
+            request = PairRequest.from_wire(PairRequest(_number(msisdn), purpose).to_wire())
+            payload = encode(request.to_wire())
+        except WireError as exc:
+            raise RequestError(exc.code, exc.message) from exc
+        reply = self._request(payload, accept=(Status.OK, Status.PENDING))
+        body = reply.body
+        pairing, state, contract = body.get("pairing"), body.get("state"), body.get("contract")
+        if not all(isinstance(v, str) for v in (pairing, state, contract)):
+            raise BadReplyError("the registry's pairing reply lacks pairing, state or contract")
+        expires = body.get("expires_at")
+        consent = body.get("consent")
+        return PairingAnswer(
+            pairing=str(pairing), state=str(state), contract=str(contract), purpose=purpose,
+            consent=consent if isinstance(consent, str) else None,
+            devices=_records(body.get("devices", [])) if reply.is_ok else (),
+            expires_at=expires if isinstance(expires, int) else None)
+
+    def devices(self, msisdn: str) -> list[DeviceRecord]:
+        """All devices on the contract behind the phone number ``msisdn`` (E.164).
+
+        The app must be paired with the contract (or hold standing consent). Raises
+        NotFoundError for a number the registry knows no contract for, DeniedError when
+        this app may not ask (``reason`` ``not-paired``, ``consent-pending``, ...),
+        RedirectError, RequestError for other refusals (an invalid number is refused
+        before anything is sent), PairingTimeoutError without an answer.
+        """
+        return list(self.contract_devices(msisdn).devices)
+
+    def contract_devices(self, msisdn: str) -> ContractDevices:
+        """Like :meth:`devices`, with the reference of the contract the devices belong to."""
+        reply = self._request(encode(DevicesRequest(_number(msisdn)).to_wire()))
+        contract = reply.body.get("contract")
+        if not isinstance(contract, str) or "devices" not in reply.body:
+            raise BadReplyError("the registry's devices reply lacks contract or devices")
+        return ContractDevices(contract, _records(reply.body["devices"]))
+
+    def unpair(self, msisdn: str | None = None, *, pairing: str | None = None) -> str:
+        """End this app's pairing, named by the number it was made with or by its id.
+
+        Returns the pairing's id. The app's stream gets ``pairing-ended`` and nothing more
+        about that pairing. Raises NotFoundError when there is no such pairing.
+        """
+        try:
+            request = UnpairRequest(msisdn=_number(msisdn) if msisdn is not None else None,
+                                    pairing=pairing)
+        except WireError as exc:
+            raise RequestError(exc.code, exc.message) from exc
+        reply = self._request(encode(request.to_wire()))
+        ended = reply.body.get("pairing")
+        if not isinstance(ended, str):
+            raise BadReplyError("the registry's unpair reply names no pairing")
+        return ended
+
+    def fetch_events(self, since: int = 0, *, limit: int = 100) -> EventPage:
+        """One page of this app's events with a sequence number above ``since``."""
+        try:
+            request = EventsSinceRequest(since, limit)
+        except WireError as exc:
+            raise RequestError(exc.code, exc.message) from exc
+        reply = self._request(encode(request.to_wire()))
+        events, last, more = (reply.body.get(k) for k in ("events", "last", "more"))
+        if not isinstance(events, list) or not isinstance(last, int) \
+                or not isinstance(more, bool):
+            raise BadReplyError("the registry's events reply lacks events, last or more")
+        try:
+            parsed = tuple(Event.from_wire(e) for e in events if isinstance(e, dict))
+        except WireError as exc:
+            raise BadReplyError(f"the registry sent a bad event: {exc}") from exc
+        if len(parsed) != len(events):
+            raise BadReplyError("the registry sent an event that is not a map")
+        return EventPage(parsed, last, more)
+
+    def events(self, since: int = 0, *, timeout: float | None = None,
+               stop: threading.Event | None = None) -> Iterator[Event]:
+        """Every event after the cursor ``since``, in order, once each: first those the app
+        missed, then live ones.
+
+        Ends when ``timeout`` seconds pass without a new event (None: never) or ``stop``
+        is set. The app keeps the ``seq`` of the last event it handled as its cursor and
+        resumes from it after a restart.
+        """
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            raise ValueError(f"since must be a sequence number (0 or more), not {since!r}")
+        topic = self.topics.app_events(self.app_id)
+        inbox = self._listen(topic)  # before fetching, so nothing falls in between
+        cursor = since
+        try:
+            while True:  # the backlog
+                page = self.fetch_events(cursor)
+                for event in page.events:
+                    if event.seq > cursor:
+                        cursor = event.seq
+                        yield event
+                if not page.more:
+                    break
+            idle_until = None if timeout is None else time.monotonic() + timeout
+            while stop is None or not stop.is_set():
+                wait = 0.2 if idle_until is None else min(0.2, idle_until - time.monotonic())
+                if wait <= 0:
+                    return
+                try:
+                    raw = inbox.get(timeout=wait)
+                except queue.Empty:
+                    continue
+                try:
+                    event = Event.from_wire(decode(raw, max_size=REPLY_LIMIT))
+                except WireError as exc:
+                    log.warning("ignoring an unreadable event on %s: %s", topic, exc)
+                    continue
+                if event.seq <= cursor:
+                    continue  # a duplicate (QoS 1, or published again by the registry)
+                if event.seq > cursor + 1:
+                    # A gap: the missing events are committed (numbers follow commit order)
+                    # but their publication is late or was lost; fetch them.
+                    for missed in self._catch_up(cursor):
+                        cursor = missed.seq
+                        yield missed
+                    if event.seq <= cursor:
+                        continue
+                cursor = event.seq
+                if idle_until is not None:
+                    idle_until = time.monotonic() + (timeout or 0)
+                yield event
+        finally:
+            self._unlisten(topic, inbox)
+
+    def _catch_up(self, cursor: int) -> Iterator[Event]:
+        while True:
+            page = self.fetch_events(cursor)
+            for event in page.events:
+                if event.seq > cursor:
+                    cursor = event.seq
+                    yield event
+            if not page.more:
+                return
+
+    def wait_for_decision(self, pairing: str, *, since: int = 0,
+                          timeout: float | None = None) -> Event:
+        """The event that decides a pending pairing: ``pairing-granted``, ``-denied`` or
+        ``-ended``. Raises PairingTimeoutError after ``timeout`` seconds without it."""
+        deciding = (EventKind.PAIRING_GRANTED, EventKind.PAIRING_DENIED,
+                    EventKind.PAIRING_ENDED)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for event in self.events(since, timeout=timeout):
+            if event.pairing == pairing and event.kind in deciding:
+                return event
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        raise PairingTimeoutError(f"no decision on pairing {pairing} within {timeout:g} s"
+                                  if timeout is not None else f"no decision on {pairing}")
+
+    def watch(self, handler: Callable[[Event], None], *, since: int = 0) -> EventWatch:
+        """Call ``handler`` with every event after ``since`` on a thread of its own.
+
+        Returns an :class:`EventWatch`; its ``cursor`` is the last event handled.
+        """
+        return EventWatch(self, handler, since)
+
+
+class EventWatch:
+    """A running :meth:`PairingClient.watch`: ``stop()`` ends it, ``cursor`` is where it got to,
+    ``error`` the exception that ended it early (None while running or after ``stop``)."""
+
+    def __init__(self, client: PairingClient, handler: Callable[[Event], None],
+                 since: int) -> None:
+        self.cursor = since
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._client = client
+        self._handler = handler
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"mps-events-{client.app_id}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for event in self._client.events(self.cursor, stop=self._stop):
+                self._handler(event)
+                self.cursor = event.seq
+        except Exception as exc:  # surfaced through .error
+            log.warning("watching events stopped: %s", exc)
+            self.error = exc
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()

@@ -1,0 +1,806 @@
+"""An emulated deployment: N devices (modem on a pty + eUICC each) booting against a
+broker and registry, then an app finding them by the owner's phone number.
+
+``mps-emu demo`` runs it with Paul's four devices; ``mps-emu rig`` with N. Everything runs
+as real processes speaking the real protocols: Mosquitto, the registry, the modem
+emulators on their own pseudo-terminals (many per process), cards in-process, behind the
+modem, or behind the real pcscd + vpcd in private network namespaces (two cards per
+pcscd), and one ``mps-agent run`` process per device, a bounded number at a time.
+
+Without a broker URL the rig starts the whole operator side itself (private Mosquitto, a
+registry on a fresh SQLite file with operator data for the N devices). Given one, it uses
+that deployment; the operator data for its devices goes in over the registry's operator
+topic (as an operator system would send it), into a registry database named with ``db``,
+or not at all (``operator_data="none"``: imported beforehand from
+:func:`operator_data`'s output).
+
+Where devices get their operational profile is a :class:`ProfileSource`: today cards are
+made with the profile already enabled (:class:`PreloadedProfiles`); an SM-DP+ source
+makes empty cards and gives each device an activation code instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from lpa_emulator.euicc import CardState, ProfileRecord
+from lpa_emulator.modem.dialects import DIALECTS as MODEM_DIALECTS
+from mps_common.progress import Progress
+from mps_mqtt.client import BrokerURL, MqttError, Requester, connect, disconnect, new_client
+from mps_testbed.smdp import SmdpProfiles
+from mps_testbed.stack.mosquitto import Mosquitto, StackError
+from mps_testbed.stack.pcsc import PcscSandbox
+from mps_testbed.stack.procs import ProcessGroup, console_script, run
+from mps_wire import codec
+from mps_wire.errors import WireError
+from mps_wire.identifiers import make_iccid
+from mps_wire.messages import OperatorOp, OperatorRequest, Reply
+from mps_wire.topics import Topics
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "firmware_profiles"
+CARD_KINDS = ("emu", "at", "pcsc")
+DIALECTS = tuple(sorted(MODEM_DIALECTS))
+VPCD_PORTS = (35963, 35964)  # the two slots of one vpcd reader driver
+MODEMS_PER_PROCESS = 50
+"""Modems one ``mps-emu modem`` process serves: one interpreter per 50 saves memory and
+start-up time, while several processes spread the card traffic over the cores."""
+SANDBOX_STARTS = 6
+"""pcscd sandboxes coming up at once: each mostly waits (pcscd start, vpcd's ATR polling)."""
+MAX_DEVICES = 100_000
+OPERATOR_SOURCE = "rig"
+
+OperatorData = Literal["auto", "import", "topic", "none"]
+
+
+class RigError(Exception):
+    """The emulated deployment could not be set up or did not do what it should."""
+
+
+@dataclass
+class DeviceSetup:
+    """One emulated device: where its modem and card live and how the agent reaches them."""
+
+    index: int
+    kind: str
+    workdir: Path
+    iccid: str
+    imsi: str
+    msisdn: str
+    dialect: str = "quectel"
+    eid: str = ""
+    card_url: str = ""
+    env: dict[str, str] | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+    held: bool = False  # held back from the boot phase, booted later by a session hook
+
+    @property
+    def name(self) -> str:
+        return f"dev{self.index}"
+
+    @property
+    def modem_link(self) -> Path:
+        return self.workdir / "modem"
+
+    @property
+    def card_state(self) -> Path:
+        return self.workdir / "euicc.json"
+
+    @property
+    def template(self) -> Path:
+        """The bundled profile this device's own profile starts from."""
+        return PROFILE_DIR / f"emulated-{self.kind}.toml"
+
+    @property
+    def profile(self) -> Path:
+        """The device's firmware profile, written by the rig."""
+        return self.workdir / "profile.toml"
+
+    @property
+    def boot_seconds(self) -> float | None:
+        """First boot inside the agent (without the interpreter's start-up)."""
+        total = self.result.get("timings_s", {}).get("total")
+        return float(total) if isinstance(total, int | float) else None
+
+    @property
+    def downloaded(self) -> bool:
+        """Whether first boot downloaded the device's profile from the SM-DP+."""
+        return "download a profile" in self.result.get("timings_s", {})
+
+
+@dataclass
+class RigResult:
+    """What a rig run produced."""
+
+    devices: list[DeviceSetup]
+    app_devices: list[dict[str, Any]]
+    app_table: str
+    seconds: float
+    notes: list[str]
+    phases: dict[str, float] = field(default_factory=dict)
+    app_checked: bool = True
+    late: set[int] = field(default_factory=set)  # devices booted after the app check
+
+    @property
+    def registered(self) -> int:
+        return sum(1 for d in self.devices if d.error is None and not d.held)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for d in self.devices if d.error is not None)
+
+    def per_device(self) -> dict[str, float]:
+        """Seconds per device boot (agent process): mean, median, p95, max."""
+        times = sorted(d.seconds for d in self.devices if not d.held)
+        if not times:
+            return {}
+        p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+        return {"mean": statistics.fmean(times), "median": statistics.median(times),
+                "p95": p95, "max": times[-1]}
+
+
+@dataclass(frozen=True)
+class StoryApp:
+    """An app the operator registers for the story, with its trust level and purposes."""
+
+    id: str
+    name: str
+    trust: str
+    purposes: tuple[str, ...]
+
+
+STORY_APPS = (
+    StoryApp("operator-care", "Operator customer care", "partner", ("support",
+                                                                   "device-discovery")),
+    StoryApp("health-app", "Health companion", "verified", ("health-monitoring",)),
+    StoryApp("fitness-tracker", "Fitness tracker", "unverified", ("fitness",)),
+)
+
+
+@dataclass
+class Story:
+    """The people, numbers and apps of an emulated deployment.
+
+    ``app_id`` is the app the rig asks for the user's devices at the end of a run: a
+    partner, which the operator lets see every device without asking the user.
+    """
+
+    holder: str = "Paul"
+    contract_id: str = "C-PAUL-0001"
+    msisdn: str = "+4917612345678"
+    app_id: str = "operator-care"
+    apps: tuple[StoryApp, ...] = STORY_APPS
+
+
+class ProfileSource(Protocol):
+    """Where the rig's devices get their operational profile.
+
+    :meth:`start` brings up what the source needs (an SM-DP+) before cards are made;
+    :meth:`make_card` writes a device's card state and returns its EID;
+    :meth:`activation` is the ``[activation]`` table of the device's firmware profile
+    (``None``: the card already has its profile).
+    """
+
+    def start(self, procs: ProcessGroup, workdir: Path, *, broker: str | None = None
+              ) -> None: ...
+
+    def make_card(self, device: DeviceSetup) -> str: ...
+
+    def activation(self, device: DeviceSetup) -> dict[str, Any] | None: ...
+
+    def agent_env(self) -> dict[str, str]: ...
+
+    def close(self) -> None: ...
+
+
+class PreloadedProfiles:
+    """Cards made with the device's operator profile already installed and enabled."""
+
+    def start(self, procs: ProcessGroup, workdir: Path, *, broker: str | None = None
+              ) -> None:
+        """Nothing to start: no download happens."""
+
+    def make_card(self, device: DeviceSetup) -> str:
+        state = CardState.new(profiles=[ProfileRecord.generate(
+            iccid=device.iccid, imsi=device.imsi, msisdn=device.msisdn)])
+        device.workdir.mkdir(parents=True, exist_ok=True)
+        state.save(device.card_state)
+        return state.eid
+
+    def activation(self, device: DeviceSetup) -> dict[str, Any] | None:
+        return None
+
+    def agent_env(self) -> dict[str, str]:
+        return {}
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+def plan_devices(n: int, workdir: Path, kinds: list[str], *, dialects: Iterable[str] = (
+        "quectel",), first: int = 0) -> list[DeviceSetup]:
+    """Identities for ``n`` devices numbered from ``first``; card kinds and modem dialects
+    cycle through ``kinds`` and ``dialects``. The same numbers give the same identities,
+    so operator data exported once fits every later run."""
+    dialect_list = list(dialects)
+    devices = []
+    for i in range(first, first + n):
+        devices.append(DeviceSetup(
+            index=i,
+            kind=kinds[(i - first) % len(kinds)],
+            workdir=workdir / f"dev{i}",
+            iccid=make_iccid(f"894901{i:012d}"),
+            imsi=f"26201{i:010d}",
+            msisdn=f"+49176{9000000 + i:07d}",
+            dialect=dialect_list[(i - first) % len(dialect_list)],
+        ))
+    return devices
+
+
+def operator_data(story: Story, devices: list[DeviceSetup]) -> str:
+    """The operator's data for the story as TOML (one contract, one trusted app), as
+    ``mps-bridge operator import`` reads it."""
+    lines = ["[[contracts]]", f'id = "{story.contract_id}"', f'holder = "{story.holder}"',
+             f'msisdns = ["{story.msisdn}"]', ""]
+    for d in devices:
+        lines += ["  [[contracts.subscriptions]]", f'  iccid = "{d.iccid}"',
+                  f'  imsi = "{d.imsi}"', f'  msisdn = "{d.msisdn}"', ""]
+    for app in story.apps:
+        lines += ["[[apps]]", f"id = {_toml_value(app.id)}", f"name = {_toml_value(app.name)}",
+                  f"trust = {_toml_value(app.trust)}",
+                  f"purposes = {_toml_value(list(app.purposes))}", ""]
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def toml_document(tables: dict[str, Any]) -> str:
+    """A TOML document from top-level keys and one level of tables."""
+    top = [f"{k} = {_toml_value(v)}" for k, v in tables.items() if not isinstance(v, dict)]
+    out = [*top, ""]
+    for name, table in tables.items():
+        if isinstance(table, dict):
+            out.append(f"[{name}]")
+            out += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            out.append("")
+    return "\n".join(out)
+
+
+class Rig:
+    """Sets up and runs one emulated deployment; every process it starts it also stops.
+
+    ``broker``: an existing deployment's broker URL (default: start the embedded stack).
+    ``db`` and ``operator_data`` say how that deployment learns the devices' subscriptions
+    (see the module documentation). ``parallel`` bounds the agents booting at once;
+    ``progress`` shows a live bar on a terminal (``None``: when stderr is one).
+    ``download``: cards start empty and first boot downloads each device's profile from an
+    SM-DP+ the rig starts (the default); else cards hold their profile from the start.
+    """
+
+    def __init__(self, devices: int, *, workdir: Path | None = None,
+                 kinds: list[str] | None = None, dialects: list[str] | None = None,
+                 story: Story | None = None, say: Callable[[str], None] = print,
+                 use_pcsc: bool | None = None, keep: bool = False,
+                 broker: str | None = None, db: str | None = None,
+                 operator_data: OperatorData = "auto", first: int = 0,
+                 parallel: int | None = None, progress: bool | None = None,
+                 profiles: ProfileSource | None = None, download: bool = True,
+                 app_check: bool = True,
+                 held_back: int = 0,
+                 after_boot: Callable[[RigSession], None] | None = None,
+                 enroll: Callable[[list[DeviceSetup], str], None] | None = None,
+                 bridge_args: Sequence[str] = ()) -> None:
+        if not 1 <= devices <= MAX_DEVICES:
+            raise RigError(f"a rig has 1 to {MAX_DEVICES} devices")
+        self.n = devices
+        self.kinds = kinds or ["emu", "at", "pcsc", "at"]
+        bad = set(self.kinds) - set(CARD_KINDS)
+        if bad:
+            raise RigError(f"unknown card kinds {sorted(bad)}; use {', '.join(CARD_KINDS)}")
+        self.dialects = dialects or ["quectel"]
+        bad = set(self.dialects) - set(DIALECTS)
+        if bad:
+            raise RigError(f"unknown dialects {sorted(bad)}; use {', '.join(DIALECTS)}")
+        if broker is not None:
+            try:
+                BrokerURL.parse(broker)
+            except ValueError as exc:
+                raise RigError(str(exc)) from exc
+        if broker is None and (db is not None or operator_data not in ("auto", "import")):
+            raise RigError("db and operator_data are for an existing deployment (broker)")
+        if operator_data == "import" and broker is not None and db is None:
+            raise RigError("importing operator data into an existing registry needs its db")
+        if first < 0:
+            raise RigError("device numbers start at 0 or above")
+        if parallel is not None and parallel < 1:
+            raise RigError("parallel must be at least 1")
+        if broker is not None and (enroll is not None or bridge_args):
+            raise RigError("enrolment and bridge options are for the embedded registry")
+        if held_back < 0 or (held_back and after_boot is None):
+            raise RigError("held-back devices need an after_boot hook to boot them")
+        self.story = story or Story()
+        self.say = say
+        self.use_pcsc = use_pcsc
+        self.keep = keep or workdir is not None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mps-rig-"))
+        self.broker = broker
+        self.db = db
+        self.operator_mode: OperatorData = operator_data
+        if operator_data == "auto":
+            self.operator_mode = "import" if broker is None or db is not None else "topic"
+        self.first = first
+        # An agent's boot is mostly its own CPU (interpreter start-up, APDUs through the
+        # emulated modem) with short waits (resync, broker round trips): two per core
+        # fill the waits; more only make each boot slower.
+        self.parallel = parallel or 2 * (os.cpu_count() or 1)
+        self.progress = progress
+        # By default every card starts empty and first boot downloads its profile from an
+        # SM-DP+ over HTTPS; ``download=False`` makes cards with the profile installed.
+        self.profiles = profiles or (SmdpProfiles() if download else PreloadedProfiles())
+        self.app_check = app_check
+        self.held_back = held_back
+        self.after_boot = after_boot
+        # ``enroll(devices, db)`` runs once the cards exist (their EIDs known), before any
+        # boot: the operator's chance to issue each device its credentials and keys.
+        self.enroll = enroll
+        self.bridge_args = list(bridge_args)
+        self.notes: list[str] = []
+        self.phases: dict[str, float] = {}
+        self._bar: Progress | None = None
+        self.env = self._child_env()
+
+    @property
+    def shares_bytecode(self) -> bool:
+        """Whether the rig's processes share a bytecode cache (see :meth:`_child_env`)."""
+        return self.n > self.parallel and "PYTHONDONTWRITEBYTECODE" in os.environ
+
+    def _child_env(self) -> dict[str, str]:
+        """The environment of every process the rig starts.
+
+        Where bytecode is not written (PYTHONDONTWRITEBYTECODE) hundreds of short-lived
+        Python processes would each compile the project's modules again: they share one
+        bytecode cache in the rig's work directory instead, which goes with it. Filling
+        it costs about one agent start, so a rig of one wave of agents goes without.
+        """
+        env = dict(os.environ)
+        if self.shares_bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(self.workdir / "pycache")
+        return env
+
+    # --- output --------------------------------------------------------------------------
+
+    def _emit(self, message: str) -> None:
+        bar = self._bar
+        if bar is not None:
+            bar.message(message, write=self.say)
+        else:
+            self.say(message)
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(time.monotonic() - started, 3)
+
+    # --- run -----------------------------------------------------------------------------
+
+    def run(self) -> RigResult:
+        t0 = time.monotonic()
+        try:
+            with ProcessGroup(self.workdir / "logs") as procs:
+                return self._run(procs, t0)
+        finally:
+            self.profiles.close()
+            if not self.keep:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def plan(self) -> list[DeviceSetup]:
+        """The devices this rig runs (identities only; nothing is started). Held-back
+        devices come last, with their card in-process."""
+        devices = plan_devices(self.n + self.held_back, self.workdir, self.kinds,
+                               dialects=self.dialects, first=self.first)
+        for d in devices[self.n:]:
+            d.held, d.kind = True, "emu"
+        return devices
+
+    def _pcsc_possible(self) -> bool:
+        if self.use_pcsc is False:
+            return False
+        ok, why = PcscSandbox.available()
+        if not ok:
+            if self.use_pcsc:
+                raise RigError(f"PC/SC was asked for but cannot run here: {why}")
+            self.notes.append(f"PC/SC devices use the in-process card instead: {why}")
+        return ok
+
+    def _run(self, procs: ProcessGroup, t0: float) -> RigResult:
+        devices = self.plan()
+        if any(d.kind == "pcsc" for d in devices) and not self._pcsc_possible():
+            for d in devices:
+                if d.kind == "pcsc":
+                    d.kind = "emu"
+        with ExitStack() as stack:
+            broker_url = self._operator_side(devices, procs, stack)
+            with self._phase("cards"):
+                self.profiles.start(procs, self.workdir, broker=broker_url)
+                self.env.update(self.profiles.agent_env())
+                for d in devices:
+                    d.eid = self.profiles.make_card(d)
+            if self.enroll is not None:
+                with self._phase("enrolment"):
+                    self.enroll(devices, str(self.workdir / "registry.sqlite"))
+            if isinstance(self.profiles, SmdpProfiles) and self.profiles.smdp is not None:
+                self.say(f"sm-dp+      ES9+ over HTTPS at {self.profiles.smdp.address}; "
+                         f"{len(devices)} empty eUICCs, one profile order each")
+            self._start_modems(devices, procs)
+            if self.shares_bytecode:
+                self._warm_up()
+            booting = [d for d in devices if not d.held]
+            self._boot(booting, broker_url, procs, stack)
+            table, listed, checked = self._query(broker_url, booting)
+            late = [d for d in devices if d.held]
+            if self.after_boot is not None:
+                self.after_boot(RigSession(self, broker_url, late, app_table=table))
+        return RigResult(devices=devices, app_devices=listed, app_table=table,
+                         seconds=time.monotonic() - t0, notes=self.notes,
+                         phases=self.phases, app_checked=checked,
+                         late={d.index for d in late})
+
+    # --- the operator side ---------------------------------------------------------------
+
+    def _operator_side(self, devices: list[DeviceSetup], procs: ProcessGroup,
+                       stack: ExitStack) -> str:
+        story = self.story
+        with self._phase("operator"):
+            if self.broker is None:
+                broker = stack.enter_context(Mosquitto(workdir=self.workdir / "mosquitto"))
+                url = broker.url
+                self.say(f"broker      private Mosquitto at {url}")
+                db = str(self.workdir / "registry.sqlite")
+            else:
+                url, db = self.broker, self.db or ""
+                self.say(f"broker      {url} (an existing deployment)")
+            if self.operator_mode == "import":
+                opfile = self.workdir / "operator.toml"
+                self.workdir.mkdir(parents=True, exist_ok=True)
+                opfile.write_text(operator_data(story, devices))
+                self._check(run([*console_script("mps-bridge"), "operator", "import",
+                                 str(opfile), "--db", db], env=self.env, timeout=120),
+                            "operator import")
+                how = "imported"
+            elif self.operator_mode == "topic":
+                send_operator_data(url, story, devices)
+                how = f"sent on the operator topic as {OPERATOR_SOURCE!r}"
+            else:
+                how = "expected to be there already"
+            self.say(f"operator    contract {story.contract_id} of {story.holder} "
+                     f"({story.msisdn}) with {len(devices)} subscriptions {how}")
+            if self.broker is None:
+                bridge = procs.start("bridge", [*console_script("mps-bridge"), "serve",
+                                                "--db", db, "--broker", url,
+                                                *self.bridge_args], env=self.env)
+                bridge.wait_for_line("serving", 20)
+                self.say("registry    mps-bridge serving")
+        return url
+
+    def _check(self, proc: Any, what: str) -> str:
+        if proc.returncode != 0:
+            raise RigError(f"{what} failed ({proc.returncode}): {proc.stderr or proc.stdout}")
+        return str(proc.stdout)
+
+    # --- hardware ------------------------------------------------------------------------
+
+    def _card_urls(self, devices: list[DeviceSetup]) -> None:
+        for d in devices:
+            if d.kind == "emu":
+                d.card_url = f"emu://{d.card_state}"
+            elif d.kind == "at":
+                d.card_url = "at://"  # through the device's own modem
+
+    def _bring_up_pcsc(self, sandbox: PcscSandbox, group: list[DeviceSetup],
+                       procs: ProcessGroup) -> list[DeviceSetup]:
+        """Start one pcscd sandbox and serve ``group``'s cards (one per vpcd slot) in it."""
+        sandbox.start()
+        for slot, d in enumerate(group):
+            argv = [*console_script("mps-emu"), "euicc", "--state", str(d.card_state),
+                    "--vpcd", f"127.0.0.1:{VPCD_PORTS[slot]}"]
+            procs.start(f"{d.name}-euicc", argv, prefix=sandbox.nsenter_prefix(),
+                        env=self.env)
+            reader = sandbox.reader_name(slot).replace(" ", "%20")
+            d.card_url = f"pcsc://?reader={reader}"
+            d.env = sandbox.env(self.env)
+        for slot in range(len(group)):
+            sandbox.wait_card(slot, timeout=30)
+        return group
+
+    def _start_modems(self, devices: list[DeviceSetup], procs: ProcessGroup) -> None:
+        with self._phase("modems"):
+            shards = [devices[i:i + MODEMS_PER_PROCESS]
+                      for i in range(0, len(devices), MODEMS_PER_PROCESS)]
+            started = []
+            for k, shard in enumerate(shards):
+                manifest = self.workdir / f"modems{k}.toml"
+                lines: list[str] = []
+                for d in shard:
+                    lines += ["[[modem]]", f"link = {_toml_value(str(d.modem_link))}",
+                              f"state = {_toml_value(str(d.workdir / 'modem.json'))}",
+                              f"dialect = {_toml_value(d.dialect)}"]
+                    lines += [f"card_state = {_toml_value(str(d.card_state))}"] \
+                        if d.kind == "at" else ["no_card = true"]
+                    lines.append("")
+                manifest.write_text("\n".join(lines))
+                started.append((shard, procs.start(
+                    f"modems{k}", [*console_script("mps-emu"), "modem", "--manifest",
+                                   str(manifest)], env=self.env)))
+            for shard, svc in started:
+                for d in shard:
+                    svc.wait_for_path(d.modem_link, 30)
+        dialects = ", ".join(sorted({d.dialect for d in devices}))
+        self.say(f"modems      {len(devices)} emulated LTE modems ({dialects}) on "
+                 f"pseudo-terminals, {len(shards)} process(es)")
+
+    def _warm_up(self) -> None:
+        """One agent start before many: it fills the shared bytecode cache, which the
+        first agents booting side by side would otherwise each fill again."""
+        with self._phase("warm-up"):
+            run([*console_script("mps-agent"), "profiles", "list"], env=self.env, timeout=60)
+
+    def _write_profiles(self, devices: list[DeviceSetup], broker_url: str) -> None:
+        import tomllib
+
+        templates: dict[Path, dict[str, Any]] = {}
+        for d in devices:
+            if d.template not in templates:
+                templates[d.template] = tomllib.loads(d.template.read_text())
+            base = templates[d.template]
+            doc: dict[str, Any] = {
+                "name": base["name"],
+                "description": base.get("description", ""),
+                "modem": {"port": str(d.modem_link), "dialect": d.dialect},
+                "card": {"url": d.card_url},
+                "broker": {"url": broker_url},
+                "device": {**base.get("device", {}), "state_dir": str(d.workdir / "agent")},
+            }
+            activation = self.profiles.activation(d)
+            if activation is not None:
+                doc["activation"] = activation
+            d.profile.write_text(toml_document(doc))
+
+    # --- first boot ----------------------------------------------------------------------
+
+    def _boot(self, devices: list[DeviceSetup], broker_url: str, procs: ProcessGroup,
+              stack: ExitStack) -> None:
+        """Boot every device, a bounded number at a time. Devices whose card is on PC/SC
+        join as their pcscd sandbox comes up, so the others boot meanwhile."""
+        self._card_urls(devices)
+        pcsc = [d for d in devices if d.kind == "pcsc"]
+        groups = [pcsc[i:i + len(VPCD_PORTS)] for i in range(0, len(pcsc), len(VPCD_PORTS))]
+        counts = {"registered": 0, "failed": 0}
+
+        def note() -> str:
+            return f"registered {counts['registered']}, failed {counts['failed']}"
+
+        bar = Progress(len(devices), label="first boot", note=note, enabled=self.progress)
+        self._bar = bar
+        started = time.monotonic()
+        try:
+            with self._phase("boot"), bar, \
+                    ThreadPoolExecutor(max_workers=min(self.parallel, len(devices))) as boots, \
+                    ThreadPoolExecutor(max_workers=SANDBOX_STARTS) as sandboxes:
+                # A device's boot, or the bring-up of a sandbox for a group of devices.
+                pending: dict[Future[Any], DeviceSetup | list[DeviceSetup]] = {}
+
+                def submit(ready: list[DeviceSetup]) -> None:
+                    self._write_profiles(ready, broker_url)
+                    for d in ready:
+                        pending[boots.submit(self._boot_one, d, self.env)] = d
+
+                for group in groups:
+                    # pcscd start-up is mostly waiting: overlap it with booting the rest.
+                    sandbox = PcscSandbox()
+                    stack.callback(sandbox.close)
+                    pending[sandboxes.submit(self._bring_up_pcsc, sandbox, group, procs)] = group
+                submit([d for d in devices if d.kind != "pcsc"])
+                while pending:
+                    # Short waits keep the elapsed time on the bar moving.
+                    done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        d = pending.pop(future)
+                        if isinstance(d, list):
+                            try:
+                                submit(future.result())
+                            except (StackError, OSError) as exc:
+                                for member in d:
+                                    member.error = f"its pcscd sandbox failed: {exc}"
+                                    counts["failed"] += 1
+                                    bar.advance()
+                                    self._report_device(member)
+                            if not any(isinstance(v, list) for v in pending.values()):
+                                self.phases["pc/sc"] = round(time.monotonic() - started, 3)
+                                self._emit(f"pc/sc       {len(pcsc)} card(s) behind pcscd + "
+                                           f"vpcd in {len(groups)} private network "
+                                           f"namespace(s)")
+                            continue
+                        future.result()
+                        counts["failed" if d.error else "registered"] += 1
+                        bar.advance()
+                        self._report_device(d)
+                    bar.refresh()
+        finally:
+            self._bar = None
+
+    @staticmethod
+    def _boot_one(d: DeviceSetup, env: dict[str, str]) -> None:
+        t = time.monotonic()
+        proc = run([*console_script("mps-agent"), "run", "--profile", str(d.profile),
+                    "--json"], env=d.env if d.env is not None else env, timeout=120)
+        d.seconds = time.monotonic() - t
+        if proc.returncode != 0:
+            d.error = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return
+        try:
+            d.result = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            d.error = f"unreadable agent output: {proc.stdout[:80]!r}"
+
+    def _report_device(self, d: DeviceSetup) -> None:
+        if d.error is not None:
+            self._emit(f"device      {d.name} ({d.kind:<4} {d.dialect}) FAILED: {d.error}")
+        else:
+            self._emit(f"device      {d.name} ({d.kind:<4} {d.dialect}) "
+                       f"{'downloaded, ' if d.downloaded else ''}"
+                       f"{d.result.get('result', '?'):<10} EID {d.result.get('device_id')} "
+                       f"in {d.seconds:.2f} s")
+
+    # --- what an app sees ----------------------------------------------------------------
+
+    def _query(self, broker_url: str, devices: list[DeviceSetup]
+               ) -> tuple[str, list[dict[str, Any]], bool]:
+        if not self.app_check:
+            return "", [], False
+        story = self.story
+        base = [*console_script("mps-app"), "devices", "--msisdn", story.msisdn,
+                "--broker", broker_url, "--app-id", story.app_id]
+        with self._phase("app"):
+            proc = run([*base, "--json"], env=self.env, timeout=60)
+            if proc.returncode != 0:
+                if self.broker is None:
+                    self._check(proc, "app query")
+                # Someone else's registry may not know the story's app: not the devices'
+                # failure, so a note instead.
+                self.notes.append(f"the app check was refused ({proc.stderr.strip()}); "
+                                  f"add app {story.app_id!r} to that registry to run it")
+                return "", [], False
+            listed = json.loads(proc.stdout)
+            table = self._check(run(base, env=self.env, timeout=60), "app query") \
+                if len(devices) <= 20 \
+                else f"app {story.app_id} lists {len(self._devices_of(listed))} devices " \
+                     f"for {story.msisdn}"
+        return table, self._devices_of(listed), True
+
+    @staticmethod
+    def _devices_of(listed: Any) -> list[dict[str, Any]]:
+        return list(listed["devices"] if isinstance(listed, dict) else listed)
+
+
+class RigSession:
+    """What an ``after_boot`` hook gets: the running deployment and its held-back devices."""
+
+    def __init__(self, rig: Rig, broker_url: str, held: list[DeviceSetup], *,
+                 app_table: str = "") -> None:
+        self.rig = rig
+        self.broker_url = broker_url
+        self.held = held
+        self.app_table = app_table  # what the rig's app check printed
+        self.say = rig.say
+
+    def boot(self, device: DeviceSetup) -> DeviceSetup:
+        """First boot of a held-back device, now; its outcome is on the device."""
+        if not device.held:
+            raise RigError(f"{device.name} was booted with the others")
+        self.rig._card_urls([device])
+        self.rig._write_profiles([device], self.broker_url)
+        self.rig._boot_one(device, self.rig.env)
+        device.held = False
+        self.rig._report_device(device)
+        return device
+
+
+def send_operator_data(broker_url: str, story: Story, devices: list[DeviceSetup], *,
+                       prefix: str = "mps/v1", timeout: float = 10.0) -> None:
+    """The contract and the devices' subscriptions, sent to the registry on its operator
+    topic as an operator system does. Raises RigError for a refusal."""
+    topics = Topics(prefix)
+    client = new_client(f"mps-rig-operator-{os.getpid()}")
+    try:
+        connect(client, BrokerURL.parse(broker_url))
+    except MqttError as exc:
+        raise RigError(str(exc)) from exc
+    try:
+        requester = Requester(client, topics.operator_replies(OPERATOR_SOURCE))
+        requester.start()
+        requests = [OperatorRequest(OperatorOp.ADD_CONTRACT, contract=story.contract_id,
+                                    holder=story.holder, msisdns=(story.msisdn,))]
+        requests += [OperatorRequest(OperatorOp.ADD_SUBSCRIPTION, contract=story.contract_id,
+                                     iccid=d.iccid, imsi=d.imsi, msisdn=d.msisdn)
+                     for d in devices]
+        for request in requests:
+            try:
+                raw = requester.request(topics.operator_requests(OPERATOR_SOURCE),
+                                        codec.encode(request.to_wire()), timeout=timeout)
+                reply = Reply.from_wire(codec.decode(raw))
+            except (MqttError, WireError) as exc:
+                raise RigError(f"operator data: {request.op.value} got no usable answer "
+                               f"from the registry: {exc}") from exc
+            if not reply.is_ok:
+                raise RigError(f"operator data: the registry refused {request.op.value}: "
+                               f"{reply.code} - {reply.message}")
+    finally:
+        disconnect(client)
+
+
+def verify(result: RigResult) -> list[str]:
+    """Problems with a rig run: devices that failed, or that the app did not see."""
+    problems = [f"{d.name}: {d.error}" for d in result.devices if d.error]
+    if not result.app_checked:
+        return problems
+    seen = {str(r.get("eid") or r.get("device_id")) for r in result.app_devices}
+    # Devices held back for a later hook were not there when the app asked.
+    for d in result.devices:
+        if d.error is None and d.index not in result.late and d.eid not in seen:
+            problems.append(f"{d.name}: registered but not listed for the app")
+    return problems
+
+
+def summary(result: RigResult) -> str:
+    """``registered: N, failed: M`` with the wall time and the time per device."""
+    per = result.per_device()
+    line = (f"registered: {result.registered}, failed: {result.failed} "
+            f"({len(result.devices)} devices in {result.seconds:.1f} s")
+    if per:
+        line += (f"; per device boot: mean {per['mean']:.2f} s, median {per['median']:.2f} s, "
+                 f"p95 {per['p95']:.2f} s, max {per['max']:.2f} s")
+    return line + ")"
+
+
+__all__ = [
+    "PreloadedProfiles",
+    "ProfileSource",
+    "Rig",
+    "RigError",
+    "RigResult",
+    "RigSession",
+    "StackError",
+    "Story",
+    "StoryApp",
+    "operator_data",
+    "send_operator_data",
+    "summary",
+    "verify",
+]
