@@ -1,0 +1,126 @@
+"""The package boundaries and size limits of the code base, checked on every run.
+
+Each package has one job, and arrows point one way: device code never needs emulator or
+server code, the SDK never needs the registry, the wire contract needs nothing. The
+limits (module <= 500 lines, function <= 60 lines, cyclomatic complexity <= 15, measured
+with radon) keep every piece small enough to read in one sitting.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: package -> the project packages its modules may import at module level.
+ALLOWED: dict[str, set[str]] = {
+    "mps_common": set(),
+    "mps_wire": {"mps_common"},
+    "mps_mqtt": {"mps_common", "mps_wire"},
+    "mps_esim": {"mps_common", "mps_wire"},
+    "firmware_profiles": {"mps_common", "mps_wire", "mps_mqtt", "mps_esim"},
+    "agent": {"mps_common", "mps_wire", "mps_mqtt", "mps_esim", "firmware_profiles"},
+    "lpa_emulator": {"mps_common", "mps_wire", "mps_mqtt", "mps_esim"},
+    "broker_bridge": {"mps_common", "mps_wire", "mps_mqtt"},
+    "mps_sdk": {"mps_common", "mps_wire", "mps_mqtt"},
+    "mps_testbed": {"mps_common", "mps_wire", "mps_mqtt", "mps_esim", "lpa_emulator",
+                    "mps_sdk", "broker_bridge", "firmware_profiles", "agent"},
+    "mps_bench": {"mps_common", "mps_wire", "mps_mqtt", "mps_esim", "lpa_emulator",
+                  "mps_sdk", "broker_bridge", "firmware_profiles", "agent", "mps_testbed"},
+    "mps_demo": {"mps_common", "mps_wire", "mps_mqtt", "mps_sdk", "broker_bridge",
+                 "mps_testbed", "lpa_emulator"},
+}
+
+#: Modules loaded only on demand, whose own imports reach past their package's limits:
+#: the agent's emu:// card backend (the emulated card is one backend among the others)
+#: and the emulators' ``rig`` command (the test bed drives the emulators).
+LAZY_BACKENDS = {
+    "agent/card/emu.py": {"lpa_emulator"},
+    "lpa_emulator/rig_command.py": {"mps_testbed"},
+}
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+MAX_COMPLEXITY = 15
+
+
+def _modules(package: str) -> Iterator[Path]:
+    yield from sorted((ROOT / package).rglob("*.py"))
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Project packages imported by statements that run when the module is imported."""
+    found: set[str] = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            # Imports inside functions run on demand: that is how lazy backends load.
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found & set(ALLOWED)
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_imports_point_one_way(package: str) -> None:
+    wrong = []
+    for path in _modules(package):
+        relative = path.relative_to(ROOT).as_posix()
+        allowed = ALLOWED[package] | {package} | LAZY_BACKENDS.get(relative, set())
+        for imported in sorted(_module_level_imports(path) - allowed):
+            wrong.append(f"{relative} imports {imported}")
+    assert wrong == []
+
+
+def test_the_agent_loads_no_emulator_server_or_test_bed() -> None:
+    # A board installs the agent without the emulators: importing its command line must
+    # not pull them in (nor aiohttp, which only the emulated SM-DP+ needs).
+    code = ("import agent.cli, agent.lpa_cli, sys; print(sorted({m.split('.')[0] for m in "
+            "sys.modules} & {'lpa_emulator', 'broker_bridge', 'mps_testbed', 'mps_sdk', "
+            "'aiohttp', 'mps_bench'}))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+def _limits(package: str) -> list[str]:
+    from radon.complexity import cc_visit
+    from radon.visitors import Class, Function
+
+    problems: list[str] = []
+
+    def visit(where: str, blocks: list[object]) -> None:
+        for block in blocks:
+            if isinstance(block, Function):
+                length = block.endline - block.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    problems.append(f"{where}:{block.lineno} {block.fullname}: {length} lines")
+                if block.complexity > MAX_COMPLEXITY:
+                    problems.append(f"{where}:{block.lineno} {block.fullname}: "
+                                    f"complexity {block.complexity}")
+                visit(where, block.closures)
+            elif isinstance(block, Class):
+                visit(where, [*block.methods, *block.inner_classes])
+
+    for path in _modules(package):
+        where = path.relative_to(ROOT).as_posix()
+        source = path.read_text(encoding="utf-8")
+        lines = source.count("\n")
+        if lines > MAX_MODULE_LINES:
+            problems.append(f"{where}: {lines} lines")
+        visit(where, cc_visit(source))
+    return sorted(set(problems))
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_modules_and_functions_stay_small(package: str) -> None:
+    assert _limits(package) == []
