@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +103,8 @@ class MessageHandler:
         self.topics = topics
         self.registry = registry
         self._installations = topics.operator(INSTALLATIONS)
+        self._handle_installation: Callable[[str, Mapping[str, Any]], Outcome] = (
+            lambda _source, msg: registry.handle_installation(msg))
 
     def route(self, topic: str) -> tuple[str, str, str, Handler] | None:
         """(kind, id, namespace, handler) of a topic the bridge serves, else None."""
@@ -196,42 +198,34 @@ class MessageHandler:
         return outcome
 
     def _installation(self, _source: str, payload: bytes) -> Outcome:
-        try:
-            msg = decode(payload)
-        except WireError as exc:
-            return self._undecodable(f"operator:{INSTALLATIONS_SOURCE}", "installation",
-                                     INSTALLATIONS, exc, payload)
-        outcome = self.registry.handle_installation(msg)
-        _log_refusal("installation result", outcome.reply)
-        return outcome
+        return self._decoded(INSTALLATIONS, payload, self._handle_installation,
+                             f"operator:{INSTALLATIONS_SOURCE}", "installation result",
+                             action="installation")
 
     def _app_request(self, app_id: str, payload: bytes) -> Outcome:
-        try:
-            msg = decode(payload)
-        except WireError as exc:
-            return self._undecodable(f"app:{app_id}", "request", app_id, exc, payload,
-                                     app_id=app_id)
-        outcome = self.registry.handle_app(app_id, msg)
-        _log_refusal(f"request of app {app_id}", outcome.reply)
-        return outcome
+        return self._decoded(app_id, payload, self.registry.handle_app, f"app:{app_id}",
+                             f"request of app {app_id}", app_id=app_id)
 
     def _user_request(self, contract_id: str, payload: bytes) -> Outcome:
-        try:
-            msg = decode(payload)
-        except WireError as exc:
-            return self._undecodable(f"user:{contract_id}", "request", contract_id, exc,
-                                     payload, contract_id=contract_id)
-        outcome = self.registry.handle_user(contract_id, msg)
-        _log_refusal(f"request for contract {contract_id}", outcome.reply)
-        return outcome
+        return self._decoded(contract_id, payload, self.registry.handle_user,
+                             f"user:{contract_id}", f"request for contract {contract_id}",
+                             contract_id=contract_id)
 
     def _operator_request(self, source: str, payload: bytes) -> Outcome:
+        return self._decoded(source, payload, self.registry.handle_operator,
+                             f"operator:{source}", f"operator request of {source}")
+
+    def _decoded(self, ident: str, payload: bytes,
+                 handle: Callable[[str, Mapping[str, Any]], Outcome], actor: str, what: str,
+                 *, action: str = "request", **audit: Any) -> Outcome:
+        """Decode ``payload`` and hand it to ``handle``; ``actor`` sent it, ``audit`` are
+        the audit fields of a refusal."""
         try:
             msg = decode(payload)
         except WireError as exc:
-            return self._undecodable(f"operator:{source}", "request", source, exc, payload)
-        outcome = self.registry.handle_operator(source, msg)
-        _log_refusal(f"operator request of {source}", outcome.reply)
+            return self._undecodable(actor, action, ident, exc, payload, **audit)
+        outcome = handle(ident, msg)
+        _log_refusal(what, outcome.reply)
         return outcome
 
     def _undecodable(self, actor: str, action: str, subject: str, exc: WireError,
