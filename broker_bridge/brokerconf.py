@@ -58,12 +58,12 @@ DYNSEC_PLUGIN_PATHS = (
 )
 
 
-class BrokerConfigError(BridgeError, ValueError):
+class MosquittoConfigError(BridgeError, ValueError):
     """The broker configuration asked for cannot be written."""
 
 
 @dataclass(frozen=True, slots=True)
-class BrokerConfig:
+class MosquittoConfig:
     """What the broker should look like.
 
     ``port`` is a plain-TCP listener (password login; keep it on loopback for a
@@ -92,25 +92,29 @@ class BrokerConfig:
 
     def __post_init__(self) -> None:
         Topics(self.prefix)
-        if self.port is None and self.tls_port is None:
-            raise BrokerConfigError("the broker needs a plain or a TLS listener")
-        for port in (self.port, self.tls_port):
-            if port is not None and not 0 < port < 65536:
-                raise BrokerConfigError(f"port {port} is out of range")
-        if self.port is not None and self.port == self.tls_port:
-            raise BrokerConfigError("the plain and the TLS listener need different ports")
+        self._check_listeners()
         if self.acl not in ACL_MODES:
-            raise BrokerConfigError(f"acl must be one of {', '.join(ACL_MODES)}, "
-                                    f"not {self.acl!r}")
-        if self.client_certificates and self.tls_port is None:
-            raise BrokerConfigError("client certificates need the TLS listener")
+            raise MosquittoConfigError(f"acl must be one of {', '.join(ACL_MODES)}, "
+                                       f"not {self.acl!r}")
         for name, value in (("bind address", self.bind), ("user", self.user or "-")):
             if not value or any(c in value for c in " \n\t#"):
-                raise BrokerConfigError(f"{name} {value!r} does not fit in the configuration")
+                raise MosquittoConfigError(f"{name} {value!r} does not fit in the "
+                                           "configuration")
+
+    def _check_listeners(self) -> None:
+        if self.port is None and self.tls_port is None:
+            raise MosquittoConfigError("the broker needs a plain or a TLS listener")
+        for port in (self.port, self.tls_port):
+            if port is not None and not 0 < port < 65536:
+                raise MosquittoConfigError(f"port {port} is out of range")
+        if self.port is not None and self.port == self.tls_port:
+            raise MosquittoConfigError("the plain and the TLS listener need different ports")
+        if self.client_certificates and self.tls_port is None:
+            raise MosquittoConfigError("client certificates need the TLS listener")
 
 
 @dataclass(frozen=True, slots=True)
-class BrokerFiles:
+class MosquittoFiles:
     """Where :func:`write_broker_config` put things."""
 
     conf: Path
@@ -207,7 +211,7 @@ def find_dynsec_plugin() -> str | None:
     return next((p for p in DYNSEC_PLUGIN_PATHS if Path(p).is_file()), None)
 
 
-def render_conf(config: BrokerConfig, out_dir: Path, *, ca_file: Path | None,
+def render_conf(config: MosquittoConfig, out_dir: Path, *, ca_file: Path | None,
                 server_cert: Path | None, server_key: Path | None) -> str:
     root = out_dir.resolve()
     lines = [
@@ -218,7 +222,7 @@ def render_conf(config: BrokerConfig, out_dir: Path, *, ca_file: Path | None,
     if config.acl == "dynsec":
         plugin = config.dynsec_plugin or find_dynsec_plugin()
         if plugin is None:
-            raise BrokerConfigError("Mosquitto's dynamic security plugin was not found; "
+            raise MosquittoConfigError("Mosquitto's dynamic security plugin was not found; "
                                     "name it with --dynsec-plugin or use --acl file")
         lines += [f"plugin {plugin}", f"plugin_opt_config_file {root / DYNSEC_FILE}"]
     else:
@@ -249,14 +253,14 @@ def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
     atomic_write(path, text.encode("utf-8"), mode=mode)
 
 
-def write_broker_config(out_dir: str | os.PathLike[str], config: BrokerConfig,
+def write_broker_config(out_dir: str | os.PathLike[str], config: MosquittoConfig,
                         identities: Sequence[BrokerIdentity], *,
-                        ca: OperatorCA | None = None) -> BrokerFiles:
+                        ca: OperatorCA | None = None) -> MosquittoFiles:
     """Write ``mosquitto.conf``, ``passwd`` and ``acl`` (and for TLS the CA and the
     broker's certificate) to ``out_dir``. A TLS listener needs ``ca``."""
     root = Path(out_dir)
     if config.tls_port is not None and ca is None:
-        raise BrokerConfigError("a TLS listener needs the operator CA (--ca DIR)")
+        raise MosquittoConfigError("a TLS listener needs the operator CA (--ca DIR)")
     topics = Topics(config.prefix)
     ca_file = server_cert = server_key = None
     if config.tls_port is not None and ca is not None:
@@ -273,6 +277,6 @@ def write_broker_config(out_dir: str | os.PathLike[str], config: BrokerConfig,
                                                 server_key=server_key))
     if config.persistence:
         (root / "data").mkdir(parents=True, exist_ok=True)
-    return BrokerFiles(conf=root / CONF_FILE, passwords=root / PASSWORD_FILE,
+    return MosquittoFiles(conf=root / CONF_FILE, passwords=root / PASSWORD_FILE,
                        acl=root / ACL_FILE, dynsec=root / DYNSEC_FILE, ca_file=ca_file,
                        server_cert=server_cert, server_key=server_key, users=len(active))

@@ -260,45 +260,22 @@ def issue(registry: Registry, role: Role, subject: str, out_dir: str | os.PathLi
     the old password, certificate and signing key stop working once the broker's files
     are written again (``mps-bridge broker-config``).
     """
-    if not (password or certificate):
-        raise CredentialError("issue a password, a certificate or both")
-    if certificate and ca is None:
-        raise CredentialError("a client certificate needs the operator CA (--ca DIR)")
-    try:
-        username = username_for(role, subject)
-    except ValueError as exc:
-        raise CredentialError(str(exc)) from exc
+    username = _check_request(role, subject, ca=ca, password=password,
+                              certificate=certificate, signing_key=signing_key)
     if signing_key is None:
         signing_key = role is Role.DEVICE
-    if signing_key and role is not Role.DEVICE:
-        raise CredentialError("only devices get a signing key")
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    secret: str | None = None
-    cert_print: str | None = None
     if ca is not None:
         (root / bundle.CA_FILE).write_bytes(_pem_cert(ca.certificate))
-    if password:
-        secret = new_password()
-        bundle.write_private(root / bundle.PASSWORD_FILE, (secret + "\n").encode())
-    else:
+    secret = _write_password(root) if password else None
+    if not password:
         (root / bundle.PASSWORD_FILE).unlink(missing_ok=True)
-    if certificate and ca is not None:
-        cert, key = ca.issue_client(username)
-        bundle.write_private(root / bundle.KEY_FILE, _pem_key(key))
-        (root / bundle.CERT_FILE).write_bytes(_pem_cert(cert))
-        cert_print = fingerprint(cert)
-    else:
+    cert_print = _write_certificate(root, ca, username) if certificate and ca else None
+    if cert_print is None:
         (root / bundle.CERT_FILE).unlink(missing_ok=True)
         (root / bundle.KEY_FILE).unlink(missing_ok=True)
-    kid: bytes | None = None
-    if signing_key:
-        device_key = ec.generate_private_key(ec.SECP256R1())
-        public = device_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        record, _ = registry.enroll_device_key(subject, public, actor=actor)
-        kid = record.kid
-        bundle.write_private(root / bundle.SIGNING_KEY_FILE, _pem_key(device_key))
+    kid = _write_signing_key(root, registry, subject, actor) if signing_key else None
     (root / bundle.IDENTITY_FILE).write_text(json.dumps(
         {"username": username, "role": role.value, "subject": subject}, indent=2) + "\n",
         encoding="utf-8")
@@ -317,6 +294,47 @@ def issue(registry: Registry, role: Role, subject: str, out_dir: str | os.PathLi
                                    "signing_kid": kid.hex() if kid else None})
     log.info("issued credentials for %s (%s) in %s", username, role.value, root)
     return Issued(identity, root, change, secret, kid)
+
+
+def _check_request(role: Role, subject: str, *, ca: OperatorCA | None, password: bool,
+                   certificate: bool, signing_key: bool | None) -> str:
+    """The username of the identity to issue; CredentialError for a request that cannot
+    be met."""
+    if not (password or certificate):
+        raise CredentialError("issue a password, a certificate or both")
+    if certificate and ca is None:
+        raise CredentialError("a client certificate needs the operator CA (--ca DIR)")
+    try:
+        username = username_for(role, subject)
+    except ValueError as exc:
+        raise CredentialError(str(exc)) from exc
+    if signing_key and role is not Role.DEVICE:
+        raise CredentialError("only devices get a signing key")
+    return username
+
+
+def _write_password(root: Path) -> str:
+    secret = new_password()
+    bundle.write_private(root / bundle.PASSWORD_FILE, (secret + "\n").encode())
+    return secret
+
+
+def _write_certificate(root: Path, ca: OperatorCA, username: str) -> str:
+    """Issue a client certificate into the bundle; its fingerprint."""
+    cert, key = ca.issue_client(username)
+    bundle.write_private(root / bundle.KEY_FILE, _pem_key(key))
+    (root / bundle.CERT_FILE).write_bytes(_pem_cert(cert))
+    return fingerprint(cert)
+
+
+def _write_signing_key(root: Path, registry: Registry, eid: str, actor: str) -> bytes:
+    """Make a device's signing key, enroll its public part; the key id."""
+    device_key = ec.generate_private_key(ec.SECP256R1())
+    public = device_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    record, _ = registry.enroll_device_key(eid, public, actor=actor)
+    bundle.write_private(root / bundle.SIGNING_KEY_FILE, _pem_key(device_key))
+    return record.kid
 
 
 def revoke(registry: Registry, username: str, *, actor: str = "operator:cli") -> bool:

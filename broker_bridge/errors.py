@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from mps_common.errors import ConfigError, Problem
 from mps_wire.errors import ErrorCode
 
 
@@ -90,24 +90,16 @@ class UnknownEntityError(BridgeError, LookupError):
 
 # --- operator data ---------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong in an operator data file: where (``contracts[0].id``) and what."""
+class OperatorDataError(BridgeError, ConfigError):
+    """An operator data file cannot be imported; nothing of it was stored.
 
-    where: str
-    what: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.what}" if self.where else self.what
-
-
-class OperatorDataError(BridgeError, ValueError):
-    """An operator data file cannot be imported; nothing of it was stored."""
+    ``problems`` name each thing wrong (:class:`mps_common.errors.Problem`), ``source``
+    the file.
+    """
 
     def __init__(self, source: str, problems: Sequence[Problem]) -> None:
-        self.source = source
-        self.problems = tuple(problems)
-        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+        super().__init__("\n".join(f"{source}: {p}" for p in problems),
+                         problems=problems, source=source)
 
 
 # --- broker ----------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker_bridge.brokerconf import BrokerConfig, find_dynsec_plugin, write_broker_config
+from broker_bridge.brokerconf import MosquittoConfig as BrokerConfig
+from broker_bridge.brokerconf import find_dynsec_plugin, write_broker_config
 from broker_bridge.credentials import OperatorCA, issue
 from broker_bridge.model import App, Contract, Installation, Role, Subscription, TrustLevel
 from broker_bridge.registry import Registry, SignaturePolicy

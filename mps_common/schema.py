@@ -47,6 +47,9 @@ class Key:
     ``kind`` ``float`` accepts integers too; booleans are never taken for numbers.
     ``items`` is the type of a list's elements. ``check`` gets the typed value and returns
     what the caller receives, or raises ``ValueError``/``TypeError`` with the reason.
+    ``rows`` checks each element of a list against a table (an array of tables), and
+    ``item_check`` each element of a list on its own; either reports a bad element at its
+    index (``apps[2].id``) and leaves None in its place, so indices keep their meaning.
     """
 
     name: str
@@ -55,6 +58,8 @@ class Key:
     check: Check | None = None
     items: type | None = None
     table: Table | None = None
+    rows: Table | None = None
+    item_check: Check | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,12 @@ class Table:
     def key(name: str, table: Table, *, required: bool = True) -> Key:
         """A key whose value is a nested table checked against ``table``."""
         return Key(name, dict, REQUIRED if required else None, table=table)
+
+    @staticmethod
+    def rows(name: str, table: Table, *, required: bool = False) -> Key:
+        """A key whose value is a list of tables, each checked against ``table``; an
+        absent optional key is an empty list."""
+        return Key(name, list, REQUIRED if required else (), rows=table)
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -108,16 +119,35 @@ def _one(key: Key, value: Any, where: str, problems: list[Problem]) -> Any:
                 return None
     if key.table is not None:
         return _walk(value, key.table, where, problems)
+    if key.rows is not None:
+        return [_row(item, key.rows, f"{where}[{i}]", problems)
+                for i, item in enumerate(value)]
+    if key.item_check is not None:
+        return [_checked(key.item_check, item, f"{where}[{i}]", problems)
+                for i, item in enumerate(value)]
     if float in (key.kind if isinstance(key.kind, tuple) else (key.kind,)) \
             and isinstance(value, int):
         value = float(value)
     if key.check is None:
         return value
+    return _checked(key.check, value, where, problems)
+
+
+def _checked(check: Check, value: Any, where: str, problems: list[Problem]) -> Any:
     try:
-        return key.check(value)
+        return check(value)
     except (ValueError, TypeError) as exc:
         problems.append(Problem(where, str(exc)))
         return None
+
+
+def _row(item: Any, table: Table, where: str, problems: list[Problem]
+         ) -> dict[str, Any] | None:
+    if not isinstance(item, Mapping):
+        problems.append(Problem(where, f"must be {_type_name(dict)}, "
+                                       f"got {type(item).__name__}"))
+        return None
+    return _walk(item, table, where, problems)
 
 
 def _walk(document: Mapping[str, Any], table: Table, where: str,
@@ -148,11 +178,21 @@ def validate(document: Mapping[str, Any], schema: Table, *, source: str) -> dict
 
     Raises :class:`ConfigError` whose ``problems`` name each key path.
     """
-    problems: list[Problem] = []
-    values = _walk(document, schema, "", problems)
+    values, problems = collect(document, schema)
     if problems:
         raise config_error(source, problems)
     return values
+
+
+def collect(document: Mapping[str, Any], schema: Table
+            ) -> tuple[dict[str, Any], list[Problem]]:
+    """The document's values as :func:`validate` returns them, and every problem found,
+    for a caller that checks more (across entries) before it reports them all at once.
+
+    A value with a problem is None.
+    """
+    problems: list[Problem] = []
+    return _walk(document, schema, "", problems), problems
 
 
 def config_error(source: str, problems: Sequence[Problem]) -> ConfigError:

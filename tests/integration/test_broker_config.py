@@ -20,7 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.credentials import DeviceCredentials
 from agent.publisher import Publisher
-from broker_bridge.brokerconf import BrokerConfig, acl_rules, write_broker_config
+from broker_bridge.brokerconf import MosquittoConfig, acl_rules, write_broker_config
 from broker_bridge.credentials import (
     OperatorCA,
     check_mosquitto_hash,
@@ -80,7 +80,7 @@ def deploy(tmp_path: Path, *, acl: str = "file", client_certificates: bool = Fal
             bundles[name] = issue(registry, role, subject, tmp_path / "bundles" / name, ca=ca,
                                   certificate=client_certificates).directory
         port, tls_port = (free_port() if plain else None), free_port()
-        config = BrokerConfig(port=port, tls_port=tls_port, acl=acl, user=RUN_AS,
+        config = MosquittoConfig(port=port, tls_port=tls_port, acl=acl, user=RUN_AS,
                               client_certificates=client_certificates)
         files = write_broker_config(tmp_path / "broker", config, store.identities(), ca=ca)
         broker = Mosquitto(config_file=files.conf, port=port, tls_port=tls_port,
@@ -223,7 +223,7 @@ def test_a_revoked_identity_is_locked_out_after_a_reload(dep: Deployment) -> Non
     c = Client(dep.url("health"))
     c.close()
     assert revoke(dep.registry, "app.health")
-    config = BrokerConfig(port=dep.broker.port, tls_port=dep.broker.tls_port, user=RUN_AS)
+    config = MosquittoConfig(port=dep.broker.port, tls_port=dep.broker.tls_port, user=RUN_AS)
     files = write_broker_config(dep.root / "broker", config, dep.store.identities(),
                                 ca=dep.ca)
     assert "app.health" not in files.passwords.read_text()

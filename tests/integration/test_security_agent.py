@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from broker_bridge.brokerconf import BrokerConfig, write_broker_config
+from broker_bridge.brokerconf import MosquittoConfig, write_broker_config
 from broker_bridge.credentials import OperatorCA, issue
 from broker_bridge.model import Role
 from broker_bridge.registry import Registry
@@ -46,7 +46,7 @@ def test_agent_registers_signed_over_tls_with_its_credentials(tmp_path: Path) ->
         bridge_dir = issue(registry, Role.BRIDGE, "one", tmp_path / "bridge", ca=ca).directory
         tls_port = free_port()
         files = write_broker_config(
-            tmp_path / "broker", BrokerConfig(port=None, tls_port=tls_port,
+            tmp_path / "broker", MosquittoConfig(port=None, tls_port=tls_port,
                                               user="root" if os.geteuid() == 0 else None),
             store.identities(), ca=ca)
     url = f"mqtts://127.0.0.1:{tls_port}?ca={ca.cert_file}"

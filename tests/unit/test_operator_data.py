@@ -172,7 +172,7 @@ def typo_key(doc: dict[str, Any]) -> None:
      "already listed for contract C-1"),
     (unknown_trust, "apps[0].trust", "unknown trust level 'root'"),
     (bad_imsi, "contracts[0].subscriptions[0].imsi", "6 to 15 digits"),
-    (typo_key, "contracts[0].subscriptions[1].icc_id", "unknown key"),
+    (typo_key, "contracts[0].subscriptions[1].icc_id", "is not a known setting"),
 ])
 def test_a_bad_entry_is_named_exactly_and_nothing_is_stored(
         store: SqliteStore, tmp_path: Path, suffix: str, mutate: Any, where: str,
@@ -206,7 +206,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     ("a.json", '{"contracts": [', "not valid JSON"),
     ("a.json", '{"apps": [], "apps": []}', "appears twice"),
     ("a.json", '[1, 2]', "must be a table"),
-    ("a.toml", 'contracts = "C-1"', "must be an array"),
+    ("a.toml", 'contracts = "C-1"', "must be a list"),
 ])
 def test_unreadable_documents(tmp_path: Path, name: str, text: str, what: str) -> None:
     path = tmp_path / name

@@ -190,7 +190,7 @@ def test_operators_ported_numbers_and_standing_consent(tmp_path: Path) -> None:
      "operators[0].number_prefixes[0]", "+ and 1 to 15 digits"),
     ({"ported": [{"msisdn": "+4915100000001", "operator": "o"}]}, "ported[0].msisdn",
      "listed for contract C-1"),
-    ({"ported": [{"operator": "o"}]}, "ported[0].msisdn", "missing"),
+    ({"ported": [{"operator": "o"}]}, "ported[0].msisdn", "is required"),
 ])
 def test_bad_new_entries_are_named(extra: dict[str, Any], where: str, what: str) -> None:
     with pytest.raises(OperatorDataError) as caught:

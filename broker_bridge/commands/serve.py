@@ -1,0 +1,64 @@
+"""``mps-bridge serve``: the registry service until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from broker_bridge.commands.common import PROG, open_store
+from broker_bridge.registry import DEFAULT_CONSENT_TTL, SignaturePolicy
+from broker_bridge.service import Bridge
+from mps_common.cli import EXIT_OK
+from mps_common.config import Settings, positive_float
+from mps_mqtt.options import broker_url, credentials_option
+from mps_wire.topics import DEFAULT_PREFIX, DEFAULT_SHARE_GROUP, Topics
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``serve``."""
+    serve = commands.add_parser("serve", parents=[common], help="serve registrations and "
+                                "app requests until SIGTERM/SIGINT")
+    serve.add_argument("--db", help="database file, created if missing ($MPS_DB)")
+    serve.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
+    serve.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
+    serve.add_argument("--group", help=f"shared-subscription group (default "
+                                       f"{DEFAULT_SHARE_GROUP})")
+    serve.add_argument("--client-id", help="fixed MQTT client id: keeps a persistent session "
+                                           "so requests queue while the bridge is down")
+    serve.add_argument("--consent-ttl", help="seconds a consent prompt stays open "
+                                             f"(default {DEFAULT_CONSENT_TTL:g})")
+    credentials_option(serve)
+    serve.add_argument("--signatures", choices=[p.value for p in SignaturePolicy],
+                       help="which registrations must be signed by the device's enrolled "
+                            "key: 'required' (all; devices without a key cannot register) "
+                            "or 'enrolled' (devices with a key; default, for deployments "
+                            "whose devices hold no keys yet) ($MPS_SIGNATURES)")
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT; print one line once subscribed, one when stopped."""
+    db = settings.require("db")
+    broker = broker_url(settings)
+    topics = Topics(settings.text("prefix") or DEFAULT_PREFIX)
+    group = settings.text("group") or DEFAULT_SHARE_GROUP
+    client_id = settings.text("client_id")
+    consent_ttl = settings.get("consent_ttl", DEFAULT_CONSENT_TTL, positive_float)
+    signatures = settings.get("signatures", SignaturePolicy.ENROLLED, SignaturePolicy)
+    store = open_store(db)
+    try:
+        bridge = Bridge(store, broker, topics=topics, group=group, client_id=client_id,
+                        consent_ttl=consent_ttl, signatures=signatures)
+
+        def ready() -> None:
+            # One line on stdout, for scripts waiting until the bridge is subscribed.
+            print(f"{PROG}: serving {broker} prefix={topics.prefix} group={group} db={db} "
+                  f"signatures={signatures.value} pid={os.getpid()}", flush=True)
+
+        bridge.serve_forever(ready=ready)
+    finally:
+        store.close()
+    stats = bridge.stats
+    print(f"{PROG}: stopped after {stats.received} messages ({stats.handled} handled, "
+          f"{stats.failed} failed)", flush=True)
+    return EXIT_OK

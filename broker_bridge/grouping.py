@@ -1,0 +1,122 @@
+"""Group commit: consecutive messages share one transaction, one wait for the disk.
+
+The worker takes a message and the ones waiting behind it, each still all-or-nothing on its
+own (a savepoint, see :meth:`Store.batch`), and commits the group when no more are waiting,
+or after :data:`GROUP_MAX` messages or :data:`GROUP_SECONDS`. Replies and events of the group
+are published after that commit, and the messages acknowledged after it. A read-only request
+that meets a group with nothing but audit entries uncommitted is answered at once, since its
+reply tells only what was committed; it too is acknowledged only after its audit entry
+commits. A group whose commit fails is handled again message by message.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+
+from broker_bridge.handling import Counters, Handled, MessageHandler
+from broker_bridge.publishing import Publisher
+from broker_bridge.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+#: At most this many messages share one commit ...
+GROUP_MAX = 500
+#: ... and a group takes new messages for at most this long (seconds).
+GROUP_SECONDS = 0.02
+
+#: What the worker's queue holds: messages, and None to stop.
+MessageQueue = queue.SimpleQueue[mqtt.MQTTMessage | None]
+
+
+@dataclass(slots=True)
+class _Group:
+    items: list[Handled] = field(default_factory=list)
+    more: bool = True  # stop() was not seen
+    changed: bool = False  # something besides audit entries is uncommitted
+
+
+class GroupWorker:
+    """Handles the messages of ``messages`` in groups over ``store``, then publishes and
+    acknowledges them; runs on the bridge's worker thread."""
+
+    def __init__(self, store: Store, messages: MessageQueue, handler: MessageHandler,
+                 publisher: Publisher, counters: Counters) -> None:
+        self.store = store
+        self.messages = messages
+        self.handler = handler
+        self.publisher = publisher
+        self.counters = counters
+
+    def run(self, client: mqtt.Client) -> None:
+        """Handle groups until stop() queues None."""
+        more = True
+        while more:
+            first = self.messages.get()
+            if first is None:
+                return
+            try:
+                more = self.group(client, first)
+            except Exception:
+                log.exception("failed to handle a group of messages")
+
+    def group(self, client: mqtt.Client, first: mqtt.MQTTMessage) -> bool:
+        """Handle ``first`` and the messages waiting behind it in one transaction, then
+        publish and acknowledge; False when stop() was seen."""
+        group = _Group()
+        try:
+            with self.store.batch():
+                self._collect(client, first, group)
+        except Exception:
+            # Nothing of the group is stored: each message again, in its own transaction
+            # (what was answered already is not answered twice).
+            log.exception("committing a group of %d messages failed; handling them one "
+                          "by one", len(group.items))
+            group.items = self._redo(group.items or [Handled(first)])
+        for item in group.items:
+            self.answer(client, item)
+            if item.outcome is not None:
+                self.publisher.effects(client, item.outcome.effects)
+        for item in group.items:
+            if item.msg.qos:
+                client.ack(item.msg.mid, item.msg.qos)
+        return group.more
+
+    def _collect(self, client: mqtt.Client, first: mqtt.MQTTMessage, group: _Group) -> None:
+        deadline = time.monotonic() + GROUP_SECONDS
+        msg: mqtt.MQTTMessage | None = first
+        while msg is not None:
+            item = self.handler.take(msg)
+            group.items.append(item)
+            outcome = item.outcome
+            if outcome is not None and outcome.read_only and not group.changed:
+                self.answer(client, item)
+            elif outcome is not None or item.error is not None:
+                group.changed = True
+            if len(group.items) >= GROUP_MAX or time.monotonic() >= deadline:
+                return
+            try:
+                msg = self.messages.get_nowait()
+            except queue.Empty:
+                return
+            group.more = msg is not None
+
+    def _redo(self, items: list[Handled]) -> list[Handled]:
+        redone = []
+        for item in items:
+            again = self.handler.take(item.msg)
+            again.done = item.done
+            redone.append(again)
+        return redone
+
+    def answer(self, client: mqtt.Client, item: Handled) -> None:
+        """Count ``item`` and publish its reply, once."""
+        if item.done:
+            return
+        item.done = True
+        self.counters.count(item)
+        self.publisher.reply(client, item)

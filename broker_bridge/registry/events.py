@@ -1,0 +1,92 @@
+"""The changes several concerns make to devices and pairings, with the events they cause.
+
+Each works through a :class:`~broker_bridge.registry.work.UnitOfWork`: what it stores and
+the events it appends commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+from broker_bridge.model import App, ConsentSource, Device, Pairing, PairingState
+from broker_bridge.registry.work import UnitOfWork
+from mps_wire.messages import ChangeKind, EventKind, Reason
+
+
+def announce(work: UnitOfWork, contract_id: str, kind: EventKind, device: Device, *,
+             changes: Iterable[ChangeKind] = (), reason: str | None = None) -> None:
+    """Append a device event for every app with an active pairing on the contract."""
+    store = work.store
+    for pairing in store.pairings(contract_id=contract_id, states=(PairingState.ACTIVE,)):
+        app = store.app(pairing.app_id)
+        if app is None:
+            continue
+        view = work.view(app)
+        payload: dict[str, Any] = {
+            "event": kind.value, "ts": work.now, "pairing": pairing.id,
+            "contract": view.contract_ref(contract_id),
+            "device": view.record(device).to_wire(),
+        }
+        if kind is EventKind.DEVICE_UPDATED:
+            payload["changes"] = [c.value for c in changes]
+        if reason is not None:
+            payload["reason"] = str(reason)
+        work.event(app.id, kind, payload, contract_id=contract_id, pairing_id=pairing.id)
+
+
+def granted(work: UnitOfWork, app: App, pairing: Pairing) -> None:
+    """Tell the app its pairing is active, with every device of the contract."""
+    view = work.view(app)
+    devices = work.store.devices_of_contract(pairing.contract_id)
+    payload = {
+        "event": EventKind.PAIRING_GRANTED.value, "ts": work.now, "pairing": pairing.id,
+        "contract": view.contract_ref(pairing.contract_id), "purpose": pairing.purpose,
+        "consent": (pairing.consent or ConsentSource.USER).value,
+        "devices": [view.record(d).to_wire() for d in devices],
+    }
+    work.event(app.id, EventKind.PAIRING_GRANTED, payload, contract_id=pairing.contract_id,
+               pairing_id=pairing.id)
+
+
+def denied(work: UnitOfWork, app: App, pairing: Pairing, reason: str) -> None:
+    """Tell the app its pairing was not granted."""
+    _pairing_event(work, EventKind.PAIRING_DENIED, app, pairing, reason)
+
+
+def end(work: UnitOfWork, app: App, pairing: Pairing, *, by: str, reason: str) -> bool:
+    """End a live pairing and tell the app; False if another process changed it first."""
+    ended = replace(pairing, state=PairingState.ENDED, ended_at=work.now, ended_by=by,
+                    end_reason=str(reason))
+    if not work.store.update_pairing(ended, expect=pairing.state):
+        return False
+    if pairing.state is PairingState.PENDING:
+        work.consent_changed(pairing.contract_id)
+    _pairing_event(work, EventKind.PAIRING_ENDED, app, pairing, reason)
+    return True
+
+
+def expire(work: UnitOfWork, pairing: Pairing) -> None:
+    """Expire a pending pairing whose consent prompt timed out; its app is denied."""
+    expired = replace(pairing, state=PairingState.EXPIRED, decided_at=work.now,
+                      decided_by="registry")
+    # Another process may have expired (or the user answered) it first.
+    if not work.store.update_pairing(expired, expect=PairingState.PENDING):
+        return
+    work.consent_changed(pairing.contract_id)
+    app = work.store.app(pairing.app_id)
+    if app is not None:
+        denied(work, app, expired, Reason.EXPIRED)
+    work.audit("registry", "consent", "expired", contract_id=pairing.contract_id,
+               app_id=pairing.app_id, subject=pairing.prompt_id,
+               detail={"pairing": pairing.id, "purpose": pairing.purpose})
+
+
+def _pairing_event(work: UnitOfWork, kind: EventKind, app: App, pairing: Pairing,
+                   reason: str) -> None:
+    view = work.view(app)
+    payload = {"event": kind.value, "ts": work.now, "pairing": pairing.id,
+               "contract": view.contract_ref(pairing.contract_id),
+               "purpose": pairing.purpose, "reason": str(reason)}
+    work.event(app.id, kind, payload, contract_id=pairing.contract_id, pairing_id=pairing.id)

@@ -1,0 +1,227 @@
+"""App requests: pairing with a contract, its devices, unpairing and the event stream."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from broker_bridge.model import App, ConsentSource, Contract, Pairing, PairingState
+from broker_bridge.policy import ConsentRule, Decision
+from broker_bridge.registry import events
+from broker_bridge.registry.core import RegistryCore, new_id
+from broker_bridge.registry.work import Outcome, UnitOfWork, denied, refusal
+from mps_wire import codec
+from mps_wire.errors import ErrorCode, WireError
+from mps_wire.messages import (
+    AppOp,
+    AppRequest,
+    DevicesRequest,
+    EventsSinceRequest,
+    PairRequest,
+    Reason,
+    Reply,
+    Status,
+    UnpairRequest,
+    parse_app_request,
+)
+
+EVENTS_PAGE_BYTES = 48 * 1024
+"""About how much event data one ``events-since`` reply carries; the rest is ``more``."""
+
+_APP_OPS = frozenset(op.value for op in AppOp)
+
+
+class PairingRules(RegistryCore):
+    """What apps ask: to pair, for the devices, to unpair, for their events."""
+
+    def handle_app(self, app_id: str, msg: Mapping[str, Any]) -> Outcome:
+        """Answer a decoded app request: unknown apps are denied before anything else."""
+        app = self._admit(app_id)
+        if isinstance(app, Reply):
+            op = msg.get("op")
+            return self.refuse(f"app:{app_id}", op if isinstance(op, str) and
+                               op in _APP_OPS else "request", app, app_id=app_id)
+        try:
+            request = parse_app_request(msg)
+        except WireError as exc:
+            return Outcome(refusal(Status.ERROR, exc.code, exc.message))
+        return self.app_request(app_id, request, admitted=app)
+
+    def app_request(self, app_id: str, request: AppRequest, *, admitted: App | None = None
+                    ) -> Outcome:
+        """Answer one validated app request; ``admitted`` is the app when the caller has
+        just admitted it."""
+        if isinstance(request, PairRequest):
+            return self.pair(app_id, request, admitted=admitted)
+        if isinstance(request, DevicesRequest):
+            return self.devices(app_id, request, admitted=admitted)
+        if isinstance(request, UnpairRequest):
+            return self.unpair(app_id, request, admitted=admitted)
+        return self.events_since(app_id, request, admitted=admitted)
+
+    def pair(self, app_id: str, request: PairRequest, *,
+             admitted: App | None = None) -> Outcome:
+        """Pair the app with the contract behind the number, asking the user if needed.
+
+        ``ok`` with every device of the contract when paired at once (standing consent,
+        or already paired); ``pending`` while the user is asked; ``denied`` for an app
+        whose trust or purposes do not allow it; ``redirect``/``not-found`` for a number
+        not served here. An app has at most one live pairing per contract: asking again
+        while one is pending or active answers about that one.
+        """
+        actor = f"app:{app_id}"
+        audit = {"app_id": app_id, "subject": request.msisdn,
+                 "detail": {"purpose": request.purpose}}
+        app = self._admit(app_id, admitted)
+        if isinstance(app, Reply):
+            return self.refuse(actor, "pair", app, **audit)
+        routed = self.route(request.msisdn)
+        if isinstance(routed, Reply):
+            return self.refuse(actor, "pair", routed, **audit)
+        contract = routed
+        decision = self.policy.pairing(app, request.purpose)
+        if not decision.allowed:
+            return self.refuse(actor, "pair", denied(decision), contract_id=contract.id,
+                               **audit)
+        with self._work() as work:
+            live = self.store.live_pairing(app.id, contract.id)
+            if (live is not None and live.state is PairingState.PENDING
+                    and (live.expires_at or 0) <= work.now):
+                events.expire(work, live)
+                live = None
+            repeat = live is not None
+            if live is None:
+                live = self._start_pairing(work, app, decision, contract, request)
+            reply = self._pairing_reply(app, live, work.now)
+            work.audit(actor, "pair", reply.status.value, contract_id=contract.id,
+                       app_id=app.id, subject=request.msisdn,
+                       detail={"purpose": request.purpose, "pairing": live.id,
+                               "repeat": repeat, "consent": decision.consent.value})
+        return Outcome(reply, work.effects)
+
+    def _start_pairing(self, work: UnitOfWork, app: App, decision: Decision,
+                       contract: Contract, request: PairRequest) -> Pairing:
+        now = work.now
+        pairing = Pairing(id=new_id("pr"), app_id=app.id, contract_id=contract.id,
+                          msisdn=request.msisdn, purpose=request.purpose,
+                          state=PairingState.PENDING, created_at=now)
+        if decision.consent is ConsentRule.STANDING:
+            pairing = replace(pairing, state=PairingState.ACTIVE,
+                              consent=ConsentSource.STANDING, decided_at=now,
+                              decided_by="operator")
+            self.store.add_pairing(pairing)
+            events.granted(work, app, pairing)
+        else:
+            pairing = replace(pairing, prompt_id=new_id("cp"),
+                              expires_at=now + self.consent_ttl_ms)
+            self.store.add_pairing(pairing)
+            work.consent_changed(contract.id)
+        return pairing
+
+    def _pairing_reply(self, app: App, pairing: Pairing, now: int) -> Reply:
+        view = self.view(app)
+        body: dict[str, Any] = {"pairing": pairing.id, "state": pairing.state.value,
+                                "contract": view.contract_ref(pairing.contract_id),
+                                "purpose": pairing.purpose}
+        if pairing.state is PairingState.PENDING:
+            body["expires_at"] = pairing.expires_at or now
+            return Reply(Status.PENDING, message="waiting for the user's consent", body=body)
+        body["consent"] = (pairing.consent or ConsentSource.USER).value
+        body["devices"] = [view.record(d).to_wire()
+                           for d in self.store.devices_of_contract(pairing.contract_id)]
+        return Reply.ok(**body)
+
+    def devices(self, app_id: str, request: DevicesRequest, *,
+                admitted: App | None = None) -> Outcome:
+        """Every device of the contract behind the number, for a paired app (or one with
+        standing consent)."""
+        actor = f"app:{app_id}"
+        audit = {"app_id": app_id, "subject": request.msisdn}
+        app = self._admit(app_id, admitted)
+        if isinstance(app, Reply):
+            return self.refuse(actor, "devices", app, **audit)
+        routed = self.route(request.msisdn)
+        if isinstance(routed, Reply):
+            return self.refuse(actor, "devices", routed, **audit)
+        contract = routed
+        live = self.store.live_pairing(app.id, contract.id)
+        if live is None or live.state is not PairingState.ACTIVE:
+            refused = self._unpaired(app, live)
+            if refused is not None:
+                return self.refuse(actor, "devices", refused, contract_id=contract.id,
+                                   **audit)
+        view = self.view(app)
+        records = [view.record(d).to_wire() for d in self.store.devices_of_contract(contract.id)]
+        self._audit(actor, "devices", Status.OK.value, contract_id=contract.id, **audit,
+                    detail={"devices": len(records),
+                            "pairing": live.id if live is not None else None})
+        return Outcome(Reply.ok(contract=view.contract_ref(contract.id), devices=records),
+                       read_only=True)
+
+    def _unpaired(self, app: App, live: Pairing | None) -> Reply | None:
+        """The refusal for an app asking without an active pairing, None if its standing
+        consent lets it see the devices all the same."""
+        decision = self.policy.pairing(app, None)
+        if not decision.allowed:
+            return denied(decision)
+        if decision.consent is ConsentRule.STANDING:
+            return None
+        if live is not None:
+            return refusal(Status.PENDING, ErrorCode.DENIED,
+                           "the user has not answered the consent prompt yet",
+                           Reason.CONSENT_PENDING)
+        return refusal(Status.DENIED, ErrorCode.DENIED,
+                       f"app {app.id} is not paired with this contract; ask to pair first",
+                       Reason.NOT_PAIRED)
+
+    def unpair(self, app_id: str, request: UnpairRequest, *,
+               admitted: App | None = None) -> Outcome:
+        """End the app's pairing (named by id, or by the number it was made with)."""
+        actor = f"app:{app_id}"
+        audit: dict[str, Any] = {"app_id": app_id,
+                                 "subject": request.msisdn or request.pairing}
+        app = self._admit(app_id, admitted)
+        if isinstance(app, Reply):
+            return self.refuse(actor, "unpair", app, **audit)
+        pairing: Pairing | None
+        if request.pairing is not None:
+            pairing = self.store.pairing(request.pairing)
+            if pairing is not None and pairing.app_id != app.id:
+                pairing = None  # another app's pairing: as if it did not exist
+        else:
+            routed = self.route(request.msisdn or "")
+            if isinstance(routed, Reply):
+                return self.refuse(actor, "unpair", routed, **audit)
+            pairing = self.store.live_pairing(app.id, routed.id)
+        if pairing is None:
+            return self.refuse(actor, "unpair", refusal(
+                Status.ERROR, ErrorCode.NOT_FOUND, "no such pairing of this app",
+                Reason.NOT_PAIRED), **audit)
+        with self._work() as work:
+            if pairing.state.live:
+                events.end(work, app, pairing, by=actor, reason=Reason.UNPAIRED)
+            current = self.store.pairing(pairing.id) or pairing
+            work.audit(actor, "unpair", Status.OK.value, contract_id=pairing.contract_id,
+                       **audit, detail={"pairing": pairing.id, "was": pairing.state.value})
+        view = self.view(app)
+        return Outcome(Reply.ok(pairing=pairing.id, state=current.state.value,
+                                contract=view.contract_ref(pairing.contract_id)), work.effects)
+
+    def events_since(self, app_id: str, request: EventsSinceRequest, *,
+                     admitted: App | None = None) -> Outcome:
+        """The app's events after its cursor ``seq``, a page at a time."""
+        app = self._admit(app_id, admitted)
+        if isinstance(app, Reply):
+            return Outcome(app)
+        last = self.store.last_event_seq(app.id)
+        fetched = self.store.events_since(app.id, request.seq, limit=request.limit)
+        page: list[dict[str, Any]] = []
+        size = 0
+        for event in fetched:
+            size += len(codec.encode(event.payload))
+            if page and size > EVENTS_PAGE_BYTES:
+                break
+            page.append(event.payload)
+        more = bool(page) and page[-1]["seq"] < last
+        return Outcome(Reply.ok(events=page, last=last, more=more), read_only=True)

@@ -1,0 +1,253 @@
+"""Device registrations, the devices' signing keys and the SM-DP+'s installation results."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from broker_bridge.errors import ForeignSubscriptionError, ReplayError, UnknownSubscriptionError
+from broker_bridge.model import Change, DeviceKey, Installation, RegistrationOutcome
+from broker_bridge.registry import events
+from broker_bridge.registry.core import RegistryCore, SignaturePolicy
+from broker_bridge.registry.work import Effects, Outcome, UnitOfWork, refusal
+from mps_wire.cose import CoseError, key_id, load_public_key, public_key_der
+from mps_wire.errors import ErrorCode, WireError
+from mps_wire.identifiers import validate_eid
+from mps_wire.messages import (
+    ChangeKind,
+    DeviceInfo,
+    EventKind,
+    InstallationOutcome,
+    InstallationResult,
+    Reason,
+    RegistrationResult,
+    Reply,
+    Status,
+)
+from mps_wire.registration import Registration, decode_registration, digest_of
+
+log = logging.getLogger(__name__)
+
+INSTALLATIONS_SOURCE = "smdp"
+"""The operator source named in the audit log for installation results."""
+_KEY_CACHE_SIZE = 100_000
+
+
+class RegistrationRules(RegistryCore):
+    """Registrations of devices under the subscriptions they hold."""
+
+    def handle_registration(self, device_id: str, payload: bytes) -> Outcome:
+        """Answer a register payload that arrived on the topic of ``device_id``.
+
+        The payload is decoded with the contract's limits, its signature checked against
+        the device's enrolled key (see :class:`SignaturePolicy`), its sequence number
+        against the last one accepted (replays are refused), and its subscription against
+        the SM-DP+'s installation results. Every refusal is written to the audit log.
+        """
+        actor = f"device:{device_id}"
+        try:
+            registration = decode_registration(payload)
+        except WireError as exc:
+            return self.refuse(actor, "register", refusal(Status.ERROR, exc.code, exc.message),
+                               subject=device_id, detail={"bytes": len(payload)})
+        info = registration.info
+        detail: dict[str, Any] = {"seq": info.seq, "iccid": info.iccid,
+                                  "signed": registration.signed is not None}
+        if info.eid != device_id:
+            return self.refuse(actor, "register", refusal(
+                Status.ERROR, ErrorCode.BAD_REQUEST,
+                f"the EID {info.eid} is not the device id {device_id} of the topic"),
+                subject=device_id, detail={**detail, "eid": info.eid})
+        problem = self._check_signature(registration)
+        if problem is not None:
+            return self.refuse(actor, "register", problem, subject=device_id, detail=detail)
+        try:
+            outcome, effects = self.register(info, digest=registration.digest)
+        except ReplayError as exc:
+            reply = Reply(Status.DENIED, code=exc.code, message=str(exc),
+                          body={"last_seq": exc.last_seq})
+            return self.refuse(actor, "register", reply, subject=device_id,
+                               detail={**detail, "last_seq": exc.last_seq})
+        except UnknownSubscriptionError as exc:
+            return self.refuse(actor, "register", refusal(Status.ERROR, exc.code, str(exc)),
+                               subject=device_id, detail=detail)
+        except ForeignSubscriptionError as exc:
+            log.warning("registration of %s refused: %s (installed on %s)", device_id, exc,
+                        exc.installed_on)
+            return self.refuse(actor, "register", refusal(Status.DENIED, exc.code, str(exc)),
+                               subject=device_id,
+                               detail={**detail, "installed_on": exc.installed_on})
+        body: dict[str, Any] = {"result": outcome.result.value, "device_id": info.device_id,
+                                "contract": outcome.contract_id}
+        if outcome.changes:
+            body["changes"] = [c.value for c in outcome.changes]
+        return Outcome(Reply.ok(**body), effects)
+
+    def enroll_device_key(self, eid: str, public_key: bytes, *,
+                          actor: str = "operator:cli") -> tuple[DeviceKey, Change]:
+        """Enroll a device's P-256 public key (PEM or DER); from now on the device must
+        sign its registrations with it. ValueError for an invalid EID or key."""
+        validate_eid(eid)
+        key = load_public_key(public_key)
+        with self._work() as work:
+            record = DeviceKey(eid=eid, public_key=public_key_der(key), kid=key_id(key),
+                               enrolled_at=work.now, enrolled_by=actor)
+            change = self.store.put_device_key(record)
+            if change is not Change.UNCHANGED:
+                work.audit(actor, "device-key", change.value, subject=eid,
+                           detail={"kid": record.kid.hex()})
+        return record, change
+
+    def withdraw_device_key(self, eid: str, *, actor: str = "operator:cli") -> bool:
+        """Withdraw a device's key (it is lost or compromised); False if there was none.
+
+        Under :attr:`SignaturePolicy.REQUIRED` the device cannot register until a new key
+        is enrolled.
+        """
+        with self._work() as work:
+            removed = self.store.remove_device_key(eid)
+            if removed:
+                work.audit(actor, "device-key", "removed", subject=eid)
+        return removed
+
+    def _check_signature(self, registration: Registration) -> Reply | None:
+        """The refusal for a registration whose signature the policy does not accept."""
+        eid = registration.info.eid
+        key = self.store.device_key(eid)
+        if registration.signed is None:
+            if key is not None:
+                # Never a downgrade: a device with a key signs, or is refused.
+                return refusal(Status.DENIED, ErrorCode.SIGNATURE_REQUIRED,
+                               f"device {eid} has an enrolled key; its registrations must "
+                               "be signed")
+            if self.signatures is SignaturePolicy.REQUIRED:
+                return refusal(Status.DENIED, ErrorCode.SIGNATURE_REQUIRED,
+                               "this registry accepts signed registrations only")
+            return None
+        if key is None:
+            return refusal(Status.DENIED, ErrorCode.SIGNATURE_REQUIRED,
+                           f"no signing key is enrolled for device {eid}; the operator "
+                           "must enroll its public key first")
+        signed = registration.signed
+        if signed.kid and signed.kid != key.kid:
+            return refusal(Status.DENIED, ErrorCode.BAD_SIGNATURE,
+                           f"signed with key id {signed.kid.hex()}, but the key enrolled "
+                           f"for {eid} is {key.kid.hex()}")
+        try:
+            registration.verify(self._public_key(key.public_key))
+        except (CoseError, ValueError) as exc:
+            return refusal(Status.DENIED, ErrorCode.BAD_SIGNATURE, str(exc))
+        return None
+
+    def _public_key(self, der: bytes) -> ec.EllipticCurvePublicKey:
+        """The enrolled key ``der`` parsed, once per key (parsing costs more than half a
+        verification)."""
+        found = self._keys.get(der)
+        if found is None:
+            found = load_public_key(der)
+            if len(self._keys) >= _KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[der] = found
+        return found
+
+    def register(self, info: DeviceInfo, *, digest: str | None = None
+                 ) -> tuple[RegistrationOutcome, Effects]:
+        """Store a registration and announce it to the apps paired with its contract.
+
+        Raises UnknownSubscriptionError (nothing stored) for an ICCID the operator does not
+        know, ForeignSubscriptionError for a profile the SM-DP+ reported installed on
+        another eUICC, ReplayError for a sequence number below the last one accepted from
+        the device, or equal to it with different content. The same message again (a
+        QoS 1 redelivery, a device retrying after a lost reply) is answered as before.
+        ``digest`` is the message's :func:`~mps_wire.registration.digest_of`.
+        """
+        digest = digest or digest_of(info)
+        store = self.store
+        with self._work() as work:
+            last = store.last_registration(info.eid)
+            if last is not None:
+                last_seq, last_digest = last
+                if info.seq < last_seq or (info.seq == last_seq and last_digest
+                                           and last_digest != digest):
+                    raise ReplayError(info.eid, info.seq, last_seq)
+            installed = store.installation(info.iccid)
+            if installed is not None and installed.eid != info.eid:
+                # The SM-DP+ installed this profile on another eUICC: whoever presents it
+                # here does not hold it.
+                raise ForeignSubscriptionError(info.iccid, info.eid, installed.eid)
+            outcome = store.register_device(info, now=work.now)
+            if last is None or info.seq > last[0] or not last[1]:
+                store.note_registration(info.eid, info.seq, digest, now=work.now)
+            if outcome.result is RegistrationResult.REGISTERED:
+                _registered(work, outcome)
+            elif outcome.result is RegistrationResult.UPDATED and outcome.previous:
+                _updated(work, outcome)
+        return outcome, work.effects
+
+    def handle_installation(self, msg: Mapping[str, Any]) -> Outcome:
+        """Record a decoded installation result of the SM-DP+."""
+        try:
+            report = InstallationResult.from_wire(msg)
+        except WireError as exc:
+            return Outcome(refusal(Status.ERROR, exc.code, exc.message))
+        return self.installation(report)
+
+    def installation(self, report: InstallationResult) -> Outcome:
+        """Bind the profile to the eUICC that installed it (a later registration of the
+        profile from another EID is refused); a failed installation is only recorded in
+        the audit log. A report that arrives twice changes nothing the second time."""
+        actor = f"operator:{INSTALLATIONS_SOURCE}"
+        with self._work() as work:
+            change = Change.UNCHANGED
+            detail: dict[str, Any] = {"eid": report.eid, "transaction": report.transaction,
+                                      "smdp": report.smdp, "seq": report.seq}
+            if report.result is InstallationOutcome.INSTALLED:
+                change = self.store.record_installation(Installation(
+                    report.iccid, report.eid, report.transaction, report.smdp, report.ts))
+                others = [d.eid for d in self.store.devices_by_iccid(report.iccid)
+                          if d.eid != report.eid]
+                if others:
+                    # Registered before the report came; the operator should look at it.
+                    detail["registered_elsewhere"] = others
+                    log.warning("profile %s was installed on %s but is registered by %s",
+                                report.iccid, report.eid, ", ".join(others))
+            elif report.reason:
+                detail["reason"] = report.reason
+            if change is not Change.UNCHANGED or report.result is InstallationOutcome.FAILED:
+                sub = self.store.subscription_by_iccid(report.iccid)
+                work.audit(actor, "installation", report.result.value,
+                           contract_id=sub.contract_id if sub else None,
+                           subject=report.iccid, detail={**detail, "change": change.value})
+        return Outcome(Reply.ok(iccid=report.iccid, change=change.value))
+
+
+def _registered(work: UnitOfWork, outcome: RegistrationOutcome) -> None:
+    device = outcome.device
+    events.announce(work, outcome.contract_id, EventKind.DEVICE_ADDED, device)
+    work.audit(f"device:{device.eid}", "register", outcome.result.value,
+               contract_id=outcome.contract_id, subject=device.eid,
+               detail={"imei": device.imei, "iccid": device.iccid})
+
+
+def _updated(work: UnitOfWork, outcome: RegistrationOutcome) -> None:
+    before, device = outcome.previous, outcome.device
+    if before is None:
+        return
+    detail: dict[str, Any] = {"changes": [c.value for c in outcome.changes]}
+    if before.contract_id != outcome.contract_id:
+        events.announce(work, before.contract_id, EventKind.DEVICE_REMOVED, before,
+                        reason=Reason.LEFT_CONTRACT)
+        events.announce(work, outcome.contract_id, EventKind.DEVICE_ADDED, device)
+        detail["contract"] = [before.contract_id, outcome.contract_id]
+    elif outcome.changes:
+        events.announce(work, outcome.contract_id, EventKind.DEVICE_UPDATED, device,
+                        changes=outcome.changes)
+    if ChangeKind.DEVICE_SWAP in outcome.changes:
+        detail["imei"] = [before.imei, device.imei]
+    if ChangeKind.SIM_SWAP in outcome.changes:
+        detail["iccid"] = [before.iccid, device.iccid]
+    work.audit(f"device:{device.eid}", "register", outcome.result.value,
+               contract_id=outcome.contract_id, subject=device.eid, detail=detail)

@@ -1,0 +1,164 @@
+"""The connection and transaction machinery every SQL backend shares.
+
+Backends supply a connection and a few dialect hooks (how to begin a transaction, how to
+lock a row for a read-modify-write); the query classes of
+:mod:`broker_bridge.storage.queries` work through :meth:`SqlCore._execute` and
+:meth:`SqlCore.transaction`, written in the SQL that SQLite and PostgreSQL both
+understand (``?`` placeholders are rewritten by backends whose driver wants another style).
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from broker_bridge.errors import StoreError, UnknownContractError
+from broker_bridge.model import now_ms
+from broker_bridge.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+Row = tuple[Any, ...]
+
+
+def dump_list(items: Sequence[str]) -> str:
+    """A list column's text: compact JSON."""
+    return json.dumps(list(items), separators=(",", ":"))
+
+
+def load_list(text: str) -> tuple[str, ...]:
+    """A list column's values."""
+    return tuple(json.loads(text))
+
+
+class SqlCore(Store):
+    """A :class:`Store`'s connection and transactions, serialised by a re-entrant lock.
+
+    Backends implement the private hooks; the query classes build on the rest.
+    """
+
+    #: appended to the SELECT of a read-modify-write, e.g. " FOR UPDATE" on PostgreSQL
+    _lock_rows = ""
+
+    def __init__(self, *, clock: Callable[[], int] = now_ms) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._batched = False  # inside batch(): operations become savepoints
+        self._broken = False  # a savepoint could not be undone; the batch must not commit
+        self._open = False
+        self._clock = clock
+
+    @abc.abstractmethod
+    def _connect(self) -> None:
+        """Open the connection and verify the database; raise StoreError if unusable."""
+
+    @abc.abstractmethod
+    def _disconnect(self) -> None:
+        """Close the connection."""
+
+    @abc.abstractmethod
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """Run one statement; return its rows (empty for statements without any)."""
+
+    @abc.abstractmethod
+    def _begin(self) -> None:
+        """Begin a write transaction."""
+
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def _rollback(self) -> None: ...
+
+    def _dialect_statements(self, version: int) -> tuple[str, ...]:
+        """Backend-specific statements to run after migration ``version``'s own."""
+        return ()
+
+    def _locking(self, select: str) -> str:
+        """``select`` made to lock the rows it reads until the transaction ends."""
+        return select + self._lock_rows
+
+    def _describe(self) -> str:
+        """Where the database is, for messages."""
+        return type(self).__name__
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise StoreError(f"{self._describe()} is not open")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._require_open()
+            if self._depth:
+                # Nested calls join the outer transaction; it alone commits or rolls back.
+                # Directly inside a batch, each is an operation of its own: a savepoint.
+                savepoint = self._batched and self._depth == 1
+                if savepoint:
+                    if self._broken:
+                        raise StoreError(f"{self._describe()}: the batch's transaction "
+                                         "was lost")
+                    self._execute("SAVEPOINT operation")
+                self._depth += 1
+                try:
+                    yield
+                except BaseException:
+                    if savepoint:
+                        self._undo_operation()
+                    raise
+                else:
+                    if savepoint:
+                        self._execute("RELEASE SAVEPOINT operation")
+                finally:
+                    self._depth -= 1
+                return
+            self._begin()
+            self._depth = 1
+            try:
+                yield
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                self._depth = 0
+
+    def _undo_operation(self) -> None:
+        try:
+            self._execute("ROLLBACK TO SAVEPOINT operation")
+            self._execute("RELEASE SAVEPOINT operation")
+        except StoreError as exc:
+            # The database ended the whole transaction (I/O error, disk full, ...): what
+            # the batch did before is gone too, so it must not commit anything.
+            self._broken = True
+            log.warning("%s: undoing a failed operation failed: %s", self._describe(), exc)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth:
+                raise StoreError(f"{self._describe()}: a batch cannot begin inside a "
+                                 "transaction")
+            with self.transaction():
+                self._batched, self._broken = True, False
+                try:
+                    yield
+                    if self._broken:
+                        raise StoreError(f"{self._describe()}: the batch's transaction was "
+                                         "lost; nothing of it is stored")
+                finally:
+                    self._batched = False
+
+    def _require_contract(self, contract_id: str) -> None:
+        if not self._execute("SELECT 1 FROM contracts WHERE id = ?", (contract_id,)):
+            raise UnknownContractError(contract_id)
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        with self._lock:
+            self._require_open()
+            return self._execute(sql, params)

@@ -1,0 +1,199 @@
+"""Devices, the SM-DP+'s installations, device keys and the replay state."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from broker_bridge.errors import UnknownSubscriptionError
+from broker_bridge.model import (
+    Change,
+    Device,
+    DeviceKey,
+    Installation,
+    RegistrationOutcome,
+    Subscription,
+    device_changes,
+)
+from broker_bridge.storage.core import Row, SqlCore, dump_list, load_list
+from mps_wire.messages import DeviceInfo, ModelInfo, RegistrationResult
+
+_DEVICE_SELECT = (
+    "SELECT d.eid, d.contract_id, d.iccid, d.imei, d.imsi, s.msisdn, d.ip, d.capabilities, "
+    "d.manufacturer, d.model, d.revision, d.profile, d.last_seq, d.device_ts, "
+    "d.registered_at, d.updated_at FROM devices d LEFT JOIN subscriptions s "
+    "ON s.iccid = d.iccid"
+)
+
+
+def _device(row: Row) -> Device:
+    return Device(
+        eid=row[0], contract_id=row[1], iccid=row[2], imei=row[3], imsi=row[4], msisdn=row[5],
+        ip=load_list(row[6]), capabilities=load_list(row[7]),
+        model=ModelInfo(row[8], row[9], row[10]), profile=row[11], last_seq=row[12],
+        device_ts=row[13], registered_at=row[14], updated_at=row[15],
+    )
+
+
+def _device_key(row: Row) -> DeviceKey:
+    return DeviceKey(eid=row[0], public_key=bytes.fromhex(row[1]), kid=bytes.fromhex(row[2]),
+                     enrolled_at=row[3], enrolled_by=row[4])
+
+
+class DeviceQueries(SqlCore):
+    """Devices, the SM-DP+'s installations, device keys and the replay state."""
+
+    def register_device(self, info: DeviceInfo, *, now: int | None = None
+                        ) -> RegistrationOutcome:
+        with self.transaction():
+            sub = self.subscription_by_iccid(info.iccid)
+            if sub is None:
+                raise UnknownSubscriptionError(info.iccid)
+            rows = self._execute(self._locking(
+                "SELECT eid, contract_id, iccid, imei, imsi, NULL, ip, capabilities, "
+                "manufacturer, model, revision, profile, last_seq, device_ts, registered_at, "
+                "updated_at FROM devices WHERE eid = ?"), (info.eid,))
+            stamp = self._clock() if now is None else now
+            if not rows:
+                device = self._new_device(info, sub, stamp, stamp)
+                self._execute(
+                    "INSERT INTO devices (eid, contract_id, iccid, imei, imsi, ip, capabilities,"
+                    " manufacturer, model, revision, profile, last_seq, device_ts, "
+                    "registered_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "?, ?)", self._device_params(device))
+                return RegistrationOutcome(RegistrationResult.REGISTERED, sub.contract_id, device)
+            stored = _device(rows[0])
+            if (stored.contract_id == sub.contract_id
+                    and stored.as_info().identity_key() == info.identity_key()):
+                # A repeat (QoS 1 redelivery, agent restart): only the freshest sequence
+                # number and device clock are kept, for replay checks.
+                if info.seq > stored.last_seq:
+                    self._execute("UPDATE devices SET last_seq = ?, device_ts = ? WHERE eid = ?",
+                                  (info.seq, info.ts, info.eid))
+                    stored = replace(stored, last_seq=info.seq, device_ts=info.ts)
+                stored = replace(stored, msisdn=sub.msisdn)
+                return RegistrationOutcome(RegistrationResult.UNCHANGED, sub.contract_id, stored)
+            old_sub = self.subscription_by_iccid(stored.iccid)
+            previous = replace(stored, msisdn=old_sub.msisdn if old_sub else None)
+            device = self._new_device(info, sub, stored.registered_at, stamp)
+            self._execute(
+                "UPDATE devices SET contract_id = ?, iccid = ?, imei = ?, imsi = ?, ip = ?, "
+                "capabilities = ?, manufacturer = ?, model = ?, revision = ?, profile = ?, "
+                "last_seq = ?, device_ts = ?, registered_at = ?, updated_at = ? WHERE eid = ?",
+                (*self._device_params(device)[1:], device.eid))
+            return RegistrationOutcome(RegistrationResult.UPDATED, sub.contract_id, device,
+                                       previous=previous,
+                                       changes=device_changes(previous, device))
+
+    @staticmethod
+    def _new_device(info: DeviceInfo, sub: Subscription, registered_at: int, updated_at: int
+                    ) -> Device:
+        return Device(
+            eid=info.eid, contract_id=sub.contract_id, iccid=info.iccid, imei=info.imei,
+            imsi=info.imsi, msisdn=sub.msisdn, ip=info.ip, capabilities=info.capabilities,
+            model=info.model, profile=info.profile, last_seq=info.seq, device_ts=info.ts,
+            registered_at=registered_at, updated_at=updated_at,
+        )
+
+    @staticmethod
+    def _device_params(d: Device) -> tuple[object, ...]:
+        return (d.eid, d.contract_id, d.iccid, d.imei, d.imsi, dump_list(d.ip),
+                dump_list(d.capabilities), d.model.manufacturer, d.model.model,
+                d.model.revision, d.profile, d.last_seq, d.device_ts, d.registered_at,
+                d.updated_at)
+
+    def device(self, eid: str) -> Device | None:
+        rows = self._read(_DEVICE_SELECT + " WHERE d.eid = ?", (eid,))
+        return _device(rows[0]) if rows else None
+
+    def devices_of_contract(self, contract_id: str) -> list[Device]:
+        rows = self._read(_DEVICE_SELECT + " WHERE d.contract_id = ? "
+                          "ORDER BY d.registered_at, d.eid", (contract_id,))
+        return [_device(row) for row in rows]
+
+    def device_count(self) -> int:
+        rows = self._read("SELECT COUNT(*) FROM devices")
+        return int(rows[0][0])
+
+    def devices_by_iccid(self, iccid: str) -> list[Device]:
+        rows = self._read(_DEVICE_SELECT + " WHERE d.iccid = ? ORDER BY d.eid", (iccid,))
+        return [_device(row) for row in rows]
+
+    def remove_device(self, eid: str) -> bool:
+        with self.transaction():
+            rows = self._execute("SELECT 1 FROM devices WHERE eid = ?", (eid,))
+            if rows:
+                self._execute("DELETE FROM devices WHERE eid = ?", (eid,))
+            return bool(rows)
+
+    def record_installation(self, installation: Installation) -> Change:
+        i = installation
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT eid, txn, ts FROM installations WHERE iccid = ?"), (i.iccid,))
+            now = self._clock()
+            if not rows:
+                self._execute("INSERT INTO installations (iccid, eid, txn, smdp, ts, "
+                              "recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                              (i.iccid, i.eid, i.transaction, i.smdp, i.ts, now))
+                return Change.ADDED
+            eid, txn, ts = rows[0]
+            if txn == i.transaction or ts > i.ts:
+                return Change.UNCHANGED  # a repeat, or older than what is known
+            self._execute("UPDATE installations SET eid = ?, txn = ?, smdp = ?, ts = ?, "
+                          "recorded_at = ? WHERE iccid = ?",
+                          (i.eid, i.transaction, i.smdp, i.ts, now, i.iccid))
+            return Change.UPDATED if eid != i.eid else Change.UNCHANGED
+
+    def installation(self, iccid: str) -> Installation | None:
+        rows = self._read("SELECT iccid, eid, txn, smdp, ts FROM installations "
+                          "WHERE iccid = ?", (iccid,))
+        return Installation(*rows[0]) if rows else None
+
+    def put_device_key(self, key: DeviceKey) -> Change:
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT public_key FROM device_keys WHERE eid = ?"), (key.eid,))
+            if not rows:
+                self._execute("INSERT INTO device_keys (eid, public_key, kid, enrolled_at, "
+                              "enrolled_by) VALUES (?, ?, ?, ?, ?)",
+                              (key.eid, key.public_key.hex(), key.kid.hex(), key.enrolled_at,
+                               key.enrolled_by))
+                return Change.ADDED
+            if rows[0][0] == key.public_key.hex():
+                return Change.UNCHANGED
+            self._execute("UPDATE device_keys SET public_key = ?, kid = ?, enrolled_at = ?, "
+                          "enrolled_by = ? WHERE eid = ?",
+                          (key.public_key.hex(), key.kid.hex(), key.enrolled_at,
+                           key.enrolled_by, key.eid))
+            return Change.UPDATED
+
+    def device_key(self, eid: str) -> DeviceKey | None:
+        rows = self._read("SELECT eid, public_key, kid, enrolled_at, enrolled_by "
+                          "FROM device_keys WHERE eid = ?", (eid,))
+        return _device_key(rows[0]) if rows else None
+
+    def remove_device_key(self, eid: str) -> bool:
+        with self.transaction():
+            rows = self._execute("SELECT 1 FROM device_keys WHERE eid = ?", (eid,))
+            if rows:
+                self._execute("DELETE FROM device_keys WHERE eid = ?", (eid,))
+            return bool(rows)
+
+    def device_keys(self) -> list[DeviceKey]:
+        rows = self._read("SELECT eid, public_key, kid, enrolled_at, enrolled_by "
+                          "FROM device_keys ORDER BY eid")
+        return [_device_key(row) for row in rows]
+
+    def last_registration(self, eid: str) -> tuple[int, str] | None:
+        rows = self._read("SELECT last_seq, digest FROM device_sequences WHERE eid = ?",
+                          (eid,))
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def note_registration(self, eid: str, seq: int, digest: str, *, now: int | None = None
+                          ) -> None:
+        stamp = self._clock() if now is None else now
+        with self.transaction():
+            self._execute("INSERT INTO device_sequences (eid, last_seq, digest, updated_at) "
+                          "VALUES (?, ?, ?, ?) ON CONFLICT (eid) DO UPDATE SET "
+                          "last_seq = excluded.last_seq, digest = excluded.digest, "
+                          "updated_at = excluded.updated_at", (eid, seq, digest, stamp))
