@@ -165,7 +165,7 @@ def set_default_dp_address(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     new_state = ctx.state.copy()
     new_state.default_dp_address = text or None
     ctx.commit(new_state)
-    return sgp22.encode_result(sgp22.TAG_SET_DEFAULT_DP_ADDRESS, 0)
+    return sgp22.SET_DEFAULT_DP_ADDRESS.encode_ok()
 
 
 # --- profiles -------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def enable_profile(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     ident, refresh = _choice(command)
 
     def result(code: int) -> bytes:
-        return sgp22.encode_result(sgp22.TAG_ENABLE_PROFILE, code)
+        return sgp22.ENABLE_PROFILE.encode_error(code)
 
     state = ctx.state
     index = _find(state, ident)
@@ -236,7 +236,7 @@ def disable_profile(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     ident, refresh = _choice(command)
 
     def result(code: int) -> bytes:
-        return sgp22.encode_result(sgp22.TAG_DISABLE_PROFILE, code)
+        return sgp22.DISABLE_PROFILE.encode_error(code)
 
     state = ctx.state
     index = _find(state, ident)
@@ -265,7 +265,7 @@ def delete_profile(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     ident = _identifier(options[0])
 
     def result(code: int) -> bytes:
-        return sgp22.encode_result(sgp22.TAG_DELETE_PROFILE, code)
+        return sgp22.DELETE_PROFILE.encode_error(code)
 
     state = ctx.state
     index = _find(state, ident)
@@ -301,10 +301,10 @@ def memory_reset(ctx: Es10Context, command: tlv.Tlv) -> bytes:
         new_state.default_dp_address = None
     if new_state.profiles == state.profiles and (
             new_state.default_dp_address == state.default_dp_address):
-        return sgp22.encode_result(sgp22.TAG_MEMORY_RESET, 1)
+        return sgp22.MEMORY_RESET.encode_error(1)
     ctx.commit(new_state)
     log.info("memory reset (%s)", ", ".join(sorted(options)))
-    return sgp22.encode_result(sgp22.TAG_MEMORY_RESET, 0)
+    return sgp22.MEMORY_RESET.encode_ok()
 
 
 def set_nickname(ctx: Es10Context, command: tlv.Tlv) -> bytes:
@@ -316,11 +316,11 @@ def set_nickname(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     state = ctx.state
     index = _find(state, ident)
     if index is None:
-        return sgp22.encode_result(sgp22.TAG_SET_NICKNAME, 1)
+        return sgp22.SET_NICKNAME.encode_error(1)
     new_state = state.copy()
     new_state.profiles[index] = replace(state.profiles[index], nickname=nickname or None)
     ctx.commit(new_state)
-    return sgp22.encode_result(sgp22.TAG_SET_NICKNAME, 0)
+    return sgp22.SET_NICKNAME.encode_ok()
 
 
 def list_profile_info(ctx: Es10Context, command: tlv.Tlv) -> bytes:
@@ -346,9 +346,9 @@ def list_profile_info(ctx: Es10Context, command: tlv.Tlv) -> bytes:
                 selected = [p for p in selected if _matches(p, ident)]
     except (tlv.TlvError, CardStatus) as exc:
         log.info("ListProfileInfo refused: %s", exc)
-        return sgp22.encode_result(sgp22.TAG_LIST_PROFILE_INFO, 1, choice=True)
+        return sgp22.LIST_PROFILE_INFO.encode_error(1)
     infos = b"".join(p.info().encode(wanted) for p in selected)
-    return tlv.encode(sgp22.TAG_LIST_PROFILE_INFO, tlv.encode(0xA0, infos))
+    return sgp22.LIST_PROFILE_INFO.encode_ok(infos)
 
 
 # --- notifications --------------------------------------------------------------------------------
@@ -361,7 +361,7 @@ def list_notification(ctx: Es10Context, command: tlv.Tlv) -> bytes:
            if 0x81 in f else None)
     body = b"".join(n.metadata.encode() for n in ctx.state.notifications
                     if ops is None or n.operation in ops)
-    return tlv.encode(sgp22.TAG_LIST_NOTIFICATION, tlv.encode(0xA0, body))
+    return sgp22.LIST_NOTIFICATION.encode_ok(body)
 
 
 def retrieve_notifications(ctx: Es10Context, command: tlv.Tlv) -> bytes:
@@ -379,12 +379,12 @@ def retrieve_notifications(ctx: Es10Context, command: tlv.Tlv) -> bytes:
             seq = tlv.decode_int(criterion.value)
             selected = [n for n in selected if n.seq == seq]
             if not selected:
-                return sgp22.encode_result(sgp22.TAG_RETRIEVE_NOTIFICATIONS, 1, choice=True)
+                return sgp22.RETRIEVE_NOTIFICATIONS.encode_error(1)
         else:
             ops = sgp22.decode_named_bits(criterion.value, sgp22.NOTIFICATION_EVENTS)
             selected = [n for n in selected if n.operation in ops]
     body = b"".join(n.pending(state.identity) for n in selected)
-    return tlv.encode(sgp22.TAG_RETRIEVE_NOTIFICATIONS, tlv.encode(0xA0, body))
+    return sgp22.RETRIEVE_NOTIFICATIONS.encode_ok(body)
 
 
 def notification_sent(ctx: Es10Context, command: tlv.Tlv) -> bytes:
@@ -393,11 +393,11 @@ def notification_sent(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     state = ctx.state
     remaining = [n for n in state.notifications if n.seq != seq]
     if len(remaining) == len(state.notifications):
-        return sgp22.encode_result(sgp22.TAG_NOTIFICATION_SENT, 1)
+        return sgp22.NOTIFICATION_SENT.encode_error(1)
     new_state = state.copy()
     new_state.notifications = remaining
     ctx.commit(new_state)
-    return sgp22.encode_result(sgp22.TAG_NOTIFICATION_SENT, 0)
+    return sgp22.NOTIFICATION_SENT.encode_ok()
 
 
 # --- the profile download -------------------------------------------------------------------------
