@@ -43,9 +43,10 @@ from lpa_emulator.pki import (
 )
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.bpp import BindingInput, bind_profile
-from lpa_emulator.smdp.errors import ConfigError, Es9StatusError
+from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.orders import Order, OrderState, OrderStore
 from lpa_emulator.smdp.report import InstallationReport, Reporter
+from mps_common.errors import ConfigError
 from mps_esim import sgp22, tlv
 from mps_esim.crypto import certs, signatures
 from mps_esim.crypto.errors import CertificateError, CertificateProblem, CryptoError

@@ -28,6 +28,7 @@ from typing import Protocol, TypeVar
 
 from mps_esim import sgp22, tlv
 from mps_esim.crypto.ecka import confirmation_code_hash
+from mps_esim.errors import EsimError
 from mps_esim.lpa.es9 import Es9, Es9Error, Es9FunctionError
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp22.der import expect
@@ -135,7 +136,7 @@ class Progress:
     total: int = 0
 
 
-class DownloadError(Exception):
+class DownloadError(EsimError):
     """Root of the download's errors; ``stage`` is where it failed."""
 
     def __init__(self, message: str, *, stage: Stage) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from mps_esim import sgp22, tlv
+from mps_esim.errors import EsimError
 from mps_esim.iso7816 import SW_OK, ApduChannel, build_apdu, sw_text
 
 DEFAULT_BLOCK_SIZE = 120
@@ -25,7 +26,7 @@ TAG_EID = sgp22.TAG_EID
 _T = TypeVar("_T")
 
 
-class Es10Error(Exception):
+class Es10Error(EsimError):
     """The eUICC refused an ES10 command or answered something malformed."""
 
     def __init__(self, message: str, *, sw: int | None = None) -> None:

@@ -23,6 +23,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mps_esim.errors import EsimError
+
 log = logging.getLogger(__name__)
 
 ADMIN_PROTOCOL = "gsma/rsp/v2.2.0"
@@ -32,7 +34,7 @@ MAX_RESPONSE = 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 
 
-class Es9Error(Exception):
+class Es9Error(EsimError):
     """Root of the ES9+ client's errors."""
 
 
