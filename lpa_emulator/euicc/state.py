@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -307,6 +307,31 @@ class NotificationRecord:
                    installation_result=None if result is None else bytes.fromhex(result))
 
 
+def _object_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+_STATE_FIELDS: tuple[tuple[str, Any, Callable[[Any], bool], str], ...] = (
+    ("profiles", [], _object_list, "profiles must be a list of objects"),
+    ("notifications", [], _object_list, "notifications must be a list of objects"),
+    ("default_dp_address", None, lambda v: v is None or _text(v), "addresses must be strings"),
+    ("root_ds_address", DEFAULT_ROOT_DS, _text, "addresses must be strings"),
+    ("eid", None, _text, "eid is missing or not a string"),
+    ("isdr_aid", simfiles.ISDR_AID.hex(), _text, "isdr_aid must be a hex string"),
+    ("next_seq", 1, _positive, "next_seq must be a positive integer"),
+)
+"""The plain fields of a state file in the order they are checked: key, default when
+missing, the check and what is wrong when it fails."""
+
+
 @dataclass
 class CardState:
     """Everything a card keeps across power cycles.
@@ -434,37 +459,24 @@ class CardState:
             if data.get("format") not in _READABLE_FORMATS:
                 raise ValueError(f"unsupported state format {data.get('format')!r}, "
                                  f"expected {STATE_FORMAT}")
-            profiles = data.get("profiles", [])
-            if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
-                raise TypeError("profiles must be a list of objects")
-            notifications = data.get("notifications", [])
-            if not isinstance(notifications, list) or not all(
-                    isinstance(n, dict) for n in notifications):
-                raise TypeError("notifications must be a list of objects")
-            dp = data.get("default_dp_address")
-            ds = data.get("root_ds_address", DEFAULT_ROOT_DS)
-            eid = data.get("eid")
-            isdr = data.get("isdr_aid", simfiles.ISDR_AID.hex())
-            next_seq = data.get("next_seq", 1)
-            if not (dp is None or isinstance(dp, str)) or not isinstance(ds, str):
-                raise TypeError("addresses must be strings")
-            if not isinstance(eid, str):
-                raise TypeError("eid is missing or not a string")
-            if not isinstance(isdr, str):
-                raise TypeError("isdr_aid must be a hex string")
-            if not isinstance(next_seq, int) or isinstance(next_seq, bool) or next_seq < 1:
-                raise TypeError("next_seq must be a positive integer")
-            eid = validate_eid(eid)
+            values = {}
+            for key, default, check, problem in _STATE_FIELDS:
+                values[key] = data.get(key, default)
+                if not check(values[key]):
+                    raise TypeError(problem)
+            eid = validate_eid(values["eid"])
             raw_identity = data.get("identity")
             # Format 1 files predate identities: such a card gets one generated.
             identity = (generate(eid) if raw_identity is None and data["format"] == 1
                         else EuiccIdentity.from_dict(raw_identity, base))
             return cls(eid=eid, identity=identity,
-                       profiles=[ProfileRecord.from_dict(p) for p in profiles],
-                       default_dp_address=dp, root_ds_address=ds,
-                       isdr_aid=bytes.fromhex(isdr),
-                       notifications=[NotificationRecord.from_dict(n) for n in notifications],
-                       next_seq=next_seq)
+                       profiles=[ProfileRecord.from_dict(p) for p in values["profiles"]],
+                       default_dp_address=values["default_dp_address"],
+                       root_ds_address=values["root_ds_address"],
+                       isdr_aid=bytes.fromhex(values["isdr_aid"]),
+                       notifications=[NotificationRecord.from_dict(n)
+                                      for n in values["notifications"]],
+                       next_seq=values["next_seq"])
         except KeyError as exc:
             raise StateError(f"missing field {exc.args[0]!r}") from exc
         except (IdentifierError, IdentityError, ValueError, TypeError) as exc:
