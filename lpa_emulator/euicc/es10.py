@@ -28,12 +28,12 @@ from dataclasses import replace
 from typing import Protocol
 
 from lpa_emulator.euicc.apdu import SW
-from lpa_emulator.euicc.download import DownloadSession, InstallRefused
+from lpa_emulator.euicc.download import DownloadSession
 from lpa_emulator.euicc.errors import CardStatus
-from lpa_emulator.euicc.state import CardState, ProfileRecord, isdp_aid_for
+from lpa_emulator.euicc.install import NVM_CAPACITY, PROFILE_FOOTPRINT, CardInstall
+from lpa_emulator.euicc.state import CardState, ProfileRecord
 from mps_esim import sgp22, tlv
-from mps_esim.sgp22 import fields, rsp
-from mps_esim.sgp22.saip import ProfileContent
+from mps_esim.sgp22 import fields
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ UICC_CAPABILITIES = frozenset({
     "multipleUsimSupport", "berTlvFileSupport", "catTp", "getIdentity", "profile-b-p256"})
 RSP_CAPABILITIES = frozenset({"additionalProfile", "testProfileSupport"})
 
-NVM_CAPACITY = 1_500_000
-"""Non-volatile memory for profiles, in bytes."""
-PROFILE_FOOTPRINT = 48_000
-"""What one installed profile takes of it (a typical small profile with a USIM)."""
 FREE_RAM = 8_192
 
 RULES_AUTHORISATION_TABLE = (
@@ -426,70 +422,11 @@ def load_bound_profile_package(ctx: Es10Context, segment: bytes) -> bytes:
     """One LoadBoundProfilePackage segment: nothing while more are expected, the signed
     ProfileInstallationResult after the last one or the first failure."""
     try:
-        return ctx.session.load_segment(segment, _CardInstall(ctx))
+        return ctx.session.load_segment(segment, CardInstall(ctx))
     except CardStatus:
         # The result could not be stored: the download is over, with nothing installed.
         ctx.session.reset()
         raise
-
-
-class _CardInstall:
-    """The card's state as the download session's :class:`InstallTarget`: the profile and
-    its installation result go into one commit."""
-
-    def __init__(self, ctx: Es10Context) -> None:
-        self._ctx = ctx
-        self._state: CardState | None = None
-
-    @property
-    def _copy(self) -> CardState:
-        if self._state is None:
-            self._state = self._ctx.state.copy()
-        return self._state
-
-    def iccid_in_use(self, iccid: str) -> bool:
-        return self._ctx.state.find_profile(iccid=iccid) is not None
-
-    def next_sequence_number(self) -> int:
-        return self._copy.reserve_seq()
-
-    def install(self, profile: ProfileContent, metadata: rsp.StoreMetadata,
-                result_for: Callable[[bytes], bytes]) -> None:
-        state = self._copy
-        if NVM_CAPACITY - (len(state.profiles) + 1) * PROFILE_FOOTPRINT < 0:
-            raise InstallRefused(rsp.ErrorReason.INSUFFICIENT_MEMORY,
-                                 f"no room for another profile ({len(state.profiles)} "
-                                 "installed)")
-        used = {p.isdp_aid for p in state.profiles}
-        slot = next(i for i in range(len(state.profiles) + 1)
-                    if isdp_aid_for(i) not in used)
-        configs = metadata.notifications
-        address = configs[0].address if configs else None
-        notify = tuple(op for c in configs if c.address == address for op in c.operations)
-        try:
-            record = ProfileRecord(
-                iccid=profile.iccid, imsi=profile.imsi, msisdn=profile.msisdn,
-                isdp_aid=isdp_aid_for(slot), name=metadata.profile_name or "profile",
-                spn=metadata.service_provider, profile_class=metadata.profile_class,
-                usim_aid=profile.usim_aid, mnc_length=profile.mnc_length,
-                smdp_address=address, notify=notify, ki=profile.ki, opc=profile.opc)
-        except ValueError as exc:
-            raise InstallRefused(rsp.ErrorReason.PE_PROCESSING_ERROR,
-                                 f"the profile cannot be kept: {exc}") from exc
-        result = result_for(record.isdp_aid)
-        state.profiles.append(record)
-        state.add_installation_result(_result_metadata(result), result)
-        self._ctx.commit(state)
-        log.info("profile %s installed in ISD-P %s", record.iccid, record.isdp_aid.hex().upper())
-
-    def keep_notification(self, result: bytes) -> None:
-        state = self._copy
-        state.add_installation_result(_result_metadata(result), result)
-        self._ctx.commit(state)
-
-
-def _result_metadata(result: bytes) -> sgp22.NotificationMetadata:
-    return rsp.ProfileInstallationResult.decode(result).data.notification
 
 
 _SEGMENT_TAGS = frozenset((0xA0, 0xA1, 0xA2, 0xA3, 0x86, 0x88))

@@ -334,7 +334,7 @@ def pki_eids(directory: Path) -> list[str]:
 
 
 def _issuers(directory: Path) -> tuple[x509.Certificate, tuple[x509.Certificate, ...],
-                                      dict[str, tuple[Path, ...]]]:
+                                       dict[str, tuple[Path, ...]]]:
     """CERT.EUM and the CI certificates of a PKI directory, and the files they came from."""
     if not directory.is_dir():
         raise IdentityError(f"PKI directory {directory} does not exist")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,12 +17,18 @@ from typing import Any
 
 from lpa_emulator.euicc.errors import StateError
 from lpa_emulator.euicc.identity import EuiccIdentity, IdentityError, generate
+from lpa_emulator.euicc.numbers import (
+    ISDP_AID_BASE,
+    isdp_aid_for,
+    random_eid,
+    random_iccid,
+    random_imsi,
+    random_msisdn,
+)
 from mps_common.durable import atomic_write
 from mps_esim import sgp22, simfiles, tlv
 from mps_wire.identifiers import (
     IdentifierError,
-    make_eid,
-    make_iccid,
     validate_eid,
     validate_iccid,
     validate_imsi,
@@ -38,51 +43,20 @@ _READABLE_FORMATS = (1, 2)
 MAX_NOTIFICATIONS = 64
 """Pending notifications a card keeps; beyond that the oldest is dropped (and logged)."""
 
-ISDP_AID_BASE = bytes.fromhex("A0000005591010FFFFFFFF8900001000")
-"""The first ISD-P AID; further profiles step the second-to-last byte (``..1100``, ``..1200``)."""
-
 DEFAULT_USIM_AID = simfiles.AID_USIM_PREFIX + bytes.fromhex("FF49FF0589")
 DEFAULT_ROOT_DS = "lpa.ds.gsma.com"
 PROFILE_CLASSES = ("test", "provisioning", "operational")
 
 log = logging.getLogger(__name__)
 
-_EID_PREFIX = "8904903200"
+__all__ = [
+    "DEFAULT_ROOT_DS", "DEFAULT_USIM_AID", "ISDP_AID_BASE", "MAX_NOTIFICATIONS", "PROFILE_CLASSES",
+    "STATE_FORMAT", "CardState", "NotificationRecord", "ProfileRecord", "isdp_aid_for",
+    "random_eid", "random_iccid", "random_imsi", "random_msisdn",
+]
+
 _MAX_AID = 16
 _MIN_AID = 5
-
-
-def isdp_aid_for(index: int) -> bytes:
-    """The ISD-P AID of the ``index``-th profile slot (0-based)."""
-    if not 0 <= index < 0xEF:
-        raise ValueError(f"no ISD-P AID for slot {index}")
-    aid = bytearray(ISDP_AID_BASE)
-    aid[-2] += index
-    return bytes(aid)
-
-
-def _digits(n: int) -> str:
-    return "".join(str(secrets.randbelow(10)) for _ in range(n))
-
-
-def random_eid() -> str:
-    """A valid 32-digit EID under a test issuer prefix."""
-    return make_eid(_EID_PREFIX + _digits(30 - len(_EID_PREFIX)))
-
-
-def random_iccid() -> str:
-    """A valid 20-digit ICCID (telecom prefix 89, country 49)."""
-    return make_iccid("894900" + _digits(13))
-
-
-def random_imsi() -> str:
-    """A 15-digit IMSI in the test network 001-01."""
-    return "00101" + _digits(10)
-
-
-def random_msisdn() -> str:
-    """A German-looking mobile number in E.164."""
-    return "+49151" + _digits(8)
 
 
 def _check_aid(aid: bytes, what: str) -> bytes:

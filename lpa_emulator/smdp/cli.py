@@ -182,8 +182,8 @@ def cmd_order(args: argparse.Namespace) -> int:
     try:
         address = args.address or store.setting(_ADDRESS_SETTING)
         if not address:
-            return fail(PROG, "no SM-DP+ address: pass --address or start 'smdp serve' with this "
-                         "--data once", EXIT_USAGE)
+            return fail(PROG, "no SM-DP+ address: pass --address or start 'smdp serve' "
+                              "with this --data once", EXIT_USAGE)
         if args.from_operator is not None:
             return _order_from_operator(store, address, args)
         order = store.add(iccid=args.iccid, imsi=args.imsi, msisdn=args.msisdn,
