@@ -3,66 +3,87 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lpa_emulator.euicc import cli as euicc_cli
 from lpa_emulator.modem import cli as modem_cli
 from lpa_emulator.smdp import cli as smdp_cli
-from mps_testbed.rig import (
-    CARD_KINDS,
-    DIALECTS,
-    Rig,
-    RigError,
-    RigResult,
-    operator_data,
-    summary,
-    verify,
+from lpa_emulator.subcommands import add_command
+from mps_common.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    LOG_LEVELS,
+    emit,
+    fail,
+    json_flag,
+    new_parser,
+    parse,
+    setup_logging,
 )
-from mps_testbed.stack.mosquitto import StackError
+
+if TYPE_CHECKING:
+    from mps_testbed.rig import Rig, RigResult
+
+PROG = "mps-emu"
+DESCRIPTION = """\
+Emulated hardware and the operator side: LTE modems on pseudo-terminals, software eUICCs,
+the SM-DP+, the test PKI and the N-device rig."""
+RIG_DESCRIPTION = """\
+Run N emulated devices (modem on a pty + eUICC each) through first boot against the
+embedded stack, or against an existing deployment with --broker, and end with
+'registered: N, failed: M' and the time per device.
+
+Exit codes: 0 every device registered (and the app saw them all), 1 otherwise,
+2 bad options."""
 
 
-def _print_result(result: RigResult, *, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({
-            "registered": result.registered,
-            "failed": result.failed,
-            "seconds": round(result.seconds, 3),
-            "per_device_s": {k: round(v, 3) for k, v in result.per_device().items()},
-            "phases_s": result.phases,
-            "devices": [{"name": d.name, "card": d.kind, "dialect": d.dialect, "eid": d.eid,
-                         "iccid": d.iccid, "error": d.error, "seconds": round(d.seconds, 3),
-                         "boot_s": d.boot_seconds, "downloaded": d.downloaded}
-                        for d in result.devices],
-            "app_checked": result.app_checked,
-            "app_devices": result.app_devices,
-            "notes": result.notes,
-        }, indent=2))
-        return
-    for note in result.notes:
-        print(f"note        {note}")
+def _result_data(result: RigResult) -> dict[str, Any]:
+    return {
+        "registered": result.registered,
+        "failed": result.failed,
+        "seconds": round(result.seconds, 3),
+        "per_device_s": {k: round(v, 3) for k, v in result.per_device().items()},
+        "phases_s": result.phases,
+        "devices": [{"name": d.name, "card": d.kind, "dialect": d.dialect, "eid": d.eid,
+                     "iccid": d.iccid, "error": d.error, "seconds": round(d.seconds, 3),
+                     "boot_s": d.boot_seconds, "downloaded": d.downloaded}
+                    for d in result.devices],
+        "app_checked": result.app_checked,
+        "app_devices": result.app_devices,
+        "notes": result.notes,
+    }
+
+
+def _result_text(result: RigResult) -> str:
+    from mps_testbed.rig import summary
+
+    lines = [f"note        {note}" for note in result.notes]
     if result.app_table:
-        print()
-        print(result.app_table.rstrip())
-    print()
-    print(summary(result))
+        lines += ["", result.app_table.rstrip()]
+    return "\n".join([*lines, "", summary(result)])
 
 
 def _run_rig(rig: Rig, as_json: bool) -> int:
+    from mps_testbed.rig import RigError, verify
+    from mps_testbed.stack.mosquitto import StackError
+
     try:
         result = rig.run()
     except (RigError, StackError) as exc:
-        print(f"mps-emu: {exc}", file=sys.stderr)
-        return 1
-    _print_result(result, as_json=as_json)
+        return fail(PROG, str(exc))
+    if as_json:
+        emit(_result_data(result), as_json=True, text=str)
+    else:
+        print(_result_text(result))
     problems = verify(result)
     for p in problems:
-        print(f"mps-emu: {p}", file=sys.stderr)
-    return 1 if problems else 0
+        fail(PROG, p)
+    return EXIT_FAILURE if problems else EXIT_OK
 
 
 def _sayer(quiet: bool) -> Callable[[str], None]:
@@ -79,55 +100,43 @@ def _names(text: str | None, known: Sequence[str], what: str) -> list[str] | Non
     names = list(known) if text == "all" else [n.strip() for n in text.split(",") if n]
     unknown = sorted(set(names) - set(known))
     if unknown or not names:
-        raise RigError(f"--{what}: unknown {', '.join(unknown) or 'empty list'}; "
-                       f"use {', '.join(known)} or all")
+        raise ValueError(f"--{what}: unknown {', '.join(unknown) or 'empty list'}; "
+                         f"use {', '.join(known)} or all")
     return names
 
 
 def cmd_rig(args: argparse.Namespace) -> int:
-    say = _sayer(args.json)
+    """``mps-emu rig``: the test bed's rig is imported only when it runs."""
+    from mps_testbed.rig import CARD_KINDS, DIALECTS, Rig, RigError, operator_data
+
     try:
         rig = Rig(args.devices, workdir=args.workdir,
                   kinds=_names(args.cards, CARD_KINDS, "cards"),
-                  dialects=_names(args.dialects, DIALECTS, "dialects"), say=say,
+                  dialects=_names(args.dialects, DIALECTS, "dialects"), say=_sayer(args.json),
                   use_pcsc=False if args.no_pcsc else None, broker=args.broker, db=args.db,
                   operator_data=args.operator_data, first=args.first,
                   parallel=args.parallel, app_check=not args.no_app_check,
                   download=not args.preloaded)
-    except RigError as exc:
-        print(f"mps-emu: {exc}", file=sys.stderr)
-        return 2
+    except (RigError, ValueError) as exc:
+        return fail(PROG, str(exc), EXIT_USAGE)
     if args.export_operator_data is not None:
         text = operator_data(rig.story, rig.plan())
         if args.export_operator_data == "-":
             sys.stdout.write(text)
         else:
             Path(args.export_operator_data).write_text(text)
-        return 0
+        return EXIT_OK
     return _run_rig(rig, args.json)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mps-emu", description=__doc__)
-    parser.add_argument("--log-level", default=os.environ.get("MPS_LOG_LEVEL", "WARNING"))
-    sub = parser.add_subparsers(dest="command", required=True)
-    euicc_cli.register(sub)
-    modem_cli.register(sub)
-    smdp_cli.register(sub)
-
-
-    rig = sub.add_parser(
-        "rig", help="N emulated devices through first boot",
-        description="Run N emulated devices (modem on a pty + eUICC each) through first "
-                    "boot against the embedded stack, or against an existing deployment "
-                    "with --broker, and end with 'registered: N, failed: M' and the time "
-                    "per device. Exit 0 when every device registered (and the app saw "
-                    "them all), 1 otherwise, 2 for bad options.")
+def _register_rig(sub: Any) -> None:
+    rig = add_command(sub, "rig", help="N emulated devices through first boot",
+                      description=RIG_DESCRIPTION)
     rig.add_argument("--devices", type=int, default=10, help="how many (default 10)")
-    rig.add_argument("--cards", help=f"card kinds to cycle, comma-separated or all: "
-                                     f"{','.join(CARD_KINDS)} (default emu,at,pcsc,at)")
-    rig.add_argument("--dialects", help=f"modem dialects to cycle, comma-separated or all: "
-                                        f"{','.join(DIALECTS)} (default quectel)")
+    rig.add_argument("--cards", help="card kinds to cycle, comma-separated or all: emu, at, "
+                                     "pcsc (default emu,at,pcsc,at)")
+    rig.add_argument("--dialects", help="modem dialects to cycle, comma-separated or all "
+                                        "(default quectel)")
     rig.add_argument("--broker", help="use an existing deployment's broker (mqtt[s]://...) "
                                       "instead of starting the embedded stack")
     rig.add_argument("--db", help="with --broker: the registry's database, to import the "
@@ -151,15 +160,30 @@ def build_parser() -> argparse.ArgumentParser:
     rig.add_argument("--no-pcsc", action="store_true", help="never use pcscd + vpcd")
     rig.add_argument("--preloaded", action="store_true",
                      help="cards hold their profile from the start (no SM-DP+ download)")
-    rig.add_argument("--json", action="store_true")
+    json_flag(rig)
     rig.set_defaults(func=cmd_rig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mps-emu`` parser with every command."""
+    parser = new_parser(PROG, DESCRIPTION)
+    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS,
+                        default=os.environ.get("MPS_LOG_LEVEL", "warning").lower(),
+                        help="log to stderr from this level on (default: warning, "
+                             "$MPS_LOG_LEVEL)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    euicc_cli.register(sub)
+    modem_cli.register(sub)
+    smdp_cli.register(sub)
+    _register_rig(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    setup_logging(args.log_level)
     return int(args.func(args))
 
 

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lpa_emulator.errors import EmulatorError
 from mps_common.durable import atomic_write
 from mps_esim.crypto.certs import (
     ROLE_CI,
@@ -78,7 +79,7 @@ _LEAF_YEARS = 10
 _EUICC_NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 
 
-class PkiError(Exception):
+class PkiError(EmulatorError):
     """A PKI file is missing or unreadable, or a certificate does not match its key."""
 
     def __init__(self, message: str, *, path: Path | None = None) -> None:

@@ -13,6 +13,7 @@ import socket
 import threading
 from types import TracebackType
 
+from lpa_emulator.errors import EmulatorError
 from lpa_emulator.euicc import EuiccCard
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ _MAX_MESSAGE = 0xFFFF
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
-class VpcdError(ConnectionError):
+class VpcdError(EmulatorError, ConnectionError):
     """The connection to vpcd failed or vpcd broke the protocol."""
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from mps_esim.errors import EsimError
+
 SW_OK = 0x9000
 
 _SW_TEXT = {
@@ -39,7 +41,7 @@ def sw_text(sw: int) -> str:
     return _SW_TEXT.get(sw, "unknown status")
 
 
-class ApduError(ValueError):
+class ApduError(EsimError, ValueError):
     """A command or response APDU is malformed."""
 
 

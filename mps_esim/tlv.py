@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from mps_esim.errors import EsimError
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_LENGTH",
@@ -47,7 +49,7 @@ _HIGH_TAG = 0x1F
 Buffer = bytes | bytearray | memoryview
 
 
-class TlvError(ValueError):
+class TlvError(EsimError, ValueError):
     """Malformed BER-TLV: truncated, over-long, trailing garbage, or nested too deeply.
 
     ``offset`` is the position in the outermost input where the problem was found, when known.

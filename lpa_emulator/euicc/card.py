@@ -319,19 +319,22 @@ class EuiccCard:
             raise CardStatus(SW.FILE_NOT_FOUND, "the current DF is gone")
         ef: fs.ElementaryFile | None = None
         for i, fid in enumerate(path):
-            last = i == len(path) - 1
-            if fid == simfiles.FID_MF and i == 0:
-                df = self._fs.mf
-            elif fid == fs.FID_ADF and self._fs.usim is not None and df is self._fs.mf:
-                df = self._fs.usim
-            elif fid == fs.FID_ADF and df is self._fs.usim:
-                pass  # 7FFF inside the ADF names the ADF itself
-            elif last and fid in df.files:
-                ef = df.files[fid]
-            else:
-                raise CardStatus(SW.FILE_NOT_FOUND, f"file {fid:04X} not found")
+            df, ef = self._path_step(df, fid, first=i == 0, last=i == len(path) - 1)
         chan.isdr, chan.df, chan.ef = False, df.fid, ef.fid if ef else None
         return ef.fcp() if ef else df.fcp()
+
+    def _path_step(self, df: fs.DedicatedFile, fid: int, *, first: bool, last: bool
+                   ) -> tuple[fs.DedicatedFile, fs.ElementaryFile | None]:
+        """Where one file id of a path leads from ``df``: a DF, or (last) an EF in it."""
+        if fid == simfiles.FID_MF and first:
+            return self._fs.mf, None
+        if fid == fs.FID_ADF and self._fs.usim is not None and df is self._fs.mf:
+            return self._fs.usim, None
+        if fid == fs.FID_ADF and df is self._fs.usim:
+            return df, None  # 7FFF inside the ADF names the ADF itself
+        if last and fid in df.files:
+            return df, df.files[fid]
+        raise CardStatus(SW.FILE_NOT_FOUND, f"file {fid:04X} not found")
 
     def _current_ef(self, chan: _Channel, sfi: int | None) -> fs.ElementaryFile:
         df = None if chan.isdr else self._fs.df(chan.df)

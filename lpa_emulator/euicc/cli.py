@@ -1,24 +1,8 @@
-"""``mps-emu euicc``: create or open a software eUICC and show it or serve it through vpcd.
-
-``mps-emu euicc --state FILE [--eid EID] [--iccid ICCID --imsi IMSI [--msisdn MSISDN]
-[--smdp-address FQDN]] [--isdr-aid HEX] [--pki DIR | --cert FILE --key FILE --eum-cert FILE
-[--ci-cert FILE ...]] [--vpcd HOST:PORT]``
-
-The card's identity (CERT.EUICC, its key, CERT.EUM, CERT.CI) comes from a PKI directory
-(``ci.pem``, ``eum.pem``, ``euicc-<EID>.pem`` + ``.key``, or ``eum.key`` to issue one), from
-single files (PEM or DER), or, with neither, from the built-in test issuer. Files are
-referred to by the state, not copied; giving them for an existing card rebinds it to them.
-
-Without ``--vpcd`` it prints the card's identity as JSON; with it, it serves the card into a
-PC/SC reader until SIGTERM or SIGINT. Exit codes: 0 done, 1 the card cannot be used (corrupt
-state, identities that differ from the existing file, unusable identity files, ...),
-2 bad arguments.
-"""
+"""``mps-emu euicc``: create or open a software eUICC and show it or serve it through vpcd."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -29,11 +13,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from lpa_emulator.errors import EmulatorError
 from lpa_emulator.euicc import identity as ident
 from lpa_emulator.euicc.card import EuiccCard
 from lpa_emulator.euicc.errors import StateError
 from lpa_emulator.euicc.state import CardState, ProfileRecord
+from lpa_emulator.subcommands import Subparsers, add_command, parse_standalone
 from lpa_emulator.vpcd import serve_vpcd
+from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, emit, fail, setup_logging
 from mps_esim.simfiles import ISDR_AID
 from mps_wire.identifiers import (
     IdentifierError,
@@ -45,13 +32,26 @@ from mps_wire.identifiers import (
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROG = "mps-emu euicc"
+DESCRIPTION = """\
+Create or open a software eUICC, then show it or serve it into PC/SC through vpcd.
+
+The card's identity (CERT.EUICC, its key, CERT.EUM, CERT.CI) comes from a PKI directory
+(ci.pem, eum.pem, euicc-<EID>.pem + .key, or eum.key to issue one), from single files
+(PEM or DER), or, with neither, from the built-in test issuer. Files are referred to by the
+state, not copied; giving them for an existing card rebinds it to them.
+
+Without --vpcd it prints the card's identity as JSON; with it, it serves the card into a
+PC/SC reader until SIGTERM or SIGINT.
+
+Exit codes: 0 done, 1 the card cannot be used (corrupt state, identities that differ from
+the existing file, unusable identity files, ...), 2 bad arguments."""
 
 
-class _Refused(Exception):
+class _Refused(EmulatorError):
     """The command cannot go on; carries its message and exit code."""
 
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
         self.code = code
 
@@ -82,11 +82,11 @@ def _host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add the ``euicc`` subcommand (its handler is set as ``func``)."""
-    p = subparsers.add_parser(
-        "euicc", help="a software eUICC: show it, or serve it into PC/SC through vpcd",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(subparsers, "euicc",
+                    help="a software eUICC: show it, or serve it into PC/SC through vpcd",
+                    description=DESCRIPTION)
     p.add_argument("--state", type=Path, required=True, metavar="FILE",
                    help="the card's state file (created when missing)")
     p.add_argument("--eid", type=_identifier(validate_eid),
@@ -262,10 +262,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         card = open_card(args)
     except _Refused as exc:
-        print(f"mps-emu euicc: {exc}", file=sys.stderr)
-        return exc.code
+        return fail(PROG, str(exc), exc.code)
     if args.vpcd is None:
-        print(json.dumps(identity(card), indent=2))
+        emit(identity(card), as_json=True, text=str)
         return EXIT_OK
     _serve(card, *args.vpcd)
     return EXIT_OK
@@ -274,14 +273,10 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry (``python -m lpa_emulator.euicc.cli``), same options as the
     ``euicc`` subcommand; a leading ``euicc`` is optional."""
-    args_in = list(sys.argv[1:] if argv is None else argv)
-    if args_in[:1] != ["euicc"]:
-        args_in.insert(0, "euicc")
-    parser = argparse.ArgumentParser(prog="mps-emu")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(args_in)
-    logging.basicConfig(level=os.environ.get("MPS_LOG_LEVEL", "WARNING").upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse_standalone("euicc", register, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        return args
+    setup_logging(os.environ.get("MPS_LOG_LEVEL", "warning").lower())
     return int(args.func(args))
 
 

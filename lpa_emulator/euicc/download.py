@@ -18,21 +18,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from lpa_emulator.euicc.bpp_load import BppFailure, BppLoad, BppPhase, group_length, outer_header
+from lpa_emulator.euicc.errors import EuiccError
 from lpa_emulator.euicc.identity import EuiccIdentity
+from lpa_emulator.euicc.install import InstallRefused, InstallTarget
 from mps_esim import sgp22, tlv
 from mps_esim.crypto import certs, ecka, signatures
 from mps_esim.crypto.errors import CertificateError, CryptoError, Scp03tError
 from mps_esim.crypto.kdf import SessionKeys, derive_session_keys
 from mps_esim.crypto.scp03t import Scp03t
 from mps_esim.sgp22 import rsp
-from mps_esim.sgp22.saip import MAX_PACKAGE, ProfileContent, parse_profile_package
+from mps_esim.sgp22.saip import MAX_PACKAGE, parse_profile_package
 
 log = logging.getLogger(__name__)
 
@@ -45,69 +45,12 @@ _SIMA_OK = bytes.fromhex("3007A0053003800100")
 """An EUICCResponse saying the profile elements installed: ``peStatus { { status ok } }``."""
 
 
-class InstallRefused(Exception):
-    """The card cannot take the profile (no memory, an identity it refuses); ``reason`` is
-    the SGP.22 ErrorReason of the failed installation result."""
+class _Refusal(EuiccError):
+    """Ends an ES10b download step with the error code ``reason`` of its response."""
 
-    def __init__(self, reason: rsp.ErrorReason, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, reason: rsp.DownloadErrorCode, why: str) -> None:
+        super().__init__(why)
         self.reason = reason
-
-
-class InstallTarget(Protocol):
-    """The card storage a download's outcome is handed to."""
-
-    def iccid_in_use(self, iccid: str) -> bool:
-        """Whether a profile with ``iccid`` is installed already."""
-
-    def next_sequence_number(self) -> int:
-        """A fresh notification sequence number."""
-
-    def install(self, profile: ProfileContent, metadata: rsp.StoreMetadata,
-                result_for: Callable[[bytes], bytes]) -> None:
-        """Store the profile and its pending install notification, both or neither.
-
-        The target picks the ISD-P AID and calls ``result_for(aid)`` for the signed
-        ProfileInstallationResult to keep (and to return to the LPA). It raises
-        :class:`InstallRefused` to fail the installation with an SGP.22 reason.
-        """
-
-    def keep_notification(self, result: bytes) -> None:
-        """Keep the signed ProfileInstallationResult of a failed installation as a pending
-        notification."""
-
-
-class _Failure(Exception):
-    """Ends the BPP processing with a failed ProfileInstallationResult."""
-
-    def __init__(self, command: rsp.BppCommandId, reason: rsp.ErrorReason, message: str
-                 ) -> None:
-        super().__init__(message)
-        self.command = command
-        self.reason = reason
-
-
-class _Phase:
-    """Where the LoadBoundProfilePackage segments have got to."""
-
-    START = "start"
-    CONFIGURE = "configure-isdp"
-    METADATA_HEADER = "metadata-header"
-    METADATA = "metadata"
-    AFTER_METADATA = "after-metadata"
-    PROFILE = "profile"
-    DONE = "done"
-
-
-@dataclass
-class _Bpp:
-    phase: str = _Phase.START
-    remaining_total: int = 0  # bytes of BF36's value still to come
-    channel: Scp03t | None = None
-    left_in_group: int = 0  # bytes of the current A1/A3 value still to come
-    metadata: bytearray = field(default_factory=bytearray)
-    profile: bytearray = field(default_factory=bytearray)
-    store_metadata: rsp.StoreMetadata | None = None
 
 
 class DownloadSession:
@@ -129,7 +72,7 @@ class DownloadSession:
         self._euicc_signature1: bytes | None = None
         self._otsk: ec.EllipticCurvePrivateKey | None = None
         self._cc_required = False
-        self._bpp: _Bpp | None = None
+        self._bpp: BppLoad | None = None
 
     @property
     def challenge(self) -> bytes | None:
@@ -217,57 +160,64 @@ class DownloadSession:
 
     def prepare_download(self, request: bytes) -> bytes:
         """ES10b.PrepareDownload: verify CERT.DPpb and smdpSignature2, make otPK.EUICC."""
-        code = rsp.DownloadErrorCode
         req = rsp.PrepareDownloadRequest.decode(request)
         signed = req.signed
-
-        def refuse(reason: rsp.DownloadErrorCode, why: str) -> bytes:
-            log.info("PrepareDownload refused (%s): %s", reason.name, why)
-            return rsp.PrepareDownloadResponseError(signed.transaction_id, reason).encode()
-
-        if self._txid is None or self._dpauth is None or self._euicc_signature1 is None:
-            return refuse(code.NO_SESSION_CONTEXT, "no authenticated session")
         try:
-            dppb = certs.load_der(req.smdp_certificate, "dppb")
-            key = dppb.public_key()
-            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-                return refuse(code.UNSUPPORTED_CURVE, "CERT.DPpb is not on NIST P-256")
-            certs.verify_server_certificate(dppb, self.identity.ci_certificates,
-                                            role=certs.ROLE_DP_PB)
-            if certs.server_oid(dppb) != certs.server_oid(self._dpauth):
-                return refuse(code.INVALID_CERTIFICATE,
-                              "CERT.DPpb belongs to another SM-DP+ than CERT.DPauth")
-        except CertificateError as exc:
-            return refuse(code.INVALID_CERTIFICATE, str(exc))
-        try:
-            signatures.verify(key, req.smdp_signed2 + signatures.signature_object(
-                self._euicc_signature1), req.smdp_signature2)
-        except CryptoError as exc:
-            return refuse(code.INVALID_SIGNATURE, str(exc))
-        if signed.transaction_id != self._txid:
-            return refuse(code.INVALID_TRANSACTION_ID, "smdpSigned2 names another transaction")
-        if signed.cc_required and req.hash_cc is None:
-            return refuse(code.UNDEFINED, "a confirmation code is required, none was given")
-        reuse = (signed.bpp_euicc_otpk is not None and self._otsk is not None
-                 and ecka.public_point(self._otsk) == signed.bpp_euicc_otpk)
-        if not reuse:
-            self._otsk = ecka.new_key()
-        assert self._otsk is not None
-        euicc_signed2 = rsp.EuiccSigned2(self._txid, ecka.public_point(self._otsk),
+            dppb = self._check_prepare(req, signed)
+        except _Refusal as refusal:
+            log.info("PrepareDownload refused (%s): %s", refusal.reason.name, refusal)
+            return rsp.PrepareDownloadResponseError(signed.transaction_id,
+                                                    refusal.reason).encode()
+        otsk = self._otsk
+        # The SM-DP+ may ask to reuse the one-time key of an earlier attempt (SGP.22 3.1.3).
+        if (otsk is None or signed.bpp_euicc_otpk is None
+                or ecka.public_point(otsk) != signed.bpp_euicc_otpk):
+            otsk = ecka.new_key()
+        self._otsk = otsk
+        euicc_signed2 = rsp.EuiccSigned2(signed.transaction_id, ecka.public_point(otsk),
                                          req.hash_cc).encode()
         signature = self.identity.sign(
             euicc_signed2 + signatures.signature_object(req.smdp_signature2))
         self._dppb = dppb
         self._cc_required = signed.cc_required
-        self._bpp = _Bpp()
+        self._bpp = BppLoad()
         return rsp.PrepareDownloadResponseOk(euicc_signed2, signature).encode()
+
+    def _check_prepare(self, req: rsp.PrepareDownloadRequest, signed: rsp.SmdpSigned2
+                       ) -> x509.Certificate:
+        """CERT.DPpb of a PrepareDownload that may go on; :class:`_Refusal` if not."""
+        code = rsp.DownloadErrorCode
+        if self._txid is None or self._dpauth is None or self._euicc_signature1 is None:
+            raise _Refusal(code.NO_SESSION_CONTEXT, "no authenticated session")
+        try:
+            dppb = certs.load_der(req.smdp_certificate, "dppb")
+            key = dppb.public_key()
+            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+                raise _Refusal(code.UNSUPPORTED_CURVE, "CERT.DPpb is not on NIST P-256")
+            certs.verify_server_certificate(dppb, self.identity.ci_certificates,
+                                            role=certs.ROLE_DP_PB)
+            if certs.server_oid(dppb) != certs.server_oid(self._dpauth):
+                raise _Refusal(code.INVALID_CERTIFICATE,
+                               "CERT.DPpb belongs to another SM-DP+ than CERT.DPauth")
+        except CertificateError as exc:
+            raise _Refusal(code.INVALID_CERTIFICATE, str(exc)) from exc
+        try:
+            signatures.verify(key, req.smdp_signed2 + signatures.signature_object(
+                self._euicc_signature1), req.smdp_signature2)
+        except CryptoError as exc:
+            raise _Refusal(code.INVALID_SIGNATURE, str(exc)) from exc
+        if signed.transaction_id != self._txid:
+            raise _Refusal(code.INVALID_TRANSACTION_ID, "smdpSigned2 names another transaction")
+        if signed.cc_required and req.hash_cc is None:
+            raise _Refusal(code.UNDEFINED, "a confirmation code is required, none was given")
+        return dppb
 
     # --- LoadBoundProfilePackage -----------------------------------------------------------
 
     @property
     def loading(self) -> bool:
         """Whether a bound profile package is being loaded (segments are expected)."""
-        return self._bpp is not None and self._bpp.phase != _Phase.START
+        return self._bpp is not None and self._bpp.phase != BppPhase.START
 
     def load_segment(self, segment: bytes, target: InstallTarget) -> bytes:
         """One ES10b.LoadBoundProfilePackage command: b"" to go on, or the DER of the
@@ -279,85 +229,85 @@ class DownloadSession:
                                 "no prepared download")
         try:
             return self._segment(bpp, segment, target)
-        except _Failure as exc:
+        except BppFailure as exc:
             return self._result(target, exc.command, exc.reason, str(exc))
 
-    def _segment(self, bpp: _Bpp, segment: bytes, target: InstallTarget) -> bytes:
+    def _segment(self, bpp: BppLoad, segment: bytes, target: InstallTarget) -> bytes:
         cmd = rsp.BppCommandId
-        if bpp.phase == _Phase.START:
+        if bpp.phase == BppPhase.START:
             self._initialise(bpp, segment)
             return b""
         bpp.remaining_total -= len(segment)
         if bpp.remaining_total < 0:
-            raise _Failure(cmd.LOAD_PROFILE_ELEMENTS, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
-                           "segments run past the package's length")
-        if bpp.phase == _Phase.CONFIGURE:
+            raise BppFailure(cmd.LOAD_PROFILE_ELEMENTS, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
+                             "segments run past the package's length")
+        if bpp.phase == BppPhase.CONFIGURE:
             self._configure(bpp, segment)
-        elif bpp.phase == _Phase.METADATA_HEADER:
-            bpp.left_in_group = _group_length(segment, 0xA1, cmd.STORE_METADATA)
-            bpp.phase = _Phase.METADATA
+        elif bpp.phase == BppPhase.METADATA_HEADER:
+            bpp.left_in_group = group_length(segment, 0xA1, cmd.STORE_METADATA)
+            bpp.phase = BppPhase.METADATA
             if bpp.left_in_group == 0:
-                raise _Failure(cmd.STORE_METADATA, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
-                               "StoreMetadata is empty")
-        elif bpp.phase == _Phase.METADATA:
+                raise BppFailure(cmd.STORE_METADATA, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
+                                 "StoreMetadata is empty")
+        elif bpp.phase == BppPhase.METADATA:
             self._metadata(bpp, segment)
-        elif bpp.phase == _Phase.AFTER_METADATA:
+        elif bpp.phase == BppPhase.AFTER_METADATA:
             if segment[:1] == b"\xa2":
                 self._replace_keys(bpp, segment)
             else:
-                bpp.left_in_group = _group_length(segment, 0xA3, cmd.LOAD_PROFILE_ELEMENTS)
-                bpp.phase = _Phase.PROFILE
-        elif bpp.phase == _Phase.PROFILE:
+                bpp.left_in_group = group_length(segment, 0xA3, cmd.LOAD_PROFILE_ELEMENTS)
+                bpp.phase = BppPhase.PROFILE
+        elif bpp.phase == BppPhase.PROFILE:
             self._profile_segment(bpp, segment)
             if bpp.left_in_group == 0:
                 return self._finish(bpp, target)
         else:
-            raise _Failure(cmd.LOAD_PROFILE_ELEMENTS, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
-                           "the package is complete; no more segments are expected")
+            raise BppFailure(cmd.LOAD_PROFILE_ELEMENTS, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
+                             "the package is complete; no more segments are expected")
         return b""
 
-    def _initialise(self, bpp: _Bpp, segment: bytes) -> None:
+    def _initialise(self, bpp: BppLoad, segment: bytes) -> None:
         cmd, why = rsp.BppCommandId.INITIALISE_SECURE_CHANNEL, rsp.ErrorReason
         assert self._dppb is not None and self._otsk is not None
-        header_len, total = _outer_header(segment)
+        header_len, total = outer_header(segment)
         try:
             isc, signed_part = rsp.InitialiseSecureChannel.decode(segment[header_len:])
         except tlv.TlvError as exc:
-            raise _Failure(cmd, why.INCORRECT_INPUT_VALUES, str(exc)) from exc
+            raise BppFailure(cmd, why.INCORRECT_INPUT_VALUES, str(exc)) from exc
         if isc.remote_op != rsp.REMOTE_OP_INSTALL_BPP:
-            raise _Failure(cmd, why.UNSUPPORTED_REMOTE_OPERATION_TYPE,
-                           f"remote operation {isc.remote_op}")
+            raise BppFailure(cmd, why.UNSUPPORTED_REMOTE_OPERATION_TYPE,
+                             f"remote operation {isc.remote_op}")
         if isc.transaction_id != self._txid:
-            raise _Failure(cmd, why.INVALID_TRANSACTION_ID, "BPP of another transaction")
+            raise BppFailure(cmd, why.INVALID_TRANSACTION_ID, "BPP of another transaction")
         if (isc.key_type, isc.key_length) != (rsp.CRT_KEY_TYPE, rsp.CRT_KEY_LENGTH):
-            raise _Failure(cmd, why.UNSUPPORTED_CRT_VALUES,
-                           f"key type {isc.key_type:02X} length {isc.key_length}")
+            raise BppFailure(cmd, why.UNSUPPORTED_CRT_VALUES,
+                             f"key type {isc.key_type:02X} length {isc.key_length}")
         key = self._dppb.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)
         euicc_otpk = tlv.encode(sgp22.TAG_OTPK, ecka.public_point(self._otsk))
         try:
             signatures.verify(key, signed_part + euicc_otpk, isc.signature)
         except CryptoError as exc:
-            raise _Failure(cmd, why.INVALID_SIGNATURE, str(exc)) from exc
+            raise BppFailure(cmd, why.INVALID_SIGNATURE, str(exc)) from exc
         try:
             secret = ecka.shared_secret(self._otsk, isc.smdp_otpk)
         except CryptoError as exc:
-            raise _Failure(cmd, why.INCORRECT_INPUT_VALUES, str(exc)) from exc
+            raise BppFailure(cmd, why.INCORRECT_INPUT_VALUES, str(exc)) from exc
         keys = derive_session_keys(secret, isc.host_id, bytes.fromhex(self.eid))
         bpp.channel = Scp03t(keys)
         bpp.remaining_total = total - (len(segment) - header_len)
         if bpp.remaining_total < 0:
-            raise _Failure(cmd, why.INCORRECT_INPUT_VALUES, "BF36 is shorter than BF23")
-        bpp.phase = _Phase.CONFIGURE
+            raise BppFailure(cmd, why.INCORRECT_INPUT_VALUES, "BF36 is shorter than BF23")
+        bpp.phase = BppPhase.CONFIGURE
 
-    def _unwrap(self, bpp: _Bpp, item: tlv.Tlv, cmd: rsp.BppCommandId) -> bytes:
+    def _unwrap(self, bpp: BppLoad, item: tlv.Tlv, cmd: rsp.BppCommandId) -> bytes:
         assert bpp.channel is not None
         try:
             return bpp.channel.unwrap(item)[1]
         except Scp03tError as exc:
             reason = (rsp.ErrorReason.SCP03T_SECURITY_ERROR if exc.security
                       else rsp.ErrorReason.SCP03T_STRUCTURE_ERROR)
-            raise _Failure(cmd, reason, str(exc)) from exc
+            raise BppFailure(cmd, reason, str(exc)) from exc
 
     def _whole_group(self, segment: bytes, tag: int, inner: int, cmd: rsp.BppCommandId
                      ) -> list[tlv.Tlv]:
@@ -365,91 +315,91 @@ class DownloadSession:
             group = tlv.decode_one(segment)
             items = group.children() if group.tag == tag else None
         except tlv.TlvError as exc:
-            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, str(exc)) from exc
+            raise BppFailure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, str(exc)) from exc
         if items is None or not items or any(i.tag != inner for i in items):
-            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
-                           f"expected {tag:X} holding {inner:X} segments")
+            raise BppFailure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                             f"expected {tag:X} holding {inner:X} segments")
         return items
 
-    def _configure(self, bpp: _Bpp, segment: bytes) -> None:
+    def _configure(self, bpp: BppLoad, segment: bytes) -> None:
         cmd = rsp.BppCommandId.CONFIGURE_ISDP
         data = b"".join(self._unwrap(bpp, i, cmd)
                         for i in self._whole_group(segment, 0xA0, 0x87, cmd))
         try:
             item = tlv.decode_one(data)
         except tlv.TlvError as exc:
-            raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
+            raise BppFailure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
         if item.tag != sgp22.TAG_CONFIGURE_ISDP:
-            raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
-                           f"ConfigureISDP expected, got {item.tag:X}")
-        bpp.phase = _Phase.METADATA_HEADER
+            raise BppFailure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
+                             f"ConfigureISDP expected, got {item.tag:X}")
+        bpp.phase = BppPhase.METADATA_HEADER
 
-    def _metadata(self, bpp: _Bpp, segment: bytes) -> None:
+    def _metadata(self, bpp: BppLoad, segment: bytes) -> None:
         cmd = rsp.BppCommandId.STORE_METADATA
         bpp.left_in_group -= len(segment)
         if bpp.left_in_group < 0:
-            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
-                           "88 segments run past A1")
+            raise BppFailure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                             "88 segments run past A1")
         try:
             item = tlv.decode_one(segment)
         except tlv.TlvError as exc:
-            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, str(exc)) from exc
+            raise BppFailure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, str(exc)) from exc
         bpp.metadata += self._unwrap(bpp, item, cmd)
         if len(bpp.metadata) > MAX_METADATA:
-            raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, "metadata too large")
+            raise BppFailure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, "metadata too large")
         if bpp.left_in_group == 0:
             try:
                 bpp.store_metadata = rsp.StoreMetadata.decode(bytes(bpp.metadata))
             except tlv.TlvError as exc:
-                raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
-            bpp.phase = _Phase.AFTER_METADATA
+                raise BppFailure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
+            bpp.phase = BppPhase.AFTER_METADATA
 
-    def _replace_keys(self, bpp: _Bpp, segment: bytes) -> None:
+    def _replace_keys(self, bpp: BppLoad, segment: bytes) -> None:
         cmd = rsp.BppCommandId.REPLACE_SESSION_KEYS
         data = b"".join(self._unwrap(bpp, i, cmd)
                         for i in self._whole_group(segment, 0xA2, 0x87, cmd))
         try:
             mcv, enc, mac = rsp.decode_replace_session_keys(data)
         except tlv.TlvError as exc:
-            raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
+            raise BppFailure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, str(exc)) from exc
         # The profile segments that follow are protected with the replaced keys, block
         # counter starting again at 1.
         bpp.channel = Scp03t(SessionKeys(mcv, enc, mac))
 
-    def _profile_segment(self, bpp: _Bpp, segment: bytes) -> None:
+    def _profile_segment(self, bpp: BppLoad, segment: bytes) -> None:
         cmd = rsp.BppCommandId.LOAD_PROFILE_ELEMENTS
         bpp.left_in_group -= len(segment)
         if bpp.left_in_group < 0:
-            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
-                           "86 segments run past A3")
+            raise BppFailure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                             "86 segments run past A3")
         try:
             item = tlv.decode_one(segment)
         except tlv.TlvError as exc:
-            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, str(exc)) from exc
+            raise BppFailure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, str(exc)) from exc
         if item.tag != 0x86:
-            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
-                           f"expected an 86 segment, got {item.tag:X}")
+            raise BppFailure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
+                             f"expected an 86 segment, got {item.tag:X}")
         bpp.profile += self._unwrap(bpp, item, cmd)
         if len(bpp.profile) > MAX_PROFILE:
-            raise _Failure(cmd, rsp.ErrorReason.INSUFFICIENT_MEMORY, "profile too large")
+            raise BppFailure(cmd, rsp.ErrorReason.INSUFFICIENT_MEMORY, "profile too large")
 
-    def _finish(self, bpp: _Bpp, target: InstallTarget) -> bytes:
+    def _finish(self, bpp: BppLoad, target: InstallTarget) -> bytes:
         cmd, why = rsp.BppCommandId.LOAD_PROFILE_ELEMENTS, rsp.ErrorReason
         if bpp.remaining_total != 0:
-            raise _Failure(cmd, why.INCORRECT_INPUT_VALUES,
-                           f"{bpp.remaining_total} bytes of BF36 were never sent")
+            raise BppFailure(cmd, why.INCORRECT_INPUT_VALUES,
+                             f"{bpp.remaining_total} bytes of BF36 were never sent")
         try:
             profile = parse_profile_package(bytes(bpp.profile))
         except tlv.TlvError as exc:
-            raise _Failure(cmd, why.PE_PROCESSING_ERROR, str(exc)) from exc
+            raise BppFailure(cmd, why.PE_PROCESSING_ERROR, str(exc)) from exc
         metadata = bpp.store_metadata
         assert metadata is not None
         if profile.iccid != metadata.iccid:
-            raise _Failure(cmd, why.DATA_MISMATCH,
-                           f"profile ICCID {profile.iccid} differs from metadata "
-                           f"{metadata.iccid}")
+            raise BppFailure(cmd, why.DATA_MISMATCH,
+                             f"profile ICCID {profile.iccid} differs from metadata "
+                             f"{metadata.iccid}")
         if target.iccid_in_use(profile.iccid):
-            raise _Failure(cmd, why.ICCID_ALREADY_EXISTS, f"ICCID {profile.iccid} is installed")
+            raise BppFailure(cmd, why.ICCID_ALREADY_EXISTS, f"ICCID {profile.iccid} is installed")
         note = self._notification(target, profile.iccid)
         results: list[bytes] = []
 
@@ -463,10 +413,10 @@ class DownloadSession:
         try:
             target.install(profile, metadata, result_for)
         except InstallRefused as exc:
-            raise _Failure(cmd, exc.reason, str(exc)) from exc
+            raise BppFailure(cmd, exc.reason, str(exc)) from exc
         if not results:
-            raise _Failure(cmd, why.UNKNOWN_ERROR, "the card stored no installation result")
-        bpp.phase = _Phase.DONE
+            raise BppFailure(cmd, why.UNKNOWN_ERROR, "the card stored no installation result")
+        bpp.phase = BppPhase.DONE
         self._end_download()
         return results[-1]
 
@@ -519,37 +469,3 @@ class DownloadSession:
                  sgp22.CANCEL_SESSION_REASONS[reason])
         self.reset()
         return response
-
-
-def _outer_header(segment: bytes) -> tuple[int, int]:
-    """Length of the BF36 header at the start of ``segment`` and the BF36 value length."""
-    cmd = rsp.BppCommandId.INITIALISE_SECURE_CHANNEL
-    if segment[:2] != b"\xbf\x36" or len(segment) < 3:
-        raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES,
-                       "the first segment must start with BF36")
-    first = segment[2]
-    if first < 0x80:
-        return 3, first
-    n = first & 0x7F
-    if not 1 <= n <= 3 or len(segment) < 3 + n:
-        raise _Failure(cmd, rsp.ErrorReason.INCORRECT_INPUT_VALUES, "malformed BF36 length")
-    return 3 + n, int.from_bytes(segment[3:3 + n], "big")
-
-
-def _group_length(segment: bytes, tag: int, cmd: rsp.BppCommandId) -> int:
-    """The value length announced by a group header (A1 / A3) sent on its own."""
-    if len(segment) < 2 or segment[0] != tag:
-        raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
-                       f"expected the {tag:X} header, got {segment[:1].hex().upper()}")
-    first = segment[1]
-    if first < 0x80:
-        length, size = first, 2
-    else:
-        n = first & 0x7F
-        if not 1 <= n <= 3:
-            raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR, "malformed length")
-        length, size = int.from_bytes(segment[2:2 + n], "big"), 2 + n
-    if len(segment) != size:
-        raise _Failure(cmd, rsp.ErrorReason.SCP03T_STRUCTURE_ERROR,
-                       f"the {tag:X} header segment carries extra bytes")
-    return length

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from lpa_emulator.errors import EmulatorError
 
-class EuiccError(Exception):
+
+class EuiccError(EmulatorError):
     """Root of every error the software eUICC raises."""
 
 

@@ -28,12 +28,12 @@ from dataclasses import replace
 from typing import Protocol
 
 from lpa_emulator.euicc.apdu import SW
-from lpa_emulator.euicc.download import DownloadSession, InstallRefused
+from lpa_emulator.euicc.download import DownloadSession
 from lpa_emulator.euicc.errors import CardStatus
-from lpa_emulator.euicc.state import CardState, ProfileRecord, isdp_aid_for
+from lpa_emulator.euicc.install import NVM_CAPACITY, PROFILE_FOOTPRINT, CardInstall
+from lpa_emulator.euicc.state import CardState, ProfileRecord
 from mps_esim import sgp22, tlv
-from mps_esim.sgp22 import fields, rsp
-from mps_esim.sgp22.saip import ProfileContent
+from mps_esim.sgp22 import fields
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ UICC_CAPABILITIES = frozenset({
     "multipleUsimSupport", "berTlvFileSupport", "catTp", "getIdentity", "profile-b-p256"})
 RSP_CAPABILITIES = frozenset({"additionalProfile", "testProfileSupport"})
 
-NVM_CAPACITY = 1_500_000
-"""Non-volatile memory for profiles, in bytes."""
-PROFILE_FOOTPRINT = 48_000
-"""What one installed profile takes of it (a typical small profile with a USIM)."""
 FREE_RAM = 8_192
 
 RULES_AUTHORISATION_TABLE = (
@@ -165,7 +161,7 @@ def set_default_dp_address(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     new_state = ctx.state.copy()
     new_state.default_dp_address = text or None
     ctx.commit(new_state)
-    return sgp22.encode_result(sgp22.TAG_SET_DEFAULT_DP_ADDRESS, 0)
+    return sgp22.SET_DEFAULT_DP_ADDRESS.encode_ok()
 
 
 # --- profiles -------------------------------------------------------------------------------------
@@ -207,7 +203,7 @@ def enable_profile(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     ident, refresh = _choice(command)
 
     def result(code: int) -> bytes:
-        return sgp22.encode_result(sgp22.TAG_ENABLE_PROFILE, code)
+        return sgp22.ENABLE_PROFILE.encode_error(code)
 
     state = ctx.state
     index = _find(state, ident)
@@ -236,7 +232,7 @@ def disable_profile(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     ident, refresh = _choice(command)
 
     def result(code: int) -> bytes:
-        return sgp22.encode_result(sgp22.TAG_DISABLE_PROFILE, code)
+        return sgp22.DISABLE_PROFILE.encode_error(code)
 
     state = ctx.state
     index = _find(state, ident)
@@ -265,7 +261,7 @@ def delete_profile(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     ident = _identifier(options[0])
 
     def result(code: int) -> bytes:
-        return sgp22.encode_result(sgp22.TAG_DELETE_PROFILE, code)
+        return sgp22.DELETE_PROFILE.encode_error(code)
 
     state = ctx.state
     index = _find(state, ident)
@@ -301,10 +297,10 @@ def memory_reset(ctx: Es10Context, command: tlv.Tlv) -> bytes:
         new_state.default_dp_address = None
     if new_state.profiles == state.profiles and (
             new_state.default_dp_address == state.default_dp_address):
-        return sgp22.encode_result(sgp22.TAG_MEMORY_RESET, 1)
+        return sgp22.MEMORY_RESET.encode_error(1)
     ctx.commit(new_state)
     log.info("memory reset (%s)", ", ".join(sorted(options)))
-    return sgp22.encode_result(sgp22.TAG_MEMORY_RESET, 0)
+    return sgp22.MEMORY_RESET.encode_ok()
 
 
 def set_nickname(ctx: Es10Context, command: tlv.Tlv) -> bytes:
@@ -316,11 +312,11 @@ def set_nickname(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     state = ctx.state
     index = _find(state, ident)
     if index is None:
-        return sgp22.encode_result(sgp22.TAG_SET_NICKNAME, 1)
+        return sgp22.SET_NICKNAME.encode_error(1)
     new_state = state.copy()
     new_state.profiles[index] = replace(state.profiles[index], nickname=nickname or None)
     ctx.commit(new_state)
-    return sgp22.encode_result(sgp22.TAG_SET_NICKNAME, 0)
+    return sgp22.SET_NICKNAME.encode_ok()
 
 
 def list_profile_info(ctx: Es10Context, command: tlv.Tlv) -> bytes:
@@ -346,9 +342,9 @@ def list_profile_info(ctx: Es10Context, command: tlv.Tlv) -> bytes:
                 selected = [p for p in selected if _matches(p, ident)]
     except (tlv.TlvError, CardStatus) as exc:
         log.info("ListProfileInfo refused: %s", exc)
-        return sgp22.encode_result(sgp22.TAG_LIST_PROFILE_INFO, 1, choice=True)
+        return sgp22.LIST_PROFILE_INFO.encode_error(1)
     infos = b"".join(p.info().encode(wanted) for p in selected)
-    return tlv.encode(sgp22.TAG_LIST_PROFILE_INFO, tlv.encode(0xA0, infos))
+    return sgp22.LIST_PROFILE_INFO.encode_ok(infos)
 
 
 # --- notifications --------------------------------------------------------------------------------
@@ -361,7 +357,7 @@ def list_notification(ctx: Es10Context, command: tlv.Tlv) -> bytes:
            if 0x81 in f else None)
     body = b"".join(n.metadata.encode() for n in ctx.state.notifications
                     if ops is None or n.operation in ops)
-    return tlv.encode(sgp22.TAG_LIST_NOTIFICATION, tlv.encode(0xA0, body))
+    return sgp22.LIST_NOTIFICATION.encode_ok(body)
 
 
 def retrieve_notifications(ctx: Es10Context, command: tlv.Tlv) -> bytes:
@@ -379,12 +375,12 @@ def retrieve_notifications(ctx: Es10Context, command: tlv.Tlv) -> bytes:
             seq = tlv.decode_int(criterion.value)
             selected = [n for n in selected if n.seq == seq]
             if not selected:
-                return sgp22.encode_result(sgp22.TAG_RETRIEVE_NOTIFICATIONS, 1, choice=True)
+                return sgp22.RETRIEVE_NOTIFICATIONS.encode_error(1)
         else:
             ops = sgp22.decode_named_bits(criterion.value, sgp22.NOTIFICATION_EVENTS)
             selected = [n for n in selected if n.operation in ops]
     body = b"".join(n.pending(state.identity) for n in selected)
-    return tlv.encode(sgp22.TAG_RETRIEVE_NOTIFICATIONS, tlv.encode(0xA0, body))
+    return sgp22.RETRIEVE_NOTIFICATIONS.encode_ok(body)
 
 
 def notification_sent(ctx: Es10Context, command: tlv.Tlv) -> bytes:
@@ -393,11 +389,11 @@ def notification_sent(ctx: Es10Context, command: tlv.Tlv) -> bytes:
     state = ctx.state
     remaining = [n for n in state.notifications if n.seq != seq]
     if len(remaining) == len(state.notifications):
-        return sgp22.encode_result(sgp22.TAG_NOTIFICATION_SENT, 1)
+        return sgp22.NOTIFICATION_SENT.encode_error(1)
     new_state = state.copy()
     new_state.notifications = remaining
     ctx.commit(new_state)
-    return sgp22.encode_result(sgp22.TAG_NOTIFICATION_SENT, 0)
+    return sgp22.NOTIFICATION_SENT.encode_ok()
 
 
 # --- the profile download -------------------------------------------------------------------------
@@ -426,70 +422,11 @@ def load_bound_profile_package(ctx: Es10Context, segment: bytes) -> bytes:
     """One LoadBoundProfilePackage segment: nothing while more are expected, the signed
     ProfileInstallationResult after the last one or the first failure."""
     try:
-        return ctx.session.load_segment(segment, _CardInstall(ctx))
+        return ctx.session.load_segment(segment, CardInstall(ctx))
     except CardStatus:
         # The result could not be stored: the download is over, with nothing installed.
         ctx.session.reset()
         raise
-
-
-class _CardInstall:
-    """The card's state as the download session's :class:`InstallTarget`: the profile and
-    its installation result go into one commit."""
-
-    def __init__(self, ctx: Es10Context) -> None:
-        self._ctx = ctx
-        self._state: CardState | None = None
-
-    @property
-    def _copy(self) -> CardState:
-        if self._state is None:
-            self._state = self._ctx.state.copy()
-        return self._state
-
-    def iccid_in_use(self, iccid: str) -> bool:
-        return self._ctx.state.find_profile(iccid=iccid) is not None
-
-    def next_sequence_number(self) -> int:
-        return self._copy.reserve_seq()
-
-    def install(self, profile: ProfileContent, metadata: rsp.StoreMetadata,
-                result_for: Callable[[bytes], bytes]) -> None:
-        state = self._copy
-        if NVM_CAPACITY - (len(state.profiles) + 1) * PROFILE_FOOTPRINT < 0:
-            raise InstallRefused(rsp.ErrorReason.INSUFFICIENT_MEMORY,
-                                 f"no room for another profile ({len(state.profiles)} "
-                                 "installed)")
-        used = {p.isdp_aid for p in state.profiles}
-        slot = next(i for i in range(len(state.profiles) + 1)
-                    if isdp_aid_for(i) not in used)
-        configs = metadata.notifications
-        address = configs[0].address if configs else None
-        notify = tuple(op for c in configs if c.address == address for op in c.operations)
-        try:
-            record = ProfileRecord(
-                iccid=profile.iccid, imsi=profile.imsi, msisdn=profile.msisdn,
-                isdp_aid=isdp_aid_for(slot), name=metadata.profile_name or "profile",
-                spn=metadata.service_provider, profile_class=metadata.profile_class,
-                usim_aid=profile.usim_aid, mnc_length=profile.mnc_length,
-                smdp_address=address, notify=notify, ki=profile.ki, opc=profile.opc)
-        except ValueError as exc:
-            raise InstallRefused(rsp.ErrorReason.PE_PROCESSING_ERROR,
-                                 f"the profile cannot be kept: {exc}") from exc
-        result = result_for(record.isdp_aid)
-        state.profiles.append(record)
-        state.add_installation_result(_result_metadata(result), result)
-        self._ctx.commit(state)
-        log.info("profile %s installed in ISD-P %s", record.iccid, record.isdp_aid.hex().upper())
-
-    def keep_notification(self, result: bytes) -> None:
-        state = self._copy
-        state.add_installation_result(_result_metadata(result), result)
-        self._ctx.commit(state)
-
-
-def _result_metadata(result: bytes) -> sgp22.NotificationMetadata:
-    return rsp.ProfileInstallationResult.decode(result).data.notification
 
 
 _SEGMENT_TAGS = frozenset((0xA0, 0xA1, 0xA2, 0xA3, 0x86, 0x88))

@@ -333,13 +333,9 @@ def pki_eids(directory: Path) -> list[str]:
     return sorted(found)
 
 
-def load_pki_dir(directory: Path, eid: str | None) -> EuiccIdentity:
-    """The identity of ``eid`` from a PKI directory (see the module documentation).
-
-    Without ``eid`` the directory must name exactly one eUICC. When it has no CERT.EUICC for
-    the EID but holds ``eum.key``, a CERT.EUICC is issued under that EUM (kept inline).
-    """
-    directory = Path(directory)
+def _issuers(directory: Path) -> tuple[x509.Certificate, tuple[x509.Certificate, ...],
+                                       dict[str, tuple[Path, ...]]]:
+    """CERT.EUM and the CI certificates of a PKI directory, and the files they came from."""
     if not directory.is_dir():
         raise IdentityError(f"PKI directory {directory} does not exist")
     eum_path = _find(directory, "eum")
@@ -347,22 +343,35 @@ def load_pki_dir(directory: Path, eid: str | None) -> EuiccIdentity:
         raise IdentityError(f"{directory} holds no eum.pem (CERT.EUM)")
     ci_paths = [p for p in sorted(directory.iterdir())
                 if p.suffix in _CERT_SUFFIXES and (p.stem == "ci" or p.stem.startswith("ci-"))]
-    eum = load_certificate(eum_path)
-    cis = tuple(load_certificate(p) for p in ci_paths)
     sources: dict[str, tuple[Path, ...]] = {"eum_certificate": (eum_path.resolve(),)}
     if ci_paths:
         sources["ci_certificates"] = tuple(p.resolve() for p in ci_paths)
+    return (load_certificate(eum_path), tuple(load_certificate(p) for p in ci_paths),
+            sources)
+
+
+def _euicc_files(directory: Path, eid: str | None) -> tuple[Path | None, Path | None]:
+    """CERT.EUICC and its key for ``eid`` (``euicc-<EID>``), else plain ``euicc``."""
+    if eid is not None:
+        cert_path = _find(directory, f"euicc-{eid}")
+        if cert_path is not None:
+            return cert_path, _find(directory, f"euicc-{eid}", (".key",))
+    return _find(directory, "euicc"), _find(directory, "euicc", (".key",))
+
+
+def load_pki_dir(directory: Path, eid: str | None) -> EuiccIdentity:
+    """The identity of ``eid`` from a PKI directory (see the module documentation).
+
+    Without ``eid`` the directory must name exactly one eUICC. When it has no CERT.EUICC for
+    the EID but holds ``eum.key``, a CERT.EUICC is issued under that EUM (kept inline).
+    """
+    directory = Path(directory)
+    eum, cis, sources = _issuers(directory)
     if eid is None:
         eids = pki_eids(directory)
         if len(eids) == 1:
             eid = eids[0]
-    cert_path = key_path = None
-    if eid is not None:
-        cert_path = _find(directory, f"euicc-{eid}")
-        key_path = _find(directory, f"euicc-{eid}", (".key",))
-    if cert_path is None:
-        cert_path = _find(directory, "euicc")
-        key_path = _find(directory, "euicc", (".key",))
+    cert_path, key_path = _euicc_files(directory, eid)
     if cert_path is not None:
         if key_path is None:
             raise IdentityError(f"{cert_path} has no private key beside it "

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lpa_emulator.euicc.errors import StateError
 from lpa_emulator.euicc.identity import EuiccIdentity, IdentityError, generate
+from lpa_emulator.euicc.numbers import (
+    ISDP_AID_BASE,
+    isdp_aid_for,
+    random_eid,
+    random_iccid,
+    random_imsi,
+    random_msisdn,
+)
 from mps_common.durable import atomic_write
 from mps_esim import sgp22, simfiles, tlv
 from mps_wire.identifiers import (
     IdentifierError,
-    make_eid,
-    make_iccid,
     validate_eid,
     validate_iccid,
     validate_imsi,
@@ -38,51 +43,20 @@ _READABLE_FORMATS = (1, 2)
 MAX_NOTIFICATIONS = 64
 """Pending notifications a card keeps; beyond that the oldest is dropped (and logged)."""
 
-ISDP_AID_BASE = bytes.fromhex("A0000005591010FFFFFFFF8900001000")
-"""The first ISD-P AID; further profiles step the second-to-last byte (``..1100``, ``..1200``)."""
-
 DEFAULT_USIM_AID = simfiles.AID_USIM_PREFIX + bytes.fromhex("FF49FF0589")
 DEFAULT_ROOT_DS = "lpa.ds.gsma.com"
 PROFILE_CLASSES = ("test", "provisioning", "operational")
 
 log = logging.getLogger(__name__)
 
-_EID_PREFIX = "8904903200"
+__all__ = [
+    "DEFAULT_ROOT_DS", "DEFAULT_USIM_AID", "ISDP_AID_BASE", "MAX_NOTIFICATIONS", "PROFILE_CLASSES",
+    "STATE_FORMAT", "CardState", "NotificationRecord", "ProfileRecord", "isdp_aid_for",
+    "random_eid", "random_iccid", "random_imsi", "random_msisdn",
+]
+
 _MAX_AID = 16
 _MIN_AID = 5
-
-
-def isdp_aid_for(index: int) -> bytes:
-    """The ISD-P AID of the ``index``-th profile slot (0-based)."""
-    if not 0 <= index < 0xEF:
-        raise ValueError(f"no ISD-P AID for slot {index}")
-    aid = bytearray(ISDP_AID_BASE)
-    aid[-2] += index
-    return bytes(aid)
-
-
-def _digits(n: int) -> str:
-    return "".join(str(secrets.randbelow(10)) for _ in range(n))
-
-
-def random_eid() -> str:
-    """A valid 32-digit EID under a test issuer prefix."""
-    return make_eid(_EID_PREFIX + _digits(30 - len(_EID_PREFIX)))
-
-
-def random_iccid() -> str:
-    """A valid 20-digit ICCID (telecom prefix 89, country 49)."""
-    return make_iccid("894900" + _digits(13))
-
-
-def random_imsi() -> str:
-    """A 15-digit IMSI in the test network 001-01."""
-    return "00101" + _digits(10)
-
-
-def random_msisdn() -> str:
-    """A German-looking mobile number in E.164."""
-    return "+49151" + _digits(8)
 
 
 def _check_aid(aid: bytes, what: str) -> bytes:
@@ -307,6 +281,31 @@ class NotificationRecord:
                    installation_result=None if result is None else bytes.fromhex(result))
 
 
+def _object_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+_STATE_FIELDS: tuple[tuple[str, Any, Callable[[Any], bool], str], ...] = (
+    ("profiles", [], _object_list, "profiles must be a list of objects"),
+    ("notifications", [], _object_list, "notifications must be a list of objects"),
+    ("default_dp_address", None, lambda v: v is None or _text(v), "addresses must be strings"),
+    ("root_ds_address", DEFAULT_ROOT_DS, _text, "addresses must be strings"),
+    ("eid", None, _text, "eid is missing or not a string"),
+    ("isdr_aid", simfiles.ISDR_AID.hex(), _text, "isdr_aid must be a hex string"),
+    ("next_seq", 1, _positive, "next_seq must be a positive integer"),
+)
+"""The plain fields of a state file in the order they are checked: key, default when
+missing, the check and what is wrong when it fails."""
+
+
 @dataclass
 class CardState:
     """Everything a card keeps across power cycles.
@@ -434,37 +433,24 @@ class CardState:
             if data.get("format") not in _READABLE_FORMATS:
                 raise ValueError(f"unsupported state format {data.get('format')!r}, "
                                  f"expected {STATE_FORMAT}")
-            profiles = data.get("profiles", [])
-            if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
-                raise TypeError("profiles must be a list of objects")
-            notifications = data.get("notifications", [])
-            if not isinstance(notifications, list) or not all(
-                    isinstance(n, dict) for n in notifications):
-                raise TypeError("notifications must be a list of objects")
-            dp = data.get("default_dp_address")
-            ds = data.get("root_ds_address", DEFAULT_ROOT_DS)
-            eid = data.get("eid")
-            isdr = data.get("isdr_aid", simfiles.ISDR_AID.hex())
-            next_seq = data.get("next_seq", 1)
-            if not (dp is None or isinstance(dp, str)) or not isinstance(ds, str):
-                raise TypeError("addresses must be strings")
-            if not isinstance(eid, str):
-                raise TypeError("eid is missing or not a string")
-            if not isinstance(isdr, str):
-                raise TypeError("isdr_aid must be a hex string")
-            if not isinstance(next_seq, int) or isinstance(next_seq, bool) or next_seq < 1:
-                raise TypeError("next_seq must be a positive integer")
-            eid = validate_eid(eid)
+            values = {}
+            for key, default, check, problem in _STATE_FIELDS:
+                values[key] = data.get(key, default)
+                if not check(values[key]):
+                    raise TypeError(problem)
+            eid = validate_eid(values["eid"])
             raw_identity = data.get("identity")
             # Format 1 files predate identities: such a card gets one generated.
             identity = (generate(eid) if raw_identity is None and data["format"] == 1
                         else EuiccIdentity.from_dict(raw_identity, base))
             return cls(eid=eid, identity=identity,
-                       profiles=[ProfileRecord.from_dict(p) for p in profiles],
-                       default_dp_address=dp, root_ds_address=ds,
-                       isdr_aid=bytes.fromhex(isdr),
-                       notifications=[NotificationRecord.from_dict(n) for n in notifications],
-                       next_seq=next_seq)
+                       profiles=[ProfileRecord.from_dict(p) for p in values["profiles"]],
+                       default_dp_address=values["default_dp_address"],
+                       root_ds_address=values["root_ds_address"],
+                       isdr_aid=bytes.fromhex(values["isdr_aid"]),
+                       notifications=[NotificationRecord.from_dict(n)
+                                      for n in values["notifications"]],
+                       next_seq=values["next_seq"])
         except KeyError as exc:
             raise StateError(f"missing field {exc.args[0]!r}") from exc
         except (IdentifierError, IdentityError, ValueError, TypeError) as exc:

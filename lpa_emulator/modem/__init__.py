@@ -5,21 +5,22 @@ the vendor's ICCID command. :class:`PtyServer` serves many of them from one thre
 
 from lpa_emulator.modem.card import CardPort, HostedCard
 from lpa_emulator.modem.dialects import DIALECTS, EmulatedDialect
-from lpa_emulator.modem.emulator import ModemEmulator, Settings
-from lpa_emulator.modem.errors import EmulatorError, PtyError, StateFileError
+from lpa_emulator.modem.emulator import AtSettings, ModemEmulator
+from lpa_emulator.modem.errors import EmulatorError, ModemEmulatorError, PtyError, StateFileError
 from lpa_emulator.modem.server import PtyServer
 from lpa_emulator.modem.state import ModemState
 
 __all__ = [
     "DIALECTS",
+    "AtSettings",
     "CardPort",
     "EmulatedDialect",
     "EmulatorError",
     "HostedCard",
     "ModemEmulator",
+    "ModemEmulatorError",
     "ModemState",
     "PtyError",
     "PtyServer",
-    "Settings",
     "StateFileError",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from lpa_emulator.modem.errors import ModemEmulatorError
 from mps_esim import simfiles
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class HostedCard(Protocol):
         ...
 
 
-class CardFault(Exception):
+class CardFault(ModemEmulatorError):
     """The card answered something the modem cannot use; ``sw`` when a status word was wrong."""
 
     def __init__(self, message: str, *, sw: int | None = None) -> None:

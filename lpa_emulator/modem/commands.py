@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from lpa_emulator.modem.card import SW_NOT_FOUND, CardFault, CardPort, cla_for_channel
+from lpa_emulator.modem.errors import ModemEmulatorError
 from mps_esim import simfiles
 from mps_esim.ts27007 import CME_TEXTS
 
@@ -37,11 +38,11 @@ MAX_APDU = 261
 Kind = Literal["action", "read", "test", "set"]
 
 
-class AtError(Exception):
+class AtError(ModemEmulatorError):
     """The command fails with a plain ``ERROR`` (syntax, unknown command)."""
 
 
-class CmeFailure(Exception):
+class CmeFailure(ModemEmulatorError):
     """The command fails with ``+CME ERROR: <code>``."""
 
     def __init__(self, code: int, detail: str = "") -> None:

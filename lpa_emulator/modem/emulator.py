@@ -16,9 +16,9 @@ from pathlib import Path
 from lpa_emulator.modem.card import CardPort, HostedCard
 from lpa_emulator.modem.commands import AtError, CmeFailure, parse_command_line
 from lpa_emulator.modem.dialects import DIALECTS, EmulatedDialect
-from lpa_emulator.modem.errors import EmulatorError
 from lpa_emulator.modem.server import PtyServer
 from lpa_emulator.modem.state import ModemState
+from mps_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def frame(line: str) -> bytes:
 
 
 @dataclass(slots=True)
-class Settings:
+class AtSettings:
     """What AT commands change at run time (lost on power-off like on a modem without AT&W)."""
 
     echo: bool = True
@@ -73,19 +73,19 @@ class ModemEmulator:
             try:
                 dialect = DIALECTS[dialect]
             except KeyError:
-                raise EmulatorError(f"unknown modem dialect {dialect!r}; "
-                                    f"known: {', '.join(sorted(DIALECTS))}") from None
+                raise ConfigError(f"unknown modem dialect {dialect!r}; "
+                                  f"known: {', '.join(sorted(DIALECTS))}") from None
         if urc_interval is not None and urc_interval <= 0:
-            raise EmulatorError("urc_interval must be positive")
+            raise ConfigError("urc_interval must be positive")
         if not 0 <= urc_mid_command <= 1:
-            raise EmulatorError("urc_mid_command is a fraction 0..1")
+            raise ConfigError("urc_mid_command is a fraction 0..1")
         self.state = state
         self.card = card
         self.card_port: CardPort | None = CardPort(card) if card is not None else None
         self.dialect = dialect
         self.urc_interval = urc_interval
         self.urc_mid_command = urc_mid_command
-        self.settings = Settings()
+        self.settings = AtSettings()
         self.reset_settings()
         self.sessions: dict[int, int] = {}
         """AT+CCHO session id -> logical channel number on the card."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from lpa_emulator.errors import EmulatorError
 
-class EmulatorError(Exception):
+
+class ModemEmulatorError(EmulatorError):
     """Root of every error the modem emulator raises."""
 
 
-class StateFileError(EmulatorError, ValueError):
+class StateFileError(ModemEmulatorError, ValueError):
     """A modem state file is unreadable, corrupt or holds invalid values."""
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
@@ -15,5 +17,8 @@ class StateFileError(EmulatorError, ValueError):
         self.path = path
 
 
-class PtyError(EmulatorError, OSError):
+class PtyError(ModemEmulatorError, OSError):
     """The pseudo-terminal or its published link could not be set up."""
+
+
+__all__ = ["EmulatorError", "ModemEmulatorError", "PtyError", "StateFileError"]

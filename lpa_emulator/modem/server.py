@@ -131,12 +131,7 @@ class PtyServer:
         for fd in by_fd:
             poller.register(fd, _READ)
         while not stop.is_set():
-            now = time.monotonic()
-            soonest = math.inf
-            for ep in self._endpoints:
-                if now >= ep.due:
-                    self._tick(ep, now)
-                soonest = min(soonest, ep.due)
+            soonest = self._tick_due(time.monotonic())
             for fd, ep in by_fd.items():
                 # Ask for writability only while there is output, or poll never sleeps.
                 want = bool(ep.out)
@@ -146,16 +141,30 @@ class PtyServer:
             timeout = max(0.0, min(self.STOP_CHECK, soonest - time.monotonic()))
             for fd, events in poller.poll(timeout * 1000):
                 if fd == wake_r:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(wake_r, 4096)
-                    for ep in self._endpoints:  # an injected URC: let everyone speak now
-                        ep.due = 0.0
-                    continue
-                ep = by_fd[fd]
-                if events & (_READ | _GONE):
-                    self._receive(ep)
-                if events & select.POLLOUT and ep.out:
-                    self._send(ep)
+                    self._woken(wake_r)
+                else:
+                    self._serve_events(by_fd[fd], events)
+
+    def _tick_due(self, now: float) -> float:
+        """Run the timers that are due; when the next one is."""
+        soonest = math.inf
+        for ep in self._endpoints:
+            if now >= ep.due:
+                self._tick(ep, now)
+            soonest = min(soonest, ep.due)
+        return soonest
+
+    def _woken(self, wake_r: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(wake_r, 4096)
+        for ep in self._endpoints:  # an injected URC: let everyone speak now
+            ep.due = 0.0
+
+    def _serve_events(self, ep: _Endpoint, events: int) -> None:
+        if events & (_READ | _GONE):
+            self._receive(ep)
+        if events & select.POLLOUT and ep.out:
+            self._send(ep)
 
     @staticmethod
     def _tick(ep: _Endpoint, now: float) -> None:

@@ -25,7 +25,6 @@ for an ``--eid`` can also be downloaded from the eUICC's default SM-DP+, without
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -35,21 +34,34 @@ from types import FrameType
 from typing import Any
 
 from lpa_emulator import pki
-from lpa_emulator.smdp.errors import ConfigError, OrderError
+from lpa_emulator.smdp.errors import OrderError, ServerStartError
 from lpa_emulator.smdp.operator import order_subscriptions, read_subscriptions
 from lpa_emulator.smdp.orders import OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
+from lpa_emulator.subcommands import Subparsers, add_command
+from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table
+from mps_common.errors import ConfigError
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, check_address
 from mps_wire.topics import DEFAULT_PREFIX, Topics
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROG = "mps-emu"
 _ADDRESS_SETTING = "address"
+ORDER_DESCRIPTION = """\
+Prepare a profile order and print its activation code.
 
+--from-operator orders a profile for every subscription of the operator's data file (the
+TOML or JSON 'mps-bridge operator import' reads) that has none yet and prints each ICCID
+with its activation code. An order made for an --eid can also be downloaded from the
+eUICC's default SM-DP+, without a code.
 
-def _fail(message: str, code: int = EXIT_FAILED) -> int:
-    print(f"mps-emu: {message}", file=sys.stderr)
-    return code
+--data defaults to $MPS_SMDP_DATA or ./smdp-data. Exit codes: 0 done, 1 failed,
+2 bad arguments."""
+SERVE_DESCRIPTION = """\
+Serve ES9+ over HTTPS until SIGTERM or SIGINT.
+
+--pki defaults to $MPS_SMDP_PKI, --data to $MPS_SMDP_DATA or ./smdp-data, --broker to
+$MPS_BROKER. Exit codes: 0 stopped by a signal, 1 failed, 2 bad arguments."""
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -80,7 +92,7 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
                                tls_hosts=args.tls_host or pki.DEFAULT_TLS_HOSTS,
                                overwrite=args.force, builtin_ci=args.builtin_ci)
     except (pki.PkiError, OSError) as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     _print_summary(summary, args.json)
     return EXIT_OK
 
@@ -89,20 +101,18 @@ def cmd_pki_euicc(args: argparse.Namespace) -> int:
     try:
         summary = pki.issue_euicc(args.dir, args.eid, overwrite=args.force)
     except (pki.PkiError, OSError) as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     _print_summary(summary, args.json)
     return EXIT_OK
 
 
 def _print_summary(summary: pki.PkiSummary, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"directory": str(summary.directory), "eids": list(summary.eids),
-                          "files": list(summary.files)}, indent=2))
-        return
-    for name in summary.files:
-        print(summary.directory / name)
-    for eid in summary.eids:
-        print(f"eUICC certificate for EID {eid}")
+    def text(_data: object) -> str:
+        return "\n".join([*(str(summary.directory / name) for name in summary.files),
+                          *(f"eUICC certificate for EID {eid}" for eid in summary.eids)])
+
+    emit({"directory": str(summary.directory), "eids": list(summary.eids),
+          "files": list(summary.files)}, as_json=as_json, text=text)
 
 
 # --- smdp ---------------------------------------------------------------------------------
@@ -110,7 +120,7 @@ def _print_summary(summary: pki.PkiSummary, as_json: bool) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     pki_dir = args.pki or os.environ.get("MPS_SMDP_PKI")
     if not pki_dir:
-        return _fail("--pki DIR (or $MPS_SMDP_PKI) is required", EXIT_USAGE)
+        return fail(PROG, "--pki DIR (or $MPS_SMDP_PKI) is required", EXIT_USAGE)
     # aiohttp is needed only to serve; the other commands work without it.
     from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
 
@@ -120,7 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         context = tls_context(credentials.tls_cert, credentials.tls_key)
         store = OrderStore.in_dir(_data_dir(args))
     except (ConfigError, OrderError) as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     store.set_setting(_ADDRESS_SETTING, args.address)
     broker = args.broker or os.environ.get("MPS_BROKER")
     publisher = None
@@ -128,7 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             publisher = MqttReportPublisher(store, broker, topics=Topics(args.prefix))
         except ValueError as exc:
-            return _fail(str(exc), EXIT_USAGE)
+            return fail(PROG, str(exc), EXIT_USAGE)
     reporter = OutboxReporter(store, publisher.wake if publisher else None)
     smdp = Smdp(address=args.address, credentials=credentials, orders=store,
                 reporter=reporter, session_ttl=args.session_ttl)
@@ -136,8 +146,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             workers=args.workers)
     try:
         bound = server.start()
-    except ConfigError as exc:
-        return _fail(str(exc))
+    except (ConfigError, ServerStartError) as exc:
+        return fail(PROG, str(exc))
     if publisher is not None:
         publisher.start()
     print(f"SM-DP+ {args.address} serving ES9+ on https://{host}:{bound}"
@@ -162,18 +172,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_order(args: argparse.Namespace) -> int:
     if (args.from_operator is None) == (args.iccid is None):
-        return _fail("give --iccid and --imsi, or --from-operator FILE", EXIT_USAGE)
+        return fail(PROG, "give --iccid and --imsi, or --from-operator FILE", EXIT_USAGE)
     if args.iccid is not None and args.imsi is None:
-        return _fail("--iccid needs --imsi", EXIT_USAGE)
+        return fail(PROG, "--iccid needs --imsi", EXIT_USAGE)
     try:
         store = OrderStore.in_dir(_data_dir(args))
     except OrderError as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     try:
         address = args.address or store.setting(_ADDRESS_SETTING)
         if not address:
-            return _fail("no SM-DP+ address: pass --address or start 'smdp serve' with this "
-                         "--data once", EXIT_USAGE)
+            return fail(PROG, "no SM-DP+ address: pass --address or start 'smdp serve' "
+                              "with this --data once", EXIT_USAGE)
         if args.from_operator is not None:
             return _order_from_operator(store, address, args)
         order = store.add(iccid=args.iccid, imsi=args.imsi, msisdn=args.msisdn,
@@ -182,15 +192,12 @@ def cmd_order(args: argparse.Namespace) -> int:
                           profile_name=args.name, max_attempts=args.max_attempts,
                           ttl=args.ttl)
     except OrderError as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     finally:
         store.close()
     code = ActivationCode(address, order.matching_id, cc_required=order.cc_required)
-    if args.json:
-        out: dict[str, Any] = {"activation_code": str(code), **order.summary()}
-        print(json.dumps(out, indent=2))
-    else:
-        print(code)
+    out: dict[str, Any] = {"activation_code": str(code), **order.summary()}
+    emit(out, as_json=args.json, text=lambda _: str(code))
     return EXIT_OK
 
 
@@ -205,7 +212,7 @@ def _order_from_operator(store: OrderStore, address: str, args: argparse.Namespa
                                                    cc_required=d.order.cc_required))}
             for d in done]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        emit(rows, as_json=True, text=str)
         return EXIT_OK
     for r in rows:
         print(f"{r['iccid']}  {r['activation_code']}" + ("" if r["new"] else "  (ordered before)"))
@@ -220,21 +227,24 @@ def cmd_orders(args: argparse.Namespace) -> int:
         orders = store.all()
         store.close()
     except OrderError as exc:
-        return _fail(str(exc))
-    if args.json:
-        print(json.dumps([o.summary() for o in orders], indent=2))
-        return EXIT_OK
-    print(f"{'MATCHING ID':<24} {'ICCID':<21} {'STATE':<11} EID")
-    for o in orders:
-        print(f"{o.matching_id:<24} {o.iccid:<21} {o.state.value:<11} {o.eid or '-'}")
+        return fail(PROG, str(exc))
+    emit([o.summary() for o in orders], as_json=args.json,
+         text=lambda _: table(("MATCHING ID", "ICCID", "STATE", "EID"),
+                              [(o.matching_id, o.iccid, o.state.value, o.eid or "-")
+                               for o in orders]))
     return EXIT_OK
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add the ``smdp`` and ``pki`` commands to ``mps-emu``."""
-    p = subparsers.add_parser("pki", help="make a test PKI (CI, EUM, eUICC, DPauth, DPpb, TLS)")
-    psub = p.add_subparsers(dest="pki_command", required=True)
-    init = psub.add_parser("init", help="make a complete test PKI in DIR")
+    _register_pki(subparsers)
+    _register_smdp(subparsers)
+
+
+def _register_pki(subparsers: Subparsers) -> None:
+    p = add_command(subparsers, "pki", help="make a test PKI (CI, EUM, eUICC, DPauth, DPpb, TLS)")
+    psub = p.add_subparsers(dest="pki_command", required=True, metavar="COMMAND")
+    init = add_command(psub, "init", help="make a complete test PKI in DIR")
     init.add_argument("dir", type=Path)
     init.add_argument("--eid", action="append", help="issue an eUICC certificate for EID "
                       "(repeatable; default: --euicc-count random EIDs)")
@@ -250,18 +260,21 @@ def register(subparsers: Any) -> None:
                       help="use the built-in test CI and EUM, which emulated cards made "
                       "without a PKI directory trust (test keys, public knowledge)")
     init.add_argument("--force", action="store_true", help="replace existing files")
-    init.add_argument("--json", action="store_true")
+    json_flag(init)
     init.set_defaults(func=cmd_pki_init)
-    euicc = psub.add_parser("euicc", help="issue one more eUICC certificate")
+    euicc = add_command(psub, "euicc", help="issue one more eUICC certificate")
     euicc.add_argument("dir", type=Path)
     euicc.add_argument("--eid", required=True)
     euicc.add_argument("--force", action="store_true")
-    euicc.add_argument("--json", action="store_true")
+    json_flag(euicc)
     euicc.set_defaults(func=cmd_pki_euicc)
 
-    s = subparsers.add_parser("smdp", help="the SM-DP+ (ES9+ over HTTPS) and its orders")
-    ssub = s.add_subparsers(dest="smdp_command", required=True)
-    serve = ssub.add_parser("serve", help="serve ES9+ over HTTPS until SIGTERM")
+
+def _register_smdp(subparsers: Subparsers) -> None:
+    s = add_command(subparsers, "smdp", help="the SM-DP+ (ES9+ over HTTPS) and its orders")
+    ssub = s.add_subparsers(dest="smdp_command", required=True, metavar="COMMAND")
+    serve = add_command(ssub, "serve", help="serve ES9+ over HTTPS until SIGTERM",
+                        description=SERVE_DESCRIPTION)
     serve.add_argument("--pki", help="PKI directory ($MPS_SMDP_PKI)")
     serve.add_argument("--listen", type=_listen, default=("127.0.0.1", 8443),
                        help="HOST:PORT to listen on (default 127.0.0.1:8443; port 0 picks one)")
@@ -274,7 +287,12 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--session-ttl", type=float, default=600.0)
     serve.add_argument("--workers", type=int, default=4)
     serve.set_defaults(func=cmd_serve)
-    order = ssub.add_parser("order", help="prepare a profile and print its activation code")
+    _register_orders(ssub)
+
+
+def _register_orders(ssub: Subparsers) -> None:
+    order = add_command(ssub, "order", help="prepare a profile and print its activation code",
+                        description=ORDER_DESCRIPTION)
     order.add_argument("--iccid")
     order.add_argument("--imsi")
     order.add_argument("--msisdn")
@@ -291,9 +309,9 @@ def register(subparsers: Any) -> None:
     order.add_argument("--max-attempts", type=int, default=5)
     order.add_argument("--ttl", type=float, help="seconds until the order expires")
     order.add_argument("--data", help="order database directory ($MPS_SMDP_DATA)")
-    order.add_argument("--json", action="store_true")
+    json_flag(order)
     order.set_defaults(func=cmd_order)
-    orders = ssub.add_parser("orders", help="list the orders")
+    orders = add_command(ssub, "orders", help="list the orders")
     orders.add_argument("--data", help="order database directory ($MPS_SMDP_DATA)")
-    orders.add_argument("--json", action="store_true")
+    json_flag(orders)
     orders.set_defaults(func=cmd_orders)

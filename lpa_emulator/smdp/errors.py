@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lpa_emulator.errors import EmulatorError
+from mps_common.errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class StatusCode:
@@ -46,7 +49,7 @@ UNSUPPORTED_PROTOCOL = StatusCode("1.2", "3.1", "Unsupported X-Admin-Protocol")
 BUSY = StatusCode("1.2", "4.2", "Server busy, retry later")
 
 
-class SmdpError(Exception):
+class SmdpError(EmulatorError):
     """Root of the SM-DP+'s errors."""
 
 
@@ -63,5 +66,9 @@ class OrderError(SmdpError, ValueError):
     """A profile order is invalid, unknown or conflicts with another one."""
 
 
-class ConfigError(SmdpError, ValueError):
-    """The SM-DP+ cannot start: missing credentials, bad address, unusable data dir."""
+class ServerStartError(SmdpError, OSError):
+    """The ES9+ server could not listen on its address or did not come up in time."""
+
+
+__all__ = ["ConfigError", "Es9StatusError", "OrderError", "ServerStartError", "SmdpError",
+           "StatusCode"]

@@ -26,9 +26,10 @@ from typing import Any
 from aiohttp import web
 
 from lpa_emulator.smdp import errors as st
-from lpa_emulator.smdp.errors import ConfigError, Es9StatusError
+from lpa_emulator.smdp.errors import Es9StatusError, ServerStartError
 from lpa_emulator.smdp.local import failure_body, success_header
 from lpa_emulator.smdp.service import FUNCTIONS, Smdp
+from mps_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +155,11 @@ class SmdpHttpServer:
         self._thread = threading.Thread(target=self._run, name="smdp-http", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
-            raise ConfigError(f"the ES9+ server did not start within {timeout:g} s")
+            raise ServerStartError(f"the ES9+ server did not start within {timeout:g} s")
         if self._error is not None:
             self._thread.join()
             self._thread = None
-            raise ConfigError(f"cannot listen on {self.host}:{self.port}: "
+            raise ServerStartError(f"cannot listen on {self.host}:{self.port}: "
                               f"{self._error}") from self._error
         return self.port
 

@@ -134,6 +134,28 @@ def check_matching_id(value: str) -> str:
     return mid
 
 
+def _identifiers(iccid: str, imsi: str, msisdn: str | None, eid: str | None
+                 ) -> tuple[str, str, str | None, str | None]:
+    """The identifiers of an order, validated and normalised."""
+    try:
+        return (validate_iccid(iccid), validate_imsi(imsi),
+                validate_msisdn(msisdn) if msisdn is not None else None,
+                validate_eid(eid) if eid is not None else None)
+    except IdentifierError as exc:
+        raise OrderError(str(exc)) from exc
+
+
+def _check_order(confirmation_code: str | None, max_attempts: int, ki: bytes | None,
+                 opc: bytes | None) -> None:
+    if confirmation_code is not None and not 1 <= len(confirmation_code) <= 64:
+        raise OrderError("a confirmation code has 1 to 64 characters")
+    if max_attempts < 1:
+        raise OrderError("max_attempts must be at least 1")
+    for name, key in (("K", ki), ("OPc", opc)):
+        if key is not None and len(key) != 16:
+            raise OrderError(f"{name} must be 16 bytes")
+
+
 class OrderStore:
     """The SQLite database of one SM-DP+ (orders, settings, report outbox). Thread-safe."""
 
@@ -194,20 +216,8 @@ class OrderStore:
 
         K and OPc are random unless given. ``ttl`` (seconds) makes the order expire.
         """
-        try:
-            iccid = validate_iccid(iccid)
-            imsi = validate_imsi(imsi)
-            msisdn = validate_msisdn(msisdn) if msisdn is not None else None
-            eid = validate_eid(eid) if eid is not None else None
-        except IdentifierError as exc:
-            raise OrderError(str(exc)) from exc
-        if confirmation_code is not None and not 1 <= len(confirmation_code) <= 64:
-            raise OrderError("a confirmation code has 1 to 64 characters")
-        if max_attempts < 1:
-            raise OrderError("max_attempts must be at least 1")
-        for name, key in (("K", ki), ("OPc", opc)):
-            if key is not None and len(key) != 16:
-                raise OrderError(f"{name} must be 16 bytes")
+        iccid, imsi, msisdn, eid = _identifiers(iccid, imsi, msisdn, eid)
+        _check_order(confirmation_code, max_attempts, ki, opc)
         mid = check_matching_id(matching_id) if matching_id else new_matching_id()
         now = time.time()
         cc = confirmation_code_digest(confirmation_code) if confirmation_code else None
@@ -225,7 +235,8 @@ class OrderStore:
         except sqlite3.IntegrityError as exc:
             raise OrderError(f"an order for ICCID {iccid} or matching id {mid} exists") from exc
         order = self.get(mid)
-        assert order is not None
+        if order is None:
+            raise OrderError(f"the order {mid} vanished as it was made")
         return order
 
     @staticmethod

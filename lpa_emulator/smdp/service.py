@@ -13,187 +13,47 @@ bind the same profile.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from lpa_emulator.pki import (
-    CI_CERT,
-    DPAUTH_CERT,
-    DPAUTH_KEY,
-    DPPB_CERT,
-    DPPB_KEY,
-    TLS_CERT,
-    TLS_KEY,
-    Credential,
-    PkiError,
-    load_certificates,
-)
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.bpp import BindingInput, bind_profile
-from lpa_emulator.smdp.errors import ConfigError, Es9StatusError
+from lpa_emulator.smdp.credentials import SmdpCredentials
+from lpa_emulator.smdp.errors import Es9StatusError
+from lpa_emulator.smdp.fields import (
+    b64,
+    binary_field,
+    certificate_status,
+    decoded,
+    ec_key,
+    text_field,
+    transaction_id_field,
+)
 from lpa_emulator.smdp.orders import Order, OrderState, OrderStore
 from lpa_emulator.smdp.report import InstallationReport, Reporter
-from mps_esim import sgp22, tlv
+from lpa_emulator.smdp.session import Session
+from mps_common.errors import ConfigError
+from mps_esim import sgp22
 from mps_esim.crypto import certs, signatures
-from mps_esim.crypto.errors import CertificateError, CertificateProblem, CryptoError
+from mps_esim.crypto.errors import CertificateError, CryptoError
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp22.saip import ProfileContent, build_profile_package
 
 log = logging.getLogger(__name__)
+
+__all__ = ["FUNCTIONS", "MAX_CC_FAILURES", "SUPPORTED_SVN_MAJOR", "Smdp", "SmdpCredentials"]
 _T = TypeVar("_T")
 
 FUNCTIONS = ("initiateAuthentication", "authenticateClient", "getBoundProfilePackage",
              "handleNotification", "cancelSession")
 SUPPORTED_SVN_MAJOR = 2
-MAX_FIELD = 16 * 1024
-"""Largest base64 text accepted in one JSON field (a certificate chain is ~2 KiB)."""
 MAX_CC_FAILURES = 3
-
-
-@dataclass(frozen=True, slots=True)
-class SmdpCredentials:
-    """The SM-DP+'s keys and certificates and the CIs whose eUICCs it serves."""
-
-    dpauth: Credential
-    dppb: Credential
-    cis: tuple[x509.Certificate, ...]
-    tls_cert: Path
-    tls_key: Path
-
-    def __post_init__(self) -> None:
-        if not self.cis:
-            raise ConfigError("no CI certificate to trust")
-        try:
-            for role, cred in ((certs.ROLE_DP_AUTH, self.dpauth), (certs.ROLE_DP_PB, self.dppb)):
-                certs.verify_server_certificate(cred.cert, self.cis, role=role, at=certs.now())
-            if certs.server_oid(self.dpauth.cert) != certs.server_oid(self.dppb.cert):
-                raise ConfigError("CERT.DPauth and CERT.DPpb name different SM-DP+ OIDs")
-        except CertificateError as exc:
-            raise ConfigError(f"the SM-DP+ certificates are not usable: {exc}") from exc
-
-    @property
-    def oid(self) -> str:
-        return certs.server_oid(self.dpauth.cert)
-
-    @property
-    def ci(self) -> x509.Certificate:
-        """The CI that issued CERT.DPauth (its key id is euiccCiPKIdToBeUsed)."""
-        ci = certs.find_ci(self.cis, certs.authority_key_id(self.dpauth.cert))
-        if ci is None:
-            raise ConfigError("CERT.DPauth names no known CI")
-        return ci
-
-    @classmethod
-    def from_dir(cls, directory: str | os.PathLike[str],
-                 extra_cis: Sequence[str | os.PathLike[str]] = ()) -> SmdpCredentials:
-        """Load ``ci.pem``, ``dpauth.*``, ``dppb.*`` and ``tls.*`` from a PKI directory."""
-        root = Path(directory)
-        try:
-            cis = [*load_certificates(root / CI_CERT)]
-            for path in extra_cis:
-                cis += load_certificates(path)
-            return cls(Credential.load(root / DPAUTH_CERT, root / DPAUTH_KEY),
-                       Credential.load(root / DPPB_CERT, root / DPPB_KEY), tuple(cis),
-                       root / TLS_CERT, root / TLS_KEY)
-        except PkiError as exc:
-            raise ConfigError(str(exc)) from exc
-
-
-@dataclass
-class _Session:
-    txid: bytes
-    created: float
-    euicc_challenge: bytes
-    server_challenge: bytes
-    ci: x509.Certificate
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    step: str = "initiated"
-    eid: str | None = None
-    euicc_cert: x509.Certificate | None = None
-    euicc_cert_der: bytes = b""
-    eum_cert_der: bytes = b""
-    matching_id: str | None = None
-    smdp_signature2: bytes = b""
-    euicc_otpk: bytes | None = None
-    bpp: bytes | None = None
-
-    @property
-    def txid_hex(self) -> str:
-        return self.txid.hex().upper()
-
-
-def _b64(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
-
-
-def _text(body: Mapping[str, Any], name: str, *, max_length: int = MAX_FIELD) -> str:
-    if name not in body:
-        raise Es9StatusError(st.MISSING_ELEMENT, f"{name} is missing")
-    value = body[name]
-    if not isinstance(value, str):
-        raise Es9StatusError(st.MALFORMED, f"{name} must be a string")
-    if len(value) > max_length:
-        raise Es9StatusError(st.MALFORMED, f"{name} is longer than {max_length} characters")
-    return value
-
-
-def _binary(body: Mapping[str, Any], name: str) -> bytes:
-    text = _text(body, name)
-    try:
-        value = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise Es9StatusError(st.MALFORMED, f"{name} is not valid base64") from exc
-    if not value:
-        raise Es9StatusError(st.MALFORMED, f"{name} is empty")
-    return value
-
-
-def _transaction_id(body: Mapping[str, Any]) -> bytes:
-    text = _text(body, "transactionId", max_length=2 * sgp22.MAX_TRANSACTION_ID)
-    try:
-        txid = bytes.fromhex(text)
-    except ValueError as exc:
-        raise Es9StatusError(st.MALFORMED, "transactionId is not hexadecimal") from exc
-    if not 1 <= len(txid) <= sgp22.MAX_TRANSACTION_ID:
-        raise Es9StatusError(st.MALFORMED, "transactionId must be 1 to 16 bytes")
-    return txid
-
-
-def _decoded(decode: Callable[[bytes], _T], data: bytes, name: str) -> _T:
-    try:
-        return decode(data)
-    except (tlv.TlvError, ValueError) as exc:
-        raise Es9StatusError(st.MALFORMED, f"{name}: {exc}") from exc
-
-
-def _ec_key(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
-    key = cert.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise CertificateError("certificate has no EC public key",
-                               problem=CertificateProblem.INVALID, role="euicc")
-    return key
-
-
-def _certificate_status(exc: CertificateError) -> st.StatusCode:
-    if exc.problem is CertificateProblem.UNKNOWN_CI:
-        return st.UNKNOWN_CI
-    expired = exc.problem is CertificateProblem.EXPIRED
-    if exc.role == "eum":
-        return st.EUM_EXPIRED if expired else st.EUM_INVALID
-    return st.EUICC_EXPIRED if expired else st.EUICC_INVALID
 
 
 class Smdp:
@@ -217,7 +77,7 @@ class Smdp:
         self.max_sessions = max_sessions
         self.replace_session_keys = replace_session_keys
         self._clock = clock
-        self._sessions: dict[bytes, _Session] = {}
+        self._sessions: dict[bytes, Session] = {}
         self._lock = threading.Lock()
         self._ci = credentials.ci
         self._ci_pkid = certs.subject_key_id(self._ci) or b""
@@ -230,7 +90,7 @@ class Smdp:
         for key in expired:
             del self._sessions[key]
 
-    def _new_session(self, euicc_challenge: bytes) -> _Session:
+    def _new_session(self, euicc_challenge: bytes) -> Session:
         now = self._clock()
         with self._lock:
             self._purge(now)
@@ -240,13 +100,13 @@ class Smdp:
                 txid = os.urandom(sgp22.MAX_TRANSACTION_ID)
                 if txid not in self._sessions:
                     break
-            session = _Session(txid, now, euicc_challenge, os.urandom(sgp22.CHALLENGE_SIZE),
-                               self._ci)
+            session = Session(txid, now, euicc_challenge, os.urandom(sgp22.CHALLENGE_SIZE),
+                              self._ci)
             self._sessions[txid] = session
             self.stats["sessions"] += 1
         return session
 
-    def _session(self, txid: bytes) -> _Session:
+    def _session(self, txid: bytes) -> Session:
         with self._lock:
             session = self._sessions.get(txid)
             if session is not None and self._clock() - session.created > self.session_ttl:
@@ -257,7 +117,7 @@ class Smdp:
                                  f"transaction {txid.hex().upper()} is unknown")
         return session
 
-    def _end(self, session: _Session) -> None:
+    def _end(self, session: Session) -> None:
         with self._lock:
             self._sessions.pop(session.txid, None)
 
@@ -286,11 +146,11 @@ class Smdp:
 
     def initiate_authentication(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """ES9+.InitiateAuthentication: serverSigned1 signed with SK.DPauth."""
-        address = _text(body, "smdpAddress", max_length=sgp22.MAX_ADDRESS)
-        challenge = _binary(body, "euiccChallenge")
+        address = text_field(body, "smdpAddress", max_length=sgp22.MAX_ADDRESS)
+        challenge = binary_field(body, "euiccChallenge")
         if len(challenge) != sgp22.CHALLENGE_SIZE:
             raise Es9StatusError(st.MALFORMED, "euiccChallenge must be 16 bytes")
-        info1 = _decoded(rsp.decode_euicc_info1, _binary(body, "euiccInfo1"), "euiccInfo1")
+        info1 = decoded(rsp.decode_euicc_info1, binary_field(body, "euiccInfo1"), "euiccInfo1")
         if address.lower() != self.address.lower():
             raise Es9StatusError(st.INVALID_ADDRESS,
                                  f"this SM-DP+ is {self.address}, not {address}")
@@ -306,19 +166,19 @@ class Smdp:
                                    session.server_challenge).encode()
         signature = signatures.sign_object(self.credentials.dpauth.key, signed)
         log.info("session %s: initiated", session.txid_hex)
-        return {"transactionId": session.txid_hex, "serverSigned1": _b64(signed),
-                "serverSignature1": _b64(signature),
-                "euiccCiPKIdToBeUsed": _b64(bytes((0x04, len(self._ci_pkid))) + self._ci_pkid),
-                "serverCertificate": _b64(self.credentials.dpauth.cert_der)}
+        return {"transactionId": session.txid_hex, "serverSigned1": b64(signed),
+                "serverSignature1": b64(signature),
+                "euiccCiPKIdToBeUsed": b64(bytes((0x04, len(self._ci_pkid))) + self._ci_pkid),
+                "serverCertificate": b64(self.credentials.dpauth.cert_der)}
 
     # --- authenticateClient -------------------------------------------------------------------
 
     def authenticate_client(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """ES9+.AuthenticateClient: check the eUICC and its order, answer smdpSigned2."""
-        txid = _transaction_id(body)
-        response = _decoded(rsp.decode_authenticate_server_response,
-                            _binary(body, "authenticateServerResponse"),
-                            "authenticateServerResponse")
+        txid = transaction_id_field(body)
+        response = decoded(rsp.decode_authenticate_server_response,
+                           binary_field(body, "authenticateServerResponse"),
+                           "authenticateServerResponse")
         session = self._session(txid)
         with session.lock:
             if session.step != "initiated":
@@ -331,9 +191,9 @@ class Smdp:
             result = self._authenticate(session, response)
         return result
 
-    def _authenticate(self, session: _Session, response: rsp.AuthenticateResponseOk
+    def _authenticate(self, session: Session, response: rsp.AuthenticateResponseOk
                       ) -> dict[str, Any]:
-        signed = _decoded(rsp.EuiccSigned1.decode, response.euicc_signed1, "euiccSigned1")
+        signed = decoded(rsp.EuiccSigned1.decode, response.euicc_signed1, "euiccSigned1")
         if signed.transaction_id != session.txid:
             raise Es9StatusError(st.UNKNOWN_TRANSACTION, "euiccSigned1 names another transaction")
         try:
@@ -343,9 +203,9 @@ class Smdp:
                 raise Es9StatusError(st.UNKNOWN_CI, "CERT.EUM is not issued by euiccCiPKIdToBeUsed")
             eid = certs.verify_euicc_chain(euicc, eum, self.credentials.cis, at=certs.now())
         except CertificateError as exc:
-            raise Es9StatusError(_certificate_status(exc), str(exc)) from exc
+            raise Es9StatusError(certificate_status(exc), str(exc)) from exc
         try:
-            signatures.verify(_ec_key(euicc), response.euicc_signed1,
+            signatures.verify(ec_key(euicc), response.euicc_signed1,
                               response.euicc_signature1)
         except CryptoError as exc:
             raise Es9StatusError(st.EUICC_SIGNATURE, f"euiccSignature1: {exc}") from exc
@@ -370,9 +230,9 @@ class Smdp:
         session.step = "authenticated"
         log.info("session %s: eUICC %s authenticated for order %s", session.txid_hex, eid,
                  order.matching_id)
-        return {"transactionId": session.txid_hex, "profileMetadata": _b64(metadata),
-                "smdpSigned2": _b64(smdp_signed2), "smdpSignature2": _b64(signature2),
-                "smdpCertificate": _b64(self.credentials.dppb.cert_der)}
+        return {"transactionId": session.txid_hex, "profileMetadata": b64(metadata),
+                "smdpSigned2": b64(smdp_signed2), "smdpSignature2": b64(signature2),
+                "smdpCertificate": b64(self.credentials.dppb.cert_der)}
 
     def _order_for(self, matching_id: str | None, eid: str) -> Order:
         if not matching_id:
@@ -406,7 +266,7 @@ class Smdp:
     def _metadata(self, order: Order) -> bytes:
         # Enabling, disabling and deleting the profile are reported back to this SM-DP+.
         reported = sgp22.NotificationConfig(frozenset({"enable", "disable", "delete"}),
-                                          self.address)
+                                            self.address)
         return rsp.StoreMetadata(order.iccid, order.service_provider, order.profile_name,
                                  notifications=(reported,)).encode()
 
@@ -414,14 +274,15 @@ class Smdp:
 
     def get_bound_profile_package(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """ES9+.GetBoundProfilePackage: check euiccSigned2 (and hashCc), bind the profile."""
-        txid = _transaction_id(body)
-        response = _decoded(rsp.decode_prepare_download_response,
-                            _binary(body, "prepareDownloadResponse"), "prepareDownloadResponse")
+        txid = transaction_id_field(body)
+        response = decoded(rsp.decode_prepare_download_response,
+                           binary_field(body, "prepareDownloadResponse"),
+                           "prepareDownloadResponse")
         session = self._session(txid)
         with session.lock:
             return self._bind(session, response)
 
-    def _bind(self, session: _Session, response: rsp.PrepareDownloadResponse
+    def _bind(self, session: Session, response: rsp.PrepareDownloadResponse
               ) -> dict[str, Any]:
         if session.step not in ("authenticated", "bound"):
             raise Es9StatusError(st.UNKNOWN_TRANSACTION,
@@ -430,10 +291,10 @@ class Smdp:
             self._fail(session, f"downloadErrorCode {response.code}")
             raise Es9StatusError(st.EUICC_SIGNATURE,
                            f"the eUICC refused PrepareDownload ({response.code})")
-        signed = _decoded(rsp.EuiccSigned2.decode, response.euicc_signed2, "euiccSigned2")
+        signed = decoded(rsp.EuiccSigned2.decode, response.euicc_signed2, "euiccSigned2")
         assert session.euicc_cert is not None
         try:
-            signatures.verify(_ec_key(session.euicc_cert),
+            signatures.verify(ec_key(session.euicc_cert),
                               response.euicc_signed2 + session.smdp_signature2,
                               response.euicc_signature2)
         except CryptoError as exc:
@@ -474,11 +335,11 @@ class Smdp:
                  len(bpp))
         return self._bpp_answer(session)
 
-    def _bpp_answer(self, session: _Session) -> dict[str, Any]:
+    def _bpp_answer(self, session: Session) -> dict[str, Any]:
         assert session.bpp is not None
-        return {"transactionId": session.txid_hex, "boundProfilePackage": _b64(session.bpp)}
+        return {"transactionId": session.txid_hex, "boundProfilePackage": b64(session.bpp)}
 
-    def _check_confirmation_code(self, session: _Session, order: Order,
+    def _check_confirmation_code(self, session: Session, order: Order,
                                  hash_cc: bytes | None) -> None:
         if order.cc_digest is None:
             return
@@ -502,8 +363,8 @@ class Smdp:
         Notifications that do not verify are logged and dropped: the eUICC keeps them
         until it is told they arrived, and a forged one must change nothing.
         """
-        der = _binary(body, "pendingNotification")
-        note = _decoded(rsp.decode_pending_notification, der, "pendingNotification")
+        der = binary_field(body, "pendingNotification")
+        note = decoded(rsp.decode_pending_notification, der, "pendingNotification")
         if isinstance(note, rsp.OtherSignedNotification):
             self._other_notification(note)
             return
@@ -517,11 +378,11 @@ class Smdp:
         with session.lock:
             self._installation_result(session, note, data)
 
-    def _installation_result(self, session: _Session, note: rsp.ProfileInstallationResult,
+    def _installation_result(self, session: Session, note: rsp.ProfileInstallationResult,
                              data: rsp.ProfileInstallationResultData) -> None:
         assert session.euicc_cert is not None and session.eid is not None
         try:
-            signatures.verify(_ec_key(session.euicc_cert), note.data_der, note.signature)
+            signatures.verify(ec_key(session.euicc_cert), note.data_der, note.signature)
         except CryptoError as exc:
             log.warning("session %s: installation result with a bad signature dropped: %s",
                         session.txid_hex, exc)
@@ -566,7 +427,7 @@ class Smdp:
             euicc = certs.load_der(note.euicc_certificate, "euicc")
             eum = certs.load_der(note.eum_certificate, "eum")
             eid = certs.verify_euicc_chain(euicc, eum, self.credentials.cis, at=certs.now())
-            signatures.verify(_ec_key(euicc), note.tbs_der, note.signature)
+            signatures.verify(ec_key(euicc), note.tbs_der, note.signature)
         except CryptoError as exc:
             log.warning("notification with an unverifiable signature dropped: %s", exc)
             return
@@ -577,20 +438,20 @@ class Smdp:
 
     def cancel_session(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """ES9+.CancelSession: end the download; the order can be downloaded again."""
-        txid = _transaction_id(body)
-        response = _decoded(rsp.decode_cancel_session_response,
-                            _binary(body, "cancelSessionResponse"), "cancelSessionResponse")
+        txid = transaction_id_field(body)
+        response = decoded(rsp.decode_cancel_session_response,
+                           binary_field(body, "cancelSessionResponse"), "cancelSessionResponse")
         session = self._session(txid)
         with session.lock:
             if isinstance(response, rsp.CancelSessionResponseError):
                 # The eUICC had no session to cancel: the server's ends all the same.
                 self._fail(session, f"cancelled, eUICC error {response.code}")
                 return {}
-            signed = _decoded(rsp.EuiccCancelSessionSigned.decode, response.signed_der,
-                              "euiccCancelSessionSigned")
+            signed = decoded(rsp.EuiccCancelSessionSigned.decode, response.signed_der,
+                             "euiccCancelSessionSigned")
             if session.euicc_cert is not None:
                 try:
-                    signatures.verify(_ec_key(session.euicc_cert), response.signed_der,
+                    signatures.verify(ec_key(session.euicc_cert), response.signed_der,
                                       response.signature)
                 except CryptoError as exc:
                     raise Es9StatusError(st.EUICC_SIGNATURE, f"cancel signature: {exc}") from exc
@@ -607,7 +468,7 @@ class Smdp:
             self._fail(session, f"cancelled by the LPA ({reason})")
         return {}
 
-    def _fail(self, session: _Session, why: str) -> None:
+    def _fail(self, session: Session, why: str) -> None:
         if session.matching_id is not None:
             self.orders.release(session.matching_id, session.txid_hex)
         self._end(session)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 
+from mps_esim.errors import EsimError
 
-class CryptoError(Exception):
+
+class CryptoError(EsimError):
     """Root of every error raised by :mod:`mps_esim.crypto`."""
 
 

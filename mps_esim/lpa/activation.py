@@ -12,13 +12,15 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from mps_esim.errors import EsimError
+
 MAX_LENGTH = 512
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _TOKEN = re.compile(r"[\x21-\x23\x25-\x7E]*")  # printable ASCII without '$' and space
 
 
-class ActivationCodeError(ValueError):
+class ActivationCodeError(EsimError, ValueError):
     """An activation code does not parse; ``part`` names the offending field."""
 
     def __init__(self, message: str, *, part: str) -> None:

@@ -24,92 +24,32 @@ import logging
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from mps_esim import sgp22, tlv
 from mps_esim.crypto.ecka import confirmation_code_hash
-from mps_esim.lpa.es9 import Es9, Es9Error, Es9FunctionError
+from mps_esim.errors import EsimError
+from mps_esim.lpa.es9 import (
+    AuthenticateClientResponse,
+    Es9,
+    Es9Error,
+    Es9FunctionError,
+    InitiateAuthenticationResponse,
+)
+from mps_esim.lpa.es10b import Es10b, Es10bOverStoreData, Es10Transport
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp22.der import expect
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-
-class Es10b(Protocol):
-    """The eUICC functions a download and notification delivery use.
-
-    Each returns the eUICC's complete response DER; the requests are DER as SGP.22 defines
-    them. :class:`Es10bOverStoreData` implements this over any ES10 transport.
-    """
-
-    def get_euicc_challenge(self) -> bytes:
-        """GetEuiccChallenge (``BF2E``): ``BF2E { 80 challenge(16) }``."""
-
-    def get_euicc_info1(self) -> bytes:
-        """GetEUICCInfo1 (``BF20``): EUICCInfo1 ``BF20 { 82 svn, A9 {04..}, AA {04..} }``."""
-
-    def authenticate_server(self, request: bytes) -> bytes:
-        """AuthenticateServer: ``BF38`` request in, ``BF38 { A0 ok | A1 error }`` out."""
-
-    def prepare_download(self, request: bytes) -> bytes:
-        """PrepareDownload: ``BF21`` request in, ``BF21 { A0 ok | A1 error }`` out."""
-
-    def load_bound_profile_package(self, segment: bytes) -> bytes:
-        """One LoadBoundProfilePackage segment: b"" while more are expected, else the
-        ProfileInstallationResult ``BF37`` (after the last segment or the first failure)."""
-
-    def cancel_session(self, request: bytes) -> bytes:
-        """CancelSession: ``BF41 { 80 txid, 81 reason }`` in, ``BF41 { A0 ok | 81 err }`` out."""
-
-    def list_notifications(self, request: bytes) -> bytes:
-        """ListNotification: ``BF28`` in, ``BF28 { A0 { BF2F.. } | 81 err }`` out."""
-
-    def retrieve_notifications(self, request: bytes) -> bytes:
-        """RetrieveNotificationsList: ``BF2B`` in, ``BF2B { A0 { BF37.. | 30.. } }`` out."""
-
-    def notification_sent(self, request: bytes) -> bytes:
-        """NotificationSent (remove): ``BF30 { 80 seq }`` in, ``BF30 { 80 status }`` out."""
-
-
-class Es10Transport(Protocol):
-    """Anything that carries one ES10 command and returns its response data."""
-
-    def command(self, data: bytes) -> bytes: ...
-
-
-class Es10bOverStoreData:
-    """:class:`Es10b` over an ES10 transport (e.g. :class:`Es10Client`'s STORE DATA)."""
-
-    def __init__(self, transport: Es10Transport) -> None:
-        self.transport = transport
-
-    def get_euicc_challenge(self) -> bytes:
-        return self.transport.command(rsp.get_euicc_challenge_request())
-
-    def get_euicc_info1(self) -> bytes:
-        return self.transport.command(bytes.fromhex("BF2000"))
-
-    def authenticate_server(self, request: bytes) -> bytes:
-        return self.transport.command(request)
-
-    def prepare_download(self, request: bytes) -> bytes:
-        return self.transport.command(request)
-
-    def load_bound_profile_package(self, segment: bytes) -> bytes:
-        return self.transport.command(segment)
-
-    def cancel_session(self, request: bytes) -> bytes:
-        return self.transport.command(request)
-
-    def list_notifications(self, request: bytes) -> bytes:
-        return self.transport.command(request)
-
-    def retrieve_notifications(self, request: bytes) -> bytes:
-        return self.transport.command(request)
-
-    def notification_sent(self, request: bytes) -> bytes:
-        return self.transport.command(request)
+__all__ = [
+    "CardRefusedError", "CardUnavailableError", "ConfirmationCodeRequiredError",
+    "DownloadDeclinedError", "DownloadError", "DownloadProgress", "DownloadResult", "Es10Transport",
+    "Es10b", "Es10bOverStoreData", "InstallationFailedError", "NotificationOutcome",
+    "ProfileDownloader", "Progress", "ServerRefusedError", "Stage", "default_device_info",
+    "process_notifications",
+]
 
 
 class Stage(enum.StrEnum):
@@ -127,15 +67,19 @@ class Stage(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
-    """A progress report: the stage, and for loading, segments done of total."""
+class DownloadProgress:
+    """A progress report of a download: the stage, and for loading, segments done of total."""
 
     stage: Stage
     done: int = 0
     total: int = 0
 
 
-class DownloadError(Exception):
+Progress = DownloadProgress
+"""The name the agent imports :class:`DownloadProgress` under."""
+
+
+class DownloadError(EsimError):
     """Root of the download's errors; ``stage`` is where it failed."""
 
     def __init__(self, message: str, *, stage: Stage) -> None:
@@ -222,7 +166,7 @@ class ProfileDownloader:
 
     def __init__(self, card: Es10b, es9_for: Callable[[str], Es9], *,
                  device_info: rsp.DeviceInfo | None = None,
-                 progress: Callable[[Progress], None] | None = None,
+                 progress: Callable[[DownloadProgress], None] | None = None,
                  confirm: Callable[[rsp.StoreMetadata], bool] | None = None) -> None:
         self.card = card
         self._es9_for = es9_for
@@ -232,7 +176,7 @@ class ProfileDownloader:
 
     def _report(self, stage: Stage, done: int = 0, total: int = 0) -> None:
         if self._progress is not None:
-            self._progress(Progress(stage, done, total))
+            self._progress(DownloadProgress(stage, done, total))
 
     def _card(self, stage: Stage, call: Callable[[], bytes]) -> bytes:
         try:
@@ -248,6 +192,28 @@ class ProfileDownloader:
         """Download and install the profile ``matching_id`` from the SM-DP+ ``address``."""
         started = time.monotonic()
         es9 = self._es9(Stage.INITIATE, lambda: self._es9_for(address))
+        init = self._initiate(es9, address)
+        txid = init.transaction_id
+        auth_der = self._authenticate_server(es9, init, matching_id)
+        client, metadata, hash_cc = self._authenticate_client(es9, txid, auth_der,
+                                                              confirmation_code)
+        prep_der = self._prepare(es9, txid, client, hash_cc)
+        result_der, data = self._install(self._get_bpp(es9, txid, prep_der))
+        self._report(Stage.NOTIFY)
+        sent = self._send_notification(es9, result_der, data.notification.seq)
+        if isinstance(data.result, rsp.InstallFailure):
+            raise InstallationFailedError(
+                f"the eUICC did not install the profile: "
+                f"{_code_name(rsp.ErrorReason, data.result.reason)} at "
+                f"{_code_name(rsp.BppCommandId, data.result.command)}",
+                command=data.result.command, reason=data.result.reason)
+        self._report(Stage.DONE)
+        return DownloadResult(metadata.iccid, data.result.aid, metadata.service_provider,
+                              metadata.profile_name, txid.hex().upper(), sent,
+                              time.monotonic() - started)
+
+    def _initiate(self, es9: Es9, address: str) -> InitiateAuthenticationResponse:
+        """GetEUICCChallenge and GetEUICCInfo1, then ES9+ initiateAuthentication, checked."""
         self._report(Stage.CHALLENGE)
         challenge_der = self._card(Stage.CHALLENGE, self.card.get_euicc_challenge)
         info1 = self._card(Stage.CHALLENGE, self.card.get_euicc_info1)
@@ -255,14 +221,11 @@ class ProfileDownloader:
             challenge = rsp.decode_euicc_challenge(challenge_der)
         except tlv.TlvError as exc:
             raise CardRefusedError(f"malformed challenge: {exc}", stage=Stage.CHALLENGE) from exc
-
         self._report(Stage.INITIATE)
         init = self._es9(Stage.INITIATE, lambda: es9.initiate_authentication(
             address, challenge, info1))
         try:
             server_signed1 = rsp.ServerSigned1.decode(init.server_signed1)
-            ci_pkid = _octet_string(init.ci_pkid)
-            signature1 = _signature(init.server_signature1)
         except tlv.TlvError as exc:
             raise DownloadError(f"malformed initiateAuthentication answer: {exc}",
                                 stage=Stage.INITIATE) from exc
@@ -271,8 +234,17 @@ class ProfileDownloader:
                                 f"not {address}", stage=Stage.INITIATE)
         if server_signed1.transaction_id != init.transaction_id:
             raise DownloadError("serverSigned1 names another transaction", stage=Stage.INITIATE)
-        txid = init.transaction_id
+        return init
 
+    def _authenticate_server(self, es9: Es9, init: InitiateAuthenticationResponse,
+                             matching_id: str | None) -> bytes:
+        """ES10b.AuthenticateServer: the eUICC's signed answer (DER) for the SM-DP+."""
+        try:
+            ci_pkid = _octet_string(init.ci_pkid)
+            signature1 = _signature(init.server_signature1)
+        except tlv.TlvError as exc:
+            raise DownloadError(f"malformed initiateAuthentication answer: {exc}",
+                                stage=Stage.INITIATE) from exc
         self._report(Stage.AUTHENTICATE_SERVER)
         request = rsp.AuthenticateServerRequest(
             init.server_signed1, signature1, ci_pkid, init.server_certificate,
@@ -285,18 +257,25 @@ class ProfileDownloader:
             raise CardRefusedError(f"malformed AuthenticateServer answer: {exc}",
                                    stage=Stage.AUTHENTICATE_SERVER) from exc
         if isinstance(auth, rsp.AuthenticateResponseError):
-            self._tell_server(lambda: es9.authenticate_client(txid, auth_der))
+            self._tell_server(lambda: es9.authenticate_client(init.transaction_id, auth_der))
             raise CardRefusedError(f"the eUICC refused the SM-DP+: "
                                    f"{_code_name(rsp.AuthenticateErrorCode, auth.code)}",
                                    stage=Stage.AUTHENTICATE_SERVER, code=auth.code)
+        return auth_der
 
+    def _authenticate_client(self, es9: Es9, txid: bytes, auth_der: bytes,
+                             confirmation_code: str | None
+                             ) -> tuple[AuthenticateClientResponse, rsp.StoreMetadata,
+                                        bytes | None]:
+        """ES9+ authenticateClient: its answer, the profile metadata (confirmed when asked)
+        and the hashed confirmation code when the order needs one."""
         self._report(Stage.AUTHENTICATE_CLIENT)
         client = self._with_cancel(es9, txid, Stage.AUTHENTICATE_CLIENT,
                                    lambda: es9.authenticate_client(txid, auth_der))
         try:
             metadata = rsp.StoreMetadata.decode(client.profile_metadata)
             smdp_signed2 = rsp.SmdpSigned2.decode(client.smdp_signed2)
-            signature2 = _signature(client.smdp_signature2)
+            _signature(client.smdp_signature2)
         except tlv.TlvError as exc:
             self._cancel(es9, txid, rsp.CancelSessionReason.UNDEFINED)
             raise DownloadError(f"malformed authenticateClient answer: {exc}",
@@ -305,16 +284,20 @@ class ProfileDownloader:
             self._cancel(es9, txid, rsp.CancelSessionReason.END_USER_REJECTION)
             raise DownloadDeclinedError(f"download of {metadata.iccid} declined",
                                         stage=Stage.AUTHENTICATE_CLIENT)
-        hash_cc = None
-        if smdp_signed2.cc_required:
-            if not confirmation_code:
-                self._cancel(es9, txid, rsp.CancelSessionReason.POSTPONED)
-                raise ConfirmationCodeRequiredError("this profile needs a confirmation code",
-                                                    stage=Stage.PREPARE)
-            hash_cc = confirmation_code_hash(confirmation_code, txid)
+        if not smdp_signed2.cc_required:
+            return client, metadata, None
+        if not confirmation_code:
+            self._cancel(es9, txid, rsp.CancelSessionReason.POSTPONED)
+            raise ConfirmationCodeRequiredError("this profile needs a confirmation code",
+                                                stage=Stage.PREPARE)
+        return client, metadata, confirmation_code_hash(confirmation_code, txid)
 
+    def _prepare(self, es9: Es9, txid: bytes, client: AuthenticateClientResponse,
+                 hash_cc: bytes | None) -> bytes:
+        """ES10b.PrepareDownload: the eUICC's signed answer (DER) for the SM-DP+."""
         self._report(Stage.PREPARE)
-        prepare = rsp.PrepareDownloadRequest(client.smdp_signed2, signature2,
+        prepare = rsp.PrepareDownloadRequest(client.smdp_signed2,
+                                             _signature(client.smdp_signature2),
                                              client.smdp_certificate, hash_cc).encode()
         prep_der = self._card(Stage.PREPARE, lambda: self.card.prepare_download(prepare))
         try:
@@ -328,7 +311,10 @@ class ProfileDownloader:
             raise CardRefusedError(f"the eUICC refused PrepareDownload: "
                                    f"{_code_name(rsp.DownloadErrorCode, prep.code)}",
                                    stage=Stage.PREPARE, code=prep.code)
+        return prep_der
 
+    def _get_bpp(self, es9: Es9, txid: bytes, prep_der: bytes) -> rsp.BoundProfilePackage:
+        """ES9+ getBoundProfilePackage: the package, checked to belong to ``txid``."""
         self._report(Stage.GET_BPP)
         bpp_der = self._with_cancel(es9, txid, Stage.GET_BPP,
                                     lambda: es9.get_bound_profile_package(txid, prep_der))
@@ -343,27 +329,17 @@ class ProfileDownloader:
             self._cancel(es9, txid, rsp.CancelSessionReason.LOAD_BPP_EXECUTION_ERROR)
             raise DownloadError("the package belongs to another transaction",
                                 stage=Stage.GET_BPP)
+        return bpp
 
+    def _install(self, bpp: rsp.BoundProfilePackage
+                 ) -> tuple[bytes, rsp.ProfileInstallationResultData]:
+        """Load the package: the eUICC's ProfileInstallationResult (DER) and its data."""
         result_der = self._load(bpp)
         try:
-            pir = rsp.ProfileInstallationResult.decode(result_der)
-            data = pir.data
+            return result_der, rsp.ProfileInstallationResult.decode(result_der).data
         except tlv.TlvError as exc:
             raise CardRefusedError(f"malformed ProfileInstallationResult: {exc}",
                                    stage=Stage.LOAD) from exc
-
-        self._report(Stage.NOTIFY)
-        sent = self._send_notification(es9, result_der, data.notification.seq)
-        if isinstance(data.result, rsp.InstallFailure):
-            raise InstallationFailedError(
-                f"the eUICC did not install the profile: "
-                f"{_code_name(rsp.ErrorReason, data.result.reason)} at "
-                f"{_code_name(rsp.BppCommandId, data.result.command)}",
-                command=data.result.command, reason=data.result.reason)
-        self._report(Stage.DONE)
-        return DownloadResult(metadata.iccid, data.result.aid, metadata.service_provider,
-                              metadata.profile_name, txid.hex().upper(), sent,
-                              time.monotonic() - started)
 
     def _load(self, bpp: rsp.BoundProfilePackage) -> bytes:
         segments = bpp.segments()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from mps_esim import sgp22, tlv
+from mps_esim.errors import EsimError
 from mps_esim.iso7816 import SW_OK, ApduChannel, build_apdu, sw_text
 
 DEFAULT_BLOCK_SIZE = 120
@@ -25,7 +26,7 @@ TAG_EID = sgp22.TAG_EID
 _T = TypeVar("_T")
 
 
-class Es10Error(Exception):
+class Es10Error(EsimError):
     """The eUICC refused an ES10 command or answered something malformed."""
 
     def __init__(self, message: str, *, sw: int | None = None) -> None:
@@ -111,26 +112,25 @@ class Es10Client:
         except tlv.TlvError as exc:
             raise Es10Error(f"malformed answer to ES10 command {tag:X}: {exc}") from exc
 
-    def _result(self, name: str, tag: int, body: bytes, table: Mapping[int, str]) -> None:
+    def _ok(self, response: sgp22.ResponseType, body: bytes = b"") -> tlv.Tlv:
+        """Send ``response.tag { body }``: the ok content of the answer (see
+        :meth:`sgp22.ResponseType.decode`), :class:`Es10ResultError` for a refusal."""
+        answer = self._call(response.tag, body)
         try:
-            code = sgp22.decode_result(self._call(tag, body))
+            outcome = response.decode(answer)
         except tlv.TlvError as exc:
-            raise Es10Error(f"malformed {name} response: {exc}") from exc
-        if code != 0:
-            raise Es10ResultError(name, code, table)
+            raise Es10Error(f"malformed {response.name} response: {exc}") from exc
+        if isinstance(outcome, sgp22.Refusal):
+            raise Es10ResultError(response.name, outcome.code, response.codes)
+        return outcome
 
-    @staticmethod
-    def _ok_list(name: str, answer: tlv.Tlv, errors: Mapping[int, str]) -> list[tlv.Tlv]:
-        """The ``A0`` list of a CHOICE response, or :class:`Es10ResultError` for its ``81``."""
+    def _ok_list(self, response: sgp22.ResponseType, body: bytes) -> list[tlv.Tlv]:
+        """The members of the ``A0`` list a CHOICE response answers with."""
+        content = self._ok(response, body)
         try:
-            parts = answer.children()
-            if len(parts) == 1 and parts[0].tag == 0x81:
-                raise Es10ResultError(name, tlv.decode_int(parts[0].value), errors)
-            if len(parts) != 1 or parts[0].tag != 0xA0:
-                raise tlv.TlvError("expected one A0 list or one 81 error")
-            return parts[0].children()
+            return content.children()
         except tlv.TlvError as exc:
-            raise Es10Error(f"malformed {name} response: {exc}") from exc
+            raise Es10Error(f"malformed {response.name} response: {exc}") from exc
 
     # --- ES10 commands --------------------------------------------------------------------
 
@@ -177,8 +177,7 @@ class Es10Client:
 
     def set_default_dp_address(self, address: str) -> None:
         """SetDefaultDpAddress; an empty address removes it."""
-        self._result("SetDefaultDpAddress", sgp22.TAG_SET_DEFAULT_DP_ADDRESS,
-                     tlv.encode(0x80, address.encode()), sgp22.SET_DEFAULT_DP_RESULTS)
+        self._ok(sgp22.SET_DEFAULT_DP_ADDRESS, tlv.encode(0x80, address.encode()))
 
     def list_profiles(self, *, iccid: str | None = None, isdp_aid: bytes | None = None,
                       profile_class: str | None = None,
@@ -195,8 +194,7 @@ class Es10Client:
             body += tlv.encode(0xA0, _profile_id(iccid, isdp_aid))
         if tags is not None:
             body += tlv.encode(sgp22.TAG_TAG_LIST, b"".join(tlv.tag_bytes(t) for t in tags))
-        answer = self._call(sgp22.TAG_LIST_PROFILE_INFO, body)
-        items = self._ok_list("ListProfileInfo", answer, sgp22.PROFILE_INFO_LIST_ERRORS)
+        items = self._ok_list(sgp22.LIST_PROFILE_INFO, body)
         return [self._decode("ListProfileInfo", sgp22.ProfileInfo.decode, i) for i in items]
 
     def enable_profile(self, *, iccid: str | None = None, isdp_aid: bytes | None = None,
@@ -204,40 +202,37 @@ class Es10Client:
         """EnableProfile (the enabled one is disabled by the eUICC)."""
         body = (tlv.encode(0xA0, _profile_id(iccid, isdp_aid))
                 + tlv.encode(0x81, tlv.encode_bool(refresh)))
-        self._result("EnableProfile", sgp22.TAG_ENABLE_PROFILE, body, sgp22.ENABLE_RESULTS)
+        self._ok(sgp22.ENABLE_PROFILE, body)
 
     def disable_profile(self, *, iccid: str | None = None, isdp_aid: bytes | None = None,
                         refresh: bool = True) -> None:
         """DisableProfile."""
         body = (tlv.encode(0xA0, _profile_id(iccid, isdp_aid))
                 + tlv.encode(0x81, tlv.encode_bool(refresh)))
-        self._result("DisableProfile", sgp22.TAG_DISABLE_PROFILE, body, sgp22.DISABLE_RESULTS)
+        self._ok(sgp22.DISABLE_PROFILE, body)
 
     def delete_profile(self, *, iccid: str | None = None,
                        isdp_aid: bytes | None = None) -> None:
         """DeleteProfile (the profile must be disabled)."""
-        self._result("DeleteProfile", sgp22.TAG_DELETE_PROFILE, _profile_id(iccid, isdp_aid),
-                     sgp22.DELETE_RESULTS)
+        self._ok(sgp22.DELETE_PROFILE, _profile_id(iccid, isdp_aid))
 
     def set_nickname(self, iccid: str, nickname: str) -> None:
         """SetNickname; an empty nickname removes it."""
         body = (tlv.encode(sgp22.TAG_ICCID, sgp22.encode_iccid(iccid))
                 + tlv.encode(sgp22.TAG_NICKNAME, nickname.encode()))
-        self._result("SetNickname", sgp22.TAG_SET_NICKNAME, body, sgp22.SET_NICKNAME_RESULTS)
+        self._ok(sgp22.SET_NICKNAME, body)
 
     def memory_reset(self, options: Iterable[str]) -> None:
         """eUICCMemoryReset with the named options (:data:`sgp22.MEMORY_RESET_OPTIONS`)."""
         bits = sgp22.encode_named_bits(options, sgp22.MEMORY_RESET_OPTIONS)
-        self._result("eUICCMemoryReset", sgp22.TAG_MEMORY_RESET, tlv.encode(0x82, bits),
-                     sgp22.MEMORY_RESET_RESULTS)
+        self._ok(sgp22.MEMORY_RESET, tlv.encode(0x82, bits))
 
     def list_notifications(self, operations: Iterable[str] | None = None
                            ) -> list[sgp22.NotificationMetadata]:
         """ListNotification, optionally only for the named operations."""
         body = b"" if operations is None else tlv.encode(
             0x81, sgp22.encode_named_bits(operations, sgp22.NOTIFICATION_EVENTS))
-        answer = self._call(sgp22.TAG_LIST_NOTIFICATION, body)
-        items = self._ok_list("ListNotification", answer, sgp22.LIST_NOTIFICATION_ERRORS)
+        items = self._ok_list(sgp22.LIST_NOTIFICATION, body)
         return [self._decode("ListNotification", sgp22.NotificationMetadata.decode, i)
                 for i in items]
 
@@ -253,33 +248,20 @@ class Es10Client:
         elif operations is not None:
             body = tlv.encode(0xA0, tlv.encode(0x81, sgp22.encode_named_bits(
                 operations, sgp22.NOTIFICATION_EVENTS)))
-        answer = self._call(sgp22.TAG_RETRIEVE_NOTIFICATIONS, body)
-        items = self._ok_list("RetrieveNotificationsList", answer,
-                              sgp22.RETRIEVE_NOTIFICATIONS_ERRORS)
+        items = self._ok_list(sgp22.RETRIEVE_NOTIFICATIONS, body)
         return [PendingNotification(self._decode("RetrieveNotificationsList",
                                                  sgp22.pending_notification_metadata, i),
                                     i.encode()) for i in items]
 
     def notification_sent(self, seq: int) -> None:
         """NotificationSent: the notification was delivered; the eUICC forgets it."""
-        self._result("NotificationSent", sgp22.TAG_NOTIFICATION_SENT,
-                     tlv.encode(0x80, tlv.encode_int(seq)), sgp22.NOTIFICATION_SENT_RESULTS)
+        self._ok(sgp22.NOTIFICATION_SENT, tlv.encode(0x80, tlv.encode_int(seq)))
 
     def cancel_session(self, transaction_id: bytes, reason: int) -> bytes:
         """CancelSession: the signed ``cancelSessionResponseOk`` content for the SM-DP+."""
         body = (tlv.encode(0x80, transaction_id)
                 + tlv.encode(0x81, tlv.encode_int(reason)))
-        answer = self._call(sgp22.TAG_CANCEL_SESSION, body)
-        try:
-            parts = answer.children()
-            if len(parts) == 1 and parts[0].tag == 0x81:
-                raise Es10ResultError("CancelSession", tlv.decode_int(parts[0].value),
-                                      sgp22.CANCEL_SESSION_ERRORS)
-            if len(parts) != 1 or parts[0].tag != 0xA0:
-                raise tlv.TlvError("expected A0 or 81")
-        except tlv.TlvError as exc:
-            raise Es10Error(f"malformed CancelSession response: {exc}") from exc
-        return parts[0].value
+        return self._ok(sgp22.CANCEL_SESSION, body).value
 
     def get_rat(self) -> list[sgp22.PolicyRule]:
         """GetRAT: the Rules Authorisation Table."""

@@ -23,6 +23,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mps_esim.errors import EsimError
+
 log = logging.getLogger(__name__)
 
 ADMIN_PROTOCOL = "gsma/rsp/v2.2.0"
@@ -32,7 +34,7 @@ MAX_RESPONSE = 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 
 
-class Es9Error(Exception):
+class Es9Error(EsimError):
     """Root of the ES9+ client's errors."""
 
 
@@ -239,7 +241,26 @@ class Es9Client(JsonEs9):
         self.close()
 
     def _post(self, function: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        payload = json.dumps(body).encode()
+        status, data = self._exchange(function, json.dumps(body).encode())
+        if len(data) > MAX_RESPONSE:
+            self.close()
+            raise Es9ProtocolError(f"{function}: response longer than {MAX_RESPONSE} bytes")
+        if status == http.HTTPStatus.NO_CONTENT:
+            return None
+        try:
+            answer = json.loads(data) if data else None
+        except ValueError as exc:
+            raise Es9ProtocolError(f"{function}: HTTP {status} with a body that is not "
+                                   f"JSON") from exc
+        if not isinstance(answer, dict):
+            raise Es9ProtocolError(f"{function}: HTTP {status} without a JSON object")
+        if status != http.HTTPStatus.OK and "header" not in answer:
+            raise Es9ProtocolError(f"{function}: HTTP {status}")
+        return answer
+
+    def _exchange(self, function: str, payload: bytes) -> tuple[int, bytes]:
+        """POST ``payload`` to ``function``: the HTTP status and up to one byte more than
+        :data:`MAX_RESPONSE` of the body."""
         headers = {"Content-Type": "application/json;charset=UTF-8",
                    "X-Admin-Protocol": self._protocol, "User-Agent": "mps-lpa",
                    "Accept": "application/json"}
@@ -256,7 +277,7 @@ class Es9Client(JsonEs9):
                 status = response.status
                 if response.will_close:
                     self.close()
-                break
+                return status, data
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError
                     ) as exc:
                 self.close()
@@ -273,18 +294,4 @@ class Es9Client(JsonEs9):
                 self.close()
                 raise Es9TransportError(f"{function}: cannot reach {self.address}: "
                                         f"{exc}") from exc
-        if len(data) > MAX_RESPONSE:
-            self.close()
-            raise Es9ProtocolError(f"{function}: response longer than {MAX_RESPONSE} bytes")
-        if status == http.HTTPStatus.NO_CONTENT:
-            return None
-        try:
-            answer = json.loads(data) if data else None
-        except ValueError as exc:
-            raise Es9ProtocolError(f"{function}: HTTP {status} with a body that is not "
-                                   f"JSON") from exc
-        if not isinstance(answer, dict):
-            raise Es9ProtocolError(f"{function}: HTTP {status} without a JSON object")
-        if status != http.HTTPStatus.OK and "header" not in answer:
-            raise Es9ProtocolError(f"{function}: HTTP {status}")
-        return answer
+        raise Es9TransportError(f"{function}: connection to {self.address} broke twice")

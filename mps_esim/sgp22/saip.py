@@ -20,6 +20,7 @@ these elements, skipping elements it does not know.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,11 +203,80 @@ def _template(m: Members, where: str, expected: str) -> None:
         raise Asn1Error(f"template {template} is not {expected}", where=where)
 
 
-def parse_profile_package(data: bytes) -> ProfileContent:
-    """The identities and keys of a profile package; :class:`Asn1Error` if it lacks them.
+@dataclass(slots=True)
+class _Found:
+    """The file contents and keys the profile elements of a package hold, as read."""
 
-    Unknown profile elements are skipped; the header's ICCID must match EF.ICCID.
-    """
+    iccid_ef: bytes | None = None
+    imsi_ef: bytes | None = None
+    msisdn_record: bytes | None = None
+    ki: bytes | None = None
+    opc: bytes | None = None
+    usim_aid: bytes | None = None
+    spn: bytes | None = None
+    ad: bytes | None = None
+
+
+def _read_mf(element: tlv.Tlv, found: _Found) -> None:
+    m = Members(element, "PE-MF")
+    m.required(0xA0, "mf-header")
+    _template(m, "PE-MF", TEMPLATE_MF)
+    ef = m.skip_to(0xA4)
+    if ef is None:
+        raise Asn1Error("PE-MF lacks ef-iccid", where="ProfilePackage")
+    found.iccid_ef = _file_content(ef, "PE-MF.ef-iccid")
+
+
+def _read_usim(element: tlv.Tlv, found: _Found) -> None:
+    m = Members(element, "PE-USIM")
+    m.required(0xA0, "usim-header")
+    _template(m, "PE-USIM", TEMPLATE_USIM)
+    adf = m.required(0xA2, "adf-usim")
+    for fcp in children(adf, "PE-USIM.adf-usim"):
+        if fcp.tag == 0xA1:
+            aid = Members(fcp, "PE-USIM.adf-usim").skip_to(0x84)
+            found.usim_aid = aid.value if aid is not None else found.usim_aid
+    found.imsi_ef = _file_content(m.required(0xA3, "ef-imsi"), "PE-USIM.ef-imsi")
+    spn_item = m.skip_to(0xAD)
+    if spn_item is not None:
+        found.spn = _file_content(spn_item, "PE-USIM.ef-spn")
+    ad_item = m.skip_to(0xB5)
+    if ad_item is not None:
+        found.ad = _file_content(ad_item, "PE-USIM.ef-ad")
+
+
+def _read_opt_usim(element: tlv.Tlv, found: _Found) -> None:
+    m = Members(element, "PE-OPT-USIM")
+    m.required(0xA0, "optusim-header")
+    _template(m, "PE-OPT-USIM", TEMPLATE_OPT_USIM)
+    item = m.skip_to(0xA7)
+    if item is not None:
+        found.msisdn_record = _file_content(item, "PE-OPT-USIM.ef-msisdn")
+
+
+def _read_aka(element: tlv.Tlv, found: _Found) -> None:
+    m = Members(element, "PE-AKAParameter")
+    m.required(0xA0, "aka-header")
+    choice = Members(m.required(0xA1, "algoConfiguration"),
+                     f"PE {element.tag:X}").any("algo")
+    if choice.tag == 0xA1:
+        am = Members(choice, "AlgoParameter")
+        am.required(0x80, "algorithmID")
+        am.required(0x81, "algorithmOptions")
+        found.ki = sized(am.required(0x82, "key").value, "AlgoParameter", size=16)
+        found.opc = sized(am.required(0x83, "opc").value, "AlgoParameter", size=16)
+
+
+_READERS: dict[int, Callable[[tlv.Tlv, _Found], None]] = {
+    PE_MF: _read_mf,
+    PE_USIM: _read_usim,
+    PE_OPT_USIM: _read_opt_usim,
+    PE_AKA_PARAMETER: _read_aka,
+}
+"""The profile elements read, by tag; the others are skipped."""
+
+
+def _elements(data: bytes) -> list[tlv.Tlv]:
     where = "ProfilePackage"
     if len(data) > MAX_PACKAGE:
         raise Asn1Error(f"package of {len(data)} bytes exceeds {MAX_PACKAGE}", where=where)
@@ -216,74 +286,38 @@ def parse_profile_package(data: bytes) -> ProfileContent:
         raise Asn1Error(str(exc), where=where) from exc
     if not elements or elements[0].tag != PE_HEADER:
         raise Asn1Error("the first profile element must be the header", where=where)
-    hm = Members(elements[0], "ProfileHeader")
+    return elements
+
+
+def _read_header(header: tlv.Tlv) -> tuple[bytes, tlv.Tlv | None]:
+    """The header's ICCID (10 bytes) and its profileType member, if any."""
+    hm = Members(header, "ProfileHeader")
     major = int_value(hm.required(0x80, "major-version").value, "ProfileHeader", high=255)
     if major != MAJOR_VERSION:
         raise Asn1Error(f"unsupported package major version {major}", where="ProfileHeader")
     hm.required(0x81, "minor-version")
     profile_type = hm.optional(0x82)
-    header_iccid = sized(hm.required(0x83, "iccid").value, "ProfileHeader", size=10)
-    iccid_ef = imsi_ef = msisdn_rec = ki = opc = usim_aid = None
-    spn = ad = None
-    for element in elements[1:]:
-        name = f"PE {element.tag:X}"
-        if element.tag == PE_MF:
-            m = Members(element, "PE-MF")
-            m.required(0xA0, "mf-header")
-            _template(m, "PE-MF", TEMPLATE_MF)
-            ef = m.skip_to(0xA4)
-            if ef is None:
-                raise Asn1Error("PE-MF lacks ef-iccid", where=where)
-            iccid_ef = _file_content(ef, "PE-MF.ef-iccid")
-        elif element.tag == PE_USIM:
-            m = Members(element, "PE-USIM")
-            m.required(0xA0, "usim-header")
-            _template(m, "PE-USIM", TEMPLATE_USIM)
-            adf = m.required(0xA2, "adf-usim")
-            for fcp in children(adf, "PE-USIM.adf-usim"):
-                if fcp.tag == 0xA1:
-                    aid = Members(fcp, "PE-USIM.adf-usim").skip_to(0x84)
-                    usim_aid = aid.value if aid is not None else usim_aid
-            imsi_ef = _file_content(m.required(0xA3, "ef-imsi"), "PE-USIM.ef-imsi")
-            spn_item = m.skip_to(0xAD)
-            if spn_item is not None:
-                spn = _file_content(spn_item, "PE-USIM.ef-spn")
-            ad_item = m.skip_to(0xB5)
-            if ad_item is not None:
-                ad = _file_content(ad_item, "PE-USIM.ef-ad")
-        elif element.tag == PE_OPT_USIM:
-            m = Members(element, "PE-OPT-USIM")
-            m.required(0xA0, "optusim-header")
-            _template(m, "PE-OPT-USIM", TEMPLATE_OPT_USIM)
-            item = m.skip_to(0xA7)
-            if item is not None:
-                msisdn_rec = _file_content(item, "PE-OPT-USIM.ef-msisdn")
-        elif element.tag == PE_AKA_PARAMETER:
-            m = Members(element, "PE-AKAParameter")
-            m.required(0xA0, "aka-header")
-            choice = Members(m.required(0xA1, "algoConfiguration"), name).any("algo")
-            if choice.tag == 0xA1:
-                am = Members(choice, "AlgoParameter")
-                am.required(0x80, "algorithmID")
-                am.required(0x81, "algorithmOptions")
-                ki = sized(am.required(0x82, "key").value, "AlgoParameter", size=16)
-                opc = sized(am.required(0x83, "opc").value, "AlgoParameter", size=16)
-        elif element.tag == PE_END:
-            break
-    if iccid_ef is None or imsi_ef is None:
+    return sized(hm.required(0x83, "iccid").value, "ProfileHeader", size=10), profile_type
+
+
+def _content(found: _Found, header_iccid: bytes, profile_type: tlv.Tlv | None
+             ) -> ProfileContent:
+    where = "ProfilePackage"
+    if found.iccid_ef is None or found.imsi_ef is None:
         raise Asn1Error("the package lacks EF.ICCID or EF.IMSI content", where=where)
-    if iccid_ef != header_iccid:
+    if found.iccid_ef != header_iccid:
         raise Asn1Error("EF.ICCID differs from the header's ICCID", where=where)
     try:
-        iccid = simfiles.decode_iccid(iccid_ef)
-        imsi = simfiles.decode_imsi(imsi_ef)
+        iccid = simfiles.decode_iccid(found.iccid_ef)
+        imsi = simfiles.decode_imsi(found.imsi_ef)
     except ValueError as exc:
         raise Asn1Error(str(exc), where=where) from exc
-    content = ProfileContent(iccid=iccid, imsi=imsi, ki=ki, opc=opc,
-                             msisdn=msisdn_from_record(msisdn_rec) if msisdn_rec else None)
+    msisdn = msisdn_from_record(found.msisdn_record) if found.msisdn_record else None
+    content = ProfileContent(iccid=iccid, imsi=imsi, ki=found.ki, opc=found.opc, msisdn=msisdn)
     changes: dict[str, Any] = {}
     if profile_type is not None:
         changes["profile_type"] = profile_type.value.decode("utf-8", "replace")
+    spn, ad, usim_aid = found.spn, found.ad, found.usim_aid
     if spn is not None and len(spn) > 1:
         changes["service_provider"] = spn[1:].rstrip(b"\xff").decode("utf-8", "replace")
     if usim_aid is not None and usim_aid.startswith(simfiles.AID_USIM_PREFIX):
@@ -291,3 +325,20 @@ def parse_profile_package(data: bytes) -> ProfileContent:
     if ad is not None and len(ad) >= 4 and ad[3] & 0x0F in (2, 3):
         changes["mnc_length"] = ad[3] & 0x0F
     return dataclasses.replace(content, **changes)
+
+
+def parse_profile_package(data: bytes) -> ProfileContent:
+    """The identities and keys of a profile package; :class:`Asn1Error` if it lacks them.
+
+    Unknown profile elements are skipped; the header's ICCID must match EF.ICCID.
+    """
+    elements = _elements(data)
+    header_iccid, profile_type = _read_header(elements[0])
+    found = _Found()
+    for element in elements[1:]:
+        if element.tag == PE_END:
+            break
+        reader = _READERS.get(element.tag)
+        if reader is not None:
+            reader(element, found)
+    return _content(found, header_iccid, profile_type)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lpa_emulator.modem import EmulatorError, ModemEmulator, ModemState, StateFileError
+from lpa_emulator.modem import ModemEmulator, ModemState, StateFileError
 from lpa_emulator.modem.card import CardFault, CardPort, cla_for_channel
 from lpa_emulator.modem.cli import default_card_state, load_manifest, main
+from mps_common.errors import ConfigError
 from mps_esim import simfiles
 from mps_wire.identifiers import luhn_valid, validate_imei
 from tests.fixtures.modem import FakeCard
@@ -399,7 +400,7 @@ def test_cli_many_modems_usage(argv: list[str], problem: str,
 def test_manifest_errors_name_the_entry(tmp_path: Path, text: str, problem: str) -> None:
     path = tmp_path / "m.toml"
     path.write_text(text)
-    with pytest.raises(EmulatorError) as err:
+    with pytest.raises(ConfigError) as err:
         load_manifest(path)
     assert problem in str(err.value)
 
