@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.daemon import AgentDaemon
 from agent.doctor import Check, Doctor, Status, render_check
-from agent.errors import AgentError, ConfigError
+from agent.errors import AgentConfigError, AgentError
 from agent.firstboot import Device, FirstBoot, Settings, Step
 from agent.identity import StepError
 from firmware_profiles import (
@@ -56,7 +56,7 @@ def _retry_for(args: argparse.Namespace) -> float:
         return math.inf if getattr(args, "daemon", False) else 0.0
     seconds = float(value)
     if not seconds >= 0:
-        raise ConfigError(f"retry-for must be 0 or more seconds, not {value!r}")
+        raise AgentConfigError(f"retry-for must be 0 or more seconds, not {value!r}")
     return seconds
 
 

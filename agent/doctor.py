@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 
 from agent.card import CardLink, open_card
 from agent.errors import (
+    AgentConfigError,
     AgentError,
     CardError,
     CmeError,
-    ConfigError,
     ModemError,
     ModemTimeoutError,
     NoCardError,
@@ -230,7 +230,7 @@ class Doctor:
             try:
                 link = link_for_url(port)
                 link.open()
-            except ConfigError as exc:
+            except AgentConfigError as exc:
                 raise _Failed(str(exc), "fix [modem] port in the profile or --modem: a "
                               "device path or a serial:// or socket:// URL") from exc
             except ModemError as exc:

@@ -53,10 +53,10 @@ from urllib.parse import quote
 from agent.card import CardLink, open_card
 from agent.download import Es9Clients
 from agent.errors import (
+    AgentConfigError,
     AgentError,
     CardError,
     CardRemovedError,
-    ConfigError,
     ModemError,
     NoCardError,
     StatusWordError,
@@ -552,7 +552,7 @@ def run(args: argparse.Namespace) -> int:
         _emit(args, exc.output)
         print(f"mps-lpa: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except ConfigError as exc:
+    except AgentConfigError as exc:
         return _fail(args, EXIT_USAGE, str(exc))
     except Es10ResultError as exc:
         return _fail(args, EXIT_FAILED, str(exc), reason=exc.reason, code=exc.code)

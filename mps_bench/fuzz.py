@@ -52,6 +52,7 @@ from broker_bridge.model import App, Contract, Installation, Subscription, Trust
 from broker_bridge.registry import Outcome
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
+from mps_bench.errors import BenchError
 from mps_mqtt.client import BrokerURL
 from mps_wire import codec
 from mps_wire.cose import public_key_der
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CASES = 10_000
 
 
-class FuzzFailure(AssertionError):
+class FuzzFailure(BenchError, AssertionError):
     """An edge broke its promise for some input (hypothesis shrinks it first)."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from mps_bench.errors import BenchError
 from mps_bench.stats import Summary
 from mps_mqtt.client import BrokerURL, connect, disconnect, new_client
 from mps_mqtt.props import PackedProperties, set_nodelay
@@ -25,7 +26,7 @@ _RESPONSE_TOPIC = 0x08
 _CORRELATION_DATA = 0x09
 
 
-class LoadError(Exception):
+class LoadError(BenchError):
     """The load could not be run: no broker, or replies missing after the time limit."""
 
 

@@ -42,7 +42,7 @@ from mps_bench.mqttload import LoadClient, LoadError, Request
 from mps_bench.stack import Stack, StoreTarget, running_stack, topics
 from mps_bench.stats import ratio
 from mps_mqtt.client import BrokerURL
-from mps_testbed.stack.mosquitto import StackError
+from mps_testbed.errors import StackError
 
 SECTIONS = ("query", "ingest", "scale", "firstboot", "download")
 

@@ -39,8 +39,9 @@ from lpa_emulator.euicc import CardState, ProfileRecord
 from lpa_emulator.modem.dialects import DIALECTS as MODEM_DIALECTS
 from mps_common.progress import Progress
 from mps_mqtt.client import BrokerURL, MqttError, Requester, connect, disconnect, new_client
+from mps_testbed.errors import RigError, StackError
 from mps_testbed.smdp import SmdpProfiles
-from mps_testbed.stack.mosquitto import Mosquitto, StackError
+from mps_testbed.stack.mosquitto import Mosquitto
 from mps_testbed.stack.pcsc import PcscSandbox
 from mps_testbed.stack.procs import ProcessGroup, console_script, run
 from mps_wire import codec
@@ -62,10 +63,6 @@ MAX_DEVICES = 100_000
 OPERATOR_SOURCE = "rig"
 
 OperatorData = Literal["auto", "import", "topic", "none"]
-
-
-class RigError(Exception):
-    """The emulated deployment could not be set up or did not do what it should."""
 
 
 @dataclass

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from mps_mqtt.client import BrokerURL
 from mps_sdk.client import PairingAnswer, PairingClient
 from mps_sdk.consent import ConsentClient, Prompt
-from mps_sdk.errors import PairingError, RequestError
+from mps_sdk.errors import RequestError
+from mps_testbed.errors import TestbedError
 from mps_wire.messages import EventKind
 from mps_wire.records import DeviceRecord, Event
 from mps_wire.topics import Topics
 
 
-class StoryError(PairingError):
+class StoryError(TestbedError):
     """The story did not go as the patent tells it; ``result`` holds what happened."""
 
     def __init__(self, message: str, result: StoryResult) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mps_testbed.stack.mosquitto import StackError
+from mps_testbed.errors import StackError
 
 log = logging.getLogger(__name__)
 
