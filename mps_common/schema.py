@@ -45,8 +45,10 @@ class Key:
     """One key of a table: its type, its default (or :data:`REQUIRED`) and a check.
 
     ``kind`` ``float`` accepts integers too; booleans are never taken for numbers.
-    ``items`` is the type of a list's elements. ``check`` gets the typed value and returns
-    what the caller receives, or raises ``ValueError``/``TypeError`` with the reason.
+    ``items`` is the type of a list's elements and ``item_check`` checks each of them, a
+    problem naming its index (``device.capabilities[1]``). ``check`` gets the typed value
+    and returns what the caller receives, or raises ``ValueError``/``TypeError`` with the
+    reason.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Key:
     check: Check | None = None
     items: type | None = None
     table: Table | None = None
+    item_check: Check | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,10 @@ def _one(key: Key, value: Any, where: str, problems: list[Problem]) -> Any:
             if not _is(item, key.items):
                 problems.append(Problem(f"{where}[{i}]", f"must be {_type_name(key.items)}"))
                 return None
+    if key.item_check is not None:
+        value = _items(key.item_check, value, where, problems)
+        if value is None:
+            return None
     if key.table is not None:
         return _walk(value, key.table, where, problems)
     if float in (key.kind if isinstance(key.kind, tuple) else (key.kind,)) \
@@ -118,6 +125,18 @@ def _one(key: Key, value: Any, where: str, problems: list[Problem]) -> Any:
     except (ValueError, TypeError) as exc:
         problems.append(Problem(where, str(exc)))
         return None
+
+
+def _items(check: Check, values: list[Any], where: str,
+           problems: list[Problem]) -> list[Any] | None:
+    out, ok = [], True
+    for i, item in enumerate(values):
+        try:
+            out.append(check(item))
+        except (ValueError, TypeError) as exc:
+            problems.append(Problem(f"{where}[{i}]", str(exc)))
+            ok = False
+    return out if ok else None
 
 
 def _walk(document: Mapping[str, Any], table: Table, where: str,
@@ -148,11 +167,21 @@ def validate(document: Mapping[str, Any], schema: Table, *, source: str) -> dict
 
     Raises :class:`ConfigError` whose ``problems`` name each key path.
     """
-    problems: list[Problem] = []
-    values = _walk(document, schema, "", problems)
+    values, problems = collect(document, schema)
     if problems:
         raise config_error(source, problems)
     return values
+
+
+def collect(document: Mapping[str, Any], schema: Table
+            ) -> tuple[dict[str, Any], list[Problem]]:
+    """The document's values and the problems found, for a caller that checks more
+    (keys that depend on each other) before reporting everything at once.
+
+    A value with a problem is ``None``.
+    """
+    problems: list[Problem] = []
+    return _walk(document, schema, "", problems), problems
 
 
 def config_error(source: str, problems: Sequence[Problem]) -> ConfigError:
