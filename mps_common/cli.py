@@ -34,12 +34,24 @@ EXIT_UNAVAILABLE = 3
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser with no abbreviated options and help shown as written.
+
+    ``add_subparsers`` makes its subcommands' parsers of the parser's own class, so every
+    subcommand of a :func:`new_parser` parser inherits both.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def new_parser(prog: str, description: str, *, epilog: str | None = None
                ) -> argparse.ArgumentParser:
-    """A top-level parser: no abbreviated options, help shown as written."""
-    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                   allow_abbrev=False,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    """A top-level parser: no abbreviated options, help shown as written; its subcommands
+    too."""
+    return _Parser(prog=prog, description=description, epilog=epilog)
 
 
 def common_options(*, json_option: bool = False) -> argparse.ArgumentParser:
