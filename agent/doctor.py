@@ -215,7 +215,7 @@ class Doctor:
             # Unforeseen, but still this check's failure: the rest of the list goes on.
             log.debug("%s failed", name, exc_info=True)
             self._add(Check(name, Status.FAIL, str(exc) or type(exc).__name__,
-                            "unexpected failure; run with --log-level DEBUG for details",
+                            "unexpected failure; run with --log-level debug for details",
                             time.monotonic() - started))
         else:
             self._add(Check(name, Status.PASS, outcome["detail"], outcome["hint"],

@@ -228,18 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(profile, "nickname", cmd_profile_nickname, "set or remove a nickname")
     p.add_argument("id", help="ICCID or ISD-P AID")
     p.add_argument("name", nargs="?", default="", help="the nickname (none: remove it)")
-    p = leaf(profile, "download", cmd_profile_download,
-             "download a profile from an SM-DP+ (default: the eUICC's default SM-DP+)")
-    p.add_argument("-a", "--activation-code", metavar="CODE",
-                   help="LPA:1$<SM-DP+ address>$<matching id>")
-    p.add_argument("-s", "--smdp", metavar="ADDRESS", help="the SM-DP+ address, HOST[:PORT]")
-    p.add_argument("-m", "--matching-id", metavar="ID", help="the matching id (with -s)")
-    p.add_argument("-c", "--confirmation-code", metavar="CODE",
-                   help="the confirmation code, when the order asks for one")
-    p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
-                   "SM-DP+'s TLS certificate (env MPS_SMDP_CA; default the system store)")
-    p.add_argument("--enable", action="store_true",
-                   help="enable the profile once installed")
+    _download_options(leaf(profile, "download", cmd_profile_download, "download a profile "
+                           "from an SM-DP+ (default: the eUICC's default SM-DP+)"))
 
     notification = groups.add_parser("notification", help="pending notifications"
                                      ).add_subparsers(dest="command", required=True,
@@ -254,6 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("seq", nargs="*", type=_nonneg, help="sequence numbers")
     p.add_argument("--all", action="store_true", help="every pending notification")
     return parser
+
+
+def _download_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--activation-code", metavar="CODE",
+                   help="LPA:1$<SM-DP+ address>$<matching id>")
+    p.add_argument("-s", "--smdp", metavar="ADDRESS", help="the SM-DP+ address, HOST[:PORT]")
+    p.add_argument("-m", "--matching-id", metavar="ID", help="the matching id (with -s)")
+    p.add_argument("-c", "--confirmation-code", metavar="CODE",
+                   help="the confirmation code, when the order asks for one")
+    p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
+                   "SM-DP+'s TLS certificate (env MPS_SMDP_CA; default the system store)")
+    p.add_argument("--enable", action="store_true",
+                   help="enable the profile once installed")
 
 
 def _finish(args: argparse.Namespace) -> None:
