@@ -41,13 +41,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric import ec
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from broker_bridge.model import App, Contract, Subscription, TrustLevel
 from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
-from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties, subscribe
 from mps_testbed.stack.mosquitto import Mosquitto
 from mps_testbed.stack.procs import ProcessGroup, Service, console_script
 from mps_wire import codec
@@ -180,16 +178,7 @@ class LoadClient:
 
     def __enter__(self) -> LoadClient:
         connect(self._client, self._broker, persistent=True)
-        done = threading.Event()
-
-        def on_subscribe(_c: mqtt.Client, _u: Any, _m: int, _r: list[ReasonCode],
-                         _p: Properties | None) -> None:
-            done.set()
-
-        self._client.on_subscribe = on_subscribe
-        self._client.subscribe(f"{self.topics.prefix}/devices/+/reply", qos=1)
-        if not done.wait(10):
-            raise TimeoutError("no SUBACK for the reply topics")
+        subscribe(self._client, f"{self.topics.prefix}/devices/+/reply", timeout=10)
         return self
 
     def __exit__(self, *_exc: object) -> None:
