@@ -1,4 +1,4 @@
-"""``mps-bench fuzz``: hypothesis at every edge where bytes come in from outside.
+"""mps-bench fuzz: hypothesis at every edge where bytes come in from outside.
 
 ==============  ======================================================================
 edge            what is fed in, and what must hold
@@ -675,8 +675,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``fuzz`` to ``mps-bench``."""
     parser = subparsers.add_parser(
-        "fuzz", help="long fuzzing of every edge (hypothesis)", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "fuzz", help="long fuzzing of every edge (hypothesis)", description=__doc__)
     parser.add_argument("--cases", type=int, default=DEFAULT_CASES,
                         help=f"cases per edge (default {DEFAULT_CASES})")
     parser.add_argument("--edge", action="append", metavar="NAME",

@@ -1,9 +1,9 @@
-"""``mps-bench perf`` (also plain ``mps-bench``): how fast the system is, as ratios against
+"""mps-bench perf (also plain mps-bench): how fast the system is, as ratios against
 a baseline measured in the same run on the same broker.
 
 a. pairing queries through the bridge against a bare MQTT v5 echo, interleaved:
    p50/p99/throughput, sequential and 64 in flight, on a registry of 1,000,000 devices
-   on 300,000 contracts (``--quick``: 30,000 on 9,000);
+   on 300,000 contracts (--quick: 30,000 on 9,000);
 b. registration ingest through the bridge (durable, signatures verified) against
    decode-only ingestion, with one bridge process and with two in one group; and the
    registry alone, a commit per registration and batched;
@@ -13,8 +13,8 @@ d. one profile download over emu, pcsc and at (when this build can);
 e. the agent's peak memory during first boot;
 f. 1, 2 and 4 bridge processes in one shared-subscription group.
 
-Prints a table; ``--json FILE`` writes every figure, ``--png FILE`` the latency
-distributions, ``--profile`` py-spy profiles of the bridge under load (in the output
+Prints a table; --json FILE writes every figure, --png FILE the latency
+distributions, --profile py-spy profiles of the bridge under load (in the output
 directory). Targets are checked and reported; the exit code is 0 whether or not they are
 met (1 when something could not be measured at all).
 """
@@ -130,8 +130,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``perf`` to ``mps-bench``."""
     p = subparsers.add_parser("perf", help="performance figures with ratios against "
                               "baselines of the same run (the default command)",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help="smaller registry and counts: done in under a minute")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE")

@@ -13,7 +13,6 @@ prints ``ready`` once subscribed and serves until SIGTERM or SIGINT.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from mps_common.cli import new_parser
 from mps_mqtt.client import BrokerURL, MqttError, connect, disconnect, new_client, subscribe
 from mps_mqtt.props import echo_correlation, response_topic, set_nodelay
 from mps_wire import codec
@@ -98,8 +98,7 @@ class Responder:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mps_bench.responder",
-                                     description=__doc__.split("\n\n")[0])
+    parser = new_parser("python -m mps_bench.responder", (__doc__ or "").split("\n\n")[0])
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--broker", required=True, type=BrokerURL.parse)
     parser.add_argument("--prefix", default="mps/v1")

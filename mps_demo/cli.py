@@ -1,5 +1,5 @@
-"""``mps-demo``: the story of the system, from first boot to a paired app hearing of a new
-device. ``make demo`` runs it."""
+"""mps-demo: the story of the system, from first boot to a paired app hearing of a new
+device. make demo runs it."""
 
 from __future__ import annotations
 
