@@ -44,7 +44,7 @@ class Check:
 
 
 @dataclass
-class Report:
+class DoctorReport:
     """Every check of one run."""
 
     profile: str
@@ -62,7 +62,7 @@ class Report:
                 "checks": [c.to_json() for c in self.checks]}
 
 
-def render(report: Report, *, width: int = 28) -> list[str]:
+def render(report: DoctorReport, *, width: int = 28) -> list[str]:
     """The human checklist, one line per check plus a hint line under each failure."""
     lines: list[str] = []
     for check in report.checks:

@@ -16,7 +16,7 @@ from typing import Any
 from agent.daemon import AgentDaemon
 from agent.doctor import Check, Doctor, Status, render_check
 from agent.errors import AgentConfigError, AgentError
-from agent.firstboot import Device, FirstBoot, Settings, Step
+from agent.firstboot import AgentSettings, DeviceHardware, FirstBoot, Step
 from agent.identity import StepError
 from firmware_profiles import (
     FirmwareProfile,
@@ -29,10 +29,10 @@ from mps_common.cli import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
-    LOG_LEVELS,
     emit,
     fail,
     json_flag,
+    log_level_option,
     new_parser,
     parse,
     setup_logging,
@@ -43,10 +43,10 @@ from mps_common.errors import ConfigError
 PROG = "mps-agent"
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> AgentSettings:
     profile = load_profile(args.profile)
     # Layered configuration: arguments > environment > the profile's TOML.
-    return Settings.from_profile(
+    return AgentSettings.from_profile(
         profile,
         modem_port=args.modem or os.environ.get("MPS_MODEM"),
         card_url=args.card or os.environ.get("MPS_CARD"),
@@ -78,7 +78,7 @@ def _print(obj: Any) -> None:
 
 def cmd_identity(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    with Device(settings) as device:
+    with DeviceHardware(settings) as device:
         device.ensure_profile()
         if not args.no_network:
             # The IP address exists only once the modem is attached.
@@ -225,10 +225,7 @@ def _hardware_options(p: argparse.ArgumentParser, *, broker: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(PROG, __doc__ or "")
-    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS,
-                        default=os.environ.get("MPS_LOG_LEVEL", "warning").lower(),
-                        help="log to stderr from this level on (default: warning, "
-                             "$MPS_LOG_LEVEL)")
+    log_level_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="first boot: read identity, register, wait for the ack")

@@ -33,7 +33,7 @@ from agent.checklist import (
     PROFILE,
     SIM,
     Check,
-    Report,
+    DoctorReport,
     Status,
     render,
     render_check,
@@ -48,7 +48,7 @@ from agent.errors import (
     NoCardError,
     StatusWordError,
 )
-from agent.firstboot import Settings
+from agent.firstboot import AgentSettings
 from agent.modem import Modem
 from agent.modem.transports import link_for_url
 from mps_common.progress import Progress
@@ -115,7 +115,7 @@ class Doctor:
     shows the wait for the network on stderr (``None``: when that is a terminal).
     """
 
-    def __init__(self, settings: Settings, *, network_wait: float = 0.0,
+    def __init__(self, settings: AgentSettings, *, network_wait: float = 0.0,
                  broker_timeout: float = 5.0,
                  on_check: Callable[[Check], None] | None = None,
                  show_progress: bool | None = None) -> None:
@@ -126,11 +126,11 @@ class Doctor:
         self.broker_timeout = broker_timeout
         self.on_check = on_check or (lambda check: None)
         self.show_progress = show_progress
-        self.report = Report(settings.profile.name)
+        self.report = DoctorReport(settings.profile.name)
         self.modem: Modem | None = None
         self.card: CardLink | None = None
 
-    def run(self) -> Report:
+    def run(self) -> DoctorReport:
         """Run every check once and return the report."""
         try:
             self._modem_checks()
@@ -478,4 +478,4 @@ class Doctor:
 
 
 __all__ = ["ADDRESS", "BROKER", "CHECKS", "EUICC", "ISDR", "MODEM", "NETWORK", "PORT", "PROFILE",
-           "SIM", "Check", "Doctor", "Report", "Status", "render", "render_check"]
+           "SIM", "Check", "Doctor", "DoctorReport", "Status", "render", "render_check"]

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
-from mps_common.cli import EXIT_USAGE, LOG_LEVELS, fail, new_parser, parse, setup_logging
+from mps_common.cli import EXIT_USAGE, fail, log_level_option, new_parser, parse, setup_logging
 
 # Subcommand modules; each provides ``register(subparsers)`` setting ``func`` on its parser.
 # A module that is not there yet is reported when its command is asked for, not before.
@@ -23,10 +22,7 @@ SUBCOMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("mps-bench", __doc__ or "")
-    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS,
-                        default=os.environ.get("MPS_LOG_LEVEL", "warning").lower(),
-                        help="log to stderr from this level on (default: warning, "
-                             "$MPS_LOG_LEVEL)")
+    log_level_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
         try:

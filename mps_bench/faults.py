@@ -155,7 +155,7 @@ def tally(db: Path, count: int) -> Tally:
     return Tally(stored, duplicated, len(events), gaps)
 
 
-class LoadClient:
+class FaultLoad:
     """Plays ``count`` devices: each publishes its signed registration (QoS 1, Response
     Topic under its own namespace) and publishes the same message again when no answer
     came within ``retry_after`` seconds, as the agent's outbox does. At most ``window``
@@ -179,7 +179,7 @@ class LoadClient:
         self._client.on_message = self._on_reply
         self._broker = broker
 
-    def __enter__(self) -> LoadClient:
+    def __enter__(self) -> FaultLoad:
         connect(self._client, self._broker, persistent=True)
         subscribe(self._client, f"{self.topics.prefix}/devices/+/reply", timeout=10)
         return self
@@ -214,7 +214,7 @@ class LoadClient:
         self._client.publish(self.topics.device_register(eid), self.payloads[n], qos=1,
                              properties=props)
 
-    def run(self, deadline: float, *, during: Callable[[LoadClient], None] | None = None
+    def run(self, deadline: float, *, during: Callable[[FaultLoad], None] | None = None
             ) -> None:
         """Send every registration and wait for the answers until ``deadline``
         (monotonic); ``during`` is called now and then from this thread (to inject the
@@ -268,7 +268,7 @@ def bridge_killed(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
         bridge = _bridge(procs, "bridge", db, broker.url, topics)
         state = {"killed": False}
 
-        def fault(load: LoadClient) -> None:
+        def fault(load: FaultLoad) -> None:
             if not state["killed"] and len(load.answered) >= count * 0.3:
                 state["killed"] = True
                 bridge.proc.send_signal(signal.SIGKILL)
@@ -278,7 +278,7 @@ def bridge_killed(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
                 time.sleep(0.5)
                 _bridge(procs, "bridge-restarted", db, broker.url, topics)
 
-        with LoadClient(BrokerURL.parse(broker.url), topics, count) as load:
+        with FaultLoad(BrokerURL.parse(broker.url), topics, count) as load:
             load.run(started + timeout, during=fault)
             answered = len(load.answered)
         notes.append(f"{answered} of {count} answered")
@@ -304,14 +304,14 @@ def broker_restarted(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
         _bridge(procs, "bridge", db, broker.url, topics)
         state = {"restarted": False}
 
-        def fault(load: LoadClient) -> None:
+        def fault(load: FaultLoad) -> None:
             if not state["restarted"] and len(load.answered) >= count * 0.3:
                 state["restarted"] = True
                 notes.append(f"restarted the broker after {len(load.answered)} answers, "
                              f"{load.sent} sent")
                 broker.restart()
 
-        with LoadClient(BrokerURL.parse(broker.url), topics, count) as load:
+        with FaultLoad(BrokerURL.parse(broker.url), topics, count) as load:
             load.run(started + timeout, during=fault)
             answered = len(load.answered)
         notes.append(f"{answered} of {count} answered")

@@ -38,7 +38,7 @@ from typing import Any
 from broker_bridge.errors import BridgeError
 from mps_bench import dataset, device, download, ingest, plot, profiling, query
 from mps_bench.mqttload import LoadClient, LoadError, Request
-from mps_bench.perfreport import FULL, QUICK, SECTIONS, SMOKE, Plan, Report, render, targets
+from mps_bench.perfreport import FULL, QUICK, SECTIONS, SMOKE, PerfReport, Plan, render, targets
 from mps_bench.stack import Stack, StoreTarget, running_stack, topics
 from mps_bench.stats import ratio
 from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail("mps-bench", str(exc), EXIT_USAGE)
     say = _sayer()
-    report = Report()
+    report = PerfReport()
     report.results["run"] = {
         "plan": plan.name, "store": target.label, "sections": wanted,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -108,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _measure(plan: Plan, args: argparse.Namespace, target: StoreTarget, out: Path,
-             wanted: list[str], report: Report, say: Callable[[str], None]) -> bool:
+             wanted: list[str], report: PerfReport, say: Callable[[str], None]) -> bool:
     """Run the ``wanted`` sections; whether one of them stopped early."""
     failed = False
     try:
@@ -130,7 +130,7 @@ def _measure(plan: Plan, args: argparse.Namespace, target: StoreTarget, out: Pat
     return failed
 
 
-def _plot(png: Path, plan: Plan, target: StoreTarget, report: Report) -> None:
+def _plot(png: Path, plan: Plan, target: StoreTarget, report: PerfReport) -> None:
     why = plot.available()
     if why is None and report.latencies:
         plot.draw(png, list(report.latencies.items()),
@@ -162,7 +162,7 @@ def _sayer() -> Callable[[str], None]:
 # --- a, b, f: through the broker -------------------------------------------------------
 
 def _transport_sections(plan: Plan, args: argparse.Namespace, target: StoreTarget, out: Path,
-                        wanted: list[str], report: Report, say: Callable[[str], None]
+                        wanted: list[str], report: PerfReport, say: Callable[[str], None]
                         ) -> None:
     rng = random.Random(args.seed)
     data = dataset.Dataset(plan.devices, plan.contracts, spare=plan.spare)
@@ -214,7 +214,7 @@ def _transport_sections(plan: Plan, args: argparse.Namespace, target: StoreTarge
 
 def _query(plan: Plan, client: LoadClient,
            requests: Callable[[str, int], list[Request]], target: StoreTarget,
-           data: dataset.Dataset, report: Report, say: Callable[[str], None]) -> None:
+           data: dataset.Dataset, report: PerfReport, say: Callable[[str], None]) -> None:
     query.warm_up(client, requests, plan.warm_up, plan.timeout)
     say(f"query: {plan.seq_rounds} x {plan.seq_per_round} sequential requests per target, "
         "interleaved")
@@ -261,7 +261,7 @@ def _take(numbers: Any, count: int) -> range:
 
 
 def _ingest(plan: Plan, client: LoadClient, target: StoreTarget, spare: Any,
-            sign: ingest.Signing, report: Report, say: Callable[[str], None]) -> None:
+            sign: ingest.Signing, report: PerfReport, say: Callable[[str], None]) -> None:
     blocks = [_take(spare, plan.ingest_per_round) for _ in range(plan.ingest_rounds)]
     payloads = {n: ingest.payload(n, sign) for block in blocks for n in block}
     bridge_topics, base_topics = topics()
@@ -296,7 +296,7 @@ def _ingest(plan: Plan, client: LoadClient, target: StoreTarget, spare: Any,
 
 
 def _ingest_scaled(plan: Plan, stack: Stack, client: LoadClient, spare: Any,
-                   sign: ingest.Signing, signatures: str, report: Report,
+                   sign: ingest.Signing, signatures: str, report: PerfReport,
                    say: Callable[[str], None], members: int = 2) -> None:
     """The same ingest through ``members`` bridge processes in one shared-subscription
     group (on one store): what scaling out adds to one process's rate."""
@@ -327,7 +327,7 @@ def _ingest_scaled(plan: Plan, stack: Stack, client: LoadClient, spare: Any,
 
 
 def _scale(plan: Plan, stack: Stack, client: LoadClient,
-           requests: Callable[[str, int], list[Request]], signatures: str, report: Report,
+           requests: Callable[[str, int], list[Request]], signatures: str, report: PerfReport,
            say: Callable[[str], None]) -> None:
     section = report.section("scale")
     section["in_flight"] = plan.in_flight
@@ -354,7 +354,7 @@ def _scale(plan: Plan, stack: Stack, client: LoadClient,
 
 def _profile(plan: Plan, stack: Stack, client: LoadClient,
              requests: Callable[[str, int], list[Request]], spare: Any,
-             sign: ingest.Signing, out: Path, report: Report,
+             sign: ingest.Signing, out: Path, report: PerfReport,
              say: Callable[[str], None]) -> None:
     """py-spy on the bridge during a sequential and a pipelined query load and an ingest
     load, each about ``plan.profile_seconds`` long (sized from the rates just measured)."""
@@ -387,7 +387,7 @@ def _profile(plan: Plan, stack: Stack, client: LoadClient,
 
 
 def _spy(pid: int, loads: list[tuple[str, Callable[[], object]]], seconds: float,
-         folder: Path, report: Report, say: Callable[[str], None]) -> dict[str, Any]:
+         folder: Path, report: PerfReport, say: Callable[[str], None]) -> dict[str, Any]:
     """py-spy on the bridge process ``pid`` during each load."""
     found: dict[str, Any] = {}
     for name, load in loads:
@@ -432,7 +432,7 @@ def _registry_alone(plan: Plan, stack: Stack, spare: Any, sign: ingest.Signing,
 
 # --- c, d, e: the device side ----------------------------------------------------------
 
-def _firstboot(plan: Plan, report: Report, say: Callable[[str], None]) -> None:
+def _firstboot(plan: Plan, report: PerfReport, say: Callable[[str], None]) -> None:
     section = report.section("firstboot")
     why = device.first_boot_download()
     section["download_included"] = why is None
@@ -457,7 +457,7 @@ def _firstboot(plan: Plan, report: Report, say: Callable[[str], None]) -> None:
         how="peak resident memory (VmHWM) of each mps-agent process during its first boot")
 
 
-def _download(plan: Plan, out: Path, report: Report, say: Callable[[str], None]) -> None:
+def _download(plan: Plan, out: Path, report: PerfReport, say: Callable[[str], None]) -> None:
     section = report.section("download")
     why = device.first_boot_download()
     if why is not None:

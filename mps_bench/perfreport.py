@@ -81,7 +81,7 @@ class Target:
 
 
 @dataclass
-class Report:
+class PerfReport:
     """Everything one run measured, for the table, the JSON and the PNG."""
 
     results: dict[str, Any] = field(default_factory=dict)
@@ -102,7 +102,7 @@ def _get(results: dict[str, Any], path: str) -> Any:
     return value
 
 
-def targets(report: Report) -> list[Target]:
+def targets(report: PerfReport) -> list[Target]:
     r = report.results
     return [
         Target("query.p50_ratio", _get(r, "query.p50_ratio"), "<=", 1.15, "x"),
@@ -124,7 +124,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def render(report: Report, targets: list[Target]) -> str:
+def render(report: PerfReport, targets: list[Target]) -> str:
     """The human-readable report."""
     r = report.results
     run = r["run"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -65,6 +66,15 @@ def common_options(*, json_option: bool = False) -> argparse.ArgumentParser:
     if json_option:
         json_flag(common)
     return common
+
+
+def log_level_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--log-level`` (any case) for a command without ``--config``: its default is
+    ``$MPS_LOG_LEVEL``, else warning."""
+    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS,
+                        default=os.environ.get("MPS_LOG_LEVEL", "warning").lower(),
+                        help="log to stderr from this level on (default: warning, "
+                             "$MPS_LOG_LEVEL)")
 
 
 def json_flag(parser: argparse.ArgumentParser) -> None:

@@ -208,14 +208,14 @@ def test_profiles_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_activation_ca_is_relative_to_the_profile(tmp_path: Path) -> None:
-    from agent.firstboot import Settings
+    from agent.firstboot import AgentSettings
 
     text = GOOD + '[activation]\ncode = "LPA:1$smdp.example.com$MID-1"\nca = "certs/ci.pem"\n'
     profile = load_profile(write(tmp_path, text))
     assert profile.activation is not None
     assert profile.activation.ca == (tmp_path / "certs" / "ci.pem").resolve()
-    assert Settings.from_profile(profile).smdp_ca == profile.activation.ca
-    assert Settings.from_profile(profile, smdp_ca="/other.pem").smdp_ca == Path("/other.pem")
+    assert AgentSettings.from_profile(profile).smdp_ca == profile.activation.ca
+    assert AgentSettings.from_profile(profile, smdp_ca="/other.pem").smdp_ca == Path("/other.pem")
     with pytest.raises(ProfileError) as err:
         load_profile(write(tmp_path, GOOD + '[activation]\nuse_default_smdp = true\nca = " "\n'))
     assert err.value.key == "activation.ca"
