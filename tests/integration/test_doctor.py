@@ -26,11 +26,11 @@ from agent.doctor import (
     PROFILE,
     SIM,
     Doctor,
-    Report,
+    DoctorReport,
     Status,
     render,
 )
-from agent.firstboot import Settings
+from agent.firstboot import AgentSettings
 from firmware_profiles import load_profile
 from lpa_emulator.euicc import EuiccCard
 from mps_testbed.stack import Mosquitto, free_port
@@ -63,11 +63,11 @@ def write_profile(path: Path, *, port: str, card: str = "at://", broker: str,
     return path
 
 
-def doctor(profile: Path, **kw: float) -> Report:
-    return Doctor(Settings.from_profile(load_profile(profile)), broker_timeout=2, **kw).run()
+def doctor(profile: Path, **kw: float) -> DoctorReport:
+    return Doctor(AgentSettings.from_profile(load_profile(profile)), broker_timeout=2, **kw).run()
 
 
-def statuses(report: Report) -> dict[str, Status]:
+def statuses(report: DoctorReport) -> dict[str, Status]:
     return {c.name: c.status for c in report.checks}
 
 
@@ -188,7 +188,7 @@ def test_no_network_and_no_address(modem_emulator_factory: EmulatorFactory,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     running = modem_emulator_factory(euicc, registration_delay=3600)
     profile = write_profile(tmp_path / "p.toml", port=str(running.link), broker=broker)
-    report = Doctor(Settings.from_profile(load_profile(profile)), broker_timeout=2,
+    report = Doctor(AgentSettings.from_profile(load_profile(profile)), broker_timeout=2,
                     network_wait=0.6, show_progress=True).run()
     # The wait showed itself, and was taken away again.
     err = capsys.readouterr().err
