@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from broker_bridge.brokerconf import MosquittoConfig as BrokerConfig
+from broker_bridge.brokerconf import MosquittoConfig
 from broker_bridge.brokerconf import find_dynsec_plugin, write_broker_config
 from broker_bridge.credentials import OperatorCA, issue
 from broker_bridge.model import App, Contract, Installation, Role, Subscription, TrustLevel
@@ -161,7 +161,7 @@ def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
             bundles[name] = issue(registry, role, subject, workdir / "bundles" / name,
                                   ca=ca).directory
         tls_port = free_port()
-        config = BrokerConfig(port=None, tls_port=tls_port, acl=acl,
+        config = MosquittoConfig(port=None, tls_port=tls_port, acl=acl,
                               user="root" if os.geteuid() == 0 else None, persistence=False,
                               extra=("log_type all",))
         files = write_broker_config(workdir / "broker", config, store.identities(), ca=ca)
