@@ -23,8 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from broker_bridge.brokerconf import MosquittoConfig
-from broker_bridge.brokerconf import find_dynsec_plugin, write_broker_config
+from broker_bridge.brokerconf import MosquittoConfig, find_dynsec_plugin, write_broker_config
 from broker_bridge.credentials import OperatorCA, issue
 from broker_bridge.model import App, Contract, Installation, Role, Subscription, TrustLevel
 from broker_bridge.registry import Registry, SignaturePolicy
