@@ -58,7 +58,7 @@ class Typed(Kind):
 
 
 class Text(Kind):
-    """Printable text of at most ``max_len`` characters."""
+    """Printable text of at most ``max_len`` bytes in UTF-8 (as the CDDL's ``.size``)."""
 
     __slots__ = ("max_len",)
 
@@ -68,9 +68,10 @@ class Text(Kind):
     def decode(self, value: Any, key: str) -> str:
         if value.__class__ is not str:
             expect(value, str, key)
-        if len(value) > self.max_len or not value.isprintable():
+        if (len(value) > self.max_len or not value.isprintable()
+                or (not value.isascii() and len(value.encode()) > self.max_len)):
             raise ValidationError(f"field {key!r} must be printable text of at most "
-                                  f"{self.max_len} characters", field=key)
+                                  f"{self.max_len} bytes in UTF-8", field=key)
         return value  # type: ignore[no-any-return]
 
 
