@@ -12,7 +12,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from mps_wire.errors import ValidationError
 from mps_wire.fields import (
@@ -30,6 +30,8 @@ from mps_wire.fields import (
     optional,
 )
 from mps_wire.identifiers import validate_iccid, validate_imsi, validate_msisdn
+
+R = TypeVar("R", bound=WireMessage)
 
 PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:\-]{0,63}")
 REF = re.compile(r"[A-Za-z0-9_.:@=\-]{1,128}")  # ids, also usable as topic levels
@@ -158,13 +160,17 @@ def _op(msg: Mapping[str, Any]) -> Any:
     return expect(op, str, "op")
 
 
-def parse_app_request(msg: Mapping[str, Any]) -> AppRequest:
-    """Validate an app request map and return the typed request for its ``op``."""
+def _by_op(msg: Mapping[str, Any], kinds: Mapping[str, type[R]]) -> R:
     op = _op(msg)
-    kind = APP_REQUESTS.get(op)
+    kind = kinds.get(op)
     if kind is None:
         raise ValidationError(f"unknown operation {op!r}", field="op")
     return kind.from_wire(msg)
+
+
+def parse_app_request(msg: Mapping[str, Any]) -> AppRequest:
+    """Validate an app request map and return the typed request for its ``op``."""
+    return _by_op(msg, APP_REQUESTS)
 
 
 # --- a user agent's requests -------------------------------------------------------------
@@ -214,11 +220,7 @@ USER_REQUESTS: dict[str, type[UserRequest]] = {
 
 def parse_user_request(msg: Mapping[str, Any]) -> UserRequest:
     """Validate a user agent's request map and return the typed request for its ``op``."""
-    op = _op(msg)
-    kind = USER_REQUESTS.get(op)
-    if kind is None:
-        raise ValidationError(f"unknown operation {op!r}", field="op")
-    return kind.from_wire(msg)
+    return _by_op(msg, USER_REQUESTS)
 
 
 # --- the operator's requests ---------------------------------------------------------------
