@@ -14,7 +14,7 @@ import enum
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, NoReturn, Self, TypeVar
 
 from mps_wire.errors import ValidationError
 
@@ -34,12 +34,12 @@ def expect(value: Any, typ: type, key: str) -> Any:
 class Kind:
     """How one field's value is checked and converted from the wire, and sent back.
 
-    ``encoding`` is the Python expression of ``value`` that the table's compiled encoder
-    sends for it (``value`` itself where it goes on the wire as it is).
+    ``encoding`` is the Python expression the table's compiled encoder sends for a value,
+    with ``{}`` standing for the value (just ``{}`` where it goes on the wire as it is).
     """
 
     __slots__ = ()
-    encoding: ClassVar[str] = "value"
+    encoding: ClassVar[str] = "{}"
 
     def decode(self, value: Any, key: str) -> Any:
         raise NotImplementedError
@@ -144,7 +144,7 @@ class Choice(Kind, Generic[E]):
     """
 
     __slots__ = ("base", "enum", "fallback", "members", "unknown")
-    encoding: ClassVar[str] = "value.value"
+    encoding: ClassVar[str] = "{}.value"
 
     def __init__(self, enum_type: type[E], unknown: str | None = None, *,
                  fallback: E | None = None, base: Kind | None = None) -> None:
@@ -178,7 +178,7 @@ class Nested(Kind):
     def __init__(self, message: type[WireMessage]) -> None:
         self.message = message
 
-    encoding: ClassVar[str] = "value.to_wire()"
+    encoding: ClassVar[str] = "{}.to_wire()"
 
     def decode(self, value: Any, key: str) -> Any:
         return self.message.from_wire(expect(value, dict, key))
@@ -191,7 +191,7 @@ class Listing(Kind):
     """
 
     __slots__ = ("item", "max_items", "noun")
-    encoding: ClassVar[str] = "list(value)"
+    encoding: ClassVar[str] = "list({})"
 
     def __init__(self, item: Callable[[Any, str], Any], max_items: int, noun: str) -> None:
         self.item = item
@@ -273,9 +273,15 @@ class WireTable:
         self.missing = missing
         self.init = init
         self.keys = frozenset(self.consts) | {f.wire_key for f in fields}
-        self._decode_plan = tuple((f.name if f.stored else "", f.wire_key, f.kind.decode,
-                                   f.required, f.default) for f in fields)
+        pairs = ", ".join(f"{n!r}: v_{n}" for n in self._stored())
+        self.values: Callable[[Mapping[str, Any]], dict[str, Any]] = self._compile(
+            "values", f"    return {{{pairs}}}")
+        """The checked attribute values of a map; ValidationError naming the bad field."""
+        self.build: Callable[[type[Any], Mapping[str, Any]], Any] = self._compile(
+            "build", *self._construct())
+        """An instance of a class (the first argument) from a map."""
         self.encode: Callable[[Any], dict[str, Any]] = self._compile_encoder()
+        """The wire map of an instance."""
 
     def field(self, name: str) -> WireField:
         """The field for attribute ``name``."""
@@ -293,61 +299,97 @@ class WireTable:
         return WireTable(*chosen, rule=self.rule, consts=consts, closed=self.closed,
                          rest=self.rest, missing=self.missing, init=self.init)
 
-    def values(self, msg: Mapping[str, Any]) -> dict[str, Any]:
-        """The checked attribute values of ``msg``; ValidationError naming the bad field."""
-        if self.closed:
-            extra = msg.keys() - self.keys
-            if extra:
-                first = min(extra)
-                raise ValidationError(f"unknown field {first!r}", field=first)
-        values: dict[str, Any] = {}
-        for name, key, decode, required, default in self._decode_plan:
-            raw = msg.get(key, MISSING)
-            if raw is MISSING:
-                if not required:
-                    value = default
-                elif self.missing == "named":
-                    raise ValidationError(f"missing field {key!r}", field=key)
-                else:
-                    value = decode(None, key)
-            else:
-                value = decode(raw, key)
-            if name:
-                values[name] = value
-        if self.rest is not None:
-            values[self.rest] = {k: v for k, v in msg.items() if k not in self.keys}
-        return values
-
     def decode(self, cls: type[Any], msg: Mapping[str, Any]) -> Any:
-        """An instance of ``cls`` from ``msg``."""
-        values = self.values(msg)
+        """An instance of ``cls`` from ``msg``; ValidationError naming the bad field."""
+        return self.build(cls, msg)
+
+    # Messages are decoded and encoded on every request: like dataclasses' __init__, the
+    # table becomes straight-line code once per class, one statement per field, the kinds
+    # and defaults bound by name. Field names are identifiers and keys go in as literals.
+
+    def _stored(self) -> list[str]:
+        names = [f.name for f in self.fields if f.stored]
+        if self.rest is not None:
+            names.append(self.rest)
+        for name in names:
+            if not name.isidentifier():
+                raise ValueError(f"field name {name!r} is not an identifier")
+        return names
+
+    def _construct(self) -> list[str]:
+        names = self._stored()
         if self.init:
-            return cls(**values)
-        obj = object.__new__(cls)
-        for name, value in values.items():
-            object.__setattr__(obj, name, value)
-        return obj
+            arguments = ", ".join(f"{n}=v_{n}" for n in names)
+            return [f"    return cls({arguments})"]
+        return ["    obj = new(cls)", *(f"    setattr(obj, {n!r}, v_{n})" for n in names),
+                "    return obj"]
+
+    def _decode_lines(self, scope: dict[str, Any]) -> list[str]:
+        lines = []
+        if self.closed:
+            lines.append("    if msg.keys() - keys: unknown(msg.keys() - keys)")
+        for n, f in enumerate(self.fields):
+            key = f.wire_key
+            scope[f"decode{n}"], scope[f"default{n}"] = f.kind.decode, f.default
+            if not f.required:
+                absent = f"default{n}"
+            elif self.missing == "named":
+                absent = f"missing({key!r})"
+            else:
+                absent = f"decode{n}(None, {key!r})"
+            target = f"v_{f.name}" if f.stored else "_"
+            lines += [f"    raw = msg.get({key!r}, MISSING)",
+                      f"    {target} = {absent} if raw is MISSING else decode{n}(raw, {key!r})"]
+        if self.rest is not None:
+            lines.append(f"    v_{self.rest} = {{k: v for k, v in msg.items() if k not in keys}}")
+        return lines
+
+    def _compile(self, name: str, *ending: str) -> Any:
+        scope: dict[str, Any] = {"MISSING": MISSING, "keys": self.keys, "new": object.__new__,
+                                 "setattr": object.__setattr__, "missing": _missing,
+                                 "unknown": _unknown}
+        head = f"def {name}(cls, msg):" if name == "build" else f"def {name}(msg):"
+        source = "\n".join([head, *self._decode_lines(scope), *ending])
+        exec(compile(source, f"<wire {name} of {self.rule}>", "exec"), scope)  # noqa: S102
+        return scope[name]
 
     def _compile_encoder(self) -> Callable[[Any], dict[str, Any]]:
-        # Replies and events are encoded on every request: like dataclasses' __init__, the
-        # table becomes straight-line code, one statement per field, once per class.
+        # Fields always sent go into one dict display, or onto a copy of the open body; the
+        # others are added when set.
+        self._stored()
         scope: dict[str, Any] = {"consts": self.consts}
-        lines = [f"    msg = dict(obj.{self.rest})" if self.rest else "    msg = {}"]
-        if self.consts:
-            lines.append("    msg.update(consts)")
+        always: list[tuple[str, str]] = []
+        later: list[str] = []
         for n, f in enumerate(fld for fld in self.fields if fld.stored):
-            if not f.name.isidentifier():
-                raise ValueError(f"field name {f.name!r} is not an identifier")
+            if f.required and f.when is None:
+                always.append((repr(f.wire_key), f.kind.encoding.format(f"obj.{f.name}")))
+                continue
             scope[f"when{n}"] = f.when
             when = "" if f.when is None else f" and when{n}(obj)"
-            lines += [f"    value = obj.{f.name}",
+            later += [f"    value = obj.{f.name}",
                       f"    if value is not None{when}:",
-                      f"        msg[{f.wire_key!r}] = {f.kind.encoding}"]
-        source = "def encode(obj):\n" + "\n".join([*lines, "    return msg"])
+                      f"        msg[{f.wire_key!r}] = {f.kind.encoding.format('value')}"]
+        if self.rest:
+            start = [f"    msg = dict(obj.{self.rest})"]
+            start += ["    msg.update(consts)"] if self.consts else []
+            start += [f"    msg[{key}] = {value}" for key, value in always]
+        else:
+            items = ["**consts"] if self.consts else []
+            items += [f"{key}: {value}" for key, value in always]
+            start = [f"    msg = {{{', '.join(items)}}}"]
+        source = "\n".join(["def encode(obj):", *start, *later, "    return msg"])
         exec(compile(source, f"<wire encoder of {self.rule}>", "exec"), scope)  # noqa: S102
         encode: Callable[[Any], dict[str, Any]] = scope["encode"]
-        encode.__doc__ = "The wire map of ``obj``."
         return encode
+
+
+def _missing(key: str) -> NoReturn:
+    raise ValidationError(f"missing field {key!r}", field=key)
+
+
+def _unknown(extra: set[str]) -> NoReturn:
+    first = min(extra)
+    raise ValidationError(f"unknown field {first!r}", field=first)
 
 
 class WireMessage:
@@ -358,9 +400,12 @@ class WireMessage:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # The compiled encoder is the method itself: no call through the table.
-        if "wire" in cls.__dict__ and "to_wire" not in cls.__dict__:
-            cls.to_wire = cls.wire.encode  # type: ignore[method-assign, assignment]
+        # The compiled codec is the methods themselves: no call through the table.
+        if "wire" in cls.__dict__:
+            if "to_wire" not in cls.__dict__:
+                cls.to_wire = cls.wire.encode  # type: ignore[method-assign, assignment]
+            if "from_wire" not in cls.__dict__:
+                cls.from_wire = classmethod(cls.wire.build)  # type: ignore[assignment]
 
     def to_wire(self) -> dict[str, Any]:
         """The CBOR map to send (see :func:`mps_wire.codec.encode`)."""

@@ -65,7 +65,7 @@ class LooseTexts(_Loose):
     """A list of text, as a tuple."""
 
     __slots__ = ()
-    encoding = "list(value)"
+    encoding = "list({})"
 
     def decode(self, value: Any, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -77,7 +77,7 @@ class LooseRecord(_Loose):
     """A nested message; None reads as absent unless ``required``."""
 
     __slots__ = ("message", "required")
-    encoding = "value.to_wire()"
+    encoding = "{}.to_wire()"
 
     def __init__(self, label: str, message: type[WireMessage], *, required: bool) -> None:
         super().__init__(label)
@@ -106,7 +106,7 @@ class LooseRecords(_Loose):
             raise self.refuse(key, "a list of maps")
         return tuple(self.message.from_wire(v) for v in value)
 
-    encoding = "[item.to_wire() for item in value]"
+    encoding = "[item.to_wire() for item in {}]"
 
 
 class DeviceId(LooseText):
