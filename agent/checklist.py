@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class Status(enum.StrEnum):
+class CheckStatus(enum.StrEnum):
     """A check's outcome."""
 
     PASS = "pass"  # noqa: S105 - a check outcome, not a password
@@ -33,7 +33,7 @@ class Check:
     """One check's outcome; ``hint`` says what to do about a failure (or a doubt)."""
 
     name: str
-    status: Status
+    status: CheckStatus
     detail: str = ""
     hint: str = ""
     seconds: float = 0.0
@@ -52,7 +52,7 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        return all(c.status is Status.PASS for c in self.checks)
+        return all(c.status is CheckStatus.PASS for c in self.checks)
 
     def get(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)
@@ -70,12 +70,12 @@ def render(report: DoctorReport, *, width: int = 28) -> list[str]:
     return lines
 
 
-_MARK = {Status.PASS: "[ ok ]", Status.FAIL: "[FAIL]", Status.SKIP: "[skip]"}
+_MARK = {CheckStatus.PASS: "[ ok ]", CheckStatus.FAIL: "[FAIL]", CheckStatus.SKIP: "[skip]"}
 
 
 def render_check(check: Check, *, width: int = 28) -> list[str]:
     out = [f"{_MARK[check.status]} {check.name:<{width}} {check.detail}".rstrip()]
     if check.hint:
-        label = "hint" if check.status is Status.FAIL else "note"
+        label = "hint" if check.status is CheckStatus.FAIL else "note"
         out.append(f"       {'':<{width}} {label}: {check.hint}")
     return out

@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Any
 
 from agent.daemon import AgentDaemon
-from agent.doctor import Check, Doctor, Status, render_check
+from agent.doctor import Check, CheckStatus, Doctor, render_check
 from agent.errors import AgentConfigError, AgentError
 from agent.firstboot import AgentSettings, DeviceHardware, FirstBoot, Step
 from agent.identity import StepError
@@ -194,7 +194,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if as_json:
         _print(report.to_json())
     else:
-        failed = sum(1 for c in report.checks if c.status is Status.FAIL)
+        failed = sum(1 for c in report.checks if c.status is CheckStatus.FAIL)
         print("all checks passed" if report.ok else
               f"{failed} check(s) failed; fix the first one first")
     return EXIT_OK if report.ok else EXIT_FAILURE

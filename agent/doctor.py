@@ -33,8 +33,8 @@ from agent.checklist import (
     PROFILE,
     SIM,
     Check,
+    CheckStatus,
     DoctorReport,
-    Status,
     render,
     render_check,
 )
@@ -148,14 +148,14 @@ class Doctor:
     # --- bookkeeping ---------------------------------------------------------------------
 
     def _passed(self, name: str) -> bool:
-        return any(c.name == name and c.status is Status.PASS for c in self.report.checks)
+        return any(c.name == name and c.status is CheckStatus.PASS for c in self.report.checks)
 
     def _add(self, check: Check) -> None:
         self.report.checks.append(check)
         self.on_check(check)
 
     def _skip(self, name: str, because: str) -> None:
-        self._add(Check(name, Status.SKIP, f"skipped: {because}"))
+        self._add(Check(name, CheckStatus.SKIP, f"skipped: {because}"))
 
     @contextmanager
     def _check(self, name: str) -> Iterator[_Note]:
@@ -170,16 +170,16 @@ class Doctor:
         try:
             yield note
         except _Failed as exc:
-            self._add(Check(name, Status.FAIL, exc.detail, exc.hint,
+            self._add(Check(name, CheckStatus.FAIL, exc.detail, exc.hint,
                             time.monotonic() - started))
         except (AgentError, OSError) as exc:
             # Unforeseen, but still this check's failure: the rest of the list goes on.
             log.debug("%s failed", name, exc_info=True)
-            self._add(Check(name, Status.FAIL, str(exc) or type(exc).__name__,
+            self._add(Check(name, CheckStatus.FAIL, str(exc) or type(exc).__name__,
                             "unexpected failure; run with --log-level debug for details",
                             time.monotonic() - started))
         else:
-            self._add(Check(name, Status.PASS, outcome["detail"], outcome["hint"],
+            self._add(Check(name, CheckStatus.PASS, outcome["detail"], outcome["hint"],
                             time.monotonic() - started))
 
     # --- the modem -----------------------------------------------------------------------
@@ -477,5 +477,21 @@ class Doctor:
                 f"connection yet")
 
 
-__all__ = ["ADDRESS", "BROKER", "CHECKS", "EUICC", "ISDR", "MODEM", "NETWORK", "PORT", "PROFILE",
-           "SIM", "Check", "Doctor", "DoctorReport", "Status", "render", "render_check"]
+__all__ = [
+    "ADDRESS",
+    "BROKER",
+    "CHECKS",
+    "EUICC",
+    "ISDR",
+    "MODEM",
+    "NETWORK",
+    "PORT",
+    "PROFILE",
+    "SIM",
+    "Check",
+    "CheckStatus",
+    "Doctor",
+    "DoctorReport",
+    "render",
+    "render_check",
+]

@@ -44,6 +44,9 @@ from mps_wire.messages import EventKind
 from mps_wire.records import DeviceRecord, Event
 from mps_wire.topics import DEFAULT_PREFIX, Topics
 
+#: The keys a configuration file's table may set for this command.
+FILE_OPTIONS = ("broker", "credentials", "prefix", "timeout", "app_id", "log_level")
+
 PROG = "mps-app"
 
 
@@ -103,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _client(args: argparse.Namespace) -> PairingClient:
     """The client the settings describe; checks the command's own options on the way."""
-    settings = Settings(vars(args), section="app", config_file=args.config)
+    settings = Settings(vars(args), section="app", config_file=args.config,
+                        file_options=FILE_OPTIONS)
     setup_logging(settings.text("log_level", "warning") or "warning")
     if getattr(args, "msisdn", None) is not None:
         args.msisdn = validate_msisdn(args.msisdn, field="--msisdn")

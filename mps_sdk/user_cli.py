@@ -39,6 +39,9 @@ from mps_sdk.consent import ConsentClient, ConsentState
 from mps_sdk.errors import PairingError, RequestError
 from mps_wire.topics import DEFAULT_PREFIX, Topics, check_level
 
+#: The keys a configuration file's table may set for this command.
+FILE_OPTIONS = ("broker", "credentials", "prefix", "timeout", "contract", "log_level")
+
 PROG = "mps-user"
 
 
@@ -71,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(build_parser(), argv)
     if isinstance(args, int):
         return args
-    settings = Settings(vars(args), section="user", config_file=args.config)
+    settings = Settings(vars(args), section="user", config_file=args.config,
+                        file_options=FILE_OPTIONS)
     try:
         setup_logging(settings.text("log_level", "warning") or "warning")
         contract = check_level(settings.require("contract"), "contract id")
