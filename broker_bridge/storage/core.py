@@ -52,6 +52,11 @@ class SqlCore(Store):
         self._broken = False  # a savepoint could not be undone; the batch must not commit
         self._open = False
         self._clock = clock
+        self._rollbacks = 0
+
+    @property
+    def rollbacks(self) -> int:
+        return self._rollbacks
 
     @abc.abstractmethod
     def _connect(self) -> None:
@@ -64,6 +69,11 @@ class SqlCore(Store):
     @abc.abstractmethod
     def _execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         """Run one statement; return its rows (empty for statements without any)."""
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run one statement for each of ``rows``; backends send them in one go."""
+        for params in rows:
+            self._execute(sql, params)
 
     @abc.abstractmethod
     def _begin(self) -> None:
@@ -108,6 +118,7 @@ class SqlCore(Store):
                 try:
                     yield
                 except BaseException:
+                    self._rollbacks += 1
                     if savepoint:
                         self._undo_operation()
                     raise
@@ -123,6 +134,7 @@ class SqlCore(Store):
                 yield
                 self._commit()
             except BaseException:
+                self._rollbacks += 1
                 self._rollback()
                 raise
             finally:

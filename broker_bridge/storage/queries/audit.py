@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from broker_bridge.model import AuditEntry
@@ -46,6 +48,23 @@ class AuditQueries(SqlCore):
         return AuditEntry(id=entry_id, at=stamp, actor=actor, action=action, outcome=outcome,
                           contract_id=contract_id, app_id=app_id, subject=subject,
                           detail=details)
+
+    def append_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        """Append ``entries`` (their ``id`` is ignored) in one statement, numbered in order;
+        what they became."""
+        if not entries:
+            return []
+        with self.transaction():
+            last = int(self._execute(
+                "UPDATE counters SET value = value + ? WHERE name = 'audit' "
+                "RETURNING value", (len(entries),))[0][0])
+            first = last - len(entries) + 1
+            numbered = [replace(e, id=first + i) for i, e in enumerate(entries)]
+            self._execute_many(_AUDIT_INSERT, [
+                (e.id, e.at, e.actor, e.action, e.outcome, e.contract_id, e.app_id, e.subject,
+                 json.dumps(e.detail, separators=(",", ":"), sort_keys=True))
+                for e in numbered])
+        return numbered
 
     def audit(self, *, contract_id: str | None = None, app_id: str | None = None,
               after: int = 0, limit: int | None = None) -> list[AuditEntry]:
