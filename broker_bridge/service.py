@@ -52,7 +52,8 @@ from mps_mqtt.props import set_nodelay
 from mps_wire.messages import INSTALLATIONS
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
-__all__ = ["GROUP_MAX", "GROUP_SECONDS", "QOS", "SWITCH_INTERVAL", "Bridge", "BridgeStats"]
+__all__ = ["AUDIT_LINGER", "GROUP_MAX", "GROUP_SECONDS", "QOS", "SWITCH_INTERVAL", "Bridge",
+           "BridgeStats"]
 
 log = logging.getLogger(__name__)
 
