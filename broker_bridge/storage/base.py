@@ -334,12 +334,17 @@ class Store(abc.ABC):
                      contract_id: str | None = None, app_id: str | None = None,
                      subject: str | None = None, detail: dict[str, Any] | None = None,
                      now: int | None = None) -> AuditEntry:
-        """Append one entry to the audit log (which is never changed or shortened)."""
+        """Append one entry to the audit log (which is never changed or shortened).
+
+        Inside :meth:`batch` it is written when the batch commits, with the batch's
+        other entries in one statement, and numbered then (the entry returned has id 0).
+        """
 
     @abc.abstractmethod
     def append_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
         """Append ``entries`` to the audit log in one transaction, numbered in their order
-        (their own ``id`` is ignored); the entries as stored."""
+        (their own ``id`` is ignored); the entries as stored (inside :meth:`batch`: as
+        given, numbered when it commits)."""
 
     @abc.abstractmethod
     def audit(self, *, contract_id: str | None = None, app_id: str | None = None,

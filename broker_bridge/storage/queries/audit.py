@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from broker_bridge.model import AuditEntry
@@ -13,12 +12,6 @@ from broker_bridge.storage.core import Row, SqlCore
 _AUDIT_SELECT = (
     "SELECT id, at, actor, action, outcome, contract_id, app_id, subject, detail "
     "FROM audit_log"
-)
-
-
-_AUDIT_INSERT = (
-    "INSERT INTO audit_log (id, at, actor, action, outcome, contract_id, app_id, subject, "
-    "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -35,36 +28,23 @@ class AuditQueries(SqlCore):
                      contract_id: str | None = None, app_id: str | None = None,
                      subject: str | None = None, detail: dict[str, Any] | None = None,
                      now: int | None = None) -> AuditEntry:
-        stamp = self._clock() if now is None else now
-        details = dict(detail or {})
-        with self.transaction():
-            entry_id = int(self._execute(
-                "UPDATE counters SET value = value + 1 WHERE name = 'audit' "
-                "RETURNING value")[0][0])
-            self._execute(
-                _AUDIT_INSERT,
-                (entry_id, stamp, actor, action, outcome, contract_id, app_id, subject,
-                 json.dumps(details, separators=(",", ":"), sort_keys=True)))
-        return AuditEntry(id=entry_id, at=stamp, actor=actor, action=action, outcome=outcome,
-                          contract_id=contract_id, app_id=app_id, subject=subject,
-                          detail=details)
+        """Inside :meth:`batch`, the entry is written with the batch's others in one
+        statement when it commits, and numbered then (its ``id`` here is 0)."""
+        entry = AuditEntry(id=0, at=self._clock() if now is None else now, actor=actor,
+                           action=action, outcome=outcome, contract_id=contract_id,
+                           app_id=app_id, subject=subject, detail=dict(detail or {}))
+        return self.append_audits([entry])[0]
 
     def append_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
-        """Append ``entries`` (their ``id`` is ignored) in one statement, numbered in order;
-        what they became."""
         if not entries:
             return []
-        with self.transaction():
-            last = int(self._execute(
-                "UPDATE counters SET value = value + ? WHERE name = 'audit' "
-                "RETURNING value", (len(entries),))[0][0])
-            first = last - len(entries) + 1
-            numbered = [replace(e, id=first + i) for i, e in enumerate(entries)]
-            self._execute_many(_AUDIT_INSERT, [
-                (e.id, e.at, e.actor, e.action, e.outcome, e.contract_id, e.app_id, e.subject,
-                 json.dumps(e.detail, separators=(",", ":"), sort_keys=True))
-                for e in numbered])
-        return numbered
+        with self._lock:
+            if self._batched:
+                # Written with the batch's others in one statement when it commits.
+                self._audit_buffer.extend(entries)
+                return list(entries)
+            with self.transaction():
+                return self._write_audits(entries)
 
     def audit(self, *, contract_id: str | None = None, app_id: str | None = None,
               after: int = 0, limit: int | None = None) -> list[AuditEntry]:
