@@ -82,21 +82,25 @@ class AuditWriter:
                                         name="mps-bridge-audit")
         self._thread.start()
 
-    def put(self, entry: AuditEntry, msg: mqtt.MQTTMessage) -> None:
-        """Write ``entry``, then acknowledge ``msg``."""
+    def put(self, entry: AuditEntry, msg: mqtt.MQTTMessage) -> bool:
+        """Write ``entry``, then acknowledge ``msg``; False (nothing taken) when the
+        writer is not running, so that the caller does not answer what it cannot audit."""
         with self._wake:
+            if self._thread is None or self._closing:
+                return False
             self._pending.append(_Pending(entry, msg))
             if len(self._pending) == 1:
                 self._wake.notify()
+        return True
 
     def stop(self) -> None:
         """Write and acknowledge what was put so far (a store that refuses to write is
         not waited for: those requests stay unacknowledged), then stop."""
-        thread, self._thread = self._thread, None
+        with self._wake:
+            thread, self._thread = self._thread, None
+            self._closing = True
+            self._wake.notify()
         if thread is not None:
-            with self._wake:
-                self._closing = True
-                self._wake.notify()
             thread.join()
         own, self._own = self._own, None
         if own is not None:

@@ -78,8 +78,9 @@ class GroupWorker:
         if found is None:
             return False
         item, entry = found
+        if not self.audits.put(entry, msg):
+            return False
         self.answer(client, item)
-        self.audits.put(entry, msg)
         return True
 
     def group(self, client: mqtt.Client, first: mqtt.MQTTMessage) -> bool:

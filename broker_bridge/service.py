@@ -324,9 +324,11 @@ class Bridge:
                 found = None
             if found is not None:
                 item, entry = found
-                self._groups.answer(client, item)
-                self._audits.put(entry, msg)
-                return
+                # Taken for its audit entry first: a stopping bridge answers nothing it
+                # could not audit (the worker does not take it either).
+                if self._audits.put(entry, msg):
+                    self._groups.answer(client, item)
+                    return
         # Everything else goes to the worker; see GroupWorker.
         self._queue.put(msg)
 

@@ -212,18 +212,20 @@ def test_the_audit_writer_acknowledges_only_what_it_wrote(tmp_path: Path) -> Non
         client = _Client()
         writer.start(client)  # type: ignore[arg-type]
         for mid in (1, 2, 3):
-            writer.put(AuditEntry(0, mid, "app:care", "devices", "ok", app_id="care"),
-                       _message(mid))
+            assert writer.put(AuditEntry(0, mid, "app:care", "devices", "ok", app_id="care"),
+                              _message(mid))
         writer.stop()
         assert sorted(client.acked) == [1, 2, 3]
         assert [e.at for e in s.audit()] == [1, 2, 3]
+        # Stopped, it takes nothing: the bridge must not answer what it cannot audit.
+        assert not writer.put(AuditEntry(0, 9, "app:care", "devices", "ok"), _message(9))
 
         # A store that cannot write: nothing is acknowledged, the broker sends it again.
         refusing = AuditWriter(s, linger=0.0)
         s.sibling = lambda: s  # type: ignore[method-assign]
         refusing.start(client)  # type: ignore[arg-type]
         s.close()
-        refusing.put(AuditEntry(0, 4, "app:care", "devices", "ok"), _message(4))
+        assert refusing.put(AuditEntry(0, 4, "app:care", "devices", "ok"), _message(4))
         time.sleep(0.05)
         refusing.stop()
         assert sorted(client.acked) == [1, 2, 3]
