@@ -7,6 +7,11 @@ are published after that commit, and the messages acknowledged after it. A read-
 that meets a group with nothing but audit entries uncommitted is answered at once, since its
 reply tells only what was committed; it too is acknowledged only after its audit entry
 commits. A group whose commit fails is handled again message by message.
+
+Between groups, a message the registry's read model answers (an app's ``devices``
+request, see :mod:`broker_bridge.registry.reads`) needs no transaction: it is answered at
+once and its audit entry handed to the :class:`~broker_bridge.auditing.AuditWriter`, which
+acknowledges it once that entry is written.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
+from broker_bridge.auditing import AuditWriter
 from broker_bridge.handling import Counters, Handled, MessageHandler
 from broker_bridge.publishing import Publisher
 from broker_bridge.storage.base import Store
@@ -45,12 +51,13 @@ class GroupWorker:
     acknowledges them; runs on the bridge's worker thread."""
 
     def __init__(self, store: Store, messages: MessageQueue, handler: MessageHandler,
-                 publisher: Publisher, counters: Counters) -> None:
+                 publisher: Publisher, counters: Counters, audits: AuditWriter) -> None:
         self.store = store
         self.messages = messages
         self.handler = handler
         self.publisher = publisher
         self.counters = counters
+        self.audits = audits
 
     def run(self, client: mqtt.Client) -> None:
         """Handle groups until stop() queues None."""
@@ -60,9 +67,21 @@ class GroupWorker:
             if first is None:
                 return
             try:
-                more = self.group(client, first)
+                if not self.quick(client, first):
+                    more = self.group(client, first)
             except Exception:
                 log.exception("failed to handle a group of messages")
+
+    def quick(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> bool:
+        """Answer ``msg`` from the read model if it can be; False if it needs a group."""
+        found = self.handler.quick(msg)
+        if found is None:
+            return False
+        item, entry = found
+        if not self.audits.put(entry, msg):
+            return False
+        self.answer(client, item)
+        return True
 
     def group(self, client: mqtt.Client, first: mqtt.MQTTMessage) -> bool:
         """Handle ``first`` and the messages waiting behind it in one transaction, then

@@ -17,7 +17,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from broker_bridge.errors import StoreError
+from broker_bridge.model import AuditEntry
 from broker_bridge.registry import INSTALLATIONS_SOURCE, Outcome, Registry, refusal
+from broker_bridge.storage.base import Store
 from mps_mqtt.props import response_topic
 from mps_wire.codec import decode
 from mps_wire.errors import ErrorCode, WireError
@@ -133,6 +135,28 @@ class MessageHandler:
             return None
         _kind, ident, _namespace, handler = route
         return handler(ident, payload)
+
+    def quick(self, msg: mqtt.MQTTMessage, store: Store | None = None
+              ) -> tuple[Handled, AuditEntry] | None:
+        """An app's ``devices`` request answered from the registry's read model (its
+        versions read from ``store``, default the registry's), with the audit entry still
+        to be written; None for any other message (and on any doubt), which then takes
+        the full path of :meth:`take`."""
+        route = self.route(msg.topic)
+        if route is None or route[0] != "apps":
+            return None
+        reply_to = response_topic(msg.properties)
+        if reply_to is None or not _inside(reply_to, route[2]):
+            return None
+        try:
+            found = self.registry.kept_devices(route[1], decode(bytes(msg.payload)),
+                                               store=store)
+        except (WireError, StoreError):
+            return None
+        if found is None:
+            return None
+        outcome, entry = found
+        return Handled(msg, reply_to, outcome), entry
 
     def take(self, msg: mqtt.MQTTMessage) -> Handled:
         """Handle one message (its changes stay uncommitted); what to publish for it."""

@@ -76,7 +76,7 @@ class Publisher:
     def reply(self, client: mqtt.Client, item: Handled) -> None:
         """Publish the reply of a handled message on its Response Topic."""
         if item.outcome is not None and item.reply_to is not None:
-            self.publish(client, item.reply_to, encode(item.outcome.reply.to_wire()), REPLY,
+            self.publish(client, item.reply_to, item.outcome.payload(), REPLY,
                          properties=echo_correlation(item.msg.properties))
 
     def effects(self, client: mqtt.Client, effects: Effects) -> None:

@@ -27,6 +27,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
@@ -36,6 +37,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from broker_bridge.auditing import LINGER as AUDIT_LINGER
+from broker_bridge.auditing import AuditWriter
 from broker_bridge.errors import BrokerError, StoreError
 from broker_bridge.grouping import GROUP_MAX, GROUP_SECONDS, GroupWorker, MessageQueue
 from broker_bridge.handling import BridgeStats, Counters, MessageHandler
@@ -49,7 +52,8 @@ from mps_mqtt.props import set_nodelay
 from mps_wire.messages import INSTALLATIONS
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
-__all__ = ["GROUP_MAX", "GROUP_SECONDS", "QOS", "SWITCH_INTERVAL", "Bridge", "BridgeStats"]
+__all__ = ["AUDIT_LINGER", "GROUP_MAX", "GROUP_SECONDS", "QOS", "SWITCH_INTERVAL", "Bridge",
+           "BridgeStats"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,9 @@ class Bridge:
     registrations must be signed (:class:`~broker_bridge.registry.SignaturePolicy`).
     ``consent_ttl`` is how long a consent prompt stays open; every ``sweep_interval``
     seconds the bridge expires prompts and publishes what is still unpublished after
-    ``relay_grace`` seconds.
+    ``relay_grace`` seconds. ``audit_linger`` is how long the audit writer gathers the
+    entries of queries answered from memory before writing them (and acknowledging
+    their requests); see :mod:`broker_bridge.auditing`.
     """
 
     #: How long :meth:`stop` waits for the broker to confirm publications in flight.
@@ -79,7 +85,8 @@ class Bridge:
                  policy: AccessPolicy | None = None,
                  consent_ttl: float = DEFAULT_CONSENT_TTL, sweep_interval: float = 1.0,
                  relay_grace: float = 5.0,
-                 signatures: SignaturePolicy = SignaturePolicy.ENROLLED) -> None:
+                 signatures: SignaturePolicy = SignaturePolicy.ENROLLED,
+                 audit_linger: float = AUDIT_LINGER) -> None:
         if not isinstance(broker, BrokerURL):
             raise TypeError(f"broker must be a BrokerURL, not {type(broker).__name__}")
         if topics is not None and not isinstance(topics, Topics):
@@ -108,6 +115,7 @@ class Bridge:
             Topics.shared(group, self.topics.operator(INSTALLATIONS)),
         )
         self._client: mqtt.Client | None = None
+        self._reader: Store | None = None  # the read model's connection, see _on_message
         self._counters = Counters()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -116,8 +124,9 @@ class Bridge:
         self._queue: MessageQueue = MessageQueue()
         self._handler = MessageHandler(self.topics, self.registry)
         self._publisher = Publisher(self.topics, self.registry, self._counters)
+        self._audits = AuditWriter(store, linger=audit_linger)
         self._groups = GroupWorker(store, self._queue, self._handler, self._publisher,
-                                   self._counters)
+                                   self._counters, self._audits)
 
     def __repr__(self) -> str:
         return f"Bridge({self.broker}, prefix={self.topics.prefix!r}, group={self.group!r})"
@@ -140,19 +149,21 @@ class Bridge:
                 return
             self._stopping.clear()
             self.store.open()
+            started = time.monotonic()
+            kept = self.registry.warm_reads()
+            log.info("read model: %d answers from the store in %.1f s", kept,
+                     time.monotonic() - started)
             persistent = self.client_id is not None
             client = new_client(self.client_id, persistent=persistent, manual_ack=True)
             client.on_message = self._on_message
             client.on_publish = self._publisher.on_publish
+            self._open_reader()
+            self._audits.start(client)
             try:
-                connect(client, self.broker, timeout=timeout, persistent=persistent)
-            except BrokerUnreachableError as exc:
-                raise BrokerError(str(exc)) from exc
-            set_nodelay(client)
-            try:
-                self._subscribe(client, timeout)
+                self._connect(client, timeout, persistent=persistent)
             except BaseException:
-                disconnect(client)
+                self._audits.stop()
+                self._close_reader()
                 raise
             # From now on paho reconnects by itself; a clean session must subscribe again.
             client.on_connect = self._on_reconnect
@@ -164,6 +175,30 @@ class Bridge:
                                                  name="mps-bridge-housekeeping")
             self._housekeeper.start()
         log.info("serving %s on %s (group %s)", self.topics.prefix, self.broker, self.group)
+
+    def _open_reader(self) -> None:
+        reader = self.store.sibling()
+        if reader is self.store:
+            return  # no connection of its own: the worker answers everything
+        reader.open()
+        self._reader = reader
+
+    def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    def _connect(self, client: mqtt.Client, timeout: float, *, persistent: bool) -> None:
+        try:
+            connect(client, self.broker, timeout=timeout, persistent=persistent)
+        except BrokerUnreachableError as exc:
+            raise BrokerError(str(exc)) from exc
+        set_nodelay(client)
+        try:
+            self._subscribe(client, timeout)
+        except BaseException:
+            disconnect(client)
+            raise
 
     def _subscribe(self, client: mqtt.Client, timeout: float) -> None:
         done = threading.Event()
@@ -218,11 +253,13 @@ class Bridge:
             # What was received so far is handled, answered and acknowledged first.
             self._queue.put(None)
             worker.join()
+            self._audits.stop()
         if client is not None:
             # Give the broker a moment to confirm what is in flight, so that it need not
             # be published again by whoever runs next.
             self._publisher.drain(self.DRAIN_SECONDS)
             disconnect(client)
+            self._close_reader()
             try:
                 self._publisher.flush_acks(self.store)
             except StoreError as exc:
@@ -271,10 +308,28 @@ class Bridge:
 
     # --- messages ----------------------------------------------------------------------
 
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        # paho's network thread only hands the message over; see GroupWorker.
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._counters.lock:
             self._counters.received += 1
+        self._audits.send_acks(client)
+        reader = self._reader
+        if reader is not None:
+            # A query the read model answers is answered here, on paho's network thread,
+            # as a bare echo would be: it reads one row of committed state on a
+            # connection of its own, never waiting for the worker's transaction.
+            try:
+                found = self._handler.quick(msg, reader)
+            except Exception:
+                log.exception("answering from the read model failed; handing it over")
+                found = None
+            if found is not None:
+                item, entry = found
+                # Taken for its audit entry first: a stopping bridge answers nothing it
+                # could not audit (the worker does not take it either).
+                if self._audits.put(entry, msg):
+                    self._groups.answer(client, item)
+                    return
+        # Everything else goes to the worker; see GroupWorker.
         self._queue.put(msg)
 
     def dispatch(self, topic: str, payload: bytes) -> Outcome | None:

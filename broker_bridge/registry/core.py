@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from broker_bridge.model import App, AuditEntry, Contract, now_ms
 from broker_bridge.policy import AccessPolicy, TrustPolicy
+from broker_bridge.registry.reads import ReadModel
 from broker_bridge.registry.work import (
     Effects,
     Outcome,
@@ -65,6 +66,7 @@ class RegistryCore:
         self._clock = clock
         self._secret: bytes | None = None
         self._keys: dict[bytes, ec.EllipticCurvePublicKey] = {}  # parsed public keys by their DER
+        self.reads = ReadModel(store)
 
     def view(self, app: App) -> AppView:
         """How ``app`` sees devices and contracts under the policy."""

@@ -9,7 +9,8 @@ from typing import Any
 from broker_bridge.model import App, ConsentSource, Contract, Pairing, PairingState
 from broker_bridge.policy import ConsentRule, PolicyDecision
 from broker_bridge.registry import events
-from broker_bridge.registry.core import RegistryCore, new_id
+from broker_bridge.registry.core import new_id
+from broker_bridge.registry.listing import DeviceListing
 from broker_bridge.registry.work import Outcome, UnitOfWork, denied, refusal
 from mps_wire import codec
 from mps_wire.errors import ErrorCode, WireError
@@ -32,7 +33,7 @@ EVENTS_PAGE_BYTES = 48 * 1024
 _APP_OPS = frozenset(op.value for op in AppOp)
 
 
-class PairingRules(RegistryCore):
+class PairingRules(DeviceListing):
     """What apps ask: to pair, for the devices, to unpair, for their events."""
 
     def handle_app(self, app_id: str, msg: Mapping[str, Any]) -> Outcome:
@@ -131,49 +132,6 @@ class PairingRules(RegistryCore):
         body["devices"] = [view.record(d).to_wire()
                            for d in self.store.devices_of_contract(pairing.contract_id)]
         return Reply.ok(**body)
-
-    def devices(self, app_id: str, request: DevicesRequest, *,
-                admitted: App | None = None) -> Outcome:
-        """Every device of the contract behind the number, for a paired app (or one with
-        standing consent)."""
-        actor = f"app:{app_id}"
-        audit = {"app_id": app_id, "subject": request.msisdn}
-        app = self._admit(app_id, admitted)
-        if isinstance(app, Reply):
-            return self.refuse(actor, "devices", app, **audit)
-        routed = self.route(request.msisdn)
-        if isinstance(routed, Reply):
-            return self.refuse(actor, "devices", routed, **audit)
-        contract = routed
-        live = self.store.live_pairing(app.id, contract.id)
-        if live is None or live.state is not PairingState.ACTIVE:
-            refused = self._unpaired(app, live)
-            if refused is not None:
-                return self.refuse(actor, "devices", refused, contract_id=contract.id,
-                                   **audit)
-        view = self.view(app)
-        records = [view.record(d).to_wire() for d in self.store.devices_of_contract(contract.id)]
-        self._audit(actor, "devices", Status.OK.value, contract_id=contract.id, **audit,
-                    detail={"devices": len(records),
-                            "pairing": live.id if live is not None else None})
-        return Outcome(Reply.ok(contract=view.contract_ref(contract.id), devices=records),
-                       read_only=True)
-
-    def _unpaired(self, app: App, live: Pairing | None) -> Reply | None:
-        """The refusal for an app asking without an active pairing, None if its standing
-        consent lets it see the devices all the same."""
-        decision = self.policy.pairing(app, None)
-        if not decision.allowed:
-            return denied(decision)
-        if decision.consent is ConsentRule.STANDING:
-            return None
-        if live is not None:
-            return refusal(Status.PENDING, ErrorCode.DENIED,
-                           "the user has not answered the consent prompt yet",
-                           Reason.CONSENT_PENDING)
-        return refusal(Status.DENIED, ErrorCode.DENIED,
-                       f"app {app.id} is not paired with this contract; ask to pair first",
-                       Reason.NOT_PAIRED)
 
     def unpair(self, app_id: str, request: UnpairRequest, *,
                admitted: App | None = None) -> Outcome:

@@ -19,6 +19,7 @@ from broker_bridge.model import App, AuditEntry, StoredEvent
 from broker_bridge.policy import PolicyDecision
 from broker_bridge.storage.base import Store
 from broker_bridge.views import AppView
+from mps_wire.codec import encode
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import EventKind, Reply, Status
 
@@ -48,6 +49,12 @@ class Outcome:
     #: Nothing but its audit entry was written: the reply tells only what was already
     #: committed, so it may go out before that entry commits (see the bridge).
     read_only: bool = False
+    #: The reply as sent, when it was encoded already (an answer of the read model).
+    encoded: bytes | None = None
+
+    def payload(self) -> bytes:
+        """The reply as sent."""
+        return self.encoded if self.encoded is not None else encode(self.reply.to_wire())
 
 
 class Refused(Exception):

@@ -76,6 +76,18 @@ class Store(abc.ABC):
                  tb: TracebackType | None) -> None:
         self.close()
 
+    def sibling(self) -> Store:
+        """A new, unopened store on the same database with a connection of its own (for
+        writing on another thread while this one serves); ``self`` where the database
+        cannot be shared (an in-memory one)."""
+        return self
+
+    @property
+    def rollbacks(self) -> int:
+        """How many transactions or operations of this store were rolled back: what was
+        read inside one of them may never have been stored."""
+        return 0
+
     # --- operator data -----------------------------------------------------------------
 
     @abc.abstractmethod
@@ -133,6 +145,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def contract_by_msisdn(self, msisdn: str) -> Contract | None:
         """The contract the number ``msisdn`` (E.164, canonical) belongs to, if any."""
+
+    @abc.abstractmethod
+    def read_versions(self, msisdn: str) -> tuple[str, int, int] | None:
+        """The contract of the number ``msisdn``, its version and the apps' version, read
+        in one statement (None for a number no contract has): any committed change to
+        the contract's devices, subscriptions or pairings raises the first, to any app
+        the second."""
+
+    @abc.abstractmethod
+    def contract_versions(self) -> tuple[dict[str, int], int]:
+        """Every contract's version, and the apps' version (see :meth:`read_versions`)."""
 
     @abc.abstractmethod
     def numbers_of_contract(self, contract_id: str) -> list[str]:
@@ -213,6 +236,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def devices_of_contract(self, contract_id: str) -> list[Device]:
         """Every device filed under a contract, in registration order."""
+
+    @abc.abstractmethod
+    def devices_by_contract(self) -> dict[str, list[Device]]:
+        """Every device, by contract, each contract's in registration order."""
 
     @abc.abstractmethod
     def device_count(self) -> int:
@@ -307,7 +334,17 @@ class Store(abc.ABC):
                      contract_id: str | None = None, app_id: str | None = None,
                      subject: str | None = None, detail: dict[str, Any] | None = None,
                      now: int | None = None) -> AuditEntry:
-        """Append one entry to the audit log (which is never changed or shortened)."""
+        """Append one entry to the audit log (which is never changed or shortened).
+
+        Inside :meth:`batch` it is written when the batch commits, with the batch's
+        other entries in one statement, and numbered then (the entry returned has id 0).
+        """
+
+    @abc.abstractmethod
+    def append_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        """Append ``entries`` to the audit log in one transaction, numbered in their order
+        (their own ``id`` is ignored); the entries as stored (inside :meth:`batch`: as
+        given, numbered when it commits)."""
 
     @abc.abstractmethod
     def audit(self, *, contract_id: str | None = None, app_id: str | None = None,

@@ -15,15 +15,21 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from broker_bridge.errors import StoreError, UnknownContractError
-from broker_bridge.model import now_ms
+from broker_bridge.model import AuditEntry, now_ms
 from broker_bridge.storage.base import Store
 
 log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
+
+_AUDIT_INSERT = (
+    "INSERT INTO audit_log (id, at, actor, action, outcome, contract_id, app_id, subject, "
+    "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def dump_list(items: Sequence[str]) -> str:
@@ -52,6 +58,13 @@ class SqlCore(Store):
         self._broken = False  # a savepoint could not be undone; the batch must not commit
         self._open = False
         self._clock = clock
+        self._rollbacks = 0
+        # Inside batch(): audit entries gathered for one statement at its commit.
+        self._audit_buffer: list[AuditEntry] = []
+
+    @property
+    def rollbacks(self) -> int:
+        return self._rollbacks
 
     @abc.abstractmethod
     def _connect(self) -> None:
@@ -64,6 +77,11 @@ class SqlCore(Store):
     @abc.abstractmethod
     def _execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         """Run one statement; return its rows (empty for statements without any)."""
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """Run one statement for each of ``rows``; backends send them in one go."""
+        for params in rows:
+            self._execute(sql, params)
 
     @abc.abstractmethod
     def _begin(self) -> None:
@@ -99,6 +117,7 @@ class SqlCore(Store):
                 # Nested calls join the outer transaction; it alone commits or rolls back.
                 # Directly inside a batch, each is an operation of its own: a savepoint.
                 savepoint = self._batched and self._depth == 1
+                audited = len(self._audit_buffer)
                 if savepoint:
                     if self._broken:
                         raise StoreError(f"{self._describe()}: the batch's transaction "
@@ -108,7 +127,9 @@ class SqlCore(Store):
                 try:
                     yield
                 except BaseException:
+                    self._rollbacks += 1
                     if savepoint:
+                        del self._audit_buffer[audited:]
                         self._undo_operation()
                     raise
                 else:
@@ -123,6 +144,7 @@ class SqlCore(Store):
                 yield
                 self._commit()
             except BaseException:
+                self._rollbacks += 1
                 self._rollback()
                 raise
             finally:
@@ -151,8 +173,26 @@ class SqlCore(Store):
                     if self._broken:
                         raise StoreError(f"{self._describe()}: the batch's transaction was "
                                          "lost; nothing of it is stored")
+                    self._write_audits(self._audit_buffer)
                 finally:
                     self._batched = False
+                    self._audit_buffer = []
+
+    def _write_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        """Append ``entries`` in one statement, numbered in order, inside the current
+        transaction; what they became."""
+        if not entries:
+            return []
+        last = int(self._execute(
+            "UPDATE counters SET value = value + ? WHERE name = 'audit' RETURNING value",
+            (len(entries),))[0][0])
+        first = last - len(entries) + 1
+        numbered = [replace(e, id=first + i) for i, e in enumerate(entries)]
+        self._execute_many(_AUDIT_INSERT, [
+            (e.id, e.at, e.actor, e.action, e.outcome, e.contract_id, e.app_id, e.subject,
+             json.dumps(e.detail, separators=(",", ":"), sort_keys=True))
+            for e in numbered])
+        return numbered
 
     def _require_contract(self, contract_id: str) -> None:
         if not self._execute("SELECT 1 FROM contracts WHERE id = ?", (contract_id,)):

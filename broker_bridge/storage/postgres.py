@@ -21,6 +21,7 @@ from psycopg import pq
 
 from broker_bridge.errors import StoreCorruptError, StoreError
 from broker_bridge.model import now_ms
+from broker_bridge.storage.migrations.v6_read_versions import CONTRACT_TABLES
 from broker_bridge.storage.sql import MIGRATIONS_TABLE, Row, SqlStore
 from mps_common.errors import ConfigError
 
@@ -50,6 +51,24 @@ _AUDIT_APPEND_ONLY = (
     "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
     "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
     "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+)
+
+# Schema version 6: the read model's versions, raised in the changing transaction.
+_VERSION_TRIGGERS = (
+    "CREATE FUNCTION contract_version_bump() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
+    "BEGIN "
+    "IF TG_OP <> 'INSERT' THEN "
+    "UPDATE contracts SET version = version + 1 WHERE id = OLD.contract_id; END IF; "
+    "IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' "
+    "AND NEW.contract_id IS DISTINCT FROM OLD.contract_id) THEN "
+    "UPDATE contracts SET version = version + 1 WHERE id = NEW.contract_id; END IF; "
+    "RETURN NULL; END $fn$",
+    *(f"CREATE TRIGGER {table}_version AFTER INSERT OR UPDATE OR DELETE ON {table} "
+      "FOR EACH ROW EXECUTE FUNCTION contract_version_bump()" for table in CONTRACT_TABLES),
+    "CREATE FUNCTION apps_version_bump() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
+    "BEGIN UPDATE counters SET value = value + 1 WHERE name = 'apps'; RETURN NULL; END $fn$",
+    "CREATE TRIGGER apps_version AFTER INSERT OR UPDATE OR DELETE ON apps "
+    "FOR EACH STATEMENT EXECUTE FUNCTION apps_version_bump()",
 )
 
 SynchronousCommit = Literal["on", "off"]
@@ -239,6 +258,19 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise self._error("a query", exc) from exc
 
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        conn = self._connection()
+        try:
+            with conn.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
+        except psycopg.Error as exc:
+            raise self._error("a query", exc) from exc
+
+    def sibling(self) -> PostgresStore:
+        return PostgresStore(self.url, schema=self.schema,
+                             synchronous_commit=self.synchronous_commit,
+                             connect_timeout=self.connect_timeout, clock=self._clock)
+
     def _run(self, conn: psycopg.Connection[Row], sql: str, params: Sequence[object]
              ) -> list[Row]:
         # Without parameters there is nothing to rewrite (and a literal % stays as it is).
@@ -262,7 +294,7 @@ class PostgresStore(SqlStore):
 
     def _dialect_statements(self, version: int) -> tuple[str, ...]:
         # Migration 2 made the audit log; from then on it only grows.
-        return _AUDIT_APPEND_ONLY if version == 2 else ()
+        return {2: _AUDIT_APPEND_ONLY, 6: _VERSION_TRIGGERS}.get(version, ())
 
     def _begin(self) -> None:
         conn = self._connection()

@@ -10,6 +10,7 @@ from typing import Literal
 
 from broker_bridge.errors import StoreCorruptError, StoreError
 from broker_bridge.model import now_ms
+from broker_bridge.storage.migrations.v6_read_versions import CONTRACT_TABLES
 from broker_bridge.storage.sql import Row, SqlStore
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,22 @@ log = logging.getLogger(__name__)
 APPLICATION_ID = 0x4D505331
 
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+_BUMP = "UPDATE contracts SET version = version + 1 WHERE id"
+
+# Schema version 6: the read model's versions, raised in the changing transaction.
+_VERSION_TRIGGERS = (
+    *(statement for table in CONTRACT_TABLES for statement in (
+        f"CREATE TRIGGER {table}_version_insert AFTER INSERT ON {table} "
+        f"BEGIN {_BUMP} = NEW.contract_id; END",
+        f"CREATE TRIGGER {table}_version_update AFTER UPDATE ON {table} "
+        f"BEGIN {_BUMP} IN (OLD.contract_id, NEW.contract_id); END",
+        f"CREATE TRIGGER {table}_version_delete AFTER DELETE ON {table} "
+        f"BEGIN {_BUMP} = OLD.contract_id; END")),
+    *(f"CREATE TRIGGER apps_version_{verb.lower()} AFTER {verb} ON apps "  # noqa: S608 - fixed words
+      "BEGIN UPDATE counters SET value = value + 1 WHERE name = 'apps'; END"
+      for verb in ("INSERT", "UPDATE", "DELETE")),
+)
 
 
 class SqliteStore(SqlStore):
@@ -132,7 +149,25 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             raise self._error("a query", exc) from exc
 
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"{self.path} is not open")
+        try:
+            conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._error("a query", exc) from exc
+
+    def sibling(self) -> SqliteStore:
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            return self
+        # The file is checked by whoever opened it first.
+        return SqliteStore(self.path, synchronous=self.synchronous, check_integrity=False,
+                           busy_timeout=self.busy_timeout, clock=self._clock)
+
     def _dialect_statements(self, version: int) -> tuple[str, ...]:
+        if version == 6:
+            return _VERSION_TRIGGERS
         if version != 2:
             return ()
         # The audit log is append-only: refuse changes even from a hand-made query.

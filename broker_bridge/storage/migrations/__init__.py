@@ -10,6 +10,7 @@ from broker_bridge.storage.migrations import (
     v3_installations,
     v4_device_keys,
     v5_consent_index,
+    v6_read_versions,
 )
 from broker_bridge.storage.migrations.base import Migration
 
@@ -29,6 +30,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     v3_installations.MIGRATION,
     v4_device_keys.MIGRATION,
     v5_consent_index.MIGRATION,
+    v6_read_versions.MIGRATION,
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

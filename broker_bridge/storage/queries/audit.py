@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from broker_bridge.model import AuditEntry
@@ -11,12 +12,6 @@ from broker_bridge.storage.core import Row, SqlCore
 _AUDIT_SELECT = (
     "SELECT id, at, actor, action, outcome, contract_id, app_id, subject, detail "
     "FROM audit_log"
-)
-
-
-_AUDIT_INSERT = (
-    "INSERT INTO audit_log (id, at, actor, action, outcome, contract_id, app_id, subject, "
-    "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -33,19 +28,23 @@ class AuditQueries(SqlCore):
                      contract_id: str | None = None, app_id: str | None = None,
                      subject: str | None = None, detail: dict[str, Any] | None = None,
                      now: int | None = None) -> AuditEntry:
-        stamp = self._clock() if now is None else now
-        details = dict(detail or {})
-        with self.transaction():
-            entry_id = int(self._execute(
-                "UPDATE counters SET value = value + 1 WHERE name = 'audit' "
-                "RETURNING value")[0][0])
-            self._execute(
-                _AUDIT_INSERT,
-                (entry_id, stamp, actor, action, outcome, contract_id, app_id, subject,
-                 json.dumps(details, separators=(",", ":"), sort_keys=True)))
-        return AuditEntry(id=entry_id, at=stamp, actor=actor, action=action, outcome=outcome,
-                          contract_id=contract_id, app_id=app_id, subject=subject,
-                          detail=details)
+        """Inside :meth:`batch`, the entry is written with the batch's others in one
+        statement when it commits, and numbered then (its ``id`` here is 0)."""
+        entry = AuditEntry(id=0, at=self._clock() if now is None else now, actor=actor,
+                           action=action, outcome=outcome, contract_id=contract_id,
+                           app_id=app_id, subject=subject, detail=dict(detail or {}))
+        return self.append_audits([entry])[0]
+
+    def append_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        if not entries:
+            return []
+        with self._lock:
+            if self._batched:
+                # Written with the batch's others in one statement when it commits.
+                self._audit_buffer.extend(entries)
+                return list(entries)
+            with self.transaction():
+                return self._write_audits(entries)
 
     def audit(self, *, contract_id: str | None = None, app_id: str | None = None,
               after: int = 0, limit: int | None = None) -> list[AuditEntry]:

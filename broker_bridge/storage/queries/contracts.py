@@ -5,6 +5,11 @@ from __future__ import annotations
 from broker_bridge.model import Change, Contract, OtherOperator, Subscription
 from broker_bridge.storage.core import SqlCore
 
+# One statement, so that the versions and the number's contract are of one snapshot.
+_VERSIONS = ("SELECT n.contract_id, c.version, g.value FROM numbers n "
+             "JOIN contracts c ON c.id = n.contract_id "
+             "JOIN counters g ON g.name = 'apps' WHERE n.msisdn = ?")
+
 
 def _prefixes_of(msisdn: str) -> list[str]:
     """Every prefix of an E.164 number that a prefix table may hold: "+4", "+49", ..."""
@@ -145,6 +150,17 @@ class ContractQueries(SqlCore):
         rows = self._read("SELECT c.id, c.holder FROM numbers n JOIN contracts c "
                           "ON c.id = n.contract_id WHERE n.msisdn = ?", (msisdn,))
         return Contract(rows[0][0], rows[0][1]) if rows else None
+
+    def read_versions(self, msisdn: str) -> tuple[str, int, int] | None:
+        rows = self._read(_VERSIONS, (msisdn,))
+        return (rows[0][0], int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    def contract_versions(self) -> tuple[dict[str, int], int]:
+        # One transaction: the apps' version and the contracts' are of one moment.
+        with self.transaction():
+            apps = self._execute("SELECT value FROM counters WHERE name = 'apps'")
+            rows = self._execute("SELECT id, version FROM contracts")
+        return {row[0]: int(row[1]) for row in rows}, int(apps[0][0])
 
     def numbers_of_contract(self, contract_id: str) -> list[str]:
         rows = self._read("SELECT msisdn FROM numbers WHERE contract_id = ? ORDER BY msisdn",

@@ -110,6 +110,14 @@ class DeviceQueries(SqlCore):
                           "ORDER BY d.registered_at, d.eid", (contract_id,))
         return [_device(row) for row in rows]
 
+    def devices_by_contract(self) -> dict[str, list[Device]]:
+        found: dict[str, list[Device]] = {}
+        for row in self._read(_DEVICE_SELECT + " ORDER BY d.contract_id, d.registered_at, "
+                              "d.eid"):
+            device = _device(row)
+            found.setdefault(device.contract_id, []).append(device)
+        return found
+
     def device_count(self) -> int:
         rows = self._read("SELECT COUNT(*) FROM devices")
         return int(rows[0][0])

@@ -1,0 +1,156 @@
+"""The audit writer: audit entries of answers given from the read model, written in
+batches off the reply's path, and their messages acknowledged once written.
+
+A query answered from memory (:mod:`broker_bridge.registry.reads`) changes nothing but
+the audit log. Its reply goes out at once; its audit entry goes to :class:`AuditWriter`,
+which appends whatever has gathered in one statement per transaction on a connection of
+its own (so that waiting for the disk holds up no reply), and only then acknowledges the
+requests' MQTT messages. A bridge killed between a reply and that commit has not
+acknowledged the request: the broker delivers it again (to this group, with a
+persistent session), and it is answered and audited then. Nothing is acknowledged that
+was not stored.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+
+from broker_bridge.errors import StoreError
+from broker_bridge.model import AuditEntry
+from broker_bridge.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+#: Entries written in one transaction at most.
+BATCH_MAX = 1000
+
+#: Seconds the writer waits for more entries after the first of a batch.
+LINGER = 0.001
+
+#: Seconds an acknowledgement waits for the network thread before the writer sends it.
+ACK_GRACE = 0.002
+
+#: Seconds between attempts while the store refuses to write.
+RETRY_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    entry: AuditEntry
+    msg: mqtt.MQTTMessage
+
+
+class AuditWriter:
+    """Writes audit entries into ``store`` on its own thread, then acknowledges their
+    messages on ``client``.
+
+    The writer wakes once per batch, not once per entry: after the first entry it waits
+    ``linger`` seconds for more, then writes all that gathered (at most
+    :data:`BATCH_MAX`) in one transaction. A longer ``linger`` makes larger batches and
+    acknowledges later; the broker sends a client only so many unacknowledged messages
+    (Mosquitto's ``max_inflight_messages``), so it bounds the rate at about that many
+    per ``linger`` plus one commit.
+    """
+
+    def __init__(self, store: Store, *, linger: float = LINGER) -> None:
+        if isinstance(linger, bool) or not linger >= 0:
+            raise ValueError(f"linger must be a number of seconds >= 0, not {linger!r}")
+        self.store = store
+        self.linger = float(linger)
+        self.written = 0
+        self._pending: list[_Pending] = []
+        self._wake = threading.Condition(threading.Lock())
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._own: Store | None = None
+        self._due: collections.deque[mqtt.MQTTMessage] = collections.deque()
+
+    def start(self, client: mqtt.Client) -> None:
+        """Open a connection of its own (where the store allows one) and start writing."""
+        sibling = self.store.sibling()
+        if sibling is not self.store:
+            sibling.open()
+            self._own = sibling
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, args=(client,), daemon=True,
+                                        name="mps-bridge-audit")
+        self._thread.start()
+
+    def put(self, entry: AuditEntry, msg: mqtt.MQTTMessage) -> bool:
+        """Write ``entry``, then acknowledge ``msg``; False (nothing taken) when the
+        writer is not running, so that the caller does not answer what it cannot audit."""
+        with self._wake:
+            if self._thread is None or self._closing:
+                return False
+            self._pending.append(_Pending(entry, msg))
+            if len(self._pending) == 1:
+                self._wake.notify()
+        return True
+
+    def stop(self) -> None:
+        """Write and acknowledge what was put so far (a store that refuses to write is
+        not waited for: those requests stay unacknowledged), then stop."""
+        with self._wake:
+            thread, self._thread = self._thread, None
+            self._closing = True
+            self._wake.notify()
+        if thread is not None:
+            thread.join()
+        own, self._own = self._own, None
+        if own is not None:
+            own.close()
+
+    def send_acks(self, client: mqtt.Client) -> None:
+        """Acknowledge the messages whose entries are written. Called on paho's network
+        thread as messages arrive, so that acknowledgements go out with its own writes;
+        the writer sends what is left after :data:`ACK_GRACE` itself."""
+        due = self._due
+        while due:
+            try:
+                msg = due.popleft()
+            except IndexError:  # taken by the other thread meanwhile
+                return
+            client.ack(msg.mid, msg.qos)
+
+    def _run(self, client: mqtt.Client) -> None:
+        while True:
+            with self._wake:
+                if not self._pending and not self._closing:
+                    self._wake.wait(ACK_GRACE if self._due else None)
+                closing = self._closing
+                waiting = bool(self._pending)
+            if not waiting:
+                self.send_acks(client)
+                if closing:
+                    return
+                continue
+            if self.linger and not closing:
+                time.sleep(self.linger)
+            with self._wake:
+                batch = self._pending[:BATCH_MAX]
+                del self._pending[:BATCH_MAX]
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        store = self._own or self.store
+        while True:
+            try:
+                store.append_audits([p.entry for p in batch])
+                break
+            except StoreError as exc:
+                if self._closing:
+                    # Unacknowledged, the requests come again to whoever serves next.
+                    log.warning("could not write %d audit entries before stopping: %s",
+                                len(batch), exc)
+                    return
+                log.warning("writing %d audit entries failed (%s); trying again in %g s",
+                            len(batch), exc, RETRY_SECONDS)
+                time.sleep(RETRY_SECONDS)
+        self.written += len(batch)
+        self._due.extend(p.msg for p in batch if p.msg.qos)
