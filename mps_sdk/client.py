@@ -34,6 +34,7 @@ from mps_mqtt.client import (
     BrokerUnreachableError,
     BrokerURL,
     MqttError,
+    PublishRefusedError,
     Requester,
     RequestTimeoutError,
     SubscriptionRefusedError,
@@ -196,6 +197,9 @@ class RegistryClient:
             raw = requester.request(self._requests_topic(), payload, timeout=self.timeout)
         except RequestTimeoutError as exc:
             raise PairingTimeoutError(str(exc)) from exc
+        except PublishRefusedError as exc:
+            # The broker's ACL keeps this client off the requests topic: no reply can come.
+            raise DeniedError(ErrorCode.DENIED, str(exc), reason="not-authorized") from exc
         except MqttError as exc:
             raise PairingConnectionError(str(exc)) from exc
         try:
