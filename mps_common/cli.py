@@ -17,6 +17,7 @@ everywhere:
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
@@ -104,6 +105,13 @@ def width(text: str) -> int:
     """Columns ``text`` takes on a terminal (wide East Asian characters take two)."""
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else
                0 if unicodedata.combining(ch) else 1 for ch in text)
+
+
+def utc_time(ms: float) -> str:
+    """A time in milliseconds since the epoch as a person reads it, in UTC (tables say
+    so in their header, sentences add " UTC")."""
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

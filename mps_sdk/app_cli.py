@@ -36,6 +36,7 @@ from mps_common.cli import (
     parse,
     setup_logging,
     table,
+    utc_time,
 )
 from mps_common.config import Settings, positive_float
 from mps_common.errors import ConfigError
@@ -171,8 +172,9 @@ def _pair(client: PairingClient, args: argparse.Namespace) -> int:
                              head=f"pairing {answer.pairing} active ({answer.consent} "
                                   "consent)"))
     else:
-        print(f"pairing {answer.pairing} pending: the user is asked (until "
-              f"{answer.expires_at}); the answer arrives on the events topic")
+        until = f" (until {utc_time(answer.expires_at)} UTC)" if answer.expires_at else ""
+        print(f"pairing {answer.pairing} pending: the user is asked{until}; the answer "
+              f"arrives as an event (mps-app watch --pairing {answer.pairing})")
     return EXIT_OK
 
 
