@@ -129,7 +129,15 @@ def emit(data: Any, *, as_json: bool, text: Callable[[Any], str],
          stream: TextIO | None = None) -> None:
     """Print ``data`` as JSON for scripts or through ``text`` for a person."""
     out = stream or sys.stdout
-    print(json.dumps(data, indent=2, default=str) if as_json else text(data), file=out)
+    try:
+        print(json.dumps(data, indent=2, default=str) if as_json else text(data), file=out,
+              flush=True)
+    except BrokenPipeError:
+        # The reader went away (``| head``): what it wanted it has. Point the stream at
+        # /dev/null so the flush at exit does not fail again with a traceback.
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, out.fileno())
+        os.close(null)
 
 
 def fail(prog: str, message: str, status: int = EXIT_FAILURE) -> int:

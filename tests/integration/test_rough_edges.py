@@ -3,14 +3,18 @@ says what happened and what to do, text shows what ``--json`` shows, help reads 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mps_testbed.stack.mosquitto import free_port
 from mps_testbed.stack.procs import console_script
 from tests.helpers import PAUL_MSISDN
 from tests.integration.test_broker_config import Deployment, deploy
@@ -69,3 +73,115 @@ def test_ordering_an_iccid_twice_names_the_existing_order(tmp_path: Path) -> Non
     header, row = listed.stdout.splitlines()
     assert header.split("  ")[0] == "MATCHING ID" and "CREATED (UTC)" in header
     assert row.split()[:7] == ["FIRST-ORDER", iccid, imsi, "-", "released", "0", "no"]
+
+
+def test_a_card_by_hand_starts_empty_and_takes_a_download(tmp_path: Path) -> None:
+    # The README's "Running a device by hand", step by step: the default card holds a
+    # test profile no operator knows (and says so); --empty makes one to download into.
+    made = command("mps-emu", "euicc", "--state", str(tmp_path / "card0.json"))
+    assert made.returncode == 0, made.stderr
+    test_profile = json.loads(made.stdout)["profiles"][0]
+    assert made.stderr == (
+        f"mps-emu euicc: note: the new card holds a test profile (ICCID "
+        f"{test_profile['iccid']}, IMSI {test_profile['imsi']}) that no operator knows; "
+        "--empty makes a card to download a profile into\n")
+    assert command("mps-emu", "pki", "init", str(tmp_path / "pki")).returncode == 0
+    empty = command("mps-emu", "euicc", "--state", str(tmp_path / "card1.json"), "--empty",
+                    "--pki", str(tmp_path / "pki"))
+    assert (empty.returncode, empty.stderr) == (0, "")
+    assert json.loads(empty.stdout)["profiles"] == []
+    again = command("mps-emu", "euicc", "--state", str(tmp_path / "card0.json"), "--empty")
+    assert again.returncode == 1 and "holds a card with 1 profile(s), not an empty one" in \
+        again.stderr
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")}
+    server = subprocess.Popen(
+        [*console_script("mps-emu"), "smdp", "serve", "--pki", str(tmp_path / "pki"),
+         "--data", str(tmp_path / "smdp"), "--listen", f"127.0.0.1:{port}",
+         "--address", f"localhost:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert server.stdout is not None and "serving ES9+" in server.stdout.readline()
+        iccid, imsi = new_subscription()
+        ordered = command("mps-emu", "smdp", "order", "--data", str(tmp_path / "smdp"),
+                          "--iccid", iccid, "--imsi", imsi)
+        code = ordered.stdout.splitlines()[0]
+        done = command("mps-lpa", "--card", f"emu://{tmp_path / 'card1.json'}", "profile",
+                       "download", "--enable", "--activation-code", code, "--ca",
+                       str(tmp_path / "pki" / "ci.pem"))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[0] == f"downloaded {iccid}"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=15)
+
+
+RST_MARKUP = re.compile(r"``|:(?:func|class|meth|data|mod|attr):`|^\.\. |^==+\s+==+", re.M)
+
+
+@pytest.mark.parametrize("argv", [
+    ["mps-agent"], ["mps-emu"], ["mps-lpa"], ["mps-emu", "euicc"], ["mps-emu", "modem"],
+    ["mps-bridge"], ["mps-app"], ["mps-user"], ["mps-bench"], ["mps-demo"],
+    ["mps-emu", "smdp", "order"], ["mps-app", "watch"], ["mps-bridge", "broker-config"]])
+def test_help_reads_as_text(argv: list[str]) -> None:
+    done = command(argv[0], *argv[1:], "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: ")
+    assert RST_MARKUP.search(done.stdout) is None, done.stdout
+
+
+def columns(line: str) -> list[int]:
+    """Where each column of a table line starts: after two spaces or more."""
+    return [0] + [m.end() for m in re.finditer(r"\s{2,}(?=\S)", line)]
+
+
+def test_profiles_list_aligns_and_shows_what_json_shows() -> None:
+    text = command("mps-agent", "profiles", "list")
+    listed = json.loads(command("mps-agent", "profiles", "list", "--json").stdout)
+    assert text.returncode == 0, text.stderr
+    grid, notes = text.stdout.split("\n\n")
+    header, *rows = grid.splitlines()
+    assert header.split() == ["NAME", "DIALECT", "PORT", "CARD", "CAPABILITIES",
+                              "ACTIVATION", "BROKER"]
+    starts = columns(header)
+    for row, profile in zip(rows, listed, strict=True):
+        # Every column starts under its header, whatever the width of the cells before.
+        cells = [row[a:b].rstrip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        assert cells == [profile["name"], profile["dialect"], profile["port"],
+                         profile["card"], ", ".join(profile["capabilities"]),
+                         profile["activation"], profile["broker"]]
+        assert all(row[s - 1] == " " for s in starts[1:])
+    for line, profile in zip(notes.splitlines()[1:], listed, strict=True):
+        assert line.split(maxsplit=1) == [profile["name"],
+                                          f"{profile['description']} ({profile['path']})"]
+
+
+def test_output_cut_short_by_the_reader_is_no_error() -> None:
+    # `mps-agent profiles list | head -1`: the reader is gone before the command writes.
+    proc = subprocess.Popen([*console_script("mps-agent"), "profiles", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (0, "")
+
+
+@pytest.mark.parametrize("license_line, warned", [
+    ('license = "Apache-2.0"', False), ('license = {text = "Apache-2.0"}', True)])
+def test_installing_prints_no_deprecated_license_form(tmp_path: Path, license_line: str,
+                                                      warned: bool) -> None:
+    # What pip runs first when installing: the build backend's metadata step, on this
+    # project's pyproject.toml (as is, and with the old table form it must not go back to).
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert text.count('license = "Apache-2.0"') == 1
+    (tmp_path / "pyproject.toml").write_text(
+        text.replace('license = "Apache-2.0"', license_line), encoding="utf-8")
+    (tmp_path / "README.md").write_text("readme\n", encoding="utf-8")
+    (tmp_path / "meta").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from setuptools import build_meta; "
+         "build_meta.prepare_metadata_for_build_wheel(sys.argv[1])", "meta"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert ("`project.license` as a TOML table is deprecated" in done.stderr) is warned
