@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from broker_bridge.service import Bridge
+from mps_testbed.stack import Mosquitto
 from mps_testbed.stack.mosquitto import free_port
 from mps_testbed.stack.procs import console_script
+from mps_wire.topics import Topics
 from tests.helpers import PAUL_MSISDN
 from tests.integration.test_broker_config import Deployment, deploy
 from tests.rsp_support import new_subscription
@@ -185,3 +188,23 @@ def test_installing_prints_no_deprecated_license_form(tmp_path: Path, license_li
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert ("`project.license` as a TOML table is deprecated" in done.stderr) is warned
+
+
+def test_a_lookup_of_an_unknown_number_is_audited_as_not_found(
+        bridge: Bridge, mosquitto: Mosquitto, topics: Topics, db: Path) -> None:
+    unknown = "+4930901820"  # valid E.164, in no operator's range, on no contract
+    asked = command("mps-app", "devices", "--msisdn", unknown, "--broker", mosquitto.url,
+                    "--prefix", topics.prefix, "--app-id", "care", "--timeout", "5")
+    assert (asked.returncode, asked.stderr) == (
+        1, f"mps-app: not-found: no contract for the number {unknown}\n")
+    audit = command("mps-bridge", "audit", "--db", str(db), "--app", "care")
+    header, *rows = audit.stdout.splitlines()
+    starts = columns(header)
+    last = rows[-1]
+    cells = [last[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    assert re.split(r"\s{2,}", header)[3:5] == ["ACTION", "OUTCOME"]
+    assert cells[3:5] == ["devices", "not-found"]
+    entry = json.loads(command("mps-bridge", "audit", "--db", str(db), "--app", "care",
+                               "--json").stdout)[-1]
+    assert (entry["action"], entry["outcome"], entry["detail"]) == (
+        "devices", "not-found", {"code": "not-found"})
