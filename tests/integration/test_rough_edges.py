@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from broker_bridge.service import Bridge
+from mps_mqtt.bundle import CredentialBundle
+from mps_mqtt.client import connect, disconnect, new_client
 from mps_testbed.stack import Mosquitto
 from mps_testbed.stack.mosquitto import free_port
 from mps_testbed.stack.procs import console_script
@@ -24,6 +29,14 @@ from tests.integration.test_broker_config import Deployment, deploy
 from tests.rsp_support import new_subscription
 
 ROOT = Path(__file__).parents[2]
+
+
+def _has_account(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def command(name: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -208,3 +221,42 @@ def test_a_lookup_of_an_unknown_number_is_audited_as_not_found(
                                "--json").stdout)[-1]
     assert (entry["action"], entry["outcome"], entry["detail"]) == (
         "devices", "not-found", {"code": "not-found"})
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not _has_account("mosquitto"),
+                    reason="needs root and Mosquitto's own account")
+def test_a_broker_configuration_written_by_root_starts_as_written(tmp_path: Path) -> None:
+    # Started by root, Mosquitto switches to its account `mosquitto` before opening the
+    # password file; the files written by root must be that account's to read.
+    base = Path(tempfile.mkdtemp(prefix="mps-broker-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        db = str(base / "registry.db")
+        for role, name in (("app", "health"), ("bridge", "one")):
+            issued = command("mps-bridge", "operator", "issue", role, name, "--out",
+                             str(base / name), "--db", db)
+            assert issued.returncode == 0, issued.stderr
+        port = free_port()
+        done = command("mps-bridge", "broker-config", "--out", str(base / "broker"), "--db",
+                       db, "--port", str(port))
+        assert (done.returncode, done.stderr) == (0, "")
+        assert done.stdout.rstrip().endswith("files readable by mosquitto")
+        with Mosquitto(config_file=base / "broker" / "mosquitto.conf", port=port,
+                       workdir=base / "broker") as broker:
+            client = new_client()
+            connect(client, CredentialBundle.load(base / "health").broker_url(broker.url))
+            disconnect(client)
+        log = (base / "broker" / "mosquitto.log").read_text(encoding="utf-8")
+        assert "Unable to open" not in log and "should not be run as root" not in log
+        # Where the account cannot reach the files, the command says so and how to fix it.
+        hidden = command("mps-bridge", "broker-config", "--out", str(tmp_path / "broker"),
+                         "--db", db, "--port", str(port))
+    finally:
+        shutil.rmtree(base)
+    closed = next(d for d in [*reversed(tmp_path.parents), tmp_path]
+                  if not d.stat().st_mode & 0o001)
+    assert hidden.returncode == 0
+    assert hidden.stderr == (
+        f"mps-bridge: note: mosquitto cannot reach {closed} (mode "
+        f"{closed.stat().st_mode & 0o7777:04o}), so Mosquitto cannot open its files: write "
+        f"them elsewhere, or chmod o+x {closed}\n")
