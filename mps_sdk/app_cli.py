@@ -169,11 +169,12 @@ def _pair(client: PairingClient, args: argparse.Namespace) -> int:
         emit(_pairing_json(answer), as_json=True, text=str)
     elif answer.active:
         print(_devices_table(msisdn, ContractDevices(answer.contract, answer.devices),
-                             head=f"pairing {answer.pairing} active ({answer.consent} "
-                                  "consent)"))
+                             head=f"pairing {answer.pairing} for {answer.purpose} active "
+                                  f"({answer.consent} consent)"))
     else:
         until = f" (until {utc_time(answer.expires_at)} UTC)" if answer.expires_at else ""
-        print(f"pairing {answer.pairing} pending: the user is asked{until}; the answer "
+        print(f"pairing {answer.pairing} for {answer.purpose} on contract {answer.contract} "
+              f"pending: the user is asked{until}; the answer "
               f"arrives as an event (mps-app watch --pairing {answer.pairing})")
     return EXIT_OK
 
@@ -241,18 +242,30 @@ def _devices_json(msisdn: str, result: ContractDevices) -> dict[str, object]:
 
 
 def _devices_table(msisdn: str, result: ContractDevices, *, head: str | None = None) -> str:
-    rows = [[d.eid or d.device_id, d.imei or "-", d.iccid or "-", ", ".join(d.ip) or "-",
-             ", ".join(d.capabilities) or "-",
-             " ".join(p for p in (d.model.manufacturer, d.model.model) if p) or "-"]
-            for d in result.devices]
     count = len(result.devices)
     line = f"{msisdn}: contract {result.contract}, {count} device{'s' if count != 1 else ''}"
     if head:
         line = f"{head}\n{line}"
-    if not rows:
+    if not result.devices:
         return line
-    return line + "\n" + table(["DEVICE", "IMEI", "ICCID", "IP", "CAPABILITIES", "MODEL"],
-                               rows)
+    return line + "\n" + _record_table(result.devices)
+
+
+def _record_table(devices: Sequence[DeviceRecord]) -> str:
+    """The devices as a table of what the registry disclosed: a column the registry
+    withheld for every device is left out."""
+    columns: list[tuple[str, Callable[[DeviceRecord], str]]] = [
+        ("DEVICE", lambda d: d.device_id), ("EID", lambda d: d.eid or "-"),
+        ("IMEI", lambda d: d.imei or "-"), ("ICCID", lambda d: d.iccid or "-"),
+        ("IMSI", lambda d: d.imsi or "-"), ("MSISDN", lambda d: d.msisdn or "-"),
+        ("IP", lambda d: ", ".join(d.ip) or "-"),
+        ("CAPABILITIES", lambda d: ", ".join(d.capabilities) or "-"),
+        ("MODEL", lambda d: " ".join(p for p in (d.model.manufacturer, d.model.model,
+                                                 d.model.revision) if p) or "-"),
+        ("UPDATED (UTC)", lambda d: utc_time(d.updated_at))]
+    shown = [(name, cell) for name, cell in columns
+             if name == "DEVICE" or any(cell(d) != "-" for d in devices)]
+    return table([name for name, _ in shown], [[cell(d) for _, cell in shown] for d in devices])
 
 
 _COMMANDS: dict[str, Callable[[PairingClient, argparse.Namespace], int]] = {

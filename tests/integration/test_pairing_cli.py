@@ -118,7 +118,7 @@ def test_pair_and_wait_while_the_user_approves(
     helper.join()
     assert status == 0
     assert "pending: waiting" in out and "active (user consent)" in out
-    assert out.count("EC25") == 4
+    assert out.count("Quectel EC25") == 4
 
 
 def test_denials_and_usage(bridge: Bridge, mosquitto: Mosquitto, topics: Topics, db: Path,

@@ -3,6 +3,7 @@ says what happened and what to do, text shows what ``--json`` shows, help reads 
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import pwd
@@ -260,3 +261,52 @@ def test_a_broker_configuration_written_by_root_starts_as_written(tmp_path: Path
         f"mps-bridge: note: mosquitto cannot reach {closed} (mode "
         f"{closed.stat().st_mode & 0o7777:04o}), so Mosquitto cannot open its files: write "
         f"them elsewhere, or chmod o+x {closed}\n")
+
+
+def test_a_redirect_names_the_other_registry_in_text_as_in_json(
+        bridge: Bridge, mosquitto: Mosquitto, topics: Topics, db: Path) -> None:
+    added = command("mps-bridge", "operator", "add-operator", "--db", str(db), "--id", "other",
+                    "--name", "Other Mobile", "--registry", "mqtts://registry.other.example",
+                    "--prefix", "other/v1", "--number-prefix", "+4917")
+    assert added.returncode == 0, added.stderr
+    app = ["--broker", mosquitto.url, "--prefix", topics.prefix, "--app-id", "care",
+           "--timeout", "5"]
+    text = command("mps-app", "devices", "--msisdn", "+4917012345678", *app)
+    as_json = command("mps-app", "devices", "--msisdn", "+4917012345678", *app, "--json")
+    assert (text.returncode, as_json.returncode) == (1, 1)
+    assert json.loads(as_json.stdout) == {
+        "status": "redirect", "operator": "other", "registry": "mqtts://registry.other.example",
+        "prefix": "other/v1", "message": "the number +4917012345678 is served by Other "
+        "Mobile; ask its registry"}
+    assert text.stderr == (
+        "mps-app: redirect: the number +4917012345678 is served by Other Mobile; ask its "
+        "registry at mqtts://registry.other.example (operator other, topic prefix other/v1)\n")
+
+
+def test_the_devices_table_shows_what_json_shows(
+        bridge: Bridge, mosquitto: Mosquitto, topics: Topics) -> None:
+    app = ["--broker", mosquitto.url, "--prefix", topics.prefix, "--app-id", "care",
+           "--timeout", "5"]
+    paired = command("mps-app", "pair", "--msisdn", PAUL_MSISDN, "--purpose", "support", *app)
+    assert paired.returncode == 0, paired.stderr
+    assert re.match(r"pairing pr-\S+ for support active \(standing consent\)\n",
+                    paired.stdout)
+    text = command("mps-app", "devices", "--msisdn", PAUL_MSISDN, *app)
+    listed = json.loads(command("mps-app", "devices", "--msisdn", PAUL_MSISDN, *app,
+                                "--json").stdout)
+    title, header, *rows = text.stdout.splitlines()
+    assert title == f"{PAUL_MSISDN}: contract {listed['contract']}, 4 devices"
+    names = re.split(r"\s{2,}", header)
+    starts = columns(header)
+    for row, device in zip(rows, listed["devices"], strict=True):
+        cells = dict(zip(names, (row[a:b].rstrip() for a, b in
+                                 zip(starts, [*starts[1:], None], strict=True)), strict=True))
+        model = device["model"]
+        updated = datetime.datetime.fromtimestamp(device["updated_at"] / 1000, datetime.UTC)
+        assert cells == {
+            "DEVICE": device["device_id"], "EID": device["eid"], "IMEI": device["imei"],
+            "ICCID": device["iccid"], "IMSI": device.get("imsi") or "-",
+            "MSISDN": device.get("msisdn") or "-", "IP": ", ".join(device["ip"]),
+            "CAPABILITIES": ", ".join(device["capabilities"]),
+            "MODEL": f"{model['manufacturer']} {model['model']} {model['revision']}",
+            "UPDATED (UTC)": updated.strftime("%Y-%m-%d %H:%M:%S")}
