@@ -310,3 +310,27 @@ def test_the_devices_table_shows_what_json_shows(
             "CAPABILITIES": ", ".join(device["capabilities"]),
             "MODEL": f"{model['manufacturer']} {model['model']} {model['revision']}",
             "UPDATED (UTC)": updated.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def test_the_lpa_shows_in_text_what_it_shows_in_json(tmp_path: Path) -> None:
+    state = tmp_path / "card.json"
+    assert command("mps-emu", "euicc", "--state", str(state)).returncode == 0
+    card = ["--card", f"emu://{state}"]
+    text = command("mps-lpa", *card, "profile", "list")
+    listed = json.loads(command("mps-lpa", *card, "profile", "list", "--json").stdout)
+    header, *rows = text.stdout.splitlines()
+    starts = columns(header)
+    for row, profile in zip(rows, listed, strict=True):
+        cells = [row[a:b].rstrip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        notes = "; ".join(f"{','.join(n['operations'])} to {n['address']}"
+                          for n in profile["notifications"])
+        assert cells == [profile["iccid"], profile["state"], profile["class"],
+                         profile["name"] or "-", profile["nickname"] or "-",
+                         profile["provider"] or "-", profile["owner"] or "-",
+                         ", ".join(profile["ppr"]) or "-", notes or "-", profile["isdp_aid"]]
+    info = command("mps-lpa", *card, "chip", "info")
+    shown = json.loads(command("mps-lpa", *card, "chip", "info", "--json").stdout)
+    values = {k: v for k, v in shown["euicc_info2"].items() if v not in (None, [], "")}
+    for key, value in values.items():
+        for item in value if isinstance(value, list) else [value]:
+            assert str(item) in info.stdout, (key, item)
