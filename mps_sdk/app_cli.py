@@ -254,18 +254,19 @@ def _devices_table(msisdn: str, result: ContractDevices, *, head: str | None = N
 def _record_table(devices: Sequence[DeviceRecord]) -> str:
     """The devices as a table of what the registry disclosed: a column the registry
     withheld for every device is left out."""
-    columns: list[tuple[str, Callable[[DeviceRecord], str]]] = [
-        ("DEVICE", lambda d: d.device_id), ("EID", lambda d: d.eid or "-"),
-        ("IMEI", lambda d: d.imei or "-"), ("ICCID", lambda d: d.iccid or "-"),
-        ("IMSI", lambda d: d.imsi or "-"), ("MSISDN", lambda d: d.msisdn or "-"),
-        ("IP", lambda d: ", ".join(d.ip) or "-"),
-        ("CAPABILITIES", lambda d: ", ".join(d.capabilities) or "-"),
-        ("MODEL", lambda d: " ".join(p for p in (d.model.manufacturer, d.model.model,
-                                                 d.model.revision) if p) or "-"),
-        ("UPDATED (UTC)", lambda d: utc_time(d.updated_at))]
-    shown = [(name, cell) for name, cell in columns
-             if name == "DEVICE" or any(cell(d) != "-" for d in devices)]
-    return table([name for name, _ in shown], [[cell(d) for _, cell in shown] for d in devices])
+    rows = [_record_cells(d) for d in devices]
+    shown = [name for name in rows[0]
+             if name == "DEVICE" or any(row[name] != "-" for row in rows)]
+    return table(shown, [[row[name] for name in shown] for row in rows])
+
+
+def _record_cells(d: DeviceRecord) -> dict[str, str]:
+    model = " ".join(p for p in (d.model.manufacturer, d.model.model, d.model.revision) if p)
+    cells = {"DEVICE": d.device_id, "EID": d.eid, "IMEI": d.imei, "ICCID": d.iccid,
+             "IMSI": d.imsi, "MSISDN": d.msisdn, "IP": ", ".join(d.ip),
+             "CAPABILITIES": ", ".join(d.capabilities), "MODEL": model,
+             "UPDATED (UTC)": utc_time(d.updated_at)}
+    return {name: value or "-" for name, value in cells.items()}
 
 
 _COMMANDS: dict[str, Callable[[PairingClient, argparse.Namespace], int]] = {
