@@ -94,9 +94,11 @@ def _print_state(state: dict[str, Any], as_json: bool) -> None:
     lines = [f"contract {state['contract']}: {len(prompts)} open prompt"
              f"{'s' if len(prompts) != 1 else ''}"]
     if prompts:
-        lines.append(table(["PROMPT", "APP", "TRUST", "PURPOSE", "WOULD SEE", "EXPIRES (UTC)"],
-                           [[p["prompt"], f"{p['app_name']} ({p['app']})", p["trust"],
-                             p["purpose"], ", ".join(p["fields"]), utc_time(p["expires_at"])]
+        lines.append(table(["PROMPT", "PAIRING", "APP", "TRUST", "PURPOSE", "WOULD SEE",
+                            "ASKED (UTC)", "EXPIRES (UTC)"],
+                           [[p["prompt"], p["pairing"], f"{p['app_name']} ({p['app']})",
+                             p["trust"], p["purpose"], ", ".join(p["fields"]),
+                             utc_time(p["created_at"]), utc_time(p["expires_at"])]
                             for p in prompts]))
     lines.append(f"{len(granted)} granted consent{'s' if len(granted) != 1 else ''}")
     if granted:

@@ -112,9 +112,11 @@ def _state_text(state: ConsentState) -> str:
     lines = [f"contract {state.contract}: {len(state.prompts)} open prompt"
              f"{'s' if len(state.prompts) != 1 else ''}"]
     if state.prompts:
-        lines.append(table(["PROMPT", "APP", "TRUST", "PURPOSE", "WOULD SEE", "EXPIRES (UTC)"],
-                           [[p.prompt, f"{p.app_name} ({p.app})", p.trust, p.purpose,
-                             ", ".join(p.fields), utc_time(p.expires_at)]
+        lines.append(table(["PROMPT", "PAIRING", "APP", "TRUST", "PURPOSE", "WOULD SEE",
+                            "ASKED (UTC)", "EXPIRES (UTC)"],
+                           [[p.prompt, p.pairing, f"{p.app_name} ({p.app})", p.trust,
+                             p.purpose, ", ".join(p.fields), utc_time(p.created_at),
+                             utc_time(p.expires_at)]
                             for p in state.prompts]))
     lines.append(f"{len(state.granted)} granted consent{'s' if len(state.granted) != 1 else ''}")
     if state.granted:

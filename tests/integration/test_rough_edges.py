@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 
 from broker_bridge.service import Bridge
+from mps_common.cli import utc_time
 from mps_mqtt.bundle import CredentialBundle
 from mps_mqtt.client import connect, disconnect, new_client
 from mps_testbed.stack import Mosquitto
 from mps_testbed.stack.mosquitto import free_port
 from mps_testbed.stack.procs import console_script
 from mps_wire.topics import Topics
-from tests.helpers import PAUL_MSISDN
+from tests.helpers import PAUL, PAUL_MSISDN
 from tests.integration.test_broker_config import Deployment, deploy
 from tests.rsp_support import new_subscription
 
@@ -334,3 +335,26 @@ def test_the_lpa_shows_in_text_what_it_shows_in_json(tmp_path: Path) -> None:
     for key, value in values.items():
         for item in value if isinstance(value, list) else [value]:
             assert str(item) in info.stdout, (key, item)
+
+
+def test_consent_prompts_show_in_text_what_json_shows(
+        bridge: Bridge, mosquitto: Mosquitto, topics: Topics) -> None:
+    app = ["--broker", mosquitto.url, "--prefix", topics.prefix, "--timeout", "5"]
+    asked = command("mps-app", "pair", "--msisdn", PAUL_MSISDN, "--purpose",
+                    "health-monitoring", "--app-id", "health", *app)
+    assert re.fullmatch(r"pairing pr-\S+ for health-monitoring on contract \S+ pending: the "
+                        r"user is asked \(until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\); the "
+                        r"answer arrives as an event \(mps-app watch --pairing pr-\S+\)\n",
+                        asked.stdout), asked.stdout
+    user = ["consent", "list", "--contract", PAUL, *app]
+    text = command("mps-user", *user)
+    shown = json.loads(command("mps-user", *user, "--json").stdout)
+    title, header, row, granted = text.stdout.splitlines()
+    assert (title, granted) == (f"contract {PAUL}: 1 open prompt", "0 granted consents")
+    starts = columns(header)
+    cells = [row[a:b].rstrip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    prompt = shown["prompts"][0]
+    assert cells == [prompt["prompt"], prompt["pairing"],
+                     f"{prompt['app_name']} ({prompt['app']})", prompt["trust"],
+                     prompt["purpose"], ", ".join(prompt["fields"]),
+                     utc_time(prompt["created_at"]), utc_time(prompt["expires_at"])]
