@@ -149,10 +149,16 @@ def cmd_profiles_list(args: argparse.Namespace) -> int:
 
 
 def _profiles_table(rows: list[dict[str, Any]]) -> str:
-    return table(["NAME", "DIALECT", "PORT", "CARD", "DESCRIPTION"],
-                 [[r["name"], "-", "-", "-", r["error"]] if "error" in r else
-                  [r["name"], r["dialect"], r["port"], r["card"], r["description"]]
+    grid = table(["NAME", "DIALECT", "PORT", "CARD", "CAPABILITIES", "ACTIVATION", "BROKER"],
+                 [[r["name"], "-", "-", "-", "-", "-", "-"] if "error" in r else
+                  [r["name"], r["dialect"], r["port"], r["card"],
+                   ", ".join(r["capabilities"]) or "-", r["activation"], r["broker"] or "-"]
                   for r in rows])
+    # Descriptions and paths are long: one line each under the table.
+    notes = table(["PROFILE", "DESCRIPTION"],
+                  [[r["name"], f"{r['error']}" if "error" in r else
+                    f"{r['description']} ({r['path']})"] for r in rows])
+    return f"{grid}\n\n{notes}"
 
 
 def cmd_profiles_check(args: argparse.Namespace) -> int:

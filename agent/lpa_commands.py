@@ -105,10 +105,14 @@ def cmd_chip_info(client: Es10Client, args: argparse.Namespace) -> Output:
         ("free RAM", f"{info.resources.free_ram} bytes"),
         ("UICC capability", ", ".join(_names(info.uicc_capabilities))),
         ("RSP capability", ", ".join(_names(info.rsp_capabilities))),
-        ("CI key ids", ", ".join(pkids) or "-"),
+        ("CI keys (verify)", ", ".join(pkids) or "-"),
+        ("CI keys (sign)", ", ".join(data["euicc_info2"]["ci_pkids_signing"]) or "-"),
+        ("TS 102 241", info.ts102241_version or "-"),
+        ("GlobalPlatform", info.globalplatform_version or "-"),
         ("category", info.category or "-"),
         ("PP version", info.pp_version),
         ("SAS number", info.sas_accreditation_number),
+        ("forbidden PPR", ", ".join(_names(info.forbidden_ppr)) or "-"),
     ])
     return Output(data, text)
 
@@ -122,12 +126,16 @@ def cmd_chip_default_dp(client: Es10Client, args: argparse.Namespace) -> Output:
 
 def cmd_profile_list(client: Es10Client, args: argparse.Namespace) -> Output:
     profiles = client.list_profiles(profile_class=args.profile_class)
-    rows = [[p.iccid or "-", p.state or "-", p.profile_class, p.profile_name or "-",
-             p.nickname or "-", p.provider_name or "-",
-             p.isdp_aid.hex().upper() if p.isdp_aid else "-"] for p in profiles]
-    text = (_table(["ICCID", "STATE", "CLASS", "NAME", "NICKNAME", "PROVIDER", "ISD-P AID"],
-                   rows) if profiles else ["no profiles"])
-    return Output([profile_json(p) for p in profiles], text)
+    listed = [profile_json(p) for p in profiles]
+    rows = [[p["iccid"] or "-", p["state"] or "-", p["class"], p["name"] or "-",
+             p["nickname"] or "-", p["provider"] or "-", p["owner"] or "-",
+             ", ".join(p["ppr"]) or "-",
+             "; ".join(f"{','.join(n['operations'])} to {n['address']}"
+                       for n in p["notifications"]) or "-",
+             p["isdp_aid"] or "-"] for p in listed]
+    text = (_table(["ICCID", "STATE", "CLASS", "NAME", "NICKNAME", "PROVIDER", "OWNER", "PPR",
+                    "NOTIFICATIONS", "ISD-P AID"], rows) if profiles else ["no profiles"])
+    return Output(listed, text)
 
 
 def profile_id(text: str) -> dict[str, Any]:

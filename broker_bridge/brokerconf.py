@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from broker_bridge.broker_account import Handover, hand_over
 from broker_bridge.credentials import INSTALLATION_PUBLISHER, OperatorCA
 from broker_bridge.errors import BridgeError
 from broker_bridge.model import BrokerIdentity, Role
@@ -125,6 +126,7 @@ class MosquittoFiles:
     server_cert: Path | None = None
     server_key: Path | None = None
     users: int = 0
+    handover: Handover = field(default_factory=lambda: Handover(None))
 
 
 def acl_rules(identity: BrokerIdentity, topics: Topics) -> list[tuple[str, str]]:
@@ -277,6 +279,10 @@ def write_broker_config(out_dir: str | os.PathLike[str], config: MosquittoConfig
                                                 server_key=server_key))
     if config.persistence:
         (root / "data").mkdir(parents=True, exist_ok=True)
+    secret = [root / PASSWORD_FILE, root / ACL_FILE, root / DYNSEC_FILE,
+              *([root / "data"] if config.persistence else []),
+              *(p for p in (server_cert, server_key) if p is not None)]
     return MosquittoFiles(conf=root / CONF_FILE, passwords=root / PASSWORD_FILE,
                        acl=root / ACL_FILE, dynsec=root / DYNSEC_FILE, ca_file=ca_file,
-                       server_cert=server_cert, server_key=server_key, users=len(active))
+                       server_cert=server_cert, server_key=server_key, users=len(active),
+                       handover=hand_over(root, secret, config.user))

@@ -12,12 +12,11 @@ log records the operator as the actor, and a running bridge tells the apps.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 from typing import Any
 
 from broker_bridge.registry import Registry
-from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, table
+from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, table, utc_time
 from mps_wire.errors import WireError
 from mps_wire.messages import ConsentWithdrawRequest, Decision, Reply
 from mps_wire.topics import check_level
@@ -95,18 +94,17 @@ def _print_state(state: dict[str, Any], as_json: bool) -> None:
     lines = [f"contract {state['contract']}: {len(prompts)} open prompt"
              f"{'s' if len(prompts) != 1 else ''}"]
     if prompts:
-        lines.append(table(["PROMPT", "APP", "TRUST", "PURPOSE", "WOULD SEE", "EXPIRES (UTC)"],
-                           [[p["prompt"], f"{p['app_name']} ({p['app']})", p["trust"],
-                             p["purpose"], ", ".join(p["fields"]), _time(p["expires_at"])]
+        lines.append(table(["PROMPT", "PAIRING", "APP", "TRUST", "PURPOSE", "WOULD SEE",
+                            "ASKED (UTC)", "EXPIRES (UTC)"],
+                           [[p["prompt"], p["pairing"], f"{p['app_name']} ({p['app']})",
+                             p["trust"], p["purpose"], ", ".join(p["fields"]),
+                             utc_time(p["created_at"]), utc_time(p["expires_at"])]
                             for p in prompts]))
     lines.append(f"{len(granted)} granted consent{'s' if len(granted) != 1 else ''}")
     if granted:
         lines.append(table(["PAIRING", "APP", "TRUST", "PURPOSE", "CONSENT", "SINCE (UTC)"],
                            [[g["pairing"], f"{g['app_name']} ({g['app']})", g["trust"],
-                             g["purpose"], g["consent"], _time(g["since"])] for g in granted]))
+                             g["purpose"], g["consent"], utc_time(g["since"])] for g in granted]))
     print("\n".join(lines))
 
 
-def _time(ms: int) -> str:
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")

@@ -17,6 +17,7 @@ everywhere:
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
@@ -106,6 +107,13 @@ def width(text: str) -> int:
                0 if unicodedata.combining(ch) else 1 for ch in text)
 
 
+def utc_time(ms: float) -> str:
+    """A time in milliseconds since the epoch as a person reads it, in UTC (tables say
+    so in their header, sentences add " UTC")."""
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Rows as aligned columns under a header line, whatever the width of a cell."""
     widths = [width(h) for h in headers]
@@ -121,7 +129,15 @@ def emit(data: Any, *, as_json: bool, text: Callable[[Any], str],
          stream: TextIO | None = None) -> None:
     """Print ``data`` as JSON for scripts or through ``text`` for a person."""
     out = stream or sys.stdout
-    print(json.dumps(data, indent=2, default=str) if as_json else text(data), file=out)
+    try:
+        print(json.dumps(data, indent=2, default=str) if as_json else text(data), file=out,
+              flush=True)
+    except BrokenPipeError:
+        # The reader went away (``| head``): what it wanted it has. Point the stream at
+        # /dev/null so the flush at exit does not fail again with a traceback.
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, out.fileno())
+        os.close(null)
 
 
 def fail(prog: str, message: str, status: int = EXIT_FAILURE) -> int:

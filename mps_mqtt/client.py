@@ -7,6 +7,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,26 @@ class SubscriptionRefusedError(MqttError, PermissionError):
         super().__init__(f"the broker refused the subscription to {topic}: {reason}")
         self.topic = topic
         self.reason = reason
+
+
+class PublishRefusedError(MqttError, PermissionError):
+    """The broker refused a QoS 1 publication (MQTT v5 PUBACK reason code 0x80 or above,
+    MQTT v5 section 3.4.2.1); 0x87 "Not authorized" is its ACL keeping the client out."""
+
+    def __init__(self, topic: str, code: int, reason: str) -> None:
+        if code == NOT_AUTHORIZED:
+            text = (f"not authorized to publish to {topic} (the broker's ACL refused it, "
+                    f"PUBACK 0x{code:02X})")
+        else:
+            text = f"the broker refused the publication to {topic}: {reason} (PUBACK 0x{code:02X})"
+        super().__init__(text)
+        self.topic = topic
+        self.code = code
+        self.reason = reason
+
+
+NOT_AUTHORIZED = 0x87
+"""MQTT v5 reason code "Not authorized" (section 2.4)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,24 +240,62 @@ def subscribe(client: mqtt.Client, filters: str | Sequence[str], *, timeout: flo
         raise SubscriptionRefusedError(shown, refused[0])
 
 
+@dataclass(slots=True)
+class _Pending:
+    """One request in flight: its reply, or the broker's refusal of its publication."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    replies: list[bytes] = field(default_factory=list)
+    refused: ReasonCode | None = None
+
+
+EARLY_REFUSALS = 256
+"""Refusals kept for publications whose mid the requester has not learnt yet."""
+
+
 class Requester:
     """MQTT v5 request/response over one connected client.
 
     Replies arrive on ``response_topic`` (which must lie in the requester's own namespace)
     and are matched to requests by Correlation Data; any number of requests may be in flight.
+    A request the broker refuses (PUBACK reason code 0x80 or above) fails at once with
+    :class:`PublishRefusedError` instead of waiting for a reply that cannot come.
+    The requester takes the client's ``on_publish`` and calls the one set before it.
     """
 
     def __init__(self, client: mqtt.Client, response_topic: str) -> None:
         self._client = client
         self._topic = response_topic
-        self._pending: dict[bytes, tuple[threading.Event, list[bytes]]] = {}
+        self._pending: dict[bytes, _Pending] = {}
+        self._by_mid: dict[int, _Pending] = {}
+        # A PUBACK may be handled before publish() has told us its mid: refusals of mids
+        # not yet known wait here with the time they came.
+        self._early: dict[int, tuple[float, ReasonCode]] = {}
         self._lock = threading.Lock()
         self.unsolicited: Callable[[bytes], None] | None = None
+        self._chained: Callable[..., None] | None = client.on_publish
+        client.on_publish = self._on_publish
         client.message_callback_add(response_topic, self._on_reply)
 
     def start(self, timeout: float = 10.0) -> None:
         """Subscribe to the response topic and wait for the broker's SUBACK."""
         subscribe(self._client, self._topic, timeout=timeout)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode,
+                    props: Properties | None) -> None:
+        # Called by paho holding its own lock: never call into paho while holding ours.
+        with self._lock:
+            slot = self._by_mid.pop(mid, None)
+            if reason.is_failure:
+                if slot is not None:
+                    slot.refused = reason
+                    slot.done.set()
+                else:
+                    if len(self._early) >= EARLY_REFUSALS:
+                        self._early.pop(next(iter(self._early)))
+                    self._early[mid] = (time.monotonic(), reason)
+        if self._chained is not None:
+            self._chained(client, userdata, mid, reason, props)
 
     def _on_reply(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         corr = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
@@ -248,33 +307,56 @@ class Requester:
             else:
                 log.debug("reply on %s matches no pending request", msg.topic)
             return
-        slot[1].append(bytes(msg.payload))
-        slot[0].set()
+        slot.replies.append(bytes(msg.payload))
+        slot.done.set()
+
+    def _track(self, mid: int, slot: _Pending, since: float) -> None:
+        """Match the PUBACK of ``mid`` to ``slot``, also when it came before the mid."""
+        with self._lock:
+            early = self._early.pop(mid, None)
+            if early is not None and early[0] >= since:
+                slot.refused = early[1]
+                slot.done.set()
+            elif not slot.done.is_set():
+                self._by_mid[mid] = slot
 
     def request(self, topic: str, payload: bytes, *, timeout: float = 10.0, qos: int = 1
                 ) -> bytes:
-        """Publish ``payload`` to ``topic`` as a request and return the reply's payload."""
+        """Publish ``payload`` to ``topic`` as a request and return the reply's payload.
+
+        Raises :class:`PublishRefusedError` when the broker refuses the publication (QoS 1),
+        :class:`RequestTimeoutError` when no reply comes within ``timeout`` seconds.
+        """
         if not self._client.is_connected():
             # paho would queue the message and send it after reconnecting, on top of
             # whatever the caller sends again meanwhile.
             raise BrokerUnreachableError(f"not connected: the request to {topic} was not "
                                          "sent")
         corr = os.urandom(16)
-        slot: tuple[threading.Event, list[bytes]] = (threading.Event(), [])
+        slot = _Pending()
         props = new_properties()
         props.ResponseTopic = self._topic
         props.CorrelationData = corr
         with self._lock:
             self._pending[corr] = slot
+        mid: int | None = None
         try:
+            since = time.monotonic()
             info = self._client.publish(topic, payload, qos=qos, properties=props)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 raise BrokerUnreachableError(f"publish to {topic} failed: "
                                              f"{mqtt.error_string(info.rc)}")
-            if not slot[0].wait(timeout):
+            if qos > 0:
+                mid = info.mid
+                self._track(mid, slot, since)
+            if not slot.done.wait(timeout):
                 raise RequestTimeoutError(f"no reply to the request on {topic} "
                                           f"within {timeout:g} s")
-            return slot[1][0]
+            if slot.refused is not None and not slot.replies:
+                raise PublishRefusedError(topic, slot.refused.value, slot.refused.getName())
+            return slot.replies[0]
         finally:
             with self._lock:
                 self._pending.pop(corr, None)
+                if mid is not None and self._by_mid.get(mid) is slot:
+                    del self._by_mid[mid]

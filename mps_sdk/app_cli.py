@@ -2,12 +2,15 @@
 
     mps-app pair    --msisdn +4915112345678 --purpose health-monitoring [--wait 60]
     mps-app devices --msisdn +4915112345678
-    mps-app watch   [--since SEQ] [--count N] [--idle SECONDS]
+    mps-app watch   [--since SEQ|latest] [--pairing ID] [--count N] [--idle SECONDS]
     mps-app unpair  (--msisdn +4915112345678 | --pairing ID)
 
 Each takes --broker mqtt://127.0.0.1:1883 --app-id APP [--prefix mps/v1] [--timeout 10]
 [--json]. watch prints one event per line (JSON Lines with --json) and, at the end, the
-cursor to resume from on stderr. Options may also come from the environment
+cursor to resume from on stderr. Its --since 0 (the default) replays every event the
+registry keeps for the app, of all its pairings, ended ones included; --since latest
+follows only what happens from now on, and --pairing ID only that pairing (the id
+mps-app pair prints). Options may also come from the environment
 ($MPS_BROKER, $MPS_APP_ID, ...) or a TOML file's [app] table (--config, $MPS_CONFIG).
 Exit status: 0 success (a pending pairing included), 1
 failure (not found, denied, redirected to another operator, no answer, a pairing denied
@@ -33,6 +36,7 @@ from mps_common.cli import (
     parse,
     setup_logging,
     table,
+    utc_time,
 )
 from mps_common.config import Settings, positive_float
 from mps_common.errors import ConfigError
@@ -73,8 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser("watch", parents=[common],
                                 help="print this app's events, from a cursor on")
-    watch.add_argument("--since", type=int, default=0,
-                       help="the sequence number of the last event already handled")
+    watch.add_argument("--since", type=_cursor, default=0, metavar="SEQ|latest",
+                       help="the sequence number of the last event already handled "
+                            "(default 0: every event the registry keeps for this app, of "
+                            "all its pairings, ended ones included); 'latest': only events "
+                            "from now on")
+    watch.add_argument("--pairing", metavar="ID",
+                       help="only this pairing's events (the id mps-app pair prints), "
+                            "to follow the current pairing and no earlier one")
     watch.add_argument("--count", type=int, help="stop after this many events")
     watch.add_argument("--idle", type=float, metavar="SECONDS",
                        help="stop after this long without an event (default: never)")
@@ -84,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--msisdn", help="the number the pairing was made with")
     which.add_argument("--pairing", help="the pairing's id")
     return parser
+
+
+def _cursor(text: str) -> int | None:
+    """A ``--since`` value: a sequence number, or None for ``latest``."""
+    if text == "latest":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a sequence number (0 or more) or "
+                                         f"'latest', not {text!r}")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,8 +131,8 @@ def _client(args: argparse.Namespace) -> PairingClient:
     setup_logging(settings.text("log_level", "warning") or "warning")
     if getattr(args, "msisdn", None) is not None:
         args.msisdn = validate_msisdn(args.msisdn, field="--msisdn")
-    if args.command == "watch" and (args.since < 0 or (args.count or 1) < 1):
-        raise ValueError("--since must be 0 or more and --count at least 1")
+    if args.command == "watch" and (args.count or 1) < 1:
+        raise ValueError("--count must be at least 1")
     return PairingClient(
         broker_url(settings), settings.require("app_id"),
         topics=Topics(settings.text("prefix") or DEFAULT_PREFIX),
@@ -153,19 +173,21 @@ def _pair(client: PairingClient, args: argparse.Namespace) -> int:
         emit(_pairing_json(answer), as_json=True, text=str)
     elif answer.active:
         print(_devices_table(msisdn, ContractDevices(answer.contract, answer.devices),
-                             head=f"pairing {answer.pairing} active ({answer.consent} "
-                                  "consent)"))
+                             head=f"pairing {answer.pairing} for {answer.purpose} active "
+                                  f"({answer.consent} consent)"))
     else:
-        print(f"pairing {answer.pairing} pending: the user is asked (until "
-              f"{answer.expires_at}); the answer arrives on the events topic")
+        until = f" (until {utc_time(answer.expires_at)} UTC)" if answer.expires_at else ""
+        print(f"pairing {answer.pairing} for {answer.purpose} on contract {answer.contract} "
+              f"pending: the user is asked{until}; the answer "
+              f"arrives as an event (mps-app watch --pairing {answer.pairing})")
     return EXIT_OK
 
 
 def _watch(client: PairingClient, args: argparse.Namespace) -> int:
     seen = 0
-    cursor = args.since
+    cursor = client.newest_seq() if args.since is None else args.since
     try:
-        for event in client.events(args.since, timeout=args.idle):
+        for event in client.events(cursor, timeout=args.idle, pairing=args.pairing):
             cursor = event.seq
             print(json.dumps(event.to_wire()) if args.json else _event_line(event),
                   flush=True)
@@ -224,18 +246,31 @@ def _devices_json(msisdn: str, result: ContractDevices) -> dict[str, object]:
 
 
 def _devices_table(msisdn: str, result: ContractDevices, *, head: str | None = None) -> str:
-    rows = [[d.eid or d.device_id, d.imei or "-", d.iccid or "-", ", ".join(d.ip) or "-",
-             ", ".join(d.capabilities) or "-",
-             " ".join(p for p in (d.model.manufacturer, d.model.model) if p) or "-"]
-            for d in result.devices]
     count = len(result.devices)
     line = f"{msisdn}: contract {result.contract}, {count} device{'s' if count != 1 else ''}"
     if head:
         line = f"{head}\n{line}"
-    if not rows:
+    if not result.devices:
         return line
-    return line + "\n" + table(["DEVICE", "IMEI", "ICCID", "IP", "CAPABILITIES", "MODEL"],
-                               rows)
+    return line + "\n" + _record_table(result.devices)
+
+
+def _record_table(devices: Sequence[DeviceRecord]) -> str:
+    """The devices as a table of what the registry disclosed: a column the registry
+    withheld for every device is left out."""
+    rows = [_record_cells(d) for d in devices]
+    shown = [name for name in rows[0]
+             if name == "DEVICE" or any(row[name] != "-" for row in rows)]
+    return table(shown, [[row[name] for name in shown] for row in rows])
+
+
+def _record_cells(d: DeviceRecord) -> dict[str, str]:
+    model = " ".join(p for p in (d.model.manufacturer, d.model.model, d.model.revision) if p)
+    cells = {"DEVICE": d.device_id, "EID": d.eid, "IMEI": d.imei, "ICCID": d.iccid,
+             "IMSI": d.imsi, "MSISDN": d.msisdn, "IP": ", ".join(d.ip),
+             "CAPABILITIES": ", ".join(d.capabilities), "MODEL": model,
+             "UPDATED (UTC)": utc_time(d.updated_at)}
+    return {name: value or "-" for name, value in cells.items()}
 
 
 _COMMANDS: dict[str, Callable[[PairingClient, argparse.Namespace], int]] = {

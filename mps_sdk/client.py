@@ -34,6 +34,7 @@ from mps_mqtt.client import (
     BrokerUnreachableError,
     BrokerURL,
     MqttError,
+    PublishRefusedError,
     Requester,
     RequestTimeoutError,
     SubscriptionRefusedError,
@@ -196,6 +197,9 @@ class RegistryClient:
             raw = requester.request(self._requests_topic(), payload, timeout=self.timeout)
         except RequestTimeoutError as exc:
             raise PairingTimeoutError(str(exc)) from exc
+        except PublishRefusedError as exc:
+            # The broker's ACL keeps this client off the requests topic: no reply can come.
+            raise DeniedError(ErrorCode.DENIED, str(exc), reason="not-authorized") from exc
         except MqttError as exc:
             raise PairingConnectionError(str(exc)) from exc
         try:
@@ -398,17 +402,34 @@ class PairingClient(RegistryClient):
             raise BadReplyError("the registry sent an event that is not a map")
         return EventPage(parsed, last, more)
 
-    def events(self, since: int = 0, *, timeout: float | None = None,
-               stop: threading.Event | None = None) -> Iterator[Event]:
-        """Every event after the cursor ``since``, in order, once each: first those the app
-        missed, then live ones.
+    def newest_seq(self) -> int:
+        """The sequence number of this app's newest event (0: none yet).
 
-        Ends when ``timeout`` seconds pass without a new event (None: never) or ``stop``
-        is set. The app keeps the ``seq`` of the last event it handled as its cursor and
-        resumes from it after a restart.
+        As the ``since`` of :meth:`events` it follows only what happens from now on,
+        leaving out the events of earlier pairings the registry keeps for the app.
+        """
+        return self.fetch_events(0, limit=1).last
+
+    def events(self, since: int = 0, *, timeout: float | None = None,
+               stop: threading.Event | None = None,
+               pairing: str | None = None) -> Iterator[Event]:
+        """Every event after the cursor ``since``, in order, once each: first those the app
+        missed, then live ones; with ``pairing``, only that pairing's.
+
+        ``since`` 0 starts with the oldest event the registry keeps for this app, of
+        every pairing it ever had; :meth:`newest_seq` starts from now. Ends when
+        ``timeout`` seconds pass without a new event (None: never) or ``stop`` is set.
+        The app keeps the ``seq`` of the last event it handled as its cursor and resumes
+        from it after a restart.
         """
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             raise ValueError(f"since must be a sequence number (0 or more), not {since!r}")
+        for event in self._all_events(since, timeout, stop):
+            if pairing is None or event.pairing == pairing:
+                yield event
+
+    def _all_events(self, since: int, timeout: float | None,
+                    stop: threading.Event | None) -> Iterator[Event]:
         topic = self.topics.app_events(self.app_id)
         inbox = self._listen(topic)  # before fetching, so nothing falls in between
         cursor = EventCursor(self.fetch_events, since)
@@ -433,8 +454,8 @@ class PairingClient(RegistryClient):
         deciding = (EventKind.PAIRING_GRANTED, EventKind.PAIRING_DENIED,
                     EventKind.PAIRING_ENDED)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for event in self.events(since, timeout=timeout):
-            if event.pairing == pairing and event.kind in deciding:
+        for event in self.events(since, timeout=timeout, pairing=pairing):
+            if event.kind in deciding:
                 return event
             if deadline is not None and time.monotonic() > deadline:
                 break

@@ -62,3 +62,10 @@ class RedirectError(RequestError):
         self.name = name
         self.registry = registry
         self.prefix = prefix
+
+    def __str__(self) -> str:
+        where = f" at {self.registry}" if self.registry else ""
+        about = ", ".join(p for p in (f"operator {self.operator}" if self.operator else "",
+                                      f"topic prefix {self.prefix}" if self.prefix else "")
+                          if p)
+        return f"redirect: {self.message}{where}" + (f" ({about})" if about else "")

@@ -16,7 +16,6 @@ from the environment ($MPS_BROKER, $MPS_CONTRACT) or a TOML file's [user] table
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +30,7 @@ from mps_common.cli import (
     parse,
     setup_logging,
     table,
+    utc_time,
 )
 from mps_common.config import Settings, positive_float
 from mps_common.errors import ConfigError
@@ -116,15 +116,17 @@ def _state_text(state: ConsentState) -> str:
     lines = [f"contract {state.contract}: {len(state.prompts)} open prompt"
              f"{'s' if len(state.prompts) != 1 else ''}"]
     if state.prompts:
-        lines.append(table(["PROMPT", "APP", "TRUST", "PURPOSE", "WOULD SEE", "EXPIRES (UTC)"],
-                           [[p.prompt, f"{p.app_name} ({p.app})", p.trust, p.purpose,
-                             ", ".join(p.fields), _time(p.expires_at)]
+        lines.append(table(["PROMPT", "PAIRING", "APP", "TRUST", "PURPOSE", "WOULD SEE",
+                            "ASKED (UTC)", "EXPIRES (UTC)"],
+                           [[p.prompt, p.pairing, f"{p.app_name} ({p.app})", p.trust,
+                             p.purpose, ", ".join(p.fields), utc_time(p.created_at),
+                             utc_time(p.expires_at)]
                             for p in state.prompts]))
     lines.append(f"{len(state.granted)} granted consent{'s' if len(state.granted) != 1 else ''}")
     if state.granted:
         lines.append(table(["PAIRING", "APP", "TRUST", "PURPOSE", "CONSENT", "SINCE (UTC)"],
                            [[g.pairing, f"{g.app_name} ({g.app})", g.trust, g.purpose,
-                             g.consent, _time(g.since)] for g in state.granted]))
+                             g.consent, utc_time(g.since)] for g in state.granted]))
     return "\n".join(lines)
 
 
@@ -152,9 +154,6 @@ def _print_withdrawn(args: argparse.Namespace, ended: list[str]) -> None:
          text=lambda _data: f"consent withdrawn: {', '.join(ended)} ended")
 
 
-def _time(ms: int) -> str:
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 if __name__ == "__main__":

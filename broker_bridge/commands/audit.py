@@ -34,10 +34,18 @@ def run(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
         print("no audit entries")
         return EXIT_OK
     print(table(["ID", "TIME (UTC)", "ACTOR", "ACTION", "OUTCOME", "CONTRACT", "APP",
-                 "SUBJECT"],
+                 "SUBJECT", "DETAIL"],
                 [[str(e.id), time_text(e.at), e.actor, e.action, e.outcome, e.contract_id or "-",
-                  e.app_id or "-", e.subject or "-"] for e in entries]))
+                  e.app_id or "-", e.subject or "-", _detail_text(e.detail)] for e in entries]))
     return EXIT_OK
+
+
+def _detail_text(detail: dict[str, Any] | None) -> str:
+    """An entry's detail as ``key=value`` pairs (lists and maps as compact JSON)."""
+    if not detail:
+        return "-"
+    return " ".join(f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+                    for key, value in sorted(detail.items()))
 
 
 def _audit_json(entry: AuditEntry) -> dict[str, Any]:

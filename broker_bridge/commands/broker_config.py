@@ -47,7 +47,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
                       help="password and ACL files (default; reloaded on SIGHUP) or the "
                            "dynamic security plugin (also refuses subscriptions)")
     conf.add_argument("--dynsec-plugin", metavar="PATH", help="the dynamic security plugin")
-    conf.add_argument("--user", help="account mosquitto runs as when started by root")
+    conf.add_argument("--user", help="the account Mosquitto runs as when started by root "
+                                     "(default: mosquitto); run as root, this command "
+                                     "gives it the password, ACL and key files")
     conf.add_argument("--no-persistence", action="store_true",
                       help="do not keep sessions and queued messages across restarts")
 
@@ -70,8 +72,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return fail(PROG, str(exc), EXIT_USAGE)
     except OSError as exc:
         return fail(PROG, f"cannot write to {args.out}: {exc.strerror or exc}")
+    owner = f"; files readable by {files.handover.owner}" if files.handover.owner else ""
     print(f"wrote {files.conf} for {files.users} users; listeners {_listeners(config)}; "
-          f"ACL by {config.acl}")
+          f"ACL by {config.acl}{owner}")
+    for note in files.handover.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     if not any(i.role is Role.BRIDGE for i in identities):
         print(f"{PROG}: note: no bridge identity is issued; the registry cannot log in "
               "(mps-bridge operator issue bridge NAME --out DIR)", file=sys.stderr)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 from pathlib import Path
 from typing import Any
 
 from broker_bridge.storage import SqliteStore, Store, store_for
-from mps_common.cli import json_flag
+from mps_common.cli import json_flag, utc_time
 
 PROG = "mps-bridge"
 
@@ -46,7 +45,4 @@ def open_store(db: str) -> Store:
     return store
 
 
-def time_text(ms: int) -> str:
-    """A time in milliseconds since the epoch, as UTC for a table."""
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+time_text = utc_time

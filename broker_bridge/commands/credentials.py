@@ -143,6 +143,9 @@ def _identities(registry: Registry, _args: argparse.Namespace, as_json: bool) ->
                            "certificate": i.certificate, "issued_at": i.issued_at,
                            "revoked_at": i.revoked_at} for i in identities], indent=2))
         return EXIT_OK
+    if not identities:
+        print("no identities issued (mps-bridge operator issue ROLE NAME --out DIR)")
+        return EXIT_OK
     print(table(["USERNAME", "ROLE", "LOGIN", "ISSUED (UTC)", "STATE"],
                 [[i.username, i.role.value,
                   "+".join(w for w, on in (("password", bool(i.password_hash)),

@@ -109,7 +109,8 @@ class RegistryCore:
         ``kw`` are the audit entry's fields (``subject``, ``app_id``, ``contract_id``,
         ``detail``); the reply's code and reason are added to the detail.
         """
-        self._audit(actor, action, reply.status.value,
+        self._audit(actor, action, "not-found" if reply.code is ErrorCode.NOT_FOUND else
+                    reply.status.value,
                     detail={**kw.pop("detail", {}), **reply_detail(reply)}, **kw)
         return Outcome(reply)
 

@@ -41,6 +41,12 @@ The card's identity (CERT.EUICC, its key, CERT.EUM, CERT.CI) comes from a PKI di
 (PEM or DER), or, with neither, from the built-in test issuer. Files are referred to by the
 state, not copied; giving them for an existing card rebinds it to them.
 
+A new card holds one enabled test profile with a random ICCID and IMSI that no operator
+knows: enough for `mps-agent identity`, not for registering with an operator's registry.
+--empty makes a card without profiles, to try a profile download (`mps-lpa profile
+download`, or the agent's first boot); --iccid/--imsi give the profile of a subscription
+the operator filed.
+
 Without --vpcd it prints the card's identity as JSON; with it, it serves the card into a
 PC/SC reader until SIGTERM or SIGINT.
 
@@ -91,6 +97,8 @@ def register(subparsers: Subparsers) -> None:
                    help="the card's state file (created when missing)")
     p.add_argument("--eid", type=_identifier(validate_eid),
                    help="EID for a new card (must match an existing one)")
+    p.add_argument("--empty", action="store_true",
+                   help="a new card without profiles (default: one random test profile)")
     p.add_argument("--iccid", type=_identifier(validate_iccid),
                    help="ICCID of the profile of a new card (with --imsi)")
     p.add_argument("--imsi", type=_identifier(validate_imsi),
@@ -114,6 +122,8 @@ def register(subparsers: Subparsers) -> None:
 
 
 def _wanted_profile(args: argparse.Namespace) -> ProfileRecord | None:
+    if args.empty and args.iccid is not None:
+        raise _Refused("--empty and --iccid exclude each other", EXIT_USAGE)
     if (args.iccid is None) != (args.imsi is None):
         raise _Refused("--iccid and --imsi go together", EXIT_USAGE)
     if args.msisdn is not None and args.iccid is None:
@@ -153,6 +163,9 @@ def _wanted_identity(args: argparse.Namespace, eid: str | None) -> ident.EuiccId
 def _check_matches(state: CardState, args: argparse.Namespace, path: Path) -> None:
     if args.eid is not None and args.eid != state.eid:
         raise _Refused(f"{path} holds the card with EID {state.eid}, not {args.eid}")
+    if args.empty and state.profiles:
+        raise _Refused(f"{path} holds a card with {len(state.profiles)} profile(s), not an "
+                       "empty one (mps-lpa profile disable/delete remove them)")
     if args.iccid is None:
         return
     profile = state.find_profile(iccid=args.iccid)
@@ -200,12 +213,18 @@ def open_card(args: argparse.Namespace) -> EuiccCard:
         raise _Refused(f"directory {path.parent} does not exist")
     identity = _wanted_identity(args, args.eid)
     try:
-        state = CardState.new(eid=args.eid, profiles=None if wanted is None else [wanted],
+        profiles = [] if args.empty else None if wanted is None else [wanted]
+        state = CardState.new(eid=args.eid, profiles=profiles,
                               identity=identity, isdr_aid=args.isdr_aid or ISDR_AID)
     except ValueError as exc:
         raise _Refused(f"the identity files do not fit the card: {exc}") from exc
     _save(state, path)
     log.info("created card %s in %s", state.eid, path)
+    if not args.empty and wanted is None:
+        test = state.profiles[0]
+        print(f"{PROG}: note: the new card holds a test profile (ICCID {test.iccid}, IMSI "
+              f"{test.imsi}) that no operator knows; --empty makes a card to download a "
+              "profile into", file=sys.stderr)
     return EuiccCard.from_state(state, path)
 
 

@@ -36,11 +36,11 @@ from typing import Any
 from lpa_emulator import pki
 from lpa_emulator.smdp.errors import OrderError, ServerStartError
 from lpa_emulator.smdp.operator import order_subscriptions, read_subscriptions
-from lpa_emulator.smdp.orders import OrderStore
+from lpa_emulator.smdp.orders import Order, OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
 from lpa_emulator.subcommands import Subparsers, add_command
-from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table
+from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table, utc_time
 from mps_common.errors import ConfigError
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, check_address
 from mps_wire.topics import DEFAULT_PREFIX, Topics
@@ -192,13 +192,24 @@ def cmd_order(args: argparse.Namespace) -> int:
                           profile_name=args.name, max_attempts=args.max_attempts,
                           ttl=args.ttl)
     except OrderError as exc:
-        return fail(PROG, str(exc))
+        return fail(PROG, f"{exc} ('mps-emu smdp orders' lists the orders)")
     finally:
         store.close()
     code = ActivationCode(address, order.matching_id, cc_required=order.cc_required)
     out: dict[str, Any] = {"activation_code": str(code), **order.summary()}
-    emit(out, as_json=args.json, text=lambda _: str(code))
+    emit(out, as_json=args.json, text=lambda _: f"{code}\n{_order_line(order)}")
     return EXIT_OK
+
+
+def _order_line(order: Order) -> str:
+    """An order's summary as a sentence, under its activation code."""
+    numbers = ", ".join(f"{name} {value}" for name, value in
+                        (("IMSI", order.imsi), ("MSISDN", order.msisdn)) if value)
+    return (f"order {order.matching_id} for ICCID {order.iccid} ({numbers}): "
+            f"{order.state.value}, {order.attempts} attempts, for "
+            f"{('EID ' + order.eid) if order.eid else 'any eUICC'}, "
+            f"{'with' if order.cc_required else 'no'} confirmation code, made "
+            f"{utc_time(order.created_at * 1000)} UTC")
 
 
 def _order_from_operator(store: OrderStore, address: str, args: argparse.Namespace) -> int:
@@ -229,9 +240,12 @@ def cmd_orders(args: argparse.Namespace) -> int:
     except OrderError as exc:
         return fail(PROG, str(exc))
     emit([o.summary() for o in orders], as_json=args.json,
-         text=lambda _: table(("MATCHING ID", "ICCID", "STATE", "EID"),
-                              [(o.matching_id, o.iccid, o.state.value, o.eid or "-")
-                               for o in orders]))
+         text=lambda _: table(("MATCHING ID", "ICCID", "IMSI", "MSISDN", "STATE", "ATTEMPTS",
+                               "CONFIRMATION CODE", "EID", "CREATED (UTC)"),
+                              [(o.matching_id, o.iccid, o.imsi, o.msisdn or "-", o.state.value,
+                                str(o.attempts), "yes" if o.cc_required else "no",
+                                o.eid or "-", utc_time(o.created_at * 1000))
+                               for o in orders]) if orders else "no orders")
     return EXIT_OK
 
 

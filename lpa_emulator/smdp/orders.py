@@ -233,7 +233,7 @@ class OrderStore:
                     "max_attempts, expires_at, created_at, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         except sqlite3.IntegrityError as exc:
-            raise OrderError(f"an order for ICCID {iccid} or matching id {mid} exists") from exc
+            raise OrderError(self._conflict(iccid, mid)) from exc
         order = self.get(mid)
         if order is None:
             raise OrderError(f"the order {mid} vanished as it was made")
@@ -256,6 +256,17 @@ class OrderStore:
             row = self._db.execute(f"SELECT {self._COLUMNS} FROM orders "  # noqa: S608
                                    "WHERE matching_id = ?", (matching_id,)).fetchone()
         return None if row is None else self._order(row)
+
+    def _conflict(self, iccid: str, matching_id: str) -> str:
+        """What stands in the way of a new order for ``iccid`` under ``matching_id``."""
+        existing = self.by_iccid(iccid)
+        if existing is not None:
+            return (f"ICCID {iccid} is ordered already: order {existing.matching_id}, "
+                    f"{existing.state.value}")
+        taken = self.get(matching_id)
+        if taken is not None:
+            return f"the matching id {matching_id} is taken by the order for ICCID {taken.iccid}"
+        return f"the order for ICCID {iccid} conflicts with one made meanwhile"
 
     def by_iccid(self, iccid: str) -> Order | None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from broker_bridge.model import PairingState
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore
 from mps_sdk.app_cli import main as app_main
+from mps_sdk.client import PairingClient
 from mps_sdk.consent import ConsentClient
 from mps_sdk.user_cli import main as user_main
 from mps_testbed.stack import Mosquitto
@@ -116,7 +118,7 @@ def test_pair_and_wait_while_the_user_approves(
     helper.join()
     assert status == 0
     assert "pending: waiting" in out and "active (user consent)" in out
-    assert out.count("EC25") == 4
+    assert out.count("Quectel EC25") == 4
 
 
 def test_denials_and_usage(bridge: Bridge, mosquitto: Mosquitto, topics: Topics, db: Path,
@@ -177,27 +179,67 @@ def test_the_example_health_app(bridge: Bridge, mosquitto: Mosquitto, topics: To
     from broker_bridge.model import App, TrustLevel
 
     store.upsert_app(App("health-app", "Health", TrustLevel.VERIFIED, ("health-monitoring",)))
+    # An earlier pairing of the app, granted with 4 devices and ended: history the
+    # example must not replay as if it were the pairing it makes now.
+    with PairingClient(mosquitto.url, "health-app", topics=topics, timeout=5) as old, \
+            ConsentClient(mosquitto.url, PAUL, topics=topics, timeout=5) as user:
+        old.pair(PAUL_MSISDN, "health-monitoring")
+        user.approve(user.wait_for_prompt(app="health-app", timeout=5).prompt)
+        old.unpair(PAUL_MSISDN)
+    bridge.registry.register(make_device(5))
     script = ROOT / "examples" / "health_app.py"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # The example uses the default prefix; this test's bridge serves its own.
-    code = (f"import runpy, sys; import mps_sdk.client as c; from mps_wire.topics "
-            f"import Topics; real = c.PairingClient.__init__; c.PairingClient.__init__ = "
-            f"lambda self, b, a, **k: real(self, b, a, topics=Topics({topics.prefix!r}), "
-            f"timeout=5); sys.argv = [{str(script)!r}, {mosquitto.url!r}, {PAUL_MSISDN!r}];"
-            f" runpy.run_path({str(script)!r}, run_name='__main__')")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPS_PREFIX": topics.prefix}
+    proc = subprocess.Popen([sys.executable, str(script), mosquitto.url, PAUL_MSISDN], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with ConsentClient(mosquitto.url, PAUL, topics=topics, timeout=5) as user:
             user.approve(user.wait_for_prompt(app="health-app", timeout=10).prompt)
-            bridge.registry.register(make_device(5))
-            assert wait_until(lambda: bool(store.events_since("health-app", 1)), 5)
+            bridge.registry.register(make_device(6))
+            assert wait_until(lambda: len(store.events_since("health-app", 0)) >= 4, 5)
             user.withdraw(app="health-app")
         out, err = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "waiting for the user's consent" in out and "paired: 4 devices" in out
-    assert "device-added" in out and "pairing-ended: consent-withdrawn" in out
-    assert out.strip().endswith("resume with cursor 3")
+    lines = out.splitlines()
+    assert lines[0].startswith("waiting for the user's consent (pairing pr-")
+    assert lines[1] == "paired: 5 devices"
+    assert all(re.fullmatch(r"  \S+ EC25 10\.0\.0\.[1-5]", line) for line in lines[2:7])
+    assert re.fullmatch(r"device-added: \S+ EC25 10\.0\.0\.6", lines[7])
+    assert lines[8:] == ["pairing-ended: consent-withdrawn", "resume with cursor 5"]
+
+
+def test_watch_follows_the_current_pairing_or_replays_on_request(
+        bridge: Bridge, mosquitto: Mosquitto, topics: Topics,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    app = conn(mosquitto, topics, "care")  # standing consent: granted at once
+    _, out = in_process(app_main, capsys, "pair", "--msisdn", PAUL_MSISDN, "--purpose",
+                        "support", *app, "--json")
+    old = json.loads(out)["pairing"]
+    assert in_process(app_main, capsys, "unpair", "--pairing", old, *app)[0] == 0
+    _, out = in_process(app_main, capsys, "pair", "--msisdn", PAUL_MSISDN, "--purpose",
+                        "support", *app, "--json")
+    current = json.loads(out)["pairing"]
+    assert current != old
+
+    # --since 0 replays both pairings, as its help says; --pairing keeps to one.
+    status, out = in_process(app_main, capsys, "watch", "--idle", "0.5", *app)
+    assert status == 0
+    assert [line.split()[1:3] for line in out.splitlines()] == [
+        [old, "pairing-granted"], [old, "pairing-ended"], [current, "pairing-granted"]]
+    status, out = in_process(app_main, capsys, "watch", "--pairing", current, "--idle", "0.5",
+                             *app)
+    assert status == 0
+    assert [line.split()[1:3] for line in out.splitlines()] == [[current, "pairing-granted"]]
+    # --since latest: nothing of the past; the cursor to go on from is the newest event.
+    latest = run("mps_sdk.app_cli", "watch", "--since", "latest", "--idle", "0.5", *app)
+    assert (latest.returncode, latest.stdout, latest.stderr) == (0, "", "mps-app: cursor 3\n")
+
+    helped = run("mps_sdk.app_cli", "watch", "--help")
+    assert "every event the registry keeps for this app, of all its pairings" in \
+        " ".join(helped.stdout.split())
+    assert "--pairing ID" in helped.stdout and "latest" in helped.stdout
+    bad = run("mps_sdk.app_cli", "watch", "--since", "soon", *app)
+    assert bad.returncode == 2 and "expected a sequence number (0 or more) or 'latest', " \
+        "not 'soon'" in bad.stderr

@@ -239,11 +239,11 @@ def test_refusals_change_nothing_and_the_bridge_keeps_serving(
         assert care.pair(PAUL_MSISDN, "support").active
     # Refusals of known parties are in the audit log, with their answer.
     outcomes = {(e.actor, e.outcome, e.detail.get("reason")) for e in store.audit()}
-    assert ("app:health", "error", None) in outcomes  # the unknown number
+    assert ("app:health", "not-found", None) in outcomes  # the unknown number
     assert ("app:health", "denied", "purpose-not-allowed") in outcomes
     assert ("app:tracker", "denied", "untrusted") in outcomes
     assert ("app:stranger", "denied", "unknown-app") in outcomes
-    assert (f"user:{PAUL}", "error", "unknown-prompt") in outcomes
+    assert (f"user:{PAUL}", "not-found", "unknown-prompt") in outcomes
 
 
 def test_numbers_of_other_operators_are_redirected(health: PairingClient) -> None:

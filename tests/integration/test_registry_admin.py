@@ -166,7 +166,7 @@ def test_the_operator_topic_is_validated_and_transactional(
     actions = [(e.actor, e.action, e.outcome) for e in store.audit()
                if e.actor == "operator:crm"]
     assert ("operator:crm", "operator:add-contract", "ok") in actions
-    assert ("operator:crm", "operator:port-out", "error") in actions
+    assert ("operator:crm", "operator:port-out", "not-found") in actions
 
 
 def test_apps_command_and_trust_changes(
@@ -216,7 +216,7 @@ def test_the_audit_command(care: PairingClient, db: Path, tmp_path: Path,
     status, entries = mps_bridge(capsys, db, "audit", "--app", "care")
     assert status == 0
     assert [(e["action"], e["outcome"]) for e in entries] == [
-        ("pair", "ok"), ("devices", "ok"), ("pair", "error")]
+        ("pair", "ok"), ("devices", "ok"), ("pair", "not-found")]
     assert entries[0]["contract"] == PAUL and entries[0]["actor"] == "app:care"
     assert entries[0]["detail"]["consent"] == "standing"
     status, by_contract = mps_bridge(capsys, db, "audit", "--contract", PAUL, "--limit", "1")

@@ -423,12 +423,12 @@ def test_smdp_commands(pki_dir: Path, tmp_path: Path) -> None:
         ordered = emu("smdp", "order", "--iccid", iccid, "--imsi", imsi, "--msisdn",
                       "+4915199999999", env=env)
         assert ordered.returncode == 0, ordered.stderr
-        code = parse_activation_code(ordered.stdout.strip())
+        code = parse_activation_code(ordered.stdout.splitlines()[0])
         assert code.address == address
         bad = emu("smdp", "order", "--iccid", "1234", "--imsi", imsi, env=env)
         assert bad.returncode == 1 and "iccid" in bad.stderr
         dup = emu("smdp", "order", "--iccid", iccid, "--imsi", imsi, env=env)
-        assert dup.returncode == 1 and "exists" in dup.stderr
+        assert dup.returncode == 1 and "ordered already" in dup.stderr
 
         from mps_esim.lpa.download import ProfileDownloader
         from mps_esim.lpa.es9 import Es9Client

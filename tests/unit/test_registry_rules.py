@@ -305,7 +305,7 @@ def test_a_refused_answer_changes_nothing_but_the_audit(store: SqliteStore,
     assert (wrong_contract.code, wrong_contract.body["reason"]) == (
         ErrorCode.NOT_FOUND, Reason.UNKNOWN_PROMPT)
     assert store.pairings() == before
-    assert store.audit()[-1].outcome == "error"
+    assert store.audit()[-1].outcome == "not-found"
 
 
 def test_the_bridge_checks_its_options(store: SqliteStore) -> None:
