@@ -82,6 +82,9 @@ class Smdp:
         self._ci = credentials.ci
         self._ci_pkid = certs.subject_key_id(self._ci) or b""
         self.stats: dict[str, int] = {"sessions": 0, "bound": 0, "installed": 0, "failed": 0}
+        self.packages: dict[str, bytes] = {}
+        """Profile packages made by another profile creator, by ICCID: bound as they are
+        instead of one built from the order."""
 
     # --- sessions ------------------------------------------------------------------------
 
@@ -313,7 +316,7 @@ class Smdp:
             raise Es9StatusError(st.MATCHING_ID_REFUSED,
                                  "the order was taken over by another session")
         self._check_confirmation_code(session, order, signed.hash_cc)
-        profile = build_profile_package(ProfileContent(
+        profile = self.packages.get(order.iccid) or build_profile_package(ProfileContent(
             iccid=order.iccid, imsi=order.imsi, ki=order.ki, opc=order.opc,
             msisdn=order.msisdn, service_provider=order.service_provider))
         try:
