@@ -34,12 +34,25 @@ EXIT_UNAVAILABLE = 3
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser that takes no abbreviated options unless told to.
+
+    ``add_subparsers`` makes every subcommand's parser of the parent's class, so the
+    subcommands of a :func:`new_parser` refuse abbreviations too (``--ca`` is not
+    ``--card``); a plain ``ArgumentParser`` would accept them there.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def new_parser(prog: str, description: str, *, epilog: str | None = None
                ) -> argparse.ArgumentParser:
-    """A top-level parser: no abbreviated options, help shown as written."""
-    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                   allow_abbrev=False,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    """A top-level parser: no abbreviated options (in its subcommands either), help shown
+    as written."""
+    return _Parser(prog=prog, description=description, epilog=epilog,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def common_options(*, json_option: bool = False) -> argparse.ArgumentParser:
