@@ -125,8 +125,9 @@ class DownloadSession:
         try:
             server = certs.load_der(req.server_certificate, "dpauth")
             key = server.public_key()
-            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-                return refuse(code.UNSUPPORTED_CURVE, "CERT.DPauth is not on NIST P-256")
+            if ecka.rsp_curve(key) is None or not isinstance(key, ec.EllipticCurvePublicKey):
+                return refuse(code.UNSUPPORTED_CURVE,
+                              "CERT.DPauth is on neither NIST P-256 nor brainpoolP256r1")
             certs.verify_server_certificate(server, self.identity.ci_certificates,
                                             role=certs.ROLE_DP_AUTH)
         except CertificateError as exc:
@@ -169,10 +170,12 @@ class DownloadSession:
             return rsp.PrepareDownloadResponseError(signed.transaction_id,
                                                     refusal.reason).encode()
         otsk = self._otsk
-        # The SM-DP+ may ask to reuse the one-time key of an earlier attempt (SGP.22 3.1.3).
-        if (otsk is None or signed.bpp_euicc_otpk is None
+        # The one-time key is on the curve of CERT.DPpb (SGP.22 3.1.3), and the SM-DP+ may
+        # ask to reuse the one of an earlier attempt.
+        curve = ecka.rsp_curve(dppb.public_key()) or ecka.CURVES["nist"]
+        if (otsk is None or otsk.curve.name != curve.name or signed.bpp_euicc_otpk is None
                 or ecka.public_point(otsk) != signed.bpp_euicc_otpk):
-            otsk = ecka.new_key()
+            otsk = ecka.new_key(curve)
         self._otsk = otsk
         euicc_signed2 = rsp.EuiccSigned2(signed.transaction_id, ecka.public_point(otsk),
                                          req.hash_cc).encode()
@@ -192,8 +195,9 @@ class DownloadSession:
         try:
             dppb = certs.load_der(req.smdp_certificate, "dppb")
             key = dppb.public_key()
-            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-                raise _Refusal(code.UNSUPPORTED_CURVE, "CERT.DPpb is not on NIST P-256")
+            if ecka.rsp_curve(key) is None or not isinstance(key, ec.EllipticCurvePublicKey):
+                raise _Refusal(code.UNSUPPORTED_CURVE,
+                               "CERT.DPpb is on neither NIST P-256 nor brainpoolP256r1")
             certs.verify_server_certificate(dppb, self.identity.ci_certificates,
                                             role=certs.ROLE_DP_PB)
             if certs.server_oid(dppb) != certs.server_oid(self._dpauth):

@@ -90,7 +90,8 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
                                eid_prefix=args.eid_prefix, eum_org=args.eum_org,
                                smdp_oid=args.smdp_oid,
                                tls_hosts=args.tls_host or pki.DEFAULT_TLS_HOSTS,
-                               overwrite=args.force, builtin_ci=args.builtin_ci)
+                               overwrite=args.force, builtin_ci=args.builtin_ci,
+                               curve=args.curve)
     except (pki.PkiError, OSError) as exc:
         return fail(PROG, str(exc))
     _print_summary(summary, args.json)
@@ -259,6 +260,8 @@ def _register_pki(subparsers: Subparsers) -> None:
     init.add_argument("--builtin-ci", action="store_true",
                       help="use the built-in test CI and EUM, which emulated cards made "
                       "without a PKI directory trust (test keys, public knowledge)")
+    init.add_argument("--curve", choices=("nist", "brainpool", "both"), default="nist",
+                      help="NIST P-256, brainpoolP256r1, or a chain on each (default: nist)")
     init.add_argument("--force", action="store_true", help="replace existing files")
     json_flag(init)
     init.set_defaults(func=cmd_pki_init)
