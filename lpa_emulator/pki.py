@@ -13,7 +13,8 @@ are named ``<role>-brainpool``). The file names are fixed so every role finds it
 ``euicc-<EID>.pem/.key``   CERT.EUICC of one card
 ``dpauth.pem/.key``        CERT.DPauth (SM-DP+ authentication)
 ``dppb.pem/.key``          CERT.DPpb (profile binding)
-``tls.pem/.key``           CERT.DP.TLS (HTTPS of ES9+)
+``dsauth.pem/.key``        CERT.DSauth (the SM-DS's authentication, same OID)
+``tls.pem/.key``           CERT.DP.TLS (HTTPS of ES9+; the SM-DS's ES11 too)
 ========================  =====================================
 
 Every loader takes PEM or DER, so the GSMA test certificates (or any other PKI) work
@@ -43,13 +44,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lpa_emulator.errors import EmulatorError
+from lpa_emulator import pki_files
 from mps_common.durable import atomic_write
 from mps_esim.crypto.certs import (
     ROLE_CI,
     ROLE_DP_AUTH,
     ROLE_DP_PB,
     ROLE_DP_TLS,
+    ROLE_DS_AUTH,
     ROLE_EUICC,
     ROLE_EUM,
     check_eid_range,
@@ -58,10 +60,19 @@ from mps_esim.crypto.ecka import CURVES
 from mps_esim.crypto.errors import CertificateError
 from mps_wire.identifiers import IdentifierError, make_eid, validate_eid
 
+# Loading any PKI's files is part of this module's surface (kept in pki_files).
+PkiError = pki_files.PkiError
+load_certificate = pki_files.load_certificate
+load_certificates = pki_files.load_certificates
+load_private_key = pki_files.load_private_key
+parse_certificate = pki_files.parse_certificate
+parse_private_key = pki_files.parse_private_key
+
 CI_CERT, CI_KEY = "ci.pem", "ci.key"
 EUM_CERT, EUM_KEY = "eum.pem", "eum.key"
 DPAUTH_CERT, DPAUTH_KEY = "dpauth.pem", "dpauth.key"
 DPPB_CERT, DPPB_KEY = "dppb.pem", "dppb.key"
+DSAUTH_CERT, DSAUTH_KEY = "dsauth.pem", "dsauth.key"
 TLS_CERT, TLS_KEY = "tls.pem", "tls.key"
 
 DEFAULT_EID_PREFIX = "89049032"
@@ -81,14 +92,6 @@ _LEAF_YEARS = 10
 _EUICC_NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 
 
-class PkiError(EmulatorError):
-    """A PKI file is missing or unreadable, or a certificate does not match its key."""
-
-    def __init__(self, message: str, *, path: Path | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
-
 def euicc_cert_name(eid: str) -> str:
     """``euicc-<EID>.pem``: the file name of an eUICC certificate."""
     return f"euicc-{eid}.pem"
@@ -97,76 +100,6 @@ def euicc_cert_name(eid: str) -> str:
 def euicc_key_name(eid: str) -> str:
     """``euicc-<EID>.key``: the file name of an eUICC private key."""
     return f"euicc-{eid}.key"
-
-
-# --- loading ------------------------------------------------------------------------------
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise PkiError(f"cannot read {path}: {exc.strerror or exc}", path=path) from exc
-
-
-def parse_certificate(data: bytes, *, source: str = "certificate") -> x509.Certificate:
-    """A certificate from PEM or DER bytes."""
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
-        raise PkiError(f"{source} is no PEM or DER certificate: {exc}") from exc
-
-
-def parse_private_key(data: bytes, *, source: str = "key") -> ec.EllipticCurvePrivateKey:
-    """An EC private key from PEM or DER bytes (PKCS#8 or SEC 1), unencrypted."""
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_private_key(data, password=None)
-        else:
-            key = serialization.load_der_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise PkiError(f"{source} is no unencrypted PEM or DER private key: {exc}") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise PkiError(f"{source} is not an elliptic-curve key")
-    return key
-
-
-def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
-    """A certificate from a PEM or DER file."""
-    p = Path(path)
-    try:
-        return parse_certificate(_read(p), source=str(p))
-    except PkiError as exc:
-        exc.path = p
-        raise
-
-
-def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
-    """All certificates of a PEM bundle, or the one certificate of a DER file."""
-    p = Path(path)
-    data = _read(p)
-    if data.lstrip().startswith(b"-----BEGIN"):
-        try:
-            return x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
-            raise PkiError(f"{p} holds no readable PEM certificates: {exc}", path=p) from exc
-    return [load_certificate(p)]
-
-
-def load_private_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePrivateKey:
-    """An EC private key from a PEM or DER file."""
-    p = Path(path)
-    try:
-        return parse_private_key(_read(p), source=str(p))
-    except PkiError as exc:
-        exc.path = p
-        raise
-
-
-def _public_bytes(key: ec.EllipticCurvePublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.X962,
-                            serialization.PublicFormat.UncompressedPoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +112,7 @@ class Credential:
     def __post_init__(self) -> None:
         public = self.cert.public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey) or (
-                _public_bytes(public) != _public_bytes(self.key.public_key())):
+                pki_files.public_bytes(public) != pki_files.public_bytes(self.key.public_key())):
             raise PkiError(f"the key does not belong to certificate "
                            f"{self.cert.subject.rfc4514_string()}")
 
@@ -327,11 +260,12 @@ def make_euicc(eum: Credential, eid: str, *,
 def make_server(ci: Credential, role: x509.ObjectIdentifier, *, oid: str = DEFAULT_SMDP_OID,
                 name: str = "MPS SM-DP+",
                 key: ec.EllipticCurvePrivateKey | None = None) -> Credential:
-    """A DPauth (``ROLE_DP_AUTH``) or DPpb (``ROLE_DP_PB``) certificate for the SM-DP+ ``oid``."""
-    if role not in (ROLE_DP_AUTH, ROLE_DP_PB):
-        raise PkiError("a server signing certificate is DPauth or DPpb")
+    """A DPauth, DPpb or DSauth (``ROLE_DP_AUTH``, ``ROLE_DP_PB``, ``ROLE_DS_AUTH``)
+    certificate for the server ``oid``."""
+    label = {ROLE_DP_AUTH: "auth", ROLE_DP_PB: "pb", ROLE_DS_AUTH: "SM-DS auth"}.get(role)
+    if label is None:
+        raise PkiError("a server signing certificate is DPauth, DPpb or DSauth")
     key = key or _new_key(ci.key.curve)
-    label = "auth" if role == ROLE_DP_AUTH else "pb"
     subject = _name((NameOID.COMMON_NAME, f"{name} {label}"), (NameOID.ORGANIZATION_NAME, "MPS"),
                     (NameOID.COUNTRY_NAME, "DE"))
     builder = (_builder(subject, ci.cert.subject, key.public_key(), _years(_LEAF_YEARS))
@@ -467,12 +401,15 @@ def init_pki(directory: str | os.PathLike[str], *, eids: Iterable[str] = (),
 
 def _chain_files(ci: Credential, eum: Credential, smdp_oid: str, suffix: str
                  ) -> list[tuple[Credential, str, str]]:
-    """CI, EUM, DPauth and DPpb of one chain, with their file names (``ci<suffix>.pem``)."""
+    """CI, EUM, DPauth, DPpb and DSauth of one chain, with their file names
+    (``ci<suffix>.pem``)."""
     return [(ci, f"ci{suffix}.pem", f"ci{suffix}.key"),
             (eum, f"eum{suffix}.pem", f"eum{suffix}.key"),
             (make_server(ci, ROLE_DP_AUTH, oid=smdp_oid), f"dpauth{suffix}.pem",
              f"dpauth{suffix}.key"),
-            (make_server(ci, ROLE_DP_PB, oid=smdp_oid), f"dppb{suffix}.pem", f"dppb{suffix}.key")]
+            (make_server(ci, ROLE_DP_PB, oid=smdp_oid), f"dppb{suffix}.pem", f"dppb{suffix}.key"),
+            (make_server(ci, ROLE_DS_AUTH, oid=smdp_oid), f"dsauth{suffix}.pem",
+             f"dsauth{suffix}.key")]
 
 
 def issue_euicc(directory: str | os.PathLike[str], eid: str, *,

@@ -128,8 +128,11 @@ class DownloadSession:
             if ecka.rsp_curve(key) is None or not isinstance(key, ec.EllipticCurvePublicKey):
                 return refuse(code.UNSUPPORTED_CURVE,
                               "CERT.DPauth is on neither NIST P-256 nor brainpoolP256r1")
-            certs.verify_server_certificate(server, self.identity.ci_certificates,
-                                            role=certs.ROLE_DP_AUTH)
+            # An SM-DS authenticates with CERT.DSauth for event retrieval (SGP.22 3.6.3).
+            from_smds = certs.has_role(server, certs.ROLE_DS_AUTH)
+            certs.verify_server_certificate(
+                server, self.identity.ci_certificates,
+                role=certs.ROLE_DS_AUTH if from_smds else certs.ROLE_DP_AUTH)
         except CertificateError as exc:
             return refuse(code.INVALID_CERTIFICATE, str(exc))
         try:
@@ -138,10 +141,11 @@ class DownloadSession:
             return refuse(code.INVALID_SIGNATURE, str(exc))
         if signed.euicc_challenge != self._challenge:
             return refuse(code.EUICC_CHALLENGE_MISMATCH, "serverSigned1 names another challenge")
-        if not req.ctx_params1.matching_id and (
+        if not req.ctx_params1.matching_id and not from_smds and (
                 default_smdp_address is None
                 or signed.server_address.lower() != default_smdp_address.lower()):
-            # Without a matching id the LPA uses the default SM-DP+: it must be that one.
+            # Without a matching id an SM-DP+ must be the default one; an SM-DS is asked
+            # for events, which carry no matching id.
             return refuse(code.UNDEFINED, f"no matching id, and {signed.server_address} is "
                           f"not the default SM-DP+ ({default_smdp_address or 'none set'})")
         euicc_signed1 = rsp.EuiccSigned1(signed.transaction_id, signed.server_address,
@@ -151,7 +155,7 @@ class DownloadSession:
         signature = self.identity.sign(body)
         self._txid = signed.transaction_id
         self._server_address = signed.server_address
-        self._dpauth = server
+        self._dpauth = None if from_smds else server  # no download follows an SM-DS
         self._euicc_signature1 = signature
         self._challenge = None  # one use only: a replayed serverSigned1 finds none
         return rsp.AuthenticateResponseOk(body, signature, self.identity.certificate_der,

@@ -176,6 +176,8 @@ def cmd_order(args: argparse.Namespace) -> int:
         return fail(PROG, "give --iccid and --imsi, or --from-operator FILE", EXIT_USAGE)
     if args.iccid is not None and args.imsi is None:
         return fail(PROG, "--iccid needs --imsi", EXIT_USAGE)
+    if args.smds and not args.eid:
+        return fail(PROG, "--smds needs --eid: an event is for one eUICC", EXIT_USAGE)
     try:
         store = OrderStore.in_dir(_data_dir(args))
     except OrderError as exc:
@@ -198,6 +200,11 @@ def cmd_order(args: argparse.Namespace) -> int:
         store.close()
     code = ActivationCode(address, order.matching_id, cc_required=order.cc_required)
     out: dict[str, Any] = {"activation_code": str(code), **order.summary()}
+    if args.smds:
+        problem = _register_event(args, order.matching_id, address)
+        if problem is not None:
+            return fail(PROG, problem)
+        out["smds"] = args.smds
     emit(out, as_json=args.json, text=lambda _: str(code))
     return EXIT_OK
 
@@ -220,6 +227,19 @@ def _order_from_operator(store: OrderStore, address: str, args: argparse.Namespa
     new = sum(1 for r in rows if r["new"])
     print(f"{new} new order(s), {len(rows) - new} ordered before", file=sys.stderr)
     return EXIT_OK
+
+
+def _register_event(args: argparse.Namespace, matching_id: str, address: str) -> str | None:
+    """ES12.RegisterEvent of the order at ``--smds``; what went wrong, if anything."""
+    from mps_esim.lpa.es9 import Es9Error
+    from mps_esim.lpa.es11 import Es12Client
+
+    try:
+        with Es12Client(args.smds, ca_file=args.smds_ca) as es12:
+            es12.register_event(args.eid, matching_id, address)
+    except Es9Error as exc:
+        return f"order {matching_id} made, but the SM-DS refused the event: {exc}"
+    return None
 
 
 def cmd_orders(args: argparse.Namespace) -> int:
@@ -311,6 +331,9 @@ def _register_orders(ssub: Subparsers) -> None:
     order.add_argument("--spn", default="MPS", help="service provider name")
     order.add_argument("--max-attempts", type=int, default=5)
     order.add_argument("--ttl", type=float, help="seconds until the order expires")
+    order.add_argument("--smds", type=_address, metavar="HOST:PORT",
+                       help="register the order as an event for --eid at this SM-DS (ES12)")
+    order.add_argument("--smds-ca", metavar="FILE", help="CA file for the SM-DS's TLS")
     order.add_argument("--data", help="order database directory ($MPS_SMDP_DATA)")
     json_flag(order)
     order.set_defaults(func=cmd_order)
