@@ -5,10 +5,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# A second virtualenv holding the lowest version of each dependency pyproject.toml allows.
+LOWEST       := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed
 SYSTEM_PACKAGES := mosquitto mosquitto-clients pcscd vsmartcard-vpcd pcsc-tools opensc \
                    swig libpcsclite-dev python3-dev iproute2 util-linux
 
-.PHONY: all demo test bench lint setup system-packages clean
+.PHONY: all demo test test-lowest bench lint setup system-packages clean
 
 all: test
 
@@ -23,11 +26,24 @@ $(STAMP): pyproject.toml
 
 setup: system-packages $(STAMP)
 
+# Rebuilt only when pyproject.toml (or the pinning script) changes.
+$(LOWEST_STAMP): pyproject.toml .ci/lowest-constraints
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/pip install --quiet --upgrade pip
+	$(PYTHON) .ci/lowest-constraints pyproject.toml > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/pip install --quiet -c $(LOWEST)/constraints.txt -e '.[dev]'
+	@touch $@
+
+# The unit tests against those lowest versions: a lower bound that no longer works fails here.
+test-lowest: system-packages $(LOWEST_STAMP)
+	$(LOWEST)/bin/pytest -q -p no:cacheprovider tests/unit
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint test-lowest
 	$(BIN)/pytest
 
 demo: setup
@@ -37,4 +53,4 @@ bench: setup
 	$(BIN)/mps-bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .mypy_cache .ruff_cache .pytest_cache

@@ -1,10 +1,8 @@
-"""``mps-agent``: the device agent's command line (run, identity, doctor, profiles)."""
+"""mps-agent: the device agent's command line (run, identity, doctor, profiles)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import math
 import os
 import signal
@@ -16,9 +14,9 @@ from types import FrameType
 from typing import Any
 
 from agent.daemon import AgentDaemon
-from agent.doctor import Check, Doctor, Status, render_check
-from agent.errors import AgentError, ConfigError
-from agent.firstboot import Device, FirstBoot, Settings, Step
+from agent.doctor import Check, CheckStatus, Doctor, render_check
+from agent.errors import AgentConfigError, AgentError
+from agent.firstboot import AgentSettings, DeviceHardware, FirstBoot, Step
 from agent.identity import StepError
 from firmware_profiles import (
     FirmwareProfile,
@@ -27,14 +25,28 @@ from firmware_profiles import (
     find_profile,
     load_profile,
 )
+from mps_common.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    emit,
+    fail,
+    json_flag,
+    log_level_option,
+    new_parser,
+    parse,
+    setup_logging,
+    table,
+)
+from mps_common.errors import ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROG = "mps-agent"
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> AgentSettings:
     profile = load_profile(args.profile)
     # Layered configuration: arguments > environment > the profile's TOML.
-    return Settings.from_profile(
+    return AgentSettings.from_profile(
         profile,
         modem_port=args.modem or os.environ.get("MPS_MODEM"),
         card_url=args.card or os.environ.get("MPS_CARD"),
@@ -56,17 +68,17 @@ def _retry_for(args: argparse.Namespace) -> float:
         return math.inf if getattr(args, "daemon", False) else 0.0
     seconds = float(value)
     if not seconds >= 0:
-        raise ConfigError(f"retry-for must be 0 or more seconds, not {value!r}")
+        raise AgentConfigError(f"retry-for must be 0 or more seconds, not {value!r}")
     return seconds
 
 
 def _print(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=True))
+    emit(obj, as_json=True, text=str)
 
 
 def cmd_identity(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    with Device(settings) as device:
+    with DeviceHardware(settings) as device:
         device.ensure_profile()
         if not args.no_network:
             # The IP address exists only once the modem is attached.
@@ -132,17 +144,15 @@ def cmd_profiles_list(args: argparse.Namespace) -> int:
             rows.append(_profile_row(load_profile(path)))
         except ProfileError as exc:
             rows.append({"name": path.stem, "path": str(path), "error": str(exc)})
-    if args.json:
-        _print(rows)
-    else:
-        print(f"{'NAME':<16} {'DIALECT':<8} {'PORT':<34} {'CARD':<26} DESCRIPTION")
-        for r in rows:
-            if "error" in r:
-                print(f"{r['name']:<16} {'-':<8} {'-':<34} {'-':<26} {r['error']}")
-                continue
-            print(f"{r['name']:<16} {r['dialect']:<8} {r['port']:<34} {r['card']:<26} "
-                  f"{r['description']}")
+    emit(rows, as_json=args.json, text=_profiles_table)
     return EXIT_OK
+
+
+def _profiles_table(rows: list[dict[str, Any]]) -> str:
+    return table(["NAME", "DIALECT", "PORT", "CARD", "DESCRIPTION"],
+                 [[r["name"], "-", "-", "-", r["error"]] if "error" in r else
+                  [r["name"], r["dialect"], r["port"], r["card"], r["description"]]
+                  for r in rows])
 
 
 def cmd_profiles_check(args: argparse.Namespace) -> int:
@@ -153,7 +163,9 @@ def cmd_profiles_check(args: argparse.Namespace) -> int:
             results.append({"file": str(p.path), "ok": True, "profile": _profile_row(p)})
         except ProfileError as exc:
             results.append({"file": exc.path, "ok": False, "key": exc.key,
-                            "problem": exc.problem, "error": str(exc)})
+                            "problem": exc.problem, "error": str(exc),
+                            "problems": [{"key": p.where, "problem": p.what}
+                                         for p in exc.problems]})
     if args.json:
         _print(results)
     else:
@@ -162,7 +174,7 @@ def cmd_profiles_check(args: argparse.Namespace) -> int:
                 print(f"{r['file']}: ok ({r['profile']['name']})")
             else:
                 print(r["error"], file=sys.stderr)
-    return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAILED
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAILURE
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -182,10 +194,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if as_json:
         _print(report.to_json())
     else:
-        failed = sum(1 for c in report.checks if c.status is Status.FAIL)
+        failed = sum(1 for c in report.checks if c.status is CheckStatus.FAIL)
         print("all checks passed" if report.ok else
               f"{failed} check(s) failed; fix the first one first")
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def _hardware_options(p: argparse.ArgumentParser, *, broker: bool) -> None:
@@ -212,9 +224,9 @@ def _hardware_options(p: argparse.ArgumentParser, *, broker: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mps-agent", description=__doc__)
-    parser.add_argument("--log-level", default=os.environ.get("MPS_LOG_LEVEL", "WARNING"))
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = new_parser(PROG, __doc__ or "")
+    log_level_option(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="first boot: read identity, register, wait for the ack")
     _hardware_options(run, broker=True)
@@ -222,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep running: online/offline state, republish on change")
     run.add_argument("--interval", type=float, default=30.0,
                      help="seconds between identity checks with --daemon")
-    run.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    json_flag(run)
     run.set_defaults(func=cmd_run)
 
     ident = sub.add_parser("identity", help="print what the device reads about itself")
@@ -243,36 +255,37 @@ def build_parser() -> argparse.ArgumentParser:
                         help="wait this long for network registration (default: look once)")
     doctor.add_argument("--broker-timeout", type=float, default=5.0, metavar="SECONDS",
                         help="time the broker has to answer (default 5)")
-    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    json_flag(doctor)
     doctor.set_defaults(func=cmd_doctor)
 
     profiles = sub.add_parser("profiles", help="list or check firmware profiles")
-    psub = profiles.add_subparsers(dest="profiles_command", required=True)
+    psub = profiles.add_subparsers(dest="profiles_command", required=True, metavar="ACTION")
     plist = psub.add_parser("list", help="the bundled profiles")
-    plist.add_argument("--json", action="store_true")
+    json_flag(plist)
     plist.set_defaults(func=cmd_profiles_list)
     pcheck = psub.add_parser("check", help="validate profile files (or bundled names)")
     pcheck.add_argument("files", nargs="+", metavar="FILE")
-    pcheck.add_argument("--json", action="store_true")
+    json_flag(pcheck)
     pcheck.set_defaults(func=cmd_profiles_check)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Run ``mps-agent`` with ``argv`` (default: the process's arguments)."""
+    args = parse(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
+        setup_logging(args.log_level)
         return int(args.func(args))
     except ProfileError as exc:
-        print(f"mps-agent: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(PROG, str(exc), EXIT_USAGE)
     except StepError as exc:
-        print(f"mps-agent: failed at step '{exc.step}': {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(PROG, f"failed at step '{exc.step}': {exc}")
     except AgentError as exc:
-        print(f"mps-agent: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(PROG, str(exc))
+    except ConfigError as exc:
+        return fail(PROG, str(exc), EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import ConfigError
+from agent.errors import AgentConfigError
 from agent.signing import DeviceSigner
 from mps_mqtt.bundle import IDENTITY_FILE, BundleError, CredentialBundle
 from mps_mqtt.client import BrokerURL
@@ -22,7 +22,7 @@ ENV = "MPS_CREDENTIALS"
 DIR_NAME = "credentials"
 
 
-class CredentialsError(ConfigError):
+class CredentialsError(AgentConfigError):
     """The device's credential bundle is missing, incomplete or not this device's."""
 
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 
 from agent.errors import AgentError
-from agent.firstboot import Device, FirstBoot, Settings, Step
+from agent.firstboot import AgentSettings, DeviceHardware, FirstBoot, Step
 from agent.identity import StepError
 from agent.publisher import Backoff, Publisher
 from mps_mqtt.client import MqttError
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class AgentDaemon:
     """Watches the hardware every ``interval`` seconds until ``stop`` is set."""
 
-    def __init__(self, settings: Settings, *, interval: float = 30.0,
+    def __init__(self, settings: AgentSettings, *, interval: float = 30.0,
                  stop: threading.Event | None = None, backoff: Backoff | None = None) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -41,14 +41,14 @@ class AgentDaemon:
 
     def run(self, device_id: str) -> None:
         """Serve until stopped. ``device_id`` is the EID found by first boot."""
-        with Device(self.settings) as device:
+        with DeviceHardware(self.settings) as device:
             pub = self.boot.publisher(device_id, presence=True)
             try:
                 self._serve(device, pub)
             finally:
                 pub.close()
 
-    def _serve(self, device: Device, pub: Publisher) -> None:
+    def _serve(self, device: DeviceHardware, pub: Publisher) -> None:
         delays = self.backoff.delays(random.Random())
         wait = 0.0  # the first round opens the connection at once
         while not self.stop.wait(wait):

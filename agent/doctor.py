@@ -8,7 +8,6 @@ profile, the network, the data context's address and the broker.
 
 from __future__ import annotations
 
-import enum
 import errno
 import logging
 import os
@@ -18,22 +17,38 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from agent.card import CardLink, open_card
+from agent.checklist import (
+    ADDRESS,
+    BROKER,
+    CHECKS,
+    EUICC,
+    ISDR,
+    MODEM,
+    NETWORK,
+    PORT,
+    PROFILE,
+    SIM,
+    Check,
+    CheckStatus,
+    DoctorReport,
+    render,
+    render_check,
+)
 from agent.errors import (
+    AgentConfigError,
     AgentError,
     CardError,
     CmeError,
-    ConfigError,
     ModemError,
     ModemTimeoutError,
     NoCardError,
     StatusWordError,
 )
-from agent.firstboot import Settings
+from agent.firstboot import AgentSettings
 from agent.modem import Modem
 from agent.modem.transports import link_for_url
 from mps_common.progress import Progress
@@ -43,26 +58,6 @@ from mps_mqtt.client import BrokerURL, MqttError, connect, disconnect, new_clien
 
 log = logging.getLogger(__name__)
 
-
-class Status(enum.StrEnum):
-    """A check's outcome."""
-
-    PASS = "pass"  # noqa: S105 - a check outcome, not a password
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-# The checks, in the order they run.
-PORT = "modem port opens"
-MODEM = "modem answers AT"
-SIM = "SIM present"
-EUICC = "eUICC reachable"
-ISDR = "ISD-R selectable"
-PROFILE = "operational profile enabled"
-NETWORK = "network registered"
-ADDRESS = "IP address assigned"
-BROKER = "broker reachable"
-CHECKS = (PORT, MODEM, SIM, EUICC, ISDR, PROFILE, NETWORK, ADDRESS, BROKER)
 
 SW_NOT_FOUND = 0x6A82
 _NO_CHANNEL = (0x6A81, 0x6881)
@@ -87,40 +82,6 @@ _ACTIVATION = {
     "sim7080": "AT+CNACT=0,1 activates the app network (AT+CNCFG sets its APN)",
     "ublox": "AT+UPSDA=0,3 activates PSD profile 0 (AT+UPSD=0,1,\"<apn>\" sets its APN)",
 }
-
-
-@dataclass
-class Check:
-    """One check's outcome; ``hint`` says what to do about a failure (or a doubt)."""
-
-    name: str
-    status: Status
-    detail: str = ""
-    hint: str = ""
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status.value, "detail": self.detail,
-                "hint": self.hint, "seconds": round(self.seconds, 3)}
-
-
-@dataclass
-class Report:
-    """Every check of one run."""
-
-    profile: str
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(c.status is Status.PASS for c in self.checks)
-
-    def get(self, name: str) -> Check:
-        return next(c for c in self.checks if c.name == name)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"profile": self.profile, "ok": self.ok,
-                "checks": [c.to_json() for c in self.checks]}
 
 
 class _Note(Protocol):
@@ -154,7 +115,7 @@ class Doctor:
     shows the wait for the network on stderr (``None``: when that is a terminal).
     """
 
-    def __init__(self, settings: Settings, *, network_wait: float = 0.0,
+    def __init__(self, settings: AgentSettings, *, network_wait: float = 0.0,
                  broker_timeout: float = 5.0,
                  on_check: Callable[[Check], None] | None = None,
                  show_progress: bool | None = None) -> None:
@@ -165,11 +126,11 @@ class Doctor:
         self.broker_timeout = broker_timeout
         self.on_check = on_check or (lambda check: None)
         self.show_progress = show_progress
-        self.report = Report(settings.profile.name)
+        self.report = DoctorReport(settings.profile.name)
         self.modem: Modem | None = None
         self.card: CardLink | None = None
 
-    def run(self) -> Report:
+    def run(self) -> DoctorReport:
         """Run every check once and return the report."""
         try:
             self._modem_checks()
@@ -187,14 +148,14 @@ class Doctor:
     # --- bookkeeping ---------------------------------------------------------------------
 
     def _passed(self, name: str) -> bool:
-        return any(c.name == name and c.status is Status.PASS for c in self.report.checks)
+        return any(c.name == name and c.status is CheckStatus.PASS for c in self.report.checks)
 
     def _add(self, check: Check) -> None:
         self.report.checks.append(check)
         self.on_check(check)
 
     def _skip(self, name: str, because: str) -> None:
-        self._add(Check(name, Status.SKIP, f"skipped: {because}"))
+        self._add(Check(name, CheckStatus.SKIP, f"skipped: {because}"))
 
     @contextmanager
     def _check(self, name: str) -> Iterator[_Note]:
@@ -209,16 +170,16 @@ class Doctor:
         try:
             yield note
         except _Failed as exc:
-            self._add(Check(name, Status.FAIL, exc.detail, exc.hint,
+            self._add(Check(name, CheckStatus.FAIL, exc.detail, exc.hint,
                             time.monotonic() - started))
         except (AgentError, OSError) as exc:
             # Unforeseen, but still this check's failure: the rest of the list goes on.
             log.debug("%s failed", name, exc_info=True)
-            self._add(Check(name, Status.FAIL, str(exc) or type(exc).__name__,
-                            "unexpected failure; run with --log-level DEBUG for details",
+            self._add(Check(name, CheckStatus.FAIL, str(exc) or type(exc).__name__,
+                            "unexpected failure; run with --log-level debug for details",
                             time.monotonic() - started))
         else:
-            self._add(Check(name, Status.PASS, outcome["detail"], outcome["hint"],
+            self._add(Check(name, CheckStatus.PASS, outcome["detail"], outcome["hint"],
                             time.monotonic() - started))
 
     # --- the modem -----------------------------------------------------------------------
@@ -230,7 +191,7 @@ class Doctor:
             try:
                 link = link_for_url(port)
                 link.open()
-            except ConfigError as exc:
+            except AgentConfigError as exc:
                 raise _Failed(str(exc), "fix [modem] port in the profile or --modem: a "
                               "device path or a serial:// or socket:// URL") from exc
             except ModemError as exc:
@@ -310,20 +271,7 @@ class Doctor:
                            "answer")
             return
         with self._check(SIM) as note:
-            try:
-                self.card = open_card(url, modem=self.modem if via_modem else None,
-                                      **self._isdr())
-                self.card.connect()
-            except NoCardError as exc:
-                if self.card is not None:
-                    self.card.close()
-                self.card = None
-                raise _Failed(str(exc), self._no_card_hint(scheme, url)) from exc
-            except AgentError as exc:
-                if self.card is not None:
-                    self.card.close()
-                self.card = None
-                raise _Failed(str(exc), "check [card] url in the profile or --card") from exc
+            self.card = self._open_card(url, scheme, via_modem)
             note(url)
         if self.card is None:
             for name in (EUICC, ISDR, PROFILE):
@@ -331,15 +279,7 @@ class Doctor:
             return
         card = self.card
         with self._check(EUICC) as note:
-            try:
-                resp = card.transmit(bytes.fromhex("00A4000C023F00"))  # SELECT MF
-            except CardError as exc:
-                raise _Failed(str(exc), "the card does not answer APDUs: reseat it, or "
-                              "power-cycle the modem or reader") from exc
-            if resp.sw != SW_OK:
-                raise _Failed(f"SELECT MF answered {resp.sw:04X} ({sw_text(resp.sw)})",
-                              "the card answers, but not like a UICC")
-            note("answers APDUs")
+            note(self._answers(card))
         if not self._passed(EUICC):
             for name in (ISDR, PROFILE):
                 self._skip(name, "the card does not answer")
@@ -348,6 +288,31 @@ class Doctor:
             note(self._eid(card))
         with self._check(PROFILE) as note:
             note(*self._iccid(card))
+
+    def _open_card(self, url: str, scheme: str, via_modem: bool) -> CardLink:
+        card: CardLink | None = None
+        try:
+            card = open_card(url, modem=self.modem if via_modem else None, **self._isdr())
+            card.connect()
+        except AgentError as exc:
+            if card is not None:
+                card.close()
+            hint = self._no_card_hint(scheme, url) if isinstance(exc, NoCardError) \
+                else "check [card] url in the profile or --card"
+            raise _Failed(str(exc), hint) from exc
+        return card
+
+    @staticmethod
+    def _answers(card: CardLink) -> str:
+        try:
+            resp = card.transmit(bytes.fromhex("00A4000C023F00"))  # SELECT MF
+        except CardError as exc:
+            raise _Failed(str(exc), "the card does not answer APDUs: reseat it, or "
+                          "power-cycle the modem or reader") from exc
+        if resp.sw != SW_OK:
+            raise _Failed(f"SELECT MF answered {resp.sw:04X} ({sw_text(resp.sw)})",
+                          "the card answers, but not like a UICC")
+        return "answers APDUs"
 
     def _shares_modem(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -512,20 +477,21 @@ class Doctor:
                 f"connection yet")
 
 
-def render(report: Report, *, width: int = 28) -> list[str]:
-    """The human checklist, one line per check plus a hint line under each failure."""
-    lines: list[str] = []
-    for check in report.checks:
-        lines += render_check(check, width=width)
-    return lines
-
-
-_MARK = {Status.PASS: "[ ok ]", Status.FAIL: "[FAIL]", Status.SKIP: "[skip]"}
-
-
-def render_check(check: Check, *, width: int = 28) -> list[str]:
-    out = [f"{_MARK[check.status]} {check.name:<{width}} {check.detail}".rstrip()]
-    if check.hint:
-        label = "hint" if check.status is Status.FAIL else "note"
-        out.append(f"       {'':<{width}} {label}: {check.hint}")
-    return out
+__all__ = [
+    "ADDRESS",
+    "BROKER",
+    "CHECKS",
+    "EUICC",
+    "ISDR",
+    "MODEM",
+    "NETWORK",
+    "PORT",
+    "PROFILE",
+    "SIM",
+    "Check",
+    "CheckStatus",
+    "Doctor",
+    "DoctorReport",
+    "render",
+    "render_check",
+]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from mps_common.errors import ConfigError
+
 
 class AgentError(Exception):
     """Root of every error the agent raises."""
 
 
-class ConfigError(AgentError, ValueError):
-    """A firmware profile, URL or option is invalid."""
+class AgentConfigError(AgentError, ConfigError):
+    """A modem or card URL, or a credential file, is invalid.
+
+    Also an :class:`AgentError`, so a first-boot step that opens hardware from a bad URL
+    fails as that step, like any other hardware error.
+    """
 
 
 # --- modem ---------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class Step(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class AgentSettings:
     """The effective settings of one agent run (profile values after overrides)."""
 
     profile: FirmwareProfile
@@ -75,7 +75,7 @@ class Settings:
                      state_dir: str | Path | None = None,
                      credentials: str | Path | None = None,
                      retry_for: float = 0.0, activation_code: str | None = None,
-                     smdp_ca: str | Path | None = None) -> Settings:
+                     smdp_ca: str | Path | None = None) -> AgentSettings:
         return cls(
             profile=profile,
             modem_port=modem_port or profile.modem.port,
@@ -103,15 +103,15 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class Device:
+class DeviceHardware:
     """The device's hardware as the agent sees it: its modem and its card."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
         self.modem: Modem | None = None
         self.card: CardLink | None = None
 
-    def open(self) -> Device:
+    def open(self) -> DeviceHardware:
         s = self.settings
         try:
             self.modem = Modem(open_modem(s.modem_port), dialect=s.profile.modem.dialect)
@@ -181,7 +181,7 @@ class Device:
             raise StepError(Step.IDENTITY, "hardware is not open")
         return read_identity(self.modem, self.card)
 
-    def __enter__(self) -> Device:
+    def __enter__(self) -> DeviceHardware:
         return self.open()
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
@@ -196,7 +196,7 @@ def now_ms() -> int:
 class FirstBoot:
     """Runs first boot once; ``on_step`` is told each step as it starts."""
 
-    def __init__(self, settings: Settings, *,
+    def __init__(self, settings: AgentSettings, *,
                  on_step: Callable[[Step], None] | None = None) -> None:
         self.settings = settings
         self.outbox = Outbox(settings.state_dir / "outbox.json")
@@ -212,7 +212,7 @@ class FirstBoot:
             self.on_step(step)
 
         enter(Step.PROBE)
-        with Device(self.settings) as device:
+        with DeviceHardware(self.settings) as device:
             enter(Step.PROFILE)
             device.ensure_profile(on_download=lambda: enter(Step.DOWNLOAD))
             enter(Step.NETWORK)

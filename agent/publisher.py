@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from agent.errors import AgentError
 from agent.signing import DeviceSigner
 from mps_mqtt.client import (
     BrokerUnreachableError,
@@ -36,7 +37,7 @@ from mps_wire.topics import Topics
 log = logging.getLogger(__name__)
 
 
-class RegistryReplyError(MqttError):
+class RegistryReplyError(AgentError, MqttError):
     """The registry's reply could not be decoded."""
 
 
@@ -176,7 +177,7 @@ class Backoff:
 _TRANSIENT = frozenset({ErrorCode.INTERNAL})
 
 
-class DeliveryError(MqttError):
+class DeliveryError(AgentError, MqttError):
     """A registration could not be delivered before the retry window closed."""
 
     def __init__(self, message: str, *, attempts: int) -> None:

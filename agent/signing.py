@@ -12,13 +12,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.errors import ConfigError
+from agent.errors import AgentConfigError
 from mps_wire.cose import key_id, load_private_key
 from mps_wire.messages import DeviceInfo
 from mps_wire.registration import encode_registration
 
 
-class SigningKeyError(ConfigError):
+class SigningKeyError(AgentConfigError):
     """The signing key is missing, unreadable or not a P-256 private key."""
 
 

@@ -58,6 +58,10 @@ from mps_common.cli import EXIT_USAGE, common_options, fail, new_parser, parse, 
 from mps_common.config import Settings
 from mps_common.errors import ConfigError
 
+#: The keys a configuration file's [bridge] table may set.
+FILE_OPTIONS = ("db", "broker", "credentials", "prefix", "group", "client_id", "consent_ttl",
+                "signatures", "log_level")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``mps-bridge`` and all its subcommands."""
@@ -82,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(build_parser(), argv)
     if isinstance(args, int):
         return args
-    settings = Settings(vars(args), section="bridge", config_file=args.config)
+    settings = Settings(vars(args), section="bridge", config_file=args.config,
+                        file_options=FILE_OPTIONS)
     try:
         setup_logging(settings.text("log_level", "warning") or "warning")
         if args.command == "serve":

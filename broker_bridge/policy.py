@@ -57,7 +57,7 @@ FIELDS_BY_TRUST: dict[TrustLevel, frozenset[str]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class PolicyDecision:
     """A policy's answer; ``fields`` are the device fields an allowed app may see.
 
     ``reason`` is a :class:`~mps_wire.messages.Reason` value for refusals, ``message``
@@ -73,11 +73,11 @@ class Decision:
 
     @classmethod
     def allow(cls, fields: frozenset[str] = DISCLOSABLE, *,
-              consent: ConsentRule = ConsentRule.ASK, real_contract: bool = True) -> Decision:
+              consent: ConsentRule = ConsentRule.ASK, real_contract: bool = True) -> PolicyDecision:
         return cls(Verdict.ALLOW, fields=fields, consent=consent, real_contract=real_contract)
 
     @classmethod
-    def deny(cls, reason: str, message: str = "") -> Decision:
+    def deny(cls, reason: str, message: str = "") -> PolicyDecision:
         return cls(Verdict.DENY, reason=reason, fields=frozenset(), message=message or reason)
 
     @property
@@ -88,15 +88,15 @@ class Decision:
 class AccessPolicy(Protocol):
     """Decides app requests; called on the MQTT network thread, so it must not block long."""
 
-    def admit(self, app_id: str, app: App | None) -> Decision:
+    def admit(self, app_id: str, app: App | None) -> PolicyDecision:
         """May the app (``None`` when the operator does not know it) ask at all?"""
         ...
 
-    def pairing(self, app: App, purpose: str | None) -> Decision:
+    def pairing(self, app: App, purpose: str | None) -> PolicyDecision:
         """May the app pair (for ``purpose``; None: a look-up without one), and how?"""
         ...
 
-    def disclose(self, app: App) -> Decision:
+    def disclose(self, app: App) -> PolicyDecision:
         """Which device fields the app sees, and whether it sees real contract ids."""
         ...
 
@@ -104,25 +104,25 @@ class AccessPolicy(Protocol):
 class TrustPolicy:
     """The operator's rules: trust levels, allowed purposes and standing consent."""
 
-    def admit(self, app_id: str, app: App | None) -> Decision:
+    def admit(self, app_id: str, app: App | None) -> PolicyDecision:
         if app is None:
-            return Decision.deny(Reason.UNKNOWN_APP,
+            return PolicyDecision.deny(Reason.UNKNOWN_APP,
                                  f"app {app_id} is not registered with the operator")
-        return Decision.allow()
+        return PolicyDecision.allow()
 
-    def pairing(self, app: App, purpose: str | None) -> Decision:
+    def pairing(self, app: App, purpose: str | None) -> PolicyDecision:
         if app.trust is TrustLevel.UNVERIFIED:
-            return Decision.deny(Reason.UNTRUSTED,
+            return PolicyDecision.deny(Reason.UNTRUSTED,
                                  f"app {app.id} is not verified by the operator")
         if purpose is not None and purpose not in app.purposes:
-            return Decision.deny(Reason.PURPOSE_NOT_ALLOWED,
+            return PolicyDecision.deny(Reason.PURPOSE_NOT_ALLOWED,
                                  f"app {app.id} may not pair for the purpose {purpose!r}")
         disclosed = self.disclose(app)
         standing = app.trust is TrustLevel.PARTNER and app.standing_consent
-        return Decision.allow(disclosed.fields,
+        return PolicyDecision.allow(disclosed.fields,
                               consent=ConsentRule.STANDING if standing else ConsentRule.ASK,
                               real_contract=disclosed.real_contract)
 
-    def disclose(self, app: App) -> Decision:
-        return Decision.allow(FIELDS_BY_TRUST[app.trust],
+    def disclose(self, app: App) -> PolicyDecision:
+        return PolicyDecision.allow(FIELDS_BY_TRUST[app.trust],
                               real_contract=app.trust is TrustLevel.PARTNER)

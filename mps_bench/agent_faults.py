@@ -22,7 +22,7 @@ from pathlib import Path
 from agent.card import CardLink, open_card
 from agent.card.emu import EmuCardLink
 from agent.errors import AgentError
-from agent.firstboot import FirstBoot, Settings
+from agent.firstboot import AgentSettings, FirstBoot
 from agent.identity import Identity, read_identity
 from agent.modem import Modem, open_modem
 from broker_bridge.model import App, Contract, Subscription, TrustLevel
@@ -56,7 +56,7 @@ DOWNLOAD_MSISDN = "+4915188000002"
 
 @dataclass
 class _Rig:
-    settings: Settings
+    settings: AgentSettings
     store: Store
     link: Path
     broker: str
@@ -86,7 +86,7 @@ def _rig(workdir: Path) -> Iterator[_Rig]:
         link = workdir / "modem"
         stack.enter_context(_emulated_modem(link, workdir))
         profile = load_profile(PROFILE_DIR / "emulated-emu.toml")
-        settings = Settings.from_profile(profile, modem_port=str(link),
+        settings = AgentSettings.from_profile(profile, modem_port=str(link),
                                          card_url=f"emu://{card}", broker_url=broker.url,
                                          state_dir=workdir / "agent")
         yield _Rig(settings, store, link, broker.url)
@@ -113,7 +113,7 @@ def _emulated_modem(link: Path, workdir: Path) -> Iterator[None]:
 class _Hardware:
     """The agent's probe steps with a short modem timeout (first boot's own is 5 s)."""
 
-    def __init__(self, settings: Settings, port: str, *, timeout: float,
+    def __init__(self, settings: AgentSettings, port: str, *, timeout: float,
                  card: CardLink | None = None) -> None:
         self.settings = settings
         self.modem = Modem(open_modem(port), dialect=settings.profile.modem.dialect,

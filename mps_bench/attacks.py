@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -23,18 +21,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric import ec
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
-from broker_bridge.brokerconf import MosquittoConfig as BrokerConfig
-from broker_bridge.brokerconf import find_dynsec_plugin, write_broker_config
+from broker_bridge.brokerconf import MosquittoConfig, find_dynsec_plugin, write_broker_config
 from broker_bridge.credentials import OperatorCA, issue
 from broker_bridge.model import App, Contract, Installation, Role, Subscription, TrustLevel
 from broker_bridge.registry import Registry, SignaturePolicy
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore, Store
+from mps_bench.rawclient import RawClient
 from mps_mqtt.bundle import CredentialBundle
 from mps_mqtt.client import (
     BrokerUnreachableError,
@@ -42,9 +37,7 @@ from mps_mqtt.client import (
     connect,
     disconnect,
     new_client,
-    new_properties,
 )
-from mps_mqtt.props import set_nodelay
 from mps_testbed.stack.mosquitto import Mosquitto, free_port
 from mps_wire import codec
 from mps_wire.cose import load_private_key
@@ -118,91 +111,6 @@ class AttackReport:
                 "attacks": [r.to_json() for r in self.results]}
 
 
-class RawClient:
-    """An MQTT v5 client that records reason codes and everything it receives."""
-
-    def __init__(self, url: BrokerURL) -> None:
-        self.client = new_client()
-        self.inbox: queue.Queue[tuple[str, bytes, bytes | None]] = queue.Queue()
-        self._codes: dict[int, int] = {}
-        self._events: dict[int, threading.Event] = {}
-        self._lock = threading.Lock()
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_publish = self._on_publish
-        connect(self.client, url)
-        # Without it a request waits for the peer's delayed ACK (40 ms) now and then.
-        set_nodelay(self.client)
-
-    def _event(self, mid: int) -> threading.Event:
-        with self._lock:
-            return self._events.setdefault(mid, threading.Event())
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        corr = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
-        self.inbox.put((msg.topic, bytes(msg.payload), bytes(corr) if corr else None))
-
-    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, codes: list[ReasonCode],
-                      _p: Properties | None) -> None:
-        self._codes[mid] = codes[0].value
-        self._event(mid).set()
-
-    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, code: ReasonCode,
-                    _p: Properties | None) -> None:
-        self._codes[mid] = code.value
-        self._event(mid).set()
-
-    def subscribe(self, topic: str, timeout: float = 5.0) -> int:
-        _rc, mid = self.client.subscribe(topic, qos=1)
-        if mid is None or not self._event(mid).wait(timeout):
-            raise TimeoutError(f"no SUBACK for {topic}")
-        return self._codes[mid]
-
-    def publish(self, topic: str, payload: bytes, *, response_topic: str | None = None,
-                correlation: bytes | None = None, timeout: float = 5.0) -> int:
-        props = new_properties()
-        if response_topic is not None:
-            props.ResponseTopic = response_topic
-        if correlation is not None:
-            props.CorrelationData = correlation
-        info = self.client.publish(topic, payload, qos=1, properties=props)
-        if not self._event(info.mid).wait(timeout):
-            raise TimeoutError(f"no PUBACK for {topic}")
-        return self._codes[info.mid]
-
-    def request(self, topic: str, payload: bytes, response_topic: str,
-                timeout: float = 5.0) -> dict[str, Any] | None:
-        """Send a request and return the decoded reply, None if none came in time."""
-        corr = os.urandom(8)
-        if self.publish(topic, payload, response_topic=response_topic,
-                        correlation=corr) >= 0x80:
-            return None
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                _topic, body, got = self.inbox.get(timeout=left)
-            except queue.Empty:
-                break
-            if got == corr:
-                return codec.decode(body, max_size=1 << 20)
-        return None
-
-    def drain(self, wait: float) -> list[tuple[str, bytes]]:
-        got: list[tuple[str, bytes]] = []
-        deadline = time.monotonic() + wait
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                topic, body, _corr = self.inbox.get(timeout=left)
-            except queue.Empty:
-                break
-            got.append((topic, body))
-        return got
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            disconnect(self.client)
-
-
 @dataclass
 class _Deployment:
     store: Store
@@ -252,7 +160,7 @@ def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
             bundles[name] = issue(registry, role, subject, workdir / "bundles" / name,
                                   ca=ca).directory
         tls_port = free_port()
-        config = BrokerConfig(port=None, tls_port=tls_port, acl=acl,
+        config = MosquittoConfig(port=None, tls_port=tls_port, acl=acl,
                               user="root" if os.geteuid() == 0 else None, persistence=False,
                               extra=("log_type all",))
         files = write_broker_config(workdir / "broker", config, store.identities(), ca=ca)
@@ -353,8 +261,23 @@ class _Attacks:
     # --- the attacks ---------------------------------------------------------------------
 
     def run_all(self) -> None:
-        t, dep = self.t, self.dep
         a1 = device(1)
+        pending = self._legitimate(a1)
+        self._consented(pending)
+        self._foreign_reply_topic()
+        self._foreign_events()
+        self._foreign_topics()
+        self._registration_attacks(a1)
+        self._size_attacks(a1)
+        self._anonymous()
+        # Nothing the attacks tried may have changed device A.
+        stored = self.dep.store.device(a1.eid)
+        if stored is None or stored.ip != ("10.9.9.9",) or stored.iccid != a1.iccid:
+            raise RuntimeError(f"device A changed under attack: {stored}")
+
+    def _legitimate(self, a1: DeviceInfo) -> dict[str, Any]:
+        """Device A registers, the care app pairs with Paul, the health app asks (pending)."""
+        t = self.t
         # Legitimate traffic first: device A registers, the care app pairs with Paul.
         first = self.register("a", a1)
         if first is None or first.get("status") != "ok":
@@ -370,6 +293,10 @@ class _Attacks:
                                               "purpose": "health-monitoring"})
         if pending is None or pending.get("status") != "pending":
             raise RuntimeError(f"the deployment does not work: health got {pending}")
+        return pending
+
+    def _consented(self, pending: dict[str, Any]) -> None:
+        dep = self.dep
         self.registry_refusal(
             "app-without-consent", "a verified app asks for a contract's devices before "
             "the user consented", "app:health",
@@ -388,8 +315,9 @@ class _Attacks:
             "app:health", lambda: self.app_request("health", {"op": "devices",
                                                               "msisdn": LENA_MSISDN}),
             "denied")
-        self._foreign_reply_topic()
-        self._foreign_events()
+
+    def _foreign_topics(self) -> None:
+        t, dep = self.t, self.dep
         self.publish_refusal(
             "foreign-register-topic", "a device publishes on another device's register "
             "topic", "a", t.device_register(device(9).eid),
@@ -397,6 +325,9 @@ class _Attacks:
         self.publish_refusal(
             "user-other-contract", "a user agent answers prompts of another contract",
             "paul", t.user_requests(LENA), codec.encode({"op": "consent-list"}))
+
+    def _registration_attacks(self, a1: DeviceInfo) -> None:
+        dep = self.dep
         dep.store.record_installation(Installation(iccid(2), device(2).eid, "txn-c",
                                                    "smdp", 1))
         self.registry_refusal(
@@ -426,6 +357,8 @@ class _Attacks:
         self.registry_refusal(
             "replayed-registration", "a captured registration sent again after a newer "
             "one", f"device:{a1.eid}", lambda: self.register("a", a1, old), "replay")
+
+    def _size_attacks(self, a1: DeviceInfo) -> None:
         big = codec.encode({**a1.to_wire(), "pad": "x" * 20_000})
         deep = b"\x81" * 64 + b"\x00"
         self.registry_refusal("oversized-registration", "a 20 kB registration",
@@ -439,11 +372,6 @@ class _Attacks:
         self.registry_refusal("deeply-nested-app-request", "an app request nested 64 deep",
                               "app:health", lambda: self.app_request("health", deep),
                               "too-large")
-        self._anonymous()
-        # Nothing the attacks tried may have changed device A.
-        stored = dep.store.device(a1.eid)
-        if stored is None or stored.ip != ("10.9.9.9",) or stored.iccid != a1.iccid:
-            raise RuntimeError(f"device A changed under attack: {stored}")
 
     def _foreign_reply_topic(self) -> None:
         t = self.t

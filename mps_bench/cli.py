@@ -1,15 +1,15 @@
-"""``mps-bench``: performance figures with ratios against a baseline taken in the same run
-(``mps-bench [--quick] [--json FILE]``), fault and attack runs (``faults``), long fuzzing
-(``fuzz``). Each part registers its own subcommand module here."""
+"""mps-bench: performance figures with ratios against a baseline taken in the same run
+(mps-bench [--quick] [--json FILE]), fault and attack runs (faults), long fuzzing (fuzz).
+Each part registers its own subcommand module here."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
-import os
 import sys
 from collections.abc import Sequence
+
+from mps_common.cli import EXIT_USAGE, fail, log_level_option, new_parser, parse, setup_logging
 
 # Subcommand modules; each provides ``register(subparsers)`` setting ``func`` on its parser.
 # A module that is not there yet is reported when its command is asked for, not before.
@@ -21,9 +21,9 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mps-bench", description=__doc__)
-    parser.add_argument("--log-level", default=os.environ.get("MPS_LOG_LEVEL", "WARNING"))
-    sub = parser.add_subparsers(dest="command")
+    parser = new_parser("mps-bench", __doc__ or "")
+    log_level_option(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in SUBCOMMANDS.items():
         try:
             mod = importlib.import_module(module)
@@ -42,13 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Plain ``mps-bench [--quick] [--json FILE]`` runs the performance benchmarks.
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
         args_list = ["perf", *args_list]
-    args = build_parser().parse_args(args_list)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse(build_parser(), args_list)
+    if isinstance(args, int):
+        return args
+    setup_logging(args.log_level)
     if getattr(args, "func", None) is None:
-        print(f"mps-bench: {args.command} is not implemented in this build "
-              f"({getattr(args, 'missing', '?')} is missing)", file=sys.stderr)
-        return 2
+        return fail("mps-bench", f"{args.command} is not implemented in this build "
+                    f"({getattr(args, 'missing', '?')} is missing)", EXIT_USAGE)
     return int(args.func(args))
 
 

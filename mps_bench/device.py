@@ -133,8 +133,8 @@ def boot(kind: str, count: int, *, download: bool, say: Callable[[str], None]) -
     that each boot has the machine to itself), against the rig's own registry; with
     ``download`` the cards start empty and each device downloads its profile from the
     rig's SM-DP+ during first boot."""
+    from mps_testbed.errors import StackError
     from mps_testbed.rig import Rig, RigError
-    from mps_testbed.stack.mosquitto import StackError
     from mps_testbed.stack.pcsc import PcscSandbox
 
     run = BootRun(kind)

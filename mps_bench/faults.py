@@ -1,18 +1,18 @@
-"""``mps-bench faults``: the attack suite and the fault runs, counted.
+"""mps-bench faults: the attack suite and the fault runs, counted.
 
 Fault runs, all on loopback and bounded in count and time:
 
-- ``bridge-killed``: N devices register (signed) while the registry process is killed
+- bridge-killed: N devices register (signed) while the registry process is killed
   with SIGKILL and started again;
-- ``broker-restarted``: N devices register while Mosquitto (with persistence) restarts;
-- ``card-removed``: a device whose card goes away mid first boot (before its identity
+- broker-restarted: N devices register while Mosquitto (with persistence) restarts;
+- card-removed: a device whose card goes away mid first boot (before its identity
   is read, and again after its registration was staged), then comes back;
-- ``modem-faults``: a modem that answers garbage, then one that never answers.
+- modem-faults: a modem that answers garbage, then one that never answers.
 
 Devices behave like agents with an outbox: a registration without an answer in time is
 published again, the very same message. Each run counts what was sent, what the registry
 stored, what was lost (sent, never stored) and what was stored twice (a second
-``registered`` for one EID, or a second ``device-added`` event for one device to the app
+registered for one EID, or a second device-added event for one device to the app
 paired with the contract).
 
     mps-bench faults [--registrations 5000] [--json FILE] [--details FILE]
@@ -28,7 +28,6 @@ import json
 import logging
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -37,17 +36,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric import ec
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from broker_bridge.model import App, Contract, Subscription, TrustLevel
 from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
-from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties
+from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, table
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties, subscribe
 from mps_testbed.stack.mosquitto import Mosquitto
 from mps_testbed.stack.procs import ProcessGroup, Service, console_script
 from mps_wire import codec
@@ -56,6 +54,9 @@ from mps_wire.identifiers import make_eid, make_iccid, make_imei
 from mps_wire.messages import DeviceInfo, ModelInfo, PairRequest
 from mps_wire.registration import encode_registration
 from mps_wire.topics import Topics
+
+if TYPE_CHECKING:
+    from mps_bench.attacks import AttackReport
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def tally(db: Path, count: int) -> Tally:
     return Tally(stored, duplicated, len(events), gaps)
 
 
-class LoadClient:
+class FaultLoad:
     """Plays ``count`` devices: each publishes its signed registration (QoS 1, Response
     Topic under its own namespace) and publishes the same message again when no answer
     came within ``retry_after`` seconds, as the agent's outbox does. At most ``window``
@@ -178,18 +179,9 @@ class LoadClient:
         self._client.on_message = self._on_reply
         self._broker = broker
 
-    def __enter__(self) -> LoadClient:
+    def __enter__(self) -> FaultLoad:
         connect(self._client, self._broker, persistent=True)
-        done = threading.Event()
-
-        def on_subscribe(_c: mqtt.Client, _u: Any, _m: int, _r: list[ReasonCode],
-                         _p: Properties | None) -> None:
-            done.set()
-
-        self._client.on_subscribe = on_subscribe
-        self._client.subscribe(f"{self.topics.prefix}/devices/+/reply", qos=1)
-        if not done.wait(10):
-            raise TimeoutError("no SUBACK for the reply topics")
+        subscribe(self._client, f"{self.topics.prefix}/devices/+/reply", timeout=10)
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -222,7 +214,7 @@ class LoadClient:
         self._client.publish(self.topics.device_register(eid), self.payloads[n], qos=1,
                              properties=props)
 
-    def run(self, deadline: float, *, during: Callable[[LoadClient], None] | None = None
+    def run(self, deadline: float, *, during: Callable[[FaultLoad], None] | None = None
             ) -> None:
         """Send every registration and wait for the answers until ``deadline``
         (monotonic); ``during`` is called now and then from this thread (to inject the
@@ -276,7 +268,7 @@ def bridge_killed(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
         bridge = _bridge(procs, "bridge", db, broker.url, topics)
         state = {"killed": False}
 
-        def fault(load: LoadClient) -> None:
+        def fault(load: FaultLoad) -> None:
             if not state["killed"] and len(load.answered) >= count * 0.3:
                 state["killed"] = True
                 bridge.proc.send_signal(signal.SIGKILL)
@@ -286,7 +278,7 @@ def bridge_killed(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
                 time.sleep(0.5)
                 _bridge(procs, "bridge-restarted", db, broker.url, topics)
 
-        with LoadClient(BrokerURL.parse(broker.url), topics, count) as load:
+        with FaultLoad(BrokerURL.parse(broker.url), topics, count) as load:
             load.run(started + timeout, during=fault)
             answered = len(load.answered)
         notes.append(f"{answered} of {count} answered")
@@ -312,14 +304,14 @@ def broker_restarted(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
         _bridge(procs, "bridge", db, broker.url, topics)
         state = {"restarted": False}
 
-        def fault(load: LoadClient) -> None:
+        def fault(load: FaultLoad) -> None:
             if not state["restarted"] and len(load.answered) >= count * 0.3:
                 state["restarted"] = True
                 notes.append(f"restarted the broker after {len(load.answered)} answers, "
                              f"{load.sent} sent")
                 broker.restart()
 
-        with LoadClient(BrokerURL.parse(broker.url), topics, count) as load:
+        with FaultLoad(BrokerURL.parse(broker.url), topics, count) as load:
             load.run(started + timeout, during=fault)
             answered = len(load.answered)
         notes.append(f"{answered} of {count} answered")
@@ -369,36 +361,18 @@ def run_faults(workdir: Path, count: int, names: Sequence[str] | None = None
     return results
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in (headers, *rows))
-
-
 def cmd_faults(args: argparse.Namespace) -> int:
-    from mps_bench.attacks import run_attacks
-
+    """``mps-bench faults``: the attack suite, then the fault runs; 1 when anything was let
+    in, lost or duplicated."""
     if args.registrations < 1:
-        print("mps-bench: --registrations must be at least 1", file=sys.stderr)
-        return 2
+        return fail("mps-bench", "--registrations must be at least 1", EXIT_USAGE)
     summary: dict[str, Any] = {}
     with _workdir(args.keep) as workdir:
-        attacks = None
-        if not args.skip_attacks:
-            attacks = run_attacks(workdir / "attacks")
-            print(_table(["ATTACK", "REFUSED", "BY", "OUTCOME", "RECORD"],
-                         [[r.name, "yes" if r.refused else "NO", r.by, r.outcome[:48],
-                           r.record if r.recorded else f"{r.record} (missing)"]
-                          for r in attacks.results]))
-            print(f"\n{attacks.tried} attacks tried, {attacks.let_in} let in "
-                  f"({attacks.seconds:.1f} s)\n", flush=True)
-            summary["attacks"] = {"tried": attacks.tried, "let_in": attacks.let_in}
+        attacks = None if args.skip_attacks else _attack_suite(workdir, summary)
         results = run_faults(workdir, args.registrations, args.only or None)
-    rows = [[r.name, str(r.sent), str(r.stored), str(r.lost), str(r.duplicated), str(r.resent),
-             f"{r.seconds:.1f}", "; ".join(r.notes)] for r in results]
-    print(_table(["FAULT", "SENT", "STORED", "LOST", "DUPLICATED", "RESENT", "SECONDS",
-                  "NOTES"], rows))
+    print(table(["FAULT", "SENT", "STORED", "LOST", "DUPLICATED", "RESENT", "SECONDS", "NOTES"],
+                [[r.name, str(r.sent), str(r.stored), str(r.lost), str(r.duplicated),
+                  str(r.resent), f"{r.seconds:.1f}", "; ".join(r.notes)] for r in results]))
     totals = {k: sum(getattr(r, k) for r in results)
               for k in ("sent", "stored", "lost", "duplicated")}
     print(f"\ntotal: {totals['sent']} sent, {totals['stored']} stored, {totals['lost']} lost, "
@@ -412,14 +386,28 @@ def cmd_faults(args: argparse.Namespace) -> int:
             detail["attack_details"] = attacks.to_json()["attacks"]
         Path(args.details).write_text(json.dumps(detail, indent=2) + "\n", encoding="utf-8")
     bad = totals["lost"] or totals["duplicated"] or (attacks is not None and attacks.let_in)
-    return 1 if bad else 0
+    return EXIT_FAILURE if bad else EXIT_OK
+
+
+def _attack_suite(workdir: Path, summary: dict[str, Any]) -> AttackReport:
+    from mps_bench.attacks import run_attacks
+
+    attacks = run_attacks(workdir / "attacks")
+    print(table(["ATTACK", "REFUSED", "BY", "OUTCOME", "RECORD"],
+                [[r.name, "yes" if r.refused else "NO", r.by, r.outcome[:48],
+                  r.record if r.recorded else f"{r.record} (missing)"]
+                 for r in attacks.results]))
+    print(f"\n{attacks.tried} attacks tried, {attacks.let_in} let in "
+          f"({attacks.seconds:.1f} s)\n", flush=True)
+    summary["attacks"] = {"tried": attacks.tried, "let_in": attacks.let_in}
+    return attacks
 
 
 def register(subparsers: Any) -> None:
     """Add ``faults`` to ``mps-bench``."""
     parser = subparsers.add_parser(
         "faults", help="the attack suite and the fault runs, with what was lost",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__)
     parser.add_argument("--registrations", type=int, default=DEFAULT_REGISTRATIONS,
                         help=f"devices in the load runs (default {DEFAULT_REGISTRATIONS})")
     parser.add_argument("--json", metavar="FILE",

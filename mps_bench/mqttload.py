@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from mps_bench.errors import BenchError
 from mps_bench.stats import Summary
-from mps_mqtt.client import BrokerURL, connect, disconnect, new_client
+from mps_mqtt.client import BrokerURL, MqttError, connect, disconnect, new_client, subscribe
 from mps_mqtt.props import PackedProperties, set_nodelay
 
 _RESPONSE_TOPIC = 0x08
 _CORRELATION_DATA = 0x09
 
 
-class LoadError(Exception):
+class LoadError(BenchError):
     """The load could not be run: no broker, or replies missing after the time limit."""
 
 
@@ -85,7 +85,6 @@ class LoadClient:
         self._latencies: list[float] = []
         self._replies: list[bytes] = []
         self._run_id = 0
-        self._subscribed = threading.Event()
 
     def __enter__(self) -> LoadClient:
         self.start()
@@ -97,13 +96,13 @@ class LoadClient:
     def start(self, timeout: float = 10.0) -> None:
         client = new_client()
         client.on_message = self._on_message
-        client.on_subscribe = lambda *_args: self._subscribed.set()
         connect(client, self.broker, timeout=timeout)
         set_nodelay(client)
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.reply_filters])
-        if not self._subscribed.wait(timeout):
+        try:
+            subscribe(client, self.reply_filters, timeout=timeout)
+        except MqttError as exc:
             disconnect(client)
-            raise LoadError(f"no SUBACK for {self.reply_filters} within {timeout:g} s")
+            raise LoadError(str(exc)) from exc
         self._client = client
 
     def stop(self) -> None:

@@ -1,9 +1,9 @@
-"""``mps-bench perf`` (also plain ``mps-bench``): how fast the system is, as ratios against
+"""mps-bench perf (also plain mps-bench): how fast the system is, as ratios against
 a baseline measured in the same run on the same broker.
 
 a. pairing queries through the bridge against a bare MQTT v5 echo, interleaved:
    p50/p99/throughput, sequential and 64 in flight, on a registry of 1,000,000 devices
-   on 300,000 contracts (``--quick``: 30,000 on 9,000);
+   on 300,000 contracts (--quick: 30,000 on 9,000);
 b. registration ingest through the bridge (durable, signatures verified) against
    decode-only ingestion, with one bridge process and with two in one group; and the
    registry alone, a commit per registration and batched;
@@ -13,8 +13,8 @@ d. one profile download over emu, pcsc and at (when this build can);
 e. the agent's peak memory during first boot;
 f. 1, 2 and 4 bridge processes in one shared-subscription group.
 
-Prints a table; ``--json FILE`` writes every figure, ``--png FILE`` the latency
-distributions, ``--profile`` py-spy profiles of the bridge under load (in the output
+Prints a table; --json FILE writes every figure, --png FILE the latency
+distributions, --profile py-spy profiles of the bridge under load (in the output
 directory). Targets are checked and reported; the exit code is 0 whether or not they are
 met (1 when something could not be measured at all).
 """
@@ -32,106 +32,25 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from broker_bridge.errors import BridgeError
 from mps_bench import dataset, device, download, ingest, plot, profiling, query
 from mps_bench.mqttload import LoadClient, LoadError, Request
+from mps_bench.perfreport import FULL, QUICK, SECTIONS, SMOKE, PerfReport, Plan, render, targets
 from mps_bench.stack import Stack, StoreTarget, running_stack, topics
 from mps_bench.stats import ratio
+from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
 from mps_mqtt.client import BrokerURL
-from mps_testbed.stack.mosquitto import StackError
-
-SECTIONS = ("query", "ingest", "scale", "firstboot", "download")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How much of everything one run does."""
-
-    name: str
-    devices: int
-    contracts: int
-    seq_rounds: int
-    seq_per_round: int
-    pipe_rounds: int
-    pipe_per_round: int
-    ingest_rounds: int
-    ingest_per_round: int
-    direct: int  # registrations through the registry alone, per variant
-    scale_members: tuple[int, ...]
-    scale_requests: int
-    boots: int
-    downloads: int = 1  # per card link
-    in_flight: int = 64
-    ingest_in_flight: int = 200
-    timeout: float = 60.0
-    warm_up: int = 50
-    profile_seconds: float = 4.0
-
-    @property
-    def spare(self) -> int:
-        """Free subscriptions: new devices for ingest (one and two bridges), direct runs
-        and profiling."""
-        return 2 * self.ingest_rounds * self.ingest_per_round + 2 * self.direct + 4000
-
-
-FULL = Plan("full", devices=1_000_000, contracts=300_000, seq_rounds=10, seq_per_round=200,
-            pipe_rounds=4, pipe_per_round=2500, ingest_rounds=4, ingest_per_round=2500,
-            direct=2000, scale_members=(1, 2, 4), scale_requests=3000, boots=20,
-            downloads=3)
-QUICK = Plan("quick", devices=30_000, contracts=9_000, seq_rounds=4, seq_per_round=100,
-             pipe_rounds=2, pipe_per_round=600, ingest_rounds=2, ingest_per_round=600,
-             direct=300, scale_members=(1, 2, 4), scale_requests=400, boots=4,
-             timeout=30.0, profile_seconds=3.0)
-SMOKE = Plan("smoke", devices=300, contracts=90, seq_rounds=2, seq_per_round=10,
-             pipe_rounds=2, pipe_per_round=40, ingest_rounds=2, ingest_per_round=30,
-             direct=10, scale_members=(1, 2), scale_requests=40, boots=1, timeout=20.0,
-             warm_up=5, ingest_in_flight=20, profile_seconds=1.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One of the issue's targets: ``value`` compared with ``limit``."""
-
-    name: str
-    value: float | None
-    op: str  # "<=" or ">="
-    limit: float
-    unit: str = ""
-
-    @property
-    def met(self) -> bool | None:
-        if self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
-            return None
-        return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
-
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "target": f"{self.op} {self.limit:g}{self.unit}",
-                "met": self.met}
-
-
-@dataclass
-class Report:
-    """Everything one run measured, for the table, the JSON and the PNG."""
-
-    results: dict[str, Any] = field(default_factory=dict)
-    latencies: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def section(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.results.setdefault(name, {})
-        return found
+from mps_testbed.errors import StackError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``perf`` to ``mps-bench``."""
     p = subparsers.add_parser("perf", help="performance figures with ratios against "
                               "baselines of the same run (the default command)",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help="smaller registry and counts: done in under a minute")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE")
@@ -159,24 +78,38 @@ def main(args: argparse.Namespace) -> int:
     wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
     if unknown:
-        print(f"mps-bench: unknown sections {unknown}; choose from {', '.join(SECTIONS)}",
-              file=sys.stderr)
-        return 2
+        return fail("mps-bench", f"unknown sections {unknown}; choose from "
+                    f"{', '.join(SECTIONS)}", EXIT_USAGE)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         target = StoreTarget.choose(args.store, out / "work", keep=args.keep)
     except ValueError as exc:
-        print(f"mps-bench: {exc}", file=sys.stderr)
-        return 2
+        return fail("mps-bench", str(exc), EXIT_USAGE)
     say = _sayer()
-    report = Report()
+    report = PerfReport()
     report.results["run"] = {
         "plan": plan.name, "store": target.label, "sections": wanted,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
     }
     started = time.monotonic()
+    failed = _measure(plan, args, target, out, wanted, report, say)
+    report.results["run"]["seconds"] = round(time.monotonic() - started, 1)
+    checked = targets(report)
+    report.results["targets"] = {t.name: t.to_json() for t in checked}
+    report.results["notes"] = report.notes
+    print(render(report, checked))
+    _plot(Path(args.png) if args.png else out / "latency.png", plan, target, report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.results, indent=2, default=_jsonable)
+                                   + "\n")
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _measure(plan: Plan, args: argparse.Namespace, target: StoreTarget, out: Path,
+             wanted: list[str], report: PerfReport, say: Callable[[str], None]) -> bool:
+    """Run the ``wanted`` sections; whether one of them stopped early."""
     failed = False
     try:
         if {"query", "ingest", "scale"} & set(wanted):
@@ -194,12 +127,10 @@ def main(args: argparse.Namespace) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(out / "work", ignore_errors=True)
-    report.results["run"]["seconds"] = round(time.monotonic() - started, 1)
-    targets = _targets(report)
-    report.results["targets"] = {t.name: t.to_json() for t in targets}
-    report.results["notes"] = report.notes
-    print(render(report, targets))
-    png = Path(args.png) if args.png else out / "latency.png"
+    return failed
+
+
+def _plot(png: Path, plan: Plan, target: StoreTarget, report: PerfReport) -> None:
     why = plot.available()
     if why is None and report.latencies:
         plot.draw(png, list(report.latencies.items()),
@@ -208,10 +139,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"latency distributions: {png}")
     elif why is not None:
         report.notes.append(f"no PNG: {why}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.results, indent=2, default=_jsonable)
-                                   + "\n")
-    return 1 if failed else 0
 
 
 def _jsonable(value: object) -> object:
@@ -235,7 +162,7 @@ def _sayer() -> Callable[[str], None]:
 # --- a, b, f: through the broker -------------------------------------------------------
 
 def _transport_sections(plan: Plan, args: argparse.Namespace, target: StoreTarget, out: Path,
-                        wanted: list[str], report: Report, say: Callable[[str], None]
+                        wanted: list[str], report: PerfReport, say: Callable[[str], None]
                         ) -> None:
     rng = random.Random(args.seed)
     data = dataset.Dataset(plan.devices, plan.contracts, spare=plan.spare)
@@ -287,7 +214,7 @@ def _transport_sections(plan: Plan, args: argparse.Namespace, target: StoreTarge
 
 def _query(plan: Plan, client: LoadClient,
            requests: Callable[[str, int], list[Request]], target: StoreTarget,
-           data: dataset.Dataset, report: Report, say: Callable[[str], None]) -> None:
+           data: dataset.Dataset, report: PerfReport, say: Callable[[str], None]) -> None:
     query.warm_up(client, requests, plan.warm_up, plan.timeout)
     say(f"query: {plan.seq_rounds} x {plan.seq_per_round} sequential requests per target, "
         "interleaved")
@@ -334,7 +261,7 @@ def _take(numbers: Any, count: int) -> range:
 
 
 def _ingest(plan: Plan, client: LoadClient, target: StoreTarget, spare: Any,
-            sign: ingest.Signing, report: Report, say: Callable[[str], None]) -> None:
+            sign: ingest.Signing, report: PerfReport, say: Callable[[str], None]) -> None:
     blocks = [_take(spare, plan.ingest_per_round) for _ in range(plan.ingest_rounds)]
     payloads = {n: ingest.payload(n, sign) for block in blocks for n in block}
     bridge_topics, base_topics = topics()
@@ -369,7 +296,7 @@ def _ingest(plan: Plan, client: LoadClient, target: StoreTarget, spare: Any,
 
 
 def _ingest_scaled(plan: Plan, stack: Stack, client: LoadClient, spare: Any,
-                   sign: ingest.Signing, signatures: str, report: Report,
+                   sign: ingest.Signing, signatures: str, report: PerfReport,
                    say: Callable[[str], None], members: int = 2) -> None:
     """The same ingest through ``members`` bridge processes in one shared-subscription
     group (on one store): what scaling out adds to one process's rate."""
@@ -400,7 +327,7 @@ def _ingest_scaled(plan: Plan, stack: Stack, client: LoadClient, spare: Any,
 
 
 def _scale(plan: Plan, stack: Stack, client: LoadClient,
-           requests: Callable[[str, int], list[Request]], signatures: str, report: Report,
+           requests: Callable[[str, int], list[Request]], signatures: str, report: PerfReport,
            say: Callable[[str], None]) -> None:
     section = report.section("scale")
     section["in_flight"] = plan.in_flight
@@ -427,7 +354,7 @@ def _scale(plan: Plan, stack: Stack, client: LoadClient,
 
 def _profile(plan: Plan, stack: Stack, client: LoadClient,
              requests: Callable[[str, int], list[Request]], spare: Any,
-             sign: ingest.Signing, out: Path, report: Report,
+             sign: ingest.Signing, out: Path, report: PerfReport,
              say: Callable[[str], None]) -> None:
     """py-spy on the bridge during a sequential and a pipelined query load and an ingest
     load, each about ``plan.profile_seconds`` long (sized from the rates just measured)."""
@@ -454,6 +381,14 @@ def _profile(plan: Plan, stack: Stack, client: LoadClient,
         ingest.requests(bridge_topics, block, payloads), in_flight=plan.ingest_in_flight,
         timeout=plan.timeout)))
     folder = out / "profiles"
+    found = _spy(pid, loads, seconds, folder, report, say)
+    found.update(_registry_alone(plan, stack, spare, sign, folder))
+    report.section("profiles").update(found)
+
+
+def _spy(pid: int, loads: list[tuple[str, Callable[[], object]]], seconds: float,
+         folder: Path, report: PerfReport, say: Callable[[str], None]) -> dict[str, Any]:
+    """py-spy on the bridge process ``pid`` during each load."""
     found: dict[str, Any] = {}
     for name, load in loads:
         say(f"profile: py-spy on the bridge during {name}")
@@ -469,7 +404,13 @@ def _profile(plan: Plan, stack: Stack, client: LoadClient,
         summary.write_text(text)
         found[name] = {"raw": str(raw), "summary": str(summary),
                        "top_self": tops["self"][:10], "top_total": tops["total"][:15]}
-    # The registry alone, in this process, under cProfile: its own costs, call by call.
+    return found
+
+
+def _registry_alone(plan: Plan, stack: Stack, spare: Any, sign: ingest.Signing,
+                    folder: Path) -> dict[str, Any]:
+    """The registry alone, in this process, under cProfile: its own costs, call by call."""
+    found: dict[str, Any] = {}
     store_target = stack.store
     store = store_target.open()
     try:
@@ -486,12 +427,12 @@ def _profile(plan: Plan, stack: Stack, client: LoadClient,
         found["registry-ingest-batched"] = {"cprofile": str(out_i)}
     finally:
         store.close()
-    report.section("profiles").update(found)
+    return found
 
 
 # --- c, d, e: the device side ----------------------------------------------------------
 
-def _firstboot(plan: Plan, report: Report, say: Callable[[str], None]) -> None:
+def _firstboot(plan: Plan, report: PerfReport, say: Callable[[str], None]) -> None:
     section = report.section("firstboot")
     why = device.first_boot_download()
     section["download_included"] = why is None
@@ -516,7 +457,7 @@ def _firstboot(plan: Plan, report: Report, say: Callable[[str], None]) -> None:
         how="peak resident memory (VmHWM) of each mps-agent process during its first boot")
 
 
-def _download(plan: Plan, out: Path, report: Report, say: Callable[[str], None]) -> None:
+def _download(plan: Plan, out: Path, report: PerfReport, say: Callable[[str], None]) -> None:
     section = report.section("download")
     why = device.first_boot_download()
     if why is not None:
@@ -531,125 +472,3 @@ def _download(plan: Plan, out: Path, report: Report, say: Callable[[str], None])
         section[f"{kind}_ms"] = section[kind]["median_ms"]
         if result.why:
             report.notes.append(f"download over {kind}: {result.why}")
-
-
-# --- output ------------------------------------------------------------------------------
-
-def _get(results: dict[str, Any], path: str) -> Any:
-    value: Any = results
-    for key in path.split("."):
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
-def _targets(report: Report) -> list[Target]:
-    r = report.results
-    return [
-        Target("query.p50_ratio", _get(r, "query.p50_ratio"), "<=", 1.15, "x"),
-        Target("query.p99_ratio", _get(r, "query.p99_ratio"), "<=", 1.3, "x"),
-        Target("query.throughput_ratio", _get(r, "query.throughput_ratio"), ">=", 0.9, "x"),
-        Target("ingest.per_s", _get(r, "ingest.per_s"), ">=", 8000, "/s"),
-        Target("firstboot.median_s", _get(r, "firstboot.median_s"), "<=", 1.0, " s"),
-        Target("download.emu_ms", _get(r, "download.emu_ms"), "<=", 150, " ms"),
-        Target("download.pcsc_ms", _get(r, "download.pcsc_ms"), "<=", 400, " ms"),
-        Target("agent.rss_mb", _get(r, "agent.rss_mb"), "<=", 40, " MB"),
-    ]
-
-
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    body = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
-                      enumerate(zip(r, widths, strict=True))) for r in rows]
-    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
-
-
-def render(report: Report, targets: list[Target]) -> str:
-    """The human-readable report."""
-    r = report.results
-    run = r["run"]
-    parts = [f"mps-bench perf ({run['plan']}; store {run['store']}; {run['cpus']} CPUs; "
-             f"{run.get('seconds', '?')} s)"]
-    reg = r.get("registry")
-    if reg:
-        parts.append(f"registry: {reg['devices']:,} devices on {reg['contracts']:,} contracts "
-                     f"({reg['store']}), loaded in {reg['load_s']} s")
-    q = r.get("query")
-    if q:
-        rows = []
-        for mode in ("sequential", "pipelined"):
-            m = q[mode]
-            label = "sequential" if mode == "sequential" else f"{m['in_flight']} in flight"
-            for metric, key in (("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"),
-                                ("per s", "per_s")):
-                rkey = {"p50_ms": "p50_ratio", "p99_ms": "p99_ratio",
-                        "per_s": "throughput_ratio"}[key]
-                rows.append([f"{label} {metric}", _fmt(m["echo"][key]),
-                             _fmt(m["bridge"][key]), _fmt(m[rkey], 3)])
-        alone = q.get("registry_alone", {})
-        rows.append(["registry alone, ms per request", "", _fmt(alone.get("durable_ms"), 3),
-                     ""])
-        rows.append(["  ...not waiting for the disk", "",
-                     _fmt(alone.get("no_disk_wait_ms"), 3), ""])
-        parts.append("a. pairing query (devices request) vs bare MQTT v5 echo\n"
-                     + _table(["", "echo", "bridge", "ratio"], rows))
-    ing = r.get("ingest")
-    if ing:
-        direct = ing.get("registry_alone_per_s", {})
-        rows = [["registrations per s", _fmt(ing["decode_per_s"], 0), _fmt(ing["per_s"], 0),
-                 _fmt(ing["ratio"], 3)],
-                ["p50 ms", _fmt(ing["decode"]["p50_ms"]), _fmt(ing["bridge"]["p50_ms"]), ""],
-                ["registry alone, commit each /s", "", _fmt(direct.get("commit_each"), 0), ""],
-                ["registry alone, 500 per commit /s", "", _fmt(direct.get("batched_500"), 0),
-                 ""]]
-        two = ing.get("bridges_2")
-        if two:
-            rows.append(["2 bridges in one group /s", _fmt(two["decode_per_s"], 0),
-                         _fmt(two["per_s"], 0), _fmt(two["ratio"], 3)])
-        how = "signed, verified" if ing["signed"] else "unsigned"
-        parts.append(f"b. registration ingest ({how}, durable) vs decode-only\n"
-                     + _table(["", "decode-only", "bridge", "ratio"], rows))
-    fb = r.get("firstboot")
-    if fb:
-        rows = [[device.KINDS[k], _fmt(fb[k]["n"]), _fmt(fb[k]["median_s"], 3),
-                 _fmt(fb[k]["in_agent_median_s"], 3), _fmt(fb[k]["download_median_s"], 3),
-                 _fmt(fb[k]["rss_mb_max"], 1)]
-                for k in ("emu", "pcsc")]
-        parts.append("c/e. first boot to registered (median: agent process, inside the agent, "
-                     "its download step)"
-                     + ("" if fb["download_included"] else ", without download") + "\n"
-                     + _table(["card", "boots", "median s", "in agent s", "download s",
-                               "peak RSS MB"], rows))
-    dl = r.get("download")
-    if dl:
-        if dl["available"]:
-            rows = [[k, _fmt(dl[k]["n"]), _fmt(dl[k]["median_ms"], 1), _fmt(dl[k]["apdus"])]
-                    for k in download.KINDS]
-            parts.append("d. one profile download (median; the LPA's own time)\n"
-                         + _table(["card link", "downloads", "ms", "APDUs"], rows))
-        else:
-            parts.append(f"d. profile download: {dl['why']}")
-    sc = r.get("scale")
-    if sc:
-        rows = [[k, _fmt(v["per_s"], 0), _fmt(v["speedup"], 2), _fmt(v["echo_per_s"], 0),
-                 _fmt(v["throughput_ratio"], 3)]
-                for k, v in sc.items() if isinstance(v, dict)]
-        parts.append(f"f. bridge processes in one shared-subscription group "
-                     f"({sc['in_flight']} in flight)\n"
-                     + _table(["bridges", "per s", "speedup", "echo per s", "ratio"], rows))
-    rows = [[t.name, _fmt(t.value, 3), f"{t.op} {t.limit:g}{t.unit}",
-             {True: "met", False: "MISSED", None: "not measured"}[t.met]] for t in targets]
-    parts.append("targets\n" + _table(["", "value", "target", ""], rows))
-    if report.notes:
-        parts.append("notes\n" + "\n".join(f"- {n}" for n in report.notes))
-    return "\n\n".join(parts)

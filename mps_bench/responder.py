@@ -13,7 +13,6 @@ prints ``ready`` once subscribed and serves until SIGTERM or SIGINT.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
@@ -23,9 +22,9 @@ from types import FrameType
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from mps_mqtt.client import BrokerURL, connect, disconnect, new_client
+from mps_common.cli import new_parser
+from mps_mqtt.client import BrokerURL, MqttError, connect, disconnect, new_client, subscribe
 from mps_mqtt.props import echo_correlation, response_topic, set_nodelay
 from mps_wire import codec
 from mps_wire.errors import WireError
@@ -69,7 +68,6 @@ class Responder:
         self.answer = answer
         self.handled = 0
         self._client: mqtt.Client | None = None
-        self._subscribed = threading.Event()
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -84,13 +82,13 @@ class Responder:
     def start(self, timeout: float = 10.0) -> None:
         client = new_client(manual_ack=True)
         client.on_message = self._on_message
-        client.on_subscribe = lambda *_args: self._subscribed.set()
         connect(client, self.broker, timeout=timeout)
         set_nodelay(client)
-        client.subscribe([(self.filter, SubscribeOptions(qos=QOS))])
-        if not self._subscribed.wait(timeout):
+        try:
+            subscribe(client, self.filter, timeout=timeout, qos=QOS)
+        except MqttError:
             disconnect(client)
-            raise TimeoutError(f"no SUBACK for {self.filter} within {timeout:g} s")
+            raise
         self._client = client
 
     def stop(self) -> None:
@@ -100,8 +98,7 @@ class Responder:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mps_bench.responder",
-                                     description=__doc__.split("\n\n")[0])
+    parser = new_parser("python -m mps_bench.responder", (__doc__ or "").split("\n\n")[0])
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--broker", required=True, type=BrokerURL.parse)
     parser.add_argument("--prefix", default="mps/v1")

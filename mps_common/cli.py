@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -35,24 +36,23 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class _Parser(argparse.ArgumentParser):
-    """A parser that takes no abbreviated options unless told to.
+    """A parser with no abbreviated options and help shown as written.
 
-    ``add_subparsers`` makes every subcommand's parser of the parent's class, so the
-    subcommands of a :func:`new_parser` refuse abbreviations too (``--ca`` is not
-    ``--card``); a plain ``ArgumentParser`` would accept them there.
+    ``add_subparsers`` makes its subcommands' parsers of the parser's own class, so every
+    subcommand of a :func:`new_parser` parser inherits both.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
 
 def new_parser(prog: str, description: str, *, epilog: str | None = None
                ) -> argparse.ArgumentParser:
-    """A top-level parser: no abbreviated options (in its subcommands either), help shown
-    as written."""
-    return _Parser(prog=prog, description=description, epilog=epilog,
-                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    """A top-level parser: no abbreviated options, help shown as written; its subcommands
+    too."""
+    return _Parser(prog=prog, description=description, epilog=epilog)
 
 
 def common_options(*, json_option: bool = False) -> argparse.ArgumentParser:
@@ -66,6 +66,15 @@ def common_options(*, json_option: bool = False) -> argparse.ArgumentParser:
     if json_option:
         json_flag(common)
     return common
+
+
+def log_level_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--log-level`` (any case) for a command without ``--config``: its default is
+    ``$MPS_LOG_LEVEL``, else warning."""
+    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS,
+                        default=os.environ.get("MPS_LOG_LEVEL", "warning").lower(),
+                        help="log to stderr from this level on (default: warning, "
+                             "$MPS_LOG_LEVEL)")
 
 
 def json_flag(parser: argparse.ArgumentParser) -> None:

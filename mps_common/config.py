@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mps_common.errors import ConfigError
+from mps_common.schema import Key, Table, validate
 
 T = TypeVar("T")
 
@@ -32,8 +33,11 @@ class Settings:
 
     def __init__(self, arguments: Mapping[str, Any], *, section: str,
                  config_file: str | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None,
+                 file_options: Iterable[str] | None = None) -> None:
         self.arguments = arguments
+        # The keys the file's table may hold; None takes any (a command without a schema).
+        self.file_options = None if file_options is None else tuple(file_options)
         self.environ = os.environ if environ is None else environ
         self.section = section
         self.config_file = config_file or self.environ.get(CONFIG_ENV) or None
@@ -41,7 +45,12 @@ class Settings:
 
     def _table(self) -> dict[str, Any]:
         if self._file is None:
-            self._file = load_section(self.config_file, self.section) if self.config_file else {}
+            table = load_section(self.config_file, self.section) if self.config_file else {}
+            if self.file_options is not None and self.config_file:
+                # Checked as a whole, so a file with several mistakes names them all.
+                validate(table, option_table(self.file_options),
+                         source=f"{self.config_file} [{self.section}]")
+            self._file = table
         return self._file
 
     def get(self, option: str, default: T, convert: Callable[[Any], T]) -> T:
@@ -96,3 +105,8 @@ def load_section(path: str, section: str) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(f"configuration {path}: [{section}] must be a table")
     return table
+
+
+def option_table(options: Iterable[str]) -> Table:
+    """The schema of a settings table: these options, each text, a number or a boolean."""
+    return Table(*(Key(name, (str, int, float, bool), None) for name in options))

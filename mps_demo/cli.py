@@ -1,12 +1,9 @@
-"""``mps-demo``: the story of the system, from first boot to a paired app hearing of a new
-device. ``make demo`` runs it."""
+"""mps-demo: the story of the system, from first boot to a paired app hearing of a new
+device. make demo runs it."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +13,17 @@ from broker_bridge.credentials import issue
 from broker_bridge.model import Role
 from broker_bridge.registry import Registry
 from broker_bridge.storage import store_for
+from mps_common.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    emit,
+    fail,
+    json_flag,
+    log_level_option,
+    new_parser,
+    parse,
+    setup_logging,
+)
 from mps_sdk.errors import PairingError
 from mps_testbed.rig import (
     DeviceSetup,
@@ -29,6 +37,7 @@ from mps_testbed.rig import (
 )
 from mps_testbed.story import StoryApps, StoryError, StoryResult, run_story, verify_story
 
+PROG = "mps-demo"
 DEVICES = 4
 
 
@@ -91,27 +100,23 @@ def tell(args: argparse.Namespace) -> int:
     try:
         result = rig.run()
     except (RigError, StackError) as exc:
-        print(f"mps-demo: {exc}", file=sys.stderr)
-        return 1
+        return fail(PROG, str(exc))
     problems = verify(result) + failures
     if told:
         problems += verify_story(told[0], devices=DEVICES)
-    if args.json:
-        print(json.dumps(_as_json(result, told[0] if told else None, problems), indent=2))
-    else:
-        _print(result, problems)
+    emit(_as_json(result, told[0] if told else None, problems), as_json=args.json,
+         text=lambda _data: _text(result, problems))
     for p in problems:
-        print(f"mps-demo: {p}", file=sys.stderr)
-    return 1 if problems else 0
+        fail(PROG, p)
+    return EXIT_FAILURE if problems else EXIT_OK
 
 
-def _print(result: RigResult, problems: list[str]) -> None:
-    for note in result.notes:
-        print(f"note        {note}")
-    print()
-    print(summary(result))
+def _text(result: RigResult, problems: list[str]) -> str:
+    lines = [f"note        {note}" for note in result.notes]
+    lines += ["", summary(result)]
     if not problems:
-        print("The story went as told.")
+        lines.append("The story went as told.")
+    return "\n".join(lines)
 
 
 def _as_json(result: RigResult, story: StoryResult | None, problems: list[str]
@@ -132,18 +137,20 @@ def _as_json(result: RigResult, story: StoryResult | None, problems: list[str]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mps-demo", description=__doc__)
+    parser = new_parser("mps-demo", __doc__ or "")
     parser.add_argument("--workdir", type=Path, help="keep files and logs here")
     parser.add_argument("--no-pcsc", action="store_true", help="never use pcscd + vpcd")
-    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    parser.add_argument("--log-level", default=os.environ.get("MPS_LOG_LEVEL", "WARNING"))
+    json_flag(parser)
+    log_level_option(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Run ``mps-demo`` with ``argv`` (default: the process's arguments)."""
+    args = parse(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    setup_logging(args.log_level)
     return tell(args)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mps_mqtt.client import BrokerURL
+from mps_mqtt.client import BrokerURL, MqttError
 
 IDENTITY_FILE = "identity.json"
 CA_FILE = "ca.pem"
@@ -32,7 +32,7 @@ SIGNING_KEY_FILE = "signing-key.pem"
 ROLES = ("device", "app", "user", "operator", "bridge")
 
 
-class BundleError(ValueError):
+class BundleError(MqttError, ValueError):
     """A credential bundle is missing, incomplete or unreadable."""
 
 

@@ -8,7 +8,7 @@ import os
 import ssl
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,41 @@ def reply_properties(request_props: Properties | None) -> Properties | None:
     return props
 
 
+def subscribe(client: mqtt.Client, filters: str | Sequence[str], *, timeout: float,
+              qos: int = 1) -> None:
+    """Subscribe to ``filters`` in one SUBSCRIBE and wait for its SUBACK.
+
+    Raises :class:`RequestTimeoutError` when no SUBACK arrives within ``timeout`` seconds
+    and :class:`SubscriptionRefusedError` when the broker refused a filter (its ACL keeps
+    the client out). Replaces the client's ``on_subscribe`` callback.
+    """
+    topics = [filters] if isinstance(filters, str) else list(filters)
+    shown = topics[0] if len(topics) == 1 else ", ".join(topics)
+    done = threading.Event()
+    lock = threading.Lock()
+    mids: list[int | None] = []
+    refused: list[str] = []
+
+    def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, codes: list[ReasonCode],
+                     _p: Properties | None) -> None:
+        # The SUBACK can arrive before subscribe() has returned its mid; the lock makes
+        # this callback wait for it.
+        with lock:
+            ours = mid in mids
+        if ours:
+            refused.extend(str(c) for c in codes if c.is_failure)
+            done.set()
+
+    client.on_subscribe = on_subscribe
+    with lock:
+        _rc, mid = client.subscribe([(t, SubscribeOptions(qos=qos)) for t in topics])
+        mids.append(mid)
+    if not done.wait(timeout):
+        raise RequestTimeoutError(f"no SUBACK for {shown} within {timeout:g} s")
+    if refused:
+        raise SubscriptionRefusedError(shown, refused[0])
+
+
 class Requester:
     """MQTT v5 request/response over one connected client.
 
@@ -195,33 +231,12 @@ class Requester:
         self._topic = response_topic
         self._pending: dict[bytes, tuple[threading.Event, list[bytes]]] = {}
         self._lock = threading.Lock()
-        self._subscribed = threading.Event()
         self.unsolicited: Callable[[bytes], None] | None = None
         client.message_callback_add(response_topic, self._on_reply)
 
     def start(self, timeout: float = 10.0) -> None:
         """Subscribe to the response topic and wait for the broker's SUBACK."""
-        sub_mids: list[int | None] = []
-        refused: list[str] = []
-
-        def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, codes: list[ReasonCode],
-                         _p: Properties | None) -> None:
-            # The SUBACK can arrive before subscribe() has returned its mid; the lock makes
-            # this callback wait for it.
-            with self._lock:
-                ours = mid in sub_mids
-            if ours:
-                refused.extend(str(c) for c in codes if c.is_failure)
-                self._subscribed.set()
-
-        self._client.on_subscribe = on_subscribe
-        with self._lock:
-            _rc, sub_mid = self._client.subscribe(self._topic, qos=1)
-            sub_mids.append(sub_mid)
-        if not self._subscribed.wait(timeout):
-            raise RequestTimeoutError(f"no SUBACK for {self._topic} within {timeout:g} s")
-        if refused:
-            raise SubscriptionRefusedError(self._topic, refused[0])
+        subscribe(self._client, self._topic, timeout=timeout)
 
     def _on_reply(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         corr = getattr(msg.properties, "CorrelationData", None) if msg.properties else None

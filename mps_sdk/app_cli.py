@@ -1,15 +1,15 @@
-"""``mps-app``: an app's view of the registry, built on :class:`PairingClient`.
+"""mps-app: an app's view of the registry, built on the SDK's PairingClient.
 
     mps-app pair    --msisdn +4915112345678 --purpose health-monitoring [--wait 60]
     mps-app devices --msisdn +4915112345678
     mps-app watch   [--since SEQ] [--count N] [--idle SECONDS]
     mps-app unpair  (--msisdn +4915112345678 | --pairing ID)
 
-Each takes ``--broker mqtt://127.0.0.1:1883 --app-id APP [--prefix mps/v1] [--timeout 10]
-[--json]``. ``watch`` prints one event per line (JSON Lines with ``--json``) and, at the
-end, the cursor to resume from on stderr. Options may also come from the environment
-(``MPS_BROKER``, ``MPS_APP_ID``, ...) or a TOML file's ``[app]`` table
-(``--config``/``MPS_CONFIG``). Exit status: 0 success (a pending pairing included), 1
+Each takes --broker mqtt://127.0.0.1:1883 --app-id APP [--prefix mps/v1] [--timeout 10]
+[--json]. watch prints one event per line (JSON Lines with --json) and, at the end, the
+cursor to resume from on stderr. Options may also come from the environment
+($MPS_BROKER, $MPS_APP_ID, ...) or a TOML file's [app] table (--config, $MPS_CONFIG).
+Exit status: 0 success (a pending pairing included), 1
 failure (not found, denied, redirected to another operator, no answer, a pairing denied
 while waiting), 2 usage.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mps_common.cli import (
@@ -27,7 +27,9 @@ from mps_common.cli import (
     EXIT_OK,
     EXIT_USAGE,
     common_options,
+    emit,
     fail,
+    new_parser,
     parse,
     setup_logging,
     table,
@@ -42,18 +44,20 @@ from mps_wire.messages import EventKind
 from mps_wire.records import DeviceRecord, Event
 from mps_wire.topics import DEFAULT_PREFIX, Topics
 
+#: The keys a configuration file's table may set for this command.
+FILE_OPTIONS = ("broker", "credentials", "prefix", "timeout", "app_id", "log_level")
+
 PROG = "mps-app"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = common_options()
+    common = common_options(json_option=True)
     common.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
     common.add_argument("--app-id", help="this app's id at the operator ($MPS_APP_ID)")
     credentials_option(common)
     common.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
     common.add_argument("--timeout", help="seconds to wait for the registry (default 10)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser = argparse.ArgumentParser(prog=PROG, description="Ask the pairing registry.")
+    parser = new_parser(PROG, __doc__ or "")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     pair = commands.add_parser("pair", parents=[common],
@@ -87,42 +91,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(build_parser(), argv)
     if isinstance(args, int):
         return args
-    settings = Settings(vars(args), section="app", config_file=args.config)
     try:
-        setup_logging(settings.text("log_level", "warning") or "warning")
-        msisdn = getattr(args, "msisdn", None)
-        if msisdn is not None:
-            msisdn = validate_msisdn(msisdn, field="--msisdn")
-        if args.command == "watch" and (args.since < 0 or (args.count or 1) < 1):
-            raise ValueError("--since must be 0 or more and --count at least 1")
-        client = PairingClient(
-            broker_url(settings), settings.require("app_id"),
-            topics=Topics(settings.text("prefix") or DEFAULT_PREFIX),
-            timeout=settings.get("timeout", 10.0, positive_float))
+        client = _client(args)
     except (ConfigError, ValueError) as exc:
         return fail(PROG, str(exc), EXIT_USAGE)
     try:
         with client:
-            if args.command == "pair":
-                return _pair(client, msisdn or "", args)
-            if args.command == "devices":
-                result = client.contract_devices(msisdn or "")
-                print(json.dumps(_devices_json(msisdn or "", result), indent=2) if args.json
-                      else _devices_table(msisdn or "", result))
-                return EXIT_OK
-            if args.command == "watch":
-                return _watch(client, args)
-            ended = client.unpair(msisdn, pairing=args.pairing)
-            print(json.dumps({"pairing": ended, "state": "ended"}) if args.json
-                  else f"pairing {ended} ended")
-            return EXIT_OK
+            return _COMMANDS[args.command](client, args)
     except PairingError as exc:
         if args.json:
-            print(json.dumps(_error_json(exc), indent=2))
+            emit(_error_json(exc), as_json=True, text=str)
         return fail(PROG, str(exc))
 
 
-def _pair(client: PairingClient, msisdn: str, args: argparse.Namespace) -> int:
+def _client(args: argparse.Namespace) -> PairingClient:
+    """The client the settings describe; checks the command's own options on the way."""
+    settings = Settings(vars(args), section="app", config_file=args.config,
+                        file_options=FILE_OPTIONS)
+    setup_logging(settings.text("log_level", "warning") or "warning")
+    if getattr(args, "msisdn", None) is not None:
+        args.msisdn = validate_msisdn(args.msisdn, field="--msisdn")
+    if args.command == "watch" and (args.since < 0 or (args.count or 1) < 1):
+        raise ValueError("--since must be 0 or more and --count at least 1")
+    return PairingClient(
+        broker_url(settings), settings.require("app_id"),
+        topics=Topics(settings.text("prefix") or DEFAULT_PREFIX),
+        timeout=settings.get("timeout", 10.0, positive_float))
+
+
+def _devices(client: PairingClient, args: argparse.Namespace) -> int:
+    result = client.contract_devices(args.msisdn)
+    emit(_devices_json(args.msisdn, result), as_json=args.json,
+         text=lambda _data: _devices_table(args.msisdn, result))
+    return EXIT_OK
+
+
+def _unpair(client: PairingClient, args: argparse.Namespace) -> int:
+    ended = client.unpair(args.msisdn, pairing=args.pairing)
+    emit({"pairing": ended, "state": "ended"}, as_json=args.json,
+         text=lambda _data: f"pairing {ended} ended")
+    return EXIT_OK
+
+
+def _pair(client: PairingClient, args: argparse.Namespace) -> int:
+    msisdn = args.msisdn
     answer = client.pair(msisdn, args.purpose)
     if answer.state == "pending" and args.wait is not None:
         if not args.json:
@@ -131,14 +143,14 @@ def _pair(client: PairingClient, msisdn: str, args: argparse.Namespace) -> int:
         decision = client.wait_for_decision(answer.pairing, timeout=args.wait)
         if decision.kind is not EventKind.PAIRING_GRANTED:
             if args.json:
-                print(json.dumps({"pairing": answer.pairing, "state": "denied",
-                                  "reason": decision.reason}))
+                emit({"pairing": answer.pairing, "state": "denied",
+                      "reason": decision.reason}, as_json=True, text=str)
             return fail(PROG, f"pairing {answer.pairing} {decision.kind.value.split('-')[1]}"
                               f" ({decision.reason or 'no reason given'})")
         answer = PairingAnswer(answer.pairing, "active", decision.contract, answer.purpose,
                                decision.consent, decision.devices)
     if args.json:
-        print(json.dumps(_pairing_json(answer), indent=2))
+        emit(_pairing_json(answer), as_json=True, text=str)
     elif answer.active:
         print(_devices_table(msisdn, ContractDevices(answer.contract, answer.devices),
                              head=f"pairing {answer.pairing} active ({answer.consent} "
@@ -224,6 +236,10 @@ def _devices_table(msisdn: str, result: ContractDevices, *, head: str | None = N
         return line
     return line + "\n" + table(["DEVICE", "IMEI", "ICCID", "IP", "CAPABILITIES", "MODEL"],
                                rows)
+
+
+_COMMANDS: dict[str, Callable[[PairingClient, argparse.Namespace], int]] = {
+    "pair": _pair, "devices": _devices, "watch": _watch, "unpair": _unpair}
 
 
 if __name__ == "__main__":

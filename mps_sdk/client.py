@@ -29,8 +29,6 @@ from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from mps_mqtt.client import (
     BrokerUnreachableError,
@@ -38,9 +36,11 @@ from mps_mqtt.client import (
     MqttError,
     Requester,
     RequestTimeoutError,
+    SubscriptionRefusedError,
     connect,
     disconnect,
     new_client,
+    subscribe,
 )
 from mps_mqtt.props import set_nodelay
 from mps_sdk.errors import (
@@ -53,6 +53,7 @@ from mps_sdk.errors import (
     RedirectError,
     RequestError,
 )
+from mps_sdk.events import EventCursor, EventPage, EventWatch, IdleTimer, received
 from mps_wire.codec import decode, encode
 from mps_wire.errors import ErrorCode, WireError
 from mps_wire.identifiers import IdentifierError, validate_msisdn
@@ -119,16 +120,6 @@ class PairingAnswer:
     @property
     def active(self) -> bool:
         return self.state == "active"
-
-
-@dataclass(frozen=True, slots=True)
-class EventPage:
-    """One page of ``events-since``: the events, the app's newest number, and whether more
-    events follow the page."""
-
-    events: tuple[Event, ...]
-    last: int
-    more: bool
 
 
 class RegistryClient:
@@ -249,30 +240,13 @@ class RegistryClient:
 
 
 def _subscribe(client: mqtt.Client, topic: str, timeout: float) -> None:
-    done = threading.Event()
-    lock = threading.Lock()
-    mids: list[int | None] = []
-    refused: list[str] = []
-
-    def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, codes: list[ReasonCode],
-                     _p: Properties | None) -> None:
-        # The SUBACK can arrive before subscribe() returned its mid; the lock waits for it.
-        with lock:
-            ours = mid in mids
-        if ours:
-            refused.extend(str(c) for c in codes if c.is_failure)
-            done.set()
-
-    client.on_subscribe = on_subscribe
-    with lock:
-        _rc, mid = client.subscribe(topic, qos=1)
-        mids.append(mid)
-    if not done.wait(timeout):
-        raise PairingTimeoutError(f"no SUBACK for {topic} within {timeout:g} s")
-    if refused:
+    try:
+        subscribe(client, topic, timeout=timeout)
+    except RequestTimeoutError as exc:
+        raise PairingTimeoutError(str(exc)) from exc
+    except SubscriptionRefusedError as exc:
         # The broker's ACL keeps this client out of the topic.
-        raise DeniedError(ErrorCode.DENIED, f"the broker refused the subscription to "
-                          f"{topic}: {refused[0]}")
+        raise DeniedError(ErrorCode.DENIED, str(exc)) from exc
 
 
 def _refusal(reply: Reply) -> RequestError:
@@ -437,56 +411,20 @@ class PairingClient(RegistryClient):
             raise ValueError(f"since must be a sequence number (0 or more), not {since!r}")
         topic = self.topics.app_events(self.app_id)
         inbox = self._listen(topic)  # before fetching, so nothing falls in between
-        cursor = since
+        cursor = EventCursor(self.fetch_events, since)
         try:
-            while True:  # the backlog
-                page = self.fetch_events(cursor)
-                for event in page.events:
-                    if event.seq > cursor:
-                        cursor = event.seq
-                        yield event
-                if not page.more:
-                    break
-            idle_until = None if timeout is None else time.monotonic() + timeout
-            while stop is None or not stop.is_set():
-                wait = 0.2 if idle_until is None else min(0.2, idle_until - time.monotonic())
-                if wait <= 0:
-                    return
-                try:
-                    raw = inbox.get(timeout=wait)
-                except queue.Empty:
-                    continue
+            yield from cursor.catch_up()
+            idle = IdleTimer(timeout)
+            for raw in received(inbox, idle, stop):
                 try:
                     event = Event.from_wire(decode(raw, max_size=REPLY_LIMIT))
                 except WireError as exc:
                     log.warning("ignoring an unreadable event on %s: %s", topic, exc)
                     continue
-                if event.seq <= cursor:
-                    continue  # a duplicate (QoS 1, or published again by the registry)
-                if event.seq > cursor + 1:
-                    # A gap: the missing events are committed (numbers follow commit order)
-                    # but their publication is late or was lost; fetch them.
-                    for missed in self._catch_up(cursor):
-                        cursor = missed.seq
-                        yield missed
-                    if event.seq <= cursor:
-                        continue
-                cursor = event.seq
-                if idle_until is not None:
-                    idle_until = time.monotonic() + (timeout or 0)
-                yield event
+                if (yield from cursor.live(event)):
+                    idle.restart()
         finally:
             self._unlisten(topic, inbox)
-
-    def _catch_up(self, cursor: int) -> Iterator[Event]:
-        while True:
-            page = self.fetch_events(cursor)
-            for event in page.events:
-                if event.seq > cursor:
-                    cursor = event.seq
-                    yield event
-            if not page.more:
-                return
 
     def wait_for_decision(self, pairing: str, *, since: int = 0,
                           timeout: float | None = None) -> Event:
@@ -509,36 +447,3 @@ class PairingClient(RegistryClient):
         Returns an :class:`EventWatch`; its ``cursor`` is the last event handled.
         """
         return EventWatch(self, handler, since)
-
-
-class EventWatch:
-    """A running :meth:`PairingClient.watch`: ``stop()`` ends it, ``cursor`` is where it got to,
-    ``error`` the exception that ended it early (None while running or after ``stop``)."""
-
-    def __init__(self, client: PairingClient, handler: Callable[[Event], None],
-                 since: int) -> None:
-        self.cursor = since
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._client = client
-        self._handler = handler
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"mps-events-{client.app_id}")
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for event in self._client.events(self.cursor, stop=self._stop):
-                self._handler(event)
-                self.cursor = event.seq
-        except Exception as exc:  # surfaced through .error
-            log.warning("watching events stopped: %s", exc)
-            self.error = exc
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()

@@ -1,15 +1,15 @@
-"""``mps-user``: the user's answers to consent prompts.
+"""mps-user: the user's answers to consent prompts.
 
     mps-user consent list     --contract C-1001 [--json]
     mps-user consent approve  PROMPT --contract C-1001
     mps-user consent deny     PROMPT --contract C-1001
     mps-user consent withdraw (--app APP | --pairing ID) --contract C-1001
 
-The command is the user agent over MQTT (``--broker``, ``--prefix``, ``--timeout``),
-using the consent topics exactly as any other client would; the operator acting on the
-user's behalf uses ``mps-bridge consent`` on the registry's database instead.
-Options may also come from the environment (``MPS_BROKER``, ``MPS_CONTRACT``)
-or a TOML file's ``[user]`` table (``--config``/``MPS_CONFIG``). Exit status: 0 success,
+The command is the user agent over MQTT (--broker, --prefix, --timeout), using the
+consent topics exactly as any other client would; the operator acting on the user's
+behalf uses mps-bridge consent on the registry's database instead. Options may also come
+from the environment ($MPS_BROKER, $MPS_CONTRACT) or a TOML file's [user] table
+(--config, $MPS_CONFIG). Exit status: 0 success,
 1 failure (unknown or expired prompt, nothing to withdraw, no answer), 2 usage.
 """
 
@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mps_common.cli import EXIT_OK, EXIT_USAGE, common_options, fail, parse, setup_logging, table
+from mps_common.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    common_options,
+    emit,
+    fail,
+    new_parser,
+    parse,
+    setup_logging,
+    table,
+)
 from mps_common.config import Settings, positive_float
 from mps_common.errors import ConfigError
 from mps_mqtt.options import broker_url, credentials_option
@@ -30,18 +39,20 @@ from mps_sdk.consent import ConsentClient, ConsentState
 from mps_sdk.errors import PairingError, RequestError
 from mps_wire.topics import DEFAULT_PREFIX, Topics, check_level
 
+#: The keys a configuration file's table may set for this command.
+FILE_OPTIONS = ("broker", "credentials", "prefix", "timeout", "contract", "log_level")
+
 PROG = "mps-user"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = common_options()
+    common = common_options(json_option=True)
     common.add_argument("--contract", help="the user's contract ($MPS_CONTRACT)")
     common.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
     credentials_option(common)
     common.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
     common.add_argument("--timeout", help="seconds to wait for the registry (default 10)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser = argparse.ArgumentParser(prog=PROG, description="Answer consent prompts.")
+    parser = new_parser(PROG, __doc__ or "")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     consent = commands.add_parser("consent", help="consent prompts and granted consents")
     actions = consent.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -63,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(build_parser(), argv)
     if isinstance(args, int):
         return args
-    settings = Settings(vars(args), section="user", config_file=args.config)
+    settings = Settings(vars(args), section="user", config_file=args.config,
+                        file_options=FILE_OPTIONS)
     try:
         setup_logging(settings.text("log_level", "warning") or "warning")
         contract = check_level(settings.require("contract"), "contract id")
@@ -79,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _over_mqtt(client, args)
     except PairingError as exc:
         if args.json and isinstance(exc, RequestError):
-            print(json.dumps({"status": exc.status.value, "code": exc.code.value,
-                              "message": exc.message}))
+            emit({"status": exc.status.value, "code": exc.code.value,
+                  "message": exc.message}, as_json=True, text=str)
         return fail(PROG, str(exc))
 
 
@@ -97,9 +109,10 @@ def _over_mqtt(client: ConsentClient, args: argparse.Namespace) -> int:
 
 
 def _print_state(state: ConsentState, *, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(_state_json(state), indent=2))
-        return
+    emit(_state_json(state), as_json=as_json, text=lambda _data: _state_text(state))
+
+
+def _state_text(state: ConsentState) -> str:
     lines = [f"contract {state.contract}: {len(state.prompts)} open prompt"
              f"{'s' if len(state.prompts) != 1 else ''}"]
     if state.prompts:
@@ -112,7 +125,7 @@ def _print_state(state: ConsentState, *, as_json: bool) -> None:
         lines.append(table(["PAIRING", "APP", "TRUST", "PURPOSE", "CONSENT", "SINCE (UTC)"],
                            [[g.pairing, f"{g.app_name} ({g.app})", g.trust, g.purpose,
                              g.consent, _time(g.since)] for g in state.granted]))
-    print("\n".join(lines))
+    return "\n".join(lines)
 
 
 def _state_json(state: ConsentState) -> dict[str, Any]:
@@ -129,19 +142,14 @@ def _state_json(state: ConsentState) -> dict[str, Any]:
 
 
 def _print_answer(args: argparse.Namespace, pairing: str) -> None:
-    if args.json:
-        print(json.dumps({"prompt": args.prompt, "decision": args.action,
-                          "pairing": pairing}))
-    else:
-        verb = "approved" if args.action == "approve" else "denied"
-        print(f"{verb} prompt {args.prompt} (pairing {pairing})")
+    verb = "approved" if args.action == "approve" else "denied"
+    emit({"prompt": args.prompt, "decision": args.action, "pairing": pairing},
+         as_json=args.json, text=lambda _data: f"{verb} prompt {args.prompt} (pairing {pairing})")
 
 
 def _print_withdrawn(args: argparse.Namespace, ended: list[str]) -> None:
-    if args.json:
-        print(json.dumps({"ended": ended}))
-    else:
-        print(f"consent withdrawn: {', '.join(ended)} ended")
+    emit({"ended": ended}, as_json=args.json,
+         text=lambda _data: f"consent withdrawn: {', '.join(ended)} ended")
 
 
 def _time(ms: int) -> str:

@@ -22,271 +22,52 @@ makes empty cards and gives each device an activation code instead.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
-import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from lpa_emulator.euicc import CardState, ProfileRecord
-from lpa_emulator.modem.dialects import DIALECTS as MODEM_DIALECTS
 from mps_common.progress import Progress
-from mps_mqtt.client import BrokerURL, MqttError, Requester, connect, disconnect, new_client
+from mps_testbed.deployment import (
+    CARD_KINDS,
+    DEFAULT_KINDS,
+    DIALECTS,
+    MAX_DEVICES,
+    MODEMS_PER_PROCESS,
+    PROFILE_DIR,
+    SANDBOX_STARTS,
+    STORY_APPS,
+    VPCD_PORTS,
+    DeviceSetup,
+    OperatorData,
+    PreloadedProfiles,
+    ProfileSource,
+    RigOptions,
+    RigResult,
+    Story,
+    StoryApp,
+    plan_devices,
+    summary,
+    verify,
+)
+from mps_testbed.errors import RigError, StackError
+from mps_testbed.operator import (
+    OPERATOR_SOURCE,
+    operator_data,
+    send_operator_data,
+    toml_document,
+    toml_value,
+)
 from mps_testbed.smdp import SmdpProfiles
-from mps_testbed.stack.mosquitto import Mosquitto, StackError
+from mps_testbed.stack.mosquitto import Mosquitto
 from mps_testbed.stack.pcsc import PcscSandbox
 from mps_testbed.stack.procs import ProcessGroup, console_script, run
-from mps_wire import codec
-from mps_wire.errors import WireError
-from mps_wire.identifiers import make_iccid
-from mps_wire.messages import OperatorOp, OperatorRequest, Reply
-from mps_wire.topics import Topics
-
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "firmware_profiles"
-CARD_KINDS = ("emu", "at", "pcsc")
-DIALECTS = tuple(sorted(MODEM_DIALECTS))
-VPCD_PORTS = (35963, 35964)  # the two slots of one vpcd reader driver
-MODEMS_PER_PROCESS = 50
-"""Modems one ``mps-emu modem`` process serves: one interpreter per 50 saves memory and
-start-up time, while several processes spread the card traffic over the cores."""
-SANDBOX_STARTS = 6
-"""pcscd sandboxes coming up at once: each mostly waits (pcscd start, vpcd's ATR polling)."""
-MAX_DEVICES = 100_000
-OPERATOR_SOURCE = "rig"
-
-OperatorData = Literal["auto", "import", "topic", "none"]
-
-
-class RigError(Exception):
-    """The emulated deployment could not be set up or did not do what it should."""
-
-
-@dataclass
-class DeviceSetup:
-    """One emulated device: where its modem and card live and how the agent reaches them."""
-
-    index: int
-    kind: str
-    workdir: Path
-    iccid: str
-    imsi: str
-    msisdn: str
-    dialect: str = "quectel"
-    eid: str = ""
-    card_url: str = ""
-    env: dict[str, str] | None = None
-    result: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    seconds: float = 0.0
-    held: bool = False  # held back from the boot phase, booted later by a session hook
-
-    @property
-    def name(self) -> str:
-        return f"dev{self.index}"
-
-    @property
-    def modem_link(self) -> Path:
-        return self.workdir / "modem"
-
-    @property
-    def card_state(self) -> Path:
-        return self.workdir / "euicc.json"
-
-    @property
-    def template(self) -> Path:
-        """The bundled profile this device's own profile starts from."""
-        return PROFILE_DIR / f"emulated-{self.kind}.toml"
-
-    @property
-    def profile(self) -> Path:
-        """The device's firmware profile, written by the rig."""
-        return self.workdir / "profile.toml"
-
-    @property
-    def boot_seconds(self) -> float | None:
-        """First boot inside the agent (without the interpreter's start-up)."""
-        total = self.result.get("timings_s", {}).get("total")
-        return float(total) if isinstance(total, int | float) else None
-
-    @property
-    def downloaded(self) -> bool:
-        """Whether first boot downloaded the device's profile from the SM-DP+."""
-        return "download a profile" in self.result.get("timings_s", {})
-
-
-@dataclass
-class RigResult:
-    """What a rig run produced."""
-
-    devices: list[DeviceSetup]
-    app_devices: list[dict[str, Any]]
-    app_table: str
-    seconds: float
-    notes: list[str]
-    phases: dict[str, float] = field(default_factory=dict)
-    app_checked: bool = True
-    late: set[int] = field(default_factory=set)  # devices booted after the app check
-
-    @property
-    def registered(self) -> int:
-        return sum(1 for d in self.devices if d.error is None and not d.held)
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for d in self.devices if d.error is not None)
-
-    def per_device(self) -> dict[str, float]:
-        """Seconds per device boot (agent process): mean, median, p95, max."""
-        times = sorted(d.seconds for d in self.devices if not d.held)
-        if not times:
-            return {}
-        p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
-        return {"mean": statistics.fmean(times), "median": statistics.median(times),
-                "p95": p95, "max": times[-1]}
-
-
-@dataclass(frozen=True)
-class StoryApp:
-    """An app the operator registers for the story, with its trust level and purposes."""
-
-    id: str
-    name: str
-    trust: str
-    purposes: tuple[str, ...]
-
-
-STORY_APPS = (
-    StoryApp("operator-care", "Operator customer care", "partner", ("support",
-                                                                   "device-discovery")),
-    StoryApp("health-app", "Health companion", "verified", ("health-monitoring",)),
-    StoryApp("fitness-tracker", "Fitness tracker", "unverified", ("fitness",)),
-)
-
-
-@dataclass
-class Story:
-    """The people, numbers and apps of an emulated deployment.
-
-    ``app_id`` is the app the rig asks for the user's devices at the end of a run: a
-    partner, which the operator lets see every device without asking the user.
-    """
-
-    holder: str = "Paul"
-    contract_id: str = "C-PAUL-0001"
-    msisdn: str = "+4917612345678"
-    app_id: str = "operator-care"
-    apps: tuple[StoryApp, ...] = STORY_APPS
-
-
-class ProfileSource(Protocol):
-    """Where the rig's devices get their operational profile.
-
-    :meth:`start` brings up what the source needs (an SM-DP+) before cards are made;
-    :meth:`make_card` writes a device's card state and returns its EID;
-    :meth:`activation` is the ``[activation]`` table of the device's firmware profile
-    (``None``: the card already has its profile).
-    """
-
-    def start(self, procs: ProcessGroup, workdir: Path, *, broker: str | None = None
-              ) -> None: ...
-
-    def make_card(self, device: DeviceSetup) -> str: ...
-
-    def activation(self, device: DeviceSetup) -> dict[str, Any] | None: ...
-
-    def agent_env(self) -> dict[str, str]: ...
-
-    def close(self) -> None: ...
-
-
-class PreloadedProfiles:
-    """Cards made with the device's operator profile already installed and enabled."""
-
-    def start(self, procs: ProcessGroup, workdir: Path, *, broker: str | None = None
-              ) -> None:
-        """Nothing to start: no download happens."""
-
-    def make_card(self, device: DeviceSetup) -> str:
-        state = CardState.new(profiles=[ProfileRecord.generate(
-            iccid=device.iccid, imsi=device.imsi, msisdn=device.msisdn)])
-        device.workdir.mkdir(parents=True, exist_ok=True)
-        state.save(device.card_state)
-        return state.eid
-
-    def activation(self, device: DeviceSetup) -> dict[str, Any] | None:
-        return None
-
-    def agent_env(self) -> dict[str, str]:
-        return {}
-
-    def close(self) -> None:
-        """Nothing to stop."""
-
-
-def plan_devices(n: int, workdir: Path, kinds: list[str], *, dialects: Iterable[str] = (
-        "quectel",), first: int = 0) -> list[DeviceSetup]:
-    """Identities for ``n`` devices numbered from ``first``; card kinds and modem dialects
-    cycle through ``kinds`` and ``dialects``. The same numbers give the same identities,
-    so operator data exported once fits every later run."""
-    dialect_list = list(dialects)
-    devices = []
-    for i in range(first, first + n):
-        devices.append(DeviceSetup(
-            index=i,
-            kind=kinds[(i - first) % len(kinds)],
-            workdir=workdir / f"dev{i}",
-            iccid=make_iccid(f"894901{i:012d}"),
-            imsi=f"26201{i:010d}",
-            msisdn=f"+49176{9000000 + i:07d}",
-            dialect=dialect_list[(i - first) % len(dialect_list)],
-        ))
-    return devices
-
-
-def operator_data(story: Story, devices: list[DeviceSetup]) -> str:
-    """The operator's data for the story as TOML (one contract, one trusted app), as
-    ``mps-bridge operator import`` reads it."""
-    lines = ["[[contracts]]", f'id = "{story.contract_id}"', f'holder = "{story.holder}"',
-             f'msisdns = ["{story.msisdn}"]', ""]
-    for d in devices:
-        lines += ["  [[contracts.subscriptions]]", f'  iccid = "{d.iccid}"',
-                  f'  imsi = "{d.imsi}"', f'  msisdn = "{d.msisdn}"', ""]
-    for app in story.apps:
-        lines += ["[[apps]]", f"id = {_toml_value(app.id)}", f"name = {_toml_value(app.name)}",
-                  f"trust = {_toml_value(app.trust)}",
-                  f"purposes = {_toml_value(list(app.purposes))}", ""]
-    return "\n".join(lines)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML form for {type(value).__name__}")
-
-
-def toml_document(tables: dict[str, Any]) -> str:
-    """A TOML document from top-level keys and one level of tables."""
-    top = [f"{k} = {_toml_value(v)}" for k, v in tables.items() if not isinstance(v, dict)]
-    out = [*top, ""]
-    for name, table in tables.items():
-        if isinstance(table, dict):
-            out.append(f"[{name}]")
-            out += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-            out.append("")
-    return "\n".join(out)
 
 
 class Rig:
@@ -300,73 +81,40 @@ class Rig:
     SM-DP+ the rig starts (the default); else cards hold their profile from the start.
     """
 
-    def __init__(self, devices: int, *, workdir: Path | None = None,
-                 kinds: list[str] | None = None, dialects: list[str] | None = None,
-                 story: Story | None = None, say: Callable[[str], None] = print,
-                 use_pcsc: bool | None = None, keep: bool = False,
-                 broker: str | None = None, db: str | None = None,
-                 operator_data: OperatorData = "auto", first: int = 0,
-                 parallel: int | None = None, progress: bool | None = None,
-                 profiles: ProfileSource | None = None, download: bool = True,
-                 app_check: bool = True,
-                 held_back: int = 0,
-                 after_boot: Callable[[RigSession], None] | None = None,
-                 enroll: Callable[[list[DeviceSetup], str], None] | None = None,
-                 bridge_args: Sequence[str] = ()) -> None:
-        if not 1 <= devices <= MAX_DEVICES:
-            raise RigError(f"a rig has 1 to {MAX_DEVICES} devices")
+    def __init__(self, devices: int, options: RigOptions | None = None,
+                 **overrides: Any) -> None:
+        # Options as keywords (Rig(4, kinds=["emu"])) or as one RigOptions, or both.
+        opts = replace(options or RigOptions(), **overrides)
+        opts.check(devices)
         self.n = devices
-        self.kinds = kinds or ["emu", "at", "pcsc", "at"]
-        bad = set(self.kinds) - set(CARD_KINDS)
-        if bad:
-            raise RigError(f"unknown card kinds {sorted(bad)}; use {', '.join(CARD_KINDS)}")
-        self.dialects = dialects or ["quectel"]
-        bad = set(self.dialects) - set(DIALECTS)
-        if bad:
-            raise RigError(f"unknown dialects {sorted(bad)}; use {', '.join(DIALECTS)}")
-        if broker is not None:
-            try:
-                BrokerURL.parse(broker)
-            except ValueError as exc:
-                raise RigError(str(exc)) from exc
-        if broker is None and (db is not None or operator_data not in ("auto", "import")):
-            raise RigError("db and operator_data are for an existing deployment (broker)")
-        if operator_data == "import" and broker is not None and db is None:
-            raise RigError("importing operator data into an existing registry needs its db")
-        if first < 0:
-            raise RigError("device numbers start at 0 or above")
-        if parallel is not None and parallel < 1:
-            raise RigError("parallel must be at least 1")
-        if broker is not None and (enroll is not None or bridge_args):
-            raise RigError("enrolment and bridge options are for the embedded registry")
-        if held_back < 0 or (held_back and after_boot is None):
-            raise RigError("held-back devices need an after_boot hook to boot them")
-        self.story = story or Story()
-        self.say = say
-        self.use_pcsc = use_pcsc
-        self.keep = keep or workdir is not None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mps-rig-"))
-        self.broker = broker
-        self.db = db
-        self.operator_mode: OperatorData = operator_data
-        if operator_data == "auto":
-            self.operator_mode = "import" if broker is None or db is not None else "topic"
-        self.first = first
+        self.options = opts
+        self.kinds = list(opts.kinds or DEFAULT_KINDS)
+        self.dialects = list(opts.dialects or ("quectel",))
+        self.story = opts.story or Story()
+        self.say = opts.say
+        self.use_pcsc = opts.use_pcsc
+        self.keep = opts.keep or opts.workdir is not None
+        self.workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="mps-rig-"))
+        self.broker = opts.broker
+        self.db = opts.db
+        self.operator_mode: OperatorData = opts.operator_mode
+        self.first = opts.first
         # An agent's boot is mostly its own CPU (interpreter start-up, APDUs through the
         # emulated modem) with short waits (resync, broker round trips): two per core
         # fill the waits; more only make each boot slower.
-        self.parallel = parallel or 2 * (os.cpu_count() or 1)
-        self.progress = progress
+        self.parallel = opts.parallel or 2 * (os.cpu_count() or 1)
+        self.progress = opts.progress
         # By default every card starts empty and first boot downloads its profile from an
         # SM-DP+ over HTTPS; ``download=False`` makes cards with the profile installed.
-        self.profiles = profiles or (SmdpProfiles() if download else PreloadedProfiles())
-        self.app_check = app_check
-        self.held_back = held_back
-        self.after_boot = after_boot
+        self.profiles = opts.profiles or (SmdpProfiles() if opts.download
+                                          else PreloadedProfiles())
+        self.app_check = opts.app_check
+        self.held_back = opts.held_back
+        self.after_boot = opts.after_boot
         # ``enroll(devices, db)`` runs once the cards exist (their EIDs known), before any
         # boot: the operator's chance to issue each device its credentials and keys.
-        self.enroll = enroll
-        self.bridge_args = list(bridge_args)
+        self.enroll = opts.enroll
+        self.bridge_args = list(opts.bridge_args)
         self.notes: list[str] = []
         self.phases: dict[str, float] = {}
         self._bar: Progress | None = None
@@ -443,21 +191,10 @@ class Rig:
         devices = self.plan()
         if any(d.kind == "pcsc" for d in devices) and not self._pcsc_possible():
             for d in devices:
-                if d.kind == "pcsc":
-                    d.kind = "emu"
+                d.kind = "emu" if d.kind == "pcsc" else d.kind
         with ExitStack() as stack:
             broker_url = self._operator_side(devices, procs, stack)
-            with self._phase("cards"):
-                self.profiles.start(procs, self.workdir, broker=broker_url)
-                self.env.update(self.profiles.agent_env())
-                for d in devices:
-                    d.eid = self.profiles.make_card(d)
-            if self.enroll is not None:
-                with self._phase("enrolment"):
-                    self.enroll(devices, str(self.workdir / "registry.sqlite"))
-            if isinstance(self.profiles, SmdpProfiles) and self.profiles.smdp is not None:
-                self.say(f"sm-dp+      ES9+ over HTTPS at {self.profiles.smdp.address}; "
-                         f"{len(devices)} empty eUICCs, one profile order each")
+            self._make_cards(devices, procs, broker_url)
             self._start_modems(devices, procs)
             if self.shares_bytecode:
                 self._warm_up()
@@ -471,6 +208,20 @@ class Rig:
                          seconds=time.monotonic() - t0, notes=self.notes,
                          phases=self.phases, app_checked=checked,
                          late={d.index for d in late})
+
+    def _make_cards(self, devices: list[DeviceSetup], procs: ProcessGroup,
+                    broker_url: str) -> None:
+        with self._phase("cards"):
+            self.profiles.start(procs, self.workdir, broker=broker_url)
+            self.env.update(self.profiles.agent_env())
+            for d in devices:
+                d.eid = self.profiles.make_card(d)
+        if self.enroll is not None:
+            with self._phase("enrolment"):
+                self.enroll(devices, str(self.workdir / "registry.sqlite"))
+        if isinstance(self.profiles, SmdpProfiles) and self.profiles.smdp is not None:
+            self.say(f"sm-dp+      ES9+ over HTTPS at {self.profiles.smdp.address}; "
+                     f"{len(devices)} empty eUICCs, one profile order each")
 
     # --- the operator side ---------------------------------------------------------------
 
@@ -548,10 +299,10 @@ class Rig:
                 manifest = self.workdir / f"modems{k}.toml"
                 lines: list[str] = []
                 for d in shard:
-                    lines += ["[[modem]]", f"link = {_toml_value(str(d.modem_link))}",
-                              f"state = {_toml_value(str(d.workdir / 'modem.json'))}",
-                              f"dialect = {_toml_value(d.dialect)}"]
-                    lines += [f"card_state = {_toml_value(str(d.card_state))}"] \
+                    lines += ["[[modem]]", f"link = {toml_value(str(d.modem_link))}",
+                              f"state = {toml_value(str(d.workdir / 'modem.json'))}",
+                              f"dialect = {toml_value(d.dialect)}"]
+                    lines += [f"card_state = {toml_value(str(d.card_state))}"] \
                         if d.kind == "at" else ["no_card = true"]
                     lines.append("")
                 manifest.write_text("\n".join(lines))
@@ -732,75 +483,10 @@ class RigSession:
         return device
 
 
-def send_operator_data(broker_url: str, story: Story, devices: list[DeviceSetup], *,
-                       prefix: str = "mps/v1", timeout: float = 10.0) -> None:
-    """The contract and the devices' subscriptions, sent to the registry on its operator
-    topic as an operator system does. Raises RigError for a refusal."""
-    topics = Topics(prefix)
-    client = new_client(f"mps-rig-operator-{os.getpid()}")
-    try:
-        connect(client, BrokerURL.parse(broker_url))
-    except MqttError as exc:
-        raise RigError(str(exc)) from exc
-    try:
-        requester = Requester(client, topics.operator_replies(OPERATOR_SOURCE))
-        requester.start()
-        requests = [OperatorRequest(OperatorOp.ADD_CONTRACT, contract=story.contract_id,
-                                    holder=story.holder, msisdns=(story.msisdn,))]
-        requests += [OperatorRequest(OperatorOp.ADD_SUBSCRIPTION, contract=story.contract_id,
-                                     iccid=d.iccid, imsi=d.imsi, msisdn=d.msisdn)
-                     for d in devices]
-        for request in requests:
-            try:
-                raw = requester.request(topics.operator_requests(OPERATOR_SOURCE),
-                                        codec.encode(request.to_wire()), timeout=timeout)
-                reply = Reply.from_wire(codec.decode(raw))
-            except (MqttError, WireError) as exc:
-                raise RigError(f"operator data: {request.op.value} got no usable answer "
-                               f"from the registry: {exc}") from exc
-            if not reply.is_ok:
-                raise RigError(f"operator data: the registry refused {request.op.value}: "
-                               f"{reply.code} - {reply.message}")
-    finally:
-        disconnect(client)
 
-
-def verify(result: RigResult) -> list[str]:
-    """Problems with a rig run: devices that failed, or that the app did not see."""
-    problems = [f"{d.name}: {d.error}" for d in result.devices if d.error]
-    if not result.app_checked:
-        return problems
-    seen = {str(r.get("eid") or r.get("device_id")) for r in result.app_devices}
-    # Devices held back for a later hook were not there when the app asked.
-    for d in result.devices:
-        if d.error is None and d.index not in result.late and d.eid not in seen:
-            problems.append(f"{d.name}: registered but not listed for the app")
-    return problems
-
-
-def summary(result: RigResult) -> str:
-    """``registered: N, failed: M`` with the wall time and the time per device."""
-    per = result.per_device()
-    line = (f"registered: {result.registered}, failed: {result.failed} "
-            f"({len(result.devices)} devices in {result.seconds:.1f} s")
-    if per:
-        line += (f"; per device boot: mean {per['mean']:.2f} s, median {per['median']:.2f} s, "
-                 f"p95 {per['p95']:.2f} s, max {per['max']:.2f} s")
-    return line + ")"
-
-
-__all__ = [
-    "PreloadedProfiles",
-    "ProfileSource",
-    "Rig",
-    "RigError",
-    "RigResult",
-    "RigSession",
-    "StackError",
-    "Story",
-    "StoryApp",
-    "operator_data",
-    "send_operator_data",
-    "summary",
-    "verify",
-]
+__all__ = ["CARD_KINDS", "DEFAULT_KINDS", "DIALECTS", "MAX_DEVICES",
+           "MODEMS_PER_PROCESS", "OPERATOR_SOURCE", "PROFILE_DIR", "SANDBOX_STARTS",
+           "STORY_APPS", "VPCD_PORTS", "DeviceSetup", "OperatorData",
+           "PreloadedProfiles", "ProfileSource", "Rig", "RigError", "RigOptions",
+           "RigResult", "RigSession", "StackError", "Story", "StoryApp", "operator_data",
+           "plan_devices", "send_operator_data", "summary", "toml_document", "verify"]

@@ -99,7 +99,7 @@ def start_smdp(workdir: Path, procs: ProcessGroup, *, host: str = "localhost",
     return SmdpService(address, pki_dir / pki.CI_CERT, pki_dir, data_dir, service)
 
 
-class Device(Protocol):
+class SubscribedDevice(Protocol):
     """What :class:`SmdpProfiles` needs to know of a rig's device."""
 
     @property
@@ -138,7 +138,7 @@ class SmdpProfiles:
         self.smdp = start_smdp(workdir, procs, host=self.host, broker=broker or self.broker,
                                prefix=self.prefix)
 
-    def make_card(self, device: Device) -> str:
+    def make_card(self, device: SubscribedDevice) -> str:
         if self.smdp is None:
             raise RuntimeError("start the SM-DP+ before making cards")
         state = CardState.new(profiles=[])
@@ -148,7 +148,7 @@ class SmdpProfiles:
                                                          device.msisdn, eid=state.eid)
         return state.eid
 
-    def activation(self, device: Device) -> dict[str, Any] | None:
+    def activation(self, device: SubscribedDevice) -> dict[str, Any] | None:
         return {"code": self._codes[device.card_state]}
 
     def agent_env(self) -> dict[str, str]:

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from mps_mqtt.client import BrokerURL
 from mps_sdk.client import PairingAnswer, PairingClient
 from mps_sdk.consent import ConsentClient, Prompt
-from mps_sdk.errors import PairingError, RequestError
+from mps_sdk.errors import RequestError
+from mps_testbed.errors import TestbedError
 from mps_wire.messages import EventKind
 from mps_wire.records import DeviceRecord, Event
 from mps_wire.topics import Topics
 
 
-class StoryError(PairingError):
+class StoryError(TestbedError):
     """The story did not go as the patent tells it; ``result`` holds what happened."""
 
     def __init__(self, message: str, result: StoryResult) -> None:
@@ -78,51 +79,79 @@ def run_story(broker: str | BrokerURL, *, msisdn: str, contract: str,
     paired and must make a new device register on that contract (the demo boots the tennis
     racket). Raises StoryError (carrying the result so far) when a step goes otherwise.
     """
-    cast = apps or StoryApps()
-    result = StoryResult()
-    started = time.monotonic()
+    teller = _Teller(broker, apps or StoryApps(), topics=topics, say=say, timeout=timeout)
+    teller.pair_and_join(msisdn, contract, new_device)
+    teller.lower_asks(msisdn)
+    teller.partner_asks(msisdn)
+    teller.result.seconds = time.monotonic() - teller.started
+    return teller.result
 
-    def tell(line: str) -> None:
-        result.lines.append(line)
-        say(line)
 
-    def failed(why: str) -> StoryError:
-        result.seconds = time.monotonic() - started
-        return StoryError(why, result)
+class _Teller:
+    """The story's acts, each adding to one :class:`StoryResult`."""
 
-    wait = min(timeout, 10.0)
-    with PairingClient(broker, cast.health, topics=topics, timeout=wait) as health, \
-            ConsentClient(broker, contract, topics=topics, timeout=wait) as user:
+    def __init__(self, broker: str | BrokerURL, cast: StoryApps, *, topics: Topics | None,
+                 say: Callable[[str], None], timeout: float) -> None:
+        self.broker, self.cast, self.topics = broker, cast, topics
+        self.say, self.timeout = say, timeout
+        self.wait = min(timeout, 10.0)
+        self.result = StoryResult()
+        self.started = time.monotonic()
+
+    def tell(self, line: str) -> None:
+        self.result.lines.append(line)
+        self.say(line)
+
+    def failed(self, why: str) -> StoryError:
+        self.result.seconds = time.monotonic() - self.started
+        return StoryError(why, self.result)
+
+    def client(self, app: str) -> PairingClient:
+        return PairingClient(self.broker, app, topics=self.topics, timeout=self.wait)
+
+    def pair_and_join(self, msisdn: str, contract: str,
+                      new_device: Callable[[], object]) -> None:
+        with self.client(self.cast.health) as health, \
+                ConsentClient(self.broker, contract, topics=self.topics,
+                              timeout=self.wait) as user:
+            self.pair_health(health, user, msisdn)
+            self.device_joins(health, new_device)
+
+    def pair_health(self, health: PairingClient, user: ConsentClient, msisdn: str) -> None:
+        cast, result, timeout = self.cast, self.result, self.timeout
         start = health.fetch_events(0, limit=1).last  # earlier runs' events are history
         answer = health.pair(msisdn, cast.health_purpose)
-        tell(f"app         {cast.health} asks to pair with {msisdn} for "
-             f"{cast.health_purpose}: {answer.state}")
+        self.tell(f"app         {cast.health} asks to pair with {msisdn} for "
+                  f"{cast.health_purpose}: {answer.state}")
         if answer.state == "pending":
             prompt = user.wait_for_prompt(app=cast.health, timeout=timeout)
             result.prompt = prompt
-            tell(f"user        consent prompt {prompt.prompt}: {prompt.app_name} "
-                 f"({prompt.trust}) would see {', '.join(prompt.fields)}")
+            self.tell(f"user        consent prompt {prompt.prompt}: {prompt.app_name} "
+                      f"({prompt.trust}) would see {', '.join(prompt.fields)}")
             user.approve(prompt.prompt)
-            tell("user        approves")
+            self.tell("user        approves")
             decision = health.wait_for_decision(answer.pairing, since=start, timeout=timeout)
             if decision.kind is not EventKind.PAIRING_GRANTED:
-                raise failed(f"the pairing was not granted: {decision.kind} "
-                             f"({decision.reason})")
+                raise self.failed(f"the pairing was not granted: {decision.kind} "
+                                  f"({decision.reason})")
             result.granted, result.cursor = decision.devices, decision.seq
         else:
             result.granted = answer.devices
             result.cursor = health.fetch_events(start).last
         result.pairing = answer
-        tell(f"app         {cast.health} paired: sees {len(result.granted)} devices "
-             f"({_fields(result.granted)})")
+        self.tell(f"app         {cast.health} paired: sees {len(result.granted)} devices "
+                  f"({_fields(result.granted)})")
 
-        # Figure 4: a device joins the contract; the paired app hears of it unasked.
+    def device_joins(self, health: PairingClient, new_device: Callable[[], object]) -> None:
+        """Figure 4: a device joins the contract; the paired app hears of it unasked."""
+        result = self.result
+        pairing = result.pairing.pairing if result.pairing is not None else None
         known = {d.device_id for d in result.granted}
         found: list[Event] = []
         done = threading.Event()
 
         def on_event(event: Event) -> None:
-            if (event.kind is EventKind.DEVICE_ADDED and event.pairing == answer.pairing
+            if (event.kind is EventKind.DEVICE_ADDED and event.pairing == pairing
                     and event.device is not None and event.device.device_id not in known):
                 found.append(event)
                 done.set()
@@ -130,36 +159,41 @@ def run_story(broker: str | BrokerURL, *, msisdn: str, contract: str,
         watch = health.watch(on_event, since=result.cursor)
         try:
             new_device()
-            tell("device      a new device registers on the contract")
-            if not done.wait(timeout):
-                raise failed(f"{cast.health} was not told of the new device within "
-                             f"{timeout:g} s")
+            self.tell("device      a new device registers on the contract")
+            if not done.wait(self.timeout):
+                raise self.failed(f"{self.cast.health} was not told of the new device "
+                                  f"within {self.timeout:g} s")
         finally:
             watch.stop()
         result.added = found[0]
         result.cursor = found[0].seq
-        tell(f"app         {cast.health} receives device-added #{found[0].seq}: "
-             f"{_describe(found[0].device)} without asking again")
+        self.tell(f"app         {self.cast.health} receives device-added #{found[0].seq}: "
+                  f"{_describe(found[0].device)} without asking again")
 
-    if cast.lower is not None:
-        with PairingClient(broker, cast.lower, topics=topics, timeout=wait) as lower:
+    def lower_asks(self, msisdn: str) -> None:
+        if self.cast.lower is None:
+            return
+        with self.client(self.cast.lower) as lower:
             try:
-                lower.pair(msisdn, cast.lower_purpose)
+                lower.pair(msisdn, self.cast.lower_purpose)
             except RequestError as refused:
-                result.lower = refused
-                tell(f"app         {cast.lower} asks too: {refused.status.value} "
-                     f"({getattr(refused, 'reason', None) or refused.code.value}); "
-                     "it sees nothing")
+                self.result.lower = refused
+                self.tell(f"app         {self.cast.lower} asks too: {refused.status.value} "
+                          f"({getattr(refused, 'reason', None) or refused.code.value}); "
+                          "it sees nothing")
             else:
-                raise failed(f"{cast.lower} was paired although its trust level is lower")
-    if cast.partner is not None:
-        with PairingClient(broker, cast.partner, topics=topics, timeout=wait) as partner:
-            result.partner = partner.pair(msisdn, cast.partner_purpose)
-        tell(f"app         {cast.partner} (partner, standing consent): "
-             f"{result.partner.state} at once, sees {len(result.partner.devices)} devices "
-             f"({_fields(result.partner.devices)})")
-    result.seconds = time.monotonic() - started
-    return result
+                raise self.failed(f"{self.cast.lower} was paired although its trust level "
+                                  "is lower")
+
+    def partner_asks(self, msisdn: str) -> None:
+        if self.cast.partner is None:
+            return
+        with self.client(self.cast.partner) as partner:
+            answer = partner.pair(msisdn, self.cast.partner_purpose)
+        self.result.partner = answer
+        self.tell(f"app         {self.cast.partner} (partner, standing consent): "
+                  f"{answer.state} at once, sees {len(answer.devices)} devices "
+                  f"({_fields(answer.devices)})")
 
 
 def verify_story(result: StoryResult, *, devices: int) -> list[str]:

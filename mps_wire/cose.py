@@ -13,7 +13,6 @@ with :class:`CoseError` before any cryptography runs, and the size and nesting l
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from mps_wire.codec import _REFUSED_TAGS, MAX_DEPTH, MAX_PAYLOAD
-from mps_wire.errors import DecodeError, ErrorCode, WireError
+from mps_wire.codec import MAX_PAYLOAD, decode_item
+from mps_wire.errors import ErrorCode, WireError
 
 COSE_SIGN1_TAG = 18
 ALG_ES256 = -7
@@ -104,11 +103,6 @@ def is_sign1(payload: bytes) -> bool:
 
 
 def _decode_item(data: bytes, what: str, max_size: int) -> Any:
-    if len(data) > max_size:
-        raise DecodeError(f"{what} of {len(data)} bytes exceeds the limit of {max_size}",
-                          code=ErrorCode.TOO_LARGE)
-    stream = io.BytesIO(data)
-
     def tag_hook(*args: Any) -> Any:
         # cbor2 5 calls hook(decoder, tag), cbor2 6 hook(tag, immutable).
         tag = next(a for a in args if isinstance(a, cbor2.CBORTag))
@@ -116,26 +110,7 @@ def _decode_item(data: bytes, what: str, max_size: int) -> Any:
             raise CoseError(f"{what} holds the unexpected CBOR tag {tag.tag}")
         return tag
 
-    try:
-        value = cbor2.CBORDecoder(stream, max_depth=MAX_DEPTH, tag_hook=tag_hook,
-                                  semantic_decoders=_REFUSED_TAGS,
-                                  allow_duplicate_keys=False).decode()
-    except CoseError:
-        raise
-    except cbor2.CBORDecodeError as exc:
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, CoseError):
-            raise cause from exc
-        text = str(exc)
-        if "depth" in text:
-            raise DecodeError(f"{what} nests too deeply: {text}",
-                              code=ErrorCode.TOO_LARGE) from exc
-        raise DecodeError(f"{what} is not valid CBOR: {text}") from exc
-    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
-        raise DecodeError(f"{what} is not valid CBOR: {exc}") from exc
-    if stream.tell() != len(data):
-        raise DecodeError(f"{what} has {len(data) - stream.tell()} bytes after the CBOR item")
-    return value
+    return decode_item(data, what, max_size=max_size, tag_hook=tag_hook)
 
 
 def decode_sign1(data: bytes, *, max_size: int = MAX_PAYLOAD) -> Sign1:
@@ -145,7 +120,14 @@ def decode_sign1(data: bytes, *, max_size: int = MAX_PAYLOAD) -> Sign1:
     outer = _decode_item(data, "COSE_Sign1", max_size)
     if not isinstance(outer, cbor2.CBORTag) or outer.tag != COSE_SIGN1_TAG:
         raise CoseError("a signed registration must be a tagged COSE_Sign1 (tag 18)")
-    body = outer.value
+    protected, unprotected, payload, signature = _sign1_items(outer.value)
+    header = _decode_item(protected, "COSE protected header", max_size)
+    return Sign1(protected=protected, kid=_key_id(header, unprotected), payload=payload,
+                 signature=signature)
+
+
+def _sign1_items(body: object) -> tuple[bytes, Mapping[Any, Any], bytes, bytes]:
+    """The four items of a COSE_Sign1 array, each of the type it must have."""
     if not isinstance(body, list | tuple) or len(body) != 4:
         raise CoseError("a COSE_Sign1 is an array of four items")
     protected, unprotected, payload, signature = body
@@ -159,7 +141,11 @@ def decode_sign1(data: bytes, *, max_size: int = MAX_PAYLOAD) -> Sign1:
         raise CoseError("the COSE_Sign1 payload must be a byte string")
     if not isinstance(signature, bytes) or len(signature) != _SIG_LEN:
         raise CoseError(f"an ES256 signature is {_SIG_LEN} bytes")
-    header = _decode_item(protected, "COSE protected header", max_size)
+    return protected, unprotected, payload, signature
+
+
+def _key_id(header: object, unprotected: Mapping[Any, Any]) -> bytes:
+    """The key id of checked ES256 headers (empty if neither header names one)."""
     if not isinstance(header, Mapping):
         raise CoseError("the COSE protected header must be a map")
     if HEADER_CRIT in header or HEADER_CRIT in unprotected:
@@ -172,7 +158,7 @@ def decode_sign1(data: bytes, *, max_size: int = MAX_PAYLOAD) -> Sign1:
     kid = header.get(HEADER_KID, unprotected.get(HEADER_KID, b""))
     if not isinstance(kid, bytes) or len(kid) > MAX_KID:
         raise CoseError(f"the COSE key id must be a byte string of at most {MAX_KID} bytes")
-    return Sign1(protected=protected, kid=kid, payload=payload, signature=signature)
+    return kid
 
 
 def verify1(message: Sign1, key: ec.EllipticCurvePublicKey, *,

@@ -1,5 +1,9 @@
 """What an app receives: device records (``device-record`` in the CDDL) and events
-(``app-event``), both directions."""
+(``app-event``), both directions.
+
+An app reads them leniently: a value of the wrong type is refused, naming the field, but
+identifiers are taken as the registry sent them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mps_wire.errors import ValidationError
+from mps_wire.fields import Choice, Kind, WireField, WireMessage, WireTable, optional
 from mps_wire.messages import EventKind, ModelInfo
 
 #: The fields of a record the operator may withhold from an app; ``device_id`` and the
@@ -16,9 +21,112 @@ DISCLOSABLE = frozenset({"eid", "imei", "iccid", "imsi", "msisdn", "ip", "capabi
                          "model"})
 
 
+class _Loose(Kind):
+    """A record kind: its complaints start with what the map is ("device field ...")."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def refuse(self, key: str, wanted: str) -> ValidationError:
+        return ValidationError(f"{self.label} {key!r} must be {wanted}", field=key)
+
+
+class LooseText(_Loose):
+    """Text; None reads as absent unless ``required``."""
+
+    __slots__ = ("required",)
+
+    def __init__(self, label: str, *, required: bool = False) -> None:
+        super().__init__(label)
+        self.required = required
+
+    def decode(self, value: Any, key: str) -> str | None:
+        if value.__class__ is str or (value is None and not self.required):
+            return value
+        if not isinstance(value, str):
+            raise self.refuse(key, "text")
+        return value
+
+
+class LooseUInt(_Loose):
+    """An unsigned integer."""
+
+    __slots__ = ()
+
+    def decode(self, value: Any, key: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.refuse(key, "an unsigned integer")
+        return value
+
+
+class LooseTexts(_Loose):
+    """A list of text, as a tuple."""
+
+    __slots__ = ()
+    encoding = "list({})"
+
+    def decode(self, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.refuse(key, "a list of text")
+        return tuple(value)
+
+
+class LooseRecord(_Loose):
+    """A nested message; None reads as absent unless ``required``."""
+
+    __slots__ = ("message", "required")
+    encoding = "{}.to_wire()"
+
+    def __init__(self, label: str, message: type[WireMessage], *, required: bool) -> None:
+        super().__init__(label)
+        self.message = message
+        self.required = required
+
+    def decode(self, value: Any, key: str) -> Any:
+        if value is None and not self.required:
+            return None
+        if not isinstance(value, Mapping):
+            raise self.refuse(key, "a map")
+        return self.message.from_wire(value)
+
+
+class LooseRecords(_Loose):
+    """A list of nested messages, as a tuple."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, label: str, message: type[WireMessage]) -> None:
+        super().__init__(label)
+        self.message = message
+
+    def decode(self, value: Any, key: str) -> tuple[Any, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            raise self.refuse(key, "a list of maps")
+        return tuple(self.message.from_wire(v) for v in value)
+
+    encoding = "[item.to_wire() for item in {}]"
+
+
+class DeviceId(LooseText):
+    """The record's device id: text, never empty."""
+
+    __slots__ = ()
+
+    def decode(self, value: Any, key: str) -> str:
+        device_id = super().decode(value, key)
+        if not device_id:
+            raise ValidationError("device record without device_id", field=key)
+        return device_id
+
+
+_DEVICE = "device field"
+_EVENT = "event field"
+
 
 @dataclass(frozen=True, slots=True)
-class DeviceRecord:
+class DeviceRecord(WireMessage):
     """One device of a contract as an app sees it.
 
     Identifiers the operator did not disclose to the app are None; withheld addresses and
@@ -37,60 +145,19 @@ class DeviceRecord:
     imsi: str | None = None
     msisdn: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        msg: dict[str, Any] = {
-            "device_id": self.device_id,
-            "ip": list(self.ip),
-            "capabilities": list(self.capabilities),
-            "model": self.model.to_wire(),
-            "registered_at": self.registered_at,
-            "updated_at": self.updated_at,
-        }
-        for key in ("eid", "imei", "iccid", "imsi", "msisdn"):
-            value = getattr(self, key)
-            if value is not None:
-                msg[key] = value
-        return msg
-
-    @classmethod
-    def from_wire(cls, msg: Mapping[str, Any]) -> DeviceRecord:
-        """Read a record from a reply; raise ValidationError naming a bad field."""
-        def text(key: str) -> str | None:
-            value = msg.get(key)
-            if value is not None and not isinstance(value, str):
-                raise ValidationError(f"device field {key!r} must be text", field=key)
-            return value
-
-        def texts(key: str) -> tuple[str, ...]:
-            value = msg.get(key)
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValidationError(f"device field {key!r} must be a list of text",
-                                      field=key)
-            return tuple(value)
-
-        def stamp(key: str) -> int:
-            value = msg.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValidationError(f"device field {key!r} must be an unsigned integer",
-                                      field=key)
-            return value
-
-        device_id = text("device_id")
-        if not device_id:
-            raise ValidationError("device record without device_id", field="device_id")
-        model = msg.get("model")
-        if not isinstance(model, Mapping):
-            raise ValidationError("device field 'model' must be a map", field="model")
-        return cls(
-            device_id=device_id, ip=texts("ip"), capabilities=texts("capabilities"),
-            model=ModelInfo.from_wire(model), registered_at=stamp("registered_at"),
-            updated_at=stamp("updated_at"), eid=text("eid"), imei=text("imei"),
-            iccid=text("iccid"), imsi=text("imsi"), msisdn=text("msisdn"),
-        )
+    wire = WireTable(
+        WireField("device_id", DeviceId(_DEVICE)), WireField("ip", LooseTexts(_DEVICE)),
+        WireField("capabilities", LooseTexts(_DEVICE)),
+        WireField("model", LooseRecord(_DEVICE, ModelInfo, required=True)),
+        WireField("registered_at", LooseUInt(_DEVICE)),
+        WireField("updated_at", LooseUInt(_DEVICE)),
+        *(optional(key, LooseText(_DEVICE)) for key in ("eid", "imei", "iccid", "imsi",
+                                                         "msisdn")),
+        rule="device-record", missing="as-none")
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
+class Event(WireMessage):
     """One event of an app's stream (``app-event`` in the CDDL).
 
     ``device`` is set for device events, ``devices`` (every device of the contract) for
@@ -110,60 +177,16 @@ class Event:
     purpose: str | None = None
     consent: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        msg: dict[str, Any] = {"seq": self.seq, "event": self.kind.value, "ts": self.ts,
-                               "pairing": self.pairing, "contract": self.contract}
-        if self.device is not None:
-            msg["device"] = self.device.to_wire()
-        if self.kind is EventKind.PAIRING_GRANTED:
-            msg["devices"] = [d.to_wire() for d in self.devices]
-        if self.kind is EventKind.DEVICE_UPDATED:
-            msg["changes"] = list(self.changes)
-        for key in ("reason", "purpose", "consent"):
-            value = getattr(self, key)
-            if value is not None:
-                msg[key] = value
-        return msg
-
-    @classmethod
-    def from_wire(cls, msg: Mapping[str, Any]) -> Event:
-        """Read an event; raise ValidationError naming a bad field."""
-        def uint(key: str) -> int:
-            value = msg.get(key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValidationError(f"event field {key!r} must be an unsigned integer",
-                                      field=key)
-            return value
-
-        def text(key: str, *, required: bool = False) -> str | None:
-            value = msg.get(key)
-            if value is None and not required:
-                return None
-            if not isinstance(value, str):
-                raise ValidationError(f"event field {key!r} must be text", field=key)
-            return value
-
-        raw_kind = text("event", required=True) or ""
-        try:
-            kind = EventKind(raw_kind)
-        except ValueError as exc:
-            raise ValidationError(f"unknown event {raw_kind!r}", field="event") from exc
-        device = msg.get("device")
-        if device is not None and not isinstance(device, Mapping):
-            raise ValidationError("event field 'device' must be a map", field="device")
-        devices = msg.get("devices", [])
-        changes = msg.get("changes", [])
-        if not isinstance(devices, list) or not all(isinstance(d, Mapping) for d in devices):
-            raise ValidationError("event field 'devices' must be a list of maps",
-                                  field="devices")
-        if not isinstance(changes, list) or not all(isinstance(c, str) for c in changes):
-            raise ValidationError("event field 'changes' must be a list of text",
-                                  field="changes")
-        return cls(
-            seq=uint("seq"), kind=kind, ts=uint("ts"), pairing=text("pairing", required=True)
-            or "", contract=text("contract", required=True) or "",
-            device=DeviceRecord.from_wire(device) if device is not None else None,
-            devices=tuple(DeviceRecord.from_wire(d) for d in devices),
-            changes=tuple(changes), reason=text("reason"), purpose=text("purpose"),
-            consent=text("consent"),
-        )
+    wire = WireTable(
+        WireField("kind", Choice(EventKind, "unknown event {value!r}",
+                                 base=LooseText(_EVENT, required=True)), key="event"),
+        WireField("seq", LooseUInt(_EVENT)), WireField("ts", LooseUInt(_EVENT)),
+        WireField("pairing", LooseText(_EVENT, required=True)),
+        WireField("contract", LooseText(_EVENT, required=True)),
+        optional("device", LooseRecord(_EVENT, DeviceRecord, required=False)),
+        optional("devices", LooseRecords(_EVENT, DeviceRecord), (),
+                 when=lambda e: e.kind is EventKind.PAIRING_GRANTED),
+        optional("changes", LooseTexts(_EVENT), (),
+                 when=lambda e: e.kind is EventKind.DEVICE_UPDATED),
+        *(optional(key, LooseText(_EVENT)) for key in ("reason", "purpose", "consent")),
+        rule="app-event", missing="as-none")

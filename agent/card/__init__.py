@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from agent.card.link import CardLink, Channel, check
-from agent.errors import ConfigError
+from agent.errors import AgentConfigError
 from mps_esim.simfiles import ISDR_AID
 
 
@@ -44,7 +44,7 @@ def open_card(url: str, *, isdr_aid: bytes = ISDR_AID, modem: Any = None) -> Car
     parts = urlsplit(url)
     factory = SCHEMES.get(parts.scheme)
     if factory is None:
-        raise ConfigError(f"card URL {url!r}: scheme must be one of "
+        raise AgentConfigError(f"card URL {url!r}: scheme must be one of "
                           f"{', '.join(s + '://' for s in SCHEMES)}")
     return factory(parts, isdr_aid=isdr_aid, modem=modem)
 

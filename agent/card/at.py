@@ -7,9 +7,9 @@ from urllib.parse import SplitResult, parse_qs
 
 from agent.card.link import CardLink, Channel
 from agent.errors import (
+    AgentConfigError,
     CardRemovedError,
     CmeError,
-    ConfigError,
     ModemError,
     NoCardError,
     StatusWordError,
@@ -62,7 +62,7 @@ class AtCardLink(CardLink):
                  auto_reconnect: bool = True) -> None:
         super().__init__(isdr_aid=isdr_aid, auto_reconnect=auto_reconnect)
         if modem is None and port is None:
-            raise ConfigError("at:// needs a modem port, e.g. at:///dev/ttyUSB2")
+            raise AgentConfigError("at:// needs a modem port, e.g. at:///dev/ttyUSB2")
         self._modem = modem
         self._own_modem = modem is None
         self._port = port
@@ -74,13 +74,13 @@ class AtCardLink(CardLink):
         query = parse_qs(url.query)
         unknown = set(query) - {"channels"}
         if unknown:
-            raise ConfigError(f"at:// takes only ?channels=ccho|csim, got {sorted(unknown)}")
+            raise AgentConfigError(f"at:// takes only ?channels=ccho|csim, got {sorted(unknown)}")
         mode = query.get("channels", [None])[-1]
         if mode not in (None, "ccho", "csim"):
-            raise ConfigError(f"at:// channels must be ccho or csim, got {mode!r}")
+            raise AgentConfigError(f"at:// channels must be ccho or csim, got {mode!r}")
         port = (url.netloc + url.path) or None
         if port is None and modem is None:
-            raise ConfigError("at:// needs a modem port, e.g. at:///dev/ttyUSB2")
+            raise AgentConfigError("at:// needs a modem port, e.g. at:///dev/ttyUSB2")
         use_ccho = None if mode is None else mode == "ccho"
         if modem is not None and (port is None or port == modem.port):
             return cls(modem, isdr_aid=isdr_aid, use_ccho=use_ccho)
@@ -95,7 +95,7 @@ class AtCardLink(CardLink):
     def _connect(self) -> bytes:
         if self._modem is None:
             if self._port is None:
-                raise ConfigError("at:// needs a modem port")
+                raise AgentConfigError("at:// needs a modem port")
             self._modem = Modem(open_modem(self._port))
             self._modem.link.sync()
         try:

@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import SplitResult
 
 from agent.card.link import CardLink
-from agent.errors import CardRemovedError, ConfigError, NoCardError
+from agent.errors import AgentConfigError, CardRemovedError, NoCardError
 from lpa_emulator.euicc import EuiccCard
 from mps_esim.simfiles import ISDR_AID
 
@@ -39,9 +39,9 @@ class EmuCardLink(CardLink):
     def from_url(cls, url: SplitResult, *, isdr_aid: bytes = ISDR_AID) -> EmuCardLink:
         path = (url.netloc + url.path) if url.netloc else url.path
         if not path:
-            raise ConfigError("emu:// needs the card's state file, e.g. emu:///var/lib/mps/card.json")
+            raise AgentConfigError("emu:// needs the card's state file, e.g. emu:///var/lib/mps/card.json")
         if url.query:
-            raise ConfigError(f"emu:// takes no options, got {url.query!r}")
+            raise AgentConfigError(f"emu:// takes no options, got {url.query!r}")
         return cls(Path(path), isdr_aid=isdr_aid)
 
     def _connect(self) -> bytes:

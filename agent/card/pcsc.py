@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qs
 
 from agent.card.link import CardLink
-from agent.errors import CardError, CardRemovedError, ConfigError, NoCardError
+from agent.errors import AgentConfigError, CardError, CardRemovedError, NoCardError
 from mps_esim.simfiles import ISDR_AID
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class PcscCardLink(CardLink):
         try:
             self._pattern = re.compile(reader)
         except re.error as exc:
-            raise ConfigError(f"pcsc:// reader pattern {reader!r} is invalid: {exc}") from exc
+            raise AgentConfigError(f"pcsc:// reader pattern {reader!r} is invalid: {exc}") from exc
         self.reader_name: str | None = None
         self._conn: Any = None
 
@@ -56,7 +56,7 @@ class PcscCardLink(CardLink):
         query = parse_qs(url.query, keep_blank_values=True)
         unknown = set(query) - {"reader"}
         if unknown or url.netloc or url.path not in ("", "/"):
-            raise ConfigError("pcsc:// takes only ?reader=<regex>, e.g. pcsc://?reader=Virtual")
+            raise AgentConfigError("pcsc:// takes only ?reader=<regex>, e.g. pcsc://?reader=Virtual")
         return cls(query.get("reader", [""])[-1], isdr_aid=isdr_aid)
 
     def _connect(self) -> bytes:

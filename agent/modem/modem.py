@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable
 
-from agent.errors import CmeError, ConfigError, ModemError, ModemTimeoutError
+from agent.errors import AgentConfigError, CmeError, ModemError, ModemTimeoutError
 from agent.modem.dialects import DIALECTS, Dialect
 from agent.modem.link import ModemLink
 from agent.modem.results import fields, small_int, unquote
@@ -43,7 +43,7 @@ class Modem:
             try:
                 dialect = DIALECTS[dialect]
             except KeyError:
-                raise ConfigError(f"unknown modem dialect {dialect!r}; known: "
+                raise AgentConfigError(f"unknown modem dialect {dialect!r}; known: "
                                   f"{', '.join(sorted(DIALECTS))}") from None
         self.link = link
         self.dialect = dialect

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from broker_bridge.model import App, ConsentSource, Contract, Pairing, PairingState
-from broker_bridge.policy import ConsentRule, Decision
+from broker_bridge.policy import ConsentRule, PolicyDecision
 from broker_bridge.registry import events
 from broker_bridge.registry.core import RegistryCore, new_id
 from broker_bridge.registry.work import Outcome, UnitOfWork, denied, refusal
@@ -100,7 +100,7 @@ class PairingRules(RegistryCore):
                                "repeat": repeat, "consent": decision.consent.value})
         return Outcome(reply, work.effects)
 
-    def _start_pairing(self, work: UnitOfWork, app: App, decision: Decision,
+    def _start_pairing(self, work: UnitOfWork, app: App, decision: PolicyDecision,
                        contract: Contract, request: PairRequest) -> Pairing:
         now = work.now
         pairing = Pairing(id=new_id("pr"), app_id=app.id, contract_id=contract.id,

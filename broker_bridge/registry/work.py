@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from broker_bridge.model import App, AuditEntry, StoredEvent
-from broker_bridge.policy import Decision
+from broker_bridge.policy import PolicyDecision
 from broker_bridge.storage.base import Store
 from broker_bridge.views import AppView
 from mps_wire.errors import ErrorCode
@@ -65,7 +65,7 @@ def refusal(status: Status, code: ErrorCode, message: str, reason: str | None = 
                  body={"reason": str(reason)} if reason else {})
 
 
-def denied(decision: Decision) -> Reply:
+def denied(decision: PolicyDecision) -> Reply:
     """The refusal for a policy decision that does not allow a request."""
     return refusal(Status.DENIED, ErrorCode.DENIED, decision.message or "not allowed",
                    decision.reason or None)

@@ -12,9 +12,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-
-class StackError(Exception):
-    """A service of the emulated stack could not be started."""
+from mps_testbed.errors import StackError
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -156,3 +154,6 @@ class Mosquitto:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+__all__ = ["Mosquitto", "StackError", "free_port", "wait_for_port"]

@@ -36,7 +36,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mps_testbed.stack.mosquitto import StackError
+from mps_common.cli import new_parser
+from mps_testbed.errors import StackError
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +357,8 @@ class PcscSandbox:
 # --- the probe: a PC/SC client run in a fresh process -------------------------------------
 
 def _probe_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mps_testbed.stack.pcsc probe")
+    parser = new_parser("python -m mps_testbed.stack.pcsc probe",
+                        "Wait until pcscd lists the readers (holding a card, or none).")
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--reader", action="append", default=[],
                         help="wait until this reader is listed (repeatable)")
@@ -369,33 +371,38 @@ def _probe_main(argv: Sequence[str]) -> int:
     from smartcard import scard
 
     deadline = time.monotonic() + args.timeout
-    last = "no answer from pcscd"
     while True:
         hresult, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         if hresult == scard.SCARD_S_SUCCESS:
             try:
-                hresult, names = scard.SCardListReaders(ctx, [])
-                names = list(names) if hresult == scard.SCARD_S_SUCCESS else []
-                missing = [r for r in args.reader if r not in names]
-                last = f"readers {names}"
-                if not missing and not (args.card or args.empty):
-                    return 0
-                if not missing:
-                    query = [(r, scard.SCARD_STATE_UNAWARE) for r in args.reader]
-                    hresult, states = scard.SCardGetStatusChange(ctx, 0, query)
-                    if hresult == scard.SCARD_S_SUCCESS:
-                        present = [bool(s[1] & scard.SCARD_STATE_PRESENT) for s in states]
-                        last = f"card present: {dict(zip(args.reader, present, strict=True))}"
-                        if all(present) if args.card else not any(present):
-                            return 0
+                done, last = _probe_once(scard, ctx, args)
             finally:
                 scard.SCardReleaseContext(ctx)
+            if done:
+                return 0
         else:
             last = f"no PC/SC context: {scard.SCardGetErrorMessage(hresult)}"
         if time.monotonic() > deadline:
             print(last, file=sys.stderr)
             return 1
         time.sleep(0.05)
+
+
+def _probe_once(scard: Any, ctx: Any, args: argparse.Namespace) -> tuple[bool, str]:
+    """Whether pcscd is as ``args`` wants it now, and what it showed."""
+    hresult, names = scard.SCardListReaders(ctx, [])
+    names = list(names) if hresult == scard.SCARD_S_SUCCESS else []
+    if any(r not in names for r in args.reader):
+        return False, f"readers {names}"
+    if not (args.card or args.empty):
+        return True, f"readers {names}"
+    query = [(r, scard.SCARD_STATE_UNAWARE) for r in args.reader]
+    hresult, states = scard.SCardGetStatusChange(ctx, 0, query)
+    if hresult != scard.SCARD_S_SUCCESS:
+        return False, f"readers {names}"
+    present = [bool(s[1] & scard.SCARD_STATE_PRESENT) for s in states]
+    shown = f"card present: {dict(zip(args.reader, present, strict=True))}"
+    return (all(present) if args.card else not any(present)), shown
 
 
 if __name__ == "__main__":

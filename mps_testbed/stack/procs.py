@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from mps_testbed.stack.mosquitto import StackError
+from mps_testbed.errors import StackError
 
 
 def console_script(name: str) -> list[str]:

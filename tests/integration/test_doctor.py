@@ -25,12 +25,12 @@ from agent.doctor import (
     PORT,
     PROFILE,
     SIM,
+    CheckStatus,
     Doctor,
-    Report,
-    Status,
+    DoctorReport,
     render,
 )
-from agent.firstboot import Settings
+from agent.firstboot import AgentSettings
 from firmware_profiles import load_profile
 from lpa_emulator.euicc import EuiccCard
 from mps_testbed.stack import Mosquitto, free_port
@@ -63,11 +63,11 @@ def write_profile(path: Path, *, port: str, card: str = "at://", broker: str,
     return path
 
 
-def doctor(profile: Path, **kw: float) -> Report:
-    return Doctor(Settings.from_profile(load_profile(profile)), broker_timeout=2, **kw).run()
+def doctor(profile: Path, **kw: float) -> DoctorReport:
+    return Doctor(AgentSettings.from_profile(load_profile(profile)), broker_timeout=2, **kw).run()
 
 
-def statuses(report: Report) -> dict[str, Status]:
+def statuses(report: DoctorReport) -> dict[str, CheckStatus]:
     return {c.name: c.status for c in report.checks}
 
 
@@ -166,9 +166,9 @@ def test_missing_port(broker: str, tmp_path: Path) -> None:
     profile = write_profile(tmp_path / "p.toml", port="/dev/mps-modem", broker=broker)
     report = doctor(profile)
     port = report.get(PORT)
-    assert port.status is Status.FAIL
+    assert port.status is CheckStatus.FAIL
     assert "udev" in port.hint and "--modem" in port.hint
-    assert statuses(report)[MODEM] is Status.SKIP
+    assert statuses(report)[MODEM] is CheckStatus.SKIP
 
 
 def test_plain_sim_has_no_isdr(modem_emulator_factory: EmulatorFactory, euicc: EuiccCard,
@@ -178,9 +178,9 @@ def test_plain_sim_has_no_isdr(modem_emulator_factory: EmulatorFactory, euicc: E
                             isdr_aid="A0000005591010FFFFFFFF8900000200")
     report = doctor(profile)
     isdr = report.get(ISDR)
-    assert isdr.status is Status.FAIL
+    assert isdr.status is CheckStatus.FAIL
     assert "plain SIM" in isdr.hint
-    assert statuses(report)[EUICC] is Status.PASS
+    assert statuses(report)[EUICC] is CheckStatus.PASS
 
 
 def test_no_network_and_no_address(modem_emulator_factory: EmulatorFactory,
@@ -188,15 +188,15 @@ def test_no_network_and_no_address(modem_emulator_factory: EmulatorFactory,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     running = modem_emulator_factory(euicc, registration_delay=3600)
     profile = write_profile(tmp_path / "p.toml", port=str(running.link), broker=broker)
-    report = Doctor(Settings.from_profile(load_profile(profile)), broker_timeout=2,
+    report = Doctor(AgentSettings.from_profile(load_profile(profile)), broker_timeout=2,
                     network_wait=0.6, show_progress=True).run()
     # The wait showed itself, and was taken away again.
     err = capsys.readouterr().err
     assert "waiting for the network CEREG stat 2" in err and err.endswith("\r\x1b[K")
     network = report.get(NETWORK)
-    assert network.status is Status.FAIL
+    assert network.status is CheckStatus.FAIL
     assert "stat 2" in network.detail and "antenna" in network.hint
-    assert statuses(report)[ADDRESS] is Status.SKIP
+    assert statuses(report)[ADDRESS] is CheckStatus.SKIP
 
 
 def test_unreachable_broker(modem_emulator_factory: EmulatorFactory, euicc: EuiccCard,
@@ -205,12 +205,12 @@ def test_unreachable_broker(modem_emulator_factory: EmulatorFactory, euicc: Euic
     profile = write_profile(tmp_path / "p.toml", port=str(running.link),
                             broker=f"mqtt://127.0.0.1:{free_port()}")
     check = doctor(profile).get(BROKER)
-    assert check.status is Status.FAIL
+    assert check.status is CheckStatus.FAIL
     assert "nothing listens" in check.hint
     profile = write_profile(tmp_path / "p.toml", port=str(running.link),
                             broker=f"mqtts://127.0.0.1:{free_port()}?ca={tmp_path}/ca.pem")
     check = doctor(profile).get(BROKER)
-    assert check.status is Status.FAIL and "ca.pem" in check.detail
+    assert check.status is CheckStatus.FAIL and "ca.pem" in check.detail
 
 
 def test_dialect_mismatch_is_noted(modem_emulator_factory: EmulatorFactory,
@@ -221,7 +221,7 @@ def test_dialect_mismatch_is_noted(modem_emulator_factory: EmulatorFactory,
     profile = write_profile(tmp_path / "p.toml", port=str(running.link), broker=broker,
                             dialect="ublox")
     check = doctor(profile).get(MODEM)
-    assert check.status is Status.PASS
+    assert check.status is CheckStatus.PASS
     assert "'ublox'" in check.hint and "Quectel" in check.hint
 
 
@@ -253,11 +253,11 @@ def test_an_empty_card_is_fine_when_first_boot_can_download(
     running = modem_emulator_factory(EuiccCard.open(empty), registration_delay=0.2)
     bare = write_profile(tmp_path / "p.toml", port=str(running.link), broker=broker)
     checks = {c.name: c for c in doctor(bare, network_wait=5).checks}
-    assert checks[PROFILE].status is Status.FAIL
+    assert checks[PROFILE].status is CheckStatus.FAIL
     assert "[activation]" in checks[PROFILE].hint
 
     with_code = tmp_path / "q.toml"
     with_code.write_text(bare.read_text() + '[activation]\ncode = "LPA:1$smdp.example$MID"\n')
     checks = {c.name: c for c in doctor(with_code, network_wait=5).checks}
-    assert checks[PROFILE].status is Status.PASS
+    assert checks[PROFILE].status is CheckStatus.PASS
     assert "smdp.example" in checks[PROFILE].hint

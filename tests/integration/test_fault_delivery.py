@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.firstboot import FirstBoot, Settings
+from agent.firstboot import AgentSettings, FirstBoot
 from agent.publisher import Backoff, Delivery, Publisher
 from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
@@ -104,7 +104,7 @@ def test_an_outbox_behind_the_registry_continues_above_its_number(
     Registry(store).register(replace(info, seq=40))  # the device's history before a reset
     profile = replace(load_profile(PROFILE_DIR / "emulated-emu.toml"))
     profile = replace(profile, broker=replace(profile.broker, prefix=topics.prefix))
-    settings = Settings.from_profile(profile, broker_url=mosquitto.url,
+    settings = AgentSettings.from_profile(profile, broker_url=mosquitto.url,
                                      state_dir=tmp_path / "agent")
     boot = FirstBoot(settings)
     boot.outbox.load()

@@ -11,7 +11,7 @@ import pytest
 
 from lpa_emulator.euicc import ATR
 from mps_esim import simfiles
-from mps_testbed.stack.mosquitto import StackError
+from mps_testbed.errors import StackError
 from mps_testbed.stack.pcsc import PcscSandbox
 from mps_wire.identifiers import make_eid
 from tests.fixtures.pcsc import (

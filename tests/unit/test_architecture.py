@@ -38,11 +38,9 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 #: Modules loaded only on demand, whose own imports reach past their package's limits:
-#: the agent's emu:// card backend (the emulated card is one backend among the others)
-#: and the emulators' ``rig`` command (the test bed drives the emulators).
+#: the agent's emu:// card backend (the emulated card is one backend among the others).
 LAZY_BACKENDS = {
     "agent/card/emu.py": {"lpa_emulator"},
-    "lpa_emulator/rig_command.py": {"mps_testbed"},
 }
 
 MAX_MODULE_LINES = 500
@@ -62,6 +60,8 @@ def _module_level_imports(path: Path) -> set[str]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             # Imports inside functions run on demand: that is how lazy backends load.
             node.body = []
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []  # seen by the type checker only
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)

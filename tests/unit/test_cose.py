@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mps_wire import codec, schema
+from mps_wire.codec import RefusedTagError
 from mps_wire.cose import (
     REGISTRATION_AAD,
     CoseError,
@@ -206,3 +207,11 @@ def test_structured_garbage_in_a_tag_only_raises_wire_errors(items: list[object]
     # Anything that parses must still fail verification.
     with pytest.raises(CoseError):
         verify1(message, KEY.public_key())
+
+
+def test_a_tag_cbor2_would_decode_is_refused_by_name() -> None:
+    for where in ([PROTECTED, {5: cbor2.CBORTag(1, 0)}, b"p", SIG],
+                  [cbor2.dumps({1: -7, 4: cbor2.CBORTag(2, b"\x01")}), {}, b"p", SIG]):
+        with pytest.raises(RefusedTagError) as err:
+            decode_sign1(tagged(where))
+        assert err.value.tag in (1, 2) and err.value.code is ErrorCode.MALFORMED

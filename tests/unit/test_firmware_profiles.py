@@ -43,7 +43,7 @@ def test_good_profile(tmp_path: Path) -> None:
     (('isdr_aid = "A0', 'isdr_aid = "ZZ'), "card.isdr_aid", "hexadecimal"),
     (("[device]", "[device]\nnetwork_timeout = -1"), "device.network_timeout", "greater than 0"),
     (("[device]", "[device]\ncolour = 1"), "device.colour", "not a known setting"),
-    (('name = "board-1"', "name = 7"), "name", "must be str"),
+    (('name = "board-1"', "name = 7"), "name", "must be text"),
 ])
 def test_errors_name_file_key_and_problem(tmp_path: Path, change: tuple[str, str], key: str,
                                           problem: str) -> None:
@@ -139,7 +139,7 @@ def test_default_smdp(tmp_path: Path) -> None:
     ('code = "LPA:1$smdp.example.com$X"\nuse_default_smdp = true',
      "activation.use_default_smdp", "not both"),
     ("use_default_smdp = false", "activation.code", "is required unless"),
-    ('use_default_smdp = "yes"', "activation.use_default_smdp", "must be bool"),
+    ('use_default_smdp = "yes"', "activation.use_default_smdp", "must be true or false"),
     ('use_default_smdp = true\nconfirmation_code = ""', "activation.confirmation_code",
      "1 to 64"),
     ("use_default_smdp = true\nretries = 3", "activation.retries", "not a known setting"),
@@ -208,14 +208,29 @@ def test_profiles_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_activation_ca_is_relative_to_the_profile(tmp_path: Path) -> None:
-    from agent.firstboot import Settings
+    from agent.firstboot import AgentSettings
 
     text = GOOD + '[activation]\ncode = "LPA:1$smdp.example.com$MID-1"\nca = "certs/ci.pem"\n'
     profile = load_profile(write(tmp_path, text))
     assert profile.activation is not None
     assert profile.activation.ca == (tmp_path / "certs" / "ci.pem").resolve()
-    assert Settings.from_profile(profile).smdp_ca == profile.activation.ca
-    assert Settings.from_profile(profile, smdp_ca="/other.pem").smdp_ca == Path("/other.pem")
+    assert AgentSettings.from_profile(profile).smdp_ca == profile.activation.ca
+    assert AgentSettings.from_profile(profile, smdp_ca="/other.pem").smdp_ca == Path("/other.pem")
     with pytest.raises(ProfileError) as err:
         load_profile(write(tmp_path, GOOD + '[activation]\nuse_default_smdp = true\nca = " "\n'))
     assert err.value.key == "activation.ca"
+
+
+def test_every_problem_of_a_profile_at_once(tmp_path: Path) -> None:
+    from mps_common.errors import ConfigError
+
+    text = (GOOD.replace('"lte", "gps"', '"lte", "GPS!"')
+            .replace("[modem]", "[modem]\ncolour = 1").replace('url = "pcsc', 'url = "usb'))
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    assert isinstance(err.value, ProfileError)
+    assert [p.where for p in err.value.problems] == [
+        "modem.colour", "card.url", "device.capabilities[1]"]
+    assert err.value.source == str(path)
+    assert all(line.startswith(f"{path}: ") for line in str(err.value).splitlines())

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.errors import CmeError, ConfigError, ModemError, ModemTimeoutError
+from agent.errors import AgentConfigError, CmeError, ModemError, ModemTimeoutError
 from agent.modem import (
     DIALECTS,
     TRANSPORTS,
@@ -547,7 +547,7 @@ def test_ccho_not_supported_is_remembered() -> None:
 
 
 def test_unknown_dialect() -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(AgentConfigError):
         Modem(ScriptedLink({}), "nokia")
     assert {"quectel", "generic"} <= set(DIALECTS)
 
@@ -575,7 +575,7 @@ def test_urls_choose_transports() -> None:
     "socket://127.0.0.1:99999", "socket://127.0.0.1:80?timeout=1", "socket://h:80/path",
 ])
 def test_bad_urls(url: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(AgentConfigError):
         open_modem(url, do_not_open=True)
 
 

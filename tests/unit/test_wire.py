@@ -1,4 +1,6 @@
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import cbor2
 import pytest
@@ -6,8 +8,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mps_wire import codec
+from mps_wire.codec import RefusedTagError
 from mps_wire.errors import DecodeError, ErrorCode, ValidationError
-from mps_wire.messages import DeviceInfo, ModelInfo, Reply, Status, parse_app_request
+from mps_wire.messages import (
+    DeviceInfo,
+    InstallationResult,
+    ModelInfo,
+    Reply,
+    Status,
+    parse_app_request,
+    parse_operator_request,
+    parse_user_request,
+)
+from mps_wire.records import DeviceRecord, Event
 from mps_wire.topics import Topics
 from tests.wire_samples import sample_device
 
@@ -123,3 +136,94 @@ def test_topics() -> None:
         t.parse("other/devices/1/register")
     with pytest.raises(ValueError):
         Topics("/bad")
+
+
+@pytest.mark.parametrize("tag", sorted(codec.REFUSED_TAGS))
+def test_refused_tags_fail_naming_the_tag(tag: int) -> None:
+    for content in (0, b"\x00" * 4, "x", [1, 2], {}):
+        with pytest.raises(RefusedTagError) as err:
+            codec.decode(cbor2.dumps({"a": cbor2.CBORTag(tag, content)}))
+        assert err.value.tag == tag and err.value.code == ErrorCode.MALFORMED
+        assert f"CBOR tag {tag} (" in str(err.value)
+
+
+def test_every_tag_cbor2_decodes_itself_is_refused() -> None:
+    # A tag cbor2 turns into something else than a CBORTag (or rejects) has a decoder of its
+    # own: a newer cbor2 adding one must not slip it past the refusal table.
+    native = set()
+    for tag in [*range(2000), 43000, 55799, 55800, 55801]:
+        for content in (0, b"\x00" * 4, "x", [1, 2], {}):
+            try:
+                value = cbor2.loads(cbor2.dumps(cbor2.CBORTag(tag, content)))
+            except Exception:
+                native.add(tag)
+                break
+            if not isinstance(value, cbor2.CBORTag):
+                native.add(tag)
+                break
+    assert native <= set(codec.REFUSED_TAGS)
+
+
+def test_unknown_tags_in_a_map_are_left_to_the_message_checks() -> None:
+    msg = codec.decode(cbor2.dumps({"op": "devices", "msisdn": cbor2.CBORTag(4000, "x")}))
+    with pytest.raises(ValidationError) as err:
+        parse_app_request(msg)
+    assert err.value.field == "msisdn"
+
+
+def test_text_limits_count_utf8_bytes_as_the_cddl_does() -> None:
+    ModelInfo.from_wire({"manufacturer": "ä" * 64, "model": "", "revision": ""})
+    with pytest.raises(ValidationError) as err:
+        ModelInfo.from_wire({"manufacturer": "ä" * 65, "model": "", "revision": ""})
+    assert err.value.field == "manufacturer" and "128 bytes" in str(err.value)
+
+
+ERRORS: list[tuple[Callable[[dict[str, Any]], object], dict[str, Any], str, str]] = [
+    (parse_app_request, {}, "op", "missing field 'op'"),
+    (parse_app_request, {"op": 1}, "op", "field 'op' must be str, got int"),
+    (parse_app_request, {"op": "x"}, "op", "unknown operation 'x'"),
+    (parse_app_request, {"op": "devices", "msisdn": "+4915112345678", "x": 1}, "x",
+     "unknown field 'x'"),
+    (parse_app_request, {"op": "pair", "msisdn": "+4915112345678", "purpose": "Bad"},
+     "purpose", "field 'purpose' must match [a-z0-9][a-z0-9._:\\-]{0,63}"),
+    (parse_app_request, {"op": "unpair", "msisdn": "+4915112345678", "pairing": "p"},
+     "pairing", "unpair names exactly one of 'msisdn' and 'pairing'"),
+    (parse_app_request, {"op": "unpair", "pairing": "a b"}, "pairing",
+     "field 'pairing' is not a valid identifier"),
+    (parse_app_request, {"op": "events-since", "seq": 1, "limit": 0}, "limit",
+     "limit must be 1 to 500"),
+    (parse_app_request, {"op": "events-since", "seq": True}, "seq",
+     "field 'seq' must be int, got bool"),
+    (parse_user_request, {"op": "consent-answer", "prompt": "p", "decision": "maybe"},
+     "decision", "field 'decision' must be 'approve' or 'deny'"),
+    (parse_user_request, {"op": "consent-withdraw"}, "pairing",
+     "consent-withdraw names exactly one of 'pairing' and 'app'"),
+    (parse_operator_request, {"op": "nope"}, "op", "unknown operation 'nope'"),
+    (parse_operator_request, {"op": "add-contract", "contract": "c", "holder": " "},
+     "holder", "field 'holder' must not be empty"),
+    (parse_operator_request, {"op": "add-contract", "contract": "c", "holder": "h",
+                              "msisdns": ["+4915112345678"] * 17}, "msisdns",
+     "at most 16 numbers"),
+    (parse_operator_request, {"op": "add-number", "msisdn": "+4915112345678",
+                              "contract": "c", "iccid": "x"}, "iccid", "unknown field 'iccid'"),
+    (Reply.from_wire, {"status": "fine"}, "status", "unknown status 'fine'"),
+    (DeviceRecord.from_wire, {"device_id": ""}, "device_id", "device record without device_id"),
+    (DeviceRecord.from_wire, {"device_id": "d", "ip": [1]}, "ip",
+     "device field 'ip' must be a list of text"),
+    (Event.from_wire, {"event": "nope"}, "event", "unknown event 'nope'"),
+    (Event.from_wire, {"event": "device-added", "seq": 1, "ts": 1, "pairing": "p",
+                       "contract": "c", "devices": None}, "devices",
+     "event field 'devices' must be a list of maps"),
+    (InstallationResult.from_wire, {"v": 2}, "v", "unsupported installation report version 2"),
+]
+
+
+@pytest.mark.parametrize(("parse", "msg", "field", "message"), ERRORS,
+                         ids=[e[3][:40] for e in ERRORS])
+def test_validation_errors_name_the_field(parse: Callable[[dict[str, Any]], object],
+                                          msg: dict[str, Any], field: str,
+                                          message: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        parse(msg)
+    assert (err.value.field, str(err.value)) == (field, message)
+    assert err.value.code == ErrorCode.BAD_REQUEST

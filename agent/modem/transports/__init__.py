@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.errors import ConfigError
+from agent.errors import AgentConfigError
 from agent.modem.link import ModemLink
 from agent.modem.transports._pyserial import PySerialLink
 from agent.modem.transports.serialport import SerialLink
@@ -18,11 +18,11 @@ TRANSPORTS: dict[str, type[PySerialLink]] = {
 def link_for_url(url: str) -> PySerialLink:
     """The unopened link ``url`` names."""
     if not url:
-        raise ConfigError("empty modem URL")
+        raise AgentConfigError("empty modem URL")
     scheme = url.split("://", 1)[0] if "://" in url else SerialLink.scheme
     cls = TRANSPORTS.get(scheme)
     if cls is None:
-        raise ConfigError(f"modem URL {url!r}: scheme must be one of "
+        raise AgentConfigError(f"modem URL {url!r}: scheme must be one of "
                           f"{', '.join(s + '://' for s in TRANSPORTS)} or a device path")
     return cls.from_url(url)
 

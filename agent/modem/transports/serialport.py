@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import serial
 
-from agent.errors import ConfigError
+from agent.errors import AgentConfigError
 from agent.modem.transports._pyserial import PySerialLink
 from agent.modem.transports.options import flag_option, int_option, query_options
 
@@ -19,7 +19,7 @@ class SerialLink(PySerialLink):
     def __init__(self, device: str, *, baudrate: int = 115200, rtscts: bool = False,
                  exclusive: bool = False, port: str | None = None) -> None:
         if not device:
-            raise ConfigError("a serial modem needs a device path")
+            raise AgentConfigError("a serial modem needs a device path")
         super().__init__(port or device)
         self.device = device
         self.baudrate = baudrate
@@ -32,7 +32,7 @@ class SerialLink(PySerialLink):
             return cls(url, port=url)
         scheme, rest = url.split("://", 1)
         if scheme != cls.scheme:
-            raise ConfigError(f"{url!r} is not a serial:// URL")
+            raise AgentConfigError(f"{url!r} is not a serial:// URL")
         device, _, query = rest.partition("?")
         opts = query_options(url, query, _OPTIONS)
         return cls(device, port=url,

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import serial
 
-from agent.errors import ConfigError
+from agent.errors import AgentConfigError
 from agent.modem.transports._pyserial import PySerialLink
 
 
@@ -17,9 +17,9 @@ class SocketLink(PySerialLink):
 
     def __init__(self, host: str, tcp_port: int, *, port: str | None = None) -> None:
         if not host:
-            raise ConfigError("socket:// needs a host")
+            raise AgentConfigError("socket:// needs a host")
         if not 1 <= tcp_port <= 65535:
-            raise ConfigError(f"TCP port {tcp_port} is outside 1..65535")
+            raise AgentConfigError(f"TCP port {tcp_port} is outside 1..65535")
         super().__init__(port or f"socket://{host}:{tcp_port}")
         self.host = host
         self.tcp_port = tcp_port
@@ -28,15 +28,15 @@ class SocketLink(PySerialLink):
     def from_url(cls, url: str) -> SocketLink:
         parts = urlsplit(url)
         if parts.scheme != cls.scheme:
-            raise ConfigError(f"{url!r} is not a socket:// URL")
+            raise AgentConfigError(f"{url!r} is not a socket:// URL")
         if parts.query or parts.fragment or parts.path not in ("", "/"):
-            raise ConfigError(f"socket:// takes only HOST:PORT, got {url!r}")
+            raise AgentConfigError(f"socket:// takes only HOST:PORT, got {url!r}")
         try:
             tcp_port = parts.port
         except ValueError as exc:
-            raise ConfigError(f"{url!r}: {exc}") from exc
+            raise AgentConfigError(f"{url!r}: {exc}") from exc
         if parts.hostname is None or tcp_port is None:
-            raise ConfigError(f"socket:// needs HOST:PORT, got {url!r}")
+            raise AgentConfigError(f"socket:// needs HOST:PORT, got {url!r}")
         return cls(parts.hostname, tcp_port, port=url)
 
     def _make_port(self) -> serial.Serial:
