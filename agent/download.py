@@ -23,6 +23,7 @@ from mps_esim.lpa.download import (
 )
 from mps_esim.lpa.es9 import Es9Client, Es9Error, tls_context
 from mps_esim.lpa.es10 import Es10Client, Es10Error
+from mps_esim.lpa.es11 import Es11Client
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,23 @@ def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan
     return ProfileOutcome(result.iccid, "downloaded", result, link.apdu_count - before)
 
 
+def discover_event(client: Es10Client, plan: ActivationPlan, smds: str) -> tuple[str, str]:
+    """The SM-DP+ and matching id of the first event the SM-DS ``smds`` holds for this
+    eUICC (ES11, SGP.22 3.6.3); ActivationError when there is none or the SM-DS fails."""
+    with Es11Client(smds, context=tls_context(plan.ca_file)) as es11:
+        try:
+            events = ProfileDownloader(Es10bOverStoreData(client), Es9Clients().client
+                                       ).discover(es11, smds)
+        except DownloadError as exc:
+            raise ActivationError(f"no activation code or default SM-DP+, and the SM-DS "
+                                  f"{smds} failed at {exc.stage.value}: {exc}") from exc
+    if not events:
+        raise ActivationError(f"no activation code or default SM-DP+, and the SM-DS {smds} "
+                              "holds no event for this eUICC")
+    log.info("SM-DS %s: event %s at %s", smds, events[0].event_id, events[0].rsp_server_address)
+    return events[0].rsp_server_address, events[0].event_id
+
+
 def _send_notifications(card: Es10bOverStoreData, es9: Es9Clients, address: str) -> None:
     """The notifications for the SM-DP+ just used; others wait for a later run (an SM-DP+
     that does not answer must not hold first boot up)."""
@@ -92,4 +110,4 @@ def _send_notifications(card: Es10bOverStoreData, es9: Es9Clients, address: str)
                         o.seq_number, o.address, o.error)
 
 
-__all__ = ["Es9Clients", "download_and_enable"]
+__all__ = ["Es9Clients", "discover_event", "download_and_enable"]

@@ -14,7 +14,10 @@
                      [--ca FILE] [--enable]
                                        download a profile from an SM-DP+ (SGP.22 ES9+ over
                                        HTTPS); without -a or -s from the eUICC's default
-                                       SM-DP+ (SM-DS discovery is not supported)
+                                       SM-DP+, else the first event at its root SM-DS
+    profile discovery [--smds ADDRESS] [--ca FILE]
+                                       the events an SM-DS (default: the eUICC's root
+                                       SM-DS) holds for this eUICC (ES11)
     notification list
     notification process [--ca FILE]   send every pending notification to its SM-DP+;
                                        each is removed only once the SM-DP+ acknowledged it
@@ -67,6 +70,7 @@ from agent.lpa_commands import (
     cmd_notification_remove,
     cmd_profile_delete,
     cmd_profile_disable,
+    cmd_profile_discovery,
     cmd_profile_download,
     cmd_profile_enable,
     cmd_profile_list,
@@ -229,7 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="ICCID or ISD-P AID")
     p.add_argument("name", nargs="?", default="", help="the nickname (none: remove it)")
     _download_options(leaf(profile, "download", cmd_profile_download, "download a profile "
-                           "from an SM-DP+ (default: the eUICC's default SM-DP+)"))
+                           "from an SM-DP+ (default: the eUICC's default SM-DP+, else the "
+                           "first event at its root SM-DS)"))
+    p = leaf(profile, "discovery", cmd_profile_discovery,
+             "the events an SM-DS holds for this eUICC (ES11)")
+    p.add_argument("--smds", metavar="ADDRESS",
+                   help="the SM-DS, HOST[:PORT] (default: the eUICC's root SM-DS)")
+    p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
+                   "SM-DS's TLS certificate (env MPS_SMDP_CA)")
 
     notification = groups.add_parser("notification", help="pending notifications"
                                      ).add_subparsers(dest="command", required=True,

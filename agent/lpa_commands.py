@@ -26,6 +26,7 @@ from mps_esim.lpa.download import (
     process_notifications,
 )
 from mps_esim.lpa.download import Progress as DownloadProgress
+from mps_esim.lpa.es11 import Es11Client, EventEntry
 
 
 class UsageError(AgentConfigError):
@@ -208,11 +209,42 @@ def _download_target(client: Es10Client, args: argparse.Namespace
             return check_address(args.smdp), args.matching_id, args.confirmation_code
         except ActivationCodeError as exc:
             raise UsageError(str(exc)) from None
-    default = client.get_configured_addresses().default_dp_address
-    if not default:
-        raise UsageError("no activation code (-a) or SM-DP+ (-s), and the eUICC has no "
-                         "default SM-DP+ address (SM-DS discovery is not supported)")
-    return default, None, args.confirmation_code
+    addresses = client.get_configured_addresses()
+    if addresses.default_dp_address:
+        return addresses.default_dp_address, None, args.confirmation_code
+    if not addresses.root_ds_address:
+        raise UsageError("no activation code (-a) or SM-DP+ (-s), and the eUICC has neither "
+                         "a default SM-DP+ nor a root SM-DS address")
+    # The first event the root SM-DS holds for this eUICC names the SM-DP+ and matching id.
+    events = _discover(client, args, addresses.root_ds_address)
+    if not events:
+        raise UsageError(f"no activation code (-a) or SM-DP+ (-s), no default SM-DP+, and "
+                         f"the SM-DS {addresses.root_ds_address} holds no event")
+    return events[0].rsp_server_address, events[0].event_id, args.confirmation_code
+
+
+def _discover(client: Es10Client, args: argparse.Namespace, smds: str
+              ) -> tuple[EventEntry, ...]:
+    with Es9Clients(args.ca) as es9, Es11Client(smds, ca_file=args.ca) as es11:
+        return ProfileDownloader(Es10bOverStoreData(client), es9.client).discover(es11, smds)
+
+
+def cmd_profile_discovery(client: Es10Client, args: argparse.Namespace) -> Output:
+    """The events an SM-DS (default: the eUICC's root SM-DS) holds for this eUICC."""
+    smds = args.smds or client.get_configured_addresses().root_ds_address
+    if not smds:
+        raise UsageError("the eUICC names no root SM-DS: give --smds ADDRESS")
+    try:
+        smds = check_address(smds)
+    except ActivationCodeError as exc:
+        raise UsageError(str(exc)) from None
+    events = _discover(client, args, smds)
+    data = {"smds": smds, "events": [{"event_id": e.event_id, "smdp": e.rsp_server_address}
+                                     for e in events]}
+    text = (_table(["EVENT ID", "SM-DP+"], [[e.event_id, e.rsp_server_address]
+                                             for e in events])
+            if events else [f"no events at {smds}"])
+    return Output(data, text)
 
 
 def cmd_profile_download(client: Es10Client, args: argparse.Namespace) -> Output:

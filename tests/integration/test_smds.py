@@ -15,13 +15,18 @@ from pathlib import Path
 
 import pytest
 
+from agent import lpa_cli
+from agent.activation import ActivationError, ActivationPlan, ensure_operational_profile
+from agent.card.emu import EmuCardLink
 from lpa_emulator import pki
+from lpa_emulator.euicc import CardState
 from lpa_emulator.smdp.orders import OrderState
 from mps_esim.lpa.download import ServerRefusedError
 from mps_esim.lpa.es9 import Es9FunctionError
 from mps_esim.lpa.es11 import Es11Client, EventEntry
 from mps_testbed.stack.procs import ProcessGroup, console_script
 from mps_wire.identifiers import make_eid
+from tests.fixtures.cards import LINK_EID, write_link_card
 from tests.rsp_support import (
     Served,
     ServedSmds,
@@ -124,3 +129,76 @@ def test_mps_emu_smds_and_order_registration(pki_dir: Path, tmp_path: Path,
              "--address", smdp.address, "--iccid", iccid, "--imsi", imsi, "--smds", address],
             capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2 and "--smds needs --eid" in done.stderr
+
+
+# --- mps-lpa and first boot against the root SM-DS (ES10a rootDsAddress) -------------------
+
+@pytest.fixture(scope="module")
+def builtin_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("builtin-pki")
+    pki.init_pki(root, builtin_ci=True, euicc_count=0)
+    return root
+
+
+@pytest.fixture
+def link_servers(builtin_pki: Path, tmp_path: Path) -> Iterator[tuple[Served, ServedSmds]]:
+    with served_smdp(builtin_pki, tmp_path / "smdp") as smdp, \
+            served_smds(builtin_pki) as smds:
+        yield smdp, smds
+
+
+def _card_under_smds(path: Path, smds: ServedSmds, *, profiles: bool = True) -> Path:
+    """The link card (or an empty one) whose root SM-DS is ``smds``."""
+    write_link_card(path)
+    state = CardState.load(path)
+    if not profiles:
+        state.profiles = []
+    state.root_ds_address = smds.address
+    state.save(path)
+    return path
+
+
+def test_mps_lpa_profile_discovery_then_download(tmp_path: Path,
+                                                 link_servers: tuple[Served, ServedSmds],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    smdp, smds = link_servers
+    card = _card_under_smds(tmp_path / "card.json", smds)
+    base = ["--apdu", "emu", "--state", str(card)]
+    ca = ["--ca", str(smds.ca)]
+    assert lpa_cli.main([*base, "profile", "discovery", *ca]) == 0
+    assert f"no events at {smds.address}" in capsys.readouterr().out
+    iccid, imsi = new_subscription()
+    order = smdp.store.add(iccid=iccid, imsi=imsi, eid=LINK_EID)
+    smds.es12().register_event(LINK_EID, order.matching_id, smdp.address)
+    assert lpa_cli.main([*base, "--json", "profile", "discovery", *ca]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "smds": smds.address, "events": [{"event_id": order.matching_id,
+                                          "smdp": smdp.address}]}
+    # Without -a/-s and without a default SM-DP+: the first event of the root SM-DS.
+    assert lpa_cli.main([*base, "--json", "profile", "download", *ca]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["iccid"], out["smdp"]) == (iccid, smdp.address)
+    # Another SM-DS named on the command line; a bad address is a usage error.
+    assert lpa_cli.main([*base, "profile", "discovery", "--smds", "bad address", *ca]) == 2
+    assert "bad address" in capsys.readouterr().err
+
+
+def test_first_boot_downloads_through_the_root_smds(tmp_path: Path,
+                                                    link_servers: tuple[Served, ServedSmds]
+                                                    ) -> None:
+    smdp, smds = link_servers
+    card = _card_under_smds(tmp_path / "card.json", smds, profiles=False)
+    link = EmuCardLink(card)
+    link.connect()
+    plan = ActivationPlan(ca_file=smds.ca)
+    with pytest.raises(ActivationError, match="holds no event"):
+        ensure_operational_profile(link, plan)
+    iccid, imsi = new_subscription()
+    order = smdp.store.add(iccid=iccid, imsi=imsi, eid=LINK_EID)
+    smds.es12().register_event(LINK_EID, order.matching_id, smdp.address)
+    started: list[bool] = []
+    outcome = ensure_operational_profile(link, plan, on_download=lambda: started.append(True))
+    link.close()
+    assert (outcome.iccid, outcome.action, started) == (iccid, "downloaded", [True])
+    enabled = CardState.load(card).enabled_profile()
+    assert enabled is not None and enabled.iccid == iccid
