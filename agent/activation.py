@@ -56,6 +56,10 @@ class ActivationPlan:
     confirmation_code: str | None = None
     ca_file: Path | None = None
     block_size: int = DEFAULT_BLOCK_SIZE
+    imei: str | None = None
+    """The modem's IMEI: its TAC goes into the DeviceInfo the eUICC signs."""
+    capabilities: tuple[str, ...] = ()
+    """The firmware profile's capabilities: the radio ones make DeviceCapabilities."""
 
     @classmethod
     def from_config(cls, config: ActivationConfig | None, *, code: str | None = None,

@@ -15,6 +15,7 @@ from types import TracebackType
 from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
 from agent.card import CardLink
 from agent.errors import CardError
+from mps_esim.lpa.device_info import device_info
 from mps_esim.lpa.download import (
     DownloadError,
     Es10bOverStoreData,
@@ -24,6 +25,7 @@ from mps_esim.lpa.download import (
 from mps_esim.lpa.es9 import Es9Client, Es9Error, tls_context
 from mps_esim.lpa.es10 import Es10Client, Es10Error
 from mps_esim.lpa.es11 import Es11Client
+from mps_esim.sgp22 import rsp
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan
     with Es9Clients(plan.ca_file) as es9:
         card = Es10bOverStoreData(client)
         try:
-            result = ProfileDownloader(card, es9.client).download(
+            result = ProfileDownloader(card, es9.client, device_info=_device_info(plan)).download(
                 address, matching_id, confirmation_code=plan.confirmation_code)
         except DownloadError as exc:
             raise ActivationError(f"profile download from {address} failed at "
@@ -79,13 +81,20 @@ def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan
     return ProfileOutcome(result.iccid, "downloaded", result, link.apdu_count - before)
 
 
+def _device_info(plan: ActivationPlan) -> rsp.DeviceInfo | None:
+    """The device's own DeviceInfo when its IMEI is known (else the LPA's default)."""
+    if plan.imei is None:
+        return None
+    return device_info(plan.imei, plan.capabilities)
+
+
 def discover_event(client: Es10Client, plan: ActivationPlan, smds: str) -> tuple[str, str]:
     """The SM-DP+ and matching id of the first event the SM-DS ``smds`` holds for this
     eUICC (ES11, SGP.22 3.6.3); ActivationError when there is none or the SM-DS fails."""
     with Es11Client(smds, context=tls_context(plan.ca_file)) as es11:
         try:
-            events = ProfileDownloader(Es10bOverStoreData(client), Es9Clients().client
-                                       ).discover(es11, smds)
+            events = ProfileDownloader(Es10bOverStoreData(client), Es9Clients().client,
+                                       device_info=_device_info(plan)).discover(es11, smds)
         except DownloadError as exc:
             raise ActivationError(f"no activation code or default SM-DP+, and the SM-DS "
                                   f"{smds} failed at {exc.stage.value}: {exc}") from exc

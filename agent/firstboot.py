@@ -159,8 +159,11 @@ class DeviceHardware:
                 on_download()
 
         try:
-            plan = ActivationPlan.from_config(s.profile.activation, code=s.activation_code,
-                                              ca_file=s.smdp_ca)
+            plan = replace(
+                ActivationPlan.from_config(s.profile.activation, code=s.activation_code,
+                                           ca_file=s.smdp_ca),
+                imei=self.modem.imei() if self.modem is not None else None,
+                capabilities=s.profile.capabilities)
             outcome = ensure_operational_profile(self.card, plan, on_download=starting)
         except AgentError as exc:
             raise StepError(Step.DOWNLOAD if downloading else Step.PROFILE, str(exc)) from exc

@@ -7,11 +7,13 @@ DATA.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,9 +23,11 @@ from agent.card.emu import EmuCardLink
 from lpa_emulator import pki
 from lpa_emulator.euicc import CardState
 from lpa_emulator.smdp.orders import OrderState
+from mps_esim.lpa.activation import parse_activation_code
 from mps_esim.lpa.download import ServerRefusedError
 from mps_esim.lpa.es9 import Es9FunctionError
 from mps_esim.lpa.es11 import Es11Client, EventEntry
+from mps_esim.sgp22 import rsp
 from mps_testbed.stack.procs import ProcessGroup, console_script
 from mps_wire.identifiers import make_eid
 from tests.fixtures.cards import LINK_EID, write_link_card
@@ -202,3 +206,34 @@ def test_first_boot_downloads_through_the_root_smds(tmp_path: Path,
     assert (outcome.iccid, outcome.action, started) == (iccid, "downloaded", [True])
     enabled = CardState.load(card).enabled_profile()
     assert enabled is not None and enabled.iccid == iccid
+
+
+def test_first_boot_sends_the_devices_own_device_info(
+        tmp_path: Path, link_servers: tuple[Served, ServedSmds]) -> None:
+    """The eUICC signs the DeviceInfo the LPA gives it (SGP.22 5.7.13 ctxParams1): the TAC
+    of the modem's IMEI and the firmware profile's radio capabilities reach the SM-DP+."""
+    smdp, smds = link_servers
+    card = _card_under_smds(tmp_path / "card.json", smds, profiles=False)
+    iccid, imsi = new_subscription()
+    order = smdp.store.add(iccid=iccid, imsi=imsi)
+    seen: list[rsp.DeviceInfo] = []
+    original = smdp.smdp.authenticate_client
+
+    def recording(body: Mapping[str, Any]) -> dict[str, Any]:
+        answer = rsp.decode_authenticate_server_response(
+            base64.b64decode(body["authenticateServerResponse"]))
+        assert isinstance(answer, rsp.AuthenticateResponseOk)
+        seen.append(rsp.EuiccSigned1.decode(answer.euicc_signed1).ctx_params1.device_info)
+        return original(body)
+
+    smdp.smdp.authenticate_client = recording  # type: ignore[method-assign]
+    plan = ActivationPlan(code=parse_activation_code(f"LPA:1${smdp.address}${order.matching_id}"),
+                          ca_file=smds.ca, imei="356938035643809",
+                          capabilities=("lte-m", "nb-iot", "gps"))
+    link = EmuCardLink(card)
+    link.connect()
+    try:
+        assert ensure_operational_profile(link, plan).iccid == iccid
+    finally:
+        link.close()
+    assert seen == [rsp.DeviceInfo(bytes.fromhex("35693803"), bytes.fromhex("85030D0000"))]
