@@ -25,8 +25,8 @@ from agent.activation import (
 )
 from agent.card import CardLink, open_card
 from agent.credentials import DeviceCredentials, find_credentials
-from agent.errors import AgentError, NoCardError
-from agent.identity import Identity, StepError, read_identity
+from agent.errors import AgentError, NoCardError, StepError
+from agent.identity import Identity, read_identity
 from agent.modem import Modem, open_modem
 from agent.outbox import Outbox
 from agent.publisher import Delivery, Publisher

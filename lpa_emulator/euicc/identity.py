@@ -75,13 +75,10 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 def _private_key(raw: bytes, where: str) -> ec.EllipticCurvePrivateKey:
     try:
-        if raw.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_private_key(raw, password=None)
-        else:
-            key = serialization.load_der_private_key(raw, password=None)
-    except (ValueError, TypeError) as exc:
-        raise IdentityError(f"{where} is not an unencrypted private key: {exc}") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or ecka.rsp_curve(key) is None:
+        key = pki.parse_private_key(raw, source=where)
+    except pki.PkiError as exc:
+        raise IdentityError(str(exc)) from None
+    if ecka.rsp_curve(key) is None:
         raise IdentityError(f"{where} is neither a NIST P-256 nor a brainpoolP256r1 key")
     return key
 

@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from lpa_emulator import pki
@@ -39,7 +36,7 @@ from lpa_emulator.smdp.operator import order_subscriptions, read_subscriptions
 from lpa_emulator.smdp.orders import OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
-from lpa_emulator.subcommands import Subparsers, add_command
+from lpa_emulator.subcommands import Subparsers, add_command, wait_for_stop
 from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table
 from mps_common.errors import ConfigError
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, check_address
@@ -153,16 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         publisher.start()
     print(f"SM-DP+ {args.address} serving ES9+ on https://{host}:{bound}"
           + (f", reports to {broker} {publisher.topic}" if publisher else ""), flush=True)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
     try:
-        stop.wait()
+        wait_for_stop()
     finally:
         server.stop()
         if publisher is not None:

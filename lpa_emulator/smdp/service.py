@@ -24,12 +24,12 @@ from typing import Any, TypeVar
 
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.bpp import BindingInput, bind_profile
+from lpa_emulator.smdp.client_auth import verify_euicc
 from lpa_emulator.smdp.credentials import ServerKeys, SmdpCredentials
 from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.fields import (
     b64,
     binary_field,
-    certificate_status,
     decoded,
     ec_key,
     text_field,
@@ -41,7 +41,7 @@ from lpa_emulator.smdp.session import Session
 from mps_common.errors import ConfigError
 from mps_esim import sgp22
 from mps_esim.crypto import certs, signatures
-from mps_esim.crypto.errors import CertificateError, CryptoError
+from mps_esim.crypto.errors import CryptoError
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp22.saip import ProfileContent, build_profile_package
 
@@ -197,27 +197,9 @@ class Smdp:
 
     def _authenticate(self, session: Session, response: rsp.AuthenticateResponseOk
                       ) -> dict[str, Any]:
-        signed = decoded(rsp.EuiccSigned1.decode, response.euicc_signed1, "euiccSigned1")
-        if signed.transaction_id != session.txid:
-            raise Es9StatusError(st.UNKNOWN_TRANSACTION, "euiccSigned1 names another transaction")
-        try:
-            euicc = certs.load_der(response.euicc_certificate, "euicc")
-            eum = certs.load_der(response.eum_certificate, "eum")
-            if certs.authority_key_id(eum) != session.ci_pkid:
-                raise Es9StatusError(st.UNKNOWN_CI, "CERT.EUM is not issued by euiccCiPKIdToBeUsed")
-            eid = certs.verify_euicc_chain(euicc, eum, self.credentials.cis, at=certs.now())
-        except CertificateError as exc:
-            raise Es9StatusError(certificate_status(exc), str(exc)) from exc
-        try:
-            signatures.verify(ec_key(euicc), response.euicc_signed1,
-                              response.euicc_signature1)
-        except CryptoError as exc:
-            raise Es9StatusError(st.EUICC_SIGNATURE, f"euiccSignature1: {exc}") from exc
-        if not hmac.compare_digest(signed.server_challenge, session.server_challenge):
-            raise Es9StatusError(st.EUICC_SIGNATURE,
-                                 "euiccSigned1 carries another server challenge")
-        if signed.server_address.lower() != self.address.lower():
-            raise Es9StatusError(st.EUICC_SIGNATURE, "euiccSigned1 names another server address")
+        signed, euicc, eid = verify_euicc(
+            response, txid=session.txid, server_challenge=session.server_challenge,
+            address=self.address, cis=self.credentials.cis, ci_pkid=session.ci_pkid)
         order = self._order_for(signed.ctx_params1.matching_id, eid)
         if not self.orders.claim(order.matching_id, eid, session.txid_hex):
             raise Es9StatusError(st.MATCHING_ID_REFUSED,

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import threading
-from types import FrameType
 
 from lpa_emulator.smdp.cli import _address, _listen
 from lpa_emulator.smdp.errors import ServerStartError
 from lpa_emulator.smds import ROUTES, Smds, SmdsCredentials
-from lpa_emulator.subcommands import Subparsers, add_command
+from lpa_emulator.subcommands import Subparsers, add_command, wait_for_stop
 from mps_common.cli import EXIT_OK, EXIT_USAGE, fail
 from mps_common.errors import ConfigError
 
@@ -36,16 +33,8 @@ def cmd_smds(args: argparse.Namespace) -> int:
     except (ConfigError, ServerStartError) as exc:
         return fail(PROG, str(exc))
     print(f"SM-DS {args.address} serving ES11 and ES12 on https://{host}:{bound}", flush=True)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
     try:
-        stop.wait()
+        wait_for_stop()
     finally:
         server.stop()
     return EXIT_OK

@@ -13,7 +13,6 @@ hex; AuthenticateClient answers ``eventEntries``, a list of ``{eventId, rspServe
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import threading
@@ -36,20 +35,19 @@ from lpa_emulator.pki import (
     load_certificates,
 )
 from lpa_emulator.smdp import errors as st
+from lpa_emulator.smdp.client_auth import verify_euicc
 from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.fields import (
     b64,
     binary_field,
-    certificate_status,
     decoded,
-    ec_key,
     text_field,
     transaction_id_field,
 )
 from mps_common.errors import ConfigError
 from mps_esim import sgp22
 from mps_esim.crypto import certs, signatures
-from mps_esim.crypto.errors import CertificateError, CryptoError
+from mps_esim.crypto.errors import CertificateError
 from mps_esim.sgp22 import rsp
 from mps_wire.identifiers import IdentifierError, validate_eid
 
@@ -211,29 +209,10 @@ class Smds:
         if isinstance(response, rsp.AuthenticateResponseError):
             raise Es9StatusError(st.EUICC_SIGNATURE, f"the eUICC refused the SM-DS "
                                  f"(authenticateErrorCode {response.code})")
-        eid = self._verify(session, response)
+        _, _, eid = verify_euicc(response, txid=txid, server_challenge=session.server_challenge,
+                                 address=self.address, cis=self.credentials.cis)
         events = self.events_for(eid)
         log.info("ES11 %s: %d events for %s", txid.hex().upper(), len(events), eid)
         return {"transactionId": txid.hex().upper(),
                 "eventEntries": [{"eventId": e.event_id,
                                   "rspServerAddress": e.rsp_server_address} for e in events]}
-
-    def _verify(self, session: _Session, response: rsp.AuthenticateResponseOk) -> str:
-        """The EID of an eUICC whose chain, signature, challenge and address check out."""
-        signed = decoded(rsp.EuiccSigned1.decode, response.euicc_signed1, "euiccSigned1")
-        if signed.transaction_id != session.txid:
-            raise Es9StatusError(st.UNKNOWN_TRANSACTION, "euiccSigned1 names another transaction")
-        try:
-            euicc = certs.load_der(response.euicc_certificate, "euicc")
-            eum = certs.load_der(response.eum_certificate, "eum")
-            eid = certs.verify_euicc_chain(euicc, eum, self.credentials.cis, at=certs.now())
-            signatures.verify(ec_key(euicc), response.euicc_signed1, response.euicc_signature1)
-        except CertificateError as exc:
-            raise Es9StatusError(certificate_status(exc), str(exc)) from exc
-        except CryptoError as exc:
-            raise Es9StatusError(st.EUICC_SIGNATURE, f"euiccSignature1: {exc}") from exc
-        if not hmac.compare_digest(signed.server_challenge, session.server_challenge):
-            raise Es9StatusError(st.EUICC_SIGNATURE, "euiccSigned1 carries another challenge")
-        if signed.server_address.lower() != self.address.lower():
-            raise Es9StatusError(st.EUICC_SIGNATURE, "euiccSigned1 names another address")
-        return eid

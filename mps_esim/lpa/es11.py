@@ -17,7 +17,6 @@ from mps_esim.lpa.es9 import (
     AuthenticateClientResponse,
     Es9Client,
     Es9ProtocolError,
-    InitiateAuthenticationResponse,
     _b64,
 )
 
@@ -38,17 +37,7 @@ class Es11Client(Es9Client):
     """ES11 over HTTPS to one SM-DS ``address``."""
 
     base_path = ES11_PATH
-
-    def initiate_authentication(self, address: str, euicc_challenge: bytes,
-                                euicc_info1: bytes) -> InitiateAuthenticationResponse:
-        fn = "initiateAuthentication"
-        answer = self._call(fn, {"smdsAddress": address, "euiccChallenge": _b64(euicc_challenge),
-                                 "euiccInfo1": _b64(euicc_info1)})
-        return InitiateAuthenticationResponse(
-            self._txid(fn, answer), self._binary(fn, answer, "serverSigned1"),
-            self._binary(fn, answer, "serverSignature1"),
-            self._binary(fn, answer, "euiccCiPKIdToBeUsed"),
-            self._binary(fn, answer, "serverCertificate"))
+    address_field = "smdsAddress"
 
     def authenticate_client(self, transaction_id: bytes, authenticate_server_response: bytes
                             ) -> AuthenticateClientResponse:

@@ -103,6 +103,9 @@ def _b64(value: bytes) -> str:
 class JsonEs9:
     """ES9+ as JSON bodies; subclasses carry them (``_post``)."""
 
+    address_field = "smdpAddress"
+    """What initiateAuthentication calls the server's address (ES11: ``smdsAddress``)."""
+
     def _post(self, function: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """Send one request; the parsed JSON response, or None for 204 No Content."""
         raise NotImplementedError
@@ -146,7 +149,8 @@ class JsonEs9:
     def initiate_authentication(self, address: str, euicc_challenge: bytes,
                                 euicc_info1: bytes) -> InitiateAuthenticationResponse:
         fn = "initiateAuthentication"
-        answer = self._call(fn, {"smdpAddress": address, "euiccChallenge": _b64(euicc_challenge),
+        answer = self._call(fn, {self.address_field: address,
+                                 "euiccChallenge": _b64(euicc_challenge),
                                  "euiccInfo1": _b64(euicc_info1)})
         return InitiateAuthenticationResponse(
             self._txid(fn, answer), self._binary(fn, answer, "serverSigned1"),
