@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent import lpa_cli
 from lpa_emulator import cli as emu_cli
 from mps_common.cli import new_parser
 
@@ -36,3 +37,11 @@ def test_mps_emu_refuses_prefixes(argv: list[str], prefix: str,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert emu_cli.main(argv) == 2
     assert f"unrecognized arguments: {prefix}" in capsys.readouterr().err
+
+
+def test_mps_lpa_refuses_ca_as_card(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--ca`` is an option of profile download, never a prefix of ``--card``."""
+    code = lpa_cli.main(["--apdu", "emu", "--state", "/tmp/unused-card.json", "profile",
+                         "enable", "89490000000000051512", "--ca", "/tmp/unused-ca.pem"])
+    assert code == 2
+    assert "unrecognized arguments: --ca" in capsys.readouterr().err
