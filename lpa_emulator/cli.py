@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lpa_emulator.euicc import cli as euicc_cli
 from lpa_emulator.modem import cli as modem_cli
 from lpa_emulator.smdp import cli as smdp_cli
+from lpa_emulator.smds import cli as smds_cli
 from lpa_emulator.subcommands import add_command
 from mps_common.cli import (
     EXIT_FAILURE,
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     euicc_cli.register(sub)
     modem_cli.register(sub)
     smdp_cli.register(sub)
+    smds_cli.register(sub)
     _register_rig(sub)
     return parser
 
