@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from broker_bridge.brokerconf import MosquittoConfig, find_dynsec_plugin, write_broker_config
+from broker_bridge.brokerconf import MosquittoConfig, write_broker_config
 from broker_bridge.credentials import OperatorCA, issue
 from broker_bridge.model import App, Contract, Installation, Role, Subscription, TrustLevel
 from broker_bridge.registry import Registry, SignaturePolicy
@@ -170,9 +170,9 @@ def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
 
 
 def run_attacks(workdir: Path, *, acl: str | None = None) -> AttackReport:
-    """Set up the deployment in ``workdir`` and try every attack; ``acl`` is ``dynsec``
-    (default where the plugin is installed) or ``file``."""
-    mode = acl or ("dynsec" if find_dynsec_plugin() else "file")
+    """Set up the deployment in ``workdir`` and try every attack; ``acl`` is the mode
+    of :data:`~broker_bridge.brokerconf.ACL_MODES` to configure (default ``dynsec``)."""
+    mode = acl or "dynsec"
     started = time.monotonic()
     report = AttackReport()
     with _deployment(workdir, mode) as dep, \
