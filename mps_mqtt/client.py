@@ -7,6 +7,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 3600
+RECONNECT_MAX_S = 2
+"""Longest wait between paho's reconnect attempts (its own default is 120 s): a broker
+back after a restart is found within a couple of seconds."""
 
 
 def new_properties(packet_type: int = PacketTypes.PUBLISH) -> Properties:
@@ -118,6 +122,7 @@ def new_client(client_id: str | None = None, *, persistent: bool = False,
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid,
                          protocol=mqtt.MQTTv5, manual_ack=manual_ack)
     client.user_data_set({"persistent": persistent})
+    client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
     return client
 
 
@@ -219,11 +224,31 @@ def subscribe(client: mqtt.Client, filters: str | Sequence[str], *, timeout: flo
         raise SubscriptionRefusedError(shown, refused[0])
 
 
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How :meth:`Requester.request` sends a request again until it is answered: after
+    ``first`` seconds without a reply, then after each wait times ``factor``, at most
+    ``cap`` seconds apart, and at once when the connection comes back."""
+
+    first: float = 1.0
+    factor: float = 2.0
+    cap: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not (self.first > 0 and self.factor >= 1 and self.cap >= self.first):
+            raise ValueError("retry needs first > 0, factor >= 1 and cap >= first")
+
+
+DEFAULT_RETRY = Retry()
+
+
 class Requester:
     """MQTT v5 request/response over one connected client.
 
     Replies arrive on ``response_topic`` (which must lie in the requester's own namespace)
-    and are matched to requests by Correlation Data; any number of requests may be in flight.
+    and are matched to requests by Correlation Data; any number of requests may be in
+    flight. After paho reconnects by itself, the response topic (and the topics
+    ``also_subscribe`` names) are subscribed again when the broker kept no session.
     """
 
     def __init__(self, client: mqtt.Client, response_topic: str) -> None:
@@ -231,12 +256,33 @@ class Requester:
         self._topic = response_topic
         self._pending: dict[bytes, tuple[threading.Event, list[bytes]]] = {}
         self._lock = threading.Lock()
+        self._connected = threading.Condition(self._lock)
+        self._connects = 0
         self.unsolicited: Callable[[bytes], None] | None = None
+        self.also_subscribe: Callable[[], Sequence[str]] | None = None
+        self.on_reconnect: Callable[[bool], None] | None = None
+        self.resent = 0
         client.message_callback_add(response_topic, self._on_reply)
 
     def start(self, timeout: float = 10.0) -> None:
-        """Subscribe to the response topic and wait for the broker's SUBACK."""
+        """Subscribe to the response topic and wait for the broker's SUBACK; from now on
+        follow reconnections."""
         subscribe(self._client, self._topic, timeout=timeout)
+        self._client.on_connect = self._on_connect
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: mqtt.ConnectFlags,
+                    reason: ReasonCode, _p: Properties | None) -> None:
+        if reason.is_failure:
+            log.warning("reconnecting failed: %s", reason)
+            return
+        if not flags.session_present:
+            topics = [self._topic, *(self.also_subscribe() if self.also_subscribe else ())]
+            client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
+        with self._connected:
+            self._connects += 1
+            self._connected.notify_all()
+        if self.on_reconnect is not None:
+            self.on_reconnect(bool(flags.session_present))
 
     def _on_reply(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         corr = getattr(msg.properties, "CorrelationData", None) if msg.properties else None
@@ -251,9 +297,16 @@ class Requester:
         slot[1].append(bytes(msg.payload))
         slot[0].set()
 
-    def request(self, topic: str, payload: bytes, *, timeout: float = 10.0, qos: int = 1
-                ) -> bytes:
-        """Publish ``payload`` to ``topic`` as a request and return the reply's payload."""
+    def request(self, topic: str, payload: bytes, *, timeout: float = 10.0, qos: int = 1,
+                retry: Retry | None = None) -> bytes:
+        """Publish ``payload`` to ``topic`` as a request and return the reply's payload.
+
+        With ``retry`` the same message (same Correlation Data, so the registry can tell a
+        repeat) goes out again until a reply arrives or ``timeout`` seconds have passed,
+        through lost connections and broker restarts; without, one attempt.
+        """
+        if retry is not None:
+            return self._request_until_answered(topic, payload, timeout, qos, retry)
         if not self._client.is_connected():
             # paho would queue the message and send it after reconnecting, on top of
             # whatever the caller sends again meanwhile.
@@ -278,3 +331,45 @@ class Requester:
         finally:
             with self._lock:
                 self._pending.pop(corr, None)
+
+    def _request_until_answered(self, topic: str, payload: bytes, timeout: float, qos: int,
+                                retry: Retry) -> bytes:
+        deadline = time.monotonic() + timeout
+        corr = os.urandom(16)
+        slot: tuple[threading.Event, list[bytes]] = (threading.Event(), [])
+        props = new_properties()
+        props.ResponseTopic = self._topic
+        props.CorrelationData = corr
+        with self._lock:
+            self._pending[corr] = slot
+        wait, attempts = retry.first, 0
+        try:
+            while True:
+                with self._lock:
+                    connects = self._connects
+                if self._client.is_connected():
+                    info = self._client.publish(topic, payload, qos=qos, properties=props)
+                    attempts += 1
+                    if attempts > 1 and info.rc == mqtt.MQTT_ERR_SUCCESS:
+                        self.resent += 1
+                left = deadline - time.monotonic()
+                if slot[0].wait(min(wait, max(left, 0))):
+                    return slot[1][0]
+                if time.monotonic() >= deadline:
+                    raise RequestTimeoutError(f"no reply to the request on {topic} within "
+                                              f"{timeout:g} s ({attempts} attempt(s))")
+                self._await_connection(connects, deadline)
+                wait = min(retry.cap, wait * retry.factor)
+        finally:
+            with self._lock:
+                self._pending.pop(corr, None)
+
+    def _await_connection(self, connects: int, deadline: float) -> None:
+        """Wait while the client is disconnected (paho is reconnecting); back at once
+        when a new connection was made since ``connects``."""
+        with self._connected:
+            while self._connects == connects and not self._client.is_connected():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._connected.wait(min(left, 0.5))
