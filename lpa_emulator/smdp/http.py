@@ -211,9 +211,13 @@ class SmdpHttpServer:
             # connection before the HTTP layer does.
             if runner.server is None:
                 raise RuntimeError("the HTTP runner has no server")
+            # A TLS handshake that never ends would hold a connection the guard has
+            # not seen yet: it gets the same time as a request.
+            handshake = self.limits.request_timeout if self._ssl is not None else None
             listener = await loop.create_server(guard.wrap(runner.server), self.host,
                                                 self.port, ssl=self._ssl,
-                                                reuse_address=True)
+                                                reuse_address=True,
+                                                ssl_handshake_timeout=handshake)
             self.port = int(listener.sockets[0].getsockname()[1])
         except (OSError, RuntimeError) as exc:
             self._error = exc

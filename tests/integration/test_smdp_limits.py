@@ -121,12 +121,17 @@ def test_a_full_session_table_does_not_refuse_a_real_download(
 def test_slow_senders_are_cut_off(limited: Served, pki_dir: Path) -> None:
     started = time.monotonic()
     slow = [slow_connection(limited) for _ in range(4)]
+    silent = socket.create_connection(("127.0.0.1", limited.server.port), timeout=5,
+                                      source_address=(ATTACKER, 0))  # never says hello
     try:
+        silent.settimeout(5.0)
+        assert silent.recv(1) == b""
         assert all(closed_within(c, 5.0) for c in slow)
         assert time.monotonic() - started < 4.0
         guard = limited.server.guard
         assert guard is not None and guard.timed_out >= 4
     finally:
+        silent.close()
         for c in slow:
             c.close()
     real_download(limited, pki_dir, EIDS[0])
