@@ -75,6 +75,11 @@ class Publisher:
         return codec.encode({"state": state, "ts": int(time.time() * 1000)})
 
     @property
+    def resent(self) -> int:
+        """How many registrations went out again for want of a reply."""
+        return self._requester.resent if self._requester is not None else 0
+
+    @property
     def is_open(self) -> bool:
         return self._requester is not None
 
@@ -102,7 +107,7 @@ class Publisher:
         return self
 
     def _on_reconnect(self, session_present: bool) -> None:
-        # The requester subscribed to the replies again if the session was lost.
+        # The requester has subscribed to the replies again.
         self.reconnects += 1
         log.info("reconnected to %s (session %s)", self.broker,
                  "kept" if session_present else "new")

@@ -248,7 +248,7 @@ class Requester:
     Replies arrive on ``response_topic`` (which must lie in the requester's own namespace)
     and are matched to requests by Correlation Data; any number of requests may be in
     flight. After paho reconnects by itself, the response topic (and the topics
-    ``also_subscribe`` names) are subscribed again when the broker kept no session.
+    ``also_subscribe`` names) are subscribed again.
     """
 
     def __init__(self, client: mqtt.Client, response_topic: str) -> None:
@@ -275,9 +275,10 @@ class Requester:
         if reason.is_failure:
             log.warning("reconnecting failed: %s", reason)
             return
-        if not flags.session_present:
-            topics = [self._topic, *(self.also_subscribe() if self.also_subscribe else ())]
-            client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
+        # Even a kept session may lack a subscription: a broker killed and restarted
+        # restores the session as last saved, from before a recent SUBSCRIBE.
+        topics = [self._topic, *(self.also_subscribe() if self.also_subscribe else ())]
+        client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
         with self._connected:
             self._connects += 1
             self._connected.notify_all()
