@@ -6,7 +6,9 @@
             print(event.seq, event.kind, event.device or event.devices)
 
 Requests go to the app's requests topic with MQTT v5 request/response; replies come back
-on the app's own replies topic, events on its events topic. Refusals raise
+on the app's own replies topic, events on its events topic. A request without a reply goes
+out again, the same message, until answered or ``timeout`` ends (``retry``, default
+:data:`~mps_mqtt.client.DEFAULT_RETRY`; None sends once), through broker restarts. Refusals raise
 :class:`RequestError` subclasses carrying the registry's stable error code (and, for
 denials, a ``reason``); a number served by another operator raises
 :class:`RedirectError` naming that operator's registry.
