@@ -14,7 +14,8 @@ import base64
 import contextlib
 import http.client
 import json
-import select
+import resource
+import selectors
 import socket
 import ssl
 import time
@@ -135,22 +136,32 @@ def _slow(served: _Smdp, tls: bool) -> socket.socket:
 
 def _all_closed(sockets: list[socket.socket], deadline: float) -> int:
     """Wait until the server closed every socket or ``deadline``; how many are open."""
-    open_ = [s for s in sockets if s.fileno() >= 0]
-    while open_ and time.monotonic() < deadline:
-        ready, _, _ = select.select(open_, [], [], 0.2)
-        for s in ready:
-            try:
-                if s.recv(1) == b"":
-                    open_.remove(s)
-            except (ssl.SSLError, OSError):
-                open_.remove(s)
-    return len(open_)
+    with selectors.DefaultSelector() as selector:
+        for s in sockets:
+            if s.fileno() >= 0:
+                selector.register(s, selectors.EVENT_READ, data=s)
+        while selector.get_map() and time.monotonic() < deadline:
+            for key, _events in selector.select(0.2):
+                conn: socket.socket = key.data
+                try:
+                    closed = conn.recv(1) == b""
+                except ssl.SSLWantReadError:
+                    closed = False
+                except (ssl.SSLError, OSError):
+                    closed = True
+                if closed:
+                    selector.unregister(conn)
+        return len(selector.get_map())
 
 
 def slow_connections(served: _Smdp, count: int) -> AttackResult:
     """``count`` connections, half never starting TLS, half sending half a request
     head; a real download meanwhile; all must be closed within the request timeout."""
     timeout = served.server.limits.request_timeout
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 2 * count + 256:
+        # Both ends of every connection live in this process.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * count + 256), hard))
     started = time.monotonic()
     held = [_slow(served, tls=n % 2 == 1) for n in range(count)]
     try:

@@ -313,13 +313,7 @@ class Requester:
             # whatever the caller sends again meanwhile.
             raise BrokerUnreachableError(f"not connected: the request to {topic} was not "
                                          "sent")
-        corr = os.urandom(16)
-        slot: tuple[threading.Event, list[bytes]] = (threading.Event(), [])
-        props = new_properties()
-        props.ResponseTopic = self._topic
-        props.CorrelationData = corr
-        with self._lock:
-            self._pending[corr] = slot
+        corr, slot, props = self._open_slot()
         try:
             info = self._client.publish(topic, payload, qos=qos, properties=props)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -333,9 +327,9 @@ class Requester:
             with self._lock:
                 self._pending.pop(corr, None)
 
-    def _request_until_answered(self, topic: str, payload: bytes, timeout: float, qos: int,
-                                retry: Retry) -> bytes:
-        deadline = time.monotonic() + timeout
+    def _open_slot(self) -> tuple[bytes, tuple[threading.Event, list[bytes]], Properties]:
+        """A fresh Correlation Data, the slot its reply lands in, and the request's
+        properties; the caller pops the slot from ``_pending`` when done."""
         corr = os.urandom(16)
         slot: tuple[threading.Event, list[bytes]] = (threading.Event(), [])
         props = new_properties()
@@ -343,6 +337,12 @@ class Requester:
         props.CorrelationData = corr
         with self._lock:
             self._pending[corr] = slot
+        return corr, slot, props
+
+    def _request_until_answered(self, topic: str, payload: bytes, timeout: float, qos: int,
+                                retry: Retry) -> bytes:
+        deadline = time.monotonic() + timeout
+        corr, slot, props = self._open_slot()
         wait, attempts = retry.first, 0
         try:
             while True:
@@ -352,7 +352,8 @@ class Requester:
                     info = self._client.publish(topic, payload, qos=qos, properties=props)
                     attempts += 1
                     if attempts > 1 and info.rc == mqtt.MQTT_ERR_SUCCESS:
-                        self.resent += 1
+                        with self._lock:
+                            self.resent += 1
                 left = deadline - time.monotonic()
                 if slot[0].wait(min(wait, max(left, 0))):
                     return slot[1][0]
