@@ -164,9 +164,11 @@ def slow_connections(served: _Smdp, count: int) -> AttackResult:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * count + 256), hard))
     started = time.monotonic()
     held = [_slow(served, tls=n % 2 == 1) for n in range(count)]
+    # Each must be gone within the timeout of its opening (the last just opened).
+    deadline = time.monotonic() + timeout + 5
     try:
         problem = served.download(2)
-        still_open = _all_closed(held, started + timeout + 5)
+        still_open = _all_closed(held, deadline)
     finally:
         for s in held:
             s.close()
