@@ -184,8 +184,20 @@ class FaultLoad:
 
     def __enter__(self) -> FaultLoad:
         connect(self._client, self._broker, persistent=True)
-        subscribe(self._client, f"{self.topics.prefix}/devices/+/reply", timeout=10)
+        subscribe(self._client, self._replies, timeout=10)
+        self._client.on_connect = self._on_reconnect
         return self
+
+    @property
+    def _replies(self) -> str:
+        return f"{self.topics.prefix}/devices/+/reply"
+
+    def _on_reconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any,
+                      _p: Any) -> None:
+        # A broker killed within a second of the SUBSCRIBE restores the session without
+        # it (and says the session was kept): subscribe again, always.
+        if not reason.is_failure:
+            client.subscribe(self._replies, qos=1)
 
     def __exit__(self, *_exc: object) -> None:
         disconnect(self._client)
