@@ -11,20 +11,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.errors import AgentError
 from agent.signing import DeviceSigner
 from mps_mqtt.client import (
+    DEFAULT_RETRY,
     BrokerUnreachableError,
     BrokerURL,
     MqttError,
     Requester,
     RequestTimeoutError,
+    Retry,
     connect,
     disconnect,
     new_client,
@@ -49,18 +48,22 @@ class Publisher:
     (COSE_Sign1); without one they go out unsigned. ``persistent`` keeps the device's
     MQTT session on the broker (fixed client id), so a reply published while the device
     was briefly away still reaches it. After a dropped connection paho reconnects by
-    itself; the reply subscription and the online state are restored then.
+    itself (at most :data:`~mps_mqtt.client.RECONNECT_MAX_S` apart); the reply
+    subscription and the online state are restored then. :meth:`register` sends the same
+    message again until the registry answers (``retry``), which the registry answers as
+    one registration (same sequence number and content).
     """
 
     def __init__(self, broker: str | BrokerURL, device_id: str, *, prefix: str = "mps/v1",
                  presence: bool = False, signer: DeviceSigner | None = None,
-                 persistent: bool = True) -> None:
+                 persistent: bool = True, retry: Retry | None = DEFAULT_RETRY) -> None:
         self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
         self.device_id = device_id
         self.topics = Topics(prefix)
         self.presence = presence
         self.signer = signer
         self.persistent = persistent
+        self.retry = retry
         self._client = self._new_client()
         self._requester: Requester | None = None
         self.reconnects = 0
@@ -70,6 +73,11 @@ class Publisher:
 
     def _state_payload(self, state: str) -> bytes:
         return codec.encode({"state": state, "ts": int(time.time() * 1000)})
+
+    @property
+    def resent(self) -> int:
+        """How many registrations went out again for want of a reply."""
+        return self._requester.resent if self._requester is not None else 0
 
     @property
     def is_open(self) -> bool:
@@ -93,24 +101,19 @@ class Publisher:
             disconnect(self._client)
             raise
         self._requester = requester
-        self._client.on_connect = self._on_reconnect
+        requester.on_reconnect = self._on_reconnect
         if self.presence:
             self._client.publish(state_topic, self._state_payload("online"), qos=1, retain=True)
         return self
 
-    def _on_reconnect(self, client: mqtt.Client, _u: Any, flags: mqtt.ConnectFlags,
-                      reason: ReasonCode, _p: Properties | None) -> None:
-        if reason.is_failure:
-            log.warning("reconnecting to %s failed: %s", self.broker, reason)
-            return
+    def _on_reconnect(self, session_present: bool) -> None:
+        # The requester has subscribed to the replies again.
         self.reconnects += 1
         log.info("reconnected to %s (session %s)", self.broker,
-                 "kept" if flags.session_present else "new")
-        if not flags.session_present:
-            client.subscribe(self.topics.device_reply(self.device_id), qos=1)
+                 "kept" if session_present else "new")
         if self.presence:
             # The Last Will may have said offline meanwhile.
-            client.publish(self.topics.device_state(self.device_id),
+            self._client.publish(self.topics.device_state(self.device_id),
                            self._state_payload("online"), qos=1, retain=True)
 
     def payload(self, info: DeviceInfo) -> bytes:
@@ -124,7 +127,7 @@ class Publisher:
         if self._requester is None:
             raise MqttError("publisher is not open")
         raw = self._requester.request(self.topics.device_register(self.device_id),
-                                      self.payload(info), timeout=timeout)
+                                      self.payload(info), timeout=timeout, retry=self.retry)
         try:
             return Reply.from_wire(codec.decode(raw))
         except WireError as exc:
@@ -159,7 +162,7 @@ class Backoff:
 
     initial: float = 0.5
     factor: float = 2.0
-    maximum: float = 30.0
+    maximum: float = 4.0
 
     def __post_init__(self) -> None:
         if not (self.initial > 0 and self.factor >= 1 and self.maximum >= self.initial):

@@ -1,5 +1,5 @@
 """Mosquitto's configuration for a registry deployment: listeners, TLS with the operator's
-CA, the password file and the ACL file, from the broker identities the operator issued.
+CA, and the dynamic security plugin's file, from the broker identities the operator issued.
 
 The ACL gives each identity its own topics and nothing else:
 
@@ -11,21 +11,31 @@ app         apps/{app}/requests                       apps/{app}/# (replies, eve
 user        users/{contract}/requests                 users/{contract}/# (prompts, replies)
 operator    operator/{source}/requests (the SM-DP+    operator/{source}/#
             source also operator/installations)
-bridge      the reply, event and prompt topics        the request and registration topics
+bridge      the reply, event and prompt topics        the request and registration topics,
+                                                      also as ``$share/<group>/...``
 ==========  ========================================  ===================================
 
-Two ways to hand the rules to Mosquitto (``acl``):
+The rules reach Mosquitto through its dynamic security plugin (``dynamic-security.json``,
+read at start: restart the broker, sessions persist, to apply a change). It refuses a
+PUBLISH (MQTT v5: PUBACK 0x87) and a SUBSCRIBE (SUBACK 0x87) outside the ACL, and it
+checks a shared subscription with its ``$share/<group>/`` prefix, so only a bridge
+identity can join the registry's group.
 
-- ``file``: a password file and an ACL file (``password_file``/``acl_file``).
-  Mosquitto refuses a PUBLISH outside the ACL (MQTT v5: PUBACK reason code 0x87) and
-  checks every delivery, so nothing outside the ACL ever reaches a client; Mosquitto
-  2.0's ACL file does not refuse the SUBSCRIBE itself (the SUBACK grants it, and
-  nothing is delivered). ``kill -HUP`` makes a running Mosquitto read both files again.
-- ``dynsec``: the same identities and rules in the dynamic security plugin's JSON
-  (``dynamic-security.json``); it also refuses a SUBSCRIBE outside the ACL (SUBACK 0x87).
-  The plugin reads its file at start: restart the broker (sessions persist) to apply.
+Mosquitto 2.0's plain ``acl_file`` is no longer offered: it does not check SUBSCRIBE at
+all, so any identity could join ``$share/<group>/...`` and become a member of the
+registry's group; Mosquitto hands it its share of the requests, its read ACL fails, and
+those requests vanish. Nothing in the file format can close that.
 
-Both files are written either way; files are replaced atomically.
+Every identity's client id is its username (``use_username_as_clientid``): a client
+naming another identity's client id (``bridge-one``, ``mps-dev-<EID>``) is connected under
+its own, so it can neither take over another's connection nor wipe its persistent
+session. An identity therefore has one connection at a time: give each registry process
+(and each tool that must stay connected beside another) an identity of its own.
+
+Limits apply to every client, one identity per client: ``max_packet_size`` (a request is
+at most 16 KiB, a reply page well under the limit), ``max_queued_messages`` and
+``max_queued_bytes`` per session, ``max_inflight_messages``. Mosquitto 2.0 has no
+per-identity connection rate; ``max_connections`` bounds the connections of a listener.
 """
 
 from __future__ import annotations
@@ -46,10 +56,17 @@ from mps_wire.messages import INSTALLATIONS
 from mps_wire.topics import DEFAULT_PREFIX, Topics
 
 CONF_FILE = "mosquitto.conf"
+# Files of the withdrawn ``file`` mode: removed when the configuration is written again.
 PASSWORD_FILE = "passwd"  # noqa: S105 - a file name
 ACL_FILE = "acl"
 DYNSEC_FILE = "dynamic-security.json"
-ACL_MODES = ("file", "dynsec")
+ACL_MODES = ("dynsec",)
+#: Why a mode once offered is refused now.
+WITHDRAWN_MODES = {
+    "file": "Mosquitto's acl_file does not check subscriptions, so any identity could "
+            "join the registry's shared subscription group and make its requests "
+            "vanish; use the dynamic security plugin (--acl dynsec)",
+}
 DYNSEC_PLUGIN_PATHS = (
     "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
     "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
@@ -86,21 +103,38 @@ class MosquittoConfig:
     server_names: tuple[str, ...] = ("127.0.0.1", "localhost")
     persistence: bool = True
     max_queued_messages: int = 100_000
+    max_queued_bytes: int = 64 * 1024 * 1024
+    max_packet_size: int = 256 * 1024
+    max_inflight_messages: int = 20
+    max_connections: int = -1
     user: str | None = None
-    acl: str = "file"
+    acl: str = "dynsec"
     dynsec_plugin: str | None = None
     extra: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         Topics(self.prefix)
         self._check_listeners()
+        if self.acl in WITHDRAWN_MODES:
+            raise MosquittoConfigError(f"acl {self.acl!r} is not offered: "
+                                       f"{WITHDRAWN_MODES[self.acl]}")
         if self.acl not in ACL_MODES:
             raise MosquittoConfigError(f"acl must be one of {', '.join(ACL_MODES)}, "
                                        f"not {self.acl!r}")
+        self._check_limits()
         for name, value in (("bind address", self.bind), ("user", self.user or "-")):
             if not value or any(c in value for c in " \n\t#"):
                 raise MosquittoConfigError(f"{name} {value!r} does not fit in the "
                                            "configuration")
+
+    def _check_limits(self) -> None:
+        # Mosquitto's own floor for max_packet_size is 20 bytes; a request needs 16 KiB.
+        if self.max_packet_size < 20 * 1024:
+            raise MosquittoConfigError(f"max_packet_size {self.max_packet_size} is below "
+                                       "20 KiB, the largest request plus headers")
+        for name in ("max_queued_messages", "max_queued_bytes", "max_inflight_messages"):
+            if getattr(self, name) < 1:
+                raise MosquittoConfigError(f"{name} must be at least 1")
 
     def _check_listeners(self) -> None:
         if self.port is None and self.tls_port is None:
@@ -119,8 +153,6 @@ class MosquittoFiles:
     """Where :func:`write_broker_config` put things."""
 
     conf: Path
-    passwords: Path
-    acl: Path
     dynsec: Path
     ca_file: Path | None = None
     server_cert: Path | None = None
@@ -153,25 +185,6 @@ def acl_rules(identity: BrokerIdentity, topics: Topics) -> list[tuple[str, str]]
             ("read", topics.operator(INSTALLATIONS)),
             ("write", f"{p}/devices/+/#"), ("write", f"{p}/apps/+/#"),
             ("write", f"{p}/users/+/#"), ("write", f"{p}/operator/+/#")]
-
-
-def render_acl(identities: Iterable[BrokerIdentity], topics: Topics) -> str:
-    """The ACL file: one ``user`` block per active identity, nothing for anyone else."""
-    lines = ["# Written by mps-bridge broker-config; changes are overwritten.",
-             "# Users not listed here may do nothing."]
-    for identity in sorted(identities, key=lambda i: i.username):
-        if not identity.active:
-            continue
-        lines += ["", f"user {identity.username}"]
-        lines += [f"topic {access} {topic}" for access, topic in acl_rules(identity, topics)]
-    return "\n".join(lines) + "\n"
-
-
-def render_passwords(identities: Iterable[BrokerIdentity]) -> str:
-    """The password file (``user:$7$...`` lines) of the active identities with a password."""
-    return "".join(f"{i.username}:{i.password_hash}\n"
-                   for i in sorted(identities, key=lambda i: i.username)
-                   if i.active and i.password_hash)
 
 
 def render_dynsec(identities: Iterable[BrokerIdentity], topics: Topics) -> str:
@@ -221,18 +234,18 @@ def render_conf(config: MosquittoConfig, out_dir: Path, *, ca_file: Path | None,
         "per_listener_settings false",
         "allow_anonymous false",
     ]
-    if config.acl == "dynsec":
-        plugin = config.dynsec_plugin or find_dynsec_plugin()
-        if plugin is None:
-            raise MosquittoConfigError("Mosquitto's dynamic security plugin was not found; "
-                                    "name it with --dynsec-plugin or use --acl file")
-        lines += [f"plugin {plugin}", f"plugin_opt_config_file {root / DYNSEC_FILE}"]
-    else:
-        lines += [f"password_file {root / PASSWORD_FILE}", f"acl_file {root / ACL_FILE}"]
+    plugin = config.dynsec_plugin or find_dynsec_plugin()
+    if plugin is None:
+        raise MosquittoConfigError("Mosquitto's dynamic security plugin was not found; "
+                                   "name it with --dynsec-plugin (Debian: package "
+                                   "mosquitto)")
     lines += [
+        f"plugin {plugin}", f"plugin_opt_config_file {root / DYNSEC_FILE}",
         "set_tcp_nodelay true",
+        f"max_packet_size {config.max_packet_size}",
         f"max_queued_messages {config.max_queued_messages}",
-        "max_inflight_messages 20",
+        f"max_queued_bytes {config.max_queued_bytes}",
+        f"max_inflight_messages {config.max_inflight_messages}",
     ]
     if config.user is not None:
         lines.append(f"user {config.user}")
@@ -240,10 +253,15 @@ def render_conf(config: MosquittoConfig, out_dir: Path, *, ca_file: Path | None,
         # Sessions and queued QoS 1 messages survive a restart of the broker.
         lines += ["persistence true", f"persistence_location {root / 'data'}/",
                   "autosave_interval 1"]
+    # Listener options: before the first listener Mosquitto would open its default one.
+    # use_username_as_clientid: nobody connects under another identity's client id.
+    per_listener = ["use_username_as_clientid true",
+                    f"max_connections {config.max_connections}"]
     if config.port is not None:
-        lines += ["", f"listener {config.port} {config.bind}"]
+        lines += ["", f"listener {config.port} {config.bind}", *per_listener]
     if config.tls_port is not None:
-        lines += ["", f"listener {config.tls_port} {config.bind}", f"cafile {ca_file}",
+        lines += ["", f"listener {config.tls_port} {config.bind}", *per_listener,
+                  f"cafile {ca_file}",
                   f"certfile {server_cert}", f"keyfile {server_key}", "tls_version tlsv1.2"]
         if config.client_certificates:
             lines += ["require_certificate true", "use_identity_as_username true"]
@@ -258,8 +276,9 @@ def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
 def write_broker_config(out_dir: str | os.PathLike[str], config: MosquittoConfig,
                         identities: Sequence[BrokerIdentity], *,
                         ca: OperatorCA | None = None) -> MosquittoFiles:
-    """Write ``mosquitto.conf``, ``passwd`` and ``acl`` (and for TLS the CA and the
-    broker's certificate) to ``out_dir``. A TLS listener needs ``ca``."""
+    """Write ``mosquitto.conf`` and ``dynamic-security.json`` (and for TLS the CA and the
+    broker's certificate) to ``out_dir``; remove a ``passwd`` and ``acl`` an earlier
+    version wrote there. A TLS listener needs ``ca``."""
     root = Path(out_dir)
     if config.tls_port is not None and ca is None:
         raise MosquittoConfigError("a TLS listener needs the operator CA (--ca DIR)")
@@ -271,18 +290,16 @@ def write_broker_config(out_dir: str | os.PathLike[str], config: MosquittoConfig
         server_cert, server_key = ca.issue_server(root, names=config.server_names)
     active = [i for i in identities if i.active]
     # The broker runs as its own user on many systems: it must read these files.
-    _atomic_write(root / PASSWORD_FILE, render_passwords(active), 0o640)
-    _atomic_write(root / ACL_FILE, render_acl(active, topics), 0o640)
+    for stale in (PASSWORD_FILE, ACL_FILE):
+        (root / stale).unlink(missing_ok=True)
     _atomic_write(root / DYNSEC_FILE, render_dynsec(active, topics), 0o640)
     _atomic_write(root / CONF_FILE, render_conf(config, root, ca_file=ca_file,
                                                 server_cert=server_cert,
                                                 server_key=server_key))
     if config.persistence:
         (root / "data").mkdir(parents=True, exist_ok=True)
-    secret = [root / PASSWORD_FILE, root / ACL_FILE, root / DYNSEC_FILE,
-              *([root / "data"] if config.persistence else []),
+    secret = [root / DYNSEC_FILE, *([root / "data"] if config.persistence else []),
               *(p for p in (server_cert, server_key) if p is not None)]
-    return MosquittoFiles(conf=root / CONF_FILE, passwords=root / PASSWORD_FILE,
-                       acl=root / ACL_FILE, dynsec=root / DYNSEC_FILE, ca_file=ca_file,
+    return MosquittoFiles(conf=root / CONF_FILE, dynsec=root / DYNSEC_FILE, ca_file=ca_file,
                        server_cert=server_cert, server_key=server_key, users=len(active),
                        handover=hand_over(root, secret, config.user))

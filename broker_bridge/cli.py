@@ -26,7 +26,7 @@
     mps-bridge operator remove-device-key --eid EID
     mps-bridge operator identities
     mps-bridge broker-config --out DIR --db registry.db [--port 1883] [--tls-port 8883]
-                             [--ca DIR] [--client-certificates] [--acl file|dynsec]
+                             [--ca DIR] [--client-certificates] [--acl dynsec]
                              [--bind 127.0.0.1] [--server-name NAME]... [--prefix mps/v1]
 
 Every command but ``serve`` takes ``--db`` and ``--json``. Changes made on the database

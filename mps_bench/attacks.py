@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from broker_bridge.brokerconf import MosquittoConfig, find_dynsec_plugin, write_broker_config
+from broker_bridge.brokerconf import MosquittoConfig, write_broker_config
 from broker_bridge.credentials import OperatorCA, issue
 from broker_bridge.model import App, Contract, Installation, Role, Subscription, TrustLevel
 from broker_bridge.registry import Registry, SignaturePolicy
@@ -121,6 +121,10 @@ class _Deployment:
     topics: Topics
     acl: str
 
+    @property
+    def bridge_username(self) -> str:
+        return CredentialBundle.load(self.bundles["bridge"]).username
+
     def url(self, who: str) -> BrokerURL:
         return CredentialBundle.load(self.bundles[who]).broker_url(
             self.broker.tls_url(self.ca.cert_file))
@@ -148,6 +152,7 @@ def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
                                  ("health-monitoring",)))
             store.upsert_app(App("care", "Care", TrustLevel.PARTNER, ("support",),
                                  standing_consent=True))
+            store.upsert_app(App("tracker", "Tracker", TrustLevel.UNVERIFIED, ("fitness",)))
         registry = Registry(store, signatures=SignaturePolicy.REQUIRED)
         ca = OperatorCA.create(workdir / "ca")
         bundles: dict[str, Path] = {}
@@ -156,6 +161,7 @@ def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
                                     ("b", Role.DEVICE, device(9).eid),
                                     ("c", Role.DEVICE, device(2).eid),
                                     ("health", Role.APP, "health"), ("care", Role.APP, "care"),
+                                    ("tracker", Role.APP, "tracker"),
                                     ("paul", Role.USER, PAUL)):
             bundles[name] = issue(registry, role, subject, workdir / "bundles" / name,
                                   ca=ca).directory
@@ -169,15 +175,19 @@ def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
             yield _Deployment(store, registry, broker, ca, bundles, Topics(), acl)
 
 
-def run_attacks(workdir: Path, *, acl: str | None = None) -> AttackReport:
-    """Set up the deployment in ``workdir`` and try every attack; ``acl`` is ``dynsec``
-    (default where the plugin is installed) or ``file``."""
-    mode = acl or ("dynsec" if find_dynsec_plugin() else "file")
+def run_attacks(workdir: Path, *, acl: str | None = None, smdp_sessions: int = 10_000,
+                smdp_slow: int = 1000) -> AttackReport:
+    """Set up the deployment in ``workdir`` and try every attack; ``acl`` is the mode
+    of :data:`~broker_bridge.brokerconf.ACL_MODES` to configure (default ``dynsec``).
+    ``smdp_sessions`` and ``smdp_slow`` size the floods against the SM-DP+ (0: skip)."""
+    from mps_bench.broker_attacks import BRIDGE_CLIENT_ID
+
+    mode = acl or "dynsec"
     started = time.monotonic()
     report = AttackReport()
     with _deployment(workdir, mode) as dep, \
             Bridge(dep.store, dep.url("bridge"), signatures=SignaturePolicy.REQUIRED,
-                   sweep_interval=0.2, relay_grace=1.0):
+                   sweep_interval=0.2, relay_grace=1.0, client_id=BRIDGE_CLIENT_ID):
         clients: dict[str, RawClient] = {}
         try:
             t = dep.topics
@@ -192,6 +202,11 @@ def run_attacks(workdir: Path, *, acl: str | None = None) -> AttackReport:
         finally:
             for client in clients.values():
                 client.close()
+    if smdp_sessions and smdp_slow:
+        from mps_bench.smdp_attacks import run_smdp_attacks
+
+        report.results += run_smdp_attacks(workdir / "smdp", sessions=smdp_sessions,
+                                           slow=smdp_slow)
     report.seconds = time.monotonic() - started
     return report
 
@@ -270,6 +285,9 @@ class _Attacks:
         self._registration_attacks(a1)
         self._size_attacks(a1)
         self._anonymous()
+        from mps_bench.broker_attacks import run_broker_attacks
+
+        run_broker_attacks(self, a1.eid, device(2).eid)
         # Nothing the attacks tried may have changed device A.
         stored = self.dep.store.device(a1.eid)
         if stored is None or stored.ip != ("10.9.9.9",) or stored.iccid != a1.iccid:

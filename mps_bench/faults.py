@@ -5,6 +5,9 @@ Fault runs, all on loopback and bounded in count and time:
 - bridge-killed: N devices register (signed) while the registry process is killed
   with SIGKILL and started again;
 - broker-restarted: N devices register while Mosquitto (with persistence) restarts;
+- broker-killed: the same with Mosquitto killed by SIGKILL and started again;
+- clients-broker-killed: the project's own clients (100 device agents, 4 apps on the
+  SDK) while Mosquitto is killed, with their retry and, for comparison, without;
 - card-removed: a device whose card goes away mid first boot (before its identity
   is read, and again after its registration was staged), then comes back;
 - modem-faults: a modem that answers garbage, then one that never answers.
@@ -181,8 +184,20 @@ class FaultLoad:
 
     def __enter__(self) -> FaultLoad:
         connect(self._client, self._broker, persistent=True)
-        subscribe(self._client, f"{self.topics.prefix}/devices/+/reply", timeout=10)
+        subscribe(self._client, self._replies, timeout=10)
+        self._client.on_connect = self._on_reconnect
         return self
+
+    @property
+    def _replies(self) -> str:
+        return f"{self.topics.prefix}/devices/+/reply"
+
+    def _on_reconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any,
+                      _p: Any) -> None:
+        # A broker killed within a second of the SUBSCRIBE restores the session without
+        # it (and says the session was kept): subscribe again, always.
+        if not reason.is_failure:
+            client.subscribe(self._replies, qos=1)
 
     def __exit__(self, *_exc: object) -> None:
         disconnect(self._client)
@@ -294,6 +309,17 @@ def bridge_killed(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
 def broker_restarted(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
                      timeout: float = 300.0) -> FaultResult:
     """Restart Mosquitto (persistence on) when 30% of the registrations were answered."""
+    return _broker_fault(workdir, count, timeout=timeout, kill=False)
+
+
+def broker_killed(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
+                  timeout: float = 300.0) -> FaultResult:
+    """Kill Mosquitto with SIGKILL (persistence on, saved every second) when 30% of the
+    registrations were answered, and start it again."""
+    return _broker_fault(workdir, count, timeout=timeout, kill=True)
+
+
+def _broker_fault(workdir: Path, count: int, *, timeout: float, kill: bool) -> FaultResult:
     started = time.monotonic()
     db = workdir / "registry.db"
     prepare_registry(db, count)
@@ -307,9 +333,13 @@ def broker_restarted(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
         def fault(load: FaultLoad) -> None:
             if not state["restarted"] and len(load.answered) >= count * 0.3:
                 state["restarted"] = True
-                notes.append(f"restarted the broker after {len(load.answered)} answers, "
-                             f"{load.sent} sent")
-                broker.restart()
+                notes.append(f"{'killed' if kill else 'restarted'} the broker after "
+                             f"{len(load.answered)} answers, {load.sent} sent")
+                if kill:
+                    broker.stop(kill=True)
+                    broker.start()
+                else:
+                    broker.restart()
 
         with FaultLoad(BrokerURL.parse(broker.url), topics, count) as load:
             load.run(started + timeout, during=fault)
@@ -319,7 +349,8 @@ def broker_restarted(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
     counted = tally(db, count)
     if counted.gaps:
         notes.append(f"{counted.gaps} gaps in the watcher's event stream")
-    return FaultResult("broker-restarted", sent=count, stored=counted.stored,
+    return FaultResult("broker-killed" if kill else "broker-restarted", sent=count,
+                       stored=counted.stored,
                        lost=count - counted.stored, duplicated=counted.duplicated,
                        resent=load.resent, seconds=time.monotonic() - started, notes=notes)
 
@@ -343,15 +374,17 @@ def _workdir(keep: str | None) -> Iterator[Path]:
 FAULTS: dict[str, Callable[[Path, int], FaultResult]] = {
     "bridge-killed": bridge_killed,
     "broker-restarted": broker_restarted,
+    "broker-killed": broker_killed,
 }
 
 
 def run_faults(workdir: Path, count: int, names: Sequence[str] | None = None
                ) -> list[FaultResult]:
     """Run the fault runs named (default: all), each in its own directory."""
-    from mps_bench import agent_faults
+    from mps_bench import agent_faults, client_faults
 
-    runs: dict[str, Callable[[Path, int], FaultResult]] = {**FAULTS, **agent_faults.FAULTS}
+    runs: dict[str, Callable[[Path, int], FaultResult]] = {
+        **FAULTS, **client_faults.FAULTS, **agent_faults.FAULTS}
     results = []
     for name in names or list(runs):
         target = workdir / name

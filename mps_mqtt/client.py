@@ -24,6 +24,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 3600
+RECONNECT_MAX_S = 2
+"""Longest wait between paho's reconnect attempts (its own default is 120 s): a broker
+back after a restart is found within a couple of seconds."""
 
 
 def new_properties(packet_type: int = PacketTypes.PUBLISH) -> Properties:
@@ -139,6 +142,7 @@ def new_client(client_id: str | None = None, *, persistent: bool = False,
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid,
                          protocol=mqtt.MQTTv5, manual_ack=manual_ack)
     client.user_data_set({"persistent": persistent})
+    client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
     return client
 
 
@@ -253,14 +257,34 @@ EARLY_REFUSALS = 256
 """Refusals kept for publications whose mid the requester has not learnt yet."""
 
 
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How :meth:`Requester.request` sends a request again until it is answered: after
+    ``first`` seconds without a reply, then after each wait times ``factor``, at most
+    ``cap`` seconds apart, and at once when the connection comes back."""
+
+    first: float = 1.0
+    factor: float = 2.0
+    cap: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not (self.first > 0 and self.factor >= 1 and self.cap >= self.first):
+            raise ValueError("retry needs first > 0, factor >= 1 and cap >= first")
+
+
+DEFAULT_RETRY = Retry()
+
+
 class Requester:
     """MQTT v5 request/response over one connected client.
 
     Replies arrive on ``response_topic`` (which must lie in the requester's own namespace)
-    and are matched to requests by Correlation Data; any number of requests may be in flight.
-    A request the broker refuses (PUBACK reason code 0x80 or above) fails at once with
-    :class:`PublishRefusedError` instead of waiting for a reply that cannot come.
-    The requester takes the client's ``on_publish`` and calls the one set before it.
+    and are matched to requests by Correlation Data; any number of requests may be in
+    flight. A request the broker refuses (PUBACK reason code 0x80 or above) fails at once
+    with :class:`PublishRefusedError` instead of waiting for a reply that cannot come.
+    After paho reconnects by itself, the response topic (and the topics
+    ``also_subscribe`` names) are subscribed again. The requester takes the client's
+    ``on_publish`` and calls the one set before it.
     """
 
     def __init__(self, client: mqtt.Client, response_topic: str) -> None:
@@ -272,14 +296,36 @@ class Requester:
         # not yet known wait here with the time they came.
         self._early: dict[int, tuple[float, ReasonCode]] = {}
         self._lock = threading.Lock()
+        self._connected = threading.Condition(self._lock)
+        self._connects = 0
         self.unsolicited: Callable[[bytes], None] | None = None
         self._chained: Callable[..., None] | None = client.on_publish
         client.on_publish = self._on_publish
+        self.also_subscribe: Callable[[], Sequence[str]] | None = None
+        self.on_reconnect: Callable[[bool], None] | None = None
+        self.resent = 0
         client.message_callback_add(response_topic, self._on_reply)
 
     def start(self, timeout: float = 10.0) -> None:
-        """Subscribe to the response topic and wait for the broker's SUBACK."""
+        """Subscribe to the response topic and wait for the broker's SUBACK; from now on
+        follow reconnections."""
         subscribe(self._client, self._topic, timeout=timeout)
+        self._client.on_connect = self._on_connect
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: mqtt.ConnectFlags,
+                    reason: ReasonCode, _p: Properties | None) -> None:
+        if reason.is_failure:
+            log.warning("reconnecting failed: %s", reason)
+            return
+        # Even a kept session may lack a subscription: a broker killed and restarted
+        # restores the session as last saved, from before a recent SUBSCRIBE.
+        topics = [self._topic, *(self.also_subscribe() if self.also_subscribe else ())]
+        client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
+        with self._connected:
+            self._connects += 1
+            self._connected.notify_all()
+        if self.on_reconnect is not None:
+            self.on_reconnect(bool(flags.session_present))
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode,
                     props: Properties | None) -> None:
@@ -320,25 +366,24 @@ class Requester:
             elif not slot.done.is_set():
                 self._by_mid[mid] = slot
 
-    def request(self, topic: str, payload: bytes, *, timeout: float = 10.0, qos: int = 1
-                ) -> bytes:
+    def request(self, topic: str, payload: bytes, *, timeout: float = 10.0, qos: int = 1,
+                retry: Retry | None = None) -> bytes:
         """Publish ``payload`` to ``topic`` as a request and return the reply's payload.
 
+        With ``retry`` the same message (same Correlation Data, so the registry can tell a
+        repeat) goes out again until a reply arrives or ``timeout`` seconds have passed,
+        through lost connections and broker restarts; without, one attempt.
         Raises :class:`PublishRefusedError` when the broker refuses the publication (QoS 1),
         :class:`RequestTimeoutError` when no reply comes within ``timeout`` seconds.
         """
+        if retry is not None:
+            return self._request_until_answered(topic, payload, timeout, qos, retry)
         if not self._client.is_connected():
             # paho would queue the message and send it after reconnecting, on top of
             # whatever the caller sends again meanwhile.
             raise BrokerUnreachableError(f"not connected: the request to {topic} was not "
                                          "sent")
-        corr = os.urandom(16)
-        slot = _Pending()
-        props = new_properties()
-        props.ResponseTopic = self._topic
-        props.CorrelationData = corr
-        with self._lock:
-            self._pending[corr] = slot
+        corr, slot, props = self._open_slot()
         mid: int | None = None
         try:
             since = time.monotonic()
@@ -360,3 +405,65 @@ class Requester:
                 self._pending.pop(corr, None)
                 if mid is not None and self._by_mid.get(mid) is slot:
                     del self._by_mid[mid]
+
+    def _open_slot(self) -> tuple[bytes, _Pending, Properties]:
+        """A fresh Correlation Data, the slot its reply lands in, and the request's
+        properties; the caller pops the slot from ``_pending`` when done."""
+        corr = os.urandom(16)
+        slot = _Pending()
+        props = new_properties()
+        props.ResponseTopic = self._topic
+        props.CorrelationData = corr
+        with self._lock:
+            self._pending[corr] = slot
+        return corr, slot, props
+
+    def _request_until_answered(self, topic: str, payload: bytes, timeout: float, qos: int,
+                                retry: Retry) -> bytes:
+        deadline = time.monotonic() + timeout
+        corr, slot, props = self._open_slot()
+        wait, attempts = retry.first, 0
+        mids: list[int] = []
+        try:
+            while True:
+                with self._lock:
+                    connects = self._connects
+                if self._client.is_connected():
+                    since = time.monotonic()
+                    info = self._client.publish(topic, payload, qos=qos, properties=props)
+                    attempts += 1
+                    if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                        if attempts > 1:
+                            with self._lock:
+                                self.resent += 1
+                        if qos > 0:
+                            mids.append(info.mid)
+                            self._track(info.mid, slot, since)
+                left = deadline - time.monotonic()
+                if slot.done.wait(min(wait, max(left, 0))):
+                    if slot.refused is not None and not slot.replies:
+                        # A refusal is the broker's answer: sending again cannot change it.
+                        raise PublishRefusedError(topic, slot.refused.value,
+                                                  slot.refused.getName())
+                    return slot.replies[0]
+                if time.monotonic() >= deadline:
+                    raise RequestTimeoutError(f"no reply to the request on {topic} within "
+                                              f"{timeout:g} s ({attempts} attempt(s))")
+                self._await_connection(connects, deadline)
+                wait = min(retry.cap, wait * retry.factor)
+        finally:
+            with self._lock:
+                self._pending.pop(corr, None)
+                for mid in mids:
+                    if self._by_mid.get(mid) is slot:
+                        del self._by_mid[mid]
+
+    def _await_connection(self, connects: int, deadline: float) -> None:
+        """Wait while the client is disconnected (paho is reconnecting); back at once
+        when a new connection was made since ``connects``."""
+        with self._connected:
+            while self._connects == connects and not self._client.is_connected():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._connected.wait(min(left, 0.5))

@@ -6,7 +6,9 @@
             print(event.seq, event.kind, event.device or event.devices)
 
 Requests go to the app's requests topic with MQTT v5 request/response; replies come back
-on the app's own replies topic, events on its events topic. Refusals raise
+on the app's own replies topic, events on its events topic. A request without a reply goes
+out again, the same message, until answered or ``timeout`` ends (``retry``, default
+:data:`~mps_mqtt.client.DEFAULT_RETRY`; None sends once), through broker restarts. Refusals raise
 :class:`RequestError` subclasses carrying the registry's stable error code (and, for
 denials, a ``reason``); a number served by another operator raises
 :class:`RedirectError` naming that operator's registry.
@@ -31,12 +33,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from mps_mqtt.client import (
+    DEFAULT_RETRY,
     BrokerUnreachableError,
     BrokerURL,
     MqttError,
     PublishRefusedError,
     Requester,
     RequestTimeoutError,
+    Retry,
     SubscriptionRefusedError,
     connect,
     disconnect,
@@ -128,7 +132,8 @@ class RegistryClient:
     and subscriptions. Subclasses name their requests and replies topics."""
 
     def __init__(self, broker: str | BrokerURL, *, topics: Topics | None = None,
-                 timeout: float = 10.0, client_id: str | None = None) -> None:
+                 timeout: float = 10.0, client_id: str | None = None,
+                 retry: Retry | None = DEFAULT_RETRY) -> None:
         self.broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
         if client_id is not None and not client_id:
             raise ValueError("client_id must not be empty")
@@ -141,6 +146,8 @@ class RegistryClient:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.topics = topics or Topics()
         self.timeout = float(timeout)
+        # Requests go out again until answered (same Correlation Data) within timeout.
+        self.retry = retry
         self._client: mqtt.Client | None = None
         self._requester: Requester | None = None
         self._lock = threading.Lock()
@@ -165,6 +172,7 @@ class RegistryClient:
                 raise PairingConnectionError(str(exc)) from exc
             set_nodelay(client)
             requester = Requester(client, self._replies_topic())
+            requester.also_subscribe = self._listened_topics
             try:
                 requester.start(self.timeout)
             except MqttError as exc:
@@ -172,6 +180,15 @@ class RegistryClient:
                 raise PairingConnectionError(f"cannot listen for replies: {exc}") from exc
             self._client, self._requester = client, requester
             self._subscribed = {}
+
+    def _listened_topics(self) -> list[str]:
+        with self._lock:
+            return [t for t, inboxes in self._subscribed.items() if inboxes]
+
+    @property
+    def resent(self) -> int:
+        """How many requests went out again for want of a reply."""
+        return self._requester.resent if self._requester is not None else 0
 
     def close(self) -> None:
         """Disconnect; idempotent."""
@@ -194,7 +211,8 @@ class RegistryClient:
         if requester is None:
             raise PairingConnectionError("the client is not connected; use connect() or with")
         try:
-            raw = requester.request(self._requests_topic(), payload, timeout=self.timeout)
+            raw = requester.request(self._requests_topic(), payload, timeout=self.timeout,
+                                    retry=self.retry)
         except RequestTimeoutError as exc:
             raise PairingTimeoutError(str(exc)) from exc
         except PublishRefusedError as exc:
@@ -301,8 +319,10 @@ class PairingClient(RegistryClient):
     """
 
     def __init__(self, broker: str | BrokerURL, app_id: str, *, topics: Topics | None = None,
-                 timeout: float = 10.0, client_id: str | None = None) -> None:
-        super().__init__(broker, topics=topics, timeout=timeout, client_id=client_id)
+                 timeout: float = 10.0, client_id: str | None = None,
+                 retry: Retry | None = DEFAULT_RETRY) -> None:
+        super().__init__(broker, topics=topics, timeout=timeout, client_id=client_id,
+                         retry=retry)
         self.app_id = check_level(app_id, "app id")
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mps_mqtt.client import BrokerURL
+from mps_mqtt.client import DEFAULT_RETRY, BrokerURL, Retry
 from mps_sdk.client import REPLY_LIMIT, RegistryClient
 from mps_sdk.errors import BadReplyError, PairingTimeoutError
 from mps_wire.codec import decode, encode
@@ -116,8 +116,9 @@ class ConsentClient(RegistryClient):
 
     def __init__(self, broker: str | BrokerURL, contract: str, *,
                  topics: Topics | None = None, timeout: float = 10.0,
-                 client_id: str | None = None) -> None:
-        super().__init__(broker, topics=topics, timeout=timeout, client_id=client_id)
+                 client_id: str | None = None, retry: Retry | None = DEFAULT_RETRY) -> None:
+        super().__init__(broker, topics=topics, timeout=timeout, client_id=client_id,
+                         retry=retry)
         self.contract = check_level(contract, "contract id")
 
     def __repr__(self) -> str:

@@ -8,7 +8,15 @@ import json
 import os
 from typing import Any
 
-from mps_mqtt.client import BrokerURL, MqttError, Requester, connect, disconnect, new_client
+from mps_mqtt.client import (
+    DEFAULT_RETRY,
+    BrokerURL,
+    MqttError,
+    Requester,
+    connect,
+    disconnect,
+    new_client,
+)
 from mps_testbed.deployment import DeviceSetup, Story
 from mps_testbed.errors import RigError
 from mps_wire import codec
@@ -81,7 +89,8 @@ def send_operator_data(broker_url: str, story: Story, devices: list[DeviceSetup]
         for request in requests:
             try:
                 raw = requester.request(topics.operator_requests(OPERATOR_SOURCE),
-                                        codec.encode(request.to_wire()), timeout=timeout)
+                                        codec.encode(request.to_wire()), timeout=timeout,
+                                        retry=DEFAULT_RETRY)  # upserts: a repeat is harmless
                 reply = Reply.from_wire(codec.decode(raw))
             except (MqttError, WireError) as exc:
                 raise RigError(f"operator data: {request.op.value} got no usable answer "

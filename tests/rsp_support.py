@@ -14,6 +14,7 @@ from lpa_emulator import pki
 from lpa_emulator.euicc import CardState, EuiccCard, EuiccIdentity
 from lpa_emulator.euicc import identity as ident
 from lpa_emulator.euicc.es10 import SVN
+from lpa_emulator.smdp.guard import Limits
 from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
 from lpa_emulator.smdp.orders import OrderStore
 from lpa_emulator.smdp.report import InstallationReport
@@ -121,7 +122,8 @@ class Served:
 
 @contextlib.contextmanager
 def served_smdp(pki_dir: Path, data_dir: Path, *, host: str = "localhost",
-                configure: Callable[[Smdp], None] | None = None) -> Iterator[Served]:
+                configure: Callable[[Smdp], None] | None = None,
+                limits: Limits | None = None) -> Iterator[Served]:
     """An SM-DP+ on HTTPS at ``localhost:<free port>`` (its address names that port)."""
     store = OrderStore.in_dir(data_dir)
     reports = Reports()
@@ -131,7 +133,8 @@ def served_smdp(pki_dir: Path, data_dir: Path, *, host: str = "localhost",
         configure(smdp)
     server = SmdpHttpServer(smdp, host="127.0.0.1", port=0,
                             ssl_context=tls_context(pki_dir / pki.TLS_CERT,
-                                                    pki_dir / pki.TLS_KEY))
+                                                    pki_dir / pki.TLS_KEY),
+                            limits=limits)
     port = server.start()
     smdp.address = f"{host}:{port}"
     try:

@@ -1,5 +1,5 @@
-"""``mps-bridge broker-config``: Mosquitto's configuration, password and ACL files
-for the issued identities."""
+"""``mps-bridge broker-config``: Mosquitto's configuration and the dynamic security
+plugin's file for the issued identities."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from broker_bridge.brokerconf import (
     ACL_MODES,
+    WITHDRAWN_MODES,
     MosquittoConfig,
     MosquittoConfigError,
     write_broker_config,
@@ -24,8 +25,8 @@ from mps_wire.topics import DEFAULT_PREFIX
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``broker-config``."""
     conf = commands.add_parser("broker-config", parents=[common],
-                               help="write Mosquitto's configuration, password and ACL "
-                                    "files for the issued identities")
+                               help="write Mosquitto's configuration and its dynamic "
+                                    "security file for the issued identities")
     conf.add_argument("--db", help="database file ($MPS_DB)")
     conf.add_argument("--out", required=True, metavar="DIR", help="where to write them")
     conf.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
@@ -43,9 +44,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     conf.add_argument("--server-name", dest="server_names", action="append", default=[],
                       metavar="NAME", help="name or IP in the broker's certificate, "
                                            "repeatable (default 127.0.0.1, localhost)")
-    conf.add_argument("--acl", choices=ACL_MODES, default="file",
-                      help="password and ACL files (default; reloaded on SIGHUP) or the "
-                           "dynamic security plugin (also refuses subscriptions)")
+    conf.add_argument("--acl", choices=(*ACL_MODES, *WITHDRAWN_MODES), default="dynsec",
+                      help="the dynamic security plugin (the only mode: Mosquitto's "
+                           "acl_file does not check subscriptions, so it cannot keep "
+                           "the registry's group to the registry)")
     conf.add_argument("--dynsec-plugin", metavar="PATH", help="the dynamic security plugin")
     conf.add_argument("--user", help="the account Mosquitto runs as when started by root "
                                      "(default: mosquitto); run as root, this command "

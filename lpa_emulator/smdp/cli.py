@@ -32,6 +32,7 @@ from typing import Any
 
 from lpa_emulator import pki
 from lpa_emulator.smdp.errors import OrderError, ServerStartError
+from lpa_emulator.smdp.guard import Limits
 from lpa_emulator.smdp.operator import order_subscriptions, read_subscriptions
 from lpa_emulator.smdp.orders import Order, OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
@@ -119,6 +120,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pki_dir = args.pki or os.environ.get("MPS_SMDP_PKI")
     if not pki_dir:
         return fail(PROG, "--pki DIR (or $MPS_SMDP_PKI) is required", EXIT_USAGE)
+    if min(args.session_ttl, args.pending_ttl, args.request_timeout, args.max_connections) <= 0:
+        return fail(PROG, "--session-ttl, --pending-ttl, --request-timeout and "
+                          "--max-connections must be positive", EXIT_USAGE)
     # aiohttp is needed only to serve; the other commands work without it.
     from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
 
@@ -139,9 +143,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return fail(PROG, str(exc), EXIT_USAGE)
     reporter = OutboxReporter(store, publisher.wake if publisher else None)
     smdp = Smdp(address=args.address, credentials=credentials, orders=store,
-                reporter=reporter, session_ttl=args.session_ttl)
+                reporter=reporter, session_ttl=args.session_ttl,
+                pending_ttl=args.pending_ttl)
     server = SmdpHttpServer(smdp, host=host, port=port, ssl_context=context,
-                            workers=args.workers)
+                            workers=args.workers,
+                            limits=Limits(max_connections=args.max_connections,
+                                          request_timeout=args.request_timeout))
     try:
         bound = server.start()
     except (ConfigError, ServerStartError) as exc:
@@ -312,7 +319,13 @@ def _register_smdp(subparsers: Subparsers) -> None:
     serve.add_argument("--broker", help="report installations to this broker ($MPS_BROKER)")
     serve.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix")
     serve.add_argument("--ci", action="append", help="another trusted CI certificate")
-    serve.add_argument("--session-ttl", type=float, default=600.0)
+    serve.add_argument("--session-ttl", type=float, default=600.0,
+                       help="seconds an authenticated download session lives")
+    serve.add_argument("--pending-ttl", type=float, default=30.0,
+                       help="seconds a session lives until authenticateClient")
+    serve.add_argument("--max-connections", type=int, default=512)
+    serve.add_argument("--request-timeout", type=float, default=10.0,
+                       help="seconds a client has to send each request")
     serve.add_argument("--workers", type=int, default=4)
     serve.set_defaults(func=cmd_serve)
     _register_orders(ssub)

@@ -8,11 +8,15 @@ JSON body. No request, however malformed, gets a traceback.
 
 aiohttp serves the connections on one event loop; the functions themselves (signatures,
 ECDH, SCP03t, SQLite) run on a small thread pool so a slow one never stalls the others.
+A :class:`~lpa_emulator.smdp.guard.ConnectionGuard` bounds the connections (in all and
+per address) and the time to send a request; the caller's address bounds its
+unauthenticated sessions (:class:`~lpa_emulator.smdp.session.SessionTable`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -27,6 +31,7 @@ from aiohttp import web
 
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError, ServerStartError
+from lpa_emulator.smdp.guard import ConnectionGuard, Limits
 from lpa_emulator.smdp.local import failure_body, success_header
 from lpa_emulator.smdp.service import FUNCTIONS
 from mps_common.errors import ConfigError
@@ -48,7 +53,8 @@ class Service(Protocol):
 
     address: str
 
-    def call(self, function: str, body: Mapping[str, Any]) -> dict[str, Any] | None: ...
+    def call(self, function: str, body: Mapping[str, Any], *, client: str | None = None
+             ) -> dict[str, Any] | None: ...
 
 
 ES9_ROUTES: Mapping[str, Sequence[str]] = {BASE_PATH: FUNCTIONS}
@@ -75,10 +81,35 @@ def _failed(status: st.StatusCode, message: str, http_status: int = 200) -> web.
     return _json(failure_body(Es9StatusError(status, message)), http_status)
 
 
+async def _json_body(request: web.Request, max_body: int, guard: ConnectionGuard | None
+                     ) -> dict[str, Any] | web.Response:
+    """The request's JSON object, or the answer refusing it."""
+    if "json" not in request.headers.get("Content-Type", "").lower():
+        return _failed(st.MALFORMED, "the body must be application/json", 415)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _failed(st.MALFORMED, f"the body exceeds {max_body} bytes", 413)
+    except ConnectionError:
+        # The guard closed a connection too slow to send its body.
+        return _failed(st.MALFORMED, "the body did not arrive in time", 408)
+    if guard is not None:
+        guard.received(request.transport)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _failed(st.MALFORMED, "the body is not valid JSON")
+    if not isinstance(body, dict):
+        return _failed(st.MALFORMED, "the body must be a JSON object")
+    return body
+
+
 def build_app(smdp: Service, executor: ThreadPoolExecutor, *, max_body: int = MAX_BODY,
-              routes: Mapping[str, Sequence[str]] = ES9_ROUTES) -> web.Application:
+              routes: Mapping[str, Sequence[str]] = ES9_ROUTES,
+              guard: ConnectionGuard | None = None) -> web.Application:
     """The aiohttp application serving ``smdp``'s functions under each base path of
-    ``routes`` (ES9+ for an SM-DP+)."""
+    ``routes`` (ES9+ for an SM-DP+); ``guard`` (if any) is told when a request is in and
+    when it is answered."""
 
     async def function(request: web.Request) -> web.StreamResponse:
         name = request.match_info["function"]
@@ -89,21 +120,13 @@ def build_app(smdp: Service, executor: ThreadPoolExecutor, *, max_body: int = MA
         if not _PROTOCOL.fullmatch(protocol.strip()):
             return _failed(st.UNSUPPORTED_PROTOCOL,
                            f"X-Admin-Protocol {protocol!r} is not gsma/rsp/v2.x", 400)
-        if "json" not in request.headers.get("Content-Type", "").lower():
-            return _failed(st.MALFORMED, "the body must be application/json", 415)
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _failed(st.MALFORMED, f"the body exceeds {max_body} bytes", 413)
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            return _failed(st.MALFORMED, "the body is not valid JSON")
-        if not isinstance(body, dict):
-            return _failed(st.MALFORMED, "the body must be a JSON object")
+        body = await _json_body(request, max_body, guard)
+        if isinstance(body, web.Response):
+            return body
         loop = asyncio.get_running_loop()
+        call = functools.partial(smdp.call, name, body, client=request.remote)
         try:
-            answer = await loop.run_in_executor(executor, smdp.call, name, body)
+            answer = await loop.run_in_executor(executor, call)
         except Es9StatusError as exc:
             log.info("%s failed: %s", name, exc)
             return _json(failure_body(exc))
@@ -115,7 +138,7 @@ def build_app(smdp: Service, executor: ThreadPoolExecutor, *, max_body: int = MA
         return _failed(st.MALFORMED, "ES9+ functions are called with POST", 405)
 
     @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except web.HTTPNotFound:
@@ -128,8 +151,11 @@ def build_app(smdp: Service, executor: ThreadPoolExecutor, *, max_body: int = MA
             # A bug, never the client's input: log it here, answer without a traceback.
             log.exception("ES9+ %s failed unexpectedly", request.path)
             return _failed(st.BUSY, "internal error", 500)
+        finally:
+            if guard is not None and request.transport is not None:
+                guard.expect_request(request.transport)
 
-    app = web.Application(client_max_size=max_body, middlewares=[guard])
+    app = web.Application(client_max_size=max_body, middlewares=[errors])
     for base in routes:
         app.router.add_post(base + "{function}", function)
         app.router.add_route("*", base + "{function}", not_allowed)
@@ -140,12 +166,12 @@ class SmdpHttpServer:
     """Serves an SM-DP+ (or an SM-DS) over HTTPS from a background thread.
 
     :meth:`start` binds and returns the port (``port=0`` picks a free one); :meth:`stop`
-    closes the listener and waits for the thread.
+    closes the listener and waits for the thread. ``limits`` bound the connections.
     """
 
     def __init__(self, smdp: Service, *, host: str = "127.0.0.1", port: int = 0,
                  ssl_context: ssl.SSLContext | None, workers: int = 4,
-                 max_body: int = MAX_BODY,
+                 max_body: int = MAX_BODY, limits: Limits | None = None,
                  routes: Mapping[str, Sequence[str]] = ES9_ROUTES) -> None:
         self.smdp = smdp
         self._routes = routes
@@ -154,6 +180,8 @@ class SmdpHttpServer:
         self._ssl = ssl_context
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="es9")
         self._max_body = max_body
+        self.limits = limits or Limits()
+        self.guard: ConnectionGuard | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
@@ -190,16 +218,26 @@ class SmdpHttpServer:
 
     async def _serve(self) -> None:
         self._stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        guard = self.guard = ConnectionGuard(self.limits, loop)
         runner = web.AppRunner(build_app(self.smdp, self._executor, max_body=self._max_body,
-                                         routes=self._routes),
+                                         routes=self._routes, guard=guard),
                                access_log=None, handle_signals=False)
+        listener: asyncio.Server | None = None
         try:
             await runner.setup()
-            site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl,
-                               reuse_address=True)
-            await site.start()
-            address = runner.addresses[0]
-            self.port = int(address[1])
+            # The listener is made here rather than by a TCPSite so the guard sees every
+            # connection before the HTTP layer does.
+            if runner.server is None:
+                raise RuntimeError("the HTTP runner has no server")
+            # A TLS handshake that never ends would hold a connection the guard has
+            # not seen yet: it gets the same time as a request.
+            handshake = self.limits.request_timeout if self._ssl is not None else None
+            listener = await loop.create_server(guard.wrap(runner.server), self.host,
+                                                self.port, ssl=self._ssl,
+                                                reuse_address=True,
+                                                ssl_handshake_timeout=handshake)
+            self.port = int(listener.sockets[0].getsockname()[1])
         except (OSError, RuntimeError) as exc:
             self._error = exc
             self._ready.set()
@@ -210,6 +248,7 @@ class SmdpHttpServer:
         try:
             await self._stopped.wait()
         finally:
+            listener.close()
             await runner.cleanup()
 
     def stop(self, timeout: float = 10.0) -> None:

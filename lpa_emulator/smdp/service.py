@@ -5,8 +5,9 @@ JSON response body, or raises :class:`Es9StatusError` with the SGP.22 status cod
 travel as base64 of their DER, the transaction id as hex, as ES9+ prescribes. Every
 length, encoding and structure in a request is checked before use.
 
-Sessions live in memory, keyed by transaction id, each behind its own lock: calls for
-one transaction run one after another, different downloads run side by side. Orders
+Sessions live in memory (:class:`SessionTable`: bounded, so unauthenticated callers
+cannot fill it), keyed by transaction id, each behind its own lock: calls for one
+transaction run one after another, different downloads run side by side. Orders
 are claimed with compare-and-set updates in :class:`OrderStore`, so two sessions never
 bind the same profile.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,7 +37,7 @@ from lpa_emulator.smdp.fields import (
 )
 from lpa_emulator.smdp.orders import Order, OrderState, OrderStore
 from lpa_emulator.smdp.report import InstallationReport, Reporter
-from lpa_emulator.smdp.session import Session
+from lpa_emulator.smdp.session import Session, SessionTable
 from mps_common.errors import ConfigError
 from mps_esim import sgp22
 from mps_esim.crypto import certs, signatures
@@ -60,24 +60,27 @@ class Smdp:
     """An SM-DP+: ES9+ functions over the order store, with real SGP.22 cryptography.
 
     ``address`` is the SM-DP+ address as it appears in activation codes (``host`` or
-    ``host:port``); requests naming another address are refused.
+    ``host:port``); requests naming another address are refused. ``session_ttl`` is an
+    authenticated session's lifetime, ``pending_ttl`` an unauthenticated one's (see
+    :class:`SessionTable` for the limits).
     """
 
     def __init__(self, *, address: str, credentials: SmdpCredentials, orders: OrderStore,
                  reporter: Reporter | None = None, session_ttl: float = 600.0,
                  max_sessions: int = 10_000, clock: Callable[[], float] = time.time,
-                 replace_session_keys: bool = False) -> None:
+                 replace_session_keys: bool = False, pending_ttl: float = 30.0,
+                 max_pending_per_client: int = 64) -> None:
         if not address or len(address) > sgp22.MAX_ADDRESS or "/" in address or " " in address:
             raise ConfigError(f"SM-DP+ address {address!r} is not a host[:port]")
         self.address = address
         self.credentials = credentials
         self.orders = orders
         self.reporter = reporter
-        self.session_ttl = session_ttl
-        self.max_sessions = max_sessions
         self.replace_session_keys = replace_session_keys
         self._clock = clock
-        self._sessions: dict[bytes, Session] = {}
+        self.sessions = SessionTable(clock=clock, ttl=session_ttl, pending_ttl=pending_ttl,
+                                     max_sessions=max_sessions,
+                                     max_pending_per_client=max_pending_per_client)
         self._lock = threading.Lock()
         self.stats: dict[str, int] = {"sessions": 0, "bound": 0, "installed": 0, "failed": 0}
         self.packages: dict[str, bytes] = {}
@@ -86,54 +89,44 @@ class Smdp:
 
     # --- sessions ------------------------------------------------------------------------
 
-    def _purge(self, now: float) -> None:
-        expired = [k for k, s in self._sessions.items() if now - s.created > self.session_ttl]
-        for key in expired:
-            del self._sessions[key]
+    @property
+    def session_ttl(self) -> float:
+        return self.sessions.ttl
 
-    def _new_session(self, euicc_challenge: bytes, keys: ServerKeys, ci_pkid: bytes
-                     ) -> Session:
-        now = self._clock()
+    @property
+    def max_sessions(self) -> int:
+        return self.sessions.max_sessions
+
+    @max_sessions.setter
+    def max_sessions(self, value: int) -> None:
+        self.sessions.max_sessions = value
+
+    def _new_session(self, euicc_challenge: bytes, keys: ServerKeys, ci_pkid: bytes,
+                     client: str | None) -> Session:
+        session = self.sessions.open(euicc_challenge, keys, ci_pkid, client=client)
         with self._lock:
-            self._purge(now)
-            if len(self._sessions) >= self.max_sessions:
-                raise Es9StatusError(st.BUSY, "too many download sessions in progress")
-            while True:
-                txid = os.urandom(sgp22.MAX_TRANSACTION_ID)
-                if txid not in self._sessions:
-                    break
-            session = Session(txid, now, euicc_challenge, os.urandom(sgp22.CHALLENGE_SIZE),
-                              keys, ci_pkid)
-            self._sessions[txid] = session
             self.stats["sessions"] += 1
         return session
 
     def _session(self, txid: bytes) -> Session:
-        with self._lock:
-            session = self._sessions.get(txid)
-            if session is not None and self._clock() - session.created > self.session_ttl:
-                del self._sessions[txid]
-                session = None
-        if session is None:
-            raise Es9StatusError(st.UNKNOWN_TRANSACTION,
-                                 f"transaction {txid.hex().upper()} is unknown")
-        return session
+        return self.sessions.get(txid)
 
     def _end(self, session: Session) -> None:
-        with self._lock:
-            self._sessions.pop(session.txid, None)
+        self.sessions.end(session)
 
     @property
     def session_count(self) -> int:
-        with self._lock:
-            return len(self._sessions)
+        return len(self.sessions)
 
     # --- dispatch ------------------------------------------------------------------------
 
-    def call(self, function: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Run the ES9+ ``function`` on a parsed request body; None means no content."""
+    def call(self, function: str, body: Mapping[str, Any], *, client: str | None = None
+             ) -> dict[str, Any] | None:
+        """Run the ES9+ ``function`` on a parsed request body; None means no content.
+        ``client`` is the caller's address, which bounds its unauthenticated sessions."""
+        if function == "initiateAuthentication":
+            return self.initiate_authentication(body, client=client)
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any] | None]] = {
-            "initiateAuthentication": self.initiate_authentication,
             "authenticateClient": self.authenticate_client,
             "getBoundProfilePackage": self.get_bound_profile_package,
             "handleNotification": self.handle_notification,
@@ -146,7 +139,8 @@ class Smdp:
 
     # --- initiateAuthentication -------------------------------------------------------------
 
-    def initiate_authentication(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def initiate_authentication(self, body: Mapping[str, Any], *,
+                                client: str | None = None) -> dict[str, Any]:
         """ES9+.InitiateAuthentication: serverSigned1 signed with SK.DPauth."""
         address = text_field(body, "smdpAddress", max_length=sgp22.MAX_ADDRESS)
         challenge = binary_field(body, "euiccChallenge")
@@ -165,7 +159,7 @@ class Smdp:
         if isinstance(chosen, str):
             raise Es9StatusError(st.NO_DPAUTH_FOR_CI, "the eUICC cannot verify CERT.DPauth")
         keys, ci_pkid = chosen
-        session = self._new_session(challenge, keys, ci_pkid)
+        session = self._new_session(challenge, keys, ci_pkid, client)
         signed = rsp.ServerSigned1(session.txid, challenge, self.address,
                                    session.server_challenge).encode()
         signature = signatures.sign_object(keys.dpauth.key, signed)
@@ -209,7 +203,8 @@ class Smdp:
             session.keys.dppb.key,
             smdp_signed2 + signatures.signature_object(response.euicc_signature1))
         metadata = self._metadata(order)
-        session.eid, session.euicc_cert = eid, euicc
+        self.sessions.authenticated(session, eid)
+        session.euicc_cert = euicc
         session.euicc_cert_der, session.eum_cert_der = (response.euicc_certificate,
                                                         response.eum_certificate)
         session.matching_id, session.smdp_signature2 = order.matching_id, signature2
@@ -355,8 +350,7 @@ class Smdp:
             self._other_notification(note)
             return
         data = note.data
-        with self._lock:
-            session = self._sessions.get(data.transaction_id)
+        session = self.sessions.find(data.transaction_id)
         if session is None or session.euicc_cert is None:
             log.warning("installation result for unknown transaction %s dropped",
                         data.transaction_id.hex().upper())

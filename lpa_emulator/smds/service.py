@@ -118,7 +118,8 @@ class Smds:
         self._sessions: dict[bytes, _Session] = {}
         self._lock = threading.Lock()
 
-    def call(self, function: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+    def call(self, function: str, body: Mapping[str, Any], *, client: str | None = None
+             ) -> dict[str, Any] | None:
         """Run the ES11 or ES12 ``function`` on a parsed request body."""
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any] | None]] = {
             "initiateAuthentication": self.initiate_authentication,

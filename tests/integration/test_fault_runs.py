@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mps_bench.agent_faults import card_removed, card_removed_mid_download, modem_faults
-from mps_bench.faults import bridge_killed, broker_restarted
+from mps_bench.client_faults import clients_broker_killed
+from mps_bench.faults import bridge_killed, broker_killed, broker_restarted
 
 REGISTRATIONS = 500
 
@@ -26,6 +29,20 @@ def test_a_broker_restart_during_registrations_loses_nothing(tmp_path: Path) -> 
     assert (result.sent, result.stored, result.lost, result.duplicated) == \
         (REGISTRATIONS, REGISTRATIONS, 0, 0), result.notes
     assert not any("gaps" in n for n in result.notes)
+
+
+def test_a_broker_killed_during_registrations_loses_nothing(tmp_path: Path) -> None:
+    result = broker_killed(tmp_path, REGISTRATIONS, timeout=120)
+    assert any("killed the broker" in n for n in result.notes)
+    assert (result.sent, result.stored, result.lost, result.duplicated) == \
+        (REGISTRATIONS, REGISTRATIONS, 0, 0), result.notes
+
+
+@pytest.mark.slow
+def test_the_projects_clients_lose_nothing_through_a_broker_sigkill(tmp_path: Path) -> None:
+    result = clients_broker_killed(tmp_path)
+    assert (result.lost, result.duplicated) == (0, 0), result.notes
+    assert result.sent == result.stored == 300
 
 
 def test_a_card_that_goes_away_stages_nothing_and_registers_once(tmp_path: Path) -> None:

@@ -53,17 +53,36 @@ def secured(tmp_path: Path) -> Iterator[Deployment]:
     yield from deploy(tmp_path)
 
 
-def test_a_request_the_broker_refuses_says_not_authorized(secured: Deployment) -> None:
+def test_a_request_the_broker_refuses_says_not_authorized(tmp_path: Path) -> None:
     # MQTT v5 section 3.4.2.1: the broker answers a QoS 1 PUBLISH its ACL refuses with
     # PUBACK reason code 0x87 (Not authorized); the app is told so instead of waiting.
+    # An ACL that lets the app read its replies but not write its requests shows it.
+    acl = tmp_path / "acl"
+    acl.write_text("topic read mps/v1/apps/care/#\n")
+    # Started by root, Mosquitto would drop to its own account, which cannot read the
+    # test's private directory.
+    user = "user root\n" if os.geteuid() == 0 else ""
+    with Mosquitto(workdir=tmp_path / "broker", extra_config=f"acl_file {acl}\n{user}") as broker:
+        broker.start()
+        done = command("mps-app", "devices", "--msisdn", PAUL_MSISDN, "--broker", broker.url,
+                       "--app-id", "care", "--timeout", "3")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        "mps-app: denied: not authorized to publish to mps/v1/apps/care/requests (the "
+        "broker's ACL refused it, PUBACK 0x87)")
+
+
+def test_an_app_outside_its_namespace_is_told_so(secured: Deployment) -> None:
+    # With dynamic security (the only ACL mode the project configures) the broker refuses
+    # the SUBSCRIBE to another app's replies (MQTT v5 section 3.9.3, reason code 0x87).
     url = secured.broker.tls_url(secured.ca.cert_file)
     done = command("mps-app", "devices", "--msisdn", PAUL_MSISDN, "--broker", url,
                    "--credentials", str(secured.bundles["health"]), "--app-id", "care",
                    "--timeout", "3")
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == (
-        "mps-app: denied: not authorized to publish to mps/v1/apps/care/requests (the "
-        "broker's ACL refused it, PUBACK 0x87)")
+        "mps-app: cannot listen for replies: the broker refused the subscription to "
+        "mps/v1/apps/care/replies: Not authorized")
 
 
 def test_ordering_an_iccid_twice_names_the_existing_order(tmp_path: Path) -> None:

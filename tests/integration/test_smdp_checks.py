@@ -568,9 +568,71 @@ def test_sessions_expire(env: Env) -> None:
         flow.authenticate_client()
 
 
-def test_session_limit(env: Env) -> None:
+def test_a_full_table_evicts_the_oldest_unauthenticated_session(env: Env) -> None:
+    """initiateAuthentication needs no credential (SGP.22 5.6.1): a table full of such
+    sessions makes room rather than refusing the next caller."""
     env.smdp.max_sessions = 3
+    first = Flow(env, euicc(env), "X")
+    first.initiate()
     for _ in range(3):
         Flow(env, euicc(env), "X").initiate()
+    assert env.smdp.session_count == 3 and env.smdp.sessions.evicted == 1
+    with refused(st.UNKNOWN_TRANSACTION):
+        env.smdp.sessions.get(first.txid)
+
+
+def test_only_authenticated_sessions_fill_the_table(env: Env) -> None:
+    env.smdp.max_sessions = 2
+    for eid in (EID, EID2):
+        Flow(env, euicc(env, eid), order(env)).through_authentication()
     with refused(st.BUSY):
         Flow(env, euicc(env), "X").initiate()
+
+
+def test_unauthenticated_sessions_are_short_lived(env: Env) -> None:
+    waiting = Flow(env, euicc(env), order(env))
+    waiting.authenticate_server(waiting.initiate())
+    proven = Flow(env, euicc(env, EID2), order(env))
+    proven.through_authentication()
+    env.now[0] += env.smdp.sessions.pending_ttl + 1
+    with refused(st.UNKNOWN_TRANSACTION):
+        waiting.authenticate_client()
+    assert env.smdp.sessions.get(proven.txid).eid == EID2
+
+
+def test_one_client_address_holds_few_unauthenticated_sessions(env: Env) -> None:
+    env.smdp.sessions.max_pending_per_client = 2
+    flow = Flow(env, euicc(env), "X")
+    body = {"smdpAddress": ADDRESS, "euiccChallenge": b64(flow.challenge),
+            "euiccInfo1": b64(euicc_info1(flow.identity))}
+    other = env.smdp.call("initiateAuthentication", body, client="10.0.0.2")
+    mine = [env.smdp.call("initiateAuthentication", body, client="10.0.0.1")
+            for _ in range(5)]
+    assert env.smdp.session_count == 3
+    for answer in (other, *mine[-2:]):
+        assert answer is not None
+        env.smdp.sessions.get(bytes.fromhex(answer["transactionId"]))
+
+
+def test_a_newer_session_of_the_same_euicc_ends_the_older(env: Env) -> None:
+    matching_id = order(env)
+    old = Flow(env, euicc(env), matching_id)
+    old.through_authentication()
+    new = Flow(env, euicc(env), matching_id)
+    new.through_authentication()
+    with refused(st.UNKNOWN_TRANSACTION):
+        env.smdp.sessions.get(old.txid)
+    assert env.smdp.session_count == 1
+
+
+def test_ten_thousand_unauthenticated_sessions_do_not_stop_a_download(env: Env) -> None:
+    flood = Flow(env, euicc(env), "X")
+    body = {"smdpAddress": ADDRESS, "euiccChallenge": b64(flood.challenge),
+            "euiccInfo1": b64(euicc_info1(flood.identity))}
+    for n in range(10_000):  # from as many addresses, so no per-address bound helps
+        env.smdp.call("initiateAuthentication", body, client=f"10.{n // 256}.{n % 256}.1")
+    assert env.smdp.session_count == env.smdp.max_sessions
+    real = Flow(env, euicc(env, EID2), order(env))
+    assert real.through_authentication()["transactionId"] == real.txid.hex().upper()
+
+
