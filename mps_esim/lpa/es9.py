@@ -219,6 +219,9 @@ def split_address(address: str) -> tuple[str, int]:
 class Es9Client(JsonEs9):
     """ES9+ over HTTPS to one SM-DP+ ``address`` (``host[:port]``)."""
 
+    base_path = BASE_PATH
+    """Where the functions are (ESipa, SGP.32, uses the same binding under another path)."""
+
     def __init__(self, address: str, *, ca_file: str | os.PathLike[str] | None = None,
                  context: ssl.SSLContext | None = None, timeout: float = DEFAULT_TIMEOUT,
                  admin_protocol: str = ADMIN_PROTOCOL) -> None:
@@ -271,7 +274,7 @@ class Es9Client(JsonEs9):
                                                          context=self._context,
                                                          timeout=self._timeout)
             try:
-                self._conn.request("POST", BASE_PATH + function, payload, headers)
+                self._conn.request("POST", self.base_path + function, payload, headers)
                 response = self._conn.getresponse()
                 data = response.read(MAX_RESPONSE + 1)
                 status = response.status
