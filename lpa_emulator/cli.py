@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lpa_emulator.eim import cli as eim_cli
 from lpa_emulator.euicc import cli as euicc_cli
 from lpa_emulator.modem import cli as modem_cli
 from lpa_emulator.smdp import cli as smdp_cli
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     euicc_cli.register(sub)
     modem_cli.register(sub)
     smdp_cli.register(sub)
+    eim_cli.register(sub)
     _register_rig(sub)
     return parser
 

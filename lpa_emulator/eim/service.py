@@ -29,7 +29,7 @@ from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError
 from mps_esim.sgp32 import EimConfig, EuiccPackageRequest, EuiccPackageSigned, Operation, esipa
 from mps_esim.sgp32 import es10 as sgp32_es10
-from mps_wire.identifiers import IdentifierError, validate_eid
+from mps_wire.identifiers import IdentifierError, validate_eid, validate_iccid
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def _operation(spec: dict[str, str]) -> Operation:
         iccid = spec.get("iccid")
         if not isinstance(iccid, str):
             raise EimStoreError(f"{kind} needs an ICCID")
-        return Operation(kind, iccid=iccid)
+        return Operation(kind, iccid=validate_iccid(iccid))
     if kind in ("listProfileInfo", "getRAT", "listEim"):
         return Operation(kind)
     if kind == "deleteEim" and isinstance(spec.get("eim_id"), str):

@@ -38,6 +38,9 @@ class EsipaClient(Es9Client):
 
     base_path = esipa.BASE_PATH
 
+    def __enter__(self) -> EsipaClient:
+        return self
+
     def get_eim_package(self, eid: str, *, notify_state_change: bool = False
                         ) -> EimPackage | None:
         """The next package the eIM holds for ``eid``; None when it has none."""
