@@ -4,8 +4,10 @@ download one (SGP.22, ES9+ over HTTPS) when it has none.
 Where the profile comes from, in order: an activation code given on the command line or in
 the environment (``--activation-code`` / ``MPS_ACTIVATION_CODE``), the one in the firmware
 profile's ``[activation]`` table, or, when that table says ``use_default_smdp``, the
-eUICC's default SM-DP+ address (an order waiting for the EID there). Discovery through an
-SM-DS (ES11) is not supported: a card with neither gets a clear error.
+eUICC's default SM-DP+ address (an order waiting for the EID there). With none of these
+(or no default SM-DP+ address on the eUICC), the SM-DS is asked (ES11, SGP.22 3.6.3): the
+eUICC's root SM-DS address (ES10a GetEuiccConfiguredAddresses, rootDsAddress), and the
+first event it holds for the EID names the SM-DP+ and the matching id.
 
 An operational profile that is installed but not enabled (a first boot that stopped between
 installation and enabling) is enabled instead of downloading another one. After a
@@ -54,6 +56,10 @@ class ActivationPlan:
     confirmation_code: str | None = None
     ca_file: Path | None = None
     block_size: int = DEFAULT_BLOCK_SIZE
+    imei: str | None = None
+    """The modem's IMEI: its TAC goes into the DeviceInfo the eUICC signs."""
+    capabilities: tuple[str, ...] = ()
+    """The firmware profile's capabilities: the radio ones make DeviceCapabilities."""
 
     @classmethod
     def from_config(cls, config: ActivationConfig | None, *, code: str | None = None,
@@ -125,17 +131,29 @@ def _ensure(link: CardLink, client: Es10Client, plan: ActivationPlan,
         log.info("operational profile %s is installed but disabled: enabling it", iccid)
         client.enable_profile(iccid=iccid)
         return ProfileOutcome(iccid, "enabled")
-    address, matching_id = _source(client, plan)
-    if on_download is not None:
-        on_download()
+    source = _source(client, plan)
     # The download machinery (ES9+ over TLS, the SGP.22 download codec) is loaded only
     # when a download happens: every later boot of the device goes without it.
-    from agent.download import download_and_enable
+    from agent.download import discover_event, download_and_enable
 
+    address, matching_id = source or discover_event(client, plan, _root_ds(client))
+    if on_download is not None:
+        on_download()
     return download_and_enable(link, client, plan, address, matching_id)
 
 
-def _source(client: Es10Client, plan: ActivationPlan) -> tuple[str, str | None]:
+def _root_ds(client: Es10Client) -> str:
+    root = client.get_configured_addresses().root_ds_address
+    if not root:
+        raise ActivationError("no operational profile is enabled, no activation code "
+                              "(--activation-code, MPS_ACTIVATION_CODE, or [activation] in "
+                              "the firmware profile) or default SM-DP+, and the eUICC names "
+                              "no root SM-DS")
+    return root
+
+
+def _source(client: Es10Client, plan: ActivationPlan) -> tuple[str, str | None] | None:
+    """The SM-DP+ and matching id to download from; None: ask the SM-DS."""
     if plan.code is not None:
         if plan.code.cc_required and not plan.confirmation_code:
             raise ActivationError("the activation code asks for a confirmation code, and "
@@ -145,12 +163,8 @@ def _source(client: Es10Client, plan: ActivationPlan) -> tuple[str, str | None]:
         default = client.get_configured_addresses().default_dp_address
         if default:
             return default, None
-        raise ActivationError("the firmware profile says to use the eUICC's default SM-DP+, "
-                              "but the eUICC has no default SM-DP+ address (SM-DS discovery "
-                              "is not supported)")
-    raise ActivationError("no operational profile is enabled and there is no activation "
-                          "code (--activation-code, MPS_ACTIVATION_CODE, or [activation] in "
-                          "the firmware profile)")
+        log.info("the eUICC has no default SM-DP+ address: asking the SM-DS")
+    return None
 
 
 __all__ = ["ActivationError", "ActivationPlan", "ProfileOutcome",

@@ -11,13 +11,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.daemon import AgentDaemon
-from agent.doctor import Check, CheckStatus, Doctor, render_check
-from agent.errors import AgentConfigError, AgentError
-from agent.firstboot import AgentSettings, DeviceHardware, FirstBoot, Step
-from agent.identity import StepError
+from agent.errors import AgentConfigError, AgentError, StepError
 from firmware_profiles import (
     FirmwareProfile,
     ProfileError,
@@ -40,10 +36,18 @@ from mps_common.cli import (
 )
 from mps_common.errors import ConfigError
 
+# Each command imports the machinery it runs (first boot, MQTT, the daemon, the doctor)
+# when it runs: 'mps-agent profiles list' or '--help' never load them.
+if TYPE_CHECKING:
+    from agent.doctor import Check
+    from agent.firstboot import AgentSettings, Step
+
 PROG = "mps-agent"
 
 
 def _settings(args: argparse.Namespace) -> AgentSettings:
+    from agent.firstboot import AgentSettings
+
     profile = load_profile(args.profile)
     # Layered configuration: arguments > environment > the profile's TOML.
     return AgentSettings.from_profile(
@@ -77,6 +81,8 @@ def _print(obj: Any) -> None:
 
 
 def cmd_identity(args: argparse.Namespace) -> int:
+    from agent.firstboot import DeviceHardware
+
     settings = _settings(args)
     with DeviceHardware(settings) as device:
         device.ensure_profile()
@@ -92,6 +98,9 @@ def cmd_identity(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from agent.daemon import AgentDaemon
+    from agent.firstboot import FirstBoot
+
     settings = _settings(args)
     quiet = args.json
 
@@ -184,6 +193,8 @@ def cmd_profiles_check(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent.doctor import CheckStatus, Doctor, render_check
+
     args.profile = find_profile(args.profile)
     settings = _settings(args)
     as_json = args.json

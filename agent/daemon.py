@@ -13,9 +13,8 @@ import random
 import threading
 from collections.abc import Iterator
 
-from agent.errors import AgentError
+from agent.errors import AgentError, StepError
 from agent.firstboot import AgentSettings, DeviceHardware, FirstBoot, Step
-from agent.identity import StepError
 from agent.publisher import Backoff, Publisher
 from mps_mqtt.client import MqttError
 from mps_wire.errors import ErrorCode

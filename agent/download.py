@@ -15,6 +15,7 @@ from types import TracebackType
 from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
 from agent.card import CardLink
 from agent.errors import CardError
+from mps_esim.lpa.device_info import device_info
 from mps_esim.lpa.download import (
     DownloadError,
     Es10bOverStoreData,
@@ -23,6 +24,8 @@ from mps_esim.lpa.download import (
 )
 from mps_esim.lpa.es9 import Es9Client, Es9Error, tls_context
 from mps_esim.lpa.es10 import Es10Client, Es10Error
+from mps_esim.lpa.es11 import Es11Client
+from mps_esim.sgp22 import rsp
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan
     with Es9Clients(plan.ca_file) as es9:
         card = Es10bOverStoreData(client)
         try:
-            result = ProfileDownloader(card, es9.client).download(
+            result = ProfileDownloader(card, es9.client, device_info=_device_info(plan)).download(
                 address, matching_id, confirmation_code=plan.confirmation_code)
         except DownloadError as exc:
             raise ActivationError(f"profile download from {address} failed at "
@@ -76,6 +79,30 @@ def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan
     log.info("profile %s downloaded from %s and enabled in %.2f s (%d APDUs)", result.iccid,
              address, time.monotonic() - started, link.apdu_count - before)
     return ProfileOutcome(result.iccid, "downloaded", result, link.apdu_count - before)
+
+
+def _device_info(plan: ActivationPlan) -> rsp.DeviceInfo | None:
+    """The device's own DeviceInfo when its IMEI is known (else the LPA's default)."""
+    if plan.imei is None:
+        return None
+    return device_info(plan.imei, plan.capabilities)
+
+
+def discover_event(client: Es10Client, plan: ActivationPlan, smds: str) -> tuple[str, str]:
+    """The SM-DP+ and matching id of the first event the SM-DS ``smds`` holds for this
+    eUICC (ES11, SGP.22 3.6.3); ActivationError when there is none or the SM-DS fails."""
+    with Es11Client(smds, context=tls_context(plan.ca_file)) as es11:
+        try:
+            events = ProfileDownloader(Es10bOverStoreData(client), Es9Clients().client,
+                                       device_info=_device_info(plan)).discover(es11, smds)
+        except DownloadError as exc:
+            raise ActivationError(f"no activation code or default SM-DP+, and the SM-DS "
+                                  f"{smds} failed at {exc.stage.value}: {exc}") from exc
+    if not events:
+        raise ActivationError(f"no activation code or default SM-DP+, and the SM-DS {smds} "
+                              "holds no event for this eUICC")
+    log.info("SM-DS %s: event %s at %s", smds, events[0].event_id, events[0].rsp_server_address)
+    return events[0].rsp_server_address, events[0].event_id
 
 
 def _send_notifications(card: Es10bOverStoreData, es9: Es9Clients, address: str) -> None:
@@ -92,4 +119,4 @@ def _send_notifications(card: Es10bOverStoreData, es9: Es9Clients, address: str)
                         o.seq_number, o.address, o.error)
 
 
-__all__ = ["Es9Clients", "download_and_enable"]
+__all__ = ["Es9Clients", "discover_event", "download_and_enable"]

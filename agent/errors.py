@@ -70,3 +70,11 @@ class StatusWordError(CardError):
     @property
     def sw2(self) -> int:
         return self.sw & 0xFF
+
+
+class StepError(AgentError):
+    """A named step of reading the identity or of first boot failed."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = str(step)

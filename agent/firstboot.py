@@ -25,8 +25,8 @@ from agent.activation import (
 )
 from agent.card import CardLink, open_card
 from agent.credentials import DeviceCredentials, find_credentials
-from agent.errors import AgentError, NoCardError
-from agent.identity import Identity, StepError, read_identity
+from agent.errors import AgentError, NoCardError, StepError
+from agent.identity import Identity, read_identity
 from agent.modem import Modem, open_modem
 from agent.outbox import Outbox
 from agent.publisher import Delivery, Publisher
@@ -159,8 +159,11 @@ class DeviceHardware:
                 on_download()
 
         try:
-            plan = ActivationPlan.from_config(s.profile.activation, code=s.activation_code,
-                                              ca_file=s.smdp_ca)
+            plan = replace(
+                ActivationPlan.from_config(s.profile.activation, code=s.activation_code,
+                                           ca_file=s.smdp_ca),
+                imei=self.modem.imei() if self.modem is not None else None,
+                capabilities=s.profile.capabilities)
             outcome = ensure_operational_profile(self.card, plan, on_download=starting)
         except AgentError as exc:
             raise StepError(Step.DOWNLOAD if downloading else Step.PROFILE, str(exc)) from exc

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from agent.card import CardLink
-from agent.errors import AgentError
+from agent.errors import AgentError, StepError
 from agent.modem import Modem
 from mps_esim.lpa import Es10Client, Es10Error
 from mps_wire.errors import ValidationError
@@ -16,14 +16,6 @@ from mps_wire.identifiers import validate_eid, validate_iccid, validate_imei
 from mps_wire.messages import DeviceInfo, ModelInfo
 
 log = logging.getLogger(__name__)
-
-
-class StepError(AgentError):
-    """A named step of reading the identity or of first boot failed."""
-
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(message)
-        self.step = str(step)
 
 
 @dataclass(frozen=True, slots=True)

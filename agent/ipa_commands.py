@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.download import Es9Clients
 from agent.lpa_commands import Output, UsageError, pairs
 from mps_common.cli import table
 from mps_esim import tlv
 from mps_esim.ipa import card as ipa_card
-from mps_esim.ipa.esipa import EsipaClient
-from mps_esim.ipa.poll import PollOutcome, poll, profile_downloader
 from mps_esim.lpa.es10 import Es10Client
 from mps_esim.sgp32 import EimConfig
+
+if TYPE_CHECKING:
+    from mps_esim.ipa.poll import PollOutcome
 
 
 def cmd_eim_list(client: Es10Client, args: argparse.Namespace) -> Output:
@@ -66,6 +66,11 @@ def _outcome(o: PollOutcome) -> dict[str, Any]:
 
 
 def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
+    # The HTTPS and download machinery loads only when a round runs.
+    from agent.download import Es9Clients
+    from mps_esim.ipa.esipa import EsipaClient
+    from mps_esim.ipa.poll import poll, profile_downloader
+
     address = _eim_address(client, args)
     eid = client.get_eid()
     with EsipaClient(address, ca_file=args.ca) as eim, Es9Clients(args.ca) as es9:

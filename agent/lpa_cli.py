@@ -14,7 +14,10 @@
                      [--ca FILE] [--enable]
                                        download a profile from an SM-DP+ (SGP.22 ES9+ over
                                        HTTPS); without -a or -s from the eUICC's default
-                                       SM-DP+ (SM-DS discovery is not supported)
+                                       SM-DP+, else the first event at its root SM-DS
+    profile discovery [--smds ADDRESS] [--ca FILE]
+                                       the events an SM-DS (default: the eUICC's root
+                                       SM-DS) holds for this eUICC (ES11)
     notification list
     notification process [--ca FILE]   send every pending notification to its SM-DP+;
                                        each is removed only once the SM-DP+ acknowledged it
@@ -67,11 +70,9 @@ from agent.lpa_commands import (
     cmd_chip_default_dp,
     cmd_chip_info,
     cmd_notification_list,
-    cmd_notification_process,
     cmd_notification_remove,
     cmd_profile_delete,
     cmd_profile_disable,
-    cmd_profile_download,
     cmd_profile_enable,
     cmd_profile_list,
     cmd_profile_nickname,
@@ -90,7 +91,6 @@ from mps_common.cli import (
 )
 from mps_esim import sgp22
 from mps_esim.lpa import Es10Client, Es10Error, Es10ResultError
-from mps_esim.lpa.download import CardUnavailableError, DownloadError
 from mps_esim.lpa.es10 import DEFAULT_BLOCK_SIZE
 from mps_esim.simfiles import ISDR_AID
 
@@ -197,6 +197,17 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
             action.default = argparse.SUPPRESS
 
 
+def _remote(name: str) -> Callable[[Es10Client, argparse.Namespace], Output]:
+    """A command of :mod:`agent.lpa_remote`, imported when it runs (not at start-up)."""
+    def run(client: Es10Client, args: argparse.Namespace) -> Output:
+        from agent import lpa_remote
+
+        command: Callable[[Es10Client, argparse.Namespace], Output] = getattr(lpa_remote, name)
+        return command(client, args)
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mps-lpa`` parser. Common options are taken before or after the command."""
     parser = new_parser(PROG, __doc__ or "")
@@ -232,14 +243,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(profile, "nickname", cmd_profile_nickname, "set or remove a nickname")
     p.add_argument("id", help="ICCID or ISD-P AID")
     p.add_argument("name", nargs="?", default="", help="the nickname (none: remove it)")
-    _download_options(leaf(profile, "download", cmd_profile_download, "download a profile "
-                           "from an SM-DP+ (default: the eUICC's default SM-DP+)"))
+    _download_options(leaf(profile, "download", _remote("cmd_profile_download"),
+                           "download a profile "
+                           "from an SM-DP+ (default: the eUICC's default SM-DP+, else the "
+                           "first event at its root SM-DS)"))
+    p = leaf(profile, "discovery", _remote("cmd_profile_discovery"),
+             "the events an SM-DS holds for this eUICC (ES11)")
+    p.add_argument("--smds", metavar="ADDRESS",
+                   help="the SM-DS, HOST[:PORT] (default: the eUICC's root SM-DS)")
+    p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
+                   "SM-DS's TLS certificate (env MPS_SMDP_CA)")
 
     notification = groups.add_parser("notification", help="pending notifications"
                                      ).add_subparsers(dest="command", required=True,
                                                       metavar="ACTION")
     leaf(notification, "list", cmd_notification_list, "list the pending notifications")
-    leaf(notification, "process", cmd_notification_process,
+    leaf(notification, "process", _remote("cmd_notification_process"),
          "send the pending notifications; remove each one the SM-DP+ acknowledged"
          ).add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
                         "SM-DP+'s TLS certificate (env MPS_SMDP_CA)")
@@ -286,7 +305,8 @@ Failure = tuple[int, str, dict[str, Any]]
 def _download_failed(exc: Any, args: argparse.Namespace) -> Failure:
     fields = {key: getattr(exc, key) for key in ("subject", "reason", "code", "command")
               if getattr(exc, key, None) is not None}
-    code = EXIT_UNAVAILABLE if isinstance(exc, CardUnavailableError) else EXIT_FAILURE
+    unavailable = sys.modules["mps_esim.lpa.download"].CardUnavailableError
+    code = EXIT_UNAVAILABLE if isinstance(exc, unavailable) else EXIT_FAILURE
     return code, f"download failed at {exc.stage.value}: {exc}", \
         {"stage": exc.stage.value, **({} if code == EXIT_UNAVAILABLE else fields)}
 
@@ -305,8 +325,8 @@ def _plain(code: int, prefix: str = "") -> Callable[[Any, argparse.Namespace], F
 
 _FAILURES: list[tuple[type[BaseException] | tuple[type[BaseException], ...],
                       Callable[[Any, argparse.Namespace], Failure]]] = [
-    # Checked in order: a subclass before its base.
-    (DownloadError, _download_failed),
+    # Checked in order: a subclass before its base. (A DownloadError is seen first, in
+    # _failure: its module is loaded only with the commands that download.)
     (AgentConfigError, _plain(EXIT_USAGE)),
     (Es10ResultError, lambda exc, _args: (EXIT_FAILURE, str(exc),
                                           {"reason": exc.reason, "code": exc.code})),
@@ -321,6 +341,9 @@ _FAILURES: list[tuple[type[BaseException] | tuple[type[BaseException], ...],
 
 
 def _failure(exc: BaseException, args: argparse.Namespace) -> Failure | None:
+    download = sys.modules.get("mps_esim.lpa.download")
+    if download is not None and isinstance(exc, download.DownloadError):
+        return _download_failed(exc, args)
     for kinds, describe in _FAILURES:
         if isinstance(exc, kinds):
             return describe(exc, args)

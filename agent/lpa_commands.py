@@ -1,4 +1,6 @@
-"""The commands of ``mps-lpa``, each against an ES10 client: chip, profile and notification.
+"""The commands of ``mps-lpa`` that talk to the card alone, each against an ES10 client:
+chip, profile and notification. Those that also reach an SM-DP+ or SM-DS live in
+:mod:`agent.lpa_remote`, imported only when one of them runs (ES9+ needs TLS and HTTP).
 
 Each returns an :class:`Output`, shown as JSON or text by the command line.
 """
@@ -11,21 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.card import CardLink
-from agent.download import Es9Clients
 from agent.errors import AgentConfigError, AgentError
 from mps_common.cli import table
-from mps_common.progress import Progress
 from mps_esim import sgp22
 from mps_esim.lpa import Es10Client, Es10ResultError
-from mps_esim.lpa.activation import ActivationCodeError, check_address, parse_activation_code
-from mps_esim.lpa.download import (
-    Es10bOverStoreData,
-    ProfileDownloader,
-    Stage,
-    process_notifications,
-)
-from mps_esim.lpa.download import Progress as DownloadProgress
 
 
 class UsageError(AgentConfigError):
@@ -180,96 +171,6 @@ def cmd_profile_nickname(client: Es10Client, args: argparse.Namespace) -> Output
     client.set_nickname(iccid, args.name)
     return Output({"ok": True, "profile": iccid, "nickname": args.name or None},
                   [f"nickname of {iccid}: {args.name or '(none)'}"])
-
-
-class _DownloadBar:
-    """The download's progress on a terminal: the step, then the package's segments."""
-
-    def __init__(self) -> None:
-        self.stage = Stage.CHALLENGE.value
-        self.bar = Progress(None, label="download", note=lambda: self.stage)
-
-    def __call__(self, event: DownloadProgress) -> None:
-        self.stage = event.stage.value
-        if event.total:
-            self.bar.total, self.bar.done = event.total, event.done
-        self.bar.refresh()
-
-
-def _download_target(client: Es10Client, args: argparse.Namespace
-                     ) -> tuple[str, str | None, str | None]:
-    """(SM-DP+ address, matching id, confirmation code) from the options or the eUICC."""
-    if args.activation_code is not None:
-        if args.smdp is not None or args.matching_id is not None:
-            raise UsageError("give -a CODE or -s ADDRESS -m MATCHING_ID, not both")
-        try:
-            code = parse_activation_code(args.activation_code)
-        except ActivationCodeError as exc:
-            raise UsageError(str(exc)) from None
-        if code.cc_required and not args.confirmation_code:
-            raise UsageError("the activation code asks for a confirmation code (-c)")
-        return code.address, code.matching_id, args.confirmation_code
-    if args.matching_id is not None and args.smdp is None:
-        raise UsageError("-m MATCHING_ID needs -s ADDRESS")
-    if args.smdp is not None:
-        try:
-            return check_address(args.smdp), args.matching_id, args.confirmation_code
-        except ActivationCodeError as exc:
-            raise UsageError(str(exc)) from None
-    default = client.get_configured_addresses().default_dp_address
-    if not default:
-        raise UsageError("no activation code (-a) or SM-DP+ (-s), and the eUICC has no "
-                         "default SM-DP+ address (SM-DS discovery is not supported)")
-    return default, None, args.confirmation_code
-
-
-def cmd_profile_download(client: Es10Client, args: argparse.Namespace) -> Output:
-    address, matching_id, confirmation = _download_target(client, args)
-    link: CardLink = args.link
-    apdus_before = link.apdu_count
-    shown = _DownloadBar()
-    with Es9Clients(args.ca) as es9, shown.bar:
-        downloader = ProfileDownloader(Es10bOverStoreData(client), es9.client,
-                                       progress=shown)
-        result = downloader.download(address, matching_id, confirmation_code=confirmation)
-        if args.enable:
-            client.enable_profile(iccid=result.iccid)
-            # The enable notification goes to the SM-DP+ that installed the profile; others
-            # (the profile that was disabled) wait for 'notification process'.
-            process_notifications(Es10bOverStoreData(client), es9.client, addresses={address})
-    apdus = link.apdu_count - apdus_before
-    data = {"ok": True, "iccid": result.iccid, "isdp_aid": result.aid.hex().upper(),
-            "provider": result.service_provider, "name": result.profile_name,
-            "smdp": address, "transaction_id": result.transaction_id,
-            "notification_sent": result.notification_sent, "enabled": bool(args.enable),
-            "seconds": round(result.seconds, 3), "apdus": apdus}
-    text = pairs([
-        ("ICCID", result.iccid),
-        ("ISD-P AID", result.aid.hex().upper()),
-        ("provider", result.service_provider or "-"),
-        ("name", result.profile_name or "-"),
-        ("SM-DP+", address),
-        ("state", "enabled" if args.enable else "disabled"),
-        ("notification", "delivered" if result.notification_sent
-         else "kept on the eUICC (run 'notification process')"),
-        ("took", f"{result.seconds:.2f} s, {apdus} APDUs"),
-    ])
-    return Output(data, [f"downloaded {result.iccid}", *text])
-
-
-def cmd_notification_process(client: Es10Client, args: argparse.Namespace) -> Output:
-    with Es9Clients(args.ca) as es9:
-        outcomes = process_notifications(Es10bOverStoreData(client), es9.client)
-    rows = [[str(o.seq_number), o.operation, o.address, "yes" if o.sent else "no",
-             "yes" if o.removed else "no", o.error or "-"] for o in outcomes]
-    text = (_table(["SEQ", "OPERATION", "ADDRESS", "SENT", "REMOVED", "ERROR"], rows)
-            if outcomes else ["no pending notifications"])
-    data = [{"seq": o.seq_number, "operation": o.operation, "address": o.address,
-             "sent": o.sent, "removed": o.removed, "error": o.error} for o in outcomes]
-    failed = [o for o in outcomes if not o.sent]
-    if failed:
-        raise NotificationsKept(data, text, len(failed))
-    return Output(data, text)
 
 
 class NotificationsKept(AgentError):

@@ -16,7 +16,6 @@ from typing import Any
 from mps_common.errors import ConfigError, Problem
 from mps_common.schema import Key, Table, collect, matches, one_of, positive, read_toml
 from mps_esim.lpa.activation import ActivationCode, parse_activation_code
-from mps_mqtt.client import BrokerURL
 
 PROFILE_DIR = Path(__file__).resolve().parent
 
@@ -123,6 +122,9 @@ def _aid(text: str) -> bytes:
 
 
 def _broker_url(url: str) -> str:
+    # The MQTT client module (paho) is loaded only when a profile names a broker.
+    from mps_mqtt.client import BrokerURL
+
     BrokerURL.parse(url)
     return url
 

@@ -13,6 +13,7 @@ from lpa_emulator.eim import cli as eim_cli
 from lpa_emulator.euicc import cli as euicc_cli
 from lpa_emulator.modem import cli as modem_cli
 from lpa_emulator.smdp import cli as smdp_cli
+from lpa_emulator.smds import cli as smds_cli
 from lpa_emulator.subcommands import add_command
 from mps_common.cli import (
     EXIT_FAILURE,
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     euicc_cli.register(sub)
     modem_cli.register(sub)
     smdp_cli.register(sub)
+    smds_cli.register(sub)
     eim_cli.register(sub)
     _register_rig(sub)
     return parser

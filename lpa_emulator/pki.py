@@ -2,9 +2,10 @@
 
 :func:`init_pki` makes, in one directory, a CI (root), an EUM name-constrained to an EID
 range, eUICC certificates with the EID as subject ``serialNumber``, the SM-DP+'s DPauth and
-DPpb certificates and a TLS certificate for its address, all on NIST P-256 and following
-the certificate profiles of SGP.22 section 4.5.2. The file names are fixed so every role
-finds its part:
+DPpb certificates and a TLS certificate for its address, following the certificate
+profiles of SGP.22 section 4.5.2, on NIST P-256, brainpoolP256r1 or both (SGP.22 2.6.5: a
+chain stays on one curve; with both, a second CI, EUM, DPauth and DPpb on brainpoolP256r1
+are named ``<role>-brainpool``). The file names are fixed so every role finds its part:
 
 ========================  =====================================
 ``ci.pem`` / ``ci.key``    CERT.CI and its key (the trust anchor)
@@ -12,7 +13,8 @@ finds its part:
 ``euicc-<EID>.pem/.key``   CERT.EUICC of one card
 ``dpauth.pem/.key``        CERT.DPauth (SM-DP+ authentication)
 ``dppb.pem/.key``          CERT.DPpb (profile binding)
-``tls.pem/.key``           CERT.DP.TLS (HTTPS of ES9+)
+``dsauth.pem/.key``        CERT.DSauth (the SM-DS's authentication, same OID)
+``tls.pem/.key``           CERT.DP.TLS (HTTPS of ES9+; the SM-DS's ES11 too)
 ========================  =====================================
 
 Every loader takes PEM or DER, so the GSMA test certificates (or any other PKI) work
@@ -42,24 +44,35 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lpa_emulator.errors import EmulatorError
+from lpa_emulator import pki_files
 from mps_common.durable import atomic_write
 from mps_esim.crypto.certs import (
     ROLE_CI,
     ROLE_DP_AUTH,
     ROLE_DP_PB,
     ROLE_DP_TLS,
+    ROLE_DS_AUTH,
     ROLE_EUICC,
     ROLE_EUM,
     check_eid_range,
 )
+from mps_esim.crypto.ecka import CURVES
 from mps_esim.crypto.errors import CertificateError
 from mps_wire.identifiers import IdentifierError, make_eid, validate_eid
+
+# Loading any PKI's files is part of this module's surface (kept in pki_files).
+PkiError = pki_files.PkiError
+load_certificate = pki_files.load_certificate
+load_certificates = pki_files.load_certificates
+load_private_key = pki_files.load_private_key
+parse_certificate = pki_files.parse_certificate
+parse_private_key = pki_files.parse_private_key
 
 CI_CERT, CI_KEY = "ci.pem", "ci.key"
 EUM_CERT, EUM_KEY = "eum.pem", "eum.key"
 DPAUTH_CERT, DPAUTH_KEY = "dpauth.pem", "dpauth.key"
 DPPB_CERT, DPPB_KEY = "dppb.pem", "dppb.key"
+DSAUTH_CERT, DSAUTH_KEY = "dsauth.pem", "dsauth.key"
 TLS_CERT, TLS_KEY = "tls.pem", "tls.key"
 
 DEFAULT_EID_PREFIX = "89049032"
@@ -79,14 +92,6 @@ _LEAF_YEARS = 10
 _EUICC_NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 
 
-class PkiError(EmulatorError):
-    """A PKI file is missing or unreadable, or a certificate does not match its key."""
-
-    def __init__(self, message: str, *, path: Path | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
-
 def euicc_cert_name(eid: str) -> str:
     """``euicc-<EID>.pem``: the file name of an eUICC certificate."""
     return f"euicc-{eid}.pem"
@@ -95,76 +100,6 @@ def euicc_cert_name(eid: str) -> str:
 def euicc_key_name(eid: str) -> str:
     """``euicc-<EID>.key``: the file name of an eUICC private key."""
     return f"euicc-{eid}.key"
-
-
-# --- loading ------------------------------------------------------------------------------
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise PkiError(f"cannot read {path}: {exc.strerror or exc}", path=path) from exc
-
-
-def parse_certificate(data: bytes, *, source: str = "certificate") -> x509.Certificate:
-    """A certificate from PEM or DER bytes."""
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
-        raise PkiError(f"{source} is no PEM or DER certificate: {exc}") from exc
-
-
-def parse_private_key(data: bytes, *, source: str = "key") -> ec.EllipticCurvePrivateKey:
-    """An EC private key from PEM or DER bytes (PKCS#8 or SEC 1), unencrypted."""
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_private_key(data, password=None)
-        else:
-            key = serialization.load_der_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise PkiError(f"{source} is no unencrypted PEM or DER private key: {exc}") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise PkiError(f"{source} is not an elliptic-curve key")
-    return key
-
-
-def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
-    """A certificate from a PEM or DER file."""
-    p = Path(path)
-    try:
-        return parse_certificate(_read(p), source=str(p))
-    except PkiError as exc:
-        exc.path = p
-        raise
-
-
-def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
-    """All certificates of a PEM bundle, or the one certificate of a DER file."""
-    p = Path(path)
-    data = _read(p)
-    if data.lstrip().startswith(b"-----BEGIN"):
-        try:
-            return x509.load_pem_x509_certificates(data)
-        except ValueError as exc:
-            raise PkiError(f"{p} holds no readable PEM certificates: {exc}", path=p) from exc
-    return [load_certificate(p)]
-
-
-def load_private_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePrivateKey:
-    """An EC private key from a PEM or DER file."""
-    p = Path(path)
-    try:
-        return parse_private_key(_read(p), source=str(p))
-    except PkiError as exc:
-        exc.path = p
-        raise
-
-
-def _public_bytes(key: ec.EllipticCurvePublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.X962,
-                            serialization.PublicFormat.UncompressedPoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +112,7 @@ class Credential:
     def __post_init__(self) -> None:
         public = self.cert.public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey) or (
-                _public_bytes(public) != _public_bytes(self.key.public_key())):
+                pki_files.public_bytes(public) != pki_files.public_bytes(self.key.public_key())):
             raise PkiError(f"the key does not belong to certificate "
                            f"{self.cert.subject.rfc4514_string()}")
 
@@ -198,11 +133,6 @@ class Credential:
             if exc.path is None:
                 exc.path = Path(cert_path)
             raise
-
-
-def cert_der(cert: x509.Certificate) -> bytes:
-    """The DER encoding of ``cert``."""
-    return cert.public_bytes(serialization.Encoding.DER)
 
 
 # --- making -------------------------------------------------------------------------------
@@ -240,8 +170,8 @@ def _issued_by(builder: x509.CertificateBuilder, issuer: Credential) -> x509.Cer
     return builder.sign(issuer.key, hashes.SHA256())
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
+def _new_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(curve or ec.SECP256R1())
 
 
 def derived_key(label: str) -> ec.EllipticCurvePrivateKey:
@@ -252,10 +182,11 @@ def derived_key(label: str) -> ec.EllipticCurvePrivateKey:
 
 
 def make_ci(*, name: str = "MPS Test CI", oid: str = DEFAULT_CI_OID,
-            key: ec.EllipticCurvePrivateKey | None = None) -> Credential:
-    """A self-signed CI certificate (the root of trust of every role), with a new key
-    unless ``key`` is given."""
-    key = key or _new_key()
+            key: ec.EllipticCurvePrivateKey | None = None,
+            curve: ec.EllipticCurve | None = None) -> Credential:
+    """A self-signed CI certificate (the root of trust of every role), with a new key on
+    ``curve`` (NIST P-256 by default) unless ``key`` is given."""
+    key = key or _new_key(curve)
     subject = _name((NameOID.COMMON_NAME, name), (NameOID.ORGANIZATIONAL_UNIT_NAME, "TESTCERT"),
                     (NameOID.ORGANIZATION_NAME, "MPS"), (NameOID.COUNTRY_NAME, "DE"))
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -290,7 +221,7 @@ def make_eum(ci: Credential, *, org: str = DEFAULT_EUM_ORG,
     for prefix in eid_prefixes:
         if not prefix.isdigit() or not 2 <= len(prefix) <= 30 or not prefix.startswith("89"):
             raise PkiError(f"EID prefix {prefix!r} must be 2 to 30 digits starting with 89")
-    key = key or _new_key()
+    key = key or _new_key(ci.key.curve)
     subject = _name((NameOID.COMMON_NAME, f"{org} EUM"), (NameOID.ORGANIZATION_NAME, org),
                     (NameOID.COUNTRY_NAME, "DE"))
     permitted: list[x509.GeneralName] = [
@@ -317,7 +248,7 @@ def make_euicc(eum: Credential, eid: str, *,
         raise PkiError(str(exc)) from exc
     orgs = eum.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     org = str(orgs[0].value) if orgs else DEFAULT_EUM_ORG
-    key = key or _new_key()
+    key = key or _new_key(eum.key.curve)
     subject = _name((NameOID.COMMON_NAME, "MPS eUICC"), (NameOID.ORGANIZATION_NAME, org),
                     (NameOID.SERIAL_NUMBER, eid))
     builder = (_builder(subject, eum.cert.subject, key.public_key(), _EUICC_NOT_AFTER)
@@ -329,11 +260,12 @@ def make_euicc(eum: Credential, eid: str, *,
 def make_server(ci: Credential, role: x509.ObjectIdentifier, *, oid: str = DEFAULT_SMDP_OID,
                 name: str = "MPS SM-DP+",
                 key: ec.EllipticCurvePrivateKey | None = None) -> Credential:
-    """A DPauth (``ROLE_DP_AUTH``) or DPpb (``ROLE_DP_PB``) certificate for the SM-DP+ ``oid``."""
-    if role not in (ROLE_DP_AUTH, ROLE_DP_PB):
-        raise PkiError("a server signing certificate is DPauth or DPpb")
-    key = key or _new_key()
-    label = "auth" if role == ROLE_DP_AUTH else "pb"
+    """A DPauth, DPpb or DSauth (``ROLE_DP_AUTH``, ``ROLE_DP_PB``, ``ROLE_DS_AUTH``)
+    certificate for the server ``oid``."""
+    label = {ROLE_DP_AUTH: "auth", ROLE_DP_PB: "pb", ROLE_DS_AUTH: "SM-DS auth"}.get(role)
+    if label is None:
+        raise PkiError("a server signing certificate is DPauth, DPpb or DSauth")
+    key = key or _new_key(ci.key.curve)
     subject = _name((NameOID.COMMON_NAME, f"{name} {label}"), (NameOID.ORGANIZATION_NAME, "MPS"),
                     (NameOID.COUNTRY_NAME, "DE"))
     builder = (_builder(subject, ci.cert.subject, key.public_key(), _years(_LEAF_YEARS))
@@ -384,6 +316,10 @@ def builtin_eum(prefix: str = DEFAULT_EID_PREFIX) -> Credential:
     return make_eum(builtin_ci(), eid_prefixes=(prefix,), key=derived_key(f"eum {prefix}"))
 
 
+_BUILTIN_CI = builtin_ci  # init_pki's ``builtin_ci`` argument hides the function
+_CI_NAMES = {"nist": "MPS Test CI", "brainpool": "MPS Test CI brainpoolP256r1"}
+
+
 def random_eid(prefix: str = DEFAULT_EID_PREFIX) -> str:
     """A valid EID under ``prefix``."""
     body = prefix + "".join(str(secrets.randbelow(10)) for _ in range(30 - len(prefix)))
@@ -419,14 +355,18 @@ def init_pki(directory: str | os.PathLike[str], *, eids: Iterable[str] = (),
              euicc_count: int = 1, eid_prefix: str = DEFAULT_EID_PREFIX,
              eum_org: str = DEFAULT_EUM_ORG, smdp_oid: str = DEFAULT_SMDP_OID,
              tls_hosts: Sequence[str] = DEFAULT_TLS_HOSTS,
-             overwrite: bool = False, builtin_ci: bool = False) -> PkiSummary:
-    """Make a complete test PKI in ``directory``.
+             overwrite: bool = False, builtin_ci: bool = False,
+             curve: str = "nist") -> PkiSummary:
+    """Make a complete test PKI in ``directory``, on the ``curve`` named (``nist``,
+    ``brainpool`` or ``both``: see the module documentation).
 
     eUICC certificates are issued for every EID in ``eids``, or for ``euicc_count`` random
     EIDs under ``eid_prefix`` when none are given. With ``builtin_ci`` the CI and the EUM
     are the built-in test ones (:func:`builtin_ci`, :func:`builtin_eum`), which emulated
     cards made without a PKI directory trust and chain to; the SM-DP+'s own keys are new.
     """
+    if curve not in (*CURVES, "both"):
+        raise PkiError(f"curve {curve!r} is not one of {', '.join((*CURVES, 'both'))}")
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     wanted = list(eids) or [random_eid(eid_prefix) for _ in range(euicc_count)]
@@ -434,26 +374,42 @@ def init_pki(directory: str | os.PathLike[str], *, eids: Iterable[str] = (),
         wanted = [validate_eid(e) for e in wanted]
     except IdentifierError as exc:
         raise PkiError(str(exc)) from exc
+    first = "brainpool" if curve == "brainpool" else "nist"
     if builtin_ci:
-        if eum_org != DEFAULT_EUM_ORG:
-            raise PkiError("the built-in EUM has the default organisation")
-        ci, eum = _builtin_pair(eid_prefix)
+        if eum_org != DEFAULT_EUM_ORG or curve != "nist":
+            raise PkiError("the built-in CI and EUM are NIST P-256, of the default organisation")
+        ci, eum = _BUILTIN_CI(), builtin_eum(eid_prefix)
     else:
-        ci = make_ci()
+        ci = make_ci(curve=CURVES[first], name=_CI_NAMES[first])
         eum = make_eum(ci, org=eum_org, eid_prefixes=(eid_prefix,))
-    files: list[str] = []
-    roles = [(ci, CI_CERT, CI_KEY), (eum, EUM_CERT, EUM_KEY),
-             (make_server(ci, ROLE_DP_AUTH, oid=smdp_oid), DPAUTH_CERT, DPAUTH_KEY),
-             (make_server(ci, ROLE_DP_PB, oid=smdp_oid), DPPB_CERT, DPPB_KEY),
-             (make_tls(ci, tls_hosts, oid=smdp_oid), TLS_CERT, TLS_KEY)]
+    roles = _chain_files(ci, eum, smdp_oid, "")
+    roles.append((make_tls(ci, tls_hosts, oid=smdp_oid), TLS_CERT, TLS_KEY))
+    if curve == "both":
+        bp = make_ci(curve=CURVES["brainpool"], name=_CI_NAMES["brainpool"])
+        bp_eum = make_eum(bp, org=eum_org, eid_prefixes=(eid_prefix,))
+        roles += _chain_files(bp, bp_eum, smdp_oid, "-brainpool")
     for eid in wanted:
         if not eid.startswith(eid_prefix):
             raise PkiError(f"EID {eid} lies outside the EUM range {eid_prefix}...")
         roles.append((make_euicc(eum, eid), euicc_cert_name(eid), euicc_key_name(eid)))
+    files: list[str] = []
     for credential, cert_name, key_name in roles:
         save(credential, root, cert_name, key_name, overwrite=overwrite)
         files += [cert_name, key_name]
     return PkiSummary(root, tuple(wanted), tuple(files))
+
+
+def _chain_files(ci: Credential, eum: Credential, smdp_oid: str, suffix: str
+                 ) -> list[tuple[Credential, str, str]]:
+    """CI, EUM, DPauth, DPpb and DSauth of one chain, with their file names
+    (``ci<suffix>.pem``)."""
+    return [(ci, f"ci{suffix}.pem", f"ci{suffix}.key"),
+            (eum, f"eum{suffix}.pem", f"eum{suffix}.key"),
+            (make_server(ci, ROLE_DP_AUTH, oid=smdp_oid), f"dpauth{suffix}.pem",
+             f"dpauth{suffix}.key"),
+            (make_server(ci, ROLE_DP_PB, oid=smdp_oid), f"dppb{suffix}.pem", f"dppb{suffix}.key"),
+            (make_server(ci, ROLE_DS_AUTH, oid=smdp_oid), f"dsauth{suffix}.pem",
+             f"dsauth{suffix}.key")]
 
 
 def issue_euicc(directory: str | os.PathLike[str], eid: str, *,
@@ -477,7 +433,3 @@ def load_euicc(directory: str | os.PathLike[str], eid: str) -> Credential:
     """The eUICC credential for ``eid`` from a PKI directory."""
     root = Path(directory)
     return Credential.load(root / euicc_cert_name(eid), root / euicc_key_name(eid))
-
-
-def _builtin_pair(prefix: str) -> tuple[Credential, Credential]:
-    return builtin_ci(), builtin_eum(prefix)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import TypeAlias
 
 from mps_common.cli import new_parser, parse
@@ -32,3 +35,17 @@ def parse_standalone(name: str, register: Callable[[Subparsers], None],
     parser = new_parser("mps-emu", f"mps-emu {name}")
     register(parser.add_subparsers(dest="command", required=True))
     return parse(parser, args)
+
+
+def wait_for_stop() -> None:
+    """Block until SIGTERM or SIGINT (handlers are installed on the main thread only; from
+    another thread this waits forever, as a server's thread should)."""
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    stop.wait()

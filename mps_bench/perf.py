@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from broker_bridge.errors import BridgeError
-from mps_bench import dataset, device, download, ingest, plot, profiling, query
+from mps_bench import dataset, device, download, ingest, lpa_wall, plot, profiling, query
 from mps_bench.mqttload import LoadClient, LoadError, Request
 from mps_bench.perfreport import FULL, QUICK, SECTIONS, SMOKE, PerfReport, Plan, render, targets
 from mps_bench.stack import Stack, StoreTarget, running_stack, topics
@@ -124,6 +124,8 @@ def _measure(plan: Plan, args: argparse.Namespace, target: StoreTarget, out: Pat
             _firstboot(plan, report, say)
         if "download" in wanted:
             _download(plan, out, report, say)
+        if "lpa" in wanted:
+            _lpa_walls(plan, out, report, say)
     finally:
         if not args.keep:
             shutil.rmtree(out / "work", ignore_errors=True)
@@ -474,3 +476,12 @@ def _download(plan: Plan, out: Path, report: PerfReport, say: Callable[[str], No
         section[f"{kind}_ms"] = section[kind]["median_ms"]
         if result.why:
             report.notes.append(f"download over {kind}: {result.why}")
+
+
+def _lpa_walls(plan: Plan, out: Path, report: PerfReport, say: Callable[[str], None]) -> None:
+    found = lpa_wall.measure(out / "work" / "lpa", plan.lpa_runs, say)
+    report.section("lpa").update(
+        found.to_json(), how="median wall time of mps-lpa through pcscd + vpcd, process "
+        "start to exit; python_start_wall_ms: the interpreter alone, same run")
+    if found.why:
+        report.notes.append(f"mps-lpa wall time: {found.why}")

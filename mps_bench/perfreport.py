@@ -11,7 +11,7 @@ from typing import Any
 from mps_bench import device, download
 from mps_common.cli import table
 
-SECTIONS = ("query", "ingest", "scale", "firstboot", "download")
+SECTIONS = ("query", "ingest", "scale", "firstboot", "download", "lpa")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Plan:
     scale_requests: int
     boots: int
     downloads: int = 1  # per card link
+    lpa_runs: int = 10  # timed mps-lpa runs of each command (process start to exit)
     in_flight: int = 64
     ingest_in_flight: int = 200
     timeout: float = 60.0
@@ -56,7 +57,7 @@ QUICK = Plan("quick", devices=30_000, contracts=9_000, seq_rounds=4, seq_per_rou
 SMOKE = Plan("smoke", devices=300, contracts=90, seq_rounds=2, seq_per_round=10,
              pipe_rounds=2, pipe_per_round=40, ingest_rounds=2, ingest_per_round=30,
              direct=10, scale_members=(1, 2), scale_requests=40, boots=1, timeout=20.0,
-             warm_up=5, ingest_in_flight=20, profile_seconds=1.0)
+             warm_up=5, ingest_in_flight=20, profile_seconds=1.0, lpa_runs=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,8 @@ def targets(report: PerfReport) -> list[Target]:
         Target("download.emu_ms", _get(r, "download.emu_ms"), "<=", 150, " ms"),
         Target("download.pcsc_ms", _get(r, "download.pcsc_ms"), "<=", 400, " ms"),
         Target("agent.rss_mb", _get(r, "agent.rss_mb"), "<=", 40, " MB"),
+        Target("lpa.chip_info_wall_ms", _get(r, "lpa.chip_info_wall_ms"), "<=", 80, " ms"),
+        Target("lpa.download_wall_ms", _get(r, "lpa.download_wall_ms"), "<=", 120, " ms"),
     ]
 
 
@@ -208,6 +211,15 @@ def _scale(sc: dict[str, Any]) -> str:
             + table(["bridges", "per s", "speedup", "echo per s", "ratio"], rows))
 
 
+def _lpa(lp: dict[str, Any]) -> str:
+    if lp.get("chip_info_wall_ms") is None:
+        return f"g. mps-lpa wall time: {lp.get('why', 'not measured')}"
+    return (f"g. mps-lpa wall time through pcscd + vpcd (median of {lp['runs']}, process "
+            f"start to exit): chip info {_fmt(lp['chip_info_wall_ms'], 1)} ms, profile "
+            f"download {_fmt(lp['download_wall_ms'], 1)} ms; the interpreter alone "
+            f"{_fmt(lp['python_start_wall_ms'], 1)} ms")
+
+
 _SECTIONS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("query", _query), ("ingest", _ingest), ("firstboot", _firstboot),
-    ("download", _download), ("scale", _scale))
+    ("download", _download), ("scale", _scale), ("lpa", _lpa))

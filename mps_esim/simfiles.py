@@ -42,6 +42,21 @@ def swap_nibbles_decode(data: bytes) -> str:
     return "".join(out)
 
 
+def plain_bcd_encode(digits: str, length: int) -> bytes:
+    """Digits as BCD in plain order (ITU-T E.118 "non-swapped"), padded with F to ``length``."""
+    if not re.fullmatch(r"[0-9]*", digits) or len(digits) > 2 * length:
+        raise ValueError(f"cannot encode {digits!r} in {length} BCD bytes")
+    return bytes.fromhex(digits.ljust(2 * length, "F"))
+
+
+def plain_bcd_decode(data: bytes) -> str:
+    """Inverse of :func:`plain_bcd_encode`: digits up to the first F filler."""
+    digits = data.hex().upper().split("F", 1)[0]
+    if not digits.isdigit() and digits:
+        raise ValueError(f"BCD {data.hex().upper()} holds a non-digit nibble")
+    return digits
+
+
 def encode_iccid(iccid: str) -> bytes:
     """EF.ICCID content: 10 bytes of swapped BCD (``98 94 ..`` for ``8949..``)."""
     return swap_nibbles_encode(iccid, 10)

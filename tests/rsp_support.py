@@ -18,11 +18,14 @@ from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
 from lpa_emulator.smdp.orders import OrderStore
 from lpa_emulator.smdp.report import InstallationReport
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
+from lpa_emulator.smds import ROUTES as SMDS_ROUTES
+from lpa_emulator.smds import Smds, SmdsCredentials
 from mps_esim import sgp22
 from mps_esim.iso7816 import Response, build_apdu, t0_transceive, with_channel
 from mps_esim.lpa.download import Es10bOverStoreData, ProfileDownloader
 from mps_esim.lpa.es9 import Es9Client
 from mps_esim.lpa.es10 import Es10Client
+from mps_esim.lpa.es11 import Es11Client, Es12Client
 from mps_esim.simfiles import ISDR_AID
 from mps_wire.identifiers import make_iccid
 
@@ -147,3 +150,31 @@ def new_subscription() -> tuple[str, str]:
     with _lock:
         n = next(_counter)
     return make_iccid(f"894900000000{n:06d}"), f"0010100000{n:05d}"
+
+
+@dataclass
+class ServedSmds:
+    smds: Smds
+    server: SmdpHttpServer
+    address: str
+    ca: Path
+
+    def es11(self) -> Es11Client:
+        return Es11Client(self.address, ca_file=self.ca)
+
+    def es12(self) -> Es12Client:
+        return Es12Client(self.address, ca_file=self.ca)
+
+
+@contextlib.contextmanager
+def served_smds(pki_dir: Path) -> Iterator[ServedSmds]:
+    """An SM-DS (ES11 and ES12) on HTTPS at ``localhost:<free port>``."""
+    smds = Smds(address="localhost", credentials=SmdsCredentials.from_dir(pki_dir))
+    server = SmdpHttpServer(smds, host="127.0.0.1", port=0, routes=SMDS_ROUTES,
+                            ssl_context=tls_context(pki_dir / pki.TLS_CERT,
+                                                    pki_dir / pki.TLS_KEY))
+    smds.address = f"localhost:{server.start()}"
+    try:
+        yield ServedSmds(smds, server, smds.address, pki_dir / pki.CI_CERT)
+    finally:
+        server.stop()

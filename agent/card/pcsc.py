@@ -14,26 +14,12 @@ from mps_esim.simfiles import ISDR_AID
 log = logging.getLogger(__name__)
 
 
-def _pcsc_reason(exc: Exception) -> str:
-    """pyscard's message with the PC/SC error name (SCARD_W_REMOVED_CARD, ...) when known."""
-    from smartcard import scard
-
-    code = getattr(exc, "hresult", None)
-    if isinstance(code, int) and code != -1:
-        names = [n for n in dir(scard) if n.startswith("SCARD_") and
-                 getattr(scard, n) == code & 0xFFFFFFFF and n[6:8] in ("E_", "W_", "F_")]
-        if names:
-            return f"{names[0]} (0x{code & 0xFFFFFFFF:08X})"
-    return str(exc)
-
-
-def _release(conn: Any) -> None:
-    """Disconnect and give back the PC/SC context now, not whenever the object is collected
-    (by then pcscd may be gone, and pyscard complains from a finaliser)."""
-    try:
-        conn.release()
-    except Exception as exc:
-        log.debug("releasing the PC/SC connection failed: %s", exc)
+def _reason(scard: Any, hresult: int) -> str:
+    """The PC/SC error name and number (``SCARD_W_REMOVED_CARD (0x80100069)``)."""
+    code = hresult & 0xFFFFFFFF
+    names = [n for n in dir(scard) if n.startswith("SCARD_") and n[6:8] in ("E_", "W_", "F_")
+             and getattr(scard, n) & 0xFFFFFFFF == code]
+    return f"{names[0] if names else 'PC/SC error'} (0x{code:08X})"
 
 
 class PcscCardLink(CardLink):
@@ -49,7 +35,8 @@ class PcscCardLink(CardLink):
         except re.error as exc:
             raise AgentConfigError(f"pcsc:// reader pattern {reader!r} is invalid: {exc}") from exc
         self.reader_name: str | None = None
-        self._conn: Any = None
+        self._context: Any = None
+        self._card: Any = None
 
     @classmethod
     def from_url(cls, url: SplitResult, *, isdr_aid: bytes = ISDR_AID) -> PcscCardLink:
@@ -60,54 +47,78 @@ class PcscCardLink(CardLink):
         return cls(query.get("reader", [""])[-1], isdr_aid=isdr_aid)
 
     def _connect(self) -> bytes:
-        # Imported here: pyscard loads libpcsclite, which a device without a reader lacks.
-        from smartcard.CardConnection import CardConnection
-        from smartcard.Exceptions import CardConnectionException, NoCardException
-        from smartcard.pcsc.PCSCExceptions import EstablishContextException, ListReadersException
-        from smartcard.System import readers
+        # pyscard's PC/SC layer alone (smartcard.scard), imported here: it loads libpcsclite,
+        # which a device without a reader lacks; its object layer costs start-up time only.
+        from smartcard import scard
 
+        hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise NoCardError(f"PC/SC is not available (is pcscd running?): "
+                              f"{_reason(scard, hresult)}")
         try:
-            available = readers()
-        except (EstablishContextException, ListReadersException) as exc:
-            raise NoCardError(f"PC/SC is not available (is pcscd running?): {exc}") from exc
-        matching = [r for r in available if self._pattern.search(str(r))]
+            self._card = self._connect_reader(scard, context)
+        except BaseException:
+            scard.SCardReleaseContext(context)
+            raise
+        self._context = context
+        hresult, _name, _state, _protocol, atr = scard.SCardStatus(self._card)
+        if hresult != scard.SCARD_S_SUCCESS:
+            self._close()
+            raise CardError(f"cannot read the card's status in {self.reader_name!r}: "
+                            f"{_reason(scard, hresult)}")
+        return bytes(atr)
+
+    def _connect_reader(self, scard: Any, context: Any) -> Any:
+        hresult, available = scard.SCardListReaders(context, [])
+        if hresult not in (scard.SCARD_S_SUCCESS, scard.SCARD_E_NO_READERS_AVAILABLE):
+            raise NoCardError(f"PC/SC is not available (is pcscd running?): "
+                              f"{_reason(scard, hresult)}")
+        available = list(available or [])
+        matching = [r for r in available if self._pattern.search(r)]
         if not matching:
-            names = ", ".join(str(r) for r in available) or "none"
+            names = ", ".join(available) or "none"
             raise NoCardError(f"no PC/SC reader matches {self._pattern.pattern!r} "
                               f"(readers: {names})")
-        reader = matching[0]
-        self.reader_name = str(reader)
-        conn = reader.createConnection()
-        try:
-            # Independent LPAs and real eUICCs speak T=0; the base class does 61xx/6Cxx.
-            conn.connect(CardConnection.T0_protocol)
-        except NoCardException as exc:
-            _release(conn)
-            raise NoCardError(f"no card in reader {self.reader_name!r}") from exc
-        except CardConnectionException as exc:
-            _release(conn)
+        self.reader_name = matching[0]
+        # Independent LPAs and real eUICCs speak T=0; the base class does 61xx/6Cxx.
+        hresult, card, _protocol = scard.SCardConnect(
+            context, self.reader_name, scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T0)
+        if hresult in (scard.SCARD_E_NO_SMARTCARD, scard.SCARD_W_REMOVED_CARD):
+            raise NoCardError(f"no card in reader {self.reader_name!r}")
+        if hresult != scard.SCARD_S_SUCCESS:
             raise CardError(f"cannot connect to the card in {self.reader_name!r}: "
-                            f"{_pcsc_reason(exc)}") from exc
-        self._conn = conn
-        return bytes(conn.getATR())
+                            f"{_reason(scard, hresult)}")
+        return card
 
     def _exchange(self, apdu: bytes) -> bytes:
-        from smartcard.Exceptions import CardConnectionException
+        from smartcard import scard
 
-        if self._conn is None:
+        if self._card is None:
             raise CardError("pcsc:// link is not connected")
-        try:
-            data, sw1, sw2 = self._conn.transmit(list(apdu))
-        except CardConnectionException as exc:
+        hresult, response = scard.SCardTransmit(self._card, scard.SCARD_PCI_T0, list(apdu))
+        if hresult != scard.SCARD_S_SUCCESS:
             # pcscd reports a card pulled mid-session as NOT_TRANSACTED, then REMOVED_CARD
             # (a reset by another client as RESET_CARD); either way this connection is dead
             # until reconnected.
             raise CardRemovedError(
                 f"card in {self.reader_name!r} went away during a command: "
-                f"{_pcsc_reason(exc)}") from exc
-        return bytes(data) + bytes((sw1, sw2))
+                f"{_reason(scard, hresult)}")
+        return bytes(response)
 
     def _close(self) -> None:
-        if self._conn is not None:
-            _release(self._conn)
-            self._conn = None
+        """Disconnect and give back the PC/SC context now (by the time the objects are
+        collected pcscd may be gone); failures only logged."""
+        if self._card is None and self._context is None:
+            return
+        from smartcard import scard
+
+        if self._card is not None:
+            # Unpowered, as pyscard's object layer leaves a card: the next connect powers it
+            # up again, so a card that is gone is found gone.
+            hresult = scard.SCardDisconnect(self._card, scard.SCARD_UNPOWER_CARD)
+            if hresult != scard.SCARD_S_SUCCESS:
+                log.debug("disconnecting from the card failed: %s", _reason(scard, hresult))
+            self._card = None
+        if self._context is not None:
+            scard.SCardReleaseContext(self._context)
+            self._context = None

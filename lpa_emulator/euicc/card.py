@@ -412,6 +412,11 @@ class EuiccCard:
         if cmd.p1 not in (_P1_STORE_MORE, _P1_STORE_LAST):
             chan.drop_store_data()
             raise CardStatus(SW.WRONG_P1P2, "STORE DATA P1 is 11 (more) or 91 (last)")
+        if not cmd.data:
+            # Every block carries part of an ES10 command (SGP.22 5.7.2): no Lc is a
+            # wrong length, and the command being assembled cannot be trusted either.
+            chan.drop_store_data()
+            raise CardStatus(SW.WRONG_LENGTH, "STORE DATA carries no data")
         if cmd.p2 == 0:
             # Block 0 always starts a new command; an abandoned one is dropped.
             chan.drop_store_data()

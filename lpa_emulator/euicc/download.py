@@ -125,10 +125,14 @@ class DownloadSession:
         try:
             server = certs.load_der(req.server_certificate, "dpauth")
             key = server.public_key()
-            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-                return refuse(code.UNSUPPORTED_CURVE, "CERT.DPauth is not on NIST P-256")
-            certs.verify_server_certificate(server, self.identity.ci_certificates,
-                                            role=certs.ROLE_DP_AUTH)
+            if ecka.rsp_curve(key) is None or not isinstance(key, ec.EllipticCurvePublicKey):
+                return refuse(code.UNSUPPORTED_CURVE,
+                              "CERT.DPauth is on neither NIST P-256 nor brainpoolP256r1")
+            # An SM-DS authenticates with CERT.DSauth for event retrieval (SGP.22 3.6.3).
+            from_smds = certs.has_role(server, certs.ROLE_DS_AUTH)
+            certs.verify_server_certificate(
+                server, self.identity.ci_certificates,
+                role=certs.ROLE_DS_AUTH if from_smds else certs.ROLE_DP_AUTH)
         except CertificateError as exc:
             return refuse(code.INVALID_CERTIFICATE, str(exc))
         try:
@@ -137,10 +141,11 @@ class DownloadSession:
             return refuse(code.INVALID_SIGNATURE, str(exc))
         if signed.euicc_challenge != self._challenge:
             return refuse(code.EUICC_CHALLENGE_MISMATCH, "serverSigned1 names another challenge")
-        if not req.ctx_params1.matching_id and (
+        if not req.ctx_params1.matching_id and not from_smds and (
                 default_smdp_address is None
                 or signed.server_address.lower() != default_smdp_address.lower()):
-            # Without a matching id the LPA uses the default SM-DP+: it must be that one.
+            # Without a matching id an SM-DP+ must be the default one; an SM-DS is asked
+            # for events, which carry no matching id.
             return refuse(code.UNDEFINED, f"no matching id, and {signed.server_address} is "
                           f"not the default SM-DP+ ({default_smdp_address or 'none set'})")
         euicc_signed1 = rsp.EuiccSigned1(signed.transaction_id, signed.server_address,
@@ -150,7 +155,7 @@ class DownloadSession:
         signature = self.identity.sign(body)
         self._txid = signed.transaction_id
         self._server_address = signed.server_address
-        self._dpauth = server
+        self._dpauth = None if from_smds else server  # no download follows an SM-DS
         self._euicc_signature1 = signature
         self._challenge = None  # one use only: a replayed serverSigned1 finds none
         return rsp.AuthenticateResponseOk(body, signature, self.identity.certificate_der,
@@ -169,10 +174,12 @@ class DownloadSession:
             return rsp.PrepareDownloadResponseError(signed.transaction_id,
                                                     refusal.reason).encode()
         otsk = self._otsk
-        # The SM-DP+ may ask to reuse the one-time key of an earlier attempt (SGP.22 3.1.3).
-        if (otsk is None or signed.bpp_euicc_otpk is None
+        # The one-time key is on the curve of CERT.DPpb (SGP.22 3.1.3), and the SM-DP+ may
+        # ask to reuse the one of an earlier attempt.
+        curve = ecka.rsp_curve(dppb.public_key()) or ecka.CURVES["nist"]
+        if (otsk is None or otsk.curve.name != curve.name or signed.bpp_euicc_otpk is None
                 or ecka.public_point(otsk) != signed.bpp_euicc_otpk):
-            otsk = ecka.new_key()
+            otsk = ecka.new_key(curve)
         self._otsk = otsk
         euicc_signed2 = rsp.EuiccSigned2(signed.transaction_id, ecka.public_point(otsk),
                                          req.hash_cc).encode()
@@ -192,8 +199,9 @@ class DownloadSession:
         try:
             dppb = certs.load_der(req.smdp_certificate, "dppb")
             key = dppb.public_key()
-            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-                raise _Refusal(code.UNSUPPORTED_CURVE, "CERT.DPpb is not on NIST P-256")
+            if ecka.rsp_curve(key) is None or not isinstance(key, ec.EllipticCurvePublicKey):
+                raise _Refusal(code.UNSUPPORTED_CURVE,
+                               "CERT.DPpb is on neither NIST P-256 nor brainpoolP256r1")
             certs.verify_server_certificate(dppb, self.identity.ci_certificates,
                                             role=certs.ROLE_DP_PB)
             if certs.server_oid(dppb) != certs.server_oid(self._dpauth):

@@ -37,9 +37,8 @@ from cryptography.x509.oid import NameOID
 
 from lpa_emulator import pki
 from lpa_emulator.euicc.errors import EuiccError
-from mps_esim.crypto import signatures
+from mps_esim.crypto import ecka, signatures
 
-_CURVE = ec.SECP256R1()
 _EID = re.compile(r"[0-9]{32}")
 _CERT_SUFFIXES = (".pem", ".der", ".crt", ".cer")
 
@@ -65,7 +64,8 @@ def load_certificate(path: Path) -> x509.Certificate:
 
 
 def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """A P-256 private key from ``path``: PKCS#8 or SEC 1, PEM or DER, unencrypted."""
+    """A P-256 or brainpoolP256r1 private key from ``path``: PKCS#8 or SEC 1, PEM or DER,
+    unencrypted."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -75,14 +75,11 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 def _private_key(raw: bytes, where: str) -> ec.EllipticCurvePrivateKey:
     try:
-        if raw.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_private_key(raw, password=None)
-        else:
-            key = serialization.load_der_private_key(raw, password=None)
-    except (ValueError, TypeError) as exc:
-        raise IdentityError(f"{where} is not an unencrypted private key: {exc}") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != _CURVE.name:
-        raise IdentityError(f"{where} is not a NIST P-256 key")
+        key = pki.parse_private_key(raw, source=where)
+    except pki.PkiError as exc:
+        raise IdentityError(str(exc)) from None
+    if ecka.rsp_curve(key) is None:
+        raise IdentityError(f"{where} is neither a NIST P-256 nor a brainpoolP256r1 key")
     return key
 
 
@@ -196,7 +193,7 @@ class EuiccIdentity:
         return tuple(subject_key_id(c) for c in issuers)
 
     def sign(self, data: bytes) -> bytes:
-        """ECDSA P-256/SHA-256 by SK.EUICC over ``data``, as 64 raw bytes r || s."""
+        """ECDSA with SHA-256 by SK.EUICC over ``data``, as 64 raw bytes r || s."""
         return signatures.sign(self.private_key, data)
 
     def check(self, eid: str) -> None:

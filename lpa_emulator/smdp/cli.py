@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from lpa_emulator import pki
@@ -39,7 +36,7 @@ from lpa_emulator.smdp.operator import order_subscriptions, read_subscriptions
 from lpa_emulator.smdp.orders import Order, OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
-from lpa_emulator.subcommands import Subparsers, add_command
+from lpa_emulator.subcommands import Subparsers, add_command, wait_for_stop
 from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table, utc_time
 from mps_common.errors import ConfigError
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, check_address
@@ -90,7 +87,8 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
                                eid_prefix=args.eid_prefix, eum_org=args.eum_org,
                                smdp_oid=args.smdp_oid,
                                tls_hosts=args.tls_host or pki.DEFAULT_TLS_HOSTS,
-                               overwrite=args.force, builtin_ci=args.builtin_ci)
+                               overwrite=args.force, builtin_ci=args.builtin_ci,
+                               curve=args.curve)
     except (pki.PkiError, OSError) as exc:
         return fail(PROG, str(exc))
     _print_summary(summary, args.json)
@@ -152,16 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         publisher.start()
     print(f"SM-DP+ {args.address} serving ES9+ on https://{host}:{bound}"
           + (f", reports to {broker} {publisher.topic}" if publisher else ""), flush=True)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
     try:
-        stop.wait()
+        wait_for_stop()
     finally:
         server.stop()
         if publisher is not None:
@@ -175,6 +165,8 @@ def cmd_order(args: argparse.Namespace) -> int:
         return fail(PROG, "give --iccid and --imsi, or --from-operator FILE", EXIT_USAGE)
     if args.iccid is not None and args.imsi is None:
         return fail(PROG, "--iccid needs --imsi", EXIT_USAGE)
+    if args.smds and not args.eid:
+        return fail(PROG, "--smds needs --eid: an event is for one eUICC", EXIT_USAGE)
     try:
         store = OrderStore.in_dir(_data_dir(args))
     except OrderError as exc:
@@ -197,7 +189,14 @@ def cmd_order(args: argparse.Namespace) -> int:
         store.close()
     code = ActivationCode(address, order.matching_id, cc_required=order.cc_required)
     out: dict[str, Any] = {"activation_code": str(code), **order.summary()}
-    emit(out, as_json=args.json, text=lambda _: f"{code}\n{_order_line(order)}")
+    if args.smds:
+        problem = _register_event(args, order.matching_id, address)
+        if problem is not None:
+            return fail(PROG, problem)
+        out["smds"] = args.smds
+    emit(out, as_json=args.json, text=lambda _: "\n".join(
+        [str(code), _order_line(order)] + ([f"event registered at {args.smds}"]
+                                           if args.smds else [])))
     return EXIT_OK
 
 
@@ -230,6 +229,19 @@ def _order_from_operator(store: OrderStore, address: str, args: argparse.Namespa
     new = sum(1 for r in rows if r["new"])
     print(f"{new} new order(s), {len(rows) - new} ordered before", file=sys.stderr)
     return EXIT_OK
+
+
+def _register_event(args: argparse.Namespace, matching_id: str, address: str) -> str | None:
+    """ES12.RegisterEvent of the order at ``--smds``; what went wrong, if anything."""
+    from mps_esim.lpa.es9 import Es9Error
+    from mps_esim.lpa.es11 import Es12Client
+
+    try:
+        with Es12Client(args.smds, ca_file=args.smds_ca) as es12:
+            es12.register_event(args.eid, matching_id, address)
+    except Es9Error as exc:
+        return f"order {matching_id} made, but the SM-DS refused the event: {exc}"
+    return None
 
 
 def cmd_orders(args: argparse.Namespace) -> int:
@@ -273,6 +285,8 @@ def _register_pki(subparsers: Subparsers) -> None:
     init.add_argument("--builtin-ci", action="store_true",
                       help="use the built-in test CI and EUM, which emulated cards made "
                       "without a PKI directory trust (test keys, public knowledge)")
+    init.add_argument("--curve", choices=("nist", "brainpool", "both"), default="nist",
+                      help="NIST P-256, brainpoolP256r1, or a chain on each (default: nist)")
     init.add_argument("--force", action="store_true", help="replace existing files")
     json_flag(init)
     init.set_defaults(func=cmd_pki_init)
@@ -322,6 +336,9 @@ def _register_orders(ssub: Subparsers) -> None:
     order.add_argument("--spn", default="MPS", help="service provider name")
     order.add_argument("--max-attempts", type=int, default=5)
     order.add_argument("--ttl", type=float, help="seconds until the order expires")
+    order.add_argument("--smds", type=_address, metavar="HOST:PORT",
+                       help="register the order as an event for --eid at this SM-DS (ES12)")
+    order.add_argument("--smds-ca", metavar="FILE", help="CA file for the SM-DS's TLS")
     order.add_argument("--data", help="order database directory ($MPS_SMDP_DATA)")
     json_flag(order)
     order.set_defaults(func=cmd_order)

@@ -18,17 +18,17 @@ import logging
 import re
 import ssl
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError, ServerStartError
 from lpa_emulator.smdp.local import failure_body, success_header
-from lpa_emulator.smdp.service import FUNCTIONS, Smdp
+from lpa_emulator.smdp.service import FUNCTIONS
 from mps_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,18 @@ MAX_BODY = 64 * 1024
 _PROTOCOL = re.compile(r"gsma/rsp/v[23]\.[0-9]+(\.[0-9]+)?")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Service(Protocol):
+    """What the server serves: functions called by name on a JSON body (an SM-DP+, or an
+    SM-DS with its ES11 and ES12 paths)."""
+
+    address: str
+
+    def call(self, function: str, body: Mapping[str, Any]) -> dict[str, Any] | None: ...
+
+
+ES9_ROUTES: Mapping[str, Sequence[str]] = {BASE_PATH: FUNCTIONS}
 
 
 def tls_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
@@ -63,13 +75,15 @@ def _failed(status: st.StatusCode, message: str, http_status: int = 200) -> web.
     return _json(failure_body(Es9StatusError(status, message)), http_status)
 
 
-def build_app(smdp: Smdp, executor: ThreadPoolExecutor, *, max_body: int = MAX_BODY
-              ) -> web.Application:
-    """The aiohttp application serving ``smdp``'s ES9+ functions."""
+def build_app(smdp: Service, executor: ThreadPoolExecutor, *, max_body: int = MAX_BODY,
+              routes: Mapping[str, Sequence[str]] = ES9_ROUTES) -> web.Application:
+    """The aiohttp application serving ``smdp``'s functions under each base path of
+    ``routes`` (ES9+ for an SM-DP+)."""
 
     async def function(request: web.Request) -> web.StreamResponse:
         name = request.match_info["function"]
-        if name not in FUNCTIONS:
+        base = request.path[:len(request.path) - len(name)]
+        if name not in routes.get(base, ()):
             return _failed(st.MALFORMED, f"no ES9+ function {name!r}", 404)
         protocol = request.headers.get("X-Admin-Protocol", "")
         if not _PROTOCOL.fullmatch(protocol.strip()):
@@ -116,22 +130,25 @@ def build_app(smdp: Smdp, executor: ThreadPoolExecutor, *, max_body: int = MAX_B
             return _failed(st.BUSY, "internal error", 500)
 
     app = web.Application(client_max_size=max_body, middlewares=[guard])
-    app.router.add_post(BASE_PATH + "{function}", function)
-    app.router.add_route("*", BASE_PATH + "{function}", not_allowed)
+    for base in routes:
+        app.router.add_post(base + "{function}", function)
+        app.router.add_route("*", base + "{function}", not_allowed)
     return app
 
 
 class SmdpHttpServer:
-    """Serves an :class:`Smdp` over HTTPS from a background thread.
+    """Serves an SM-DP+ (or an SM-DS) over HTTPS from a background thread.
 
     :meth:`start` binds and returns the port (``port=0`` picks a free one); :meth:`stop`
     closes the listener and waits for the thread.
     """
 
-    def __init__(self, smdp: Smdp, *, host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, smdp: Service, *, host: str = "127.0.0.1", port: int = 0,
                  ssl_context: ssl.SSLContext | None, workers: int = 4,
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY,
+                 routes: Mapping[str, Sequence[str]] = ES9_ROUTES) -> None:
         self.smdp = smdp
+        self._routes = routes
         self.host = host
         self.port = port
         self._ssl = ssl_context
@@ -173,7 +190,8 @@ class SmdpHttpServer:
 
     async def _serve(self) -> None:
         self._stopped = asyncio.Event()
-        runner = web.AppRunner(build_app(self.smdp, self._executor, max_body=self._max_body),
+        runner = web.AppRunner(build_app(self.smdp, self._executor, max_body=self._max_body,
+                                         routes=self._routes),
                                access_log=None, handle_signals=False)
         try:
             await runner.setup()
@@ -187,7 +205,7 @@ class SmdpHttpServer:
             self._ready.set()
             await runner.cleanup()
             return
-        log.info("ES9+ listening on %s for SM-DP+ %s", self.url, self.smdp.address)
+        log.info("listening on %s for %s", self.url, self.smdp.address)
         self._ready.set()
         try:
             await self._stopped.wait()

@@ -24,12 +24,12 @@ from typing import Any, TypeVar
 
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.bpp import BindingInput, bind_profile
-from lpa_emulator.smdp.credentials import SmdpCredentials
+from lpa_emulator.smdp.client_auth import verify_euicc
+from lpa_emulator.smdp.credentials import ServerKeys, SmdpCredentials
 from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.fields import (
     b64,
     binary_field,
-    certificate_status,
     decoded,
     ec_key,
     text_field,
@@ -41,7 +41,7 @@ from lpa_emulator.smdp.session import Session
 from mps_common.errors import ConfigError
 from mps_esim import sgp22
 from mps_esim.crypto import certs, signatures
-from mps_esim.crypto.errors import CertificateError, CryptoError
+from mps_esim.crypto.errors import CryptoError
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp22.saip import ProfileContent, build_profile_package
 
@@ -79,9 +79,10 @@ class Smdp:
         self._clock = clock
         self._sessions: dict[bytes, Session] = {}
         self._lock = threading.Lock()
-        self._ci = credentials.ci
-        self._ci_pkid = certs.subject_key_id(self._ci) or b""
         self.stats: dict[str, int] = {"sessions": 0, "bound": 0, "installed": 0, "failed": 0}
+        self.packages: dict[str, bytes] = {}
+        """Profile packages made by another profile creator, by ICCID: bound as they are
+        instead of one built from the order."""
 
     # --- sessions ------------------------------------------------------------------------
 
@@ -90,7 +91,8 @@ class Smdp:
         for key in expired:
             del self._sessions[key]
 
-    def _new_session(self, euicc_challenge: bytes) -> Session:
+    def _new_session(self, euicc_challenge: bytes, keys: ServerKeys, ci_pkid: bytes
+                     ) -> Session:
         now = self._clock()
         with self._lock:
             self._purge(now)
@@ -101,7 +103,7 @@ class Smdp:
                 if txid not in self._sessions:
                     break
             session = Session(txid, now, euicc_challenge, os.urandom(sgp22.CHALLENGE_SIZE),
-                              self._ci)
+                              keys, ci_pkid)
             self._sessions[txid] = session
             self.stats["sessions"] += 1
         return session
@@ -156,20 +158,22 @@ class Smdp:
                                  f"this SM-DP+ is {self.address}, not {address}")
         if info1.svn.split(".")[0] != str(SUPPORTED_SVN_MAJOR):
             raise Es9StatusError(st.UNSUPPORTED_VERSION, f"eUICC SVN {info1.svn} is not 2.x")
-        if self._ci_pkid not in info1.ci_pkids_signing:
+        chosen = self.credentials.select(info1.ci_pkids_verification, info1.ci_pkids_signing)
+        if chosen == "signing":
             raise Es9StatusError(st.UNSUPPORTED_SECURITY,
                            "the eUICC signs under no CI this SM-DP+ knows")
-        if self._ci_pkid not in info1.ci_pkids_verification:
+        if isinstance(chosen, str):
             raise Es9StatusError(st.NO_DPAUTH_FOR_CI, "the eUICC cannot verify CERT.DPauth")
-        session = self._new_session(challenge)
+        keys, ci_pkid = chosen
+        session = self._new_session(challenge, keys, ci_pkid)
         signed = rsp.ServerSigned1(session.txid, challenge, self.address,
                                    session.server_challenge).encode()
-        signature = signatures.sign_object(self.credentials.dpauth.key, signed)
+        signature = signatures.sign_object(keys.dpauth.key, signed)
         log.info("session %s: initiated", session.txid_hex)
         return {"transactionId": session.txid_hex, "serverSigned1": b64(signed),
                 "serverSignature1": b64(signature),
-                "euiccCiPKIdToBeUsed": b64(bytes((0x04, len(self._ci_pkid))) + self._ci_pkid),
-                "serverCertificate": b64(self.credentials.dpauth.cert_der)}
+                "euiccCiPKIdToBeUsed": b64(bytes((0x04, len(ci_pkid))) + ci_pkid),
+                "serverCertificate": b64(keys.dpauth.cert_der)}
 
     # --- authenticateClient -------------------------------------------------------------------
 
@@ -193,34 +197,16 @@ class Smdp:
 
     def _authenticate(self, session: Session, response: rsp.AuthenticateResponseOk
                       ) -> dict[str, Any]:
-        signed = decoded(rsp.EuiccSigned1.decode, response.euicc_signed1, "euiccSigned1")
-        if signed.transaction_id != session.txid:
-            raise Es9StatusError(st.UNKNOWN_TRANSACTION, "euiccSigned1 names another transaction")
-        try:
-            euicc = certs.load_der(response.euicc_certificate, "euicc")
-            eum = certs.load_der(response.eum_certificate, "eum")
-            if certs.authority_key_id(eum) != self._ci_pkid:
-                raise Es9StatusError(st.UNKNOWN_CI, "CERT.EUM is not issued by euiccCiPKIdToBeUsed")
-            eid = certs.verify_euicc_chain(euicc, eum, self.credentials.cis, at=certs.now())
-        except CertificateError as exc:
-            raise Es9StatusError(certificate_status(exc), str(exc)) from exc
-        try:
-            signatures.verify(ec_key(euicc), response.euicc_signed1,
-                              response.euicc_signature1)
-        except CryptoError as exc:
-            raise Es9StatusError(st.EUICC_SIGNATURE, f"euiccSignature1: {exc}") from exc
-        if not hmac.compare_digest(signed.server_challenge, session.server_challenge):
-            raise Es9StatusError(st.EUICC_SIGNATURE,
-                                 "euiccSigned1 carries another server challenge")
-        if signed.server_address.lower() != self.address.lower():
-            raise Es9StatusError(st.EUICC_SIGNATURE, "euiccSigned1 names another server address")
+        signed, euicc, eid = verify_euicc(
+            response, txid=session.txid, server_challenge=session.server_challenge,
+            address=self.address, cis=self.credentials.cis, ci_pkid=session.ci_pkid)
         order = self._order_for(signed.ctx_params1.matching_id, eid)
         if not self.orders.claim(order.matching_id, eid, session.txid_hex):
             raise Es9StatusError(st.MATCHING_ID_REFUSED,
                            "the order is being downloaded by another eUICC")
         smdp_signed2 = rsp.SmdpSigned2(session.txid, order.cc_required).encode()
         signature2 = signatures.sign_object(
-            self.credentials.dppb.key,
+            session.keys.dppb.key,
             smdp_signed2 + signatures.signature_object(response.euicc_signature1))
         metadata = self._metadata(order)
         session.eid, session.euicc_cert = eid, euicc
@@ -232,7 +218,7 @@ class Smdp:
                  order.matching_id)
         return {"transactionId": session.txid_hex, "profileMetadata": b64(metadata),
                 "smdpSigned2": b64(smdp_signed2), "smdpSignature2": b64(signature2),
-                "smdpCertificate": b64(self.credentials.dppb.cert_der)}
+                "smdpCertificate": b64(session.keys.dppb.cert_der)}
 
     def _order_for(self, matching_id: str | None, eid: str) -> Order:
         if not matching_id:
@@ -313,14 +299,14 @@ class Smdp:
             raise Es9StatusError(st.MATCHING_ID_REFUSED,
                                  "the order was taken over by another session")
         self._check_confirmation_code(session, order, signed.hash_cc)
-        profile = build_profile_package(ProfileContent(
+        profile = self.packages.get(order.iccid) or build_profile_package(ProfileContent(
             iccid=order.iccid, imsi=order.imsi, ki=order.ki, opc=order.opc,
             msisdn=order.msisdn, service_provider=order.service_provider))
         try:
             bpp = bind_profile(BindingInput(
                 transaction_id=session.txid, euicc_otpk=signed.euicc_otpk,
                 eid=bytes.fromhex(session.eid), metadata=self._metadata(order),
-                profile=profile, dppb_key=self.credentials.dppb.key,
+                profile=profile, dppb_key=session.keys.dppb.key,
                 smdp_oid=self.credentials.oid,
                 replace_session_keys=self.replace_session_keys))
         except CryptoError as exc:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from lpa_emulator.smdp.credentials import ServerKeys
+
 
 @dataclass
 class Session:
@@ -16,7 +18,9 @@ class Session:
     created: float
     euicc_challenge: bytes
     server_challenge: bytes
-    ci: x509.Certificate
+    keys: ServerKeys
+    ci_pkid: bytes
+    """euiccCiPKIdToBeUsed: the CI the eUICC's certificate chain must be issued under."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     step: str = "initiated"
     eid: str | None = None

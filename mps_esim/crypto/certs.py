@@ -28,9 +28,12 @@ ROLE_EUM = x509.ObjectIdentifier(f"{_RSP_ROLE}.2")
 ROLE_DP_TLS = x509.ObjectIdentifier(f"{_RSP_ROLE}.3")
 ROLE_DP_AUTH = x509.ObjectIdentifier(f"{_RSP_ROLE}.4")
 ROLE_DP_PB = x509.ObjectIdentifier(f"{_RSP_ROLE}.5")
+ROLE_DS_TLS = x509.ObjectIdentifier(f"{_RSP_ROLE}.6")
+ROLE_DS_AUTH = x509.ObjectIdentifier(f"{_RSP_ROLE}.7")
 
 ROLE_NAMES = {ROLE_CI: "ci", ROLE_EUICC: "euicc", ROLE_EUM: "eum", ROLE_DP_TLS: "dptls",
-              ROLE_DP_AUTH: "dpauth", ROLE_DP_PB: "dppb"}
+              ROLE_DP_AUTH: "dpauth", ROLE_DP_PB: "dppb", ROLE_DS_TLS: "dstls",
+              ROLE_DS_AUTH: "dsauth"}
 
 
 def _refuse(message: str, role: str,
@@ -230,7 +233,8 @@ def _issuing_ci(cert: x509.Certificate, cis: Sequence[x509.Certificate], role: s
 def verify_server_certificate(cert: x509.Certificate, cis: Sequence[x509.Certificate], *,
                               role: x509.ObjectIdentifier,
                               at: datetime.datetime | None = None) -> x509.Certificate:
-    """Check a DPauth / DPpb certificate against the known CIs; return the issuing CI.
+    """Check a DPauth / DPpb / DSauth certificate against the known CIs; return the
+    issuing CI.
 
     ``at`` is the time to check validity at; None skips the check (an eUICC has no clock).
     """

@@ -10,6 +10,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mps_esim.crypto.errors import CryptoError
 
+CURVES: dict[str, ec.EllipticCurve] = {"nist": ec.SECP256R1(), "brainpool": ec.BrainpoolP256R1()}
+"""The two curves of SGP.22 (2.6.5): NIST P-256 and brainpoolP256r1, by their short names.
+Every certificate of one chain, and the key agreement bound to it, is on one of them."""
+
+_RSP_CURVE_NAMES = frozenset(c.name for c in CURVES.values())
+
+
+def rsp_curve(key: object) -> ec.EllipticCurve | None:
+    """The curve of an EC key if it is one of :data:`CURVES`, else None."""
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) and (
+            key.curve.name in _RSP_CURVE_NAMES):
+        return key.curve
+    return None
+
 
 def new_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey:
     """A fresh one-time key pair (NIST P-256 unless ``curve`` is given)."""

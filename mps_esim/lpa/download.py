@@ -37,6 +37,7 @@ from mps_esim.lpa.es9 import (
     InitiateAuthenticationResponse,
 )
 from mps_esim.lpa.es10b import Es10b, Es10bOverStoreData, Es10Transport
+from mps_esim.lpa.es11 import Es11Client, EventEntry
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp22.der import expect
 
@@ -211,6 +212,17 @@ class ProfileDownloader:
         return DownloadResult(metadata.iccid, data.result.aid, metadata.service_provider,
                               metadata.profile_name, txid.hex().upper(), sent,
                               time.monotonic() - started)
+
+    def discover(self, es11: Es11Client, address: str) -> tuple[EventEntry, ...]:
+        """SM-DS event retrieval (SGP.22 3.6.3): the events waiting for this eUICC at the
+        SM-DS ``address``, after mutual authentication without a matching id."""
+        init = self._initiate(es11, address)
+        auth_der = self._authenticate_server(es11, init, None)
+        self._report(Stage.AUTHENTICATE_CLIENT)
+        events = self._es9(Stage.AUTHENTICATE_CLIENT,
+                           lambda: es11.events(init.transaction_id, auth_der))
+        self._report(Stage.DONE)
+        return events
 
     def _initiate(self, es9: Es9, address: str) -> InitiateAuthenticationResponse:
         """GetEUICCChallenge and GetEUICCInfo1, then ES9+ initiateAuthentication, checked."""

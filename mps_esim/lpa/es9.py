@@ -21,7 +21,7 @@ import logging
 import os
 import ssl
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from mps_esim.errors import EsimError
 
@@ -103,6 +103,9 @@ def _b64(value: bytes) -> str:
 class JsonEs9:
     """ES9+ as JSON bodies; subclasses carry them (``_post``)."""
 
+    address_field = "smdpAddress"
+    """What initiateAuthentication calls the server's address (ES11: ``smdsAddress``)."""
+
     def _post(self, function: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """Send one request; the parsed JSON response, or None for 204 No Content."""
         raise NotImplementedError
@@ -146,7 +149,8 @@ class JsonEs9:
     def initiate_authentication(self, address: str, euicc_challenge: bytes,
                                 euicc_info1: bytes) -> InitiateAuthenticationResponse:
         fn = "initiateAuthentication"
-        answer = self._call(fn, {"smdpAddress": address, "euiccChallenge": _b64(euicc_challenge),
+        answer = self._call(fn, {self.address_field: address,
+                                 "euiccChallenge": _b64(euicc_challenge),
                                  "euiccInfo1": _b64(euicc_info1)})
         return InitiateAuthenticationResponse(
             self._txid(fn, answer), self._binary(fn, answer, "serverSigned1"),
@@ -220,7 +224,7 @@ class Es9Client(JsonEs9):
     """ES9+ over HTTPS to one SM-DP+ ``address`` (``host[:port]``)."""
 
     base_path = BASE_PATH
-    """Where the functions are (ESipa, SGP.32, uses the same binding under another path)."""
+    """Where the functions are (``<base_path><function>``); ES11, ES12 and ESipa differ."""
 
     def __init__(self, address: str, *, ca_file: str | os.PathLike[str] | None = None,
                  context: ssl.SSLContext | None = None, timeout: float = DEFAULT_TIMEOUT,
@@ -237,7 +241,7 @@ class Es9Client(JsonEs9):
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> Es9Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

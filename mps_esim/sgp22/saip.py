@@ -15,6 +15,12 @@ Files use the TCA templates (created by default) and only carry their content
 (``fillFileContent``), so the package stays small and interoperable.
 :func:`parse_profile_package` reads back what a card needs from any package that carries
 these elements, skipping elements it does not know.
+
+The header's ``iccid`` is coded as the TCA eUICC Profile Package specification (v2.3,
+ProfileHeader) asks: "non-swapped ITU E.118", the digits in plain order
+(``89 49 ..`` for ``8949..``), unlike EF.ICCID's nibble-swapped BCD (ETSI TS 102 221
+13.2). For full profiles a card does not check it against EF.ICCID; the ICCID a card
+reports is the one in EF.ICCID.
 """
 
 from __future__ import annotations
@@ -144,6 +150,11 @@ def _acc(imsi: str) -> bytes:
     return value.to_bytes(2, "big")
 
 
+def header_iccid(iccid: str) -> bytes:
+    """The ProfileHeader's ``iccid``: 10 bytes of BCD in plain digit order (E.118)."""
+    return simfiles.plain_bcd_encode(iccid, 10)
+
+
 def build_profile_package(content: ProfileContent) -> bytes:
     """The DER profile package (concatenated profile elements) for ``content``."""
     if content.ki is None or content.opc is None:
@@ -153,7 +164,7 @@ def build_profile_package(content: ProfileContent) -> bytes:
                  tlv.encode(0x80, int_bytes(MAJOR_VERSION)),
                  tlv.encode(0x81, int_bytes(MINOR_VERSION)),
                  tlv.encode(0x82, content.profile_type.encode()),
-                 tlv.encode(0x83, iccid),
+                 tlv.encode(0x83, header_iccid(content.iccid)),
                  # eUICC-Mandatory-services: usim [1], milenage [4]
                  seq(0xA5, tlv.encode(0x81, b""), tlv.encode(0x84, b"")),
                  seq(0xA6, *(tlv.encode(0x06, oid_bytes(t))
@@ -300,15 +311,27 @@ def _read_header(header: tlv.Tlv) -> tuple[bytes, tlv.Tlv | None]:
     return sized(hm.required(0x83, "iccid").value, "ProfileHeader", size=10), profile_type
 
 
-def _content(found: _Found, header_iccid: bytes, profile_type: tlv.Tlv | None
+def _iccid(found: _Found, header: bytes) -> str:
+    """EF.ICCID's ICCID; the header's (plain digits) only where EF.ICCID has no content.
+
+    The two are not compared: for full profiles the TCA specification leaves the header's
+    value unchecked, and TS.48 test profiles code it differently from EF.ICCID.
+    """
+    if found.iccid_ef is not None:
+        return simfiles.decode_iccid(found.iccid_ef)
+    digits = simfiles.plain_bcd_decode(header)
+    if len(digits) not in (19, 20):
+        raise ValueError(f"the header's ICCID {header.hex().upper()} is not 19 or 20 digits")
+    return digits
+
+
+def _content(found: _Found, header: bytes, profile_type: tlv.Tlv | None
              ) -> ProfileContent:
     where = "ProfilePackage"
-    if found.iccid_ef is None or found.imsi_ef is None:
-        raise Asn1Error("the package lacks EF.ICCID or EF.IMSI content", where=where)
-    if found.iccid_ef != header_iccid:
-        raise Asn1Error("EF.ICCID differs from the header's ICCID", where=where)
+    if found.imsi_ef is None:
+        raise Asn1Error("the package lacks EF.IMSI content", where=where)
     try:
-        iccid = simfiles.decode_iccid(found.iccid_ef)
+        iccid = _iccid(found, header)
         imsi = simfiles.decode_imsi(found.imsi_ef)
     except ValueError as exc:
         raise Asn1Error(str(exc), where=where) from exc
@@ -330,10 +353,10 @@ def _content(found: _Found, header_iccid: bytes, profile_type: tlv.Tlv | None
 def parse_profile_package(data: bytes) -> ProfileContent:
     """The identities and keys of a profile package; :class:`Asn1Error` if it lacks them.
 
-    Unknown profile elements are skipped; the header's ICCID must match EF.ICCID.
+    Unknown profile elements are skipped; the ICCID is EF.ICCID's (see :func:`_iccid`).
     """
     elements = _elements(data)
-    header_iccid, profile_type = _read_header(elements[0])
+    header, profile_type = _read_header(elements[0])
     found = _Found()
     for element in elements[1:]:
         if element.tag == PE_END:
@@ -341,4 +364,4 @@ def parse_profile_package(data: bytes) -> ProfileContent:
         reader = _READERS.get(element.tag)
         if reader is not None:
             reader(element, found)
-    return _content(found, header_iccid, profile_type)
+    return _content(found, header, profile_type)

@@ -71,6 +71,8 @@ msisdns = ["{MSISDN}"]
 
 def empty_card(path: Path) -> str:
     state = CardState.new(profiles=[])
+    # The root SM-DS is asked when there is no activation code: here one that is not there.
+    state.root_ds_address = "127.0.0.1:1"
     state.save(path)
     return state.eid
 
@@ -141,6 +143,7 @@ def test_download_failures_name_the_step(deployment: Deployment, tmp_path: Path)
     done = agent(*base)
     assert done.returncode == 1
     assert "'ensure an enabled profile'" in done.stderr and "no activation code" in done.stderr
+    assert "SM-DS 127.0.0.1:1 failed" in done.stderr
     done = agent(*base, "--activation-code", f"LPA:1${deployment.smdp.address}$NO-SUCH",
                  "--smdp-ca", str(deployment.smdp.ca_file))
     assert done.returncode == 1

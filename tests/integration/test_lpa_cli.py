@@ -211,12 +211,15 @@ def test_profile_download_failures(card: Path, served: Served,
     # An SM-DP+ whose certificate the CA does not vouch for.
     rc, _, err = lpa(capsys, *base, "profile", "download", "-s", served.address, "-m", "X")
     assert rc == 1 and "does not verify" in err
+    state = CardState.load(card)
+    state.root_ds_address = ""  # no SM-DS to fall back on (the default is a public one)
+    state.save(card)
     for args, message in [
             (["-a", "LPA:2$x$y"], "format"),
             (["-a", f"LPA:1${served.address}$M", "-s", served.address], "not both"),
             (["-m", "M"], "needs -s"),
             (["-a", f"LPA:1${served.address}$M$$1"], "confirmation code"),
-            ([], "no default SM-DP+")]:
+            ([], "neither a default SM-DP+ nor a root SM-DS")]:
         rc, _, err = lpa(capsys, *base, "profile", "download", *args, *ca)
         assert (rc, message in err) == (2, True), err
     # Only the changes of a failed download: nothing was installed.

@@ -92,6 +92,7 @@ def reopen(card: EuiccCard) -> EuiccCard:
 # --- byte level -------------------------------------------------------------------------------
 
 def test_euicc_info1_bytes(card: EuiccCard, isdr: CardChannel) -> None:
+    """GetEUICCInfo1 (SGP.22 5.7.8)."""
     data, sw = es10(isdr, "BF2000")
     assert sw == 0x9000
     pkid = card.state.identity.ci_pkids[0]
@@ -102,6 +103,7 @@ def test_euicc_info1_bytes(card: EuiccCard, isdr: CardChannel) -> None:
 
 
 def test_euicc_info2_is_strict_der_in_asn1_order(isdr: CardChannel) -> None:
+    """GetEUICCInfo2 (SGP.22 5.7.8), DER in the order of the ASN.1."""
     data, sw = es10(isdr, "BF2200")
     assert sw == 0x9000
     item = tlv.decode_one(data)
@@ -116,6 +118,7 @@ def test_euicc_info2_is_strict_der_in_asn1_order(isdr: CardChannel) -> None:
 
 
 def test_enable_by_iccid_bytes_and_result_codes(card: EuiccCard, isdr: CardChannel) -> None:
+    """EnableProfile and its result codes (SGP.22 5.7.16)."""
     enable_b = "BF3111A00C5A0A" + iccid_hex(ICCID_B) + "8101FF"
     assert es10(isdr, enable_b) == (bytes.fromhex("BF3103800100"), 0x9000)
     assert es10(isdr, enable_b) == (bytes.fromhex("BF3103800102"), 0x9000)  # not disabled
@@ -129,6 +132,7 @@ def test_enable_by_iccid_bytes_and_result_codes(card: EuiccCard, isdr: CardChann
 
 
 def test_disable_and_delete_result_codes(card: EuiccCard, isdr: CardChannel) -> None:
+    """DisableProfile (SGP.22 5.7.17) and DeleteProfile (5.7.18) result codes."""
     disable = "BF3211A00C5A0A{}810100"
     delete = "BF330C5A0A{}"
     assert es10(isdr, disable.format(iccid_hex(ICCID_B)))[0].hex() == "bf3203800102"
@@ -144,6 +148,7 @@ def test_disable_and_delete_result_codes(card: EuiccCard, isdr: CardChannel) -> 
 
 
 def test_policy_rules_refuse_disable_enable_and_delete(tmp_path: Path) -> None:
+    """Profile policy rules refuse the operations they forbid (SGP.22 2.9, 5.7.16 to 5.7.18)."""
     state = CardState.new(eid=EID, profiles=profiles())
     state.profiles[0].ppr = ("ppr1",)
     state.profiles[1].ppr = ("ppr2",)
@@ -161,6 +166,7 @@ def test_policy_rules_refuse_disable_enable_and_delete(tmp_path: Path) -> None:
 
 
 def test_list_profile_info_search_criteria_and_tag_list(isdr: CardChannel) -> None:
+    """GetProfilesInfo search criteria and tag list (SGP.22 5.7.15)."""
     data, sw = es10(isdr, "BF2D00")
     assert sw == 0x9000
     infos = [sgp22.ProfileInfo.decode(e) for e in tlv.decode_one(data).find(0xA0).children()]  # type: ignore[union-attr]
@@ -194,11 +200,13 @@ def test_list_profile_info_search_criteria_and_tag_list(isdr: CardChannel) -> No
 ])
 def test_list_profile_info_bad_criteria_is_incorrect_input(isdr: CardChannel,
                                                            criteria: str) -> None:
+    """GetProfilesInfo with a bad search criterion (SGP.22 5.7.15)."""
     body = bytes.fromhex(criteria)
     assert es10(isdr, tlv.encode(0xBF2D, body)) == (bytes.fromhex("BF2D03810101"), 0x9000)
 
 
 def test_nickname_set_listed_cleared_and_refused(client: Es10Client, isdr: CardChannel) -> None:
+    """SetNickname (SGP.22 5.7.21)."""
     client.set_nickname(ICCID_B, "Ferien ✈")
     assert client.list_profiles(iccid=ICCID_B)[0].nickname == "Ferien ✈"
     client.set_nickname(ICCID_B, "")
@@ -245,6 +253,8 @@ def test_file_system_follows_enable_and_disable(card: EuiccCard, client: Es10Cli
 
 def test_notifications_are_made_listed_signed_and_removed(card: EuiccCard,
                                                           client: Es10Client) -> None:
+    """ListNotification, RetrieveNotificationsList, RemoveNotificationFromList
+    (SGP.22 5.7.9 to 5.7.11)."""
     client.enable_profile(iccid=ICCID_B)  # A: disable, B: enable is not configured
     client.delete_profile(iccid=ICCID_A)  # A: delete
     client.delete_profile(iccid=ICCID_T)  # no SM-DP+ address: no notification
@@ -281,6 +291,7 @@ def test_notifications_are_made_listed_signed_and_removed(card: EuiccCard,
 
 
 def test_memory_reset_options(card: EuiccCard, client: Es10Client) -> None:
+    """eUICCMemoryReset options (SGP.22 5.7.19)."""
     client.set_default_dp_address("dp.example")
     client.memory_reset(["deleteFieldLoadedTestProfiles"])
     assert [p.iccid for p in client.list_profiles()] == [ICCID_A, ICCID_B]
@@ -295,6 +306,7 @@ def test_memory_reset_options(card: EuiccCard, client: Es10Client) -> None:
 
 
 def test_configured_addresses(client: Es10Client, isdr: CardChannel) -> None:
+    """GetEuiccConfiguredAddresses (SGP.22 5.7.3) and SetDefaultDpAddress (5.7.4)."""
     assert es10(isdr, "BF3C00")[0].hex().upper() == "BF3C11" + "810F" + b"lpa.ds.gsma.com".hex(
         ).upper()
     assert es10(isdr, "BF3F0480027878")[0].hex() == "bf3f03800100"
@@ -305,6 +317,7 @@ def test_configured_addresses(client: Es10Client, isdr: CardChannel) -> None:
 
 def test_challenge_rat_and_cancel_session(card: EuiccCard, client: Es10Client,
                                           isdr: CardChannel) -> None:
+    """GetEUICCChallenge (SGP.22 5.7.7), GetRAT (5.7.22), CancelSession (5.7.14)."""
     first, second = client.get_euicc_challenge(), client.get_euicc_challenge()
     assert len(first) == 16 and first != second
     assert card.session.challenge == second
@@ -343,6 +356,7 @@ def test_challenge_rat_and_cancel_session(card: EuiccCard, client: Es10Client,
 ])
 def test_malformed_commands_answer_6a80(card: EuiccCard, isdr: CardChannel, command: str,
                                        why: str) -> None:
+    """A malformed ES10 command in STORE DATA answers 6A80 (SGP.22 5.7.2)."""
     before = card.state.to_dict()
     assert es10(isdr, command) == (b"", 0x6A80), why
     assert card.state.to_dict() == before

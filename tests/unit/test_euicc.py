@@ -127,11 +127,14 @@ def test_get_euicc_data_returns_the_eid(card: EuiccCard) -> None:
 
 @pytest.mark.parametrize("block", [1, 2, 5])
 def test_store_data_blocks_are_reassembled(card: EuiccCard, block: int) -> None:
+    """STORE DATA blocks (P1 11 more, 91 last; P2 the block number) make one ES10 command (SGP.22
+    5.7.2)."""
     select_isdr(card)
     assert es10(card, GET_EID, block=block) == bytes.fromhex("BF3E125A10" + EID)
 
 
 def test_store_data_wrong_block_order_resets_reassembly(card: EuiccCard) -> None:
+    """A block out of order is refused with 6A86 and drops the command (SGP.22 5.7.2)."""
     select_isdr(card)
     assert tx(card, "80E2110003BF3E03") == (b"", 0x9000)
     assert tx(card, "80E2910203" + "5C015A") == (b"", 0x6A86)  # block 2 where 1 was due
@@ -141,6 +144,7 @@ def test_store_data_wrong_block_order_resets_reassembly(card: EuiccCard) -> None
 
 
 def test_store_data_block_zero_restarts_a_command(card: EuiccCard) -> None:
+    """Block 0 starts a new ES10 command (SGP.22 5.7.2)."""
     select_isdr(card)
     assert tx(card, "80E2110002BF3E")[1] == 0x9000
     data, sw = exchange(card, "80E2910006" + GET_EID.hex())
@@ -148,6 +152,8 @@ def test_store_data_block_zero_restarts_a_command(card: EuiccCard) -> None:
 
 
 def test_store_data_refusals(card: EuiccCard) -> None:
+    """STORE DATA refusals: no ISD-R, bad P1, unknown or malformed ES10 commands, ISO class
+    (SGP.22 5.7.2)."""
     assert tx(card, "80E2910006" + GET_EID.hex()) == (b"", 0x6985)  # ISD-R not selected
     select_isdr(card)
     assert tx(card, "80E2010006" + GET_EID.hex()) == (b"", 0x6A86)  # bad P1
@@ -159,7 +165,22 @@ def test_store_data_refusals(card: EuiccCard) -> None:
     assert tx(card, "00E2910006" + GET_EID.hex()) == (b"", 0x6E00)  # needs the GP class
 
 
+def test_store_data_without_data_is_wrong_length(card: EuiccCard) -> None:
+    """Each STORE DATA block carries part of an ES10 command (SGP.22 5.7.2): a block
+    without data is a wrong length, 6700 (ISO 7816-4 5.6), never 9000, and it ends the
+    command being assembled."""
+    select_isdr(card)
+    assert tx(card, "80E29100") == (b"", 0x6700)  # no Lc, no Le
+    assert tx(card, "80E2910000") == (b"", 0x6700)  # Le only
+    assert tx(card, "80E21100") == (b"", 0x6700)  # a non-last block
+    assert tx(card, "80E2110003BF3E03") == (b"", 0x9000)
+    assert tx(card, "80E2910100") == (b"", 0x6700)  # empty last block of a started command
+    assert tx(card, "80E2910103" + "5C015A") == (b"", 0x6A86)  # the partial command is gone
+    assert exchange(card, "80E2910006" + GET_EID.hex())[1] == 0x9000
+
+
 def test_store_data_size_limit(card: EuiccCard) -> None:
+    """An ES10 command longer than the card holds answers 6A84 (SGP.22 5.7.2)."""
     select_isdr(card)
     chunk = "FF" * 255
     n = 0

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from lpa_emulator import pki as test_pki
@@ -125,7 +126,7 @@ def test_mismatches_are_named(pki: Path, tmp_path: Path) -> None:
         good.check(EID2)
     with pytest.raises(ident.IdentityError, match="not a certificate"):
         ident.load_certificate(pki / f"euicc-{EID}.key")
-    with pytest.raises(ident.IdentityError, match="P-256"):
+    with pytest.raises(ident.IdentityError, match="not an elliptic-curve key"):
         from cryptography.hazmat.primitives.asymmetric import ed25519
 
         key = tmp_path / "ed.key"
@@ -133,6 +134,13 @@ def test_mismatches_are_named(pki: Path, tmp_path: Path) -> None:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
         ident.load_private_key(key)
+    # An EC key on a curve SGP.22 does not use (SGP.22 2.6.5: P-256 or brainpoolP256r1).
+    p384 = tmp_path / "p384.key"
+    p384.write_bytes(ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with pytest.raises(ident.IdentityError, match="neither a NIST P-256 nor a brainpoolP256r1"):
+        ident.load_private_key(p384)
     with pytest.raises(ident.IdentityError, match=r"no eum\.pem"):
         ident.load_pki_dir(tmp_path, EID)
     with pytest.raises(ident.IdentityError, match="does not exist"):
