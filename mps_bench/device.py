@@ -139,7 +139,7 @@ def boot(kind: str, count: int, *, download: bool, say: Callable[[str], None],
     from mps_testbed.rig import Rig, RigError
     from mps_testbed.stack.pcsc import PcscSandbox
 
-    run = BootRun(kind)
+    run = BootRun("eim" if eim else kind)
     if kind == "pcsc":
         ok, why = PcscSandbox.available()
         if not ok:

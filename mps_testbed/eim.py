@@ -28,12 +28,16 @@ EIM_ID = "eim.mps.test"
 
 
 class EimProfiles(SmdpProfiles):
-    """Profiles ordered by an eIM (see the module documentation)."""
+    """Profiles ordered by an eIM (see the module documentation). With ``headless`` set,
+    only the first that many cards made go through the eIM; the others get their
+    activation code in their firmware profile, as with :class:`SmdpProfiles`."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, headless: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.eim: Eim | None = None
         self.address: str | None = None
+        self.headless = headless
+        self._through_eim: set[Path] = set()
 
     def start(self, procs: ProcessGroup, workdir: Path, *, broker: str | None = None) -> None:
         super().start(procs, workdir, broker=broker)
@@ -52,6 +56,9 @@ class EimProfiles(SmdpProfiles):
     def make_card(self, device: SubscribedDevice) -> str:
         if self.smdp is None or self.eim is None:
             raise RuntimeError("start the SM-DP+ and the eIM before making cards")
+        if self.headless is not None and len(self._through_eim) >= self.headless:
+            return super().make_card(device)
+        self._through_eim.add(device.card_state)
         state = CardState.new(profiles=[])
         device.card_state.parent.mkdir(parents=True, exist_ok=True)
         state.save(device.card_state)
@@ -67,7 +74,14 @@ class EimProfiles(SmdpProfiles):
         self.eim.order_download(state.eid, code)
         return state.eid
 
+    @property
+    def through_eim(self) -> int:
+        """How many cards were made to boot through the eIM."""
+        return len(self._through_eim)
+
     def activation(self, device: SubscribedDevice) -> dict[str, Any] | None:
+        if device.card_state not in self._through_eim:
+            return super().activation(device)
         return {"eim": self.address}
 
     def close(self) -> None:
