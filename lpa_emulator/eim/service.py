@@ -13,10 +13,9 @@ so the IPA lets the eUICC forget it.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography import x509
@@ -27,6 +26,8 @@ from lpa_emulator.eim import results
 from lpa_emulator.eim.store import EimStore, EimStoreError, Package
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError
+from lpa_emulator.smdp.fields import binary_field
+from mps_esim.lpa.activation import parse_activation_code
 from mps_esim.sgp32 import EimConfig, EuiccPackageRequest, EuiccPackageSigned, Operation, esipa
 from mps_esim.sgp32 import es10 as sgp32_es10
 from mps_wire.identifiers import IdentifierError, validate_eid, validate_iccid
@@ -38,22 +39,8 @@ PSMO_KINDS = ("enable", "disable", "delete", "listProfileInfo", "getRAT")
 ECO_KINDS = ("deleteEim", "listEim")
 
 
-def _missing(name: str) -> Es9StatusError:
-    return Es9StatusError(st.MISSING_ELEMENT, f"{name} is missing")
-
-
-def binary(body: dict[str, Any], name: str) -> bytes:
-    """A base64 member of a request body."""
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise _missing(name)
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise Es9StatusError(st.MALFORMED, f"{name} is not base64") from exc
-    if not raw:
-        raise Es9StatusError(st.MALFORMED, f"{name} is empty")
-    return raw
+SERVED = ("getEimPackage", "provideEimPackageResult", "handleNotification")
+"""The ESipa functions this eIM serves (the IPA talks ES9+ to the SM-DP+ itself)."""
 
 
 def _b64(value: bytes) -> str:
@@ -73,6 +60,7 @@ class Eim:
             raise EimStoreError("the eIM's key is not an elliptic curve key")
         self.eim_id = eim_id
         self.fqdn = store.setting("fqdn")
+        self.address = self.fqdn or eim_id
         self.key = key
 
     @classmethod
@@ -114,14 +102,15 @@ class Eim:
     def order_download(self, eid: str, activation_code: str) -> int:
         """Queue a ProfileDownloadTriggerRequest carrying ``activation_code``."""
         esipa.DownloadTrigger(activation_code).encode()  # checks the size
+        parse_activation_code(activation_code)  # ActivationCodeError names the bad part
         return self.store.queue(validate_eid(eid), "download",
                                 {"activationCode": activation_code})
 
     # --- ESipa ---------------------------------------------------------------------------
 
-    def call(self, function: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    def call(self, function: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """Run ESipa ``function``; its response body, or None for no content."""
-        handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
+        handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any] | None]] = {
             "getEimPackage": self.get_eim_package,
             "provideEimPackageResult": self.provide_eim_package_result,
             "handleNotification": self.handle_notification,
@@ -129,9 +118,12 @@ class Eim:
         handler = handlers.get(function)
         if handler is None:
             raise Es9StatusError(st.MALFORMED, f"ESipa function {function!r} is not served")
-        return handler(body)
+        try:
+            return handler(body)
+        except EimStoreError as exc:
+            raise Es9StatusError(st.MALFORMED, str(exc)) from exc
 
-    def _eid(self, body: dict[str, Any]) -> str | int:
+    def _eid(self, body: Mapping[str, Any]) -> str | int:
         value = body.get("eidValue")
         if value is None:
             return 4
@@ -143,7 +135,7 @@ class Eim:
             return 3
         return eid if self.store.euicc(eid) is not None else esipa.EID_NOT_FOUND
 
-    def get_eim_package(self, body: dict[str, Any]) -> dict[str, Any]:
+    def get_eim_package(self, body: Mapping[str, Any]) -> dict[str, Any]:
         eid = self._eid(body)
         if isinstance(eid, int):
             return {"eimPackageError": eid}
@@ -175,7 +167,7 @@ class Eim:
             signed, self.key, association_token=euicc.association_token if euicc else None)
         return "euiccPackageRequest", request.encode()
 
-    def provide_eim_package_result(self, body: dict[str, Any]) -> dict[str, Any]:
+    def provide_eim_package_result(self, body: Mapping[str, Any]) -> dict[str, Any]:
         eid = self._eid(body)
         if isinstance(eid, int):
             return {"provideEimPackageResultError": eid}
@@ -185,12 +177,12 @@ class Eim:
         notes = body.get("notificationList", [])
         if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
             raise Es9StatusError(st.MALFORMED, "notificationList is a list of base64")
-        acks = results.receive(self, eid, kinds[0], binary(body, kinds[0]),
-                               [binary({"n": n}, "n") for n in notes])
+        acks = results.receive(self, eid, kinds[0], binary_field(body, kinds[0]),
+                               [binary_field({"n": n}, "n") for n in notes])
         return {"eimAcknowledgements": acks}
 
-    def handle_notification(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        results.notification(self, None, binary(body, "pendingNotification"))
+    def handle_notification(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        results.notification(self, None, binary_field(body, "pendingNotification"))
         return None
 
     def euicc_key(self, eid: str) -> ec.EllipticCurvePublicKey | None:

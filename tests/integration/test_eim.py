@@ -13,54 +13,18 @@ acknowledges them (EimAcknowledgements) so the eUICC forgets them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from lpa_emulator import pki
-from lpa_emulator.eim.http import EimHttpServer
-from lpa_emulator.eim.service import Eim
-from lpa_emulator.eim.store import EimStore
-from lpa_emulator.smdp.http import tls_context
 from mps_esim.ipa import card as ipa_card
 from mps_esim.ipa.esipa import EsipaClient
 from mps_esim.ipa.poll import poll, profile_downloader
 from mps_esim.lpa.es10 import Es10Client
 from tests.fixtures.cards import LINK_EID, LINK_ICCID_A, LinkUnderTest
-from tests.rsp_support import Served, new_subscription, served_smdp
-
-
-@pytest.fixture(scope="module")
-def builtin_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pki")
-    pki.init_pki(root, builtin_ci=True, euicc_count=0)
-    return root
-
-
-@pytest.fixture
-def served(builtin_pki: Path, tmp_path: Path) -> Iterator[Served]:
-    with served_smdp(builtin_pki, tmp_path / "smdp") as s:
-        yield s
-
-
-@pytest.fixture
-def eim(builtin_pki: Path, tmp_path: Path) -> Iterator[tuple[Eim, str]]:
-    store = EimStore(tmp_path / "eim.db")
-    server = EimHttpServer(Eim.create(store, "eim.test", "localhost"), port=0,
-                           ssl_context=tls_context(builtin_pki / pki.TLS_CERT,
-                                                   builtin_pki / pki.TLS_KEY))
-    port = server.start()
-    try:
-        yield server.eim, f"localhost:{port}"
-    finally:
-        server.stop()
-        store.close()
+from tests.fixtures.eim import ServedEim
+from tests.rsp_support import Served, new_subscription
 
 
 def test_download_triggered_by_the_eim_then_psmo_round(
-        card_link: LinkUnderTest, served: Served, eim: tuple[Eim, str]) -> None:
-    service, address = eim
+        card_link: LinkUnderTest, eim_smdp: Served, eim_server: ServedEim) -> None:
+    served, service, address = eim_smdp, eim_server.eim, eim_server.address
     iccid, imsi = new_subscription()
     order = served.store.add(iccid=iccid, imsi=imsi)
     with card_link.link.open_isdr() as isdr, EsipaClient(address, ca_file=served.ca) as esipa:

@@ -7,7 +7,6 @@ picked up with ``mps-lpa ipa poll`` (SGP.32 3.2 profile download initiated by th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,22 +20,9 @@ from lpa_emulator.eim.store import EimStore
 from lpa_emulator.euicc import CardState
 from lpa_emulator.smdp.http import tls_context
 from mps_wire.identifiers import make_eid
-from tests.rsp_support import Served, new_subscription, served_smdp
+from tests.rsp_support import Served, new_subscription
 
 EID = make_eid("890490320000000000000000004141")
-
-
-@pytest.fixture(scope="module")
-def builtin_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pki")
-    pki.init_pki(root, builtin_ci=True, euicc_count=0)
-    return root
-
-
-@pytest.fixture
-def served(builtin_pki: Path, tmp_path: Path) -> Iterator[Served]:
-    with served_smdp(builtin_pki, tmp_path / "smdp") as s:
-        yield s
 
 
 def run_json(main: object, argv: list[str], capsys: pytest.CaptureFixture[str],
@@ -47,8 +33,9 @@ def run_json(main: object, argv: list[str], capsys: pytest.CaptureFixture[str],
     return json.loads(out) if out.strip() else None
 
 
-def test_operator_and_device_commands(tmp_path: Path, builtin_pki: Path, served: Served,
+def test_operator_and_device_commands(tmp_path: Path, eim_pki: Path, eim_smdp: Served,
                                       capsys: pytest.CaptureFixture[str]) -> None:
+    builtin_pki, served = eim_pki, eim_smdp
     db, card = str(tmp_path / "eim.db"), tmp_path / "card.json"
     CardState.new(eid=EID, profiles=[]).save(card)
     eim_args = ["eim", "--json"]

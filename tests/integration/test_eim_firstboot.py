@@ -7,7 +7,6 @@ the eIM's PSMOs. Real HTTPS for the eIM and the SM-DP+, the software eUICC in-pr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,45 +14,16 @@ import pytest
 from agent.activation import ActivationError, ActivationPlan, ensure_operational_profile
 from agent.card.emu import EmuCardLink
 from agent.ipa import daemon_round
-from lpa_emulator import pki
-from lpa_emulator.eim.http import EimHttpServer
 from lpa_emulator.eim.service import Eim
-from lpa_emulator.eim.store import EimStore
 from lpa_emulator.euicc import CardState, EuiccCard
-from lpa_emulator.smdp.http import tls_context
 from lpa_emulator.smdp.orders import OrderState
 from mps_esim.ipa import card as ipa_card
 from mps_esim.lpa.es10 import Es10Client
 from mps_wire.identifiers import make_eid
-from tests.rsp_support import IsdrChannel, Served, new_subscription, served_smdp
+from tests.fixtures.eim import ServedEim
+from tests.rsp_support import IsdrChannel, Served, new_subscription
 
 EID = make_eid("890490320000000000000000006161")
-
-
-@pytest.fixture(scope="module")
-def builtin_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pki")
-    pki.init_pki(root, builtin_ci=True, euicc_count=0)
-    return root
-
-
-@pytest.fixture
-def served(builtin_pki: Path, tmp_path: Path) -> Iterator[Served]:
-    with served_smdp(builtin_pki, tmp_path / "smdp") as s:
-        yield s
-
-
-@pytest.fixture
-def eim(builtin_pki: Path, tmp_path: Path) -> Iterator[Eim]:
-    store = EimStore(tmp_path / "eim.db")
-    server = EimHttpServer(Eim.create(store, "eim.boot", "localhost"),
-                           ssl_context=tls_context(builtin_pki / pki.TLS_CERT,
-                                                   builtin_pki / pki.TLS_KEY))
-    port = server.start()
-    server.eim.fqdn = f"localhost:{port}"
-    yield server.eim
-    server.stop()
-    store.close()
 
 
 def empty_card(path: Path, eim: Eim) -> Path:
@@ -65,7 +35,8 @@ def empty_card(path: Path, eim: Eim) -> Path:
 
 
 def test_first_boot_without_activation_code_through_the_eim(
-        tmp_path: Path, served: Served, eim: Eim) -> None:
+        tmp_path: Path, eim_smdp: Served, eim_server: ServedEim) -> None:
+    served, eim = eim_smdp, eim_server.eim
     card = empty_card(tmp_path / "card.json", eim)
     plan = ActivationPlan(ca_file=served.ca)
     link = EmuCardLink(card)
@@ -98,7 +69,8 @@ def test_first_boot_without_activation_code_through_the_eim(
 
 
 def test_an_sgp22_card_without_an_eim_still_uses_its_activation_path(
-        tmp_path: Path, served: Served) -> None:
+        tmp_path: Path, eim_smdp: Served) -> None:
+    served = eim_smdp
     path = tmp_path / "card.json"
     state = CardState.new(eid=EID, profiles=[])
     state.root_ds_address = ""  # no public SM-DS is ever asked by a test

@@ -85,6 +85,7 @@ def served(eim: Eim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
 
 @pytest.mark.parametrize(("method", "path", "ctype", "body", "status"), [
     ("POST", "getEimPackage", "application/json", b"{not json", 200),
+    ("POST", "getEimPackage", "no protocol header", b"{}", 400),
     ("POST", "getEimPackage", "application/json", b"[1, 2]", 200),
     ("POST", "getEimPackage", "application/json", b"[" * 100_000, 413),
     ("POST", "getEimPackage", "text/plain", b"{}", 415),
@@ -99,7 +100,10 @@ def test_malformed_requests_over_https(served: tuple[int, Path], method: str, pa
                                        context=ssl.create_default_context(cafile=str(ca)),
                                        timeout=10)
     try:
-        conn.request(method, esipa.BASE_PATH + path, body, {"Content-Type": ctype})
+        headers = {"Content-Type": ctype}
+        if ctype != "no protocol header":
+            headers["X-Admin-Protocol"] = "gsma/rsp/v2.2.0"
+        conn.request(method, esipa.BASE_PATH + path, body, headers)
         response = conn.getresponse()
         answer = json.loads(response.read())
     finally:
