@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from lpa_emulator import pki
 from lpa_emulator.eim.service import ECO_KINDS, PSMO_KINDS, Eim
 from lpa_emulator.eim.store import EimStore, EimStoreError
-from lpa_emulator.subcommands import Subparsers, add_command
+from lpa_emulator.subcommands import Subparsers, add_command, wait_for_stop
 from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table
 from mps_common.errors import ConfigError
 from mps_wire.identifiers import IdentifierError
@@ -124,16 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         store.close()
         return fail(PROG, str(exc))
     print(f"eIM {server.eim.eim_id} serving ESipa on https://{host}:{bound}", flush=True)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
     try:
-        stop.wait()
+        wait_for_stop()
     finally:
         server.stop()
         store.close()
