@@ -3,11 +3,13 @@ download one (SGP.22, ES9+ over HTTPS) when it has none.
 
 Where the profile comes from, in order: an activation code given on the command line or in
 the environment (``--activation-code`` / ``MPS_ACTIVATION_CODE``), the one in the firmware
-profile's ``[activation]`` table, or, when that table says ``use_default_smdp``, the
-eUICC's default SM-DP+ address (an order waiting for the EID there). With none of these
-(or no default SM-DP+ address on the eUICC), the SM-DS is asked (ES11, SGP.22 3.6.3): the
-eUICC's root SM-DS address (ES10a GetEuiccConfiguredAddresses, rootDsAddress), and the
-first event it holds for the EID names the SM-DP+ and the matching id.
+profile's ``[activation]`` table, the eIM the eUICC is associated with (SGP.32; or the one
+``[activation] eim`` names), which orders the download, or, when that table says
+``use_default_smdp``, the eUICC's default SM-DP+ address (an order waiting for the EID
+there). With none of these (or no default SM-DP+ address on the eUICC), the SM-DS is
+asked (ES11, SGP.22 3.6.3): the eUICC's root SM-DS address (ES10a
+GetEuiccConfiguredAddresses, rootDsAddress), and the first event it holds for the EID
+names the SM-DP+ and the matching id.
 
 An operational profile that is installed but not enabled (a first boot that stopped between
 installation and enabling) is enabled instead of downloading another one. After a
@@ -60,6 +62,8 @@ class ActivationPlan:
     """The modem's IMEI: its TAC goes into the DeviceInfo the eUICC signs."""
     capabilities: tuple[str, ...] = ()
     """The firmware profile's capabilities: the radio ones make DeviceCapabilities."""
+    eim: str | None = None
+    """The eIM to ask (SGP.32) when the eUICC names none (``[activation] eim``)."""
 
     @classmethod
     def from_config(cls, config: ActivationConfig | None, *, code: str | None = None,
@@ -77,7 +81,8 @@ class ActivationPlan:
                    use_default_smdp=parsed is None and config is not None
                    and config.use_default_smdp,
                    confirmation_code=config.confirmation_code if config else None,
-                   ca_file=Path(ca_file) if ca_file else None)
+                   ca_file=Path(ca_file) if ca_file else None,
+                   eim=config.eim if config else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +136,15 @@ def _ensure(link: CardLink, client: Es10Client, plan: ActivationPlan,
         log.info("operational profile %s is installed but disabled: enabling it", iccid)
         client.enable_profile(iccid=iccid)
         return ProfileOutcome(iccid, "enabled")
+    if plan.code is None:
+        # Zero-touch (SGP.32): the eIM the eUICC is associated with orders the profile.
+        from agent.ipa import eim_address, first_boot_via_eim
+
+        eim = eim_address(client, plan.eim)
+        if eim is not None:
+            if on_download is not None:
+                on_download()
+            return first_boot_via_eim(link, client, plan, eim)
     source = _source(client, plan)
     # The download machinery (ES9+ over TLS, the SGP.22 download codec) is loaded only
     # when a download happens: every later boot of the device goes without it.

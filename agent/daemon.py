@@ -1,5 +1,7 @@
 """The agent as a service: stays connected with its online/offline state and republishes
-its device info whenever its identity changes (new IP, new profile, swapped SIM).
+its device info whenever its identity changes (new IP, new profile, swapped SIM). On an
+eUICC associated with an eIM (SGP.32) each round also asks the eIM for work and runs it
+(eUICC packages, downloads), so a PSMO's profile change is published in the same round.
 
 While the broker is unreachable or the registry does not answer, the undelivered message
 stays in the outbox and is published again with exponential backoff and jitter (sooner
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from agent.errors import AgentError, StepError
 from agent.firstboot import AgentSettings, DeviceHardware, FirstBoot, Step
 from agent.publisher import Backoff, Publisher
+from mps_esim.errors import EsimError
 from mps_mqtt.client import MqttError
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import DeviceInfo
@@ -58,6 +61,7 @@ class AgentDaemon:
                 except MqttError as exc:
                     wait = self._failed(f"broker unreachable: {exc}", delays)
                     continue
+            self._eim_round(device)
             try:
                 identity = device.identity()
             except StepError as exc:
@@ -77,6 +81,21 @@ class AgentDaemon:
                 self.published += 1
                 self.failures = 0
                 delays = self.backoff.delays(random.Random())
+
+    def _eim_round(self, device: DeviceHardware) -> None:
+        """The eIM's work for this eUICC; a failure is logged, the next round retries."""
+        if device.card is None:
+            return
+        from agent.activation import ActivationPlan
+        from agent.ipa import daemon_round
+
+        s = self.settings
+        plan = ActivationPlan.from_config(s.profile.activation, ca_file=s.smdp_ca)
+        try:
+            for outcome in daemon_round(device.card, plan):
+                log.info("eIM round: %s %s", outcome.kind, outcome.detail)
+        except (AgentError, EsimError, OSError) as exc:
+            log.warning("eIM round failed: %s", exc)
 
     def _failed(self, why: str, delays: Iterator[float]) -> float:
         self.failures += 1

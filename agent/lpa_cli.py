@@ -22,6 +22,9 @@
     notification process [--ca FILE]   send every pending notification to its SM-DP+;
                                        each is removed only once the SM-DP+ acknowledged it
     notification remove SEQ... | --all
+    ipa eims | add-eim FILE | poll [--eim HOST:PORT] [--all] [--ca FILE]
+                                       the IoT Profile Assistant (SGP.32): the eUICC's eIMs,
+                                       and rounds with the eIM (see agent.ipa_commands)
 
 The card is reached in-process (emu, its state file), through PC/SC (pcsc, the first
 reader matching the pattern) or behind a modem (at, its serial port); --card takes a card
@@ -49,6 +52,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from agent import ipa_commands
 from agent.card import CardLink, open_card
 from agent.errors import (
     AgentConfigError,
@@ -262,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
              "remove notifications (as delivered)")
     p.add_argument("seq", nargs="*", type=_nonneg, help="sequence numbers")
     p.add_argument("--all", action="store_true", help="every pending notification")
+    ipa_commands.register(groups, leaf)
     return parser
 
 

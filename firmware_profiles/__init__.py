@@ -15,7 +15,7 @@ from typing import Any
 
 from mps_common.errors import ConfigError, Problem
 from mps_common.schema import Key, Table, collect, matches, one_of, positive, read_toml
-from mps_esim.lpa.activation import ActivationCode, parse_activation_code
+from mps_esim.lpa.activation import ActivationCode, check_address, parse_activation_code
 
 PROFILE_DIR = Path(__file__).resolve().parent
 
@@ -80,6 +80,8 @@ class ActivationConfig:
     use_default_smdp: bool = False
     confirmation_code: str | None = None
     ca: Path | None = None  # the CA that verifies the SM-DP+'s TLS (default: system store)
+    eim: str | None = None
+    """The eIM (SGP.32) to ask for work when the eUICC names none, ``HOST[:PORT]``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,7 @@ PROFILE = Table(
         Key("use_default_smdp", bool, False),
         Key("confirmation_code", str, None, check=_confirmation),
         Key("ca", str, None, check=_ca),
+        Key("eim", str, None, check=check_address),
     ), required=False),
 )
 """A firmware profile's keys, their defaults and checks."""
@@ -209,8 +212,9 @@ def _activation_problems(a: dict[str, Any]) -> list[Problem]:
     if code is not None and a["use_default_smdp"]:
         return [Problem("activation.use_default_smdp",
                         "give either code or use_default_smdp = true, not both")]
-    if code is None and not a["use_default_smdp"]:
-        return [Problem("activation.code", "is required unless use_default_smdp = true")]
+    if code is None and not a["use_default_smdp"] and a["eim"] is None:
+        return [Problem("activation.code",
+                        "is required unless use_default_smdp = true or an eim is named")]
     if code is not None and code.cc_required and a["confirmation_code"] is None:
         return [Problem("activation.confirmation_code",
                         "is required: the activation code asks for one (its flag is 1)")]
@@ -223,7 +227,7 @@ def _activation(a: dict[str, Any], path: Path) -> ActivationConfig:
         # Relative to the profile, so a profile and its operator's CA travel together.
         ca = Path(a["ca"]) if Path(a["ca"]).is_absolute() else (path.parent / a["ca"]).resolve()
     return ActivationConfig(code=a["code"], use_default_smdp=a["use_default_smdp"],
-                            confirmation_code=a["confirmation_code"], ca=ca)
+                            confirmation_code=a["confirmation_code"], ca=ca, eim=a["eim"])
 
 
 def bundled_profiles() -> list[Path]:

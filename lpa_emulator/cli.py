@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lpa_emulator.eim import cli as eim_cli
 from lpa_emulator.euicc import cli as euicc_cli
 from lpa_emulator.modem import cli as modem_cli
 from lpa_emulator.smdp import cli as smdp_cli
@@ -117,7 +118,7 @@ def cmd_rig(args: argparse.Namespace) -> int:
                   use_pcsc=False if args.no_pcsc else None, broker=args.broker, db=args.db,
                   operator_data=args.operator_data, first=args.first,
                   parallel=args.parallel, app_check=not args.no_app_check,
-                  download=not args.preloaded)
+                  download=not args.preloaded, profiles=_eim_profiles(args))
     except (RigError, ValueError) as exc:
         return fail(PROG, str(exc), EXIT_USAGE)
     if args.export_operator_data is not None:
@@ -128,6 +129,17 @@ def cmd_rig(args: argparse.Namespace) -> int:
             Path(args.export_operator_data).write_text(text)
         return EXIT_OK
     return _run_rig(rig, args.json)
+
+
+def _eim_profiles(args: argparse.Namespace) -> Any:
+    """``--eim``: the devices' profiles ordered by an eIM (SGP.32), else the default."""
+    if not args.eim:
+        return None
+    if args.preloaded:
+        raise ValueError("--eim downloads every profile: it does not go with --preloaded")
+    from mps_testbed.eim import EimProfiles
+
+    return EimProfiles()
 
 
 def _register_rig(sub: Any) -> None:
@@ -159,6 +171,9 @@ def _register_rig(sub: Any) -> None:
                      help="skip asking the registry, as an app, for the devices")
     rig.add_argument("--workdir", type=Path, help="keep files and logs here")
     rig.add_argument("--no-pcsc", action="store_true", help="never use pcscd + vpcd")
+    rig.add_argument("--eim", action="store_true",
+                     help="cards leave the factory empty with an eIM associated; the eIM "
+                          "orders each profile and the agents boot headless (SGP.32)")
     rig.add_argument("--preloaded", action="store_true",
                      help="cards hold their profile from the start (no SM-DP+ download)")
     json_flag(rig)
@@ -177,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     modem_cli.register(sub)
     smdp_cli.register(sub)
     smds_cli.register(sub)
+    eim_cli.register(sub)
     _register_rig(sub)
     return parser
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mps_bench.stats import median
 
-KINDS = {"emu": "in-process", "pcsc": "pcscd+vpcd"}
+KINDS = {"emu": "in-process", "pcsc": "pcscd+vpcd", "eim": "in-process, via eIM"}
 
 
 class PeakRss:
@@ -128,23 +128,30 @@ def first_boot_download() -> str | None:
     return None
 
 
-def boot(kind: str, count: int, *, download: bool, say: Callable[[str], None]) -> BootRun:
+def boot(kind: str, count: int, *, download: bool, say: Callable[[str], None],
+         eim: bool = False) -> BootRun:
     """``count`` first boots of emulated devices with ``kind`` cards, one at a time (so
     that each boot has the machine to itself), against the rig's own registry; with
     ``download`` the cards start empty and each device downloads its profile from the
-    rig's SM-DP+ during first boot."""
+    rig's SM-DP+ during first boot; with ``eim`` the eIM orders that download (SGP.32: no
+    activation code on the device)."""
     from mps_testbed.errors import StackError
     from mps_testbed.rig import Rig, RigError
     from mps_testbed.stack.pcsc import PcscSandbox
 
-    run = BootRun(kind)
+    run = BootRun("eim" if eim else kind)
     if kind == "pcsc":
         ok, why = PcscSandbox.available()
         if not ok:
             run.why = f"PC/SC cannot run here: {why}"
             return run
+    profiles = None
+    if eim:
+        from mps_testbed.eim import EimProfiles
+
+        profiles = EimProfiles()
     rig = Rig(count, kinds=[kind], parallel=1, use_pcsc=kind == "pcsc", app_check=False,
-              say=lambda _line: None, progress=False, download=download)
+              say=lambda _line: None, progress=False, download=download, profiles=profiles)
     try:
         with PeakRss() as rss:
             result = rig.run()

@@ -453,6 +453,14 @@ def _firstboot(plan: Plan, report: PerfReport, say: Callable[[str], None]) -> No
             report.notes.append(f"first boot ({kind}): {runs[kind].why}")
     section["median_s"] = section["emu"]["median_s"]
     section["pcsc_median_s"] = section["pcsc"]["median_s"]
+    if why is None:
+        say(f"first boot through the eIM: {plan.boots} emulated devices with empty cards "
+            "and no activation code, one at a time")
+        runs["eim"] = device.boot("emu", plan.boots, download=True, say=say, eim=True)
+        section["eim"] = runs["eim"].to_json()
+        section["eim_median_s"] = section["eim"]["median_s"]
+        if runs["eim"].why:
+            report.notes.append(f"first boot (eIM): {runs['eim'].why}")
     rss = [x for r in runs.values() for x in r.rss_mb]
     report.section("agent").update(
         rss_mb=max(rss) if rss else None,

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.modem",
     "tests.fixtures.registry",
     "tests.fixtures.cards",
+    "tests.fixtures.eim",
 ]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpa_emulator.euicc import es10, fs
+from lpa_emulator.euicc import es10, fs, iot
 from lpa_emulator.euicc.apdu import MAX_CHANNELS, SW, Command, parse, sw_bytes
 from lpa_emulator.euicc.download import DownloadSession
 from lpa_emulator.euicc.errors import CardStatus
@@ -436,7 +436,7 @@ class EuiccCard:
             return b""
         data = bytes(chan.blocks)
         chan.drop_store_data()
-        return es10.dispatch(self, data)
+        return es10.dispatch(self, data, iot.ISDR_HANDLERS)
 
 
 @dataclass(frozen=True)

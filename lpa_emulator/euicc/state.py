@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lpa_emulator.euicc.eim_config import IotState
 from lpa_emulator.euicc.errors import StateError
 from lpa_emulator.euicc.identity import EuiccIdentity, IdentityError, generate
 from lpa_emulator.euicc.numbers import (
@@ -322,6 +323,8 @@ class CardState:
     isdr_aid: bytes = simfiles.ISDR_AID
     notifications: list[NotificationRecord] = field(default_factory=list)
     next_seq: int = 1
+    iot: IotState = field(default_factory=IotState)
+    """SGP.32: the associated eIMs and undelivered eUICC package results."""
 
     def __post_init__(self) -> None:
         self.eid = validate_eid(self.eid)
@@ -421,6 +424,7 @@ class CardState:
             "identity": self.identity.to_dict(),
             "profiles": [p.to_dict() for p in self.profiles],
             "notifications": [n.to_dict() for n in self.notifications],
+            "iot": self.iot.to_dict(),
         }
 
     @classmethod
@@ -450,7 +454,7 @@ class CardState:
                        isdr_aid=bytes.fromhex(values["isdr_aid"]),
                        notifications=[NotificationRecord.from_dict(n)
                                       for n in values["notifications"]],
-                       next_seq=values["next_seq"])
+                       next_seq=values["next_seq"], iot=IotState.from_dict(data.get("iot")))
         except KeyError as exc:
             raise StateError(f"missing field {exc.args[0]!r}") from exc
         except (IdentifierError, IdentityError, ValueError, TypeError) as exc:

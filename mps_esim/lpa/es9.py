@@ -224,7 +224,7 @@ class Es9Client(JsonEs9):
     """ES9+ over HTTPS to one SM-DP+ ``address`` (``host[:port]``)."""
 
     base_path = BASE_PATH
-    """Where the functions are (``<base_path><function>``); ES11 and ES12 differ."""
+    """Where the functions are (``<base_path><function>``); ES11, ES12 and ESipa differ."""
 
     def __init__(self, address: str, *, ca_file: str | os.PathLike[str] | None = None,
                  context: ssl.SSLContext | None = None, timeout: float = DEFAULT_TIMEOUT,

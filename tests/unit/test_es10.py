@@ -107,10 +107,11 @@ def test_euicc_info2_is_strict_der_in_asn1_order(isdr: CardChannel) -> None:
     data, sw = es10(isdr, "BF2200")
     assert sw == 0x9000
     item = tlv.decode_one(data)
+    # SGP.32 adds ipaMode (90) and iotSpecificInfo (B4) after the SGP.22 members.
     assert [c.tag for c in item.children()] == [
-        0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0xA9, 0xAA, 0x8B, 0x04, 0x0C]
+        0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0xA9, 0xAA, 0x8B, 0x04, 0x0C, 0x90, 0xB4]
     info = sgp22.EuiccInfo2.decode(item)
-    assert info.encode() == data
+    assert info.encode() == tlv.encode(item.tag, b"".join(c.encode() for c in item.children()[:-2]))
     assert info.svn == "2.2.2" and info.resources.installed_applications == 3
     assert {"usimSupport", "profile-b-p256"} <= info.uicc_capabilities
     assert info.rsp_capabilities == {"additionalProfile", "testProfileSupport"}

@@ -1,0 +1,101 @@
+"""``mps-lpa ipa ...``: the IoT Profile Assistant by hand (SGP.32).
+
+    ipa eims                           the eIMs the eUICC is associated with
+    ipa add-eim FILE                   AddInitialEim with the EimConfigurationData (DER or
+                                       hex) 'mps-emu eim config --der FILE' wrote
+    ipa poll [--eim HOST:PORT] [--all] one round with the eIM (every round until it has
+                                       nothing more, with --all): run its eUICC package,
+                                       answer its data request, or download the profile it
+                                       ordered; report the result
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.lpa_commands import Output, UsageError, pairs
+from mps_common.cli import table
+from mps_esim import tlv
+from mps_esim.ipa import card as ipa_card
+from mps_esim.lpa.es10 import Es10Client
+from mps_esim.sgp32 import EimConfig
+
+if TYPE_CHECKING:
+    from mps_esim.ipa.poll import PollOutcome
+
+
+def cmd_eim_list(client: Es10Client, args: argparse.Namespace) -> Output:
+    eims = ipa_card.get_eim_configuration(client)
+    data = [{"eim_id": e.eim_id, "fqdn": e.fqdn, "counter": e.counter,
+             "protocols": sorted(e.protocols)} for e in eims]
+    rows = [[e.eim_id, e.fqdn or "-", str(e.counter)] for e in eims]
+    return Output(data, table(["EIM", "FQDN", "COUNTER"], rows).splitlines() if eims
+                  else ["no eIM is associated"])
+
+
+def cmd_eim_add(client: Es10Client, args: argparse.Namespace) -> Output:
+    raw = Path(args.file).read_bytes()
+    try:
+        text = raw.decode().strip()
+        der = bytes.fromhex(text) if text and all(c in "0123456789abcdefABCDEF" for c in text) \
+            else raw
+    except UnicodeDecodeError:
+        der = raw
+    try:
+        config = EimConfig.decode(tlv.decode_one(der))
+    except tlv.TlvError as exc:
+        raise UsageError(f"{args.file} is no EimConfigurationData: {exc}") from exc
+    tokens = ipa_card.add_initial_eim(client, [config])
+    return Output({"ok": True, "eim_id": config.eim_id, "association_token": tokens[0]},
+                  [f"eIM {config.eim_id} associated"])
+
+
+def _eim_address(client: Es10Client, args: argparse.Namespace) -> str:
+    if args.eim:
+        return str(args.eim)
+    for eim in ipa_card.get_eim_configuration(client):
+        if eim.fqdn:
+            return eim.fqdn
+    raise UsageError("the eUICC names no eIM address: give --eim HOST:PORT")
+
+
+def _outcome(o: PollOutcome) -> dict[str, Any]:
+    return {"package": o.kind, **o.detail, "acknowledged": o.acknowledged}
+
+
+def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
+    # The HTTPS and download machinery loads only when a round runs.
+    from agent.download import Es9Clients
+    from mps_esim.ipa.esipa import EsipaClient
+    from mps_esim.ipa.poll import poll, profile_downloader
+
+    address = _eim_address(client, args)
+    eid = client.get_eid()
+    with EsipaClient(address, ca_file=args.ca) as eim, Es9Clients(args.ca) as es9:
+        outcomes = poll(client, eim, eid, max_rounds=64 if args.all else 1,
+                        downloader=profile_downloader(client, es9.client))
+    data = {"ok": True, "eim": address, "eid": eid, "rounds": [_outcome(o) for o in outcomes]}
+    if not outcomes:
+        return Output(data, [f"the eIM {address} has nothing for {eid}"])
+    text = []
+    for o in outcomes:
+        text += [f"{o.kind}:", *("  " + line for line in pairs(
+            [(k, str(v)) for k, v in o.detail.items()] + [("acknowledged",
+                                                            str(o.acknowledged))]))]
+    return Output(data, text)
+
+
+def register(groups: Any, leaf: Any) -> None:
+    """Add ``ipa`` to the ``mps-lpa`` parser (``leaf`` makes one command)."""
+    ipa = groups.add_parser("ipa", help="the IoT Profile Assistant (SGP.32, eIM)"
+                            ).add_subparsers(dest="command", required=True, metavar="ACTION")
+    leaf(ipa, "eims", cmd_eim_list, "the eIMs the eUICC is associated with")
+    leaf(ipa, "add-eim", cmd_eim_add, "AddInitialEim from an EimConfigurationData file"
+         ).add_argument("file", help="DER or hex ('mps-emu eim config --der FILE')")
+    p = leaf(ipa, "poll", cmd_poll, "one round with the eIM (every round with --all)")
+    p.add_argument("--eim", metavar="HOST:PORT", help="default: the eUICC's eIM FQDN")
+    p.add_argument("--all", action="store_true", help="until the eIM has nothing more")
+    p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) for the eIM's and "
+                   "the SM-DP+'s TLS certificates (env MPS_SMDP_CA)")

@@ -1,0 +1,231 @@
+"""The ES10b functions SGP.32 adds to the ISD-R (SGP.32 5.9), for the IPA on the device.
+
+* AddInitialEim (``BF57``): the first eIM(s), only while none is associated;
+* GetEimConfigurationData (``BF55``): the associated eIMs, without their tokens;
+* LoadEuiccPackage (``BF51``): an eIM-signed package of PSMOs or eCOs. The card
+  checks, in this order, that the eIM is associated, its signature over the package (and
+  association token), the EID, and the counter (above the last one accepted, at most
+  :data:`~mps_esim.sgp32.eim.MAX_COUNTER`). An unknown eIM or a bad signature gets an
+  unsigned error, a wrong EID or counter a signed one; none of them changes anything. An
+  accepted package runs its operations, raises the eIM's counter and keeps the signed
+  result for the eIM, all in one commit;
+* GetCerts (``BF56``): CERT.EUM and CERT.EUICC, which the IPA passes to the eIM;
+* RetrieveNotificationsList (``BF2B``) with SGP.32's criterion euiccPackageResults: the
+  package results not yet delivered;
+* GetEUICCInfo2 (``BF22``) gains the IoT members ipaMode (``90``) and iotSpecificInfo
+  (``B4``); NotificationSent (``BF30``) also removes a delivered package result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+
+from lpa_emulator.euicc import es10, psmo
+from lpa_emulator.euicc.eim_config import MAX_EIMS
+from lpa_emulator.euicc.state import CardState
+from mps_esim import sgp22, tlv
+from mps_esim.crypto.errors import SignatureError
+from mps_esim.sgp22 import der
+from mps_esim.sgp32 import es10 as sgp32_es10
+from mps_esim.sgp32.eim import MAX_COUNTER, EimConfig, EimConfigError
+from mps_esim.sgp32.package import (
+    COUNTER_OUT_OF_RANGE,
+    INVALID_EID,
+    MAX_OPERATIONS,
+    REPLAY_ERROR,
+    UNDEFINED_ERROR,
+    EuiccPackageRequest,
+    decode_eim_id,
+)
+from mps_esim.sgp32.result import EuiccPackageResult, signed_error, signed_result
+
+log = logging.getLogger(__name__)
+
+IOT_VERSION = "1.2.0"
+"""The SGP.32 version this eUICC implements."""
+IPA_MODE_IPAD = 0
+
+
+# --- eIM configuration ------------------------------------------------------------------------
+
+def _initial_eim_problem(state: CardState, configs: list[EimConfig]) -> int:
+    """0, or the addInitialEimError that refuses ``configs``."""
+    ids = [c.eim_id for c in configs]
+    if state.iot.eims:
+        return 2
+    if len(set(ids)) != len(ids):
+        return 7
+    if len(configs) > MAX_EIMS:
+        return 1
+    for config in configs:
+        if config.counter is not None and not 0 <= config.counter <= MAX_COUNTER:
+            return 6
+        if config.association_token not in (None, -1):
+            return 5
+        if config.ci_pkid is not None and config.ci_pkid not in state.identity.signing_pkids:
+            return 3
+        try:
+            config.verification_key()
+        except EimConfigError:
+            return 7
+    return 0
+
+
+def add_initial_eim(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
+    """AddInitialEim: associate the first eIM(s); a token asked for (``-1``) is made."""
+    configs = sgp32_es10.decode_add_initial_eim_request(command)
+    state = ctx.state
+    problem = _initial_eim_problem(state, configs)
+    if problem:
+        log.info("AddInitialEim refused: %s", sgp32_es10.ADD_INITIAL_EIM_ERRORS[problem])
+        return sgp32_es10.add_initial_eim_error(problem)
+    tokens: list[int | None] = []
+    iot = state.iot
+    for number, config in enumerate(configs, start=1):
+        token = number if config.association_token == -1 else None
+        tokens.append(token)
+        iot = iot.with_eim(replace(config, counter=config.counter or 0,
+                                   association_token=token))
+    ctx.commit(replace(state.copy(), iot=iot))
+    log.info("initial eIM(s) %s associated", ", ".join(c.eim_id for c in configs))
+    return sgp32_es10.add_initial_eim_ok(tokens)
+
+
+def get_eim_configuration(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
+    """GetEimConfigurationData: every associated eIM, or the one searched for."""
+    wanted = sgp32_es10.decode_get_eim_configuration_request(command)
+    eims = [e for e in ctx.state.iot.eims if wanted is None or e.eim_id == wanted]
+    return sgp32_es10.get_eim_configuration_response(eims)
+
+
+# --- eUICC packages -------------------------------------------------------------------------------
+
+def _unsigned(eim_id: str | None, txid: bytes | None, token: int | None = None) -> bytes:
+    return EuiccPackageResult("unsigned", eim_id or "?", transaction_id=txid,
+                              association_token=token, error_code=UNDEFINED_ERROR).encode()
+
+
+def _refusal(state: CardState, request: EuiccPackageRequest, eim: EimConfig) -> int:
+    """0, or the EuiccPackageErrorCode that refuses an authentic package."""
+    signed = request.signed
+    if signed.eid != state.eid:
+        return INVALID_EID
+    if signed.counter > MAX_COUNTER:
+        return COUNTER_OUT_OF_RANGE
+    if signed.counter <= (eim.counter or 0):
+        return REPLAY_ERROR
+    if len(signed.operations) > MAX_OPERATIONS:
+        return 15
+    return 0
+
+
+def load_euicc_package(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
+    """LoadEuiccPackage: verify the eIM's package and run it, or refuse it unchanged."""
+    try:
+        request = EuiccPackageRequest.decode(command)
+    except tlv.TlvError as exc:
+        eim_id, txid = decode_eim_id(command)
+        if eim_id is None:
+            raise
+        log.info("eUICC package refused: %s", exc)
+        return _unsigned(eim_id, txid)
+    signed, state = request.signed, ctx.state
+    eim = state.iot.find(signed.eim_id)
+    try:
+        if eim is None:
+            raise SignatureError(f"eIM {signed.eim_id!r} is not associated")
+        request.verify(eim.verification_key(), eim.association_token)
+    except (SignatureError, EimConfigError) as exc:
+        log.warning("eUICC package refused: %s", exc)
+        return _unsigned(signed.eim_id, signed.transaction_id)
+    code = _refusal(state, request, eim)
+    if code:
+        log.warning("eUICC package of %s refused: error %d (counter %d, last %s)",
+                    eim.eim_id, code, signed.counter, eim.counter)
+        return signed_error(state.identity.sign, eim_id=eim.eim_id, counter=signed.counter,
+                            transaction_id=signed.transaction_id, code=code,
+                            association_token=eim.association_token).encode()
+    return _run_package(ctx, request, eim)
+
+
+def _run_package(ctx: es10.Es10Context, request: EuiccPackageRequest, eim: EimConfig
+                 ) -> bytes:
+    signed = request.signed
+    staging = psmo.Staging(ctx.state.copy(), ctx.session)
+    # The counter is raised before the operations run, so an eCO updating this eIM keeps it.
+    staging.commit(replace(staging.state, iot=staging.state.iot.with_eim(
+        replace(eim, counter=signed.counter))))
+    results = psmo.run(staging, signed.operations)
+    work = staging.state
+    seq = work.reserve_seq()
+    result = signed_result(work.identity.sign, eim_id=eim.eim_id, counter=signed.counter,
+                           transaction_id=signed.transaction_id, seq=seq, results=results,
+                           association_token=eim.association_token).encode()
+    ctx.commit(replace(work, iot=work.iot.with_result(seq, result)))
+    log.info("eUICC package %d of %s run: %s", signed.counter, eim.eim_id,
+             ", ".join(f"{r.kind} {r.name}" for r in results))
+    return result
+
+
+# --- data for the eIM -----------------------------------------------------------------------------
+
+def get_certs(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
+    """GetCerts: CERT.EUM (``A5``) and CERT.EUICC (``A6``) for the eIM, which verifies the
+    package results with them; ``invalidCiPKId`` for a CI the card's chain is not under."""
+    m = der.Members(command, "GetCertsRequest")
+    pkid = m.optional(0x04)
+    identity = ctx.state.identity
+    if pkid is not None and pkid.value not in identity.signing_pkids:
+        return tlv.encode(sgp32_es10.TAG_GET_CERTS, tlv.encode(0x81, tlv.encode_int(1)))
+    certs = (tlv.encode(0xA5, tlv.decode_one(identity.eum_certificate_der).value)
+             + tlv.encode(0xA6, tlv.decode_one(identity.certificate_der).value))
+    return tlv.encode(sgp32_es10.TAG_GET_CERTS, tlv.encode(0xA0, certs))
+
+
+def retrieve_notifications(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
+    """RetrieveNotificationsList; SGP.32's criterion euiccPackageResults (``82``) answers
+    with the undelivered package results (``A2``)."""
+    f = sgp22.fields(command, (0xA0,))
+    criteria = f[0xA0].children() if 0xA0 in f else []
+    if len(criteria) == 1 and criteria[0].tag == 0x82 and not criteria[0].value:
+        return tlv.encode(sgp22.TAG_RETRIEVE_NOTIFICATIONS, tlv.encode(
+            0xA2, b"".join(result for _seq, result in ctx.state.iot.results)))
+    return es10.retrieve_notifications(ctx, command)
+
+
+def get_euicc_info2(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
+    """GetEUICCInfo2 with SGP.32's ipaMode and iotSpecificInfo (iotVersion) appended: their
+    tags (``90``, ``B4``) come after every member the SGP.22 part encodes."""
+    base = tlv.decode_one(es10.get_euicc_info2(ctx, command))
+    iot = (tlv.encode(0x90, tlv.encode_int(IPA_MODE_IPAD))
+           + tlv.encode(0xB4, tlv.encode(0xA0, tlv.encode(0x04, sgp22.encode_version(
+               IOT_VERSION)))))
+    return tlv.encode(base.tag, base.value + iot)
+
+
+def notification_sent(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
+    """NotificationSent (RemoveNotificationFromList): a notification or, SGP.32, a package
+    result the eIM has acknowledged."""
+    seq = tlv.decode_int(sgp22.fields(command, (0x80,), required=(0x80,))[0x80].value)
+    remaining = ctx.state.iot.without_result(seq)
+    if remaining is None:
+        return es10.notification_sent(ctx, command)
+    ctx.commit(replace(ctx.state.copy(), iot=remaining))
+    return sgp22.NOTIFICATION_SENT.encode_ok()
+
+
+HANDLERS: Mapping[int, es10.Es10Handler] = {
+    sgp32_es10.TAG_ADD_INITIAL_EIM: add_initial_eim,
+    sgp32_es10.TAG_GET_EIM_CONFIGURATION: get_eim_configuration,
+    sgp32_es10.TAG_LOAD_EUICC_PACKAGE: load_euicc_package,
+    sgp32_es10.TAG_GET_CERTS: get_certs,
+    sgp22.TAG_RETRIEVE_NOTIFICATIONS: retrieve_notifications,
+    sgp22.TAG_GET_EUICC_INFO2: get_euicc_info2,
+    sgp22.TAG_NOTIFICATION_SENT: notification_sent,
+}
+"""The SGP.32 functions, and the SGP.22 ones they extend."""
+
+ISDR_HANDLERS: Mapping[int, es10.Es10Handler] = {**es10.HANDLERS, **HANDLERS}
+"""Every ES10 function of this eUICC: SGP.22's and SGP.32's."""
