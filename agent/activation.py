@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 
 from agent.card import CardLink
 from agent.errors import AgentError, StatusWordError
-from firmware_profiles import ActivationConfig
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, parse_activation_code
 from mps_esim.lpa.es10 import DEFAULT_BLOCK_SIZE, Es10Client, Es10Error
 
 if TYPE_CHECKING:
+    from firmware_profiles import ActivationConfig
     from mps_esim.lpa.download import DownloadResult
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lpa_emulator.smdp.errors import OrderError
-from mps_esim.crypto.ecka import confirmation_code_digest
+from mps_esim.crypto.confirmation import confirmation_code_digest
 from mps_wire.identifiers import (
     IdentifierError,
     validate_eid,

@@ -6,7 +6,8 @@
   counter-derived IVs, C-MAC chaining);
 * :mod:`~mps_esim.crypto.signatures`: ECDSA in the raw ``r || s`` form of SGP.22;
 * :mod:`~mps_esim.crypto.certs`: the RSP certificate chains and roles;
-* :mod:`~mps_esim.crypto.ecka`: one-time key agreement keys, the confirmation-code hash.
+* :mod:`~mps_esim.crypto.ecka`: one-time key agreement keys;
+* :mod:`~mps_esim.crypto.confirmation`: the confirmation-code hashes (SHA-256 only).
 
 The eUICC's half of a download is the card's (:mod:`lpa_emulator.euicc.download`), the
 SM-DP+'s in :mod:`lpa_emulator.smdp`.

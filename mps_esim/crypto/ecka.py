@@ -1,9 +1,7 @@
-"""One-time key agreement keys (otPK/otSK.EUICC.ECKA, otPK/otSK.DP.ECKA) and the
-confirmation-code hash."""
+"""One-time key agreement keys (otPK/otSK.EUICC.ECKA, otPK/otSK.DP.ECKA); the
+confirmation-code hashes are in :mod:`mps_esim.crypto.confirmation`."""
 
 from __future__ import annotations
-
-import hashlib
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -51,15 +49,3 @@ def load_point(curve: ec.EllipticCurve, point: bytes) -> ec.EllipticCurvePublicK
 def shared_secret(key: ec.EllipticCurvePrivateKey, other_point: bytes) -> bytes:
     """ECDH (ECKA-DH): the x coordinate of ``key`` times the other side's point."""
     return key.exchange(ec.ECDH(), load_point(key.curve, other_point))
-
-
-def confirmation_code_hash(code: str | bytes, transaction_id: bytes) -> bytes:
-    """``SHA-256(SHA-256(code) || transactionId)`` (SGP.22 hashCc)."""
-    raw = code.encode() if isinstance(code, str) else code
-    return hashlib.sha256(hashlib.sha256(raw).digest() + transaction_id).digest()
-
-
-def confirmation_code_digest(code: str | bytes) -> bytes:
-    """``SHA-256(code)``: what an SM-DP+ stores instead of the code itself."""
-    raw = code.encode() if isinstance(code, str) else code
-    return hashlib.sha256(raw).digest()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from mps_esim import sgp22, tlv
-from mps_esim.crypto.ecka import confirmation_code_hash
+from mps_esim.crypto.confirmation import confirmation_code_hash
 from mps_esim.errors import EsimError
 from mps_esim.lpa.es9 import (
     AuthenticateClientResponse,

@@ -22,7 +22,7 @@ from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.orders import OrderState, OrderStore
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
 from mps_esim import sgp22
-from mps_esim.crypto import ecka, signatures
+from mps_esim.crypto import confirmation, ecka, signatures
 from mps_esim.lpa.download import default_device_info
 from mps_esim.sgp22 import rsp
 from mps_wire.identifiers import make_eid
@@ -401,12 +401,12 @@ def test_confirmation_code(env: Env) -> None:
     fake = _without_hash(flow, answer)
     with refused(st.CC_MISSING):
         flow.get_bpp(fake)
-    wrong = flow.prepare(answer, ecka.confirmation_code_hash("1357", flow.txid))
+    wrong = flow.prepare(answer, confirmation.confirmation_code_hash("1357", flow.txid))
     with refused(st.CC_REFUSED):
         flow.get_bpp(wrong)
     flow = Flow(env, euicc(env), mid)
     answer = flow.through_authentication()
-    right = flow.prepare(answer, ecka.confirmation_code_hash("2468", flow.txid))
+    right = flow.prepare(answer, confirmation.confirmation_code_hash("2468", flow.txid))
     assert "boundProfilePackage" in flow.get_bpp(right)
 
 
@@ -423,7 +423,7 @@ def test_confirmation_code_retries(env: Env) -> None:
     for attempt in range(3):
         flow = Flow(env, euicc(env), mid)
         answer = flow.through_authentication()
-        wrong = flow.prepare(answer, ecka.confirmation_code_hash("0000", flow.txid))
+        wrong = flow.prepare(answer, confirmation.confirmation_code_hash("0000", flow.txid))
         with refused(st.CC_RETRIES if attempt == 2 else st.CC_REFUSED):
             flow.get_bpp(wrong)
     found = env.store.get(mid)

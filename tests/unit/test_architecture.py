@@ -92,6 +92,17 @@ def test_the_agent_loads_no_emulator_server_or_test_bed() -> None:
     assert out.strip() == "[]"
 
 
+
+def test_the_lpa_download_path_loads_no_crypto_library() -> None:
+    # The eUICC and the SM-DP+ do the cryptography of a download (SGP.22 3.1.3); the LPA
+    # only hashes the confirmation code (SHA-256), so mps-lpa's download, discovery and
+    # notification commands start without the cryptography package or firmware profiles.
+    code = ("import agent.lpa_cli, agent.lpa_remote, sys; print(sorted({m.split('.')[0] "
+            "for m in sys.modules} & {'cryptography', 'firmware_profiles'}))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
 def _limits(package: str) -> list[str]:
     from radon.complexity import cc_visit
     from radon.visitors import Class, Function
