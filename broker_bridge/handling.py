@@ -96,6 +96,9 @@ class Handled:
     outcome: Outcome | None = None  # None: dropped, nothing to publish
     error: ErrorCode | None = None  # why it was dropped, when it counts as an error
     done: bool = False  # counted, and its reply published
+    #: The store failed while handling it: nothing is answered or acknowledged (see
+    #: :mod:`broker_bridge.health`).
+    store_error: StoreError | None = None
 
 
 class MessageHandler:
@@ -184,13 +187,16 @@ class MessageHandler:
             self._audit_forbidden(kind, ident, reply_to)
             return item
 
+        item.reply_to = reply_to
         try:
             item.outcome = handler(ident, bytes(msg.payload))
+        except StoreError as exc:
+            item.store_error = exc
+            return item
         except Exception:
             log.exception("internal error handling the request on %s", topic)
             item.outcome = Outcome(Reply.error(ErrorCode.INTERNAL,
                                                "the registry failed; try again later"))
-        item.reply_to = reply_to
         return item
 
     def _audit_forbidden(self, kind: str, ident: str, reply_to: str) -> None:
@@ -212,12 +218,7 @@ class MessageHandler:
     # --- handlers: each returns the outcome; raising means an internal error -----------
 
     def _register(self, device_id: str, payload: bytes) -> Outcome:
-        try:
-            outcome = self.registry.handle_registration(device_id, payload)
-        except StoreError:
-            log.exception("storing the registration of %s failed", device_id)
-            return Outcome(Reply.error(ErrorCode.INTERNAL, "the registry could not store the "
-                                                           "registration; try again later"))
+        outcome = self.registry.handle_registration(device_id, payload)
         _log_refusal(f"registration of {device_id}", outcome.reply)
         return outcome
 

@@ -42,6 +42,7 @@ from broker_bridge.auditing import AuditWriter
 from broker_bridge.errors import BrokerError, StoreError
 from broker_bridge.grouping import GROUP_MAX, GROUP_SECONDS, GroupWorker, MessageQueue
 from broker_bridge.handling import BridgeStats, Counters, MessageHandler
+from broker_bridge.health import StoreHealth
 from broker_bridge.model import now_ms
 from broker_bridge.policy import AccessPolicy
 from broker_bridge.publishing import QOS, Publisher
@@ -124,9 +125,10 @@ class Bridge:
         self._queue: MessageQueue = MessageQueue()
         self._handler = MessageHandler(self.topics, self.registry)
         self._publisher = Publisher(self.topics, self.registry, self._counters)
-        self._audits = AuditWriter(store, linger=audit_linger)
+        self.health = StoreHealth()
+        self._audits = AuditWriter(store, linger=audit_linger, health=self.health)
         self._groups = GroupWorker(store, self._queue, self._handler, self._publisher,
-                                   self._counters, self._audits)
+                                   self._counters, self._audits, self.health)
 
     def __repr__(self) -> str:
         return f"Bridge({self.broker}, prefix={self.topics.prefix!r}, group={self.group!r})"
@@ -313,7 +315,7 @@ class Bridge:
             self._counters.received += 1
         self._audits.send_acks(client)
         reader = self._reader
-        if reader is not None:
+        if reader is not None and not self.health.down:
             # A query the read model answers is answered here, on paho's network thread,
             # as a bare echo would be: it reads one row of committed state on a
             # connection of its own, never waiting for the worker's transaction.

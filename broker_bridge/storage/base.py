@@ -221,9 +221,11 @@ class Store(abc.ABC):
         """Delete a device's record; False if there was none."""
 
     @abc.abstractmethod
-    def record_installation(self, installation: Installation) -> Change:
+    def record_installation(self, installation: Installation, *, rebind: bool = False
+                            ) -> Change:
         """Bind a profile to the eUICC it was installed on; a newer report replaces an
-        older one, an older one changes nothing."""
+        older one, an older one changes nothing; ``rebind`` (an operator binding)
+        replaces whatever is there."""
 
     @abc.abstractmethod
     def installation(self, iccid: str) -> Installation | None:
@@ -339,6 +341,11 @@ class Store(abc.ABC):
         Inside :meth:`batch` it is written when the batch commits, with the batch's
         other entries in one statement, and numbered then (the entry returned has id 0).
         """
+
+    @abc.abstractmethod
+    def check_writable(self) -> None:
+        """Commit a write that needs new space (and leaves nothing behind); StoreError
+        while the database cannot take one (disk full, I/O error)."""
 
     @abc.abstractmethod
     def append_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
