@@ -279,6 +279,22 @@ class Store(abc.ABC):
         """Pairings matching every given filter, oldest first."""
 
     @abc.abstractmethod
+    def add_decoy(self, decoy: Pairing) -> None:
+        """Keep a pending decoy pairing (a number not served here, see schema 7)."""
+
+    @abc.abstractmethod
+    def live_decoy(self, app_id: str, msisdn: str) -> Pairing | None:
+        """The app's open decoy for the number, if any."""
+
+    @abc.abstractmethod
+    def expired_decoys(self, now: int, *, limit: int = 100) -> list[Pairing]:
+        """Open decoys whose time was up at or before ``now``, oldest first."""
+
+    @abc.abstractmethod
+    def close_decoy(self, decoy_id: str, now: int) -> bool:
+        """Close an open decoy; False if it was closed already (by another process)."""
+
+    @abc.abstractmethod
     def expired_prompts(self, now: int, *, limit: int = 100) -> list[Pairing]:
         """Pending pairings whose prompt expired at or before ``now``, oldest first."""
 
