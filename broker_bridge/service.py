@@ -61,6 +61,14 @@ log = logging.getLogger(__name__)
 #: Seconds a thread may hold the interpreter while another waits, in serve_forever.
 SWITCH_INTERVAL = 0.0005
 
+#: Seconds between reconnection attempts: from the first ...
+RECONNECT_MIN = 1
+#: ... doubling up to this, so a broker back from an outage is rejoined within seconds.
+RECONNECT_MAX = 3
+
+#: Seconds without a message after which a leaving bridge takes nothing more to be coming.
+SETTLE_SECONDS = 0.1
+
 
 class Bridge:
     """Serves registrations, app, user and operator requests from ``broker`` into ``store``.
@@ -80,6 +88,8 @@ class Bridge:
 
     #: How long :meth:`stop` waits for the broker to confirm publications in flight.
     DRAIN_SECONDS = 1.0
+    #: How long :meth:`stop` waits to leave the group and receive what was in flight.
+    LEAVE_SECONDS = 3.0
 
     def __init__(self, store: Store, broker: BrokerURL, *, topics: Topics | None = None,
                  group: str = DEFAULT_SHARE_GROUP, client_id: str | None = None,
@@ -157,6 +167,8 @@ class Bridge:
                      time.monotonic() - started)
             persistent = self.client_id is not None
             client = new_client(self.client_id, persistent=persistent, manual_ack=True)
+            # Back with the broker within seconds of its return, not paho's two minutes.
+            client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
             client.on_message = self._on_message
             client.on_publish = self._publisher.on_publish
             self._open_reader()
@@ -234,6 +246,8 @@ class Bridge:
         if reason.is_failure:
             log.warning("reconnecting to %s failed: %s", self.broker, reason)
             return
+        if self._stopping.is_set():
+            return  # left the group: no subscribing again while stopping
         log.info("reconnected to %s (session %s)", self.broker,
                  "kept" if flags.session_present else "new")
         set_nodelay(client)
@@ -243,12 +257,20 @@ class Bridge:
         client.subscribe([(f, SubscribeOptions(qos=QOS)) for f in self.filters])
 
     def stop(self) -> None:
-        """Unsubscribe by disconnecting; messages in flight go to the other members."""
+        """Leave the group, finish what was received, then disconnect.
+
+        The bridge first unsubscribes: once the broker confirms (UNSUBACK), it adds no new
+        message for this member, and a persistent session keeps none for its return
+        (MQTT v5 section 3.10.4); the other members get them. What the broker had sent
+        already is handled, answered and acknowledged before the bridge disconnects.
+        """
         self._stopping.set()
         with self._lock:
             client, self._client = self._client, None
             housekeeper, self._housekeeper = self._housekeeper, None
             worker, self._worker = self._worker, None
+        if client is not None:
+            self._leave_group(client)
         if housekeeper is not None:
             housekeeper.join()
         if worker is not None:
@@ -267,6 +289,26 @@ class Bridge:
             except StoreError as exc:
                 log.warning("could not note the last publications: %s", exc)
             log.info("stopped serving %s on %s", self.topics.prefix, self.broker)
+
+    def _leave_group(self, client: mqtt.Client) -> None:
+        """Unsubscribe and wait for the broker's confirmation, then until what it had in
+        flight has arrived (no message for :data:`SETTLE_SECONDS`), at most
+        :attr:`LEAVE_SECONDS` in all."""
+        deadline = time.monotonic() + self.LEAVE_SECONDS
+        left = threading.Event()
+        client.on_unsubscribe = lambda *_a: left.set()
+        rc, _mid = client.unsubscribe(list(self.filters))
+        if rc != mqtt.MQTT_ERR_SUCCESS or not left.wait(self.LEAVE_SECONDS):
+            log.warning("%s did not confirm leaving the group; stopping all the same",
+                        self.broker)
+            return
+        seen = self.stats.received
+        while time.monotonic() < deadline:
+            time.sleep(SETTLE_SECONDS)
+            now = self.stats.received
+            if now == seen:
+                return
+            seen = now
 
     def serve_forever(self, *, ready: Callable[[], None] | None = None) -> None:
         """Start if needed and serve until :meth:`stop`, SIGTERM or SIGINT; then stop.
