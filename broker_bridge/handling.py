@@ -149,7 +149,7 @@ class MessageHandler:
         if route is None or route[0] != "apps":
             return None
         reply_to = response_topic(msg.properties)
-        if reply_to is None or not _inside(reply_to, route[2]):
+        if reply_to is None or not inside(reply_to, route[2]):
             return None
         try:
             found = self.registry.kept_devices(route[1], decode(bytes(msg.payload)),
@@ -179,7 +179,7 @@ class MessageHandler:
             # Devices, user agents and operator systems may send without waiting for an
             # answer; the request is handled all the same.
             log.info("request on %s without a Response Topic: not answered", topic)
-        elif not _inside(reply_to, namespace):
+        elif not inside(reply_to, namespace):
             # Answering would let a requester reflect data onto someone else's topic.
             log.warning("request on %s names Response Topic %r outside %s: not processed",
                         topic, reply_to, namespace)
@@ -261,7 +261,7 @@ class MessageHandler:
                                     subject=subject, detail={"bytes": len(payload)}, **audit)
 
 
-def _inside(topic: str, namespace: str) -> bool:
+def inside(topic: str, namespace: str) -> bool:
     """True when ``topic`` is a publishable topic below ``namespace`` (which ends in /),
     and not one of the registry's own topics there."""
     return (len(topic) > len(namespace) and topic.startswith(namespace)

@@ -41,16 +41,18 @@ from broker_bridge.auditing import LINGER as AUDIT_LINGER
 from broker_bridge.auditing import AuditWriter
 from broker_bridge.errors import BrokerError, StoreError
 from broker_bridge.grouping import GROUP_MAX, GROUP_SECONDS, GroupWorker, MessageQueue
-from broker_bridge.handling import BridgeStats, Counters, MessageHandler
+from broker_bridge.handling import BridgeStats, Counters, Handled, MessageHandler, inside
 from broker_bridge.health import StoreHealth
+from broker_bridge.limits import APP_BURST, APP_RATE, AppLimiter
 from broker_bridge.model import now_ms
 from broker_bridge.policy import AccessPolicy
 from broker_bridge.publishing import QOS, Publisher
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, SignaturePolicy
 from broker_bridge.storage.base import Store
 from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
-from mps_mqtt.props import set_nodelay
-from mps_wire.messages import INSTALLATIONS
+from mps_mqtt.props import response_topic, set_nodelay
+from mps_wire.errors import ErrorCode
+from mps_wire.messages import INSTALLATIONS, Reply
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
 __all__ = ["AUDIT_LINGER", "GROUP_MAX", "GROUP_SECONDS", "QOS", "SWITCH_INTERVAL", "Bridge",
@@ -83,7 +85,8 @@ class Bridge:
     seconds the bridge expires prompts and publishes what is still unpublished after
     ``relay_grace`` seconds. ``audit_linger`` is how long the audit writer gathers the
     entries of queries answered from memory before writing them (and acknowledging
-    their requests); see :mod:`broker_bridge.auditing`.
+    their requests); see :mod:`broker_bridge.auditing`. ``app_rate`` and ``app_burst``
+    are each app's share (requests per second, and at once; see :mod:`broker_bridge.limits`).
     """
 
     #: How long :meth:`stop` waits for the broker to confirm publications in flight.
@@ -97,7 +100,8 @@ class Bridge:
                  consent_ttl: float = DEFAULT_CONSENT_TTL, sweep_interval: float = 1.0,
                  relay_grace: float = 5.0,
                  signatures: SignaturePolicy = SignaturePolicy.ENROLLED,
-                 audit_linger: float = AUDIT_LINGER) -> None:
+                 audit_linger: float = AUDIT_LINGER, app_rate: float = APP_RATE,
+                 app_burst: float = APP_BURST) -> None:
         if not isinstance(broker, BrokerURL):
             raise TypeError(f"broker must be a BrokerURL, not {type(broker).__name__}")
         if topics is not None and not isinstance(topics, Topics):
@@ -135,6 +139,7 @@ class Bridge:
         self._queue: MessageQueue = MessageQueue()
         self._handler = MessageHandler(self.topics, self.registry)
         self._publisher = Publisher(self.topics, self.registry, self._counters)
+        self.limiter = AppLimiter(rate=app_rate, burst=app_burst)
         self.health = StoreHealth()
         self._audits = AuditWriter(store, linger=audit_linger, health=self.health)
         self._groups = GroupWorker(store, self._queue, self._handler, self._publisher,
@@ -356,6 +361,8 @@ class Bridge:
         with self._counters.lock:
             self._counters.received += 1
         self._audits.send_acks(client)
+        if self._over_share(client, msg):
+            return
         reader = self._reader
         if reader is not None and not self.health.down:
             # A query the read model answers is answered here, on paho's network thread,
@@ -375,6 +382,23 @@ class Bridge:
                     return
         # Everything else goes to the worker; see GroupWorker.
         self._queue.put(msg)
+
+    def _over_share(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> bool:
+        """Answer ``busy`` and acknowledge at once a request of an app over its share (see
+        :mod:`broker_bridge.limits`); False for any other message."""
+        route = self._handler.route(msg.topic)
+        if route is None or route[0] != "apps" or self.limiter.allow(route[1]):
+            return False
+        reply_to = response_topic(msg.properties)
+        if not self.limiter.tell(route[1]):
+            reply_to = None
+        item = Handled(msg, reply_to if reply_to and inside(reply_to, route[2]) else None,
+                       Outcome(Reply.error(ErrorCode.BUSY, "more requests than this app's "
+                                           "share; retry after a second")))
+        self._groups.answer(client, item)
+        if msg.qos:
+            client.ack(msg.mid, msg.qos)
+        return True
 
     def dispatch(self, topic: str, payload: bytes) -> Outcome | None:
         """What the bridge does with ``payload`` arriving on ``topic``, without MQTT: the
@@ -399,6 +423,9 @@ class Bridge:
             return
         publisher = self._publisher
         publisher.flush_acks(self.store)
+        for app_id, refused in sorted(self.limiter.take_refused().items()):
+            self.store.append_audit(f"app:{app_id}", "request", "busy", app_id=app_id,
+                                    subject=app_id, detail={"refused": refused})
         publisher.effects(client, self.registry.expire_prompts())
         pending = publisher.pending()
         due = now_ms() - int(self.relay_grace * 1000)

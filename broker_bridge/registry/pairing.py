@@ -90,11 +90,8 @@ class PairingRules(DeviceListing):
             # request expires as a prompt nobody answers.
             return self._decoy(app, request)
         contract = routed
-        asked = self.store.live_pairing(app.id, contract.id)
-        if (asked is not None and asked.state is PairingState.PENDING
-                and asked.msisdn != request.msisdn and (asked.expires_at or 0) > self._clock()):
-            # The user is being asked already, for another number of the contract: the
-            # same pairing would link the two numbers before consent.
+        if self._asked_for_another(app, contract, request):
+            # The same pairing would link the two numbers before consent.
             return self._decoy(app, request)
         with self._work() as work:
             live = self.store.live_pairing(app.id, contract.id)
@@ -111,6 +108,13 @@ class PairingRules(DeviceListing):
                        detail={"purpose": request.purpose, "pairing": live.id,
                                "repeat": repeat, "consent": decision.consent.value})
         return Outcome(reply, work.effects)
+
+    def _asked_for_another(self, app: App, contract: Contract, request: PairRequest) -> bool:
+        """Whether the user is being asked already about the app, for another number of
+        the contract."""
+        asked = self.store.live_pairing(app.id, contract.id)
+        return (asked is not None and asked.state is PairingState.PENDING
+                and asked.msisdn != request.msisdn and (asked.expires_at or 0) > self._clock())
 
     def _decoy(self, app: App, request: PairRequest) -> Outcome:
         with self._work() as work:

@@ -23,7 +23,7 @@ from broker_bridge.storage import SqliteStore
 from mps_testbed.stack import Mosquitto
 from mps_wire import codec
 from mps_wire.topics import Topics
-from tests.helpers import MqttProbe, make_device, paul_and_apps, running_bridge
+from tests.helpers import MqttProbe, make_device, paul_and_apps, running_bridge, wait_until
 
 
 @pytest.fixture
@@ -86,3 +86,45 @@ def test_a_member_rejoins_a_broker_back_from_an_outage_within_seconds(
                     reply = probe.next(timeout=0.5).decoded()
         assert reply is not None and reply["result"] == "registered"
         assert time.monotonic() - back < RECONNECT_MAX + 2
+
+
+def test_an_app_over_its_share_is_told_busy_and_another_app_is_served(
+        store: SqliteStore, mosquitto: Mosquitto, topics: Topics, probe: MqttProbe) -> None:
+    """A flood is refused at once (busy, once and then every 256th) and acknowledged, so
+    that it is drained; the refusals are audited in sum; another app is answered."""
+    from mps_wire.messages import PairRequest
+    from tests.helpers import PAUL_MSISDN
+
+    assert bridge_registry(store).app_request(
+        "care", PairRequest(PAUL_MSISDN, "support")).reply.is_ok
+    with running_bridge(store, mosquitto.url, topics, app_rate=0.001, app_burst=5) as bridge:
+        replies = topics.app_replies("care")
+        probe.listen(replies)
+        for _ in range(300):
+            probe.send(topics.app_requests("care"), codec.encode(
+                {"op": "devices", "msisdn": PAUL_MSISDN}), response_topic=replies)
+        answers = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                answers.append(probe.next(timeout=1.0).decoded())
+        busy = [a for a in answers if a.get("code") == "busy"]
+        assert len([a for a in answers if a.get("status") == "ok"]) == 5  # its share
+        assert 1 <= len(busy) <= 30  # told, but not 295 times
+        assert bridge.stats.received == 300
+
+        def refused() -> int:
+            return sum(e.detail.get("refused", 0) for e in store.audit()
+                       if e.outcome == "busy" and e.app_id == "care")
+
+        assert wait_until(lambda: refused() == 295)
+        # Another app is answered as ever (here: not paired yet).
+        probe.listen(topics.app_replies("coach"))
+        reply = probe.request(topics.app_requests("coach"), codec.encode(
+            {"op": "devices", "msisdn": PAUL_MSISDN}), topics.app_replies("coach"))
+        assert reply.get("code") != "busy" and reply["status"] == "denied"
+
+
+def bridge_registry(store: SqliteStore) -> Any:
+    from broker_bridge.registry import Registry
+
+    return Registry(store)
