@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 
 from broker_bridge.errors import StoreError
+from broker_bridge.health import StoreHealth
 from broker_bridge.model import AuditEntry
 from broker_bridge.storage.base import Store
 
@@ -58,10 +59,12 @@ class AuditWriter:
     per ``linger`` plus one commit.
     """
 
-    def __init__(self, store: Store, *, linger: float = LINGER) -> None:
+    def __init__(self, store: Store, *, linger: float = LINGER,
+                 health: StoreHealth | None = None) -> None:
         if isinstance(linger, bool) or not linger >= 0:
             raise ValueError(f"linger must be a number of seconds >= 0, not {linger!r}")
         self.store = store
+        self.health = health or StoreHealth()
         self.linger = float(linger)
         self.written = 0
         self._pending: list[_Pending] = []
@@ -84,9 +87,10 @@ class AuditWriter:
 
     def put(self, entry: AuditEntry, msg: mqtt.MQTTMessage) -> bool:
         """Write ``entry``, then acknowledge ``msg``; False (nothing taken) when the
-        writer is not running, so that the caller does not answer what it cannot audit."""
+        writer is not running or the store fails, so that the caller does not answer
+        what it cannot audit."""
         with self._wake:
-            if self._thread is None or self._closing:
+            if self._thread is None or self._closing or self.health.down:
                 return False
             self._pending.append(_Pending(entry, msg))
             if len(self._pending) == 1:
@@ -149,8 +153,9 @@ class AuditWriter:
                     log.warning("could not write %d audit entries before stopping: %s",
                                 len(batch), exc)
                     return
-                log.warning("writing %d audit entries failed (%s); trying again in %g s",
-                            len(batch), exc, RETRY_SECONDS)
+                # Logged once per condition; kept, and written once the store recovers.
+                self.health.failed(exc)
                 time.sleep(RETRY_SECONDS)
+        self.health.recovered()
         self.written += len(batch)
         self._due.extend(p.msg for p in batch if p.msg.qos)

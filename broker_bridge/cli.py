@@ -12,6 +12,7 @@
     mps-bridge operator port-out --msisdn +49... --operator OTHER
     mps-bridge operator add-operator --id OTHER --name "Other" --registry mqtts://...
                                      [--prefix mps/v1] [--number-prefix +49160]...
+    mps-bridge operator bind --iccid 89... --eid 89... [--swap]
     mps-bridge operator show --contract C-1
     mps-bridge apps add APP --name NAME --trust partner|verified|unverified
                         [--purpose P]... [--standing-consent | --no-standing-consent]
@@ -25,6 +26,8 @@
     mps-bridge operator add-device-key --eid EID --key PUB.pem
     mps-bridge operator remove-device-key --eid EID
     mps-bridge operator identities
+    mps-bridge db init --db registry.db             (serve never makes a database)
+    mps-bridge devices reset-seq EID [--to N]       (audited)
     mps-bridge broker-config --out DIR --db registry.db [--port 1883] [--tls-port 8883]
                              [--ca DIR] [--client-certificates] [--acl dynsec]
                              [--bind 127.0.0.1] [--server-name NAME]... [--prefix mps/v1]
@@ -48,9 +51,11 @@ from broker_bridge.commands import (
     audit,
     broker_config,
     credentials,
+    devices,
     operator_data,
     serve,
 )
+from broker_bridge.commands import db as db_command
 from broker_bridge.commands.common import PROG, db_options, open_store, subcommands
 from broker_bridge.errors import BrokerError, StoreError
 from broker_bridge.registry import Registry
@@ -78,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     apps.add_parser(commands, [common, db])
     consent_cli.add_parser(commands, [common, db])
     audit.add_parser(commands, [common, db])
+    db_command.add_parser(commands, [common, db])
+    devices.add_parser(commands, [common, db])
     return parser
 
 
@@ -94,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve.run(settings)
         if args.command == "broker-config":
             return broker_config.run(settings, args)
+        if args.command == "db":
+            return db_command.run(settings, args)
         as_json = bool(args.json)
         if args.command == "operator" and args.operator_command == "ca":
             return credentials.make_ca(args.ca, as_json)
@@ -115,6 +124,8 @@ def _dispatch(args: argparse.Namespace) -> Callable[[Registry, bool], int]:
     if args.command == "operator":
         if args.operator_command == "add-operator":
             return lambda registry, as_json: operator_data.add_operator(registry, args, as_json)
+        if args.operator_command == "bind":
+            return lambda registry, as_json: operator_data.bind(registry, args, as_json)
         if args.operator_command == "show":
             return lambda registry, as_json: operator_data.show(registry, args.contract, as_json)
         if args.operator_command in credentials.COMMANDS:
@@ -125,6 +136,8 @@ def _dispatch(args: argparse.Namespace) -> Callable[[Registry, bool], int]:
         return lambda registry, as_json: apps.run(registry, args, as_json)
     if args.command == "consent":
         return lambda registry, as_json: consent_cli.run(registry, args, as_json)
+    if args.command == "devices":
+        return lambda registry, as_json: devices.run(registry, args, as_json)
     return lambda registry, as_json: audit.run(registry, args, as_json)
 
 

@@ -27,6 +27,16 @@ class StoreCorruptError(StoreError):
         self.problems = tuple(problems)
 
 
+class StoreMissingError(StoreError):
+    """There is no registry database where one was expected (a missing or empty file, an
+    empty schema); only an explicit ``mps-bridge db init`` makes one."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"{where} holds no registry database; create it with "
+                         f"'mps-bridge db init --db {where}'")
+        self.where = where
+
+
 class SchemaVersionError(StoreError):
     """The database was written by a newer registry whose schema this one does not know."""
 
@@ -58,6 +68,45 @@ class ForeignSubscriptionError(BridgeError, PermissionError):
         self.installed_on = installed_on
 
 
+class UnprovenSubscriptionError(BridgeError, PermissionError):
+    """A device presented a profile nothing binds to its eUICC: no installation result of
+    the SM-DP+ (or eIM) and no operator binding names its EID for that ICCID."""
+
+    code = ErrorCode.DENIED
+
+    def __init__(self, iccid: str, eid: str) -> None:
+        super().__init__(f"nothing shows that ICCID {iccid} is on eUICC {eid}: no installation "
+                         "record and no operator binding")
+        self.iccid = iccid
+        self.eid = eid
+
+
+class SubscriptionMismatchError(BridgeError, PermissionError):
+    """A device's registration names a ``field`` (IMSI) the operator's data contradicts."""
+
+    code = ErrorCode.DENIED
+
+    def __init__(self, iccid: str, field: str, sent: str, known: str | None) -> None:
+        super().__init__(f"the {field} sent for ICCID {iccid} is not the operator's")
+        self.iccid = iccid
+        self.field = field
+        self.sent = sent
+        self.known = known
+
+
+class SubscriptionInUseError(BridgeError, PermissionError):
+    """A profile is registered by another device; moving it is an explicit swap."""
+
+    code = ErrorCode.DENIED
+
+    def __init__(self, iccid: str, eid: str, holder: str) -> None:
+        super().__init__(f"ICCID {iccid} is in use by device {holder}; moving it to {eid} "
+                         "takes an explicit swap")
+        self.iccid = iccid
+        self.eid = eid
+        self.holder = holder
+
+
 class ReplayError(BridgeError, PermissionError):
     """A registration not newer than the last one accepted from the device."""
 
@@ -69,6 +118,19 @@ class ReplayError(BridgeError, PermissionError):
         self.eid = eid
         self.seq = seq
         self.last_seq = last_seq
+
+
+class SequenceJumpError(ReplayError):
+    """A registration whose sequence number jumps more than the window ahead of the last
+    one accepted (or of 0): taken, it would lock the device out of every later number."""
+
+    def __init__(self, eid: str, seq: int, last_seq: int, window: int) -> None:
+        BridgeError.__init__(self, f"registration seq {seq} of {eid} jumps more than {window} "
+                             f"ahead of the last one accepted ({last_seq})")
+        self.eid = eid
+        self.seq = seq
+        self.last_seq = last_seq
+        self.window = window
 
 
 class UnknownContractError(BridgeError, LookupError):

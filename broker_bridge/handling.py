@@ -96,6 +96,9 @@ class Handled:
     outcome: Outcome | None = None  # None: dropped, nothing to publish
     error: ErrorCode | None = None  # why it was dropped, when it counts as an error
     done: bool = False  # counted, and its reply published
+    #: The store failed while handling it: nothing is answered or acknowledged (see
+    #: :mod:`broker_bridge.health`).
+    store_error: StoreError | None = None
 
 
 class MessageHandler:
@@ -146,7 +149,7 @@ class MessageHandler:
         if route is None or route[0] != "apps":
             return None
         reply_to = response_topic(msg.properties)
-        if reply_to is None or not _inside(reply_to, route[2]):
+        if reply_to is None or not inside(reply_to, route[2]):
             return None
         try:
             found = self.registry.kept_devices(route[1], decode(bytes(msg.payload)),
@@ -176,7 +179,7 @@ class MessageHandler:
             # Devices, user agents and operator systems may send without waiting for an
             # answer; the request is handled all the same.
             log.info("request on %s without a Response Topic: not answered", topic)
-        elif not _inside(reply_to, namespace):
+        elif not inside(reply_to, namespace):
             # Answering would let a requester reflect data onto someone else's topic.
             log.warning("request on %s names Response Topic %r outside %s: not processed",
                         topic, reply_to, namespace)
@@ -184,13 +187,16 @@ class MessageHandler:
             self._audit_forbidden(kind, ident, reply_to)
             return item
 
+        item.reply_to = reply_to
         try:
             item.outcome = handler(ident, bytes(msg.payload))
+        except StoreError as exc:
+            item.store_error = exc
+            return item
         except Exception:
             log.exception("internal error handling the request on %s", topic)
             item.outcome = Outcome(Reply.error(ErrorCode.INTERNAL,
                                                "the registry failed; try again later"))
-        item.reply_to = reply_to
         return item
 
     def _audit_forbidden(self, kind: str, ident: str, reply_to: str) -> None:
@@ -212,12 +218,7 @@ class MessageHandler:
     # --- handlers: each returns the outcome; raising means an internal error -----------
 
     def _register(self, device_id: str, payload: bytes) -> Outcome:
-        try:
-            outcome = self.registry.handle_registration(device_id, payload)
-        except StoreError:
-            log.exception("storing the registration of %s failed", device_id)
-            return Outcome(Reply.error(ErrorCode.INTERNAL, "the registry could not store the "
-                                                           "registration; try again later"))
+        outcome = self.registry.handle_registration(device_id, payload)
         _log_refusal(f"registration of {device_id}", outcome.reply)
         return outcome
 
@@ -260,7 +261,7 @@ class MessageHandler:
                                     subject=subject, detail={"bytes": len(payload)}, **audit)
 
 
-def _inside(topic: str, namespace: str) -> bool:
+def inside(topic: str, namespace: str) -> bool:
     """True when ``topic`` is a publishable topic below ``namespace`` (which ends in /),
     and not one of the registry's own topics there."""
     return (len(topic) > len(namespace) and topic.startswith(namespace)

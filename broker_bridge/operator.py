@@ -17,6 +17,8 @@ The shape (TOML; JSON has the same keys)::
       iccid = "8949262010000000010"
       imsi = "262010000000001"
       msisdn = "+4915112345678"          # optional
+      eid = "89049032000000000000000000000163"  # optional: the eUICC the operator put
+                                         # the profile on (else the SM-DP+ reports it)
 
     [[apps]]
     id = "health-app"
@@ -47,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker_bridge.errors import OperatorDataError
+from broker_bridge.errors import OperatorDataError, SubscriptionInUseError
 from broker_bridge.model import (
     App,
     Change,
@@ -70,6 +72,7 @@ class ContractEntry:
     contract: Contract
     msisdns: tuple[str, ...]
     subscriptions: tuple[Subscription, ...]
+    bindings: tuple[tuple[str, str], ...] = ()  # (ICCID, EID) the operator bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,7 @@ def import_operator_data(store: Store, data: OperatorData, *,
         for entry in data.contracts:
             for sub in entry.subscriptions:
                 report.note("subscriptions", sub.iccid, registry.put_subscription(sub, effects))
+        _bind(registry, data, actor)
         for i, (msisdn, operator_id) in enumerate(data.ported):
             if store.operator(operator_id) is None:
                 raise OperatorDataError(data.source, [Problem(
@@ -198,6 +202,20 @@ def import_operator_data(store: Store, data: OperatorData, *,
                                        "updated": report.count(Change.UPDATED),
                                        "events": len(effects.events)})
     return report
+
+
+def _bind(registry: Registry, data: OperatorData, actor: str) -> None:
+    """The file's bindings; moving a bound profile takes ``mps-bridge operator bind
+    --swap``, never an import."""
+    for i, entry in enumerate(data.contracts):
+        for iccid, eid in entry.bindings:
+            try:
+                registry.bind_subscription(iccid, eid, actor=actor)
+            except SubscriptionInUseError as exc:
+                j = next(j for j, s in enumerate(entry.subscriptions) if s.iccid == iccid)
+                raise OperatorDataError(data.source, [Problem(
+                    f"contracts[{i}].subscriptions[{j}].eid",
+                    f"{exc}: mps-bridge operator bind --swap")]) from exc
 
 
 def import_operator_file(store: Store, path: str | os.PathLike[str]) -> ImportReport:

@@ -24,7 +24,7 @@ from broker_bridge.model import (
 from mps_common.errors import Problem
 from mps_common.schema import Key, Table, collect
 from mps_mqtt.client import BrokerURL
-from mps_wire.identifiers import validate_iccid, validate_imsi, validate_msisdn
+from mps_wire.identifiers import validate_eid, validate_iccid, validate_imsi, validate_msisdn
 from mps_wire.topics import DEFAULT_PREFIX, Topics, check_level
 
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:\-]{0,63}")
@@ -96,6 +96,8 @@ SUBSCRIPTION = Table(
     Key("iccid", str, check=_identifier(validate_iccid, "ICCID")),
     Key("imsi", str, check=_identifier(validate_imsi, "IMSI")),
     Key("msisdn", str, None, check=_MSISDN),
+    # The eUICC the operator put this profile on itself (no SM-DP+ download to report).
+    Key("eid", str, None, check=_identifier(validate_eid, "EID")),
 )
 CONTRACT = Table(
     Key("id", str, check=_level("contract id")),
@@ -170,7 +172,8 @@ class _Entries:
 
 
 def _contract(entries: _Entries, entry: dict[str, Any] | None, where: str
-              ) -> tuple[Contract, tuple[str, ...], tuple[Subscription, ...]] | None:
+              ) -> tuple[Contract, tuple[str, ...], tuple[Subscription, ...],
+                         tuple[tuple[str, str], ...]] | None:
     if entry is None:
         return None
     cid = entry.get("id")
@@ -191,12 +194,18 @@ def _contract(entries: _Entries, entry: dict[str, Any] | None, where: str
     holder: str | None = entry.get("holder")
     if cid is None or holder is None:
         return None
-    return (Contract(cid, holder), tuple(msisdns),
-            tuple(sub for sub in subs if sub is not None))
+    return (Contract(cid, holder), tuple(msisdns), *_split([s for s in subs if s is not None]))
+
+
+def _split(found: list[tuple[Subscription, str | None]]
+           ) -> tuple[tuple[Subscription, ...], tuple[tuple[str, str], ...]]:
+    """Subscriptions, and the (ICCID, EID) bindings some of them carry."""
+    return (tuple(sub for sub, _ in found),
+            tuple((sub.iccid, eid) for sub, eid in found if eid is not None))
 
 
 def _subscription(entries: _Entries, sub: dict[str, Any] | None, where: str,
-                  contract_id: str | None) -> Subscription | None:
+                  contract_id: str | None) -> tuple[Subscription, str | None] | None:
     if sub is None:
         return None
     iccid, imsi, msisdn = sub.get("iccid"), sub.get("imsi"), sub.get("msisdn")
@@ -208,7 +217,8 @@ def _subscription(entries: _Entries, sub: dict[str, Any] | None, where: str,
         entries.claim_number(msisdn, contract_id, f"{where}.msisdn")
     if iccid is None or imsi is None or contract_id is None:
         return None
-    return Subscription(iccid=iccid, imsi=imsi, msisdn=msisdn, contract_id=contract_id)
+    return (Subscription(iccid=iccid, imsi=imsi, msisdn=msisdn, contract_id=contract_id),
+            sub.get("eid"))
 
 
 def _app(entries: _Entries, entry: dict[str, Any] | None, where: str) -> App | None:
@@ -273,7 +283,8 @@ def _each(rows: Sequence[dict[str, Any] | None] | None, key: str,
 
 def check_operator_data(document: Any, source: str) -> dict[str, list[Any]]:
     """The entries of a parsed operator document, by key: ``contracts`` as (contract,
-    numbers, subscriptions), ``apps``, ``operators``, ``ported`` as (number, operator id).
+    numbers, subscriptions, bindings as (ICCID, EID)), ``apps``, ``operators``, ``ported``
+    as (number, operator id).
 
     Raises OperatorDataError naming every problem.
     """

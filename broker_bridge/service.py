@@ -41,15 +41,18 @@ from broker_bridge.auditing import LINGER as AUDIT_LINGER
 from broker_bridge.auditing import AuditWriter
 from broker_bridge.errors import BrokerError, StoreError
 from broker_bridge.grouping import GROUP_MAX, GROUP_SECONDS, GroupWorker, MessageQueue
-from broker_bridge.handling import BridgeStats, Counters, MessageHandler
+from broker_bridge.handling import BridgeStats, Counters, Handled, MessageHandler, inside
+from broker_bridge.health import StoreHealth
+from broker_bridge.limits import APP_BURST, APP_RATE, AppLimiter
 from broker_bridge.model import now_ms
 from broker_bridge.policy import AccessPolicy
 from broker_bridge.publishing import QOS, Publisher
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, SignaturePolicy
 from broker_bridge.storage.base import Store
 from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
-from mps_mqtt.props import set_nodelay
-from mps_wire.messages import INSTALLATIONS
+from mps_mqtt.props import response_topic, set_nodelay
+from mps_wire.errors import ErrorCode
+from mps_wire.messages import INSTALLATIONS, Reply
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
 __all__ = ["AUDIT_LINGER", "GROUP_MAX", "GROUP_SECONDS", "QOS", "SWITCH_INTERVAL", "Bridge",
@@ -59,6 +62,14 @@ log = logging.getLogger(__name__)
 
 #: Seconds a thread may hold the interpreter while another waits, in serve_forever.
 SWITCH_INTERVAL = 0.0005
+
+#: Seconds between reconnection attempts: from the first ...
+RECONNECT_MIN = 1
+#: ... doubling up to this, so a broker back from an outage is rejoined within seconds.
+RECONNECT_MAX = 3
+
+#: Seconds without a message after which a leaving bridge takes nothing more to be coming.
+SETTLE_SECONDS = 0.1
 
 
 class Bridge:
@@ -74,11 +85,14 @@ class Bridge:
     seconds the bridge expires prompts and publishes what is still unpublished after
     ``relay_grace`` seconds. ``audit_linger`` is how long the audit writer gathers the
     entries of queries answered from memory before writing them (and acknowledging
-    their requests); see :mod:`broker_bridge.auditing`.
+    their requests); see :mod:`broker_bridge.auditing`. ``app_rate`` and ``app_burst``
+    are each app's share (requests per second, and at once; see :mod:`broker_bridge.limits`).
     """
 
     #: How long :meth:`stop` waits for the broker to confirm publications in flight.
     DRAIN_SECONDS = 1.0
+    #: How long :meth:`stop` waits to leave the group and receive what was in flight.
+    LEAVE_SECONDS = 3.0
 
     def __init__(self, store: Store, broker: BrokerURL, *, topics: Topics | None = None,
                  group: str = DEFAULT_SHARE_GROUP, client_id: str | None = None,
@@ -86,7 +100,8 @@ class Bridge:
                  consent_ttl: float = DEFAULT_CONSENT_TTL, sweep_interval: float = 1.0,
                  relay_grace: float = 5.0,
                  signatures: SignaturePolicy = SignaturePolicy.ENROLLED,
-                 audit_linger: float = AUDIT_LINGER) -> None:
+                 audit_linger: float = AUDIT_LINGER, app_rate: float = APP_RATE,
+                 app_burst: float = APP_BURST) -> None:
         if not isinstance(broker, BrokerURL):
             raise TypeError(f"broker must be a BrokerURL, not {type(broker).__name__}")
         if topics is not None and not isinstance(topics, Topics):
@@ -124,9 +139,11 @@ class Bridge:
         self._queue: MessageQueue = MessageQueue()
         self._handler = MessageHandler(self.topics, self.registry)
         self._publisher = Publisher(self.topics, self.registry, self._counters)
-        self._audits = AuditWriter(store, linger=audit_linger)
+        self.limiter = AppLimiter(rate=app_rate, burst=app_burst)
+        self.health = StoreHealth()
+        self._audits = AuditWriter(store, linger=audit_linger, health=self.health)
         self._groups = GroupWorker(store, self._queue, self._handler, self._publisher,
-                                   self._counters, self._audits)
+                                   self._counters, self._audits, self.health)
 
     def __repr__(self) -> str:
         return f"Bridge({self.broker}, prefix={self.topics.prefix!r}, group={self.group!r})"
@@ -155,6 +172,8 @@ class Bridge:
                      time.monotonic() - started)
             persistent = self.client_id is not None
             client = new_client(self.client_id, persistent=persistent, manual_ack=True)
+            # Back with the broker within seconds of its return, not paho's two minutes.
+            client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
             client.on_message = self._on_message
             client.on_publish = self._publisher.on_publish
             self._open_reader()
@@ -232,6 +251,8 @@ class Bridge:
         if reason.is_failure:
             log.warning("reconnecting to %s failed: %s", self.broker, reason)
             return
+        if self._stopping.is_set():
+            return  # left the group: no subscribing again while stopping
         log.info("reconnected to %s (session %s)", self.broker,
                  "kept" if flags.session_present else "new")
         set_nodelay(client)
@@ -241,12 +262,20 @@ class Bridge:
         client.subscribe([(f, SubscribeOptions(qos=QOS)) for f in self.filters])
 
     def stop(self) -> None:
-        """Unsubscribe by disconnecting; messages in flight go to the other members."""
+        """Leave the group, finish what was received, then disconnect.
+
+        The bridge first unsubscribes: once the broker confirms (UNSUBACK), it adds no new
+        message for this member, and a persistent session keeps none for its return
+        (MQTT v5 section 3.10.4); the other members get them. What the broker had sent
+        already is handled, answered and acknowledged before the bridge disconnects.
+        """
         self._stopping.set()
         with self._lock:
             client, self._client = self._client, None
             housekeeper, self._housekeeper = self._housekeeper, None
             worker, self._worker = self._worker, None
+        if client is not None:
+            self._leave_group(client)
         if housekeeper is not None:
             housekeeper.join()
         if worker is not None:
@@ -265,6 +294,26 @@ class Bridge:
             except StoreError as exc:
                 log.warning("could not note the last publications: %s", exc)
             log.info("stopped serving %s on %s", self.topics.prefix, self.broker)
+
+    def _leave_group(self, client: mqtt.Client) -> None:
+        """Unsubscribe and wait for the broker's confirmation, then until what it had in
+        flight has arrived (no message for :data:`SETTLE_SECONDS`), at most
+        :attr:`LEAVE_SECONDS` in all."""
+        deadline = time.monotonic() + self.LEAVE_SECONDS
+        left = threading.Event()
+        client.on_unsubscribe = lambda *_a: left.set()
+        rc, _mid = client.unsubscribe(list(self.filters))
+        if rc != mqtt.MQTT_ERR_SUCCESS or not left.wait(self.LEAVE_SECONDS):
+            log.warning("%s did not confirm leaving the group; stopping all the same",
+                        self.broker)
+            return
+        seen = self.stats.received
+        while time.monotonic() < deadline:
+            time.sleep(SETTLE_SECONDS)
+            now = self.stats.received
+            if now == seen:
+                return
+            seen = now
 
     def serve_forever(self, *, ready: Callable[[], None] | None = None) -> None:
         """Start if needed and serve until :meth:`stop`, SIGTERM or SIGINT; then stop.
@@ -312,8 +361,10 @@ class Bridge:
         with self._counters.lock:
             self._counters.received += 1
         self._audits.send_acks(client)
+        if self._over_share(client, msg):
+            return
         reader = self._reader
-        if reader is not None:
+        if reader is not None and not self.health.down:
             # A query the read model answers is answered here, on paho's network thread,
             # as a bare echo would be: it reads one row of committed state on a
             # connection of its own, never waiting for the worker's transaction.
@@ -331,6 +382,23 @@ class Bridge:
                     return
         # Everything else goes to the worker; see GroupWorker.
         self._queue.put(msg)
+
+    def _over_share(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> bool:
+        """Answer ``busy`` and acknowledge at once a request of an app over its share (see
+        :mod:`broker_bridge.limits`); False for any other message."""
+        route = self._handler.route(msg.topic)
+        if route is None or route[0] != "apps" or self.limiter.allow(route[1]):
+            return False
+        reply_to = response_topic(msg.properties)
+        if not self.limiter.tell(route[1]):
+            reply_to = None
+        item = Handled(msg, reply_to if reply_to and inside(reply_to, route[2]) else None,
+                       Outcome(Reply.error(ErrorCode.BUSY, "more requests than this app's "
+                                           "share; retry after a second")))
+        self._groups.answer(client, item)
+        if msg.qos:
+            client.ack(msg.mid, msg.qos)
+        return True
 
     def dispatch(self, topic: str, payload: bytes) -> Outcome | None:
         """What the bridge does with ``payload`` arriving on ``topic``, without MQTT: the
@@ -355,6 +423,9 @@ class Bridge:
             return
         publisher = self._publisher
         publisher.flush_acks(self.store)
+        for app_id, refused in sorted(self.limiter.take_refused().items()):
+            self.store.append_audit(f"app:{app_id}", "request", "busy", app_id=app_id,
+                                    subject=app_id, detail={"refused": refused})
         publisher.effects(client, self.registry.expire_prompts())
         pending = publisher.pending()
         due = now_ms() - int(self.relay_grace * 1000)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from broker_bridge.model import Device
+from broker_bridge.model import Device, Pairing
 from mps_wire.messages import ModelInfo
 from mps_wire.records import DISCLOSABLE, DeviceRecord
 
@@ -46,7 +46,8 @@ class AppView:
     Device ids are ``d`` and 31 hex digits of an HMAC of the app id and the EID under the
     registry's ``secret``: stable per app and device, unlinkable between apps. Contract
     references are the real contract id for apps with ``real_contract``, otherwise ``c``
-    and 23 hex digits of an HMAC of the app id and the contract id.
+    and 23 hex digits of an HMAC of the app id and the contract id; before the user
+    consented, a reference of the number instead (:meth:`number_ref`).
     """
 
     def __init__(self, app_id: str, secret: bytes, fields: frozenset[str], *,
@@ -63,6 +64,18 @@ class AppView:
         if self.real_contract:
             return contract_id
         return "c" + _mac(self._secret, "contract", self.app_id, contract_id)[:23]
+
+    def number_ref(self, msisdn: str) -> str:
+        """The reference to a contract before the user consented: per app and per number,
+        so that two numbers of one contract are not linked, and shaped as a pseudonymous
+        contract reference, so that it tells nothing of whether the number is a customer's."""
+        return "c" + _mac(self._secret, "number", self.app_id, msisdn)[:23]
+
+    def pairing_ref(self, pairing: Pairing) -> str:
+        """The contract reference an app sees for ``pairing``: the number's until consent."""
+        if pairing.consent is None:
+            return self.number_ref(pairing.msisdn)
+        return self.contract_ref(pairing.contract_id)
 
     def record(self, device: Device) -> DeviceRecord:
         return record_of(device, self.fields, device_id=self.device_id(device.eid))

@@ -25,8 +25,8 @@ from agent.errors import AgentError
 from agent.firstboot import AgentSettings, FirstBoot
 from agent.identity import Identity, read_identity
 from agent.modem import Modem, open_modem
-from broker_bridge.model import App, Contract, Subscription, TrustLevel
-from broker_bridge.registry import Registry
+from broker_bridge.model import App, Contract, Installation, Subscription, TrustLevel
+from broker_bridge.registry import BINDING_SOURCE, Registry
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore, Store
 from firmware_profiles import PROFILE_DIR, load_profile
@@ -76,6 +76,8 @@ def _rig(workdir: Path) -> Iterator[_Rig]:
             store.upsert_contract(Contract(CONTRACT, "Agent Faults"))
             store.upsert_number(MSISDN, CONTRACT)
             store.upsert_subscription(Subscription(ICCID, IMSI, MSISDN, CONTRACT))
+            # The card comes with its profile: the operator binds it to the eUICC.
+            store.record_installation(Installation(ICCID, EID, "bind-home", BINDING_SOURCE, 0))
             store.upsert_app(App("watcher", "Watcher", TrustLevel.PARTNER, ("support",),
                                  standing_consent=True))
         if not Registry(store).app_request("watcher", PairRequest(MSISDN, "support")).reply \

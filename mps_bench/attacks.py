@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from broker_bridge.brokerconf import MosquittoConfig, write_broker_config
 from broker_bridge.credentials import OperatorCA, issue
 from broker_bridge.model import App, Contract, Installation, Role, Subscription, TrustLevel
-from broker_bridge.registry import Registry, SignaturePolicy
+from broker_bridge.registry import BINDING_SOURCE, Registry, SignaturePolicy
 from broker_bridge.service import Bridge
 from broker_bridge.storage import SqliteStore, Store
 from mps_bench.rawclient import RawClient
@@ -148,6 +148,9 @@ def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
                 for s in subs:
                     store.upsert_subscription(Subscription(iccid(s), f"26201{s:010d}",
                                                            None, cid))
+                    # The operator put each profile on its device's eUICC.
+                    store.record_installation(Installation(
+                        iccid(s), device(s).eid, f"bind-{s}", BINDING_SOURCE, 0))
             store.upsert_app(App("health", "Health", TrustLevel.VERIFIED,
                                  ("health-monitoring",)))
             store.upsert_app(App("care", "Care", TrustLevel.PARTNER, ("support",),

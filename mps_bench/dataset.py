@@ -174,6 +174,13 @@ class Dataset:
                    ip(n), CAPABILITIES, *MODEL, PROFILE, 1, LOADED_AT, LOADED_AT, LOADED_AT)
 
 
+    def installation_rows(self) -> Iterator[tuple[object, ...]]:
+        # The operator's binding of every subscription, free ones too, to the eUICC of the
+        # device of its number: registrations need proof of the subscription.
+        for n in range(self.devices + self.spare):
+            yield (iccid(n), eid(n), f"bind-{n}", "operator", LOADED_AT, LOADED_AT)
+
+
 TABLES: dict[str, tuple[str, ...]] = {
     "contracts": ("id", "holder", "created_at", "updated_at"),
     "numbers": ("msisdn", "contract_id", "updated_at"),
@@ -181,12 +188,14 @@ TABLES: dict[str, tuple[str, ...]] = {
     "devices": ("eid", "contract_id", "iccid", "imei", "imsi", "ip", "capabilities",
                 "manufacturer", "model", "revision", "profile", "last_seq", "device_ts",
                 "registered_at", "updated_at"),
+    "installations": ("iccid", "eid", "txn", "smdp", "ts", "recorded_at"),
 }
 
 
 def _rows(data: Dataset, table: str) -> Iterator[tuple[object, ...]]:
     return {"contracts": data.contract_rows, "numbers": data.number_rows,
-            "subscriptions": data.subscription_rows, "devices": data.device_rows}[table]()
+            "subscriptions": data.subscription_rows, "devices": data.device_rows,
+            "installations": data.installation_rows}[table]()
 
 
 def load(store: Store, data: Dataset) -> float:

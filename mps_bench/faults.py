@@ -44,8 +44,8 @@ from typing import TYPE_CHECKING, Any
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from broker_bridge.model import App, Contract, Subscription, TrustLevel
-from broker_bridge.registry import Registry
+from broker_bridge.model import App, Contract, Installation, Subscription, TrustLevel
+from broker_bridge.registry import BINDING_SOURCE, Registry
 from broker_bridge.storage import SqliteStore
 from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, table
 from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties, subscribe
@@ -119,6 +119,8 @@ def prepare_registry(db: Path, count: int) -> None:
                 info = load_device(n)
                 store.upsert_subscription(Subscription(info.iccid, info.imsi, None,
                                                        LOAD_CONTRACT))
+                store.record_installation(Installation(info.iccid, info.eid, f"bind-{n}",
+                                                       BINDING_SOURCE, 0))
             store.upsert_app(App(WATCHER, "Watcher", TrustLevel.PARTNER, ("support",),
                                  standing_consent=True))
         with store.transaction():

@@ -59,6 +59,10 @@ def prepare_fuzz_store(store: SqliteStore) -> None:
     from broker_bridge.registry import Registry
 
     registry = Registry(store)
+    for n in range(KNOWN):
+        if n != 3:  # profile 3 is installed on device 2
+            registry.bind_subscription(fuzz_device(n).iccid, fuzz_device(n).eid,
+                                       actor="operator:fuzz")
     for n in (0, 1):
         registry.enroll_device_key(fuzz_device(n).eid, public_key_der(fuzz_key(n).public_key()),
                                    actor="operator:fuzz")
@@ -284,7 +288,8 @@ def fuzz_broker_edge(workdir: Path, cases: int, seed_value: int | None = None) -
                         raise FuzzFailure(f"internal error on {topic}: {reply}")
                     answered += 1
                 # Still serving: a valid registration goes through.
-                good = fuzz_device(0, seq=2**40)
+                last = bridge.store.last_registration(fuzz_device(0).eid)
+                good = fuzz_device(0, seq=(last[0] if last else 0) + 1)
                 ok = client.request(Topics().device_register(good.eid),
                                     encode_registration(good, fuzz_key(0)),
                                     Topics().device_reply(good.eid))

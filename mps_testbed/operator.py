@@ -100,3 +100,20 @@ def send_operator_data(broker_url: str, story: Story, devices: list[DeviceSetup]
                                f"{reply.code} - {reply.message}")
     finally:
         disconnect(client)
+
+
+def bind_profiles(db: str, devices: list[DeviceSetup]) -> None:
+    """Bind each device's profile to its eUICC in the registry ``db``, as ``mps-bridge
+    operator bind --swap`` does: preloaded cards reach no SM-DP+ whose installation result
+    would prove the subscription, and the registry refuses a device without that proof."""
+    from broker_bridge.registry import Registry
+    from broker_bridge.storage import store_for
+
+    store = store_for(db)
+    store.open()
+    try:
+        registry = Registry(store)
+        for d in devices:
+            registry.bind_subscription(d.iccid, d.eid, swap=True, actor="operator:rig")
+    finally:
+        store.close()

@@ -60,6 +60,7 @@ from mps_testbed.eim import EimProfiles
 from mps_testbed.errors import RigError, StackError
 from mps_testbed.operator import (
     OPERATOR_SOURCE,
+    bind_profiles,
     operator_data,
     send_operator_data,
     toml_document,
@@ -217,6 +218,9 @@ class Rig:
             self.env.update(self.profiles.agent_env())
             for d in devices:
                 d.eid = self.profiles.make_card(d)
+        db = str(self.workdir / "registry.sqlite") if self.broker is None else self.db
+        if isinstance(self.profiles, PreloadedProfiles) and db:
+            bind_profiles(db, devices)  # no SM-DP+ reports these profiles installed
         if self.enroll is not None:
             with self._phase("enrolment"):
                 self.enroll(devices, str(self.workdir / "registry.sqlite"))
@@ -258,6 +262,8 @@ class Rig:
             self.say(f"operator    contract {story.contract_id} of {story.holder} "
                      f"({story.msisdn}) with {len(devices)} subscriptions {how}")
             if self.broker is None:
+                self._check(run([*console_script("mps-bridge"), "db", "init", "--db", db],
+                                env=self.env, timeout=60), "db init")
                 bridge = procs.start("bridge", [*console_script("mps-bridge"), "serve",
                                                 "--db", db, "--broker", url,
                                                 *self.bridge_args], env=self.env)

@@ -19,6 +19,7 @@ class ErrorCode(enum.StrEnum):
     BAD_SIGNATURE = "bad-signature"  # a signed registration whose signature does not verify
     SIGNATURE_REQUIRED = "signature-required"  # unsigned, or no device key enrolled
     REPLAY = "replay"  # a registration not newer than the last one accepted from the device
+    BUSY = "busy"  # more requests than the requester's share; retry after a second
     INTERNAL = "internal"  # the service failed; the request may be retried
 
 

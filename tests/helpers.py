@@ -17,7 +17,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from broker_bridge.model import App, Contract, Subscription, TrustLevel
+from broker_bridge.model import App, Contract, Installation, Subscription, TrustLevel
+from broker_bridge.registry import BINDING_SOURCE, Registry
 from broker_bridge.service import Bridge
 from broker_bridge.storage.base import Store
 from broker_bridge.storage.sql import SqlStore
@@ -62,11 +63,16 @@ def make_device(n: int = 1, *, sub: int | None = None, **overrides: Any) -> Devi
 
 
 def add_contract(store: Store, contract_id: str, *, subs: Iterable[int],
-                 msisdns: Iterable[str] = (), holder: str = "Test Holder") -> None:
+                 msisdns: Iterable[str] = (), holder: str = "Test Holder",
+                 bind: bool = True) -> None:
     """File a contract with its numbers and the test subscriptions ``subs`` in ``store``.
 
-    The first number, if any, is the number of the first subscription.
+    The first number, if any, is the number of the first subscription. With ``bind``,
+    the operator's data binds each subscription ``n`` to the eUICC of :func:`make_device`
+    ``n`` (as for a profile the operator put on the device itself), so that device may
+    register with it; an SM-DP+ installation result elsewhere replaces the binding.
     """
+    subs = list(subs)
     numbers = list(msisdns)
     with store.transaction():
         store.upsert_contract(Contract(contract_id, holder))
@@ -76,6 +82,8 @@ def add_contract(store: Store, contract_id: str, *, subs: Iterable[int],
             msisdn = numbers[0] if numbers and i == 0 else None
             store.upsert_subscription(Subscription(iccid_for(s), imsi_for(s), msisdn,
                                                    contract_id))
+    if bind:
+        operator_binds(store, subs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,15 +173,18 @@ LENA = "C-LENA"
 LENA_MSISDN = "+4917098765432"
 
 
-def paul_and_apps(store: Store, *, devices: int = 4) -> list[DeviceInfo]:
+def paul_and_apps(store: Store, *, devices: int = 4, bind: bool = True) -> list[DeviceInfo]:
     """Paul's contract with subscriptions 1-6 and ``devices`` registered devices (1..n),
-    Lena's contract with subscription 9, and one app of each kind:
+    Lena's contract with subscription 9, and one app of each kind; with ``bind``, each
+    subscription ``n`` bound to device ``n`` (see :func:`add_contract`):
 
     ``health`` verified (health-monitoring), ``care`` partner with standing consent,
     ``coach`` partner without it, ``tracker`` unverified.
     """
-    add_contract(store, PAUL, subs=range(1, 7), msisdns=[PAUL_MSISDN], holder="Paul Becker")
-    add_contract(store, LENA, subs=[9], msisdns=[LENA_MSISDN], holder="Lena Vogel")
+    add_contract(store, PAUL, subs=range(1, 7), msisdns=[PAUL_MSISDN], holder="Paul Becker",
+                 bind=bind)
+    add_contract(store, LENA, subs=[9], msisdns=[LENA_MSISDN], holder="Lena Vogel",
+                 bind=bind)
     for app in (
         App("health", "Health Monitor", TrustLevel.VERIFIED, ("health-monitoring",)),
         App("care", "Operator care", TrustLevel.PARTNER, ("support",), standing_consent=True),
@@ -185,6 +196,22 @@ def paul_and_apps(store: Store, *, devices: int = 4) -> list[DeviceInfo]:
     for info in infos:
         store.register_device(info)
     return infos
+
+
+def operator_binds(store: Store, subs: Iterable[int]) -> None:
+    """The operator's data binding each test subscription ``n`` to the eUICC of
+    :func:`make_device` ``n`` (older than any installation result of the SM-DP+)."""
+    for n in subs:
+        store.record_installation(Installation(iccid_for(n), make_device(n).eid,
+                                               f"bind-{n}", BINDING_SOURCE, 0), rebind=True)
+
+
+def bind_devices(store: Store, subs: Iterable[int]) -> None:
+    """Bind each test subscription ``n`` to the eUICC of :func:`make_device` ``n``, as the
+    operator does for a profile it put on the device itself (``mps-bridge operator bind``)."""
+    registry = Registry(store)
+    for n in subs:
+        registry.bind_subscription(iccid_for(n), make_device(n).eid, actor="operator:test")
 
 
 def random_topics() -> Topics:

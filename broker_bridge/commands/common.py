@@ -36,10 +36,11 @@ def db_options() -> argparse.ArgumentParser:
     return db
 
 
-def open_store(db: str) -> Store:
-    """The store at ``db``, opened (a SQLite file's directory is made if missing)."""
-    store = store_for(db)
-    if isinstance(store, SqliteStore) and store.path != ":memory:":
+def open_store(db: str, *, create: bool = True) -> Store:
+    """The store at ``db``, opened (a SQLite file's directory is made if missing); without
+    ``create``, StoreMissingError where there is no registry database yet."""
+    store = store_for(db, create=create)
+    if create and isinstance(store, SqliteStore) and store.path != ":memory:":
         Path(store.path).parent.mkdir(parents=True, exist_ok=True)
     store.open()
     return store

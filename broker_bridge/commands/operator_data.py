@@ -9,7 +9,12 @@ import sys
 from typing import Any
 
 from broker_bridge.commands.common import PROG, open_store
-from broker_bridge.errors import OperatorDataError, StoreError
+from broker_bridge.errors import (
+    OperatorDataError,
+    StoreError,
+    SubscriptionInUseError,
+    UnknownSubscriptionError,
+)
 from broker_bridge.model import Change, OtherOperator
 from broker_bridge.operator import KINDS, ImportReport, import_operator_file
 from broker_bridge.registry import Registry
@@ -17,6 +22,7 @@ from mps_common.cli import EXIT_OK, EXIT_USAGE, fail, table
 from mps_common.config import Settings
 from mps_mqtt.client import BrokerURL
 from mps_wire.errors import ValidationError
+from mps_wire.identifiers import validate_eid, validate_iccid
 from mps_wire.messages import OperatorOp, parse_operator_request
 from mps_wire.topics import DEFAULT_PREFIX, Topics, check_level
 
@@ -48,6 +54,14 @@ def add_parsers(operator_commands: Any, parents: list[argparse.ArgumentParser]
     other.add_argument("--prefix", default=DEFAULT_PREFIX, help="its registry's topic prefix")
     other.add_argument("--number-prefix", dest="number_prefixes", action="append", default=[],
                        metavar="PREFIX", help="an E.164 prefix of its numbers, repeatable")
+    bind = operator_commands.add_parser(
+        "bind", parents=parents,
+        help="bind a subscription to the eUICC that holds it (no SM-DP+ download reported)")
+    bind.add_argument("--iccid", required=True, help="ICCID of the SIM profile")
+    bind.add_argument("--eid", required=True, help="EID of the eUICC holding it")
+    bind.add_argument("--swap", action="store_true",
+                      help="move a profile bound to another eUICC; its device leaves the "
+                           "contract")
     show = operator_commands.add_parser("show", parents=parents,
                                         help="a contract's numbers, subscriptions, devices "
                                              "and pairings")
@@ -171,6 +185,27 @@ def add_operator(registry: Registry, args: argparse.Namespace, as_json: bool) ->
         print(json.dumps({"operator": other.id, "change": change.value}))
     else:
         print(f"{change.value}: operator {other.id}")
+    return EXIT_OK
+
+
+def bind(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
+    """Bind a subscription to an eUICC on the operator's word; audited."""
+    try:
+        iccid = validate_iccid(args.iccid, field="--iccid")
+        eid = validate_eid(args.eid, field="--eid")
+    except ValidationError as exc:
+        return fail(PROG, exc.message, EXIT_USAGE)
+    try:
+        change, effects = registry.bind_subscription(iccid, eid, swap=args.swap)
+    except (UnknownSubscriptionError, SubscriptionInUseError) as exc:
+        hint = " (--swap moves it)" if isinstance(exc, SubscriptionInUseError) else ""
+        return fail(PROG, f"{exc}{hint}")
+    if as_json:
+        print(json.dumps({"iccid": iccid, "eid": eid, "change": change.value}))
+    else:
+        events = len(effects.events)
+        print(f"{change.value}: ICCID {iccid} bound to {eid}"
+              + (f" ({events} events for paired apps)" if events else ""))
     return EXIT_OK
 
 

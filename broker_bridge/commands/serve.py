@@ -19,7 +19,8 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``serve``."""
     serve = commands.add_parser("serve", parents=[common], help="serve registrations and "
                                 "app requests until SIGTERM/SIGINT")
-    serve.add_argument("--db", help="database file, created if missing ($MPS_DB)")
+    serve.add_argument("--db", help="the registry's database, made by 'mps-bridge db init' "
+                                    "($MPS_DB)")
     serve.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
     serve.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
     serve.add_argument("--group", help=f"shared-subscription group (default "
@@ -49,7 +50,8 @@ def run(settings: Settings) -> int:
     consent_ttl = settings.get("consent_ttl", DEFAULT_CONSENT_TTL, positive_float)
     signatures = settings.get("signatures", SignaturePolicy.ENROLLED, SignaturePolicy)
     audit_linger = settings.get("audit_linger", AUDIT_LINGER, positive_float)
-    store = open_store(db)
+    # Never a new database: a missing or empty one is a mistake to report, not to serve.
+    store = open_store(db, create=False)
     try:
         bridge = Bridge(store, broker, topics=topics, group=group, client_id=client_id,
                         consent_ttl=consent_ttl, signatures=signatures,

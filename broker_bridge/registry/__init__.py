@@ -23,10 +23,15 @@ from broker_bridge.registry.core import DEFAULT_CONSENT_TTL, SignaturePolicy, ne
 from broker_bridge.registry.housekeeping import Housekeeping
 from broker_bridge.registry.operator_data import OperatorRules
 from broker_bridge.registry.pairing import EVENTS_PAGE_BYTES, PairingRules
-from broker_bridge.registry.registrations import INSTALLATIONS_SOURCE, RegistrationRules
+from broker_bridge.registry.registrations import (
+    BINDING_SOURCE,
+    INSTALLATIONS_SOURCE,
+    RegistrationRules,
+)
 from broker_bridge.registry.work import Effects, Outcome, UnitOfWork, refusal
 
 __all__ = [
+    "BINDING_SOURCE",
     "DEFAULT_CONSENT_TTL",
     "EVENTS_PAGE_BYTES",
     "INSTALLATIONS_SOURCE",

@@ -83,10 +83,23 @@ def expire(work: UnitOfWork, pairing: Pairing) -> None:
                detail={"pairing": pairing.id, "purpose": pairing.purpose})
 
 
+def expire_decoy(work: UnitOfWork, decoy: Pairing) -> None:
+    """Expire a decoy as :func:`expire` does a prompt nobody answered: its app is denied
+    with the same event (see schema version 7)."""
+    if not work.store.close_decoy(decoy.id, work.now):
+        return
+    app = work.store.app(decoy.app_id)
+    if app is not None:
+        denied(work, app, replace(decoy, state=PairingState.EXPIRED), Reason.EXPIRED)
+    work.audit("registry", "consent", "expired", app_id=decoy.app_id, subject=decoy.msisdn,
+               detail={"pairing": decoy.id, "purpose": decoy.purpose, "decoy": True})
+
+
 def _pairing_event(work: UnitOfWork, kind: EventKind, app: App, pairing: Pairing,
                    reason: str) -> None:
     view = work.view(app)
     payload = {"event": kind.value, "ts": work.now, "pairing": pairing.id,
-               "contract": view.contract_ref(pairing.contract_id),
+               "contract": view.pairing_ref(pairing),
                "purpose": pairing.purpose, "reason": str(reason)}
-    work.event(app.id, kind, payload, contract_id=pairing.contract_id, pairing_id=pairing.id)
+    work.event(app.id, kind, payload, contract_id=pairing.contract_id or None,
+               pairing_id=pairing.id)

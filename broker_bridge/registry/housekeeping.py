@@ -13,8 +13,12 @@ class Housekeeping(RegistryCore):
     def expire_prompts(self, *, limit: int = 100) -> Effects:
         """Expire the consent prompts whose time is up; their apps get ``pairing-denied``."""
         effects = Effects()
-        for pairing in self.store.expired_prompts(self._clock(), limit=limit):
+        now = self._clock()
+        for pairing in self.store.expired_prompts(now, limit=limit):
             # One unit of work each: a prompt another process expired first is skipped.
             with self._work(effects) as work:
                 events.expire(work, pairing)
+        for decoy in self.store.expired_decoys(now, limit=limit):
+            with self._work(effects) as work:
+                events.expire_decoy(work, decoy)
         return effects

@@ -78,13 +78,21 @@ class PairingRules(DeviceListing):
         if isinstance(app, Reply):
             return self.refuse(actor, "pair", app, **audit)
         routed = self.route(request.msisdn)
-        if isinstance(routed, Reply):
-            return self.refuse(actor, "pair", routed, **audit)
-        contract = routed
+        # Decided on the app and purpose alone: a refusal tells nothing of the number.
         decision = self.policy.pairing(app, request.purpose)
         if not decision.allowed:
-            return self.refuse(actor, "pair", denied(decision), contract_id=contract.id,
-                               **audit)
+            return self.refuse(actor, "pair", denied(decision), contract_id=(
+                routed.id if isinstance(routed, Contract) else None), **audit)
+        if isinstance(routed, Reply):
+            if decision.consent is ConsentRule.STANDING:
+                return self.refuse(actor, "pair", routed, **audit)
+            # No enumeration: the app is told what a customer's number gets, and the
+            # request expires as a prompt nobody answers.
+            return self._decoy(app, request)
+        contract = routed
+        if self._asked_for_another(app, contract, request):
+            # The same pairing would link the two numbers before consent.
+            return self._decoy(app, request)
         with self._work() as work:
             live = self.store.live_pairing(app.id, contract.id)
             if (live is not None and live.state is PairingState.PENDING
@@ -99,6 +107,33 @@ class PairingRules(DeviceListing):
                        app_id=app.id, subject=request.msisdn,
                        detail={"purpose": request.purpose, "pairing": live.id,
                                "repeat": repeat, "consent": decision.consent.value})
+        return Outcome(reply, work.effects)
+
+    def _asked_for_another(self, app: App, contract: Contract, request: PairRequest) -> bool:
+        """Whether the user is being asked already about the app, for another number of
+        the contract."""
+        asked = self.store.live_pairing(app.id, contract.id)
+        return (asked is not None and asked.state is PairingState.PENDING
+                and asked.msisdn != request.msisdn and (asked.expires_at or 0) > self._clock())
+
+    def _decoy(self, app: App, request: PairRequest) -> Outcome:
+        with self._work() as work:
+            live = self.store.live_decoy(app.id, request.msisdn)
+            if live is not None and (live.expires_at or 0) <= work.now:
+                events.expire_decoy(work, live)
+                live = None
+            repeat = live is not None
+            if live is None:
+                live = Pairing(id=new_id("pr"), app_id=app.id, contract_id="",
+                               msisdn=request.msisdn, purpose=request.purpose,
+                               state=PairingState.PENDING, created_at=work.now,
+                               expires_at=work.now + self.consent_ttl_ms)
+                self.store.add_decoy(live)
+            reply = self._pairing_reply(app, live, work.now)
+            work.audit(f"app:{app.id}", "pair", reply.status.value, app_id=app.id,
+                       subject=request.msisdn,
+                       detail={"purpose": request.purpose, "pairing": live.id,
+                               "repeat": repeat, "decoy": True})
         return Outcome(reply, work.effects)
 
     def _start_pairing(self, work: UnitOfWork, app: App, decision: PolicyDecision,
@@ -123,7 +158,7 @@ class PairingRules(DeviceListing):
     def _pairing_reply(self, app: App, pairing: Pairing, now: int) -> Reply:
         view = self.view(app)
         body: dict[str, Any] = {"pairing": pairing.id, "state": pairing.state.value,
-                                "contract": view.contract_ref(pairing.contract_id),
+                                "contract": view.pairing_ref(pairing),
                                 "purpose": pairing.purpose}
         if pairing.state is PairingState.PENDING:
             body["expires_at"] = pairing.expires_at or now

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from broker_bridge.errors import ForeignSubscriptionError, ReplayError, UnknownSubscriptionError
+from broker_bridge.errors import (
+    ForeignSubscriptionError,
+    ReplayError,
+    SequenceJumpError,
+    SubscriptionInUseError,
+    SubscriptionMismatchError,
+    UnknownSubscriptionError,
+    UnprovenSubscriptionError,
+)
 from broker_bridge.model import Change, DeviceKey, Installation, RegistrationOutcome
 from broker_bridge.registry import events
-from broker_bridge.registry.core import RegistryCore, SignaturePolicy
+from broker_bridge.registry.core import RegistryCore, SignaturePolicy, new_id
 from broker_bridge.registry.work import Effects, Outcome, UnitOfWork, refusal
+from broker_bridge.storage.base import Store
 from mps_wire.cose import CoseError, key_id, load_public_key, public_key_der
 from mps_wire.errors import ErrorCode, WireError
 from mps_wire.identifiers import validate_eid
@@ -33,6 +43,13 @@ log = logging.getLogger(__name__)
 
 INSTALLATIONS_SOURCE = "smdp"
 """The operator source named in the audit log for installation results."""
+SEQ_WINDOW = 1 << 20
+"""How far a registration's sequence number may jump ahead of the last one accepted (or of
+0 for a device's first): a device counts one per registration, and a number far ahead
+would lock it out of all numbers below (``mps-bridge devices reset-seq`` undoes one)."""
+MAX_SEQ = (1 << 63) - 1
+BINDING_SOURCE = "operator"
+"""The ``smdp`` of an installation record the operator made (``mps-bridge operator bind``)."""
 _KEY_CACHE_SIZE = 100_000
 
 
@@ -67,6 +84,7 @@ class RegistrationRules(RegistryCore):
         try:
             outcome, effects = self.register(info, digest=registration.digest)
         except ReplayError as exc:
+            # The last number accepted lets the device resume right above it.
             reply = Reply(Status.DENIED, code=exc.code, message=str(exc),
                           body={"last_seq": exc.last_seq})
             return self.refuse(actor, "register", reply, subject=device_id,
@@ -80,6 +98,12 @@ class RegistrationRules(RegistryCore):
             return self.refuse(actor, "register", refusal(Status.DENIED, exc.code, str(exc)),
                                subject=device_id,
                                detail={**detail, "installed_on": exc.installed_on})
+        except SubscriptionMismatchError as exc:
+            return self.refuse(actor, "register", refusal(Status.DENIED, exc.code, str(exc)),
+                               subject=device_id, detail={**detail, "sent": exc.sent})
+        except (UnprovenSubscriptionError, SubscriptionInUseError) as exc:
+            return self.refuse(actor, "register", refusal(Status.DENIED, exc.code, str(exc)),
+                               subject=device_id, detail=detail)
         body: dict[str, Any] = {"result": outcome.result.value, "device_id": info.device_id,
                                 "contract": outcome.contract_id}
         if outcome.changes:
@@ -157,10 +181,15 @@ class RegistrationRules(RegistryCore):
                  ) -> tuple[RegistrationOutcome, Effects]:
         """Store a registration and announce it to the apps paired with its contract.
 
-        Raises UnknownSubscriptionError (nothing stored) for an ICCID the operator does not
-        know, ForeignSubscriptionError for a profile the SM-DP+ reported installed on
-        another eUICC, ReplayError for a sequence number below the last one accepted from
-        the device, or equal to it with different content. The same message again (a
+        Nothing is stored on a refusal. The subscription must be shown to be on the device:
+        UnknownSubscriptionError for an ICCID the operator does not know,
+        UnprovenSubscriptionError for one that no installation result nor operator binding
+        puts on this eUICC, ForeignSubscriptionError for one installed on (bound to)
+        another, SubscriptionMismatchError for an IMSI that is not the operator's (the
+        operator's is stored, never the device's), SubscriptionInUseError for a profile
+        another device still holds. ReplayError for a sequence number below the last one
+        accepted from the device, or equal to it with different content; SequenceJumpError
+        (a ReplayError) for one more than :data:`SEQ_WINDOW` above it. The same message again (a
         QoS 1 redelivery, a device retrying after a lost reply) is answered as before.
         ``digest`` is the message's :func:`~mps_wire.registration.digest_of`.
         """
@@ -168,16 +197,15 @@ class RegistrationRules(RegistryCore):
         store = self.store
         with self._work() as work:
             last = store.last_registration(info.eid)
+            last_seq = 0 if last is None else last[0]
             if last is not None:
-                last_seq, last_digest = last
+                last_digest = last[1]
                 if info.seq < last_seq or (info.seq == last_seq and last_digest
                                            and last_digest != digest):
                     raise ReplayError(info.eid, info.seq, last_seq)
-            installed = store.installation(info.iccid)
-            if installed is not None and installed.eid != info.eid:
-                # The SM-DP+ installed this profile on another eUICC: whoever presents it
-                # here does not hold it.
-                raise ForeignSubscriptionError(info.iccid, info.eid, installed.eid)
+            if info.seq - last_seq > SEQ_WINDOW:
+                raise SequenceJumpError(info.eid, info.seq, last_seq, SEQ_WINDOW)
+            info = self._proven(info)
             outcome = store.register_device(info, now=work.now)
             if last is None or info.seq > last[0] or not last[1]:
                 store.note_registration(info.eid, info.seq, digest, now=work.now)
@@ -186,6 +214,73 @@ class RegistrationRules(RegistryCore):
             elif outcome.result is RegistrationResult.UPDATED and outcome.previous:
                 _updated(work, outcome)
         return outcome, work.effects
+
+    def _proven(self, info: DeviceInfo) -> DeviceInfo:
+        """``info`` with the operator's IMSI, once the subscription is shown to be on the
+        device's eUICC and used by no other device; raises the refusal's error otherwise."""
+        store = self.store
+        sub = store.subscription_by_iccid(info.iccid)
+        if sub is None:
+            raise UnknownSubscriptionError(info.iccid)
+        installed = store.installation(info.iccid)
+        if installed is None:
+            raise UnprovenSubscriptionError(info.iccid, info.eid)
+        if installed.eid != info.eid:
+            # Installed on (or bound to) another eUICC: whoever presents it here does not
+            # hold it.
+            raise ForeignSubscriptionError(info.iccid, info.eid, installed.eid)
+        if info.imsi is not None and info.imsi != sub.imsi:
+            raise SubscriptionMismatchError(info.iccid, "IMSI", info.imsi, sub.imsi)
+        holders = [d.eid for d in store.devices_by_iccid(info.iccid) if d.eid != info.eid]
+        if holders:
+            raise SubscriptionInUseError(info.iccid, info.eid, holders[0])
+        return replace(info, imsi=sub.imsi)
+
+    def bind_subscription(self, iccid: str, eid: str, *, swap: bool = False,
+                          actor: str = "operator:cli") -> tuple[Change, Effects]:
+        """Bind the profile ``iccid`` to the eUICC ``eid`` on the operator's word (a SIM
+        shipped in the device, a profile installed by other means); the device may then
+        register with it. A profile bound or installed elsewhere moves only with
+        ``swap``: the device holding it leaves its contract, and the apps are told.
+
+        Raises UnknownSubscriptionError for an ICCID the operator does not know,
+        SubscriptionInUseError for a move without ``swap``, ValueError for a bad EID.
+        """
+        validate_eid(eid)
+        with self._work() as work:
+            if self.store.subscription_by_iccid(iccid) is None:
+                raise UnknownSubscriptionError(iccid)
+            current = self.store.installation(iccid)
+            if current is not None and current.eid == eid:
+                return Change.UNCHANGED, work.effects
+            if current is not None and not swap:
+                raise SubscriptionInUseError(iccid, eid, current.eid)
+            change = self.store.record_installation(Installation(
+                iccid, eid, new_id("bind"), BINDING_SOURCE, work.now), rebind=True)
+            released = _release(self.store, work, iccid, eid)
+            sub = self.store.subscription_by_iccid(iccid)
+            work.audit(actor, "binding", "swapped" if current is not None else change.value,
+                       contract_id=sub.contract_id if sub else None, subject=iccid,
+                       detail={"eid": eid, "from": current.eid if current else None,
+                               "devices_removed": released})
+        return change, work.effects
+
+    def reset_sequence(self, eid: str, *, to: int = 0, actor: str = "operator:cli"
+                       ) -> int | None:
+        """Set the last sequence number accepted from ``eid`` to ``to`` (a device whose
+        counter was lost, or pushed far ahead); audited. The number it replaced, None if
+        the registry had none. ValueError for a bad EID or a negative ``to``."""
+        validate_eid(eid)
+        if isinstance(to, bool) or not isinstance(to, int) or not 0 <= to <= MAX_SEQ:
+            raise ValueError(f"the sequence number must be 0 to {MAX_SEQ}, not {to!r}")
+        with self._work() as work:
+            before = self.store.last_registration(eid)
+            self.store.note_registration(eid, to, "", now=work.now)
+            device = self.store.device(eid)
+            work.audit(actor, "seq-reset", "ok", subject=eid,
+                       contract_id=device.contract_id if device else None,
+                       detail={"from": before[0] if before else None, "to": to})
+        return before[0] if before else None
 
     def handle_installation(self, msg: Mapping[str, Any]) -> Outcome:
         """Record a decoded installation result of the SM-DP+."""
@@ -207,13 +302,13 @@ class RegistrationRules(RegistryCore):
             if report.result is InstallationOutcome.INSTALLED:
                 change = self.store.record_installation(Installation(
                     report.iccid, report.eid, report.transaction, report.smdp, report.ts))
-                others = [d.eid for d in self.store.devices_by_iccid(report.iccid)
-                          if d.eid != report.eid]
-                if others:
-                    # Registered before the report came; the operator should look at it.
-                    detail["registered_elsewhere"] = others
-                    log.warning("profile %s was installed on %s but is registered by %s",
-                                report.iccid, report.eid, ", ".join(others))
+                # A new download onto another eUICC is the swap: the device that held
+                # the profile no longer does.
+                released = _release(self.store, work, report.iccid, report.eid)
+                if released:
+                    detail["devices_removed"] = released
+                    log.warning("profile %s was installed on %s; device %s left its contract",
+                                report.iccid, report.eid, ", ".join(released))
             elif report.reason:
                 detail["reason"] = report.reason
             if change is not Change.UNCHANGED or report.result is InstallationOutcome.FAILED:
@@ -222,6 +317,20 @@ class RegistrationRules(RegistryCore):
                            contract_id=sub.contract_id if sub else None,
                            subject=report.iccid, detail={**detail, "change": change.value})
         return Outcome(Reply.ok(iccid=report.iccid, change=change.value))
+
+
+def _release(store: Store, work: UnitOfWork, iccid: str, eid: str) -> list[str]:
+    """Remove the devices other than ``eid`` that use ``iccid`` (one profile, one device),
+    telling their contracts' apps; their EIDs."""
+    released = []
+    for device in store.devices_by_iccid(iccid):
+        if device.eid == eid:
+            continue
+        events.announce(work, device.contract_id, EventKind.DEVICE_REMOVED, device,
+                        reason=Reason.LEFT_CONTRACT)
+        store.remove_device(device.eid)
+        released.append(device.eid)
+    return released
 
 
 def _registered(work: UnitOfWork, outcome: RegistrationOutcome) -> None:

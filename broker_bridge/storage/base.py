@@ -221,9 +221,11 @@ class Store(abc.ABC):
         """Delete a device's record; False if there was none."""
 
     @abc.abstractmethod
-    def record_installation(self, installation: Installation) -> Change:
+    def record_installation(self, installation: Installation, *, rebind: bool = False
+                            ) -> Change:
         """Bind a profile to the eUICC it was installed on; a newer report replaces an
-        older one, an older one changes nothing."""
+        older one, an older one changes nothing; ``rebind`` (an operator binding)
+        replaces whatever is there."""
 
     @abc.abstractmethod
     def installation(self, iccid: str) -> Installation | None:
@@ -275,6 +277,22 @@ class Store(abc.ABC):
     def pairings(self, *, app_id: str | None = None, contract_id: str | None = None,
                  states: Sequence[PairingState] | None = None) -> list[Pairing]:
         """Pairings matching every given filter, oldest first."""
+
+    @abc.abstractmethod
+    def add_decoy(self, decoy: Pairing) -> None:
+        """Keep a pending decoy pairing (a number not served here, see schema 7)."""
+
+    @abc.abstractmethod
+    def live_decoy(self, app_id: str, msisdn: str) -> Pairing | None:
+        """The app's open decoy for the number, if any."""
+
+    @abc.abstractmethod
+    def expired_decoys(self, now: int, *, limit: int = 100) -> list[Pairing]:
+        """Open decoys whose time was up at or before ``now``, oldest first."""
+
+    @abc.abstractmethod
+    def close_decoy(self, decoy_id: str, now: int) -> bool:
+        """Close an open decoy; False if it was closed already (by another process)."""
 
     @abc.abstractmethod
     def expired_prompts(self, now: int, *, limit: int = 100) -> list[Pairing]:
@@ -339,6 +357,11 @@ class Store(abc.ABC):
         Inside :meth:`batch` it is written when the batch commits, with the batch's
         other entries in one statement, and numbered then (the entry returned has id 0).
         """
+
+    @abc.abstractmethod
+    def check_writable(self) -> None:
+        """Commit a write that needs new space (and leaves nothing behind); StoreError
+        while the database cannot take one (disk full, I/O error)."""
 
     @abc.abstractmethod
     def append_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:

@@ -50,6 +50,9 @@ class SqlCore(Store):
 
     #: appended to the SELECT of a read-modify-write, e.g. " FOR UPDATE" on PostgreSQL
     _lock_rows = ""
+    #: Whether :meth:`open` makes the database when there is none (a missing or empty
+    #: file, an empty schema); False raises StoreMissingError instead (``serve``).
+    create = True
 
     def __init__(self, *, clock: Callable[[], int] = now_ms) -> None:
         self._lock = threading.RLock()

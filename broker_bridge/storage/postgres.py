@@ -192,10 +192,11 @@ class PostgresStore(SqlStore):
     def _prepare(self, conn: psycopg.Connection[Row]) -> None:
         try:
             if self.schema:
-                # Several processes may make the schema at once: IF NOT EXISTS can still
-                # collide in the catalog, and then the schema is there all the same.
-                with contextlib.suppress(pg_errors.UniqueViolation):
-                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                if self.create:
+                    # Several processes may make the schema at once: IF NOT EXISTS can
+                    # still collide in the catalog, and then the schema is there all the same.
+                    with contextlib.suppress(pg_errors.UniqueViolation):
+                        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 conn.execute(f'SET search_path TO "{self.schema}"')
             if self.synchronous_commit is not None:
                 conn.execute("SET synchronous_commit TO " + self.synchronous_commit)
@@ -204,7 +205,8 @@ class PostgresStore(SqlStore):
             with conn.transaction():
                 self._take_writer_lock(conn)
                 self._claim(conn)
-                conn.execute(MIGRATIONS_TABLE)
+                if self.create:
+                    conn.execute(MIGRATIONS_TABLE)
         except psycopg.Error as exc:
             raise self._error("checking the database", exc) from exc
 

@@ -4,8 +4,9 @@ over :class:`~broker_bridge.storage.core.SqlCore`, with the queries of every agg
 from __future__ import annotations
 
 import logging
+import os
 
-from broker_bridge.errors import SchemaVersionError
+from broker_bridge.errors import SchemaVersionError, StoreError, StoreMissingError
 from broker_bridge.storage.core import Row, SqlCore
 from broker_bridge.storage.migrations import LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE, Migration
 from broker_bridge.storage.queries.apps import AppQueries
@@ -19,6 +20,9 @@ from broker_bridge.storage.queries.pairings import PairingQueries
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "Migration", "Row", "SqlStore"]
 
 log = logging.getLogger(__name__)
+
+#: Bytes of the row a write probe adds and removes: more than a page.
+_PROBE_BYTES = 8192
 
 
 class SqlStore(ContractQueries, AppQueries, DeviceQueries, PairingQueries, EventQueries,
@@ -36,6 +40,8 @@ class SqlStore(ContractQueries, AppQueries, DeviceQueries, PairingQueries, Event
                 return
             self._connect()
             try:
+                if not self.create and not self._has_schema():
+                    raise StoreMissingError(self._describe())
                 self._migrate()
             except BaseException:
                 self._disconnect()
@@ -75,6 +81,22 @@ class SqlStore(ContractQueries, AppQueries, DeviceQueries, PairingQueries, Event
                 self._rollback()
                 raise
             self._commit()
+
+    def check_writable(self) -> None:
+        # A row larger than a page: the write allocates, as a registration's would.
+        name = f"probe:{os.urandom(8).hex()}"
+        with self.transaction():
+            self._execute("INSERT INTO counters (name, value) VALUES (?, 0)",
+                          (name + "." * _PROBE_BYTES,))
+            self._execute("DELETE FROM counters WHERE name = ?", (name + "." * _PROBE_BYTES,))
+
+    def _has_schema(self) -> bool:
+        """Whether the database holds this registry's tables (its migrations table)."""
+        try:
+            self._execute("SELECT MAX(version) FROM schema_migrations")
+        except StoreError:
+            return False
+        return True
 
     def _version(self) -> int:
         rows = self._execute("SELECT MAX(version) FROM schema_migrations")

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from broker_bridge.errors import StoreCorruptError, StoreError
+from broker_bridge.errors import StoreCorruptError, StoreError, StoreMissingError
 from broker_bridge.model import now_ms
 from broker_bridge.storage.migrations.v6_read_versions import CONTRACT_TABLES
 from broker_bridge.storage.sql import Row, SqlStore
@@ -82,6 +82,10 @@ class SqliteStore(SqlStore):
     # --- hooks -------------------------------------------------------------------------
 
     def _connect(self) -> None:
+        # Connecting would make the file; an empty one would be taken as a new database.
+        if (not self.create and self.path != ":memory:" and not self.path.startswith("file:")
+                and (not os.path.exists(self.path) or os.path.getsize(self.path) == 0)):
+            raise StoreMissingError(self.path)
         try:
             # Autocommit mode: transactions are begun and ended explicitly, nothing implicit.
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,

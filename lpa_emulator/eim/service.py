@@ -108,7 +108,8 @@ class Eim:
 
     # --- ESipa ---------------------------------------------------------------------------
 
-    def call(self, function: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+    def call(self, function: str, body: Mapping[str, Any], *, client: str | None = None
+             ) -> dict[str, Any] | None:
         """Run ESipa ``function``; its response body, or None for no content."""
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any] | None]] = {
             "getEimPackage": self.get_eim_package,

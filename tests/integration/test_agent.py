@@ -125,6 +125,7 @@ msisdns = ["+4917612345678"]
   [[contracts.subscriptions]]
   iccid = "{ICCID}"
   imsi = "262010000000001"
+  eid = "{board.eid}"
 """)
     db = tmp_path / "reg.sqlite"
     subprocess.run([*console_script("mps-bridge"), "operator", "import", str(opfile),
@@ -148,6 +149,8 @@ msisdns = ["+4917612345678"]
 
 def test_unknown_subscription_is_refused_with_its_code(board: Board, tmp_path: Path) -> None:
     db = tmp_path / "empty.sqlite"
+    subprocess.run([*console_script("mps-bridge"), "db", "init", "--db", str(db)], check=True,
+                   capture_output=True)
     with Mosquitto() as broker, ProcessGroup(tmp_path / "l2") as procs:
         procs.start("bridge", [*console_script("mps-bridge"), "serve", "--db", str(db),
                                "--broker", broker.url]).wait_for_line("serving", 20)

@@ -57,7 +57,7 @@ def test_daemon_publishes_online_then_offline(tmp_path: Path) -> None:
     opfile = tmp_path / "operator.toml"
     opfile.write_text(f'[[contracts]]\nid = "C-1"\nholder = "P"\nmsisdns = ["+4917600000001"]\n'
                       f'  [[contracts.subscriptions]]\n  iccid = "{ICCID}"\n'
-                      f'  imsi = "262010000000001"\n')
+                      f'  imsi = "262010000000001"\n  eid = "{eid}"\n')
     db = tmp_path / "reg.sqlite"
     subprocess.run([*console_script("mps-bridge"), "operator", "import", str(opfile),
                     "--db", str(db)], check=True, capture_output=True)

@@ -227,7 +227,8 @@ def test_the_serve_command_answers_and_stops_on_sigterm(
     operator = tmp_path / "operator.json"
     info = make_device(1)
     operator.write_text(f"""{{"contracts": [{{"id": "C-7", "holder": "Sub Process",
-        "subscriptions": [{{"iccid": "{info.iccid}", "imsi": "{info.imsi}"}}]}}]}}""")
+        "subscriptions": [{{"iccid": "{info.iccid}", "imsi": "{info.imsi}",
+                            "eid": "{info.eid}"}}]}}]}}""")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("MPS_CONFIG", None)
     imported = subprocess.run(
@@ -259,6 +260,8 @@ def test_the_serve_command_answers_and_stops_on_sigterm(
 
 def test_the_serve_command_reports_an_unreachable_broker(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "broker_bridge.cli", "db", "init", "--db",
+                    str(tmp_path / "r.db")], env=env, check=True, capture_output=True)
     done = subprocess.run(
         [sys.executable, "-m", "broker_bridge.cli", "serve", "--db", str(tmp_path / "r.db"),
          "--broker", f"mqtt://127.0.0.1:{free_port()}"],

@@ -192,8 +192,8 @@ def test_refusals_change_nothing_and_the_bridge_keeps_serving(
     with app_client(mosquitto, topics, "health") as health, \
             app_client(mosquitto, topics, "tracker") as tracker, \
             app_client(mosquitto, topics, "stranger") as stranger:
-        unknown = _refused(health, "pair", "+4915100000077", PURPOSE)
-        assert isinstance(unknown, NotFoundError)
+        # Not a customer: answered as a customer's number is, and left to expire.
+        assert health.pair("+4915100000077", PURPOSE).state == "pending"
         purpose = _refused(health, "pair", PAUL_MSISDN, "advertising")
         assert isinstance(purpose, DeniedError)
         assert purpose.reason == Reason.PURPOSE_NOT_ALLOWED
@@ -239,17 +239,23 @@ def test_refusals_change_nothing_and_the_bridge_keeps_serving(
         assert care.pair(PAUL_MSISDN, "support").active
     # Refusals of known parties are in the audit log, with their answer.
     outcomes = {(e.actor, e.outcome, e.detail.get("reason")) for e in store.audit()}
-    assert ("app:health", "not-found", None) in outcomes  # the unknown number
+    decoys = [e for e in store.audit() if e.detail.get("decoy")]
+    assert [(e.actor, e.outcome, e.subject) for e in decoys] == \
+        [("app:health", "pending", "+4915100000077")]  # the unknown number, for the operator
     assert ("app:health", "denied", "purpose-not-allowed") in outcomes
     assert ("app:tracker", "denied", "untrusted") in outcomes
     assert ("app:stranger", "denied", "unknown-app") in outcomes
     assert (f"user:{PAUL}", "not-found", "unknown-prompt") in outcomes
 
 
-def test_numbers_of_other_operators_are_redirected(health: PairingClient) -> None:
+def test_numbers_of_other_operators_are_redirected(
+        health: PairingClient, mosquitto: Mosquitto, topics: Topics) -> None:
     for number in ("+4916012345678", "+4915199990000"):  # a prefix, a ported number
-        with pytest.raises(RedirectError) as caught:
-            health.pair(number, PURPOSE)
+        # Before consent, an app that must ask the user learns nothing of the number.
+        assert health.pair(number, PURPOSE).state == "pending"
+        with app_client(mosquitto, topics, "care") as care, \
+                pytest.raises(RedirectError) as caught:
+            care.pair(number, "support")
         redirect = caught.value
         assert (redirect.operator, redirect.registry, redirect.prefix) == (
             "other", "mqtts://reg.other.example", "mps/v1")

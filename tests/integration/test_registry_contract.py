@@ -124,7 +124,8 @@ def _scenario(broker: str, topics: Topics, tmp_path: Path) -> None:
         health.devices(PAUL_MSISDN)
         care.fetch_events(0, limit=2)
         _refused(tracker.pair, PAUL_MSISDN, "fitness")
-        _refused(health.pair, "+4916012345678", "health-monitoring")  # redirect
+        _refused(care.pair, "+4916012345678", "support")  # redirect (a partner)
+        assert health.pair("+4916012345678", "health-monitoring").state == "pending"
         _refused(health.devices, "+4915199999999")  # not found
         _refused(user.approve, "cp-unknown")
         with Publisher(broker, make_device(3).eid, prefix=topics.prefix) as device:

@@ -27,6 +27,7 @@ from tests.helpers import (
     PAUL,
     PAUL_MSISDN,
     MqttProbe,
+    add_contract,
     iccid_for,
     imsi_for,
     make_device,
@@ -80,7 +81,7 @@ def test_a_new_device_reaches_every_paired_app_at_once(
     assert event.device is not None and event.device.eid == racket.eid
     assert event.device.imei == racket.imei  # a partner sees identifiers
     # A device on another contract is no business of this pairing.
-    lenas = make_device(6, sub=9)
+    lenas = make_device(9)
     assert register(probe, topics, lenas)["contract"] == LENA
     with pytest.raises(queue.Empty):
         next_event(probe, timeout=0.3)
@@ -97,6 +98,8 @@ def test_changes_swaps_and_repeats(care: PairingClient, probe: MqttProbe, topics
     with pytest.raises(queue.Empty):
         next_event(probe, timeout=0.3)
 
+    # The operator moves profile 6 into this device (one profile, one device: a swap).
+    Registry(store).bind_subscription(iccid_for(6), info.eid, swap=True)
     cases: list[tuple[DeviceInfo, list[str]]] = [
         (replace(info, seq=3, ip=("192.0.2.9",)), ["ip"]),
         (replace(info, seq=4, ip=("192.0.2.9",), profile="quectel-bg96"), ["profile"]),
@@ -121,9 +124,10 @@ def test_changes_swaps_and_repeats(care: PairingClient, probe: MqttProbe, topics
 
 
 def test_a_device_moving_to_another_contract_leaves_this_one(
-        care: PairingClient, probe: MqttProbe, topics: Topics) -> None:
+        care: PairingClient, probe: MqttProbe, topics: Topics, store: SqliteStore) -> None:
     live(probe, topics, "care")
     info = make_device(2)
+    Registry(store).bind_subscription(iccid_for(9), info.eid, swap=True)
     moved = replace(info, seq=9, iccid=iccid_for(9), imsi=imsi_for(9))  # Lena's profile
     assert register(probe, topics, moved)["contract"] == LENA
     event = next_event(probe)
@@ -203,14 +207,15 @@ def test_unpublished_events_are_published_again(
 def test_two_bridges_number_one_stream_without_gaps(
         store: SqliteStore, mosquitto: Mosquitto, topics: Topics, probe: MqttProbe) -> None:
     group = f"g-{uuid.uuid4().hex[:8]}"
+    add_contract(store, PAUL, subs=range(10, 16), holder="Paul Becker")
     broker = BrokerURL.parse(mosquitto.url)
     options: dict[str, Any] = {"topics": topics, "group": group, "sweep_interval": 0.05,
                                "relay_grace": 0.3}
     with Bridge(store, broker, **options) as one, Bridge(store, broker, **options) as two, \
             PairingClient(mosquitto.url, "care", topics=topics, timeout=5) as care:
         care.pair(PAUL_MSISDN, "support")
-        for n in range(5, 11):
-            register(probe, topics, make_device(n, sub=5))  # the same profile, new EIDs
+        for n in range(10, 16):
+            register(probe, topics, make_device(n))
         events = list(care.events(0, timeout=0.5))
         assert one.stats.received >= 1 and two.stats.received >= 1
     assert [e.seq for e in events] == list(range(1, 8))

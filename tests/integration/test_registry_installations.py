@@ -22,6 +22,7 @@ from tests.helpers import (
     iccid_for,
     imsi_for,
     make_device,
+    operator_binds,
     paul_and_apps,
     table_state,
     wait_until,
@@ -31,7 +32,8 @@ from tests.helpers import (
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteStore]:
     with SqliteStore(tmp_path / "registry.db") as s:
-        paul_and_apps(s, devices=0)
+        paul_and_apps(s, devices=0, bind=False)
+        operator_binds(s, range(2, 7))  # profile 1 waits for the SM-DP+'s report
         yield s
 
 
@@ -83,8 +85,9 @@ def test_only_the_installing_euicc_registers_with_the_profile(
                                   ts=1_700_000_100_000), seq=2)
     assert wait_until(lambda: store.installation(iccid_for(1)).eid == impostor.eid)  # type: ignore[union-attr]
     installed = [e for e in store.audit() if e.action == "installation"][-1]
-    assert installed.detail["registered_elsewhere"] == [holder.eid]
+    assert installed.detail["devices_removed"] == [holder.eid]  # one profile, one device
     assert installed.contract_id == PAUL
+    assert store.device(holder.eid) is None
 
 
 def test_failed_and_malformed_reports(bridge: Bridge, probe: MqttProbe, topics: Topics,
@@ -98,5 +101,7 @@ def test_failed_and_malformed_reports(bridge: Bridge, probe: MqttProbe, topics: 
     bad = report(make_device(1).eid, 1, transaction="tx-10").to_wire(8)
     bad["eid"] = "123"
     probe.client.publish(topics.operator("installations"), codec.encode(bad), qos=1)
-    assert register(probe, topics, make_device(1))["result"] == "registered"
+    refused = register(probe, topics, make_device(1))  # served after; still unproven
+    assert (refused["status"], refused["code"]) == ("denied", "denied")
+    assert register(probe, topics, make_device(2))["result"] == "registered"
     assert bridge.stats.error_count(ErrorCode.INVALID_IDENTIFIER) == 1

@@ -73,6 +73,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     """An operator's deployment the rig did not start: a broker and a registry."""
     tmp_path = tmp_path_factory.mktemp("deployment")
     db = tmp_path / "registry.sqlite"
+    subprocess.run([*console_script("mps-bridge"), "db", "init", "--db", str(db)], check=True,
+                   capture_output=True)
     with Mosquitto() as broker, ProcessGroup(tmp_path / "logs") as procs:
         procs.start("bridge", [*console_script("mps-bridge"), "serve", "--db", str(db),
                                "--broker", broker.url]).wait_for_line("serving", 20)
@@ -81,10 +83,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 def test_existing_deployment_learns_the_subscriptions_on_its_operator_topic(
         deployment: tuple[str, Path], tmp_path: Path) -> None:
-    url, _ = deployment
+    url, db = deployment
     lines: list[str] = []
-    result = Rig(2, workdir=tmp_path / "rig", kinds=["emu", "at"], broker=url,
-                 say=lines.append, progress=False).run()
+    # The subscriptions go over the operator topic; the preloaded cards' bindings into
+    # the deployment's database, as the operator's own tools would put them.
+    result = Rig(2, workdir=tmp_path / "rig", kinds=["emu", "at"], broker=url, db=str(db),
+                 operator_data="topic", say=lines.append, progress=False).run()
     assert (result.registered, result.failed) == (2, 0), [d.error for d in result.devices]
     assert any("operator topic" in line for line in lines)
     # This registry has no app of the story: the app check is a note, not a failure.

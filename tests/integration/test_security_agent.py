@@ -27,6 +27,7 @@ msisdns = ["+4917600000001"]
   [[contracts.subscriptions]]
   iccid = "{ICCID}"
   imsi = "262010000000001"
+  eid = "{{eid}}"
 """
 
 
@@ -34,7 +35,7 @@ def test_agent_registers_signed_over_tls_with_its_credentials(tmp_path: Path) ->
     card = tmp_path / "euicc.json"
     eid = make_card(card)
     db = tmp_path / "registry.db"
-    (tmp_path / "operator.toml").write_text(OPERATOR)
+    (tmp_path / "operator.toml").write_text(OPERATOR.format(eid=eid))
     subprocess.run([*console_script("mps-bridge"), "operator", "import",
                     str(tmp_path / "operator.toml"), "--db", str(db)], check=True,
                    capture_output=True)

@@ -176,7 +176,8 @@ def test_the_subscription_binding_and_the_topic_are_checked_and_audited(
     assert last_audit(registry)["eid"] == make_device(2).eid
     assert register(registry, encode_registration(make_device(1, sub=99)))["code"] == \
         "unknown-subscription"
-    assert [e.outcome for e in store.audit()] == ["denied", "error", "error"]
+    assert [e.outcome for e in store.audit() if e.action == "register"] == \
+        ["denied", "error", "error"]
 
 
 @pytest.mark.parametrize(("payload", "code"), [
@@ -202,7 +203,8 @@ def test_key_enrollment_is_validated_and_audited(registry: Registry) -> None:
     assert change.value == "added"
     assert registry.enroll_device_key(eid, public_pem(KEY))[1].value == "unchanged"
     assert registry.enroll_device_key(eid, public_pem(THIEF))[1].value == "updated"
-    assert [e.outcome for e in registry.store.audit()] == ["added", "updated"]
+    assert [e.outcome for e in registry.store.audit() if e.action == "device-key"] == \
+        ["added", "updated"]
     with pytest.raises(ValueError):
         registry.enroll_device_key("1234", public_pem(KEY))
     with pytest.raises(ValueError):

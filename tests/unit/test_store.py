@@ -198,7 +198,7 @@ def test_concurrent_registrations_from_threads(store: SqlStore) -> None:
 
 def test_migrations_are_applied_once_and_data_survives_reopening(backend: Backend) -> None:
     with backend.store() as s:
-        assert s.schema_version() == LATEST_VERSION == 6
+        assert s.schema_version() == LATEST_VERSION == 7
         add_contract(s, "C-1", subs=[1])
         s.register_device(make_device(1))
     for _ in range(2):
@@ -366,15 +366,19 @@ def test_secrets_are_made_once_and_kept(backend: Backend) -> None:
 def test_installations_bind_a_profile_to_the_newest_eucc(store: SqlStore) -> None:
     from broker_bridge.model import Installation
 
-    first = Installation(iccid_for(1), make_device(1).eid, "t1", "smdp.example", 100)
+    first = Installation(iccid_for(7), make_device(1).eid, "t1", "smdp.example", 100)
     assert store.record_installation(first) is Change.ADDED
     assert store.record_installation(first) is Change.UNCHANGED  # the same report again
     older = replace(first, eid=make_device(2).eid, transaction="t0", ts=50)
     assert store.record_installation(older) is Change.UNCHANGED
     newer = replace(first, eid=make_device(2).eid, transaction="t2", ts=200)
     assert store.record_installation(newer) is Change.UPDATED
-    assert store.installation(iccid_for(1)) == newer
-    assert store.installation(iccid_for(2)) is None
+    assert store.installation(iccid_for(7)) == newer
+    assert store.installation(iccid_for(8)) is None
+    # An operator's binding replaces whatever is there.
+    bound = replace(first, transaction="bind-1", smdp="operator", ts=1)
+    assert store.record_installation(bound, rebind=True) is Change.UPDATED
+    assert store.installation(iccid_for(7)) == bound
 
 
 def test_a_batch_commits_its_operations_together_and_a_failed_one_alone_is_undone(

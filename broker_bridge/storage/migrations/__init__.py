@@ -11,6 +11,7 @@ from broker_bridge.storage.migrations import (
     v4_device_keys,
     v5_consent_index,
     v6_read_versions,
+    v7_pairing_decoys,
 )
 from broker_bridge.storage.migrations.base import Migration
 
@@ -31,6 +32,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     v4_device_keys.MIGRATION,
     v5_consent_index.MIGRATION,
     v6_read_versions.MIGRATION,
+    v7_pairing_decoys.MIGRATION,
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

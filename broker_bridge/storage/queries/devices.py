@@ -48,6 +48,8 @@ class DeviceQueries(SqlCore):
             sub = self.subscription_by_iccid(info.iccid)
             if sub is None:
                 raise UnknownSubscriptionError(info.iccid)
+            # The IMSI is the operator's, whatever the device sent.
+            info = replace(info, imsi=sub.imsi)
             rows = self._execute(self._locking(
                 "SELECT eid, contract_id, iccid, imei, imsi, NULL, ip, capabilities, "
                 "manufacturer, model, revision, profile, last_seq, device_ts, registered_at, "
@@ -89,7 +91,7 @@ class DeviceQueries(SqlCore):
                     ) -> Device:
         return Device(
             eid=info.eid, contract_id=sub.contract_id, iccid=info.iccid, imei=info.imei,
-            imsi=info.imsi, msisdn=sub.msisdn, ip=info.ip, capabilities=info.capabilities,
+            imsi=sub.imsi, msisdn=sub.msisdn, ip=info.ip, capabilities=info.capabilities,
             model=info.model, profile=info.profile, last_seq=info.seq, device_ts=info.ts,
             registered_at=registered_at, updated_at=updated_at,
         )
@@ -133,7 +135,8 @@ class DeviceQueries(SqlCore):
                 self._execute("DELETE FROM devices WHERE eid = ?", (eid,))
             return bool(rows)
 
-    def record_installation(self, installation: Installation) -> Change:
+    def record_installation(self, installation: Installation, *, rebind: bool = False
+                            ) -> Change:
         i = installation
         with self.transaction():
             rows = self._execute(self._locking(
@@ -145,12 +148,12 @@ class DeviceQueries(SqlCore):
                               (i.iccid, i.eid, i.transaction, i.smdp, i.ts, now))
                 return Change.ADDED
             eid, txn, ts = rows[0]
-            if txn == i.transaction or ts > i.ts:
+            if not rebind and (txn == i.transaction or ts > i.ts):
                 return Change.UNCHANGED  # a repeat, or older than what is known
             self._execute("UPDATE installations SET eid = ?, txn = ?, smdp = ?, ts = ?, "
                           "recorded_at = ? WHERE iccid = ?",
                           (i.eid, i.transaction, i.smdp, i.ts, now, i.iccid))
-            return Change.UPDATED if eid != i.eid else Change.UNCHANGED
+            return Change.UPDATED if eid != i.eid or rebind else Change.UNCHANGED
 
     def installation(self, iccid: str) -> Installation | None:
         rows = self._read("SELECT iccid, eid, txn, smdp, ts FROM installations "

@@ -29,8 +29,44 @@ def _pairing(row: Row) -> Pairing:
     )
 
 
+_DECOY_SELECT = ("SELECT id, app_id, msisdn, purpose, created_at, expires_at "
+                 "FROM pairing_decoys")
+
+
+def _decoy(row: Row) -> Pairing:
+    return Pairing(id=row[0], app_id=row[1], contract_id="", msisdn=row[2], purpose=row[3],
+                   state=PairingState.PENDING, created_at=row[4], expires_at=row[5])
+
+
 class PairingQueries(SqlCore):
     """Pairings, consent prompts and the consent topic's revisions."""
+
+    def add_decoy(self, decoy: Pairing) -> None:
+        d = decoy
+        with self.transaction():
+            self._execute("INSERT INTO pairing_decoys (id, app_id, msisdn, purpose, "
+                          "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                          (d.id, d.app_id, d.msisdn, d.purpose, d.created_at,
+                           d.expires_at or d.created_at))
+
+    def live_decoy(self, app_id: str, msisdn: str) -> Pairing | None:
+        rows = self._read(_DECOY_SELECT + " WHERE app_id = ? AND msisdn = ? AND closed_at "
+                          "IS NULL ORDER BY created_at DESC LIMIT 1", (app_id, msisdn))
+        return _decoy(rows[0]) if rows else None
+
+    def expired_decoys(self, now: int, *, limit: int = 100) -> list[Pairing]:
+        rows = self._read(_DECOY_SELECT + " WHERE closed_at IS NULL AND expires_at <= ? "
+                          "ORDER BY expires_at LIMIT ?", (now, limit))
+        return [_decoy(row) for row in rows]
+
+    def close_decoy(self, decoy_id: str, now: int) -> bool:
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT 1 FROM pairing_decoys WHERE id = ? AND closed_at IS NULL"), (decoy_id,))
+            if rows:
+                self._execute("UPDATE pairing_decoys SET closed_at = ? WHERE id = ?",
+                              (now, decoy_id))
+            return bool(rows)
 
     def add_pairing(self, pairing: Pairing) -> None:
         p = pairing

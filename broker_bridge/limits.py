@@ -1,0 +1,66 @@
+"""Each app's share of the registry: a token bucket per app.
+
+The broker hands the registry its messages in arrival order, and a bridge takes only so
+many unacknowledged ones at a time (Mosquitto's ``max_inflight_messages``), so one app
+pipelining thousands of requests would put every other app's request behind them. An app
+over its rate is therefore answered ``busy`` at once, on the network thread, and its
+message acknowledged at once: that changes nothing in the registry, takes no space, and
+drains the flood from the broker at network speed, so that the other apps' requests are
+reached. The refusals are audited in sum, one entry per app and housekeeping round.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+#: Requests per second an app may send on average ...
+APP_RATE = 1000.0
+#: ... and at once.
+APP_BURST = 200.0
+#: Apps whose buckets are kept; beyond, all are forgotten (full buckets again).
+MAX_APPS = 100_000
+
+
+class AppLimiter:
+    """Token buckets of ``rate`` requests per second and ``burst`` at most, per app."""
+
+    def __init__(self, *, rate: float = APP_RATE, burst: float = APP_BURST) -> None:
+        if not rate > 0 or not burst >= 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # app: (tokens, at)
+        self._refused: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, app_id: str, now: float | None = None) -> bool:
+        """Take one request of ``app_id``; False (and counted) when it is over its share.
+        :meth:`tell` says whether to answer the refusal."""
+        at = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(app_id, (self.burst, at))
+            tokens = min(self.burst, tokens + (at - last) * self.rate)
+            if tokens >= 1:
+                if len(self._buckets) >= MAX_APPS and app_id not in self._buckets:
+                    self._buckets.clear()
+                self._buckets[app_id] = (tokens - 1, at)
+                return True
+            self._buckets[app_id] = (tokens, at)
+            self._refused[app_id] = self._refused.get(app_id, 0) + 1
+            return False
+
+    def tell(self, app_id: str) -> bool:
+        """Whether to answer the refusal just counted: the first of an app's refusals
+        since the last :meth:`take_refused`, and then every 256th. A flood is drained
+        at the cost of receiving it, not of answering it; an app that waits for its
+        answers still hears ``busy``, and one that does not (or retries on a timeout) is
+        told often enough."""
+        with self._lock:
+            return self._refused.get(app_id, 0) % 256 == 1
+
+    def take_refused(self) -> dict[str, int]:
+        """The refusals per app since the last call."""
+        with self._lock:
+            refused, self._refused = self._refused, {}
+        return refused
