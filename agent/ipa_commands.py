@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING, Any
 from agent.lpa_commands import Output, UsageError, pairs
 from mps_common.cli import table
 from mps_esim import tlv
-from mps_esim.ipa import card as ipa_card
 from mps_esim.lpa.es10 import Es10Client
-from mps_esim.sgp32 import EimConfig
 
 if TYPE_CHECKING:
     from mps_esim.ipa.poll import PollOutcome
 
 
 def cmd_eim_list(client: Es10Client, args: argparse.Namespace) -> Output:
+    # The SGP.32 machinery (and the cryptography it needs) loads only for the ipa commands.
+    from mps_esim.ipa import card as ipa_card
+
     eims = ipa_card.get_eim_configuration(client)
     data = [{"eim_id": e.eim_id, "fqdn": e.fqdn, "counter": e.counter,
              "protocols": sorted(e.protocols)} for e in eims]
@@ -36,6 +37,9 @@ def cmd_eim_list(client: Es10Client, args: argparse.Namespace) -> Output:
 
 
 def cmd_eim_add(client: Es10Client, args: argparse.Namespace) -> Output:
+    from mps_esim.ipa import card as ipa_card
+    from mps_esim.sgp32 import EimConfig
+
     raw = Path(args.file).read_bytes()
     try:
         text = raw.decode().strip()
@@ -53,6 +57,8 @@ def cmd_eim_add(client: Es10Client, args: argparse.Namespace) -> Output:
 
 
 def _eim_address(client: Es10Client, args: argparse.Namespace) -> str:
+    from mps_esim.ipa import card as ipa_card
+
     if args.eim:
         return str(args.eim)
     for eim in ipa_card.get_eim_configuration(client):

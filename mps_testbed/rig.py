@@ -14,9 +14,8 @@ topic (as an operator system would send it), into a registry database named with
 or not at all (``operator_data="none"``: imported beforehand from
 :func:`operator_data`'s output).
 
-Where devices get their operational profile is a :class:`ProfileSource`: today cards are
-made with the profile already enabled (:class:`PreloadedProfiles`); an SM-DP+ source
-makes empty cards and gives each device an activation code instead.
+Where devices get their profile is a :class:`ProfileSource`: cards made with it enabled
+(:class:`PreloadedProfiles`), or empty cards with an activation code or an eIM's order.
 """
 
 from __future__ import annotations
@@ -101,9 +100,7 @@ class Rig:
         self.db = opts.db
         self.operator_mode: OperatorData = opts.operator_mode
         self.first = opts.first
-        # An agent's boot is mostly its own CPU (interpreter start-up, APDUs through the
-        # emulated modem) with short waits (resync, broker round trips): two per core
-        # fill the waits; more only make each boot slower.
+        # A boot is mostly its own CPU with short waits: two per core fill the waits.
         self.parallel = opts.parallel or 2 * (os.cpu_count() or 1)
         self.progress = opts.progress
         # By default every card starts empty and first boot downloads its profile from an
@@ -495,9 +492,9 @@ class RigSession:
 
 
 
-__all__ = ["CARD_KINDS", "DEFAULT_KINDS", "DIALECTS", "MAX_DEVICES",
-           "MODEMS_PER_PROCESS", "OPERATOR_SOURCE", "PROFILE_DIR", "SANDBOX_STARTS",
-           "STORY_APPS", "VPCD_PORTS", "DeviceSetup", "OperatorData",
-           "PreloadedProfiles", "ProfileSource", "Rig", "RigError", "RigOptions",
-           "RigResult", "RigSession", "StackError", "Story", "StoryApp", "operator_data",
-           "plan_devices", "send_operator_data", "summary", "toml_document", "verify"]
+__all__ = ["CARD_KINDS", "DEFAULT_KINDS", "DIALECTS", "MAX_DEVICES", "MODEMS_PER_PROCESS",
+           "OPERATOR_SOURCE", "PROFILE_DIR", "SANDBOX_STARTS", "STORY_APPS", "VPCD_PORTS",
+           "DeviceSetup", "OperatorData", "PreloadedProfiles", "ProfileSource", "Rig",
+           "RigError", "RigOptions", "RigResult", "RigSession", "StackError", "Story",
+           "StoryApp", "operator_data", "plan_devices", "send_operator_data", "summary",
+           "toml_document", "verify"]
