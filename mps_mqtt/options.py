@@ -8,6 +8,7 @@ from mps_common.config import Settings
 from mps_common.errors import ConfigError
 from mps_mqtt.bundle import BundleError, CredentialBundle
 from mps_mqtt.client import BrokerURL
+from mps_wire.topics import DEFAULT_PREFIX
 
 
 def credentials_option(parser: argparse.ArgumentParser) -> None:
@@ -28,3 +29,12 @@ def broker_url(settings: Settings) -> BrokerURL:
         return CredentialBundle.load(credentials).broker_url(broker)
     except BundleError as exc:
         raise ConfigError(f"--credentials: {exc}") from exc
+
+
+def client_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of every client of the registry: ``--broker``, ``--credentials``,
+    ``--prefix`` and ``--timeout``."""
+    parser.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
+    credentials_option(parser)
+    parser.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
+    parser.add_argument("--timeout", help="seconds to wait for the registry (default 10)")

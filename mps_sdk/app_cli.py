@@ -40,7 +40,7 @@ from mps_common.cli import (
 )
 from mps_common.config import Settings, positive_float
 from mps_common.errors import ConfigError
-from mps_mqtt.options import broker_url, credentials_option
+from mps_mqtt.options import broker_url, client_options
 from mps_sdk.client import ContractDevices, PairingAnswer, PairingClient
 from mps_sdk.errors import PairingError, RedirectError, RequestError
 from mps_wire.identifiers import validate_msisdn
@@ -56,11 +56,8 @@ PROG = "mps-app"
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_options(json_option=True)
-    common.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
     common.add_argument("--app-id", help="this app's id at the operator ($MPS_APP_ID)")
-    credentials_option(common)
-    common.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
-    common.add_argument("--timeout", help="seconds to wait for the registry (default 10)")
+    client_options(common)
     parser = new_parser(PROG, __doc__ or "")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

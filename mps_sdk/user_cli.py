@@ -34,7 +34,7 @@ from mps_common.cli import (
 )
 from mps_common.config import Settings, positive_float
 from mps_common.errors import ConfigError
-from mps_mqtt.options import broker_url, credentials_option
+from mps_mqtt.options import broker_url, client_options
 from mps_sdk.consent import ConsentClient, ConsentState
 from mps_sdk.errors import PairingError, RequestError
 from mps_wire.topics import DEFAULT_PREFIX, Topics, check_level
@@ -48,10 +48,7 @@ PROG = "mps-user"
 def build_parser() -> argparse.ArgumentParser:
     common = common_options(json_option=True)
     common.add_argument("--contract", help="the user's contract ($MPS_CONTRACT)")
-    common.add_argument("--broker", help="broker URL, mqtt://host:port ($MPS_BROKER)")
-    credentials_option(common)
-    common.add_argument("--prefix", help=f"topic prefix (default {DEFAULT_PREFIX})")
-    common.add_argument("--timeout", help="seconds to wait for the registry (default 10)")
+    client_options(common)
     parser = new_parser(PROG, __doc__ or "")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     consent = commands.add_parser("consent", help="consent prompts and granted consents")
