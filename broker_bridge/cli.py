@@ -12,7 +12,7 @@
     mps-bridge operator port-out --msisdn +49... --operator OTHER
     mps-bridge operator add-operator --id OTHER --name "Other" --registry mqtts://...
                                      [--prefix mps/v1] [--number-prefix +49160]...
-    mps-bridge operator bind --iccid 89... --eid 89... [--swap]
+    mps-bridge operator bind --iccid 89... (--eid 89... | --plain-sim) [--swap]
     mps-bridge operator show --contract C-1
     mps-bridge apps add APP --name NAME --trust partner|verified|unverified
                         [--purpose P]... [--standing-consent | --no-standing-consent]

@@ -263,7 +263,9 @@ def _record_table(devices: Sequence[DeviceRecord]) -> str:
 
 def _record_cells(d: DeviceRecord) -> dict[str, str]:
     model = " ".join(p for p in (d.model.manufacturer, d.model.model, d.model.revision) if p)
-    cells = {"DEVICE": d.device_id, "EID": d.eid, "IMEI": d.imei, "ICCID": d.iccid,
+    # A plain SIM has no EID: said so, rather than shown like a withheld one.
+    eid = d.eid or ("none (plain SIM)" if d.card == "uicc" else None)
+    cells = {"DEVICE": d.device_id, "EID": eid, "IMEI": d.imei, "ICCID": d.iccid,
              "IMSI": d.imsi, "MSISDN": d.msisdn, "IP": ", ".join(d.ip),
              "CAPABILITIES": ", ".join(d.capabilities), "MODEL": model,
              "UPDATED (UTC)": utc_time(d.updated_at)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mps_wire.errors import ErrorCode
@@ -93,7 +94,8 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
     iccid = sample_device().iccid
     return {
         ModelInfo: [ModelInfo("Quectel", "EC25", "R1"), ModelInfo("", "", "")],
-        DeviceInfo: [sample_device(), sample_device(2, imsi=None, ip=(), capabilities=())],
+        DeviceInfo: [sample_device(), sample_device(2, imsi=None, ip=(), capabilities=()),
+                     sample_device(3, eid=None)],  # a plain SIM
         Reply: [Reply.error(ErrorCode.NOT_FOUND, "no such number"),
                 Reply.error(ErrorCode.DENIED, "not paired", status=Status.DENIED),
                 Reply.ok(result="registered", device_id="dev-1", contract="contract-1"),
@@ -121,6 +123,7 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
             OperatorRequest(OperatorOp.REMOVE_SUBSCRIPTION, iccid=iccid),
             OperatorRequest(OperatorOp.PORT_OUT, msisdn="+4915112345678", operator="op-b"),
         ],
-        DeviceRecord: [sample_record(1), sample_record(2, partner=False)],
+        DeviceRecord: [sample_record(1), sample_record(2, partner=False),
+                       replace(sample_record(3), eid=None, card="uicc")],
         Event: [sample_event(kind, seq) for seq, kind in enumerate(EventKind, start=1)],
     }
