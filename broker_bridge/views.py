@@ -31,7 +31,8 @@ def record_of(device: Device, fields: frozenset[str] = DISCLOSABLE, *,
         iccid=device.iccid if "iccid" in fields else None,
         imsi=device.imsi if "imsi" in fields else None,
         msisdn=device.msisdn if "msisdn" in fields else None,
-        card="euicc" if device.has_eid else "uicc",
+        # Said of a plain SIM only, whose record has no EID whatever the app may see.
+        card=None if device.has_eid else "uicc",
     )
 
 

@@ -63,14 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pair = commands.add_parser("pair", parents=[common],
                                help="pair with the contract behind a number")
-    pair.add_argument("--msisdn", required=True, help="the user's phone number (E.164)")
+    _user_options(pair)
     pair.add_argument("--purpose", required=True, help="what the app pairs for")
     pair.add_argument("--wait", type=float, metavar="SECONDS",
                       help="if the user is asked, wait this long for the answer")
 
     devices = commands.add_parser("devices", parents=[common],
                                   help="list the devices on the contract behind a number")
-    devices.add_argument("--msisdn", required=True, help="the user's phone number (E.164)")
+    _user_options(devices)
 
     watch = commands.add_parser("watch", parents=[common],
                                 help="print this app's events, from a cursor on")
@@ -91,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--msisdn", help="the number the pairing was made with")
     which.add_argument("--pairing", help="the pairing's id")
     return parser
+
+
+def _user_options(parser: argparse.ArgumentParser) -> None:
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--msisdn", help="the user's phone number (E.164)")
+    who.add_argument("--user", metavar="REF",
+                     help="the user by number (E.164), by the contract reference the user "
+                          "gave the app, or by the pseudonymous id of an earlier pairing "
+                          "(the contract mps-app pair printed)")
 
 
 def _cursor(text: str) -> int | None:
@@ -137,9 +146,10 @@ def _client(args: argparse.Namespace) -> PairingClient:
 
 
 def _devices(client: PairingClient, args: argparse.Namespace) -> int:
-    result = client.contract_devices(args.msisdn)
-    emit(_devices_json(args.msisdn, result), as_json=args.json,
-         text=lambda _data: _devices_table(args.msisdn, result))
+    result = client.contract_devices(args.msisdn, user=args.user)
+    who = args.msisdn or args.user
+    emit(_devices_json(who, result), as_json=args.json,
+         text=lambda _data: _devices_table(who, result))
     return EXIT_OK
 
 
@@ -151,8 +161,8 @@ def _unpair(client: PairingClient, args: argparse.Namespace) -> int:
 
 
 def _pair(client: PairingClient, args: argparse.Namespace) -> int:
-    msisdn = args.msisdn
-    answer = client.pair(msisdn, args.purpose)
+    msisdn = args.msisdn or args.user
+    answer = client.pair(args.msisdn, args.purpose, user=args.user)
     if answer.state == "pending" and args.wait is not None:
         if not args.json:
             print(f"pairing {answer.pairing} pending: waiting up to {args.wait:g} s for the "
@@ -238,7 +248,7 @@ def _pairing_json(answer: PairingAnswer) -> dict[str, Any]:
 
 
 def _devices_json(msisdn: str, result: ContractDevices) -> dict[str, object]:
-    return {"msisdn": msisdn, "contract": result.contract,
+    return {"msisdn" if msisdn.startswith("+") else "user": msisdn, "contract": result.contract,
             "devices": [record.to_wire() for record in result.devices]}
 
 

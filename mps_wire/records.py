@@ -145,7 +145,7 @@ class DeviceRecord(WireMessage):
     imsi: str | None = None
     msisdn: str | None = None
     card: str | None = None
-    """``euicc``, or ``uicc`` for a plain SIM, which has no EID (None: not said)."""
+    """``uicc`` for a plain SIM, which has no EID; absent (None) for an eUICC."""
 
     wire = WireTable(
         WireField("device_id", DeviceId(_DEVICE)), WireField("ip", LooseTexts(_DEVICE)),
