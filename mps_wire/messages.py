@@ -130,6 +130,7 @@ class Reason(enum.StrEnum):
     PURPOSE_REVOKED = "purpose-revoked"
     LEFT_CONTRACT = "left-contract"
     SUBSCRIPTION_REMOVED = "subscription-removed"
+    NUMBER_PORTED = "number-ported"
 
 
 class InstallationOutcome(enum.StrEnum):

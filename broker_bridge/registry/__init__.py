@@ -23,6 +23,7 @@ from broker_bridge.registry.core import DEFAULT_CONSENT_TTL, SignaturePolicy, ne
 from broker_bridge.registry.housekeeping import Housekeeping
 from broker_bridge.registry.operator_data import OperatorRules
 from broker_bridge.registry.pairing import EVENTS_PAGE_BYTES, PairingRules
+from broker_bridge.registry.portability import PortabilityReport
 from broker_bridge.registry.registrations import (
     BINDING_SOURCE,
     INSTALLATIONS_SOURCE,
@@ -37,6 +38,7 @@ __all__ = [
     "INSTALLATIONS_SOURCE",
     "Effects",
     "Outcome",
+    "PortabilityReport",
     "Registry",
     "SignaturePolicy",
     "UnitOfWork",

@@ -6,7 +6,7 @@ import abc
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker_bridge.model import (
     App,
@@ -25,6 +25,9 @@ from broker_bridge.model import (
     Subscription,
 )
 from mps_wire.messages import DeviceInfo, EventKind
+
+if TYPE_CHECKING:
+    from broker_bridge.portability import PortEntry
 
 
 class Store(abc.ABC):
@@ -423,3 +426,27 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def secret(self, name: str) -> bytes:
         """A random 32-byte secret of the registry, made on first use and kept."""
+
+    # --- number portability ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def replace_portability(self, entries: Sequence[PortEntry]) -> int:
+        """Put ``entries`` in place of the whole portability list; the count before."""
+
+    @abc.abstractmethod
+    def port_entry(self, msisdn: str, now: int) -> PortEntry | None:
+        """The portability list's entry for ``msisdn`` valid at ``now``, if any."""
+
+    @abc.abstractmethod
+    def portability_count(self) -> int:
+        """How many entries the portability list holds."""
+
+    @abc.abstractmethod
+    def filed_ported_away(self, now: int, since: int = -1) -> list[tuple[str, str]]:
+        """(number, operator) of numbers filed here that the list gives away now, in a
+        period that began after ``since``."""
+
+    @abc.abstractmethod
+    def unfiled_ported_in(self, now: int, since: int = -1) -> list[tuple[str, str]]:
+        """(number, contract) of numbers the list brings in now, not yet filed there, in
+        a period that began after ``since``."""
