@@ -43,6 +43,7 @@ from mps_common.errors import ConfigError
 from mps_mqtt.options import broker_url, client_options
 from mps_sdk.client import ContractDevices, PairingAnswer, PairingClient
 from mps_sdk.errors import PairingError, RedirectError, RequestError
+from mps_sdk.federation import FederatedPairingClient, load_operators
 from mps_wire.identifiers import validate_msisdn
 from mps_wire.messages import EventKind
 from mps_wire.records import DeviceRecord, Event
@@ -139,10 +140,12 @@ def _client(args: argparse.Namespace) -> PairingClient:
         args.msisdn = validate_msisdn(args.msisdn, field="--msisdn")
     if args.command == "watch" and (args.count or 1) < 1:
         raise ValueError("--count must be at least 1")
-    return PairingClient(
+    # Access to other operators' registries, for redirects: the file's [operators.ID].
+    return FederatedPairingClient(
         broker_url(settings), settings.require("app_id"),
         topics=Topics(settings.text("prefix") or DEFAULT_PREFIX),
-        timeout=settings.get("timeout", 10.0, positive_float))
+        timeout=settings.get("timeout", 10.0, positive_float),
+        operators=load_operators(settings.config_file))
 
 
 def _devices(client: PairingClient, args: argparse.Namespace) -> int:

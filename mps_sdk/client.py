@@ -109,10 +109,10 @@ class ContractDevices:
 class PairingAnswer:
     """The registry's answer to :meth:`PairingClient.pair`.
 
-    ``state`` is ``active`` (paired: ``devices`` lists every device of the contract) or
-    ``pending`` (the user is asked until ``expires_at``; the decision arrives as a
-    ``pairing-granted`` or ``pairing-denied`` event). ``contract`` is the reference this
-    app knows the contract by.
+    ``state`` is ``active`` (``devices`` lists every device of the contract) or ``pending``
+    (the user is asked until ``expires_at``; the decision comes as a ``pairing-granted``
+    or ``pairing-denied`` event). ``contract`` is the app's reference to the contract;
+    ``operator`` the registry's holding the pairing after a redirect (None: the app's own).
     """
 
     pairing: str
@@ -122,6 +122,7 @@ class PairingAnswer:
     consent: str | None = None
     devices: tuple[DeviceRecord, ...] = ()
     expires_at: int | None = None
+    operator: str | None = None
 
     @property
     def active(self) -> bool:
