@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--pairing", metavar="ID",
                        help="only this pairing's events (the id mps-app pair prints), "
                             "to follow the current pairing and no earlier one")
+    watch.add_argument("--operator", metavar="ID",
+                       help="the events at another operator's registry (of pairings made "
+                            "there after a redirect; access from the configuration file)")
     watch.add_argument("--count", type=int, help="stop after this many events")
     watch.add_argument("--idle", type=float, metavar="SECONDS",
                        help="stop after this long without an event (default: never)")
@@ -141,11 +144,15 @@ def _client(args: argparse.Namespace) -> PairingClient:
     if args.command == "watch" and (args.count or 1) < 1:
         raise ValueError("--count must be at least 1")
     # Access to other operators' registries, for redirects: the file's [operators.ID].
+    operators = load_operators(settings.config_file)
+    if getattr(args, "operator", None) not in (None, *operators):
+        raise ValueError(f"--operator {args.operator}: the configuration file names no "
+                         "access to it ([operators.ID])")
     return FederatedPairingClient(
         broker_url(settings), settings.require("app_id"),
         topics=Topics(settings.text("prefix") or DEFAULT_PREFIX),
         timeout=settings.get("timeout", 10.0, positive_float),
-        operators=load_operators(settings.config_file))
+        operators=operators)
 
 
 def _devices(client: PairingClient, args: argparse.Namespace) -> int:
@@ -183,17 +190,25 @@ def _pair(client: PairingClient, args: argparse.Namespace) -> int:
         emit(_pairing_json(answer), as_json=True, text=str)
     elif answer.active:
         print(_devices_table(msisdn, ContractDevices(answer.contract, answer.devices),
-                             head=f"pairing {answer.pairing} for {answer.purpose} active "
-                                  f"({answer.consent} consent)"))
+                             head=f"pairing {answer.pairing} for {answer.purpose} "
+                                  f"{_at(answer)}active ({answer.consent} consent)"))
     else:
         until = f" (until {utc_time(answer.expires_at)} UTC)" if answer.expires_at else ""
+        there = f" --operator {answer.operator}" if answer.operator else ""
         print(f"pairing {answer.pairing} for {answer.purpose} on contract {answer.contract} "
-              f"pending: the user is asked{until}; the answer "
-              f"arrives as an event (mps-app watch --pairing {answer.pairing})")
+              f"{_at(answer)}pending: the user is asked{until}; the answer "
+              f"arrives as an event (mps-app watch --pairing {answer.pairing}{there})")
     return EXIT_OK
 
 
+def _at(answer: PairingAnswer) -> str:
+    """Where a pairing made after a redirect lives, as text shows it."""
+    return f"at operator {answer.operator} " if answer.operator else ""
+
+
 def _watch(client: PairingClient, args: argparse.Namespace) -> int:
+    if args.operator is not None and isinstance(client, FederatedPairingClient):
+        client = client.operator_client(args.operator)  # checked by _client
     seen = 0
     cursor = client.newest_seq() if args.since is None else args.since
     try:
@@ -242,6 +257,8 @@ def _error_json(exc: PairingError) -> dict[str, str]:
 def _pairing_json(answer: PairingAnswer) -> dict[str, Any]:
     result: dict[str, Any] = {"pairing": answer.pairing, "state": answer.state,
                               "contract": answer.contract, "purpose": answer.purpose}
+    if answer.operator:
+        result["operator"] = answer.operator
     if answer.active:
         result["consent"] = answer.consent
         result["devices"] = [d.to_wire() for d in answer.devices]

@@ -143,3 +143,29 @@ def test_operators_come_from_the_configuration_file(ops: Operators, tmp_path: Pa
     home = ops.a.broker.tls_url(ops.a.ca.cert_file)
     assert app_main(["devices", "--broker", home, "--credentials", str(ops.a.bundles["care"]),
                      "--config", str(config), "--msisdn", PAUL_MSISDN, "--json"]) == 0
+
+
+def test_mps_app_pairs_there_and_watches_there(ops: Operators, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from mps_sdk.app_cli import main as app_main
+
+    ops.b.store.upsert_app(App("care", "Operator care", TrustLevel.PARTNER, ("support",),
+                               standing_consent=False))
+    config = tmp_path / "app.toml"
+    tls = ops.b.broker.tls_url(ops.b.ca.cert_file)
+    config.write_text(f'[operators.b]\nbroker = "{tls}"\napp_id = "care"\n'
+                      f'credentials = "{ops.b.bundles["care"]}"\n')
+    home = ["--broker", ops.a.broker.tls_url(ops.a.ca.cert_file), "--credentials",
+            str(ops.a.bundles["care"]), "--app-id", "care", "--config", str(config)]
+    assert app_main(["pair", "--msisdn", PAUL_MSISDN, "--purpose", "support", *home]) == 0
+    out = capsys.readouterr().out
+    assert " at operator b pending: the user is asked (until " in out
+    assert out.rstrip().endswith("--operator b)")
+    pairing = out.split()[1]
+    stored = ops.b.store.pairing(pairing)
+    assert stored is not None and stored.prompt_id is not None
+    assert ops.b.registry.answer(PAUL, stored.prompt_id, Decision.APPROVE).reply.is_ok
+    assert app_main(["watch", "--operator", "b", "--pairing", pairing, "--count", "1",
+                     "--idle", "10", *home]) == 0
+    assert "pairing-granted" in capsys.readouterr().out
+    assert app_main(["watch", "--operator", "c", "--count", "1", *home]) == 2
