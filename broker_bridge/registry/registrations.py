@@ -25,7 +25,7 @@ from broker_bridge.registry.work import Effects, Outcome, UnitOfWork, refusal
 from broker_bridge.storage.base import Store
 from mps_wire.cose import CoseError, key_id, load_public_key, public_key_der
 from mps_wire.errors import ErrorCode, WireError
-from mps_wire.identifiers import validate_eid, validate_iccid
+from mps_wire.identifiers import validate_device_id, validate_eid
 from mps_wire.messages import (
     ChangeKind,
     DeviceInfo,
@@ -114,8 +114,9 @@ class RegistrationRules(RegistryCore):
     def enroll_device_key(self, eid: str, public_key: bytes, *,
                           actor: str = "operator:cli") -> tuple[DeviceKey, Change]:
         """Enroll a device's P-256 public key (PEM or DER); from now on the device must
-        sign its registrations with it. ValueError for an invalid EID or key."""
-        validate_eid(eid)
+        sign its registrations with it. ValueError for an invalid device id (an EID, or a
+        plain SIM's ICCID) or key."""
+        validate_device_id(eid)
         key = load_public_key(public_key)
         with self._work() as work:
             record = DeviceKey(eid=eid, public_key=public_key_der(key), kid=key_id(key),
@@ -275,7 +276,7 @@ class RegistrationRules(RegistryCore):
         counter was lost, or pushed far ahead); audited. The number it replaced, None if
         the registry had none. ValueError for a bad device id (an EID, or a plain SIM's
         ICCID) or a negative ``to``."""
-        _check_device_id(eid)
+        validate_device_id(eid)
         if isinstance(to, bool) or not isinstance(to, int) or not 0 <= to <= MAX_SEQ:
             raise ValueError(f"the sequence number must be 0 to {MAX_SEQ}, not {to!r}")
         with self._work() as work:
@@ -366,9 +367,3 @@ def _updated(work: UnitOfWork, outcome: RegistrationOutcome) -> None:
     work.audit(f"device:{device.eid}", "register", outcome.result.value,
                contract_id=outcome.contract_id, subject=device.eid, detail=detail)
 
-
-def _check_device_id(device_id: str) -> str:
-    """A device id: an EID (32 digits), or the ICCID of a plain SIM (at most 20)."""
-    if isinstance(device_id, str) and len(device_id) < 32:
-        return validate_iccid(device_id, field="device id")
-    return validate_eid(device_id, field="device id")

@@ -120,3 +120,29 @@ def test_an_eid_on_the_plain_sims_topic_is_refused(registry: Registry) -> None:
     info = make_device(SUB)  # says it has an EID, on the topic of the ICCID
     reply = registry.handle_registration(iccid_for(SUB), encode_registration(info)).reply
     assert reply.to_wire()["code"] == "bad-request"
+
+
+def test_a_plain_sim_device_gets_credentials_and_a_signing_key_under_its_iccid(
+        registry: Registry) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from broker_bridge.credentials import username_for
+    from broker_bridge.model import Role
+    from mps_wire.registration import encode_registration as encode
+
+    assert username_for(Role.DEVICE, iccid_for(SUB)) == iccid_for(SUB)
+    with pytest.raises(ValueError):
+        username_for(Role.DEVICE, "8949")
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    record, _ = registry.enroll_device_key(iccid_for(SUB), public)
+    assert record.eid == iccid_for(SUB)
+    registry.bind_subscription(iccid_for(SUB), None)
+    # Enrolled: an unsigned registration of the plain SIM device is refused like any other.
+    refused = register(registry)
+    assert refused["code"] == "signature-required"
+    info = make_device(SUB, eid=None)
+    signed = registry.handle_registration(info.device_id, encode(info, key)).reply
+    assert signed.is_ok, signed
