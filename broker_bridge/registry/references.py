@@ -6,8 +6,8 @@ Both resolve to a number of the contract, and the request then goes the way a re
 number goes: the same checks, the same audit, the same answers. A reference that resolves
 to nothing is carried on as if it were an unknown number, so that before consent a pair
 request by an unknown reference is answered as one by a stranger's number (no
-enumeration): the work done is the same for both, one scan of the app's own pairings and
-one contract lookup.
+enumeration): the work done is the same for both, one index probe for the pseudonym, one
+for the app's live pairing and one for the contract.
 """
 
 from __future__ import annotations
@@ -51,13 +51,10 @@ class ReferenceRules(RegistryCore):
         ``ref`` is this app's pseudonym for (an active pairing's), or that has ``ref`` as
         its reference; ``ref`` itself when neither."""
         store = self.store
-        contract_id: str | None = None
-        app = store.app(app_id)
-        if app is not None:
-            view = self.view(app)
-            for pairing in store.pairings(app_id=app_id, states=_LIVE):
-                if view.contract_ref(pairing.contract_id) == ref:
-                    contract_id = pairing.contract_id
+        contract_id = store.user_ref_contract(app_id, ref)
+        live = store.live_pairing(app_id, contract_id or ref)
+        if live is None or live.state not in _LIVE:
+            contract_id = None  # issued for a pairing that is no longer active
         if contract_id is None:
             contract = store.contract(ref)
             contract_id = contract.id if contract is not None else None

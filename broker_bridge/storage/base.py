@@ -450,3 +450,11 @@ class Store(abc.ABC):
     def unfiled_ported_in(self, now: int, since: int = -1) -> list[tuple[str, str]]:
         """(number, contract) of numbers the list brings in now, not yet filed there, in
         a period that began after ``since``."""
+
+    @abc.abstractmethod
+    def put_user_ref(self, app_id: str, ref: str, contract_id: str) -> None:
+        """Remember the pseudonymous id ``ref`` ``app_id`` was given for a contract."""
+
+    @abc.abstractmethod
+    def user_ref_contract(self, app_id: str, ref: str) -> str | None:
+        """The contract ``app_id`` was given the pseudonymous id ``ref`` for, if any."""

@@ -14,7 +14,7 @@ import pytest
 from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
 from mps_wire.errors import ValidationError
-from mps_wire.messages import DevicesRequest, PairRequest
+from mps_wire.messages import DevicesRequest, PairRequest, UnpairRequest
 from tests.helpers import PAUL, PAUL_MSISDN, paul_and_apps
 from tests.unit.test_no_enumeration import STRANGER, Clock, shape
 from tests.unit.test_read_model import _paired as _paired_health
@@ -77,3 +77,14 @@ def test_a_request_names_the_user_once() -> None:
     assert err.value.field == "user"
     with pytest.raises(ValidationError):
         DevicesRequest.from_wire({"op": "devices", "user": "has space"})
+
+
+def test_a_pseudonym_names_nobody_once_the_pairing_ended(registry: Registry) -> None:
+    pseudonym = registry.app_request("care", PairRequest(PAUL_MSISDN, "support")
+                                     ).reply.to_wire()["contract"]
+    _paired_health(registry)
+    health_ref = devices(registry, "health", msisdn=PAUL_MSISDN)["contract"]
+    assert registry.store.user_ref_contract("health", health_ref) == PAUL
+    assert devices(registry, "care", user=pseudonym)["status"] == "ok"
+    registry.app_request("health", UnpairRequest(msisdn=PAUL_MSISDN))
+    assert devices(registry, "health", user=health_ref)["code"] == "not-found"

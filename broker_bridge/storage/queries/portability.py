@@ -1,4 +1,4 @@
-"""The number portability list (schema version 10)."""
+"""The number portability list and the pseudonymous user ids (schema version 10)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,19 @@ class PortabilityQueries(SqlCore):
             "AND (n.contract_id IS NULL OR n.contract_id <> p.contract_id)",
             (since, now, now))
         return [(row[0], row[1]) for row in rows]
+
+    def put_user_ref(self, app_id: str, ref: str, contract_id: str) -> None:
+        """Remember that ``app_id`` was given ``ref`` for ``contract_id``."""
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT contract_id FROM user_refs WHERE app_id = ? AND ref = ?"),
+                (app_id, ref))
+            if not rows:
+                self._execute("INSERT INTO user_refs (app_id, ref, contract_id, issued_at) "
+                              "VALUES (?, ?, ?, ?)", (app_id, ref, contract_id, self._clock()))
+
+    def user_ref_contract(self, app_id: str, ref: str) -> str | None:
+        """The contract ``app_id`` was given ``ref`` for, if it was."""
+        rows = self._read("SELECT contract_id FROM user_refs WHERE app_id = ? AND ref = ?",
+                          (app_id, ref))
+        return str(rows[0][0]) if rows else None
