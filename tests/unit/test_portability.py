@@ -20,6 +20,7 @@ from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
 from mps_wire.messages import DevicesRequest, EventKind, PairRequest
 from tests.helpers import LENA, PAUL, PAUL_MSISDN, paul_and_apps
+from tests.postgres_support import BACKENDS, open_store
 from tests.unit.test_no_enumeration import STRANGER, Clock, shape
 
 IN_RANGE = "+4917012340000"  # in other's prefix range
@@ -175,3 +176,21 @@ def test_lookups_use_the_index(db: SqliteStore) -> None:
                     "LIMIT 1", (PAUL_MSISDN, NOW, NOW))
     assert any("USING INDEX" in str(row[-1]) or "PRIMARY KEY" in str(row[-1])
                for row in plan), plan
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_both_stores_keep_and_apply_the_list(kind: str, tmp_path: Path) -> None:
+    with open_store(kind, tmp_path) as store:
+        paul_and_apps(store)
+        store.upsert_operator(OtherOperator("other", "Other Mobile", "mqtt://other:1883"))
+        registry = Registry(store)
+        assert registry.app_request("care", PairRequest(PAUL_MSISDN, "support")).reply.is_ok
+        report, _ = registry.import_portability(
+            write(tmp_path, HEADER + f"{PAUL_MSISDN},other,0,,\n{IN_RANGE},home,0,,{LENA}\n"))
+        assert (report.ported_out, report.ported_in, report.pairings_ended) == (
+            (PAUL_MSISDN,), (IN_RANGE,), 1)
+        assert store.port_entry(PAUL_MSISDN, NOW) == PortEntry(PAUL_MSISDN, 0, None, "other",
+                                                               None)
+        store.put_user_ref("care", "c-x", PAUL)
+        store.put_user_ref("care", "c-x", PAUL)  # again: no error
+        assert store.user_ref_contract("care", "c-x") == PAUL

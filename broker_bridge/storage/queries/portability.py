@@ -64,13 +64,10 @@ class PortabilityQueries(SqlCore):
 
     def put_user_ref(self, app_id: str, ref: str, contract_id: str) -> None:
         """Remember that ``app_id`` was given ``ref`` for ``contract_id``."""
-        with self.transaction():
-            rows = self._execute(self._locking(
-                "SELECT contract_id FROM user_refs WHERE app_id = ? AND ref = ?"),
-                (app_id, ref))
-            if not rows:
-                self._execute("INSERT INTO user_refs (app_id, ref, contract_id, issued_at) "
-                              "VALUES (?, ?, ?, ?)", (app_id, ref, contract_id, self._clock()))
+        # Another process granting the same pairing at once is no error: the id is the same.
+        self._execute("INSERT INTO user_refs (app_id, ref, contract_id, issued_at) "
+                      "VALUES (?, ?, ?, ?) ON CONFLICT (app_id, ref) DO NOTHING",
+                      (app_id, ref, contract_id, self._clock()))
 
     def user_ref_contract(self, app_id: str, ref: str) -> str | None:
         """The contract ``app_id`` was given ``ref`` for, if it was."""
