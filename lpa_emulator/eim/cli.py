@@ -1,7 +1,9 @@
 """``mps-emu eim``: the eIM and its operator.
 
     mps-emu eim init --eim-id ID --fqdn HOST:PORT     a new eIM database (identity, key)
-    mps-emu eim serve --pki DIR [--listen H:P]        ESipa over HTTPS until SIGTERM
+    mps-emu eim serve --pki DIR [--listen H:P]        ESipa over HTTPS until SIGTERM; with
+            [--broker URL] [--prefix P]               --broker, profile state changes go
+                                                      to the registry ({P}/operator/profiles)
     mps-emu eim config [--der FILE]                   the EimConfigurationData for eUICCs
     mps-emu eim associate EID...                      add eUICCs to the fleet
     mps-emu eim download EID CODE                     order a download (activation code)
@@ -22,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from lpa_emulator import pki
+from lpa_emulator.eim import reports
 from lpa_emulator.eim.service import ECO_KINDS, PSMO_KINDS, Eim
 from lpa_emulator.eim.store import EimStore, EimStoreError
+from lpa_emulator.smdp.report import MqttReportPublisher
 from lpa_emulator.subcommands import Subparsers, add_command, wait_for_stop
 from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table
 from mps_common.errors import ConfigError
 from mps_wire.identifiers import IdentifierError
+from mps_wire.topics import DEFAULT_PREFIX, Topics
 
 PROG = "mps-emu eim"
 
@@ -113,18 +118,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     host, _sep, port = args.listen.rpartition(":")
     store = _store(args)
+    broker = args.broker or os.environ.get("MPS_BROKER")
+    publisher = None
     try:
+        if broker:
+            publisher = MqttReportPublisher(store, broker, topics=Topics(args.prefix),
+                                            kind=reports.REPORT_KIND)
         context = tls_context(Path(pki_dir) / pki.TLS_CERT, Path(pki_dir) / pki.TLS_KEY)
-        server = EimHttpServer(Eim(store), host=host, port=int(port), ssl_context=context)
+        eim = Eim(store)
+        eim.on_report = publisher.wake if publisher else None
+        server = EimHttpServer(eim, host=host, port=int(port), ssl_context=context)
         bound = server.start()
     except (ConfigError, EimStoreError, OSError, ValueError) as exc:
         store.close()
         return fail(PROG, str(exc))
-    print(f"eIM {server.eim.eim_id} serving ESipa on https://{host}:{bound}", flush=True)
+    if publisher is not None:
+        publisher.start()
+    print(f"eIM {server.eim.eim_id} serving ESipa on https://{host}:{bound}"
+          + (f", reports to {broker} {publisher.topic}" if publisher else ""), flush=True)
     try:
         wait_for_stop()
     finally:
         server.stop()
+        if publisher is not None:
+            publisher.stop()
         store.close()
     return EXIT_OK
 
@@ -148,6 +165,9 @@ def register(subparsers: Subparsers) -> None:
     serve = leaf("serve", "serve ESipa over HTTPS until SIGTERM")
     serve.add_argument("--pki", help="directory with tls.pem and tls.key ($MPS_SMDP_PKI)")
     serve.add_argument("--listen", default="127.0.0.1:8444", help="HOST:PORT (0: any port)")
+    serve.add_argument("--broker", help="report profile state changes to this broker "
+                                        "($MPS_BROKER)")
+    serve.add_argument("--prefix", default=DEFAULT_PREFIX, help="the registry's topic prefix")
     serve.set_defaults(func=cmd_serve)
     leaf("config", "print the EimConfigurationData eUICCs are given").add_argument(
         "--der", help="also write it (DER) to this file")

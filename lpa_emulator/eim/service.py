@@ -62,6 +62,8 @@ class Eim:
         self.fqdn = store.setting("fqdn")
         self.address = self.fqdn or eim_id
         self.key = key
+        #: Called after a report for the registry was queued (the publisher's wake-up).
+        self.on_report: Callable[[], None] | None = None
 
     @classmethod
     def create(cls, store: EimStore, eim_id: str, fqdn: str) -> Eim:
