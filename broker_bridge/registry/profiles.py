@@ -57,6 +57,9 @@ class ProfileRules(RegistryCore):
 def _deleted(work: UnitOfWork, report: ProfileChange) -> tuple[str, list[str]]:
     """Unbind the deleted profile and remove the device that used it on that eUICC."""
     store = work.store
+    bound = store.installation(report.iccid)
+    if bound is not None and bound.eid == report.eid and bound.ts > report.ts:
+        return "unchanged", []  # installed there again since: the report is stale
     unbound = store.remove_installation(report.iccid, report.eid, ts=report.ts)
     removed = []
     device = store.device(report.eid)

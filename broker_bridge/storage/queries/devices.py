@@ -160,6 +160,11 @@ class DeviceQueries(SqlCore):
                           "WHERE iccid = ?", (iccid,))
         return Installation(*rows[0]) if rows else None
 
+    def installations_on(self, eid: str) -> list[Installation]:
+        rows = self._read("SELECT iccid, eid, txn, smdp, ts FROM installations "
+                          "WHERE eid = ? ORDER BY iccid", (eid,))
+        return [Installation(*row) for row in rows]
+
     def remove_installation(self, iccid: str, eid: str, *, ts: int) -> bool:
         with self.transaction():
             rows = self._execute(self._locking(
