@@ -7,9 +7,13 @@
     mps-emu eim config [--der FILE]                   the EimConfigurationData for eUICCs
     mps-emu eim associate EID...                      add eUICCs to the fleet
     mps-emu eim download EID CODE                     order a download (activation code)
-    mps-emu eim psmo EID OP[:ICCID]...                queue PSMOs (enable, disable, delete,
-                                                      listProfileInfo, getRAT)
-    mps-emu eim eco EID OP[:EIMID]...                 queue eCOs (deleteEim, listEim)
+    mps-emu eim psmo EID OP[:ICCID]...                queue PSMOs (enable[:ICCID[:rollback]],
+                                                      disable, delete, listProfileInfo,
+                                                      getRAT, configureImmediateEnable:on
+                                                      [:SMDP_ADDRESS] or :off)
+    mps-emu eim eco EID OP[:ARG]...                   queue eCOs (addEim:FILE, updateEim:FILE
+                                                      with EimConfigurationData DER or hex,
+                                                      deleteEim:EIMID, listEim)
     mps-emu eim status [EID]                          the fleet, queued work, what came back
 
 --db defaults to $MPS_EIM_DB or ./eim.db. Exit codes: 0 done, 1 failed (the message says
@@ -42,14 +46,28 @@ def _store(args: argparse.Namespace) -> EimStore:
 
 
 def _operations(args: argparse.Namespace, kinds: tuple[str, ...], key: str
-                ) -> list[dict[str, str]]:
-    ops = []
-    for text in args.operations:
-        kind, _sep, arg = text.partition(":")
-        if kind not in kinds:
-            raise EimStoreError(f"{kind!r} is not one of {', '.join(kinds)}")
-        ops.append({"kind": kind, **({key: arg} if arg else {})})
-    return ops
+                ) -> list[dict[str, Any]]:
+    return [_operation(text, kinds, key) for text in args.operations]
+
+
+def _operation(text: str, kinds: tuple[str, ...], key: str) -> dict[str, Any]:
+    """``KIND[:ARG[:MORE]]`` as the eIM's operation data (see the module help)."""
+    kind, _sep, rest = text.partition(":")
+    arg, _sep, more = rest.partition(":")
+    if kind not in kinds:
+        raise EimStoreError(f"{kind!r} is not one of {', '.join(kinds)}")
+    if kind == "configureImmediateEnable":
+        if arg not in ("on", "off"):
+            raise EimStoreError("configureImmediateEnable:on[:SMDP_ADDRESS] or :off")
+        return {"kind": kind, "enable": arg == "on", **({"smdp_address": more} if more else {})}
+    if kind in ("addEim", "updateEim"):
+        data = Path(rest).read_bytes()
+        der = data if data[:1] == b"\xa8" or data[:1] == b"\x30" else bytes.fromhex(
+            data.decode().strip())
+        return {"kind": kind, "config": der.hex().upper()}
+    if more and not (kind == "enable" and more == "rollback"):
+        raise EimStoreError(f"{text!r}: only enable takes ':rollback' after its ICCID")
+    return {"kind": kind, **({key: arg} if arg else {}), **({"rollback": True} if more else {})}
 
 
 def _run(args: argparse.Namespace) -> Any:

@@ -27,16 +27,19 @@ from lpa_emulator.eim.store import EimStore, EimStoreError, Package
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.fields import binary_field
+from mps_esim import tlv
 from mps_esim.lpa.activation import parse_activation_code
 from mps_esim.sgp32 import EimConfig, EuiccPackageRequest, EuiccPackageSigned, Operation, esipa
 from mps_esim.sgp32 import es10 as sgp32_es10
+from mps_esim.sgp32.immediate import ImmediateEnable
 from mps_wire.identifiers import IdentifierError, validate_eid, validate_iccid
 
 log = logging.getLogger(__name__)
 
 CERT_TAGS = (sgp32_es10.DATA_EUM_CERTIFICATE, sgp32_es10.DATA_EUICC_CERTIFICATE)
-PSMO_KINDS = ("enable", "disable", "delete", "listProfileInfo", "getRAT")
-ECO_KINDS = ("deleteEim", "listEim")
+PSMO_KINDS = ("enable", "disable", "delete", "listProfileInfo", "getRAT",
+              "configureImmediateEnable")
+ECO_KINDS = ("addEim", "updateEim", "deleteEim", "listEim")
 
 
 SERVED = ("getEimPackage", "provideEimPackageResult", "handleNotification")
@@ -94,8 +97,8 @@ class Eim:
             self.store.queue(eid, "ipaEuiccData", {"tags": [f"{t:X}" for t in CERT_TAGS]})
         return added
 
-    def queue_operations(self, eid: str, operations: list[dict[str, str]]) -> int:
-        """Queue one eUICC package of PSMOs or of eCOs (``{"kind": ..., "iccid"/"eim_id"}``)."""
+    def queue_operations(self, eid: str, operations: list[dict[str, Any]]) -> int:
+        """Queue one eUICC package of PSMOs or of eCOs (see :func:`_operation`)."""
         ops = [_operation(o) for o in operations]
         if not ops or len({op.eco for op in ops}) != 1:
             raise EimStoreError("a package holds one or more PSMOs, or one or more eCOs")
@@ -197,17 +200,48 @@ class Eim:
         return key if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
-def _operation(spec: dict[str, str]) -> Operation:
-    """An operator's PSMO or eCO: ``{"kind": ..., "iccid": ...}`` or ``{"kind": "deleteEim",
-    "eim_id": ...}``."""
+def _operation(spec: Mapping[str, Any]) -> Operation:
+    """An operator's PSMO or eCO: ``{"kind": "enable"|"disable"|"delete", "iccid": ...}``
+    (enable with ``"rollback": true``), ``{"kind": "configureImmediateEnable", "enable":
+    bool, "smdp_oid"?, "smdp_address"?}``, ``{"kind": "addEim"|"updateEim", "config": hex
+    of EimConfigurationData}``, ``{"kind": "deleteEim", "eim_id": ...}``, or a listing."""
     kind = spec.get("kind")
     if kind in ("enable", "disable", "delete"):
-        iccid = spec.get("iccid")
+        iccid, rollback = spec.get("iccid"), spec.get("rollback", False)
         if not isinstance(iccid, str):
             raise EimStoreError(f"{kind} needs an ICCID")
-        return Operation(kind, iccid=validate_iccid(iccid))
+        if not isinstance(rollback, bool) or (rollback and kind != "enable"):
+            raise EimStoreError("rollback is a flag of enable only")
+        return Operation(kind, iccid=validate_iccid(iccid), rollback=rollback)
+    if kind == "configureImmediateEnable":
+        return Operation(kind, immediate=_immediate(spec))
+    if kind in ("addEim", "updateEim"):
+        return Operation(kind, eim=_eim_config(spec.get("config")))
     if kind in ("listProfileInfo", "getRAT", "listEim"):
         return Operation(kind)
     if kind == "deleteEim" and isinstance(spec.get("eim_id"), str):
         return Operation(kind, eim_id=spec["eim_id"])
     raise EimStoreError(f"unknown operation {spec!r}")
+
+
+def _immediate(spec: Mapping[str, Any]) -> ImmediateEnable:
+    enable, oid, address = (spec.get("enable", True), spec.get("smdp_oid"),
+                            spec.get("smdp_address"))
+    if not isinstance(enable, bool) or not all(v is None or isinstance(v, str)
+                                               for v in (oid, address)):
+        raise EimStoreError("configureImmediateEnable takes a flag, an OID and an address")
+    config = ImmediateEnable(enable, oid, address)
+    try:
+        ImmediateEnable.decode(tlv.decode_one(config.encode()))  # checks OID and address
+    except (ValueError, tlv.TlvError) as exc:
+        raise EimStoreError(f"configureImmediateEnable: {exc}") from exc
+    return config
+
+
+def _eim_config(value: object) -> EimConfig:
+    try:
+        if not isinstance(value, str):
+            raise ValueError("the eIM configuration is the hex of its DER")
+        return EimConfig.decode(tlv.decode_one(bytes.fromhex(value)))
+    except (ValueError, tlv.TlvError) as exc:
+        raise EimStoreError(f"not an EimConfigurationData: {exc}") from exc

@@ -5,7 +5,9 @@ report the result, and let the eUICC forget what the eIM acknowledged.
 the eIM hands over                 the IPA
 =================================  ==============================================
 euiccPackageRequest                LoadEuiccPackage on the eUICC; the signed result and
-                                   the pending notifications go back
+                                   the pending notifications go back (when the eIM is out
+                                   of reach after an enable that granted rollback, the
+                                   IPA rolls back and reports that instead)
 ipaEuiccDataRequest                gathers the data asked for from the eUICC (GetCerts,
                                    notifications, package results, EUICCInfo1/2,
                                    configured addresses)
@@ -27,10 +29,11 @@ from mps_esim.ipa import card as ipa_card
 from mps_esim.ipa.esipa import EsipaClient
 from mps_esim.lpa.activation import parse_activation_code
 from mps_esim.lpa.download import Es10bOverStoreData, ProfileDownloader
-from mps_esim.lpa.es9 import Es9
+from mps_esim.lpa.es9 import Es9, Es9TransportError
 from mps_esim.lpa.es10 import Es10Client, Es10Error
 from mps_esim.sgp32 import es10 as sgp32_es10
 from mps_esim.sgp32 import esipa
+from mps_esim.sgp32.package import EuiccPackageRequest
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,16 @@ def _download(der: bytes, downloader: Downloader | None) -> tuple[bytes, dict[st
             {"iccid": iccid, "activation_code": trigger.activation_code})
 
 
+def _rollback_granted(der: bytes, detail: dict[str, Any]) -> bool:
+    """Whether the package just run enabled a profile with its rollbackFlag."""
+    try:
+        ops = EuiccPackageRequest.decode(der).signed.operations
+    except tlv.TlvError:
+        return False
+    return (["enable", "ok"] in detail.get("operations", [])
+            and any(op.kind == "enable" and op.rollback for op in ops))
+
+
 def poll_once(client: Es10Client, eim: EsipaClient, eid: str, *,
               downloader: Downloader | None = None) -> PollOutcome:
     """One round with the eIM for the eUICC ``eid`` behind ``client``."""
@@ -137,7 +150,18 @@ def poll_once(client: Es10Client, eim: EsipaClient, eid: str, *,
     else:
         kind = "profileDownloadTriggerResult"
         result, detail = _download(package.der, downloader)
-    acks = eim.provide_eim_package_result(eid, kind, result, notes)
+    try:
+        acks = eim.provide_eim_package_result(eid, kind, result, notes)
+    except Es9TransportError as exc:
+        if package.kind != "euiccPackageRequest" or not _rollback_granted(package.der, detail):
+            raise
+        # The profile just enabled gives no way to the eIM: back to the one before
+        # (SGP.32 3.4.1, 5.9.16), and report the rollback through it.
+        log.warning("the eIM is out of reach after the enable (%s): rolling back", exc)
+        kind, result = "euiccPackageResult", ipa_card.profile_rollback(client)
+        detail["rolled_back"] = True
+        acks = eim.provide_eim_package_result(
+            eid, kind, result, [n.der for n in client.retrieve_notifications()])
     _forget(client, acks)
     log.info("IPA round: %s -> %s, acknowledged %s", package.kind, detail, acks)
     return PollOutcome(package.kind, detail, acks)
