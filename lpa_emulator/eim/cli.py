@@ -58,15 +58,18 @@ def _operation(text: str, kinds: tuple[str, ...], key: str) -> dict[str, Any]:
         raise EimStoreError(f"{kind!r} is not one of {', '.join(kinds)}")
     if kind == "configureImmediateEnable":
         if arg not in ("on", "off"):
-            raise EimStoreError("configureImmediateEnable:on[:SMDP_ADDRESS] or :off")
+            raise ValueError("configureImmediateEnable:on[:SMDP_ADDRESS] or :off")
         return {"kind": kind, "enable": arg == "on", **({"smdp_address": more} if more else {})}
     if kind in ("addEim", "updateEim"):
-        data = Path(rest).read_bytes()
+        try:
+            data = Path(rest).read_bytes()
+        except OSError as exc:
+            raise EimStoreError(f"cannot read the eIM configuration: {exc}") from exc
         der = data if data[:1] == b"\xa8" or data[:1] == b"\x30" else bytes.fromhex(
             data.decode().strip())
         return {"kind": kind, "config": der.hex().upper()}
     if more and not (kind == "enable" and more == "rollback"):
-        raise EimStoreError(f"{text!r}: only enable takes ':rollback' after its ICCID")
+        raise ValueError(f"{text!r}: only enable takes ':rollback' after its ICCID")
     return {"kind": kind, **({key: arg} if arg else {}), **({"rollback": True} if more else {})}
 
 
