@@ -78,13 +78,14 @@ def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     # The HTTPS and download machinery loads only when a round runs.
     from agent.download import Es9Clients
     from mps_esim.ipa.esipa import EsipaClient
-    from mps_esim.ipa.poll import poll, profile_downloader
+    from mps_esim.ipa.poll import downloader_for, indirect, poll
 
     address = _eim_address(client, args)
     eid = client.get_eid()
+    via_eim = indirect(client, address)
     with EsipaClient(address, ca_file=args.ca) as eim, Es9Clients(args.ca) as es9:
         outcomes = poll(client, eim, eid, max_rounds=64 if args.all else 1,
-                        downloader=profile_downloader(client, es9.client))
+                        downloader=downloader_for(client, eim, es9.client, via_eim=via_eim))
     data = {"ok": True, "eim": address, "eid": eid, "rounds": [_outcome(o) for o in outcomes]}
     if not outcomes:
         return Output(data, [f"the eIM {address} has nothing for {eid}"])

@@ -4,6 +4,8 @@
     mps-emu eim serve --pki DIR [--listen H:P]        ESipa over HTTPS until SIGTERM; with
             [--broker URL] [--prefix P]               --broker, profile state changes go
                                                       to the registry ({P}/operator/profiles)
+            [--relay SMDP_HOST:PORT]... [--relay-ca F] indirect profile download: ES9+ relayed
+                                                      to these SM-DP+s (SGP.32 3.2.3)
     mps-emu eim config [--der FILE]                   the EimConfigurationData for eUICCs
     mps-emu eim associate EID...                      add eUICCs to the fleet
     mps-emu eim download EID CODE                     order a download (activation code)
@@ -29,12 +31,14 @@ from typing import Any
 
 from lpa_emulator import pki
 from lpa_emulator.eim import reports
+from lpa_emulator.eim.relay import Es9Relay
 from lpa_emulator.eim.service import ECO_KINDS, PSMO_KINDS, Eim
 from lpa_emulator.eim.store import EimStore, EimStoreError
 from lpa_emulator.smdp.report import MqttReportPublisher
 from lpa_emulator.subcommands import Subparsers, add_command, wait_for_stop
 from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table
 from mps_common.errors import ConfigError
+from mps_esim.lpa.es9 import Es9Error
 from mps_wire.identifiers import IdentifierError
 from mps_wire.topics import DEFAULT_PREFIX, Topics
 
@@ -146,11 +150,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             publisher = MqttReportPublisher(store, broker, topics=Topics(args.prefix),
                                             kind=reports.REPORT_KIND)
         context = tls_context(Path(pki_dir) / pki.TLS_CERT, Path(pki_dir) / pki.TLS_KEY)
-        eim = Eim(store)
+        relayed = None
+        if args.relay:
+            relayed = Es9Relay(args.relay,
+                               ca_file=args.relay_ca or os.environ.get("MPS_SMDP_CA"))
+        eim = Eim(store, es9_relay=relayed)
         eim.on_report = publisher.wake if publisher else None
         server = EimHttpServer(eim, host=host, port=int(port), ssl_context=context)
         bound = server.start()
-    except (ConfigError, EimStoreError, OSError, ValueError) as exc:
+    except (ConfigError, EimStoreError, Es9Error, OSError, ValueError) as exc:
         store.close()
         return fail(PROG, str(exc))
     if publisher is not None:
@@ -189,6 +197,11 @@ def register(subparsers: Subparsers) -> None:
     serve.add_argument("--broker", help="report profile state changes to this broker "
                                         "($MPS_BROKER)")
     serve.add_argument("--prefix", default=DEFAULT_PREFIX, help="the registry's topic prefix")
+    serve.add_argument("--relay", action="append", metavar="SMDP_HOST:PORT",
+                       help="offer indirect profile download, relaying ES9+ to this SM-DP+ "
+                            "(repeatable)")
+    serve.add_argument("--relay-ca", metavar="FILE",
+                       help="CA certificates (PEM) for the SM-DP+s' TLS ($MPS_SMDP_CA)")
     serve.set_defaults(func=cmd_serve)
     leaf("config", "print the EimConfigurationData eUICCs are given").add_argument(
         "--der", help="also write it (DER) to this file")

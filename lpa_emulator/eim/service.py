@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lpa_emulator.eim import results
+from lpa_emulator.eim import relay, results
 from lpa_emulator.eim.store import EimStore, EimStoreError, Package
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError
@@ -42,8 +42,10 @@ PSMO_KINDS = ("enable", "disable", "delete", "listProfileInfo", "getRAT",
 ECO_KINDS = ("addEim", "updateEim", "deleteEim", "listEim")
 
 
-SERVED = ("getEimPackage", "provideEimPackageResult", "handleNotification")
-"""The ESipa functions this eIM serves (the IPA talks ES9+ to the SM-DP+ itself)."""
+SERVED = ("getEimPackage", "provideEimPackageResult", "handleNotification",
+          *relay.FUNCTIONS)
+"""The ESipa functions this eIM serves; those of an indirect profile download only with a
+relay (:mod:`lpa_emulator.eim.relay`)."""
 
 
 def _b64(value: bytes) -> str:
@@ -53,8 +55,9 @@ def _b64(value: bytes) -> str:
 class Eim:
     """The eIM over its store. :meth:`create` gives a new store its identity."""
 
-    def __init__(self, store: EimStore) -> None:
+    def __init__(self, store: EimStore, *, es9_relay: relay.Es9Relay | None = None) -> None:
         self.store = store
+        self.relay = es9_relay
         eim_id, key_pem = store.setting("eim_id"), store.setting("private_key")
         if eim_id is None or key_pem is None:
             raise EimStoreError(f"{store.path} is no eIM database (run 'mps-emu eim init')")
@@ -83,7 +86,8 @@ class Eim:
     def config(self) -> EimConfig:
         """The EimConfigurationData an eUICC is given for this eIM (AddInitialEim/addEim)."""
         return EimConfig(self.eim_id, fqdn=self.fqdn, id_type=2, counter=0,
-                         protocols=frozenset({"eimRetrieveHttps"})).with_key(
+                         protocols=frozenset({"eimRetrieveHttps"}),
+                         indirect_download=self.relay is not None).with_key(
                              self.key.public_key())
 
     # --- the operator's side -------------------------------------------------------------
@@ -121,6 +125,8 @@ class Eim:
             "provideEimPackageResult": self.provide_eim_package_result,
             "handleNotification": self.handle_notification,
         }
+        if function in relay.FUNCTIONS:
+            return self._relayed(function, body)
         handler = handlers.get(function)
         if handler is None:
             raise Es9StatusError(st.MALFORMED, f"ESipa function {function!r} is not served")
@@ -188,8 +194,19 @@ class Eim:
         return {"eimAcknowledgements": acks}
 
     def handle_notification(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Record a notification; with a relay, also pass it to its SM-DP+ when the relay
+        serves that one (the installation result of an indirect download: the IPA keeps
+        it until this succeeds)."""
         results.notification(self, None, binary_field(body, "pendingNotification"))
+        if self.relay is not None:
+            self.relay.notify(body)
         return None
+
+    def _relayed(self, function: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        if self.relay is None:
+            raise Es9StatusError(st.MALFORMED, f"{function}: this eIM offers no indirect "
+                                               "profile download")
+        return self.relay.call(function, body)
 
     def euicc_key(self, eid: str) -> ec.EllipticCurvePublicKey | None:
         """The eUICC's public key, once its certificate is known."""

@@ -12,8 +12,9 @@ ipaEuiccDataRequest                gathers the data asked for from the eUICC (Ge
                                    notifications, package results, EUICCInfo1/2,
                                    configured addresses)
 profileDownloadTriggerRequest      downloads the profile from the SM-DP+ of the activation
-                                   code (SGP.22 ES9+, directly), returns the signed
-                                   ProfileInstallationResult
+                                   code (SGP.22 ES9+, directly; or through the eIM when
+                                   its configuration asks for indirect profile download),
+                                   returns the signed ProfileInstallationResult
 =================================  ==============================================
 """
 
@@ -209,3 +210,20 @@ def profile_downloader(client: Es10Client, es9_for: Callable[[str], Es9]) -> Dow
         return card.installation_result
 
     return download
+
+
+def indirect(client: Es10Client, eim_address: str) -> bool:
+    """Whether the eUICC's configuration of the eIM at ``eim_address`` asks for indirect
+    profile download (``indirectProfileDownload``, SGP.32 2.11.1.1, 3.2.3)."""
+    try:
+        eims = ipa_card.get_eim_configuration(client)
+    except Es10Error:
+        return False
+    return any(e.indirect_download for e in eims if e.fqdn == eim_address)
+
+
+def downloader_for(client: Es10Client, eim: EsipaClient, direct: Callable[[str], Es9], *,
+                   via_eim: bool) -> Downloader:
+    """The download path to take: ES9+ straight to the SM-DP+ (``direct``), or the same
+    functions over ESipa to the eIM, which relays them (``via_eim``)."""
+    return profile_downloader(client, (lambda _address: eim) if via_eim else direct)
