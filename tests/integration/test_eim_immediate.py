@@ -5,6 +5,7 @@ software eUICC, the eIM verifies each signed result."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,29 @@ def test_the_ipa_rolls_back_when_the_new_profile_gives_no_way_to_the_eim(
     # The enable's own result is still on the eUICC: the eIM gets it on a later round.
     assert len(ipa_card.package_results(client)) == 1
     assert CardState.load(path).iot.rollback is None
+
+
+def test_ecos_through_the_eim(tmp_path: Path, eim_smdp: Served, eim_server: ServedEim) -> None:
+    """SGP.32 2.11.1.1 eCOs queued by the operator, run by the IPA's rounds: another eIM
+    is added, listed, updated and deleted; each result verified by the eIM."""
+    from lpa_emulator.eim.service import Eim
+    from lpa_emulator.eim.store import EimStore
+
+    eim = eim_server.eim
+    client = card(tmp_path / "card.json", eim_server, [])
+    other_store = EimStore(tmp_path / "other.db")
+    try:
+        other = Eim.create(other_store, "eim.other.test", "other.example:8444").config()
+    finally:
+        other_store.close()
+    moved = replace(other, fqdn="moved.example:8444")
+    for ops in ([{"kind": "addEim", "config": other.encode().hex()}, {"kind": "listEim"}],
+                [{"kind": "updateEim", "config": moved.encode().hex()}],
+                [{"kind": "deleteEim", "eim_id": "eim.other.test"}]):
+        eim.queue_operations(EID, ops)
+    with EsipaClient(eim_server.address, ca_file=eim_smdp.ca) as esipa:
+        rounds = poll(client, esipa, EID)[1:]  # after the certificate request
+    assert [r.detail["operations"] for r in rounds] == [
+        [["addEim", "ok"], ["listEim", "ok"]], [["updateEim", "ok"]], [["deleteEim", "ok"]]]
+    assert all(r["verified"] for r in eim.store.events(EID, "euiccPackageResult"))
+    assert [e.eim_id for e in ipa_card.get_eim_configuration(client)] == [eim.eim_id]

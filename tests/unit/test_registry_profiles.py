@@ -102,3 +102,20 @@ def test_devices_show(store: SqliteStore, registry: Registry, tmp_path: Path,
     assert main(["devices", "show", eid, "--db", db]) == 1
     assert "no device registered" in capsys.readouterr().out
     assert main(["devices", "show", "12345", "--db", db]) == 2
+
+
+def test_only_the_eim_source_may_publish_profile_changes() -> None:
+    from broker_bridge.brokerconf import acl_rules
+    from broker_bridge.model import BrokerIdentity, Role
+    from mps_wire.topics import Topics
+
+    topics = Topics()
+    profiles = topics.operator("profiles")
+
+    def rules(role: Role, subject: str) -> list[tuple[str, str]]:
+        return acl_rules(BrokerIdentity(f"{role.value}.{subject}", role, subject, 0), topics)
+
+    assert ("write", profiles) in rules(Role.OPERATOR, "eim")
+    assert ("write", profiles) not in rules(Role.OPERATOR, "smdp")
+    assert ("write", profiles) not in rules(Role.OPERATOR, "crm")
+    assert ("read", profiles) in rules(Role.BRIDGE, "one")
