@@ -164,3 +164,19 @@ def test_eco_edge_results(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     assert ipa_card.get_eim_configuration(client) == []
     # With no eIM associated, AddInitialEim works again.
     assert ipa_card.add_initial_eim(client_for(path)[1], [config(key)]) == [None]
+
+
+def test_ipa_rollback_command(path: Path, key: ec.EllipticCurvePrivateKey,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    from agent import lpa_cli
+
+    client = associated(path, key)
+    ipa_card.load_euicc_package(client, package(
+        key, 1, Operation("enable", iccid=ICCID_B, rollback=True)))
+    argv = ["--apdu", "emu", "--state", str(path), "--json", "ipa", "rollback"]
+    capsys.readouterr()
+    assert lpa_cli.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["enabled"], out["eim"]) == (ICCID_A, EIM_ID)
+    assert lpa_cli.main(argv) == 1  # the grant is used up
+    assert "rollbackNotAllowed" in capsys.readouterr().err
