@@ -81,8 +81,11 @@ def test_an_eim_signed_delete_reaches_the_registry_and_the_app(
     link.connect()
     try:
         with PairingClient(mosquitto.url, "care", topics=topics, timeout=5) as care:
-            assert care.pair(PAUL_MSISDN, "support").active
+            # Listen first and take the pairing's own event, so that it cannot arrive
+            # between a later request and its reply.
             probe.listen(topics.app_events("care"))
+            assert care.pair(PAUL_MSISDN, "support").active
+            assert next_event(probe).kind is EventKind.PAIRING_GRANTED
 
             # First boot through the eIM; the SM-DP+'s installation report binds EID and
             # ICCID, and the device registers with its new profile.
