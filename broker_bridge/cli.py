@@ -27,6 +27,7 @@
     mps-bridge operator remove-device-key --eid EID
     mps-bridge operator identities
     mps-bridge db init --db registry.db             (serve never makes a database)
+    mps-bridge devices show EID                     a device and its eUICC's profiles
     mps-bridge devices reset-seq EID [--to N]       (audited)
     mps-bridge portability import FILE [--home ID]  (CSV/JSON: msisdn,operator,valid_from,
                                                     valid_until[,contract]; all or nothing)

@@ -146,3 +146,12 @@ def test_a_plain_sim_device_gets_credentials_and_a_signing_key_under_its_iccid(
     info = make_device(SUB, eid=None)
     signed = registry.handle_registration(info.device_id, encode(info, key)).reply
     assert signed.is_ok, signed
+
+
+def test_mps_bridge_devices_show_takes_a_plain_sims_iccid(
+        registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry.bind_subscription(iccid_for(SUB), None)
+    assert register(registry)["status"] == "ok"
+    assert bridge_main(["devices", "show", iccid_for(SUB), "--db",
+                        str(tmp_path / "registry.db")]) == 0
+    assert capsys.readouterr().out.startswith(f"plain SIM {iccid_for(SUB)}: device of contract")
