@@ -219,7 +219,7 @@ def test_the_asyncapi_document_names_every_topic_and_payload() -> None:
         t.app_requests("APP"), t.app_replies("APP"), t.app_events("APP"),
         t.user_consent("CONTRACT"), t.user_requests("CONTRACT"),
         t.user_replies("CONTRACT"), t.operator_requests("SOURCE"),
-        t.operator_replies("SOURCE"), t.operator("installations"),
+        t.operator_replies("SOURCE"), t.operator("installations"), t.operator("profiles"),
     }
     expected = {topic.replace("/EID/", "/{eid}/").replace("/APP/", "/{app}/")
                 .replace("/CONTRACT/", "/{contract}/").replace("/SOURCE/", "/{source}/")
