@@ -10,6 +10,7 @@ from broker_bridge.model import App, AuditEntry, Device, Pairing, PairingState
 from broker_bridge.policy import ConsentRule
 from broker_bridge.registry.core import RegistryCore
 from broker_bridge.registry.reads import Versions
+from broker_bridge.registry.sight import Records, sight_of
 from broker_bridge.registry.work import Outcome, denied, refusal
 from broker_bridge.storage.base import Store
 from mps_wire.errors import ErrorCode, WireError
@@ -94,7 +95,9 @@ class DeviceListing(RegistryCore):
         """The ``ok`` reply with the contract's ``devices`` as ``app`` sees them, and its
         audit detail."""
         view = self.view(app)
-        records = [view.record(d).to_wire() for d in devices]
+        sight = sight_of(self.store, view, app, live)
+        records = [r.to_wire() for r in Records(self.store, contract_id).listing(
+            view, sight, devices)]
         detail = {"devices": len(records), "pairing": live.id if live is not None else None}
         return Reply.ok(contract=view.contract_ref(contract_id), devices=records), detail
 

@@ -1,0 +1,180 @@
+"""eSIM profile operations with the user's word (schema version 8).
+
+A disable, enable or delete of a profile on a device of a contract is requested by the
+operator, a partner app or the device's own LPA, and waits for the user: approved, it
+becomes an order the registry signs with its order key (bound to the EID, numbered per
+device, expiring), which the bridge sends to the device; the device's report closes it.
+Refused or expired requests change nothing. Every step is written to the audit log.
+
+The order key is derived from a secret of the registry's store (``registry_secrets``), so
+every bridge process of a registry signs with the same key; its public half goes into the
+agents' settings (``mps-bridge esim key``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from broker_bridge.choices import EsimAction, EsimRequest, EsimState
+from broker_bridge.registry.core import RegistryCore, new_id
+from broker_bridge.registry.portal_views import AlreadyDecided, NotFound
+from broker_bridge.registry.work import Effects
+from mps_wire.identifiers import validate_eid, validate_iccid
+from mps_wire.orders import EsimOrder, EsimOrderResult, OrderAction, OrderOutcome, sign_order
+
+ESIM_REQUEST_TTL = 24 * 3600.0
+"""Seconds a request waits for the user's word before it expires."""
+ORDER_TTL = 3600.0
+"""Seconds an approved order stays valid on the device."""
+
+_ORDER_KEY_NAME = "esim-orders"
+# The order of the P-256 group: a secret maps onto a private scalar in [1, n - 1].
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+class EsimRules(RegistryCore):
+    """Requests for profile operations, the user's word on them, and their orders."""
+
+    _order_key: ec.EllipticCurvePrivateKey | None = None
+
+    def now(self) -> int:
+        """The registry's time (ms since the epoch)."""
+        return self._clock()
+
+    def order_key(self) -> ec.EllipticCurvePrivateKey:
+        """The registry's order-signing key (P-256), the same in every bridge process."""
+        if self._order_key is None:
+            secret = self.store.secret(_ORDER_KEY_NAME)
+            scalar = int.from_bytes(secret, "big") % (_P256_ORDER - 1) + 1
+            self._order_key = ec.derive_private_key(scalar, ec.SECP256R1())
+        return self._order_key
+
+    def request_esim(self, eid: str, action: EsimAction | str, iccid: str, *, actor: str,
+                     ttl: float = ESIM_REQUEST_TTL) -> EsimRequest:
+        """Ask the user of the device's contract for a profile operation; the request
+        waits for their word. NotFound for a device the registry does not know; ValueError
+        for a bad EID, ICCID or action."""
+        validate_eid(eid)
+        validate_iccid(iccid)
+        chosen = EsimAction(action)
+        device = self.store.device(eid)
+        if device is None:
+            self._audit(actor, "esim-request", "not-found", subject=eid,
+                        detail={"action": chosen.value, "iccid": iccid})
+            raise NotFound(f"no device {eid} is registered", "unknown-device")
+        with self._work() as work:
+            request = EsimRequest(new_id("esim"), eid, device.contract_id, chosen, iccid,
+                                  EsimState.AWAITING, actor, work.now,
+                                  work.now + int(ttl * 1000))
+            self.store.add_esim_request(request)
+            work.audit(actor, "esim-request", EsimState.AWAITING.value,
+                       contract_id=device.contract_id, subject=request.id,
+                       detail={"eid": eid, "action": chosen.value, "iccid": iccid})
+        return request
+
+    def decide_esim(self, contract_id: str, request_id: str, *, approve: bool,
+                    actor: str | None = None) -> Effects:
+        """The user's word on a request of ``contract_id``: approved, it is numbered and
+        becomes an order for the bridge to send; refused, nothing happens. NotFound for a
+        request of another contract or none; AlreadyDecided once decided or expired."""
+        who = actor or f"user:{contract_id}"
+        with self._work() as work:
+            request = self.store.esim_request(request_id)
+            if request is None or request.contract_id != contract_id:
+                raise NotFound(f"no eSIM request {request_id} on this contract",
+                               "unknown-request")
+            if request.state is not EsimState.AWAITING:
+                raise AlreadyDecided(f"eSIM request {request_id} is {request.state.value} "
+                                     "already", "answered")
+            if request.expires_at <= work.now:
+                self._expire(work.now, request)
+                raise AlreadyDecided(f"eSIM request {request_id} has expired", "expired")
+            if approve:
+                decided = replace(request, state=EsimState.APPROVED, decided_at=work.now,
+                                  decided_by=who,
+                                  counter=self.store.next_esim_counter(request.eid),
+                                  order_expires=work.now + int(ORDER_TTL * 1000))
+            else:
+                decided = replace(request, state=EsimState.REFUSED, decided_at=work.now,
+                                  decided_by=who)
+            if not self.store.update_esim_request(decided, expect=EsimState.AWAITING):
+                raise AlreadyDecided(f"eSIM request {request_id} was decided already",
+                                     "answered")
+            work.audit(who, "esim-consent", decided.state.value, contract_id=contract_id,
+                       subject=request_id, detail={"eid": request.eid,
+                                                   "action": request.action.value,
+                                                   "iccid": request.iccid,
+                                                   "counter": decided.counter})
+        return work.effects
+
+    def _expire(self, now: int, request: EsimRequest) -> None:
+        expired = replace(request, state=EsimState.EXPIRED, decided_at=now,
+                          decided_by="registry")
+        if self.store.update_esim_request(expired, expect=EsimState.AWAITING):
+            self.store.append_audit("registry", "esim-consent", EsimState.EXPIRED.value,
+                                    contract_id=request.contract_id, subject=request.id,
+                                    detail={"eid": request.eid}, now=now)
+
+    def expire_esim_requests(self) -> int:
+        """Expire requests nobody answered in time; how many."""
+        now = self._clock()
+        due = [r for r in self.store.esim_requests(states=(EsimState.AWAITING,))
+               if r.expires_at <= now]
+        for request in due:
+            with self.store.transaction():
+                self._expire(now, request)
+        return len(due)
+
+    def orders_to_send(self) -> list[tuple[EsimRequest, bytes]]:
+        """Approved requests whose order is still valid, each with its signed order (the
+        bridge publishes them and calls :meth:`order_sent`); an order past its expiry is
+        closed as failed instead."""
+        now = self._clock()
+        found = []
+        for request in self.store.esim_requests(states=(EsimState.APPROVED,)):
+            if (request.order_expires or 0) <= now:
+                self._close(request, EsimState.APPROVED, EsimState.FAILED, "order expired",
+                            actor="registry")
+                continue
+            order = EsimOrder(request.id, request.eid, OrderAction(request.action.value),
+                              request.iccid, request.counter or 0, request.order_expires or 0)
+            found.append((request, sign_order(order, self.order_key())))
+        return found
+
+    def order_sent(self, request: EsimRequest) -> bool:
+        """Note that the order of ``request`` reached the broker."""
+        with self._work() as work:
+            sent = replace(request, state=EsimState.SENT, sent_at=work.now)
+            if not self.store.update_esim_request(sent, expect=EsimState.APPROVED):
+                return False
+            work.audit("registry", "esim-order", "sent", contract_id=request.contract_id,
+                       subject=request.id, detail={"eid": request.eid,
+                                                   "counter": request.counter})
+        return True
+
+    def order_result(self, eid: str, result: EsimOrderResult) -> bool:
+        """Record the device's report of an order; False for one it was not sent (or
+        whose report came already, or from another device)."""
+        request = self.store.esim_request(result.op)
+        if request is None or request.eid != eid or result.eid != eid:
+            self._audit(f"device:{eid}", "esim-result", "unknown", subject=result.op,
+                        detail={"outcome": result.outcome.value})
+            return False
+        state = EsimState.DONE if result.outcome is OrderOutcome.DONE else EsimState.FAILED
+        reason = result.outcome.value if result.reason is None else (
+            f"{result.outcome.value}: {result.reason}")
+        return self._close(request, EsimState.SENT, state, reason, actor=f"device:{eid}")
+
+    def _close(self, request: EsimRequest, expect: EsimState, state: EsimState,
+               result: str, *, actor: str) -> bool:
+        with self._work() as work:
+            closed = replace(request, state=state, finished_at=work.now, result=result)
+            if not self.store.update_esim_request(closed, expect=expect):
+                return False
+            work.audit(actor, "esim-result", state.value, contract_id=request.contract_id,
+                       subject=request.id, detail={"eid": request.eid,
+                                                   "action": request.action.value,
+                                                   "result": result})
+        return True
