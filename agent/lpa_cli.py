@@ -260,8 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not ask the eUICC to refresh the device")
     leaf(profile, "delete", cmd_profile_delete, "delete a disabled profile").add_argument(
         "id", help="ICCID or ISD-P AID")
-    _ask_options(leaf(profile, "ask", _ask, "ask the registry for a profile operation; "
-                      "the user decides"))
+    _ask_options(leaf(profile, "ask", _ask, "ask the registry; the user decides"))
     p = leaf(profile, "nickname", cmd_profile_nickname, "set or remove a nickname")
     p.add_argument("id", help="ICCID or ISD-P AID")
     p.add_argument("name", nargs="?", default="", help="the nickname (none: remove it)")
@@ -284,8 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
          "send the pending notifications; remove each one the SM-DP+ acknowledged"
          ).add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
                         "SM-DP+'s TLS certificate (env MPS_SMDP_CA)")
-    p = leaf(notification, "remove", cmd_notification_remove,
-             "remove notifications (as delivered)")
+    p = leaf(notification, "remove", cmd_notification_remove, "remove them (as delivered)")
     p.add_argument("seq", nargs="*", type=_nonneg, help="sequence numbers")
     p.add_argument("--all", action="store_true", help="every pending notification")
     ipa_commands.register(groups, leaf)
