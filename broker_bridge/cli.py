@@ -28,6 +28,7 @@
     mps-bridge operator remove-device-key --eid EID
     mps-bridge operator identities
     mps-bridge db init --db registry.db             (serve never makes a database)
+    mps-bridge devices show EID                     a device and its eUICC's profiles
     mps-bridge devices reset-seq EID [--to N]       (audited)
     mps-bridge devices history EID                  (IMEI/ICCID changes, with source)
     mps-bridge esim request EID disable|enable|delete ICCID   (waits for the user)

@@ -2,7 +2,8 @@
 
 :class:`Registry` is what the MQTT service (:class:`broker_bridge.service.Bridge`) and the
 administration commands share, composed of one class per concern: registrations and
-device keys (:mod:`.registrations`), app requests and pairing (:mod:`.pairing`), consent
+device keys (:mod:`.registrations`), the eIM's profile state changes
+(:mod:`.profiles`), app requests and pairing (:mod:`.pairing`), consent
 (:mod:`.consent`), operator data (:mod:`.operator_data`), app administration
 (:mod:`.apps`), the user's choices (:mod:`.choice_rules`, :mod:`.portal`), eSIM
 operations with the user's word (:mod:`.esim`), presence (:mod:`.presence`) and the
@@ -28,6 +29,7 @@ from broker_bridge.registry.operator_data import OperatorRules
 from broker_bridge.registry.pairing import EVENTS_PAGE_BYTES, PairingRules
 from broker_bridge.registry.portal import ContractPortal
 from broker_bridge.registry.presence import PresenceRules
+from broker_bridge.registry.profiles import PROFILES_SOURCE, ProfileRules
 from broker_bridge.registry.registrations import (
     BINDING_SOURCE,
     INSTALLATIONS_SOURCE,
@@ -40,6 +42,7 @@ __all__ = [
     "DEFAULT_CONSENT_TTL",
     "EVENTS_PAGE_BYTES",
     "INSTALLATIONS_SOURCE",
+    "PROFILES_SOURCE",
     "Effects",
     "Outcome",
     "Registry",
@@ -51,7 +54,7 @@ __all__ = [
 
 
 class Registry(RegistrationRules, EsimRules, PairingRules, ChoiceRules, OperatorRules,
-               AppRules, PresenceRules, Housekeeping):
+               AppRules, ProfileRules, PresenceRules, Housekeeping):
     """The registry's operations over ``store``; see the module documentation.
 
     ``consent_ttl`` is how long (seconds) a consent prompt stays open; ``signatures``

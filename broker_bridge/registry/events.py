@@ -25,12 +25,14 @@ def announce(work: UnitOfWork, contract_id: str, kind: EventKind, device: Device
     store = work.store
     changes = tuple(changes)
     records = Records(store, contract_id)
-    for pairing in store.pairings(contract_id=contract_id, states=(PairingState.ACTIVE,)):
+    pairings = store.pairings(contract_id=contract_id, states=(PairingState.ACTIVE,))
+    choices = store.pairing_choices(contract_id) if pairings else {}
+    for pairing in pairings:
         app = store.app(pairing.app_id)
         if app is None:
             continue
         view = work.view(app)
-        sight = sight_of(store, view, app, pairing)
+        sight = sight_of(store, view, app, pairing, choices=choices)
         if not sight.shows(device.eid) or (changes == (ChangeKind.PRESENCE,)
                                            and PRESENCE not in sight.fields):
             continue

@@ -8,10 +8,10 @@ fields, presence, and (partner apps) the binding history, of every device of the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from broker_bridge.choices import HISTORY, PRESENCE, Binding, Presence
+from broker_bridge.choices import HISTORY, PRESENCE, Binding, PairingChoice, Presence
 from broker_bridge.model import App, Device, Pairing, TrustLevel
 from broker_bridge.storage.base import Store
 from broker_bridge.views import AppView, record_of
@@ -38,11 +38,17 @@ class Sight:
         return self.devices is None or eid in self.devices
 
 
-def sight_of(store: Store, view: AppView, app: App, pairing: Pairing | None) -> Sight:
+def sight_of(store: Store, view: AppView, app: App, pairing: Pairing | None, *,
+             choices: Mapping[str, PairingChoice] | None = None) -> Sight:
     """What ``app`` (seen through ``view``) sees through ``pairing`` (None: standing
-    consent without a pairing)."""
+    consent without a pairing); ``choices`` are the contract's, when read already."""
     allowed = choosable(app, view.fields)
-    choice = store.pairing_choice(pairing.id) if pairing is not None else None
+    if pairing is None:
+        choice = None
+    elif choices is not None:
+        choice = choices.get(pairing.id)
+    else:
+        choice = store.pairing_choice(pairing.id)
     if choice is None:
         return Sight(allowed)
     return Sight(choice.fields & allowed,
