@@ -20,17 +20,17 @@ from agent.orders import OrderRefused, OrderRepeat, OrderRunner
 from broker_bridge.choices import EsimState
 from broker_bridge.registry import Registry
 from broker_bridge.registry.portal import AlreadyDecided
-from broker_bridge.storage import SqliteStore
 from lpa_emulator.euicc.state import CardState, ProfileRecord
 from mps_wire.orders import EsimOrder, EsimOrderResult, OrderAction, OrderOutcome, sign_order
 from tests.helpers import PAUL, make_device, paul_and_apps
+from tests.postgres_support import BACKENDS, open_store
 
 EID = make_device(1).eid
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    with SqliteStore(tmp_path / "registry.db") as store:
+@pytest.fixture(params=BACKENDS)
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    with open_store(request.param, tmp_path) as store:
         paul_and_apps(store)
         yield Registry(store)
 
