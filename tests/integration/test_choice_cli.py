@@ -18,7 +18,7 @@ from mps_sdk.user_cli import main as user_main
 from mps_testbed.stack import Mosquitto
 from mps_wire.messages import DevicesRequest, PairRequest
 from mps_wire.topics import Topics
-from tests.helpers import PAUL, PAUL_MSISDN, make_device
+from tests.helpers import PAUL, PAUL_MSISDN, make_device, wait_until
 
 
 def in_process(main: Any, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -95,3 +95,37 @@ def test_devices_history_as_json(db: Path, store: SqliteStore,
     assert status == 0 and "registration" in out
     assert in_process(bridge_main, capsys, "devices", "history", make_device(9).eid,
                       "--db", str(db))[0] == 1
+
+
+def test_an_app_shown_presence_hears_a_device_go_offline(
+        bridge: Bridge, mosquitto: Mosquitto, topics: Topics, store: SqliteStore) -> None:
+    from agent.publisher import Publisher
+    from mps_sdk.client import PairingClient
+
+    registry = Registry(store)
+    registry.portal(PAUL).approve(ask(store), devices=[make_device(1).eid],
+                                  fields=["model", "presence"])
+    with PairingClient(mosquitto.url, "health", topics=topics, timeout=5) as health:
+        since = health.newest_seq()
+        # The device's agent connects (online) and drops off (its goodbye says offline).
+        with Publisher(mosquitto.url, make_device(1).eid, prefix=topics.prefix,
+                       presence=True):
+            pass
+        # Another device's presence is not shown to the app: the user did not choose it.
+        with Publisher(mosquitto.url, make_device(2).eid, prefix=topics.prefix,
+                       presence=True):
+            pass
+        states = []
+        for event in health.events(since, timeout=3):
+            assert event.kind.value == "device-updated" and event.changes == ("presence",)
+            assert event.device is not None and event.device.presence is not None
+            states.append(event.device.presence.state)
+            if len(states) == 2:
+                break
+    assert states == ["online", "offline"]
+    (record,) = seen(store)
+    assert record["presence"]["state"] == "offline"
+    # Device 2's states were recorded, and never told to the app.
+    assert wait_until(lambda: registry.portal(PAUL).devices()[1].online is False, 5)
+    updates = [e for e in store.events_since("health", 0) if e.kind.value == "device-updated"]
+    assert len(updates) == 2

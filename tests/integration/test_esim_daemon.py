@@ -98,6 +98,8 @@ def test_an_approved_delete_runs_on_the_device_and_a_lost_modem_ends_the_daemon(
         log = daemon.log_path.read_text()
         assert log.count("hardware not readable") == 1
         assert "no working modem for" in log
+        # It said offline on its way out; the registry recorded it.
+        assert wait_until(lambda: [d.online for d in portal.devices()] == [False], 10)
 
 
 def test_the_devices_own_lpa_asks_and_the_user_decides(tmp_path: Path,
