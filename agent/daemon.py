@@ -73,12 +73,15 @@ class AgentDaemon:
                 except MqttError as exc:
                     wait = self._failed(f"broker unreachable: {exc}", delays)
                     continue
+            # The eIM's work and the registry's orders first: what they change on the card
+            # is read and published in this same round. Both wait while the hardware is
+            # away (an order is never spent on a card that is not there).
+            self._eim_round(device)
+            if self.orders is not None and device.card is not None:
+                self.orders.run_pending()
             identity = watch.identity()
             if identity is None:
                 continue
-            self._eim_round(device)
-            if self.orders is not None:
-                self.orders.run_pending()
             if self.boot.is_delivered(identity):
                 continue
             info = self.boot.stage(identity)

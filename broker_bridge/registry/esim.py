@@ -240,6 +240,11 @@ class EsimRules(PairingRules):
         state = EsimState.DONE if result.outcome is OrderOutcome.DONE else EsimState.FAILED
         reason = result.outcome.value if result.reason is None else (
             f"{result.outcome.value}: {result.reason}")
+        if request.state is EsimState.APPROVED and request.counter is not None:
+            # The device was quicker than the broker's confirmation to the bridge: the
+            # order reached it, so it was sent.
+            self.order_sent(request)
+            request = self.store.esim_request(request.id) or request
         return self._close(request, EsimState.SENT, state, reason, actor=f"device:{eid}")
 
     def _close(self, request: EsimRequest, expect: EsimState, state: EsimState,

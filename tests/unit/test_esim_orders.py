@@ -216,3 +216,17 @@ def test_only_each_devices_newest_finished_order_is_cleared(registry: Registry) 
     (late,) = registry.orders_to_clear()
     assert (late.id, late.state, late.result) == (third.id, EsimState.FAILED,
                                                   "no report from the device")
+
+
+def test_a_report_before_the_brokers_confirmation_is_recorded(registry: Registry) -> None:
+    request = registry.request_esim(EID, "disable", make_device(1).iccid, actor="operator:test")
+    registry.portal(PAUL).approve_esim(request.id)
+    ((approved, _signed),) = registry.orders_to_send()
+    # The device ran the order and reported before the bridge noted it as sent.
+    assert registry.order_result(EID, EsimOrderResult(request.id, EID, OrderOutcome.DONE))
+    assert not registry.order_sent(approved)  # the late confirmation changes nothing
+    assert registry.store.esim_request(request.id).state is EsimState.DONE  # type: ignore[union-attr]
+    steps = [(e.action, e.outcome) for e in registry.store.audit(contract_id=PAUL)
+             if e.action.startswith("esim")]
+    assert steps == [("esim-request", "awaiting-user"), ("esim-consent", "approved"),
+                     ("esim-order", "sent"), ("esim-result", "done")]
