@@ -236,3 +236,30 @@ def test_an_installation_report_is_in_the_history(registry: Registry) -> None:
     history = registry.portal(PAUL).history(eid(5))
     assert [(h.source, h.iccid, h.previous_iccid) for h in history] == [
         ("registration", iccid_for(5), None), ("installation", iccid_for(6), iccid_for(5))]
+
+
+def test_every_new_table_an_app_sees_raises_the_contracts_version(
+        registry: Registry, store: SqlStore) -> None:
+    """Schema version 8's tables keep the read model in step (see reads.py): a choice, a
+    presence and a binding change each raise the contract's version in their commit."""
+    from broker_bridge.choices import Binding, BindingSource, PairingChoice, Presence
+
+    registry.portal(PAUL).approve(ask(registry))
+    (pairing,) = registry.portal(PAUL).pairings()
+
+    def version() -> int:
+        found = store.read_versions(PAUL_MSISDN)
+        assert found is not None and found[0] == PAUL
+        return found[1]
+
+    writes = [
+        lambda: store.put_pairing_choice(PairingChoice(pairing.pairing, PAUL, None,
+                                                       frozenset({"ip"}), 1, "user:test")),
+        lambda: store.put_presence(Presence(eid(1), PAUL, True, 1)),
+        lambda: store.add_binding(Binding(eid(1), 0, PAUL, 1, BindingSource.SWAP,
+                                          make_device(1).imei, make_device(1).iccid)),
+    ]
+    for write in writes:
+        before = version()
+        write()
+        assert version() > before
