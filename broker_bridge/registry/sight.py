@@ -59,11 +59,14 @@ class Records:
     """Device records of one contract as apps see them, with the contract's presence and
     binding history read once, when first needed."""
 
-    def __init__(self, store: Store, contract_id: str) -> None:
+    def __init__(self, store: Store, contract_id: str, *,
+                 presence: Mapping[str, Presence] | None = None,
+                 history: Mapping[str, list[Binding]] | None = None) -> None:
         self.store = store
         self.contract_id = contract_id
-        self._presence: dict[str, Presence] | None = None
-        self._history: dict[str, list[Binding]] | None = None
+        # Given when read for many contracts at once (by EID; see warm_reads).
+        self._presence = presence
+        self._history = history
 
     def presence(self, eid: str) -> Presence | None:
         if self._presence is None:

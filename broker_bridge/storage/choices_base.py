@@ -21,6 +21,18 @@ class ChoiceStore(abc.ABC):
         """The chosen views of a contract's pairings, by pairing id."""
 
     @abc.abstractmethod
+    def all_pairing_choices(self) -> dict[str, PairingChoice]:
+        """Every stored choice, by pairing id (for filling the read model at start)."""
+
+    @abc.abstractmethod
+    def all_presences(self) -> dict[str, Presence]:
+        """Every device's last reported presence, by EID."""
+
+    @abc.abstractmethod
+    def all_bindings(self) -> dict[str, list[Binding]]:
+        """Every binding change, by EID, oldest first."""
+
+    @abc.abstractmethod
     def put_pairing_choice(self, choice: PairingChoice) -> None:
         """Store (replace) the view chosen for a pairing."""
 

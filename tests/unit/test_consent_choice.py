@@ -263,3 +263,20 @@ def test_every_new_table_an_app_sees_raises_the_contracts_version(
         before = version()
         write()
         assert version() > before
+
+
+def test_answers_filled_at_start_are_those_the_store_gives(registry: Registry,
+                                                           store: SqlStore) -> None:
+    registry.portal(PAUL).approve(ask(registry), devices=[eid(1), eid(2)],
+                                  fields=["ip", "presence"])
+    registry.record_presence(eid(2), True)
+    registry.register(make_device(5))
+    assert registry.app_request("care", PairRequest(PAUL_MSISDN, "support")).reply.is_ok
+    expected = {app: devices_of(registry, app) for app in ("health", "care")}
+    warm = Registry(store)
+    assert warm.warm_reads() > 0
+    hits = warm.reads.hits
+    for app, answer in expected.items():
+        assert devices_of(warm, app) == answer
+    assert warm.reads.hits == hits + 2  # both from the answers kept at start
+    assert any(r.get("history") for r in expected["care"])

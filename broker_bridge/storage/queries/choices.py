@@ -50,6 +50,19 @@ class ChoiceQueries(SqlCore):
         rows = self._read(_CHOICE_SELECT + " WHERE contract_id = ?", (contract_id,))
         return {row[0]: _choice(row) for row in rows}
 
+    def all_pairing_choices(self) -> dict[str, PairingChoice]:
+        return {row[0]: _choice(row) for row in self._read(_CHOICE_SELECT)}
+
+    def all_presences(self) -> dict[str, Presence]:
+        rows = self._read("SELECT eid, contract_id, online, since FROM device_presence")
+        return {row[0]: Presence(row[0], row[1], bool(row[2]), row[3]) for row in rows}
+
+    def all_bindings(self) -> dict[str, list[Binding]]:
+        found: dict[str, list[Binding]] = {}
+        for row in self._read(_BINDING_SELECT + " ORDER BY eid, seq"):
+            found.setdefault(row[0], []).append(_binding(row))
+        return found
+
     def put_pairing_choice(self, choice: PairingChoice) -> None:
         c = choice
         devices = None if c.devices is None else dump_list(c.devices)
