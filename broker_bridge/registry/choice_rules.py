@@ -59,6 +59,8 @@ class ChoiceRules(ConsentRules):
         """The checked choice for ``pairing``; raises ChoiceRefused / NotFound."""
         allowed = self.allowed_fields(app)
         chosen = allowed if fields is None else frozenset(fields)
+        if not chosen:
+            raise ChoiceRefused("choose at least one field", "empty-choice")
         unknown = sorted(chosen - _KNOWN_FIELDS)
         if unknown:
             raise ChoiceRefused(f"unknown field {unknown[0]!r}; the fields are "

@@ -98,12 +98,14 @@ def test_a_choice_beyond_the_trust_level_is_refused_and_changes_nothing(
         portal.approve(prompt, fields=["colour"])
     with pytest.raises(ChoiceRefused, match="at least one device"):
         portal.approve(prompt, devices=[])
+    with pytest.raises(ChoiceRefused, match="at least one field"):
+        portal.approve(prompt, fields=[])
     # Still open: the refusals stored nothing, and each is in the audit log.
     assert [p.prompt for p in portal.prompts()] == [prompt]
     assert store.pairing_by_prompt(prompt).state is PairingState.PENDING  # type: ignore[union-attr]
     refused = [e for e in store.audit(contract_id=PAUL) if e.outcome == "refused"]
     assert [e.detail["reason"] for e in refused] == ["field-not-allowed", "unknown-field",
-                                                     "empty-choice"]
+                                                     "empty-choice", "empty-choice"]
 
 
 def test_widening_and_narrowing_take_effect_on_the_next_answer(registry: Registry,
