@@ -245,7 +245,19 @@ class EsimRules(PairingRules):
             # order reached it, so it was sent.
             self.order_sent(request)
             request = self.store.esim_request(request.id) or request
-        return self._close(request, EsimState.SENT, state, reason, actor=f"device:{eid}")
+        closed = self._close(request, EsimState.SENT, state, reason, actor=f"device:{eid}")
+        if closed and state is EsimState.DONE and request.action is EsimAction.DELETE:
+            self._unbind(request)
+        return closed
+
+    def _unbind(self, request: EsimRequest) -> None:
+        """A profile deleted by an order is no longer on the eUICC: unbind it, so that a
+        registration with it from there is refused (as after an eIM's delete)."""
+        with self._work() as work:
+            if self.store.remove_installation(request.iccid, request.eid, ts=work.now):
+                work.audit("registry", "binding", "removed", contract_id=request.contract_id,
+                           subject=request.iccid, detail={"eid": request.eid,
+                                                          "order": request.id})
 
     def _close(self, request: EsimRequest, expect: EsimState, state: EsimState,
                result: str, *, actor: str) -> bool:

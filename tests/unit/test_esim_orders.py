@@ -230,3 +230,19 @@ def test_a_report_before_the_brokers_confirmation_is_recorded(registry: Registry
              if e.action.startswith("esim")]
     assert steps == [("esim-request", "awaiting-user"), ("esim-consent", "approved"),
                      ("esim-order", "sent"), ("esim-result", "done")]
+
+
+def test_a_profile_deleted_by_an_order_is_unbound_from_the_euicc(registry: Registry) -> None:
+    from tests.helpers import iccid_for
+
+    registry.bind_subscription(iccid_for(6), EID, swap=True, actor="operator:test")
+    request = registry.request_esim(EID, "delete", iccid_for(6), actor="operator:test")
+    registry.portal(PAUL).approve_esim(request.id)
+    ((approved, _signed),) = registry.orders_to_send()
+    assert registry.order_sent(approved)
+    assert registry.store.installation(iccid_for(6)) is not None
+    assert registry.order_result(EID, EsimOrderResult(request.id, EID, OrderOutcome.DONE))
+    assert registry.store.installation(iccid_for(6)) is None
+    (entry,) = [e for e in registry.store.audit() if e.action == "binding"
+                and e.outcome == "removed"]
+    assert entry.detail == {"eid": EID, "order": request.id}
