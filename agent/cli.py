@@ -114,12 +114,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = boot.run()
     result = outcome.reply.body.get("result", "ok")
     if args.json:
-        _print({"device_id": outcome.info.eid, "result": result, "seq": outcome.info.seq,
+        _print({"device_id": outcome.info.device_id, "result": result, "seq": outcome.info.seq,
                 "contract": outcome.reply.body.get("contract"),
                 "identity": outcome.identity.to_json(),
                 "timings_s": {k: round(v, 4) for k, v in outcome.timings.items()}})
     else:
-        print(f"registered {outcome.info.eid} ({result}) in "
+        print(f"registered {outcome.info.device_id} ({result}) in "
               f"{outcome.timings['total']:.2f} s")
     if not args.daemon:
         return EXIT_OK
@@ -137,9 +137,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     daemon = AgentDaemon(settings, interval=args.interval, stop=stop,
                          hardware_timeout=args.hardware_timeout,
-                         orders=_order_runner(args, settings, outcome.info.eid))
+                         orders=_order_runner(args, settings, outcome.info.device_id))
     try:
-        daemon.run(outcome.info.eid)
+        daemon.run(outcome.info.device_id)
     except HardwareUnavailableError as exc:
         return fail(PROG, str(exc), EXIT_UNAVAILABLE)
     return EXIT_OK

@@ -54,17 +54,18 @@ def prepare_fuzz_store(store: SqliteStore) -> None:
         store.upsert_app(App("fuzzapp", "Fuzz App", TrustLevel.VERIFIED, ("fuzzing",)))
         store.upsert_app(App("partner", "Partner", TrustLevel.PARTNER, ("support",),
                              standing_consent=True))
-        store.record_installation(Installation(fuzz_device(3).iccid, fuzz_device(2).eid,
+        store.record_installation(Installation(fuzz_device(3).iccid, fuzz_device(2).device_id,
                                                "t", "smdp", 1))
     from broker_bridge.registry import Registry
 
     registry = Registry(store)
     for n in range(KNOWN):
         if n != 3:  # profile 3 is installed on device 2
-            registry.bind_subscription(fuzz_device(n).iccid, fuzz_device(n).eid,
+            registry.bind_subscription(fuzz_device(n).iccid, fuzz_device(n).device_id,
                                        actor="operator:fuzz")
     for n in (0, 1):
-        registry.enroll_device_key(fuzz_device(n).eid, public_key_der(fuzz_key(n).public_key()),
+        registry.enroll_device_key(fuzz_device(n).device_id,
+                                   public_key_der(fuzz_key(n).public_key()),
                                    actor="operator:fuzz")
 
 
@@ -128,7 +129,7 @@ def _valid_messages() -> list[tuple[str, dict[str, Any]]]:
 @functools.cache
 def _topic_for(topics: Topics, kind: str, pick: int) -> str:
     if kind == "device":
-        return topics.device_register(fuzz_device(pick % (KNOWN + 1)).eid)
+        return topics.device_register(fuzz_device(pick % (KNOWN + 1)).device_id)
     if kind == "app":
         return topics.app_requests(("fuzzapp", "partner", "stranger")[pick % 3])
     if kind == "user":
@@ -297,11 +298,11 @@ def fuzz_broker_edge(workdir: Path, cases: int, seed_value: int | None = None) -
                         raise FuzzFailure(f"internal error on {topic}: {reply}")
                     answered += 1
                 # Still serving: a valid registration goes through.
-                last = bridge.store.last_registration(fuzz_device(0).eid)
+                last = bridge.store.last_registration(fuzz_device(0).device_id)
                 good = fuzz_device(0, seq=(last[0] if last else 0) + 1)
-                ok = client.request(Topics().device_register(good.eid),
+                ok = client.request(Topics().device_register(good.device_id),
                                     encode_registration(good, fuzz_key(0)),
-                                    Topics().device_reply(good.eid))
+                                    Topics().device_reply(good.device_id))
                 if ok is None or ok.get("status") != "ok":
                     raise FuzzFailure(f"the bridge stopped serving: {ok}")
                 if bridge.stats.received < len(samples):

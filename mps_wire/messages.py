@@ -132,6 +132,7 @@ class Reason(enum.StrEnum):
     PURPOSE_REVOKED = "purpose-revoked"
     LEFT_CONTRACT = "left-contract"
     SUBSCRIPTION_REMOVED = "subscription-removed"
+    NUMBER_PORTED = "number-ported"
 
 
 class InstallationOutcome(enum.StrEnum):
@@ -187,11 +188,13 @@ class ModelInfo(WireMessage):
 class DeviceInfo(WireMessage):
     """What a device says about itself when it registers.
 
-    ``seq`` grows with every publication of the device so the registry can refuse replays;
-    ``ts`` is the device's clock in milliseconds since the Unix epoch.
+    ``eid`` is None for a device whose card is a plain SIM (a UICC without an ISD-R): such
+    a device goes by its ICCID (:attr:`device_id`). ``seq`` grows with every publication
+    of the device so the registry can refuse replays; ``ts`` is the device's clock in
+    milliseconds since the Unix epoch.
     """
 
-    eid: str
+    eid: str | None
     imei: str
     iccid: str
     imsi: str | None
@@ -209,14 +212,15 @@ class DeviceInfo(WireMessage):
     wire = WireTable(
         WireField("v", Version(WIRE_VERSION, "DeviceInfo")), WireField("ip", ADDRESSES),
         WireField("capabilities", CAPABILITIES),
-        WireField("eid", EID), WireField("imei", IMEI), WireField("iccid", ICCID),
+        optional("eid", EID), WireField("imei", IMEI), WireField("iccid", ICCID),
         optional("imsi", IMSI), WireField("model", Nested(ModelInfo)),
         WireField("profile", Text(max_len=64)), WireField("seq", UInt()),
         WireField("ts", UInt()), rule="device-info", init=False)
 
     def __post_init__(self) -> None:
         # Constructed locally as well as from the wire: the same checks hold both ways.
-        validate_eid(self.eid)
+        if self.eid is not None:
+            validate_eid(self.eid)
         validate_imei(self.imei)
         validate_iccid(self.iccid)
         if self.imsi is not None:
@@ -224,8 +228,12 @@ class DeviceInfo(WireMessage):
 
     @property
     def device_id(self) -> str:
-        """The device's stable identity on the wire: its EID."""
-        return self.eid
+        """The device's stable identity on the wire: its EID, or for a plain SIM its
+        ICCID. The card, not the IMEI, names the device: the operator knows the card (it
+        issued the SIM or installed the profile) before the device first connects, so its
+        broker credentials and topic ACL can be made for that id; the IMEI is only what
+        the device says, and a card moved to other hardware is a device swap."""
+        return self.iccid if self.eid is None else self.eid
 
     def identity_key(self) -> tuple[object, ...]:
         """Everything but the sequence number and timestamp: equal keys mean no change."""

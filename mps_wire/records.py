@@ -178,6 +178,8 @@ class DeviceRecord(WireMessage):
     iccid: str | None = None
     imsi: str | None = None
     msisdn: str | None = None
+    card: str | None = None
+    """``uicc`` for a plain SIM, which has no EID; absent (None) for an eUICC."""
     presence: DevicePresence | None = None
     history: tuple[BindingChange, ...] = ()
 
@@ -188,7 +190,7 @@ class DeviceRecord(WireMessage):
         WireField("registered_at", LooseUInt(_DEVICE)),
         WireField("updated_at", LooseUInt(_DEVICE)),
         *(optional(key, LooseText(_DEVICE)) for key in ("eid", "imei", "iccid", "imsi",
-                                                         "msisdn")),
+                                                         "msisdn", "card")),
         optional("presence", LooseRecord(_DEVICE, DevicePresence, required=False)),
         optional("history", LooseRecords(_DEVICE, BindingChange), (),
                  when=lambda r: bool(r.history)),

@@ -134,7 +134,8 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
     iccid = sample_device().iccid
     return {
         ModelInfo: [ModelInfo("Quectel", "EC25", "R1"), ModelInfo("", "", "")],
-        DeviceInfo: [sample_device(), sample_device(2, imsi=None, ip=(), capabilities=())],
+        DeviceInfo: [sample_device(), sample_device(2, imsi=None, ip=(), capabilities=()),
+                     sample_device(3, eid=None)],  # a plain SIM
         Reply: [Reply.error(ErrorCode.NOT_FOUND, "no such number"),
                 Reply.error(ErrorCode.DENIED, "not paired", status=Status.DENIED),
                 Reply.ok(result="registered", device_id="dev-1", contract="contract-1"),
@@ -173,6 +174,7 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
             OperatorRequest(OperatorOp.PORT_OUT, msisdn="+4915112345678", operator="op-b"),
         ],
         DeviceRecord: [sample_record(1), sample_record(2, partner=False),
+                       replace(sample_record(3), eid=None, card="uicc"),
                        sample_watched_record()],
         DevicePresence: [DevicePresence("online", 1_700_000_000_000),
                          DevicePresence("offline", 1_700_000_000_900)],

@@ -11,7 +11,7 @@ from typing import Any
 from broker_bridge.commands.common import PROG, subcommands
 from broker_bridge.registry import Registry
 from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, table, utc_time
-from mps_wire.identifiers import IdentifierError, validate_eid
+from mps_wire.identifiers import IdentifierError, validate_device_id, validate_eid
 
 
 def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -21,7 +21,7 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     show_cmd = device_commands.add_parser(
         "show", parents=parents,
         help="a device's record and the profiles bound to its eUICC (exit 1: neither)")
-    show_cmd.add_argument("eid", metavar="EID")
+    show_cmd.add_argument("eid", metavar="EID", help="the EID, or a plain SIM's ICCID")
     reset = device_commands.add_parser(
         "reset-seq", parents=parents,
         help="set the last sequence number accepted from a device (default 0), so that it "
@@ -54,9 +54,10 @@ def run(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
 
 
 def show(registry: Registry, eid: str, as_json: bool) -> int:
-    """Print the device ``eid`` (if registered) and the profiles bound to its eUICC."""
+    """Print the device ``eid`` (if registered) and the profiles bound to its eUICC (or,
+    for a plain SIM's ICCID, the device of that SIM)."""
     try:
-        eid = validate_eid(eid)
+        eid = validate_device_id(eid)
     except IdentifierError as exc:
         return fail(PROG, str(exc), EXIT_USAGE)
     store = registry.store
@@ -74,7 +75,8 @@ def show(registry: Registry, eid: str, as_json: bool) -> int:
     if as_json:
         print(json.dumps(data, indent=2))
     else:
-        print(f"eUICC {eid}: " + ("no device registered" if device is None else
+        card = "eUICC" if len(eid) == 32 else "plain SIM"
+        print(f"{card} {eid}: " + ("no device registered" if device is None else
                                   f"device of contract {device.contract_id} with profile "
                                   f"{device.iccid}"))
         print("profiles bound: " + (", ".join(f"{i.iccid} ({i.smdp})" for i in bound) or "-"))

@@ -27,6 +27,7 @@ from broker_bridge.registry.esim import EsimRules
 from broker_bridge.registry.housekeeping import Housekeeping
 from broker_bridge.registry.operator_data import OperatorRules
 from broker_bridge.registry.pairing import EVENTS_PAGE_BYTES, PairingRules
+from broker_bridge.registry.portability import PortabilityReport
 from broker_bridge.registry.portal import ContractPortal
 from broker_bridge.registry.presence import PresenceRules
 from broker_bridge.registry.profiles import PROFILES_SOURCE, ProfileRules
@@ -45,6 +46,7 @@ __all__ = [
     "PROFILES_SOURCE",
     "Effects",
     "Outcome",
+    "PortabilityReport",
     "Registry",
     "SignaturePolicy",
     "UnitOfWork",
