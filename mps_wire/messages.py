@@ -97,6 +97,7 @@ class EventKind(enum.StrEnum):
     PAIRING_GRANTED = "pairing-granted"
     PAIRING_DENIED = "pairing-denied"
     PAIRING_ENDED = "pairing-ended"
+    VIEW_CHANGED = "view-changed"  # the user chose other devices or fields for the pairing
 
 
 class ChangeKind(enum.StrEnum):
@@ -109,6 +110,7 @@ class ChangeKind(enum.StrEnum):
     IMSI = "imsi"
     DEVICE_SWAP = "device-swap"  # a new IMEI for the same EID: the eUICC is in another device
     SIM_SWAP = "sim-swap"  # a new ICCID on the same EID: another eSIM profile is enabled
+    PRESENCE = "presence"  # the device went online or offline
 
 
 class Reason(enum.StrEnum):

@@ -126,6 +126,40 @@ _EVENT = "event field"
 
 
 @dataclass(frozen=True, slots=True)
+class DevicePresence(WireMessage):
+    """Whether a device is online, and since when (``device-presence`` in the CDDL)."""
+
+    state: str
+    since: int
+
+    wire = WireTable(WireField("state", LooseText(_DEVICE, required=True)),
+                     WireField("since", LooseUInt(_DEVICE)),
+                     rule="device-presence", missing="as-none")
+
+
+@dataclass(frozen=True, slots=True)
+class BindingChange(WireMessage):
+    """One change of the IMEI or ICCID seen with a device's EID (``binding-change``):
+    ``source`` says what told the registry (registration, swap, installation, binding)."""
+
+    at: int
+    source: str
+    eid: str
+    imei: str | None = None
+    iccid: str | None = None
+    previous_imei: str | None = None
+    previous_iccid: str | None = None
+
+    wire = WireTable(
+        WireField("at", LooseUInt(_DEVICE)),
+        WireField("source", LooseText(_DEVICE, required=True)),
+        WireField("eid", LooseText(_DEVICE, required=True)),
+        *(optional(key, LooseText(_DEVICE)) for key in ("imei", "iccid", "previous_imei",
+                                                         "previous_iccid")),
+        rule="binding-change", missing="as-none")
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceRecord(WireMessage):
     """One device of a contract as an app sees it.
 
@@ -146,6 +180,8 @@ class DeviceRecord(WireMessage):
     msisdn: str | None = None
     card: str | None = None
     """``uicc`` for a plain SIM, which has no EID; absent (None) for an eUICC."""
+    presence: DevicePresence | None = None
+    history: tuple[BindingChange, ...] = ()
 
     wire = WireTable(
         WireField("device_id", DeviceId(_DEVICE)), WireField("ip", LooseTexts(_DEVICE)),
@@ -155,6 +191,9 @@ class DeviceRecord(WireMessage):
         WireField("updated_at", LooseUInt(_DEVICE)),
         *(optional(key, LooseText(_DEVICE)) for key in ("eid", "imei", "iccid", "imsi",
                                                          "msisdn", "card")),
+        optional("presence", LooseRecord(_DEVICE, DevicePresence, required=False)),
+        optional("history", LooseRecords(_DEVICE, BindingChange), (),
+                 when=lambda r: bool(r.history)),
         rule="device-record", missing="as-none")
 
 
@@ -162,8 +201,9 @@ class DeviceRecord(WireMessage):
 class Event(WireMessage):
     """One event of an app's stream (``app-event`` in the CDDL).
 
-    ``device`` is set for device events, ``devices`` (every device of the contract) for
-    ``pairing-granted``; ``changes`` lists what a ``device-updated`` changed; ``reason``
+    ``device`` is set for device events, ``devices`` (every device the app sees) for
+    ``pairing-granted`` and ``view-changed`` (with the ``fields`` now shown); ``changes``
+    lists what a ``device-updated`` changed; ``reason``
     says why a pairing was denied or ended, or why a device was removed.
     """
 
@@ -178,6 +218,7 @@ class Event(WireMessage):
     reason: str | None = None
     purpose: str | None = None
     consent: str | None = None
+    fields: tuple[str, ...] = ()
 
     wire = WireTable(
         WireField("kind", Choice(EventKind, "unknown event {value!r}",
@@ -187,7 +228,9 @@ class Event(WireMessage):
         WireField("contract", LooseText(_EVENT, required=True)),
         optional("device", LooseRecord(_EVENT, DeviceRecord, required=False)),
         optional("devices", LooseRecords(_EVENT, DeviceRecord), (),
-                 when=lambda e: e.kind is EventKind.PAIRING_GRANTED),
+                 when=lambda e: e.kind in (EventKind.PAIRING_GRANTED, EventKind.VIEW_CHANGED)),
+        optional("fields", LooseTexts(_EVENT), (),
+                 when=lambda e: e.kind is EventKind.VIEW_CHANGED),
         optional("changes", LooseTexts(_EVENT), (),
                  when=lambda e: e.kind is EventKind.DEVICE_UPDATED),
         *(optional(key, LooseText(_EVENT)) for key in ("reason", "purpose", "consent")),

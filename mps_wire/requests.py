@@ -29,7 +29,7 @@ from mps_wire.fields import (
     expect,
     optional,
 )
-from mps_wire.identifiers import validate_iccid, validate_imsi, validate_msisdn
+from mps_wire.identifiers import validate_eid, validate_iccid, validate_imsi, validate_msisdn
 
 R = TypeVar("R", bound=WireMessage)
 
@@ -54,6 +54,15 @@ class AppOp(enum.StrEnum):
     PAIR = "pair"
     UNPAIR = "unpair"
     EVENTS_SINCE = "events-since"
+    ESIM_REQUEST = "esim-request"
+
+
+class OrderAction(enum.StrEnum):
+    """A profile operation on an eUICC (SGP.22 ES10c, section 5.7.16-5.7.18)."""
+
+    DISABLE = "disable"
+    ENABLE = "enable"
+    DELETE = "delete"
 
 
 class UserOp(enum.StrEnum):
@@ -159,11 +168,29 @@ class EventsSinceRequest(WireMessage):
             raise ValidationError(f"limit must be 1 to {MAX_EVENTS_PAGE}", field="limit")
 
 
-AppRequest = DevicesRequest | PairRequest | UnpairRequest | EventsSinceRequest
+@dataclass(frozen=True, slots=True)
+class EsimAppRequest(WireMessage):
+    """A partner app asks for a profile operation on a device (``eid``) of the contract
+    behind ``msisdn``; it is carried out only after the user approved it."""
+
+    msisdn: str
+    eid: str
+    action: OrderAction
+    iccid: str
+
+    wire = _request(AppOp.ESIM_REQUEST, WireField("msisdn", MSISDN),
+                    WireField("eid", Identifier(validate_eid)),
+                    WireField("action", Choice(OrderAction)),
+                    WireField("iccid", Identifier(validate_iccid)),
+                    rule="esim-app-request")
+
+
+AppRequest = (DevicesRequest | PairRequest | UnpairRequest | EventsSinceRequest
+              | EsimAppRequest)
 
 APP_REQUESTS: dict[str, type[AppRequest]] = {
     AppOp.DEVICES: DevicesRequest, AppOp.PAIR: PairRequest, AppOp.UNPAIR: UnpairRequest,
-    AppOp.EVENTS_SINCE: EventsSinceRequest,
+    AppOp.EVENTS_SINCE: EventsSinceRequest, AppOp.ESIM_REQUEST: EsimAppRequest,
 }
 
 
@@ -196,16 +223,36 @@ class ConsentListRequest(WireMessage):
     wire = _request(UserOp.CONSENT_LIST, rule="consent-list-request")
 
 
+#: Devices or fields one consent answer may name at most.
+MAX_CHOSEN = 64
+_FIELD_NAME = re.compile(r"[a-z][a-z_]{0,31}")
+
+
+def _eid_item(value: Any, key: str) -> str:
+    return validate_eid(value, field=key)
+
+
+def _field_item(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not _FIELD_NAME.fullmatch(value):
+        raise ValidationError(f"field {key!r} must list field names", field=key)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ConsentAnswerRequest(WireMessage):
-    """The user approves or denies the consent prompt ``prompt``."""
+    """The user approves or denies the consent prompt ``prompt``; an approval may choose
+    ``devices`` (EIDs) and ``fields`` (absent: all of them)."""
 
     prompt: str
     decision: Decision
+    devices: tuple[str, ...] | None = None
+    fields: tuple[str, ...] | None = None
 
     wire = _request(UserOp.CONSENT_ANSWER,
                     WireField("decision", Choice(Decision)),
                     WireField("prompt", REF_ID),
+                    optional("devices", Listing(_eid_item, MAX_CHOSEN, "devices")),
+                    optional("fields", Listing(_field_item, MAX_CHOSEN, "fields")),
                     rule="consent-answer-request")
 
 

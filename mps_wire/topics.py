@@ -42,6 +42,16 @@ class Topics:
     def device_state(self, device_id: str) -> str:
         return f"{self.prefix}/devices/{check_level(device_id, 'device id')}/state"
 
+    def device_orders(self, device_id: str) -> str:
+        """Signed eSIM orders the user approved, registry to device."""
+        return f"{self.prefix}/devices/{check_level(device_id, 'device id')}/orders"
+
+    def device_order_results(self, device_id: str) -> str:
+        return f"{self.prefix}/devices/{check_level(device_id, 'device id')}/order-results"
+
+    def device_esim_requests(self, device_id: str) -> str:
+        return f"{self.prefix}/devices/{check_level(device_id, 'device id')}/esim-requests"
+
     def device_namespace(self, device_id: str) -> str:
         return f"{self.prefix}/devices/{check_level(device_id, 'device id')}/"
 
@@ -87,6 +97,15 @@ class Topics:
     # subscriptions of the registry
     def all_registrations(self) -> str:
         return f"{self.prefix}/devices/+/register"
+
+    def all_device_states(self) -> str:
+        return f"{self.prefix}/devices/+/state"
+
+    def all_order_results(self) -> str:
+        return f"{self.prefix}/devices/+/order-results"
+
+    def all_esim_requests(self) -> str:
+        return f"{self.prefix}/devices/+/esim-requests"
 
     def all_app_requests(self) -> str:
         return f"{self.prefix}/apps/+/requests"

@@ -29,7 +29,15 @@ from mps_wire.messages import (
     Status,
     UnpairRequest,
 )
-from mps_wire.records import DeviceRecord, Event
+from mps_wire.orders import (
+    EsimDeviceAsk,
+    EsimOrder,
+    EsimOrderResult,
+    OrderAction,
+    OrderOutcome,
+)
+from mps_wire.records import BindingChange, DevicePresence, DeviceRecord, Event
+from mps_wire.requests import EsimAppRequest
 
 
 def sample_device(n: int = 1, **overrides: Any) -> DeviceInfo:
@@ -60,6 +68,22 @@ def sample_record(n: int = 1, *, partner: bool = True) -> DeviceRecord:
                         updated_at=1_700_000_000_500, **identifiers)
 
 
+def sample_binding(*, swap: bool = False) -> BindingChange:
+    """A binding change: a first registration, or an IMEI swap."""
+    info = sample_device(1)
+    if not swap:
+        return BindingChange(1_700_000_000_000, "registration", info.eid, imei=info.imei,
+                             iccid=info.iccid)
+    return BindingChange(1_700_000_002_000, "swap", info.eid, imei=sample_device(2).imei,
+                         iccid=info.iccid, previous_imei=info.imei)
+
+
+def sample_watched_record() -> DeviceRecord:
+    """A partner's record with presence and binding history."""
+    return replace(sample_record(1), presence=DevicePresence("online", 1_700_000_000_100),
+                   history=(sample_binding(), sample_binding(swap=True)))
+
+
 def sample_event(kind: EventKind, seq: int = 1) -> Event:
     """A valid event of ``kind``, with the fields the CDDL asks of that kind."""
     head: dict[str, Any] = {"seq": seq, "kind": kind, "ts": 1_700_000_001_000,
@@ -73,6 +97,8 @@ def sample_event(kind: EventKind, seq: int = 1) -> Event:
                                     "devices": (sample_record(1), sample_record(2))},
         EventKind.PAIRING_DENIED: {"purpose": "fitness", "reason": "expired"},
         EventKind.PAIRING_ENDED: {"purpose": "fitness", "reason": "consent-withdrawn"},
+        EventKind.VIEW_CHANGED: {"fields": ("ip", "presence"),
+                                 "devices": (sample_record(1, partner=False),)},
     }
     return Event(**head, **extra[kind])
 
@@ -114,6 +140,12 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
                 Reply.error(ErrorCode.DENIED, "not paired", status=Status.DENIED),
                 Reply.ok(result="registered", device_id="dev-1", contract="contract-1"),
                 Reply.ok(contract="contract-1", devices=[sample_record().to_wire()])],
+        EsimOrder: [EsimOrder("esim-0123456789abcdef", sample_device().eid, OrderAction.DELETE,
+                              iccid, 1, 1_700_000_100_000)],
+        EsimOrderResult: [EsimOrderResult("esim-1", sample_device().eid, OrderOutcome.DONE),
+                          EsimOrderResult("esim-2", sample_device().eid, OrderOutcome.FAILED,
+                                          "profileNotInDisabledState")],
+        EsimDeviceAsk: [EsimDeviceAsk(OrderAction.DISABLE, iccid)],
         InstallationResult: [sample_installation(),
                              sample_installation(result=InstallationOutcome.FAILED,
                                                  msisdn=None, reason="8.2.5")],
@@ -121,6 +153,8 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
                         sample_profile_change(result=ProfileOutcome.DISABLED, seq=4)],
         DevicesRequest: [DevicesRequest("+4915112345678")],
         PairRequest: [PairRequest("+4915112345678", "fitness")],
+        EsimAppRequest: [EsimAppRequest("+4915112345678", sample_device().eid,
+                                        OrderAction.DELETE, iccid)],
         UnpairRequest: [UnpairRequest(msisdn="+4915112345678"), UnpairRequest(pairing="p-1")],
         EventsSinceRequest: [EventsSinceRequest(0), EventsSinceRequest(41, limit=500)],
         ConsentListRequest: [ConsentListRequest()],
@@ -140,6 +174,10 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
             OperatorRequest(OperatorOp.PORT_OUT, msisdn="+4915112345678", operator="op-b"),
         ],
         DeviceRecord: [sample_record(1), sample_record(2, partner=False),
-                       replace(sample_record(3), eid=None, card="uicc")],
+                       replace(sample_record(3), eid=None, card="uicc"),
+                       sample_watched_record()],
+        DevicePresence: [DevicePresence("online", 1_700_000_000_000),
+                         DevicePresence("offline", 1_700_000_000_900)],
+        BindingChange: [sample_binding(), sample_binding(swap=True)],
         Event: [sample_event(kind, seq) for seq, kind in enumerate(EventKind, start=1)],
     }

@@ -1,5 +1,6 @@
 """``mps-bridge devices``: a device's record and the profiles bound to its eUICC (``show``),
-and the operator's remedy for a device's sequence number (``reset-seq``)."""
+the operator's remedy for a device's sequence number (``reset-seq``), and every change of
+the IMEI or ICCID seen with a device (``history``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from typing import Any
 
 from broker_bridge.commands.common import PROG, subcommands
 from broker_bridge.registry import Registry
-from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail
-from mps_wire.identifiers import IdentifierError, validate_device_id
+from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, table, utc_time
+from mps_wire.identifiers import IdentifierError, validate_device_id, validate_eid
 
 
 def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``devices show`` and ``devices reset-seq``."""
+    """Add ``devices show``, ``devices reset-seq`` and ``devices history``."""
     devices = commands.add_parser("devices", help="registered devices")
     device_commands = subcommands(devices, "devices_command")
     show_cmd = device_commands.add_parser(
@@ -28,12 +29,18 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     reset.add_argument("eid", metavar="EID")
     reset.add_argument("--to", type=int, default=0,
                        help="the number its next registration must exceed (default 0)")
+    history = device_commands.add_parser(
+        "history", parents=parents,
+        help="every IMEI/ICCID change of a device, with time and source")
+    history.add_argument("eid", metavar="EID")
 
 
 def run(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
-    """Show a device, or reset its sequence number."""
+    """Show a device or its binding history, or reset its sequence number."""
     if args.devices_command == "show":
         return show(registry, args.eid, as_json)
+    if args.devices_command == "history":
+        return _history(registry, args.eid, as_json)
     try:
         before = registry.reset_sequence(args.eid, to=args.to)
     except ValueError as exc:
@@ -74,3 +81,20 @@ def show(registry: Registry, eid: str, as_json: bool) -> int:
                                   f"{device.iccid}"))
         print("profiles bound: " + (", ".join(f"{i.iccid} ({i.smdp})" for i in bound) or "-"))
     return EXIT_OK if device is not None or bound else EXIT_FAILURE
+
+
+def _history(registry: Registry, eid: str, as_json: bool) -> int:
+    validate_eid(eid)
+    changes = registry.store.bindings(eid)
+    if not changes and registry.store.device(eid) is None:
+        return fail(PROG, f"no device {eid} and no history of one")
+    if as_json:
+        print(json.dumps({"eid": eid, "history": [c.to_wire() for c in changes]}, indent=2))
+        return EXIT_OK
+    print(f"device {eid}: {len(changes)} change{'s' if len(changes) != 1 else ''}")
+    if changes:
+        print(table(["AT (UTC)", "SOURCE", "IMEI", "ICCID", "BEFORE"],
+                    [[utc_time(c.at), c.source.value, c.imei or "", c.iccid or "",
+                      ", ".join(v for v in (c.previous_imei, c.previous_iccid) if v)]
+                     for c in changes]))
+    return EXIT_OK

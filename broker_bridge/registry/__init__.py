@@ -5,7 +5,9 @@ administration commands share, composed of one class per concern: registrations 
 device keys (:mod:`.registrations`), the eIM's profile state changes
 (:mod:`.profiles`), app requests and pairing (:mod:`.pairing`), consent
 (:mod:`.consent`), operator data (:mod:`.operator_data`), app administration
-(:mod:`.apps`) and the housekeeping (:mod:`.housekeeping`). Every change and the events
+(:mod:`.apps`), the user's choices (:mod:`.choice_rules`, :mod:`.portal`), eSIM
+operations with the user's word (:mod:`.esim`), presence (:mod:`.presence`) and the
+housekeeping (:mod:`.housekeeping`). Every change and the events
 it causes are written in one :class:`~broker_bridge.registry.work.UnitOfWork`: an app's
 events (``device-added`` when a device joins its paired contract, ...) get their sequence
 numbers there, so nothing is announced that was not stored and nothing stored goes
@@ -19,12 +21,15 @@ while undecodable or malformed requests are only logged.
 """
 
 from broker_bridge.registry.apps import AppRules
-from broker_bridge.registry.consent import ConsentRules
+from broker_bridge.registry.choice_rules import ChoiceRules
 from broker_bridge.registry.core import DEFAULT_CONSENT_TTL, SignaturePolicy, new_id
+from broker_bridge.registry.esim import EsimRules
 from broker_bridge.registry.housekeeping import Housekeeping
 from broker_bridge.registry.operator_data import OperatorRules
 from broker_bridge.registry.pairing import EVENTS_PAGE_BYTES, PairingRules
 from broker_bridge.registry.portability import PortabilityReport
+from broker_bridge.registry.portal import ContractPortal
+from broker_bridge.registry.presence import PresenceRules
 from broker_bridge.registry.profiles import PROFILES_SOURCE, ProfileRules
 from broker_bridge.registry.registrations import (
     BINDING_SOURCE,
@@ -50,8 +55,8 @@ __all__ = [
 ]
 
 
-class Registry(RegistrationRules, PairingRules, ConsentRules, OperatorRules, AppRules,
-               ProfileRules, Housekeeping):
+class Registry(RegistrationRules, EsimRules, PairingRules, ChoiceRules, OperatorRules,
+               AppRules, ProfileRules, PresenceRules, Housekeeping):
     """The registry's operations over ``store``; see the module documentation.
 
     ``consent_ttl`` is how long (seconds) a consent prompt stays open; ``signatures``
@@ -59,3 +64,7 @@ class Registry(RegistrationRules, PairingRules, ConsentRules, OperatorRules, App
     so that devices provisioned without keys keep working). Constructing does no I/O.
     Safe to use from several threads, and from several processes sharing a store.
     """
+
+    def portal(self, contract_id: str, *, actor: str | None = None) -> ContractPortal:
+        """What the user's page of ``contract_id`` may see and do (see :mod:`.portal`)."""
+        return ContractPortal(self, contract_id, actor=actor)

@@ -10,24 +10,36 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from broker_bridge.choices import PRESENCE
 from broker_bridge.model import App, ConsentSource, Device, Pairing, PairingState
+from broker_bridge.registry.sight import Records, sight_of
 from broker_bridge.registry.work import UnitOfWork
 from mps_wire.messages import ChangeKind, EventKind, Reason
 
 
 def announce(work: UnitOfWork, contract_id: str, kind: EventKind, device: Device, *,
              changes: Iterable[ChangeKind] = (), reason: str | None = None) -> None:
-    """Append a device event for every app with an active pairing on the contract."""
+    """Append a device event for every app with an active pairing on the contract whose
+    view (see :mod:`.sight`) shows the device; presence changes only where presence is
+    shown."""
     store = work.store
-    for pairing in store.pairings(contract_id=contract_id, states=(PairingState.ACTIVE,)):
+    changes = tuple(changes)
+    records = Records(store, contract_id)
+    pairings = store.pairings(contract_id=contract_id, states=(PairingState.ACTIVE,))
+    choices = store.pairing_choices(contract_id) if pairings else {}
+    for pairing in pairings:
         app = store.app(pairing.app_id)
         if app is None:
             continue
         view = work.view(app)
+        sight = sight_of(store, view, app, pairing, choices=choices)
+        if not sight.shows(device.eid) or (changes == (ChangeKind.PRESENCE,)
+                                           and PRESENCE not in sight.fields):
+            continue
         payload: dict[str, Any] = {
             "event": kind.value, "ts": work.now, "pairing": pairing.id,
             "contract": view.contract_ref(contract_id),
-            "device": view.record(device).to_wire(),
+            "device": records.record(view, sight, device).to_wire(),
         }
         if kind is EventKind.DEVICE_UPDATED:
             payload["changes"] = [c.value for c in changes]
@@ -37,9 +49,11 @@ def announce(work: UnitOfWork, contract_id: str, kind: EventKind, device: Device
 
 
 def granted(work: UnitOfWork, app: App, pairing: Pairing) -> None:
-    """Tell the app its pairing is active, with every device of the contract."""
+    """Tell the app its pairing is active, with every device it sees."""
     view = work.view(app)
-    devices = work.store.devices_of_contract(pairing.contract_id)
+    devices = Records(work.store, pairing.contract_id).listing(
+        view, sight_of(work.store, view, app, pairing),
+        work.store.devices_of_contract(pairing.contract_id))
     ref = view.contract_ref(pairing.contract_id)
     # The app may name the user by this id from now on (registry/references.py).
     work.store.put_user_ref(app.id, ref, pairing.contract_id)
@@ -47,7 +61,7 @@ def granted(work: UnitOfWork, app: App, pairing: Pairing) -> None:
         "event": EventKind.PAIRING_GRANTED.value, "ts": work.now, "pairing": pairing.id,
         "contract": ref, "purpose": pairing.purpose,
         "consent": (pairing.consent or ConsentSource.USER).value,
-        "devices": [view.record(d).to_wire() for d in devices],
+        "devices": [r.to_wire() for r in devices],
     }
     work.event(app.id, EventKind.PAIRING_GRANTED, payload, contract_id=pairing.contract_id,
                pairing_id=pairing.id)
@@ -105,4 +119,19 @@ def _pairing_event(work: UnitOfWork, kind: EventKind, app: App, pairing: Pairing
                "contract": view.pairing_ref(pairing),
                "purpose": pairing.purpose, "reason": str(reason)}
     work.event(app.id, kind, payload, contract_id=pairing.contract_id or None,
+               pairing_id=pairing.id)
+
+
+def view_changed(work: UnitOfWork, app: App, pairing: Pairing) -> None:
+    """Tell the app the user changed what it sees: the fields and every device now shown."""
+    view = work.view(app)
+    sight = sight_of(work.store, view, app, pairing)
+    devices = Records(work.store, pairing.contract_id).listing(
+        view, sight, work.store.devices_of_contract(pairing.contract_id))
+    payload = {
+        "event": EventKind.VIEW_CHANGED.value, "ts": work.now, "pairing": pairing.id,
+        "contract": view.contract_ref(pairing.contract_id),
+        "fields": sorted(sight.fields), "devices": [r.to_wire() for r in devices],
+    }
+    work.event(app.id, EventKind.VIEW_CHANGED, payload, contract_id=pairing.contract_id,
                pairing_id=pairing.id)

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from broker_bridge.choices import PairingChoice
 from broker_bridge.model import App, AuditEntry, Device, Pairing, PairingState
 from broker_bridge.policy import ConsentRule
 from broker_bridge.registry.reads import Versions
 from broker_bridge.registry.references import ReferenceRules, number
+from broker_bridge.registry.sight import Records, sight_of
 from broker_bridge.registry.work import Outcome, denied, refusal
 from broker_bridge.storage.base import Store
 from mps_wire.errors import ErrorCode, WireError
@@ -94,13 +96,18 @@ class DeviceListing(ReferenceRules):
         return Outcome(reply, read_only=True)
 
     def _listing(self, app: App, contract_id: str, live: Pairing | None,
-                 devices: Iterable[Device]) -> tuple[Reply, dict[str, Any]]:
-        """The ``ok`` reply with the contract's ``devices`` as ``app`` sees them, and its
-        audit detail."""
+                 devices: Iterable[Device], *, records: Records | None = None,
+                 choices: Mapping[str, PairingChoice] | None = None
+                 ) -> tuple[Reply, dict[str, Any]]:
+        """The ``ok`` reply with the contract's ``devices`` as ``app`` sees them (through
+        the user's choice, see :mod:`.sight`), and its audit detail; ``records`` and
+        ``choices`` when read for many answers at once."""
         view = self.view(app)
-        records = [view.record(d).to_wire() for d in devices]
-        detail = {"devices": len(records), "pairing": live.id if live is not None else None}
-        return Reply.ok(contract=view.contract_ref(contract_id), devices=records), detail
+        sight = sight_of(self.store, view, app, live, choices=choices)
+        listed = [r.to_wire() for r in (records or Records(self.store, contract_id)).listing(
+            view, sight, devices)]
+        detail = {"devices": len(listed), "pairing": live.id if live is not None else None}
+        return Reply.ok(contract=view.contract_ref(contract_id), devices=listed), detail
 
     def _unpaired(self, app: App, live: Pairing | None) -> Reply | None:
         """The refusal for an app asking without an active pairing, None if it has one
@@ -131,7 +138,11 @@ class DeviceListing(ReferenceRules):
                 states=(PairingState.PENDING, PairingState.ACTIVE))}
         kept = 0
         by_contract = self.store.devices_by_contract()
+        # The users' choices, presence and history in three reads, not three per answer.
+        choices = self.store.all_pairing_choices()
+        presence, history = self.store.all_presences(), self.store.all_bindings()
         for contract_id, version in contracts.items():
+            records = Records(self.store, contract_id, presence=presence, history=history)
             for app in admitted:
                 if kept >= room:
                     return kept
@@ -139,6 +150,7 @@ class DeviceListing(ReferenceRules):
                 if self._unpaired(app, pairing) is None:
                     self.reads.keep(app.id, (contract_id, version, apps_version),
                                     *self._listing(app, contract_id, pairing,
-                                                   by_contract.get(contract_id, ())))
+                                                   by_contract.get(contract_id, ()),
+                                                   records=records, choices=choices))
                     kept += 1
         return kept

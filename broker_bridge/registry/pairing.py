@@ -12,6 +12,7 @@ from broker_bridge.registry import events
 from broker_bridge.registry.core import new_id
 from broker_bridge.registry.listing import DeviceListing
 from broker_bridge.registry.references import number
+from broker_bridge.registry.sight import Records, sight_of
 from broker_bridge.registry.work import Outcome, UnitOfWork, denied, refusal
 from mps_wire import codec
 from mps_wire.errors import ErrorCode, WireError
@@ -60,7 +61,11 @@ class PairingRules(DeviceListing):
             return self.devices(app_id, request, admitted=admitted)
         if isinstance(request, UnpairRequest):
             return self.unpair(app_id, request, admitted=admitted)
-        return self.events_since(app_id, request, admitted=admitted)
+        if isinstance(request, EventsSinceRequest):
+            return self.events_since(app_id, request, admitted=admitted)
+        # Served by another concern of the registry (see EsimRules.app_request).
+        return Outcome(refusal(Status.ERROR, ErrorCode.BAD_REQUEST,
+                               f"{type(request).__name__} is not served here"))
 
     def pair(self, app_id: str, request: PairRequest, *,
              admitted: App | None = None) -> Outcome:
@@ -166,8 +171,9 @@ class PairingRules(DeviceListing):
             body["expires_at"] = pairing.expires_at or now
             return Reply(Status.PENDING, message="waiting for the user's consent", body=body)
         body["consent"] = (pairing.consent or ConsentSource.USER).value
-        body["devices"] = [view.record(d).to_wire()
-                           for d in self.store.devices_of_contract(pairing.contract_id)]
+        sight = sight_of(self.store, view, app, pairing)
+        body["devices"] = [r.to_wire() for r in Records(self.store, pairing.contract_id).listing(
+            view, sight, self.store.devices_of_contract(pairing.contract_id))]
         return Reply.ok(**body)
 
     def unpair(self, app_id: str, request: UnpairRequest, *,

@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from broker_bridge.choices import BindingSource
 from broker_bridge.errors import (
     ForeignSubscriptionError,
     ReplayError,
@@ -19,7 +20,7 @@ from broker_bridge.errors import (
     UnprovenSubscriptionError,
 )
 from broker_bridge.model import Change, DeviceKey, Installation, RegistrationOutcome
-from broker_bridge.registry import events
+from broker_bridge.registry import events, history
 from broker_bridge.registry.core import RegistryCore, SignaturePolicy, new_id
 from broker_bridge.registry.work import Effects, Outcome, UnitOfWork, refusal
 from broker_bridge.storage.base import Store
@@ -215,6 +216,7 @@ class RegistrationRules(RegistryCore):
                 _registered(work, outcome)
             elif outcome.result is RegistrationResult.UPDATED and outcome.previous:
                 _updated(work, outcome)
+            history.registered(work, outcome)
         return outcome, work.effects
 
     def _proven(self, info: DeviceInfo) -> DeviceInfo:
@@ -264,6 +266,8 @@ class RegistrationRules(RegistryCore):
                 iccid, eid, new_id("bind"), BINDING_SOURCE, work.now), rebind=True)
             released = _release(self.store, work, iccid, eid)
             sub = self.store.subscription_by_iccid(iccid)
+            history.installed(work, eid, iccid, sub.contract_id if sub else None,
+                              source=BindingSource.BINDING)
             work.audit(actor, "binding", "swapped" if current is not None else change.value,
                        contract_id=sub.contract_id if sub else None, subject=iccid,
                        detail={"eid": eid, "from": current.eid if current else None,
@@ -311,6 +315,10 @@ class RegistrationRules(RegistryCore):
                 # A new download onto another eUICC is the swap: the device that held
                 # the profile no longer does.
                 released = _release(self.store, work, report.iccid, report.eid)
+                if change is not Change.UNCHANGED:
+                    sub = self.store.subscription_by_iccid(report.iccid)
+                    history.installed(work, report.eid, report.iccid,
+                                      sub.contract_id if sub else None)
                 if released:
                     detail["devices_removed"] = released
                     log.warning("profile %s was installed on %s; device %s left its contract",

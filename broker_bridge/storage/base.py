@@ -24,13 +24,14 @@ from broker_bridge.model import (
     StoredEvent,
     Subscription,
 )
+from broker_bridge.storage.choices_base import ChoiceStore
 from mps_wire.messages import DeviceInfo, EventKind
 
 if TYPE_CHECKING:
     from broker_bridge.portability import PortEntry
 
 
-class Store(abc.ABC):
+class Store(ChoiceStore, abc.ABC):
     """The registry's durable state.
 
     Constructing a store does no I/O; :meth:`open` connects, checks and migrates, and the

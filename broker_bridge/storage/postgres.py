@@ -22,6 +22,7 @@ from psycopg import pq
 from broker_bridge.errors import StoreCorruptError, StoreError
 from broker_bridge.model import now_ms
 from broker_bridge.storage.migrations.v6_read_versions import CONTRACT_TABLES
+from broker_bridge.storage.migrations.v8_consent_choices import POSTGRES_TRIGGERS
 from broker_bridge.storage.sql import MIGRATIONS_TABLE, Row, SqlStore
 from mps_common.errors import ConfigError
 
@@ -296,7 +297,7 @@ class PostgresStore(SqlStore):
 
     def _dialect_statements(self, version: int) -> tuple[str, ...]:
         # Migration 2 made the audit log; from then on it only grows.
-        return {2: _AUDIT_APPEND_ONLY, 6: _VERSION_TRIGGERS}.get(version, ())
+        return {2: _AUDIT_APPEND_ONLY, 6: _VERSION_TRIGGERS, 8: POSTGRES_TRIGGERS}.get(version, ())
 
     def _begin(self) -> None:
         conn = self._connection()

@@ -11,6 +11,7 @@ from broker_bridge.storage.core import Row, SqlCore
 from broker_bridge.storage.migrations import LATEST_VERSION, MIGRATIONS, MIGRATIONS_TABLE, Migration
 from broker_bridge.storage.queries.apps import AppQueries
 from broker_bridge.storage.queries.audit import AuditQueries
+from broker_bridge.storage.queries.choices import ChoiceQueries
 from broker_bridge.storage.queries.contracts import ContractQueries
 from broker_bridge.storage.queries.devices import DeviceQueries
 from broker_bridge.storage.queries.events import EventQueries
@@ -27,7 +28,7 @@ _PROBE_BYTES = 8192
 
 
 class SqlStore(ContractQueries, AppQueries, DeviceQueries, PairingQueries, EventQueries,
-               AuditQueries, IdentityQueries, PortabilityQueries, SqlCore):
+               AuditQueries, IdentityQueries, PortabilityQueries, ChoiceQueries, SqlCore):
     """A :class:`Store` over one database connection, serialised by a re-entrant lock.
 
     The queries come per aggregate from :mod:`broker_bridge.storage.queries`, the schema

@@ -11,6 +11,7 @@ from typing import Literal
 from broker_bridge.errors import StoreCorruptError, StoreError, StoreMissingError
 from broker_bridge.model import now_ms
 from broker_bridge.storage.migrations.v6_read_versions import CONTRACT_TABLES
+from broker_bridge.storage.migrations.v8_consent_choices import SQLITE_TRIGGERS
 from broker_bridge.storage.sql import Row, SqlStore
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ class SqliteStore(SqlStore):
     def _dialect_statements(self, version: int) -> tuple[str, ...]:
         if version == 6:
             return _VERSION_TRIGGERS
+        if version == 8:
+            return SQLITE_TRIGGERS
         if version != 2:
             return ()
         # The audit log is append-only: refuse changes even from a hand-made query.

@@ -17,6 +17,7 @@ import pytest
 
 from agent.publisher import Publisher
 from broker_bridge.model import OtherOperator
+from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
 from lpa_emulator.smdp.report import InstallationReport
 from mps_sdk.client import PairingClient
@@ -24,6 +25,7 @@ from mps_sdk.consent import ConsentClient
 from mps_sdk.errors import RequestError
 from mps_testbed.stack import Mosquitto
 from mps_wire import codec, schema
+from mps_wire.cose import decode_sign1
 from mps_wire.errors import ValidationError
 from mps_wire.topics import Topics
 from tests.helpers import (
@@ -55,12 +57,20 @@ RULE_BY_LEAF = {
     ("operator", "requests"): "operator-request",
     ("operator", "replies"): "operator-reply",
     ("operator", "installations"): "installation-result",
+    ("devices", "orders"): "esim-order",
+    ("devices", "order-results"): "esim-order-result",
+    ("devices", "esim-requests"): "esim-device-ask",
 }
 
 
+#: Published by the eIM (see test_eim): not part of the registry's own full run below.
+OTHER_RULES = {("operator", "profiles"): "profile-change"}
+
+
 def rule_of(topics: Topics, topic: str) -> str:
-    if topic == topics.operator("installations"):
-        return RULE_BY_LEAF[("operator", "installations")]
+    for kind, leaf in (*RULE_BY_LEAF, *OTHER_RULES):
+        if kind == "operator" and topic == topics.operator(leaf):
+            return {**RULE_BY_LEAF, **OTHER_RULES}[(kind, leaf)]
     kind, _ident, leaf = topics.parse(topic)
     return RULE_BY_LEAF[(kind, leaf)]
 
@@ -94,7 +104,27 @@ def _refused(call: Any, *args: Any, **kw: Any) -> None:
         call(*args, **kw)
 
 
-def _scenario(broker: str, topics: Topics, tmp_path: Path) -> None:
+def _esim_round(broker: str, topics: Topics, store: SqliteStore) -> None:
+    """A device asks for a profile operation, the user approves it on the page, the bridge
+    sends the signed order, the device reports it done."""
+    eid = make_device(1).eid
+    with MqttProbe(broker) as device:
+        device.client.publish(topics.device_esim_requests(eid), codec.encode(
+            {"v": 1, "action": "disable", "iccid": iccid_for(1)}), qos=1).wait_for_publish(5)
+        device.listen(topics.device_orders(eid))
+        portal = Registry(store).portal(PAUL)
+        assert wait_until(lambda: bool(portal.esim_requests()), 5)
+        (request,) = portal.esim_requests()
+        portal.approve_esim(request.request)
+        order = device.next(timeout=5)
+        assert decode_sign1(order.payload)
+        device.client.publish(topics.device_order_results(eid), codec.encode(
+            {"v": 1, "op": request.request, "eid": eid, "outcome": "done"}), qos=1
+        ).wait_for_publish(5)
+        assert wait_until(lambda: portal.esim_requests(open_only=False)[0].state == "done", 5)
+
+
+def _scenario(broker: str, topics: Topics, tmp_path: Path, store: SqliteStore) -> None:
     """A run that makes every kind of message at least once."""
     with MqttProbe(broker) as smdp:
         smdp.client.publish(topics.operator("installations"), codec.encode(
@@ -150,6 +180,9 @@ def _scenario(broker: str, topics: Topics, tmp_path: Path) -> None:
                         {"op": "remove-subscription", "iccid": iccid_for(2)},  # removed
                         {"op": "remove-subscription", "iccid": iccid_for(77)}):  # error
                 operator.request(topics.operator_requests("crm"), codec.encode(msg), replies)
+        (granted,) = [g for g in user.consent().granted if g.app == "health"]
+        Registry(store).portal(PAUL).set_view(granted.pairing, fields=["ip"])  # view-changed
+        _esim_round(broker, topics, store)
         user.withdraw(app="health")  # pairing-ended
         care.unpair(PAUL_MSISDN)
         # a prompt left to expire: pairing-denied (expired)
@@ -161,7 +194,7 @@ def test_every_message_of_a_full_run_matches_the_cddl(
     with MqttProbe(mosquitto.url) as tap:
         tap.listen(f"{topics.prefix}/#")
         with running_bridge(store, mosquitto.url, topics, consent_ttl=0.5):
-            _scenario(mosquitto.url, topics, tmp_path)
+            _scenario(mosquitto.url, topics, tmp_path, store)
             assert wait_until(lambda: any(e.kind.value == "pairing-denied" and
                                           e.payload.get("reason") == "expired"
                                           for e in store.events_since("coach", 0)), 5)
@@ -179,17 +212,21 @@ def test_every_message_of_a_full_run_matches_the_cddl(
         rule = rule_of(topics, message.topic)
         if not message.payload:
             continue  # a retained message being cleared
+        payload = message.payload
         try:
-            schema.validate(rule, message.payload)
+            if rule == "esim-order":  # signed: the COSE_Sign1, then the order inside
+                schema.validate("signed-esim-order", payload)
+                payload = decode_sign1(payload).payload
+            schema.validate(rule, payload)
         except ValidationError as exc:
             pytest.fail(f"{message.topic}: {codec.decode(message.payload)}\n{exc}")
         rules[rule] += 1
-        body = codec.decode(message.payload, max_size=1 << 20)
+        body = codec.decode(payload, max_size=1 << 20)
         shapes.add(f"{rule}:{body.get('event') or body.get('op') or body.get('status')}")
     assert set(rules) == set(RULE_BY_LEAF.values())
     events = {s.split(":")[1] for s in shapes if s.startswith("app-event:")}
     assert events == {"device-added", "device-updated", "device-removed", "pairing-granted",
-                      "pairing-denied", "pairing-ended"}
+                      "pairing-denied", "pairing-ended", "view-changed"}
     statuses = {s.split(":")[1] for s in shapes if s.startswith("app-reply:")}
     assert statuses == {"ok", "pending", "denied", "redirect", "error"}
     operator_ops = {s.split(":")[1] for s in shapes if s.startswith("operator-request:")}
@@ -219,7 +256,9 @@ def test_the_asyncapi_document_names_every_topic_and_payload() -> None:
         t.app_requests("APP"), t.app_replies("APP"), t.app_events("APP"),
         t.user_consent("CONTRACT"), t.user_requests("CONTRACT"),
         t.user_replies("CONTRACT"), t.operator_requests("SOURCE"),
-        t.operator_replies("SOURCE"), t.operator("installations"), t.operator("profiles"),
+        t.operator_replies("SOURCE"), t.operator("installations"),
+        t.device_orders("EID"), t.device_order_results("EID"), t.device_esim_requests("EID"),
+        t.operator("profiles"),
     }
     expected = {topic.replace("/EID/", "/{eid}/").replace("/APP/", "/{app}/")
                 .replace("/CONTRACT/", "/{contract}/").replace("/SOURCE/", "/{source}/")
@@ -228,7 +267,7 @@ def test_the_asyncapi_document_names_every_topic_and_payload() -> None:
     defined = set(schema.rules())
     named = {m["x-cddl"] for m in doc["components"]["messages"].values()}
     assert named <= defined
-    assert named == set(RULE_BY_LEAF.values())
+    assert named == set(RULE_BY_LEAF.values()) | set(OTHER_RULES.values())
     # Each channel's message is the one whose payload its topic carries.
     for channel in doc["channels"].values():
         address = channel["address"].replace("{", "x").replace("}", "x")

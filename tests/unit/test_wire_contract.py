@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mps_wire import codec, messages, records, requests, schema
+from mps_wire import codec, messages, orders, records, requests, schema
 from mps_wire.errors import ErrorCode
 from mps_wire.fields import Choice, WireMessage, WireTable
 from mps_wire.identifiers import make_eid, make_iccid, make_imei
@@ -31,7 +31,8 @@ from mps_wire.messages import (
     Reply,
     Status,
 )
-from mps_wire.records import DeviceRecord, Event
+from mps_wire.orders import EsimDeviceAsk, EsimOrder, EsimOrderResult
+from mps_wire.records import BindingChange, DevicePresence, DeviceRecord, Event
 from mps_wire.requests import APP_REQUESTS, OPERATOR_VARIANTS, USER_REQUESTS
 from mps_wire.topics import Topics
 from tests.wire_samples import sample_event, sample_messages, sample_record
@@ -44,7 +45,7 @@ SAMPLES = sample_messages()
 def message_types() -> set[type[WireMessage]]:
     """Every message class the wire modules define."""
     found = set()
-    for module in (messages, requests, records):
+    for module in (messages, requests, records, orders):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, WireMessage) and value is not WireMessage:
                 found.add(value)
@@ -196,6 +197,8 @@ TABLES_BY_RULE: dict[str, list[type[WireMessage]]] = {
     "profile-change": [ProfileChange],
     "app-event": [Event],
     "device-state": [], "consent-prompts": [],
+    "esim-order": [EsimOrder], "esim-order-result": [EsimOrderResult],
+    "esim-device-ask": [EsimDeviceAsk],
 }
 
 
@@ -228,7 +231,7 @@ def test_asyncapi_names_exactly_the_messages_the_code_defines(
     assert named == set(TABLES_BY_RULE)
     typed = {cls for classes in TABLES_BY_RULE.values() for cls in classes}
     # Every top-level message type is carried by some topic; the others are nested.
-    assert message_types() - typed == {ModelInfo, DeviceRecord}
+    assert message_types() - typed == {ModelInfo, DeviceRecord, DevicePresence, BindingChange}
     for cls in typed:
         allowed = schema.rules()
         assert cls.wire.rule in allowed
@@ -275,6 +278,9 @@ def test_asyncapi_channels_are_the_topics(asyncapi: dict[str, Any]) -> None:
     built = {
         "deviceRegister": t.device_register("EID"), "deviceReply": t.device_reply("EID"),
         "deviceState": t.device_state("EID"), "appRequests": t.app_requests("APP"),
+        "deviceOrders": t.device_orders("EID"),
+        "deviceOrderResults": t.device_order_results("EID"),
+        "deviceEsimRequests": t.device_esim_requests("EID"),
         "appReplies": t.app_replies("APP"), "appEvents": t.app_events("APP"),
         "userConsent": t.user_consent("CONTRACT"),
         "userRequests": t.user_requests("CONTRACT"),
