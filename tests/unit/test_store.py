@@ -198,7 +198,7 @@ def test_concurrent_registrations_from_threads(store: SqlStore) -> None:
 
 def test_migrations_are_applied_once_and_data_survives_reopening(backend: Backend) -> None:
     with backend.store() as s:
-        assert s.schema_version() == LATEST_VERSION == 8
+        assert s.schema_version() == LATEST_VERSION == 9
         add_contract(s, "C-1", subs=[1])
         s.register_device(make_device(1))
     for _ in range(2):

@@ -13,6 +13,7 @@ from broker_bridge.storage.migrations import (
     v6_read_versions,
     v7_pairing_decoys,
     v8_consent_choices,
+    v9_signin,
 )
 from broker_bridge.storage.migrations.base import Migration
 
@@ -35,6 +36,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     v6_read_versions.MIGRATION,
     v7_pairing_decoys.MIGRATION,
     v8_consent_choices.MIGRATION,
+    v9_signin.MIGRATION,
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
