@@ -51,7 +51,7 @@ test: lint test-lowest
 	$(BIN)/pytest
 
 demo: setup
-	$(BIN)/mps-demo
+	$(BIN)/mps-demo --screenshots out/demo
 
 bench: setup
 	$(BIN)/mps-bench

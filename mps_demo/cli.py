@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from mps_common.cli import (
     parse,
     setup_logging,
 )
+from mps_demo.page_act import PageActError, PageActResult, PageCast, run_page_act, verify_page_act
 from mps_sdk.errors import PairingError
 from mps_testbed.eim import EimProfiles
 from mps_testbed.rig import (
@@ -70,6 +71,7 @@ def tell(args: argparse.Namespace) -> int:
         "a health app pairs with his consent,\nand hears of his new tennis racket without "
         "asking again.\n")
     told: list[StoryResult] = []
+    acted: list[PageActResult] = []
     failures: list[str] = []
 
     def story(session: RigSession) -> None:
@@ -89,6 +91,8 @@ def tell(args: argparse.Namespace) -> int:
             failures.append(f"the story stopped: {exc}")
         except PairingError as exc:
             failures.append(f"the story stopped: {exc}")
+        if not failures:
+            page_act(session, args, say, acted, failures)
 
     def enroll_all(devices: list[DeviceSetup], db: str) -> None:
         enroll(devices, db)
@@ -106,11 +110,28 @@ def tell(args: argparse.Namespace) -> int:
     problems = verify(result) + failures
     if told:
         problems += verify_story(told[0], devices=DEVICES)
-    emit(_as_json(result, told[0] if told else None, problems), as_json=args.json,
+    if acted:
+        problems += verify_page_act(acted[0])
+    emit(_as_json(result, told[0] if told else None, problems,
+                  acted[0] if acted else None), as_json=args.json,
          text=lambda _data: _text(result, problems))
     for p in problems:
         fail(PROG, p)
     return EXIT_FAILURE if problems else EXIT_OK
+
+
+def page_act(session: RigSession, args: argparse.Namespace, say: Callable[[str], None],
+             acted: list[PageActResult], failures: list[str]) -> None:
+    """The consent page act, after the story: Paul's choice in the browser."""
+    rig = session.rig
+    say("")
+    try:
+        acted.append(run_page_act(
+            session.broker_url, str(rig.workdir / "registry.sqlite"),
+            PageCast(contract=rig.story.contract_id, msisdn=rig.story.msisdn),
+            workdir=rig.workdir, say=say, shots=args.screenshots))
+    except (PageActError, PairingError) as exc:
+        failures.append(f"the consent page act stopped: {exc}")
 
 
 def _text(result: RigResult, problems: list[str]) -> str:
@@ -121,8 +142,8 @@ def _text(result: RigResult, problems: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _as_json(result: RigResult, story: StoryResult | None, problems: list[str]
-             ) -> dict[str, Any]:
+def _as_json(result: RigResult, story: StoryResult | None, problems: list[str],
+             act: PageActResult | None) -> dict[str, Any]:
     return {
         "registered": result.registered,
         "failed": result.failed,
@@ -133,6 +154,9 @@ def _as_json(result: RigResult, story: StoryResult | None, problems: list[str]
                     for d in result.devices],
         "app_devices": result.app_devices,
         "story": story.lines if story else [],
+        "page": None if act is None else {"url": act.url, "skipped": act.skipped,
+                                          "lines": act.lines, "devices": act.devices,
+                                          "fields": act.fields, "esim": act.esim},
         "problems": problems,
         "notes": result.notes,
     }
@@ -142,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("mps-demo", __doc__ or "")
     parser.add_argument("--workdir", type=Path, help="keep files and logs here")
     parser.add_argument("--no-pcsc", action="store_true", help="never use pcscd + vpcd")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR",
+                        help="save the consent page act's screenshots here")
     json_flag(parser)
     log_level_option(parser)
     return parser

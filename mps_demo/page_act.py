@@ -122,16 +122,13 @@ class _Act:
     def end_earlier_pairing(self, health: PairingClient) -> None:
         """The story paired the app over MQTT for every device: Paul ends that first."""
         self.driver.get(self.page.url + "apps")
-        for section in self.find_all("section.card"):
-            if not section.find_element("css selector", "h2").text.startswith("Health"):
-                continue
+        for section in self.find_all(f'section[data-app="{self.cast.app}"]'):
             pairing = str(section.get_attribute("id")).removeprefix("pairing-")
             since = health.fetch_events(0, limit=1).last
             section.find_element("css selector", "button.end").click()
             ended = health.wait_for_decision(pairing, since=since, timeout=15)
             self.say(f"user        ends the health app's earlier pairing (all devices) on "
                      f"the page; the app gets {ended.kind.value}")
-            return
 
     def approve_choice(self, health: PairingClient) -> None:
         start = health.fetch_events(0, limit=1).last
@@ -140,7 +137,7 @@ class _Act:
             raise PageActError(f"the health app was not asked about: {asked.state}")
         self.say(f"app         {self.cast.app} asks to pair again: pending")
         self.driver.get(self.page.url + "prompts")
-        section = self.find("section.card")
+        section = self.find(f'section[data-app="{self.cast.app}"]')
         boxes = section.find_elements("css selector", 'input[name="device"]')
         for box in boxes[:2]:
             box.click()
@@ -168,11 +165,12 @@ def _shown(records: tuple[DeviceRecord, ...]) -> str:
     if not records:
         return "nothing"
     first = records[0]
-    shown = [name for name in SHOW_FIELDS if getattr(first, name)]
-    if first.model.model and "model" not in shown:
+    shown = [name for name in ("ip", "capabilities") if getattr(first, name)]
+    if first.model.model:
         shown.append("model")
-    shown = ["model" if n == "model" and first.model.model else n for n in shown]
-    return "device id, " + ", ".join(dict.fromkeys(shown))
+    if first.presence is not None:
+        shown.append(f"presence ({first.presence.state})")
+    return "device id, " + ", ".join(shown)
 
 
 def run_page_act(broker: str, db: str, cast: PageCast, *, workdir: Path,

@@ -38,3 +38,12 @@ def test_the_story_of_the_demo(tmp_path: Path) -> None:
     assert "device-added" in story
     assert "fitness-tracker asks too: denied" in story
     assert "sees 5 devices" in story
+    # The consent page act: Paul's choice in headless chromium, and the app sees just that.
+    page = out["page"]
+    if page["skipped"] is None:
+        assert page["url"].startswith("https://127.0.0.1:")
+        assert len(page["devices"]) == 2 and len(page["fields"]) == 3
+        assert "ip" not in page["fields"]
+        assert any("sees 2 devices" in line for line in page["lines"])
+    else:
+        assert "chromium" in page["skipped"] or "selenium" in page["skipped"]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
 from consent_web.server import PageServer
 from consent_web.sms import MqttTexts, read_code
@@ -25,7 +26,14 @@ from mps_testbed.stack import Mosquitto
 from mps_wire.messages import EventKind
 from mps_wire.topics import Topics
 from tests.consent_support import running_page
-from tests.helpers import PAUL, PAUL_MSISDN, make_device, paul_and_apps, running_bridge
+from tests.helpers import (
+    PAUL,
+    PAUL_MSISDN,
+    iccid_for,
+    make_device,
+    paul_and_apps,
+    running_bridge,
+)
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
 
@@ -134,3 +142,31 @@ def test_paul_approves_a_choice_and_ends_the_pairing(
         assert browser.current_url.endswith("/sign-in")
         browser.get(page.url + "apps")
         assert browser.current_url.endswith("/sign-in")
+
+
+@pytest.mark.usefixtures("bridge")
+def test_paul_approves_an_esim_delete_and_refuses_another(
+        browser: Any, page: PageServer, mosquitto: Mosquitto, topics: Topics,
+        db: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with SqliteStore(db) as store:
+        registry = Registry(store)
+        delete = registry.request_esim(make_device(2).eid, "delete", iccid_for(2),
+                                       actor="operator:test")
+        disable = registry.request_esim(make_device(3).eid, "disable", iccid_for(3),
+                                        actor="operator:test")
+    sign_in(browser, page, mosquitto, topics)
+    browser.get(page.url + "esim")
+    section = browser.find_element(By.ID, f"esim-{delete.id}")
+    assert "delete" in section.text and iccid_for(2) in section.text
+    shot(browser, "5-esim-waiting")
+    section.find_element(By.CSS_SELECTOR, "button.approve").click()
+    assert browser.current_url.endswith("/esim?done=esim-approved")
+    browser.find_element(By.CSS_SELECTOR, f"#esim-{disable.id} button.deny").click()
+    shot(browser, "6-esim-decided")
+    assert browser.find_element(By.ID, "no-esim")  # nothing waits any more
+    with SqliteStore(db) as store:
+        states = {r.id: r.state.value for r in store.esim_requests(contract_id=PAUL)}
+    assert states[disable.id] == "refused"
+    assert states[delete.id] in ("approved", "sent", "done")  # the bridge takes it on
