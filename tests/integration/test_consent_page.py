@@ -3,6 +3,7 @@ CSRF and Origin checks, rate limits, and no other contract's data by changing an
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -12,15 +13,28 @@ import pytest
 
 from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
+from consent_web import cli
 from consent_web.server import PageServer
 from consent_web.signin import SignInPolicy
 from tests.consent_support import Client, Texts, ask_to_pair, running_page
-from tests.helpers import LENA_MSISDN, PAUL_MSISDN, make_device, paul_and_apps
+from tests.helpers import (
+    LENA_MSISDN,
+    PAUL,
+    PAUL_MSISDN,
+    iccid_for,
+    make_device,
+    paul_and_apps,
+)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(tmp_path / "registry.db") as s:
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "registry.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(db_path) as s:
         paul_and_apps(s, devices=3)
         s.register_device(make_device(9))  # Lena's device (subscription 9)
         yield s
@@ -176,3 +190,56 @@ def test_another_contracts_ids_are_not_found(paul: Client, store: SqliteStore) -
     assert paul.get("/devices/made-up").status == 404
     assert store.pairing(pairing).state.value == "pending"  # type: ignore[union-attr]
     assert lena_device not in paul.get("/devices").body
+
+
+def test_a_choice_beyond_the_trust_level_is_refused_and_changes_nothing(
+        paul: Client, store: SqliteStore) -> None:
+    pairing = ask_to_pair(Registry(store), "health", PAUL_MSISDN, "health-monitoring")
+    prompt = store.pairing(pairing).prompt_id  # type: ignore[union-attr]
+    token = paul.get("/prompts").csrf
+    # A verified app may never see the IMEI, whatever the form says.
+    answer = paul.post(f"/prompts/{prompt}/approve",
+                       {"device": make_device(1).eid, "field": ["model", "imei"]}, csrf=token)
+    assert answer.status == 400 and 'id="error"' in answer.body
+    assert store.pairing(pairing).state.value == "pending"  # type: ignore[union-attr]
+    answer = paul.post(f"/prompts/{prompt}/approve",
+                       {"device": make_device(1).eid, "field": ["model"]}, csrf=token)
+    assert (answer.status, answer.location) == (303, "/apps?done=approved")
+    view = Registry(store).portal(PAUL).pairings()[0]
+    assert (view.devices, view.fields) == ((make_device(1).eid,), ("model",))
+
+
+def test_paul_widens_and_narrows_a_view(paul: Client, store: SqliteStore) -> None:
+    registry = Registry(store)
+    pairing = ask_to_pair(registry, "health", PAUL_MSISDN, "health-monitoring")
+    prompt = store.pairing(pairing).prompt_id  # type: ignore[union-attr]
+    registry.portal(PAUL).approve(prompt or "", devices=[make_device(1).eid], fields=["ip"])
+    token = paul.get("/apps").csrf
+    answer = paul.post(f"/apps/{pairing}/view", {"all_devices": "1",
+                                                 "field": ["ip", "model"]}, csrf=token)
+    assert answer.status == 303
+    view = registry.portal(PAUL).pairings()[0]
+    assert view.all_devices and set(view.fields) == {"ip", "model"}
+    page = paul.get("/apps")
+    assert 'value="model" checked' in page.body  # the form shows the current view
+
+
+def test_another_contracts_esim_request_is_not_found(paul: Client,
+                                                     store: SqliteStore) -> None:
+    request = Registry(store).request_esim(make_device(9).eid, "delete", iccid_for(9),
+                                           actor="operator:test")
+    token = paul.get("/esim").csrf
+    for verb in ("approve", "refuse"):
+        assert paul.post(f"/esim/{request.id}/{verb}", {}, csrf=token).status == 404
+    assert request.id not in paul.get("/esim").body
+    assert store.esim_request(request.id).state.value == "awaiting-user"  # type: ignore[union-attr]
+
+
+def test_the_operator_sees_the_codes_asked_for_a_number(
+        client: Client, db_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    client.post("/sign-in", {"number": PAUL_MSISDN})
+    assert cli.main(["codes", PAUL_MSISDN, "--db", str(db_path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["contract"] == PAUL
+    assert [c["state"] for c in shown["codes"]] == ["waiting"]
+    assert cli.main(["codes", "not-a-number", "--db", str(db_path)]) == 2
