@@ -24,6 +24,7 @@ from firmware_profiles import (
 from mps_common.cli import (
     EXIT_FAILURE,
     EXIT_OK,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     emit,
     fail,
@@ -41,6 +42,7 @@ from mps_common.errors import ConfigError
 if TYPE_CHECKING:
     from agent.doctor import Check
     from agent.firstboot import AgentSettings, Step
+    from agent.orders import OrderRunner
 
 PROG = "mps-agent"
 
@@ -121,6 +123,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{outcome.timings['total']:.2f} s")
     if not args.daemon:
         return EXIT_OK
+    if not args.hardware_timeout > 0:
+        return fail(PROG, "--hardware-timeout must be a positive number of seconds",
+                    EXIT_USAGE)
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
@@ -128,8 +133,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    AgentDaemon(settings, interval=args.interval, stop=stop).run(outcome.info.eid)
+    from agent.watch import HardwareUnavailableError
+
+    daemon = AgentDaemon(settings, interval=args.interval, stop=stop,
+                         hardware_timeout=args.hardware_timeout,
+                         orders=_order_runner(args, settings, outcome.info.eid))
+    try:
+        daemon.run(outcome.info.eid)
+    except HardwareUnavailableError as exc:
+        return fail(PROG, str(exc), EXIT_UNAVAILABLE)
     return EXIT_OK
+
+
+def _order_runner(args: argparse.Namespace, settings: AgentSettings, eid: str
+                  ) -> OrderRunner | None:
+    """The runner of the registry's signed eSIM orders, when the registry's order key is
+    known: --registry-key, $MPS_REGISTRY_KEY, or registry-key.pem in the state directory
+    or the credential bundle."""
+    from agent.orders import KEY_FILE, OrderRunner, load_registry_key
+
+    named = args.registry_key or os.environ.get("MPS_REGISTRY_KEY")
+    candidates = [Path(named)] if named else [
+        settings.state_dir / KEY_FILE,
+        *([settings.credentials / KEY_FILE] if settings.credentials else []),
+        settings.state_dir / "credentials" / KEY_FILE]
+    for path in candidates:
+        if named or path.is_file():
+            return OrderRunner(load_registry_key(path), eid, settings.state_dir)
+    print(f"{PROG}: no registry key ({KEY_FILE}): eSIM orders are not accepted",
+          file=sys.stderr)
+    return None
 
 
 def _profile_row(profile: FirmwareProfile) -> dict[str, Any]:
@@ -251,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep running: online/offline state, republish on change")
     run.add_argument("--interval", type=float, default=30.0,
                      help="seconds between identity checks with --daemon")
+    run.add_argument("--hardware-timeout", type=float, default=300.0, metavar="SECONDS",
+                     help="with --daemon: exit 3 after this long without a working modem "
+                          "(the port is reopened each round meanwhile; default 300)")
+    run.add_argument("--registry-key", metavar="FILE",
+                     help="the registry's order key (PEM), verifying eSIM orders (default "
+                          "registry-key.pem in the state directory or credentials; env "
+                          "MPS_REGISTRY_KEY)")
     json_flag(run)
     run.set_defaults(func=cmd_run)
 

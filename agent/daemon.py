@@ -15,9 +15,11 @@ import random
 import threading
 from collections.abc import Iterator
 
-from agent.errors import AgentError, StepError
+from agent.errors import AgentError
 from agent.firstboot import AgentSettings, DeviceHardware, FirstBoot, Step
+from agent.orders import OrderRunner
 from agent.publisher import Backoff, Publisher
+from agent.watch import DEFAULT_HARDWARE_TIMEOUT, HardwareWatch
 from mps_esim.errors import EsimError
 from mps_mqtt.client import MqttError
 from mps_wire.errors import ErrorCode
@@ -30,9 +32,15 @@ class AgentDaemon:
     """Watches the hardware every ``interval`` seconds until ``stop`` is set."""
 
     def __init__(self, settings: AgentSettings, *, interval: float = 30.0,
-                 stop: threading.Event | None = None, backoff: Backoff | None = None) -> None:
+                 stop: threading.Event | None = None, backoff: Backoff | None = None,
+                 hardware_timeout: float = DEFAULT_HARDWARE_TIMEOUT,
+                 orders: OrderRunner | None = None) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
+        if not hardware_timeout > 0:
+            raise ValueError("hardware_timeout must be positive")
+        self.hardware_timeout = hardware_timeout
+        self.orders = orders
         self.settings = settings
         self.interval = interval
         self.stop = stop or threading.Event()
@@ -42,15 +50,19 @@ class AgentDaemon:
         self.failures = 0
 
     def run(self, device_id: str) -> None:
-        """Serve until stopped. ``device_id`` is the EID found by first boot."""
+        """Serve until stopped. ``device_id`` is the EID found by first boot. Raises
+        HardwareUnavailableError after ``hardware_timeout`` seconds without a modem."""
         with DeviceHardware(self.settings) as device:
             pub = self.boot.publisher(device_id, presence=True)
+            if self.orders is not None:
+                self.orders.attach(pub, device)
             try:
                 self._serve(device, pub)
             finally:
                 pub.close()
 
     def _serve(self, device: DeviceHardware, pub: Publisher) -> None:
+        watch = HardwareWatch(device, timeout=self.hardware_timeout)
         delays = self.backoff.delays(random.Random())
         wait = 0.0  # the first round opens the connection at once
         while not self.stop.wait(wait):
@@ -61,12 +73,12 @@ class AgentDaemon:
                 except MqttError as exc:
                     wait = self._failed(f"broker unreachable: {exc}", delays)
                     continue
-            self._eim_round(device)
-            try:
-                identity = device.identity()
-            except StepError as exc:
-                log.warning("identity not readable this round: %s", exc)
+            identity = watch.identity()
+            if identity is None:
                 continue
+            self._eim_round(device)
+            if self.orders is not None:
+                self.orders.run_pending()
             if self.boot.is_delivered(identity):
                 continue
             info = self.boot.stage(identity)

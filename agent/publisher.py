@@ -27,6 +27,7 @@ from mps_mqtt.client import (
     connect,
     disconnect,
     new_client,
+    subscribe,
 )
 from mps_wire import codec
 from mps_wire.errors import ErrorCode, WireError
@@ -66,6 +67,7 @@ class Publisher:
         self.retry = retry
         self._client = self._new_client()
         self._requester: Requester | None = None
+        self._listened: dict[str, Callable[[bytes], None]] = {}
         self.reconnects = 0
 
     def _new_client(self) -> mqtt.Client:
@@ -102,9 +104,37 @@ class Publisher:
             raise
         self._requester = requester
         requester.on_reconnect = self._on_reconnect
+        requester.also_subscribe = lambda: list(self._listened)
+        for topic, handler in self._listened.items():
+            self._subscribe(topic, handler)
         if self.presence:
             self._client.publish(state_topic, self._state_payload("online"), qos=1, retain=True)
         return self
+
+    def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Call ``handler`` (on the MQTT thread) with each message on ``topic``, from now
+        on and after every reconnection."""
+        self._listened[topic] = handler
+        if self._requester is not None:
+            self._subscribe(topic, handler)
+
+    def _subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        self._client.message_callback_add(
+            topic, lambda _c, _u, msg: handler(bytes(msg.payload)))
+        subscribe(self._client, topic, timeout=10.0)
+
+    def send(self, topic: str, payload: bytes, *, timeout: float = 5.0) -> bool:
+        """Publish ``payload`` on ``topic`` with QoS 1; True once the broker confirmed."""
+        if self._requester is None:
+            return False
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        try:
+            info.wait_for_publish(timeout)
+        except RuntimeError:
+            return False
+        return info.is_published()
 
     def _on_reconnect(self, session_present: bool) -> None:
         # The requester has subscribed to the replies again.

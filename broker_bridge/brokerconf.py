@@ -167,6 +167,8 @@ def acl_rules(identity: BrokerIdentity, topics: Topics) -> list[tuple[str, str]]
     p = topics.prefix
     if identity.role is Role.DEVICE:
         return [("write", topics.device_register(s)), ("write", topics.device_state(s)),
+                ("write", topics.device_order_results(s)),
+                ("write", topics.device_esim_requests(s)),
                 ("read", topics.device_namespace(s) + "#")]
     if identity.role is Role.APP:
         return [("write", topics.app_requests(s)), ("read", topics.app_namespace(s) + "#")]
@@ -182,7 +184,8 @@ def acl_rules(identity: BrokerIdentity, topics: Topics) -> list[tuple[str, str]]
     # (a Response Topic may be anywhere in the requester's namespace).
     return [("read", topics.all_registrations()), ("read", topics.all_app_requests()),
             ("read", topics.all_user_requests()), ("read", topics.all_operator_requests()),
-            ("read", topics.operator(INSTALLATIONS)),
+            ("read", topics.operator(INSTALLATIONS)), ("read", topics.all_device_states()),
+            ("read", topics.all_order_results()), ("read", topics.all_esim_requests()),
             ("write", f"{p}/devices/+/#"), ("write", f"{p}/apps/+/#"),
             ("write", f"{p}/users/+/#"), ("write", f"{p}/operator/+/#")]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from broker_bridge.device_messages import DEVICE_LEAVES, DeviceMessages
 from broker_bridge.errors import StoreError
 from broker_bridge.model import AuditEntry
 from broker_bridge.registry import INSTALLATIONS_SOURCE, Outcome, Registry, refusal
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 # Leaves of the registry's own topics: a Response Topic naming one would make the
 # registry publish onto a topic it or its clients treat as something else.
-_RESERVED_LEAVES = frozenset({"register", "state", "requests", "events", "consent"})
+_RESERVED_LEAVES = frozenset({"register", "state", "requests", "events", "consent",
+                             "orders", *DEVICE_LEAVES})
 
 Handler = Callable[[str, bytes], Outcome]
 
@@ -108,6 +110,7 @@ class MessageHandler:
         self.topics = topics
         self.registry = registry
         self._installations = topics.operator(INSTALLATIONS)
+        self._device_messages = DeviceMessages(registry).handlers
         self._handle_installation: Callable[[str, Mapping[str, Any]], Outcome] = (
             lambda _source, msg: registry.handle_installation(msg))
 
@@ -122,6 +125,9 @@ class MessageHandler:
             return None
         if kind == "devices" and leaf == "register":
             return kind, ident, self.topics.device_namespace(ident), self._register
+        if kind == "devices" and leaf in self._device_messages:
+            return (kind, ident, self.topics.device_namespace(ident),
+                    self._device_messages[leaf])
         if kind == "apps" and leaf == "requests":
             return kind, ident, self.topics.app_namespace(ident), self._app_request
         if kind == "users" and leaf == "requests":

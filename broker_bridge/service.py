@@ -45,6 +45,7 @@ from broker_bridge.handling import BridgeStats, Counters, Handled, MessageHandle
 from broker_bridge.health import StoreHealth
 from broker_bridge.limits import APP_BURST, APP_RATE, AppLimiter
 from broker_bridge.model import now_ms
+from broker_bridge.orders_out import send_orders
 from broker_bridge.policy import AccessPolicy
 from broker_bridge.publishing import QOS, Publisher
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, SignaturePolicy
@@ -128,6 +129,9 @@ class Bridge:
             Topics.shared(group, self.topics.all_user_requests()),
             Topics.shared(group, self.topics.all_operator_requests()),
             Topics.shared(group, self.topics.operator(INSTALLATIONS)),
+            *(Topics.shared(group, f) for f in (self.topics.all_device_states(),
+                                                self.topics.all_order_results(),
+                                                self.topics.all_esim_requests())),
         )
         self._client: mqtt.Client | None = None
         self._reader: Store | None = None  # the read model's connection, see _on_message
@@ -427,6 +431,7 @@ class Bridge:
             self.store.append_audit(f"app:{app_id}", "request", "busy", app_id=app_id,
                                     subject=app_id, detail={"refused": refused})
         publisher.effects(client, self.registry.expire_prompts())
+        send_orders(client, self.topics, self.registry)
         pending = publisher.pending()
         due = now_ms() - int(self.relay_grace * 1000)
         late = [e for e in self.store.unpublished_events(due, limit=200)

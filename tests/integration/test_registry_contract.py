@@ -220,6 +220,7 @@ def test_the_asyncapi_document_names_every_topic_and_payload() -> None:
         t.user_consent("CONTRACT"), t.user_requests("CONTRACT"),
         t.user_replies("CONTRACT"), t.operator_requests("SOURCE"),
         t.operator_replies("SOURCE"), t.operator("installations"),
+        t.device_orders("EID"), t.device_order_results("EID"), t.device_esim_requests("EID"),
     }
     expected = {topic.replace("/EID/", "/{eid}/").replace("/APP/", "/{app}/")
                 .replace("/CONTRACT/", "/{contract}/").replace("/SOURCE/", "/{source}/")
