@@ -17,7 +17,8 @@
     mps-bridge apps add APP --name NAME --trust partner|verified|unverified
                         [--purpose P]... [--standing-consent | --no-standing-consent]
     mps-bridge apps list | set-trust APP TRUST [--standing-consent ...] | remove APP
-    mps-bridge consent list|approve PROMPT|deny PROMPT|withdraw --contract C-1 --db registry.db
+    mps-bridge consent list|approve PROMPT [--devices EID,..] [--fields F,..]|deny PROMPT|
+                       view PAIRING [--devices ..] [--fields ..]|withdraw --contract C-1
     mps-bridge audit [--contract C-1] [--app APP] [--after ID] [--limit N]
     mps-bridge operator ca --ca DIR
     mps-bridge operator issue device|app|user|operator|bridge ID --out DIR --db registry.db
@@ -28,6 +29,9 @@
     mps-bridge operator identities
     mps-bridge db init --db registry.db             (serve never makes a database)
     mps-bridge devices reset-seq EID [--to N]       (audited)
+    mps-bridge devices history EID                  (IMEI/ICCID changes, with source)
+    mps-bridge esim request EID disable|enable|delete ICCID   (waits for the user)
+    mps-bridge esim list|approve REQUEST|refuse REQUEST|key
     mps-bridge broker-config --out DIR --db registry.db [--port 1883] [--tls-port 8883]
                              [--ca DIR] [--client-certificates] [--acl dynsec]
                              [--bind 127.0.0.1] [--server-name NAME]... [--prefix mps/v1]
@@ -52,6 +56,7 @@ from broker_bridge.commands import (
     broker_config,
     credentials,
     devices,
+    esim,
     operator_data,
     serve,
 )
@@ -85,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(commands, [common, db])
     db_command.add_parser(commands, [common, db])
     devices.add_parser(commands, [common, db])
+    esim.add_parser(commands, [common, db])
     return parser
 
 
@@ -138,6 +144,8 @@ def _dispatch(args: argparse.Namespace) -> Callable[[Registry, bool], int]:
         return lambda registry, as_json: consent_cli.run(registry, args, as_json)
     if args.command == "devices":
         return lambda registry, as_json: devices.run(registry, args, as_json)
+    if args.command == "esim":
+        return lambda registry, as_json: esim.run(registry, args, as_json)
     return lambda registry, as_json: audit.run(registry, args, as_json)
 
 

@@ -2,6 +2,8 @@
 
     mps-bridge consent list     --contract C-1001 --db registry.db [--json]
     mps-bridge consent approve  PROMPT --contract C-1001 --db registry.db
+                                [--devices EID,EID] [--fields ip,model,presence]
+    mps-bridge consent view     PAIRING --contract C-1001 [--devices ...] [--fields ...]
     mps-bridge consent deny     PROMPT --contract C-1001 --db registry.db
     mps-bridge consent withdraw (--app APP | --pairing ID) --contract C-1001 --db registry.db
 
@@ -16,6 +18,7 @@ import json
 from typing import Any
 
 from broker_bridge.registry import Registry
+from broker_bridge.registry.portal_views import PortalError
 from mps_common.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, fail, table, utc_time
 from mps_wire.errors import WireError
 from mps_wire.messages import ConsentWithdrawRequest, Decision, Reply
@@ -37,6 +40,13 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         answer = actions.add_parser(name, parents=parents, help=what)
         answer.add_argument("prompt", metavar="PROMPT", help="the prompt's id")
         answer.add_argument("--contract", required=True, help="contract id")
+        if name == "approve":
+            _choice_options(answer)
+    view = actions.add_parser("view", parents=parents,
+                              help="narrow or widen what a paired app sees")
+    view.add_argument("pairing", metavar="PAIRING", help="the pairing's id")
+    view.add_argument("--contract", required=True, help="contract id")
+    _choice_options(view)
     withdraw = actions.add_parser("withdraw", parents=parents,
                                   help="withdraw consent: the pairing ends")
     withdraw.add_argument("--contract", required=True, help="contract id")
@@ -45,10 +55,59 @@ def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     which.add_argument("--pairing", help="this pairing")
 
 
+def _choice_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--devices", type=_names, metavar="EID,...",
+                        help="only these devices (default: every device, future ones too)")
+    parser.add_argument("--fields", type=_names, metavar="FIELD,...",
+                        help="only these fields (default: all the app's trust level "
+                             "allows; presence and, for partner apps, history count too)")
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one")
+    return names
+
+
+def _choose(registry: Registry, contract: str, args: argparse.Namespace,
+            as_json: bool) -> int:
+    """``approve`` and ``view``: the user's choice of devices and fields."""
+    try:
+        if args.consent_command == "approve":
+            check_level(args.prompt, "prompt id")
+            registry.approve_choice(contract, args.prompt, devices=args.devices,
+                                    fields=args.fields, actor=ACTOR)
+            found = registry.store.pairing_by_prompt(args.prompt)
+            pairing = found.id if found is not None else ""
+            done = {"prompt": args.prompt, "decision": "approve", "pairing": pairing}
+            text = f"approved prompt {args.prompt} (pairing {pairing})"
+        else:
+            pairing = check_level(args.pairing, "pairing id")
+            registry.set_view(contract, pairing, devices=args.devices, fields=args.fields,
+                              actor=ACTOR)
+            done = {"pairing": pairing}
+            text = f"pairing {pairing}: view changed"
+    except PortalError as exc:
+        if as_json:
+            print(json.dumps({"error": str(exc), "reason": exc.reason}))
+        return fail(PROG, str(exc), EXIT_FAILURE)
+    choice = registry.store.pairing_choice(str(done["pairing"]))
+    if choice is not None:
+        done["devices"] = list(choice.devices) if choice.devices is not None else None
+        done["fields"] = sorted(choice.fields)
+        text += (f": {len(choice.devices) if choice.devices is not None else 'every'} "
+                 f"device(s); {', '.join(sorted(choice.fields))}")
+    print(json.dumps(done) if as_json else text)
+    return EXIT_OK
+
+
 def run(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
     """Carry out one ``consent`` subcommand on ``registry``."""
     contract = check_level(args.contract, "contract id")
     action = args.consent_command
+    if action in ("approve", "view"):
+        return _choose(registry, contract, args, as_json)
     if action == "list":
         if registry.store.contract(contract) is None:
             return fail(PROG, f"no contract {contract}: check the id with "

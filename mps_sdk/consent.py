@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,18 +139,25 @@ class ConsentClient(RegistryClient):
         reply = self._request(encode(ConsentListRequest().to_wire()))
         return ConsentState.from_wire(reply.body)
 
-    def approve(self, prompt: str) -> str:
-        """Approve the prompt: its app is paired and receives every device. Returns the
-        pairing id."""
-        return self._answer(prompt, Decision.APPROVE)
+    def approve(self, prompt: str, *, devices: Sequence[str] | None = None,
+                fields: Sequence[str] | None = None) -> str:
+        """Approve the prompt: its app is paired and receives every device, or only the
+        ``devices`` (EIDs) chosen, showing only the ``fields`` chosen (None: all its trust
+        level allows). Returns the pairing id."""
+        return self._answer(prompt, Decision.APPROVE,
+                            devices=None if devices is None else tuple(devices),
+                            fields=None if fields is None else tuple(fields))
 
     def deny(self, prompt: str) -> str:
         """Deny the prompt: its app gets ``pairing-denied``. Returns the pairing id."""
         return self._answer(prompt, Decision.DENY)
 
-    def _answer(self, prompt: str, decision: Decision) -> str:
+    def _answer(self, prompt: str, decision: Decision, *,
+                devices: tuple[str, ...] | None = None,
+                fields: tuple[str, ...] | None = None) -> str:
         check_level(prompt, "prompt id")
-        reply = self._request(encode(ConsentAnswerRequest(prompt, decision).to_wire()))
+        reply = self._request(encode(ConsentAnswerRequest(prompt, decision, devices,
+                                                          fields).to_wire()))
         pairing = reply.body.get("pairing")
         if not isinstance(pairing, str):
             raise BadReplyError("the registry's answer names no pairing")

@@ -1,7 +1,7 @@
 """mps-user: the user's answers to consent prompts.
 
     mps-user consent list     --contract C-1001 [--json]
-    mps-user consent approve  PROMPT --contract C-1001
+    mps-user consent approve  PROMPT --contract C-1001 [--devices EID,..] [--fields F,..]
     mps-user consent deny     PROMPT --contract C-1001
     mps-user consent withdraw (--app APP | --pairing ID) --contract C-1001
 
@@ -58,12 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
                        ("deny", "deny a prompt")):
         answer = actions.add_parser(name, parents=[common], help=what)
         answer.add_argument("prompt", metavar="PROMPT", help="the prompt's id")
+        if name == "approve":
+            answer.add_argument("--devices", type=_names, metavar="EID,...",
+                                help="only these devices (default: all, future ones too)")
+            answer.add_argument("--fields", type=_names, metavar="FIELD,...",
+                                help="only these fields (default: all the prompt lists)")
     withdraw = actions.add_parser("withdraw", parents=[common],
                                   help="withdraw consent: the pairing ends")
     which = withdraw.add_mutually_exclusive_group(required=True)
     which.add_argument("--app", help="every pairing of this app")
     which.add_argument("--pairing", help="this pairing")
     return parser
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one")
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,8 +109,8 @@ def _over_mqtt(client: ConsentClient, args: argparse.Namespace) -> int:
     if args.action == "list":
         _print_state(client.consent(), as_json=args.json)
     elif args.action in ("approve", "deny"):
-        pairing = client.approve(args.prompt) if args.action == "approve" \
-            else client.deny(args.prompt)
+        pairing = client.approve(args.prompt, devices=args.devices, fields=args.fields) \
+            if args.action == "approve" else client.deny(args.prompt)
         _print_answer(args, pairing)
     else:
         _print_withdrawn(args, client.withdraw(app=args.app, pairing=args.pairing))

@@ -29,7 +29,7 @@ from mps_wire.fields import (
     expect,
     optional,
 )
-from mps_wire.identifiers import validate_iccid, validate_imsi, validate_msisdn
+from mps_wire.identifiers import validate_eid, validate_iccid, validate_imsi, validate_msisdn
 
 R = TypeVar("R", bound=WireMessage)
 
@@ -182,16 +182,36 @@ class ConsentListRequest(WireMessage):
     wire = _request(UserOp.CONSENT_LIST, rule="consent-list-request")
 
 
+#: Devices or fields one consent answer may name at most.
+MAX_CHOSEN = 64
+_FIELD_NAME = re.compile(r"[a-z][a-z_]{0,31}")
+
+
+def _eid_item(value: Any, key: str) -> str:
+    return validate_eid(value, field=key)
+
+
+def _field_item(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not _FIELD_NAME.fullmatch(value):
+        raise ValidationError(f"field {key!r} must list field names", field=key)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ConsentAnswerRequest(WireMessage):
-    """The user approves or denies the consent prompt ``prompt``."""
+    """The user approves or denies the consent prompt ``prompt``; an approval may choose
+    ``devices`` (EIDs) and ``fields`` (absent: all of them)."""
 
     prompt: str
     decision: Decision
+    devices: tuple[str, ...] | None = None
+    fields: tuple[str, ...] | None = None
 
     wire = _request(UserOp.CONSENT_ANSWER,
                     WireField("decision", Choice(Decision)),
                     WireField("prompt", REF_ID),
+                    optional("devices", Listing(_eid_item, MAX_CHOSEN, "devices")),
+                    optional("fields", Listing(_field_item, MAX_CHOSEN, "fields")),
                     rule="consent-answer-request")
 
 

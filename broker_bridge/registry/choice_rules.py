@@ -21,9 +21,17 @@ from broker_bridge.registry.portal_views import (
     PortalError,
 )
 from broker_bridge.registry.sight import choosable
-from broker_bridge.registry.work import Effects, Refused, UnitOfWork
+from broker_bridge.registry.work import Effects, Outcome, Refused, UnitOfWork, refusal
 from mps_wire.errors import ErrorCode
-from mps_wire.messages import ConsentWithdrawRequest, Decision, Reason
+from mps_wire.messages import (
+    ConsentAnswerRequest,
+    ConsentWithdrawRequest,
+    Decision,
+    Reason,
+    Reply,
+    Status,
+    UserRequest,
+)
 from mps_wire.records import DISCLOSABLE
 
 _KNOWN_FIELDS = DISCLOSABLE | frozenset(CHOOSABLE_EXTRA)
@@ -88,13 +96,37 @@ class ChoiceRules(ConsentRules):
                 except Refused as refused:
                     raise _portal_error(refused) from None
                 choice = self._choice(work, app, pairing, devices, fields, who)
-                self.store.put_pairing_choice(choice)
+                if devices is not None or fields is not None:
+                    # Without a choice the pairing follows its app's trust level.
+                    self.store.put_pairing_choice(choice)
                 self._decide(work, app, pairing, Decision.APPROVE, who)
         except PortalError as exc:
             self._audit(who, "consent", "refused", contract_id=contract_id,
                         subject=prompt_id, detail={**detail, "reason": exc.reason})
             raise
         return work.effects
+
+    def user_request(self, contract_id: str, request: UserRequest) -> Outcome:
+        """Answer one validated request of the user agent; an approval may choose devices
+        and fields (see :meth:`approve_choice`)."""
+        if (not isinstance(request, ConsentAnswerRequest)
+                or request.decision is not Decision.APPROVE
+                or (request.devices is None and request.fields is None)):
+            return super().user_request(contract_id, request)
+        if self.store.contract(contract_id) is None:
+            return Outcome(refusal(Status.ERROR, ErrorCode.NOT_FOUND,
+                                   f"no contract {contract_id}"))
+        try:
+            effects = self.approve_choice(contract_id, request.prompt, devices=request.devices,
+                                          fields=request.fields)
+        except PortalError as exc:
+            code = (ErrorCode.NOT_FOUND if isinstance(exc, NotFound | AlreadyDecided)
+                    else ErrorCode.BAD_REQUEST)
+            return Outcome(refusal(Status.ERROR, code, str(exc), exc.reason))
+        pairing = self.store.pairing_by_prompt(request.prompt)
+        return Outcome(Reply.ok(prompt=request.prompt, decision=Decision.APPROVE.value,
+                                pairing=pairing.id if pairing else "",
+                                app=pairing.app_id if pairing else ""), effects)
 
     def deny_prompt(self, contract_id: str, prompt_id: str, *, actor: str | None = None
                     ) -> Effects:

@@ -9,6 +9,7 @@ from typing import Any
 from broker_bridge.model import App, ConsentSource, Pairing, PairingState
 from broker_bridge.registry import events
 from broker_bridge.registry.core import RegistryCore
+from broker_bridge.registry.sight import choosable
 from broker_bridge.registry.work import Outcome, Refused, UnitOfWork, refusal
 from mps_wire.errors import ErrorCode, WireError
 from mps_wire.messages import (
@@ -73,7 +74,7 @@ class ConsentRules(RegistryCore):
 
     def prompt_wire(self, app: App, pairing: Pairing) -> dict[str, Any]:
         """One consent prompt as shown to the user (``consent-prompt`` in the CDDL)."""
-        fields = sorted({"device_id", *self.policy.disclose(app).fields})
+        fields = sorted({"device_id", *choosable(app, self.policy.disclose(app).fields)})
         return {"prompt": pairing.prompt_id or "", "pairing": pairing.id, "app": app.id,
                 "app_name": app.name, "trust": app.trust.value, "purpose": pairing.purpose,
                 "fields": fields, "created_at": pairing.created_at,

@@ -74,7 +74,8 @@ def test_a_verified_app_waits_for_consent_then_gets_every_device(
     prompt = user.wait_for_prompt(app="health", timeout=5)
     assert (prompt.pairing, prompt.purpose, prompt.trust) == (answer.pairing, PURPOSE,
                                                               "verified")
-    assert set(prompt.fields) == {"device_id", "ip", "capabilities", "model"}
+    assert set(prompt.fields) == {"device_id", "ip", "capabilities", "model",
+                                  "presence"}
     assert [p.prompt for p in user.consent().prompts] == [prompt.prompt]
 
     assert user.approve(prompt.prompt) == answer.pairing

@@ -17,6 +17,7 @@ import pytest
 
 from agent.publisher import Publisher
 from broker_bridge.model import OtherOperator
+from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
 from lpa_emulator.smdp.report import InstallationReport
 from mps_sdk.client import PairingClient
@@ -24,6 +25,7 @@ from mps_sdk.consent import ConsentClient
 from mps_sdk.errors import RequestError
 from mps_testbed.stack import Mosquitto
 from mps_wire import codec, schema
+from mps_wire.cose import decode_sign1
 from mps_wire.errors import ValidationError
 from mps_wire.topics import Topics
 from tests.helpers import (
@@ -55,6 +57,9 @@ RULE_BY_LEAF = {
     ("operator", "requests"): "operator-request",
     ("operator", "replies"): "operator-reply",
     ("operator", "installations"): "installation-result",
+    ("devices", "orders"): "esim-order",
+    ("devices", "order-results"): "esim-order-result",
+    ("devices", "esim-requests"): "esim-device-ask",
 }
 
 
@@ -94,7 +99,27 @@ def _refused(call: Any, *args: Any, **kw: Any) -> None:
         call(*args, **kw)
 
 
-def _scenario(broker: str, topics: Topics, tmp_path: Path) -> None:
+def _esim_round(broker: str, topics: Topics, store: SqliteStore) -> None:
+    """A device asks for a profile operation, the user approves it on the page, the bridge
+    sends the signed order, the device reports it done."""
+    eid = make_device(1).eid
+    with MqttProbe(broker) as device:
+        device.client.publish(topics.device_esim_requests(eid), codec.encode(
+            {"v": 1, "action": "disable", "iccid": iccid_for(1)}), qos=1).wait_for_publish(5)
+        device.listen(topics.device_orders(eid))
+        portal = Registry(store).portal(PAUL)
+        assert wait_until(lambda: bool(portal.esim_requests()), 5)
+        (request,) = portal.esim_requests()
+        portal.approve_esim(request.request)
+        order = device.next(timeout=5)
+        assert decode_sign1(order.payload)
+        device.client.publish(topics.device_order_results(eid), codec.encode(
+            {"v": 1, "op": request.request, "eid": eid, "outcome": "done"}), qos=1
+        ).wait_for_publish(5)
+        assert wait_until(lambda: portal.esim_requests(open_only=False)[0].state == "done", 5)
+
+
+def _scenario(broker: str, topics: Topics, tmp_path: Path, store: SqliteStore) -> None:
     """A run that makes every kind of message at least once."""
     with MqttProbe(broker) as smdp:
         smdp.client.publish(topics.operator("installations"), codec.encode(
@@ -150,6 +175,9 @@ def _scenario(broker: str, topics: Topics, tmp_path: Path) -> None:
                         {"op": "remove-subscription", "iccid": iccid_for(2)},  # removed
                         {"op": "remove-subscription", "iccid": iccid_for(77)}):  # error
                 operator.request(topics.operator_requests("crm"), codec.encode(msg), replies)
+        (granted,) = [g for g in user.consent().granted if g.app == "health"]
+        Registry(store).portal(PAUL).set_view(granted.pairing, fields=["ip"])  # view-changed
+        _esim_round(broker, topics, store)
         user.withdraw(app="health")  # pairing-ended
         care.unpair(PAUL_MSISDN)
         # a prompt left to expire: pairing-denied (expired)
@@ -161,7 +189,7 @@ def test_every_message_of_a_full_run_matches_the_cddl(
     with MqttProbe(mosquitto.url) as tap:
         tap.listen(f"{topics.prefix}/#")
         with running_bridge(store, mosquitto.url, topics, consent_ttl=0.5):
-            _scenario(mosquitto.url, topics, tmp_path)
+            _scenario(mosquitto.url, topics, tmp_path, store)
             assert wait_until(lambda: any(e.kind.value == "pairing-denied" and
                                           e.payload.get("reason") == "expired"
                                           for e in store.events_since("coach", 0)), 5)
@@ -179,17 +207,21 @@ def test_every_message_of_a_full_run_matches_the_cddl(
         rule = rule_of(topics, message.topic)
         if not message.payload:
             continue  # a retained message being cleared
+        payload = message.payload
         try:
-            schema.validate(rule, message.payload)
+            if rule == "esim-order":  # signed: the COSE_Sign1, then the order inside
+                schema.validate("signed-esim-order", payload)
+                payload = decode_sign1(payload).payload
+            schema.validate(rule, payload)
         except ValidationError as exc:
             pytest.fail(f"{message.topic}: {codec.decode(message.payload)}\n{exc}")
         rules[rule] += 1
-        body = codec.decode(message.payload, max_size=1 << 20)
+        body = codec.decode(payload, max_size=1 << 20)
         shapes.add(f"{rule}:{body.get('event') or body.get('op') or body.get('status')}")
     assert set(rules) == set(RULE_BY_LEAF.values())
     events = {s.split(":")[1] for s in shapes if s.startswith("app-event:")}
     assert events == {"device-added", "device-updated", "device-removed", "pairing-granted",
-                      "pairing-denied", "pairing-ended"}
+                      "pairing-denied", "pairing-ended", "view-changed"}
     statuses = {s.split(":")[1] for s in shapes if s.startswith("app-reply:")}
     assert statuses == {"ok", "pending", "denied", "redirect", "error"}
     operator_ops = {s.split(":")[1] for s in shapes if s.startswith("operator-request:")}

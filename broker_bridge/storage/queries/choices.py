@@ -92,9 +92,12 @@ class ChoiceQueries(SqlCore):
     def add_binding(self, binding: Binding) -> Binding:
         b = binding
         with self.transaction():
-            last = self._execute(self._locking(
-                "SELECT MAX(seq) FROM device_bindings WHERE eid = ?"), (b.eid,))
-            seq = int(last[0][0] or 0) + 1
+            # A counter row per device numbers its changes, safe with concurrent writers.
+            name = f"bindings:{b.eid}"
+            self._execute("INSERT INTO counters (name, value) VALUES (?, 0) "
+                          "ON CONFLICT (name) DO NOTHING", (name,))
+            seq = int(self._execute("UPDATE counters SET value = value + 1 WHERE name = ? "
+                                    "RETURNING value", (name,))[0][0])
             self._execute(
                 "INSERT INTO device_bindings (eid, seq, contract_id, at, source, imei, iccid, "
                 "previous_imei, previous_iccid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
