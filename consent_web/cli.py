@@ -129,7 +129,7 @@ def _codes(settings: Settings, number: str, as_json: bool) -> int:
                             topics=Topics(settings.text("prefix") or DEFAULT_PREFIX))
     now = now_ms()
     data = {"number": msisdn, "contract": contract.id if contract else None,
-            "message": waiting,
+            "message": None if waiting is None else waiting.to_wire(),
             "codes": [{"asked_at": c.created_at, "expires_at": c.expires_at,
                        "state": _state(c, now), "wrong_tries": c.attempts, "client": c.client}
                       for c in codes]}
@@ -137,7 +137,7 @@ def _codes(settings: Settings, number: str, as_json: bool) -> int:
     def text(_data: Any) -> str:
         lines = [f"{msisdn}: contract {data['contract'] or '- (not served here)'}"]
         if waiting is not None:
-            lines.append(f"text message on the user's topic: {waiting.get('text', '')}")
+            lines.append(f"text message on the user's topic: {waiting.text}")
         lines.append(table(["ASKED (UTC)", "EXPIRES (UTC)", "STATE", "WRONG", "CLIENT"],
                            [[utc_time(c.created_at), utc_time(c.expires_at), _state(c, now),
                              str(c.attempts), c.client] for c in codes]))

@@ -17,17 +17,20 @@ from paho.mqtt.packettypes import PacketTypes
 
 from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties
 from mps_wire.codec import decode, encode
+from mps_wire.errors import WireError
+from mps_wire.signin import SignInCode
 from mps_wire.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
 def code_message(contract: str, msisdn: str, code: str, expires_at: int, now: int
-                 ) -> dict[str, Any]:
-    """The text message's content (CBOR map ``sign-in-code``)."""
-    return {"contract": contract, "msisdn": msisdn, "code": code, "expires_at": expires_at,
-            "ts": now, "text": f"Your consent page code is {code}. It expires in "
-                              f"{max(1, (expires_at - now) // 60000)} min. Never share it."}
+                 ) -> SignInCode:
+    """The text message (``sign-in-code`` in the CDDL)."""
+    minutes = max(1, (expires_at - now) // 60000)
+    return SignInCode(contract, msisdn, code, expires_at, now,
+                      f"Your consent page code is {code}. It expires in {minutes} min. "
+                      "Never share it.")
 
 
 class MqttTexts:
@@ -62,23 +65,23 @@ class MqttTexts:
         props.MessageExpiryInterval = max(1, (expires_at - now) // 1000)
         with self._lock:
             client.publish(self.topics.user_sign_in(contract),
-                           encode(code_message(contract, msisdn, code, expires_at, now)),
+                           encode(code_message(contract, msisdn, code, expires_at, now).to_wire()),
                            qos=1, retain=True, properties=props)
         log.info("sign-in code sent to %s (contract %s)", msisdn, contract)
 
 
 def read_code(broker: BrokerURL, contract: str, *, topics: Topics | None = None,
-              timeout: float = 5.0) -> dict[str, Any] | None:
+              timeout: float = 5.0) -> SignInCode | None:
     """The code message waiting on the user's topic, or None after ``timeout`` seconds."""
     topic = (topics or Topics()).user_sign_in(contract)
-    got: list[dict[str, Any]] = []
+    got: list[SignInCode] = []
     arrived = threading.Event()
 
     def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.payload:
             try:
-                got.append(decode(bytes(msg.payload), max_size=4096))
-            except ValueError:
+                got.append(SignInCode.from_wire(decode(bytes(msg.payload), max_size=4096)))
+            except WireError:
                 return
             arrived.set()
 

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from broker_bridge.registry import Registry
-from broker_bridge.storage import store_for
+from broker_bridge.storage import Store, store_for
 from consent_web.server import Listen, PageServer
 from consent_web.signin import SignIn
 from consent_web.sms import MqttTexts, read_code
 from consent_web.tlsfiles import self_signed
 from mps_demo import browser
+from mps_demo.esim_act import EsimActError, EsimTarget, run_esim_act
 from mps_mqtt.client import BrokerURL
 from mps_sdk.client import PairingClient
 from mps_wire.messages import EventKind
@@ -60,7 +61,8 @@ class PageCast:
 
 
 @contextmanager
-def consent_page(db: str, broker: str, workdir: Path) -> Iterator[tuple[PageServer, Path]]:
+def consent_page(db: str, broker: str, workdir: Path
+                 ) -> Iterator[tuple[PageServer, Path, Store]]:
     """The consent page over ``db``, sending codes through ``broker``; its certificate."""
     cert, key = self_signed(workdir / "page-tls")
     with ExitStack() as stack:
@@ -74,7 +76,7 @@ def consent_page(db: str, broker: str, workdir: Path) -> Iterator[tuple[PageServ
                           Listen(cert=cert, key=key, port=0))
         page.start()
         stack.callback(page.stop)
-        yield page, cert
+        yield page, cert, store
 
 
 class _Act:
@@ -112,7 +114,7 @@ class _Act:
             raise PageActError("no sign-in code arrived on the user's topic")
         self.say(f"operator    texts a one-time code to {self.cast.msisdn} (on his MQTT "
                  "topic); the page keeps only its hash")
-        self.find("#code").send_keys(str(message["code"]))
+        self.find("#code").send_keys(message.code)
         self.find("#sign-in").click()
         if not self.driver.current_url.endswith("/prompts"):
             raise PageActError(f"signing in did not work: {self.driver.current_url}")
@@ -174,22 +176,29 @@ def _shown(records: tuple[DeviceRecord, ...]) -> str:
 
 
 def run_page_act(broker: str, db: str, cast: PageCast, *, workdir: Path,
-                 say: Callable[[str], None] = print, shots: Path | None = None
-                 ) -> PageActResult:
-    """Play the act; a result with ``skipped`` set when no browser can run here."""
+                 say: Callable[[str], None] = print, shots: Path | None = None,
+                 esim: EsimTarget | None = None) -> PageActResult:
+    """Play the act (and, given ``esim``, the eSIM act on that device); a result with
+    ``skipped`` set when no browser can run here."""
     problem = browser.missing()
     if problem is not None:
         say(f"page        the consent page act is skipped: {problem}")
         return PageActResult(skipped=problem)
-    with consent_page(db, broker, workdir) as (page, cert):
+    with consent_page(db, broker, workdir) as (page, cert, store):
         say(f"page        consent page at {page.url} (HTTPS; headless chromium drives it)")
         with browser.headless_chromium(cert) as driver, \
                 PairingClient(broker, cast.app, timeout=10) as health:
             act = _Act(driver, page, broker, cast, say, shots)
-            act.result.url = page.url
             act.sign_in()
             act.end_earlier_pairing(health)
             act.approve_choice(health)
+            if esim is not None:
+                try:
+                    act.result.esim = run_esim_act(driver, page.url, store, cast.contract,
+                                                   esim, say=act.say, shot=act.shot,
+                                                   logs=workdir / "logs")
+                except EsimActError as exc:
+                    raise PageActError(str(exc)) from exc
             return act.result
 
 
@@ -198,6 +207,8 @@ def verify_page_act(result: PageActResult) -> list[str]:
     if result.skipped is not None:
         return []
     problems = []
+    if result.esim not in (None, "done"):
+        problems.append("the device did not carry out the approved profile delete")
     if len(result.seen) != len(result.devices):
         problems.append(f"the health app saw {len(result.seen)} devices, not the "
                         f"{len(result.devices)} Paul chose")

@@ -84,8 +84,8 @@ def sign_in(driver: Any, page: PageServer, mosquitto: Mosquitto, topics: Topics)
     driver.find_element(By.ID, "send-code").click()
     message = read_code(BrokerURL.parse(mosquitto.url), PAUL, topics=topics, timeout=10)
     assert message is not None, "no code on the user's topic"
-    assert message["msisdn"] == PAUL_MSISDN
-    driver.find_element(By.ID, "code").send_keys(message["code"])
+    assert message.msisdn == PAUL_MSISDN and message.code in message.text
+    driver.find_element(By.ID, "code").send_keys(message.code)
     shot(driver, "1-code")
     driver.find_element(By.ID, "sign-in").click()
     assert driver.current_url.endswith("/prompts")

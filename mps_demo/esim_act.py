@@ -1,0 +1,150 @@
+"""The demo's eSIM act on the consent page: the operator asks to disable and then delete
+the profile of one of Paul's devices; nothing happens until Paul approves each on the
+page; then the device's own daemon receives the registry's signed order and carries it
+out on its card.
+
+The device's daemon (``mps-agent run --daemon``) is started here for the act with the
+registry's order key in its credentials (the operator hands it over with the device's
+credentials), and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from broker_bridge.registry import Registry
+from broker_bridge.storage import Store
+from lpa_emulator.euicc.state import CardState
+from mps_testbed.stack.procs import console_script
+
+#: Seconds to wait for the daemon to come online and for each order's result.
+WAIT = 30.0
+
+
+class EsimActError(RuntimeError):
+    """The eSIM act did not go as told."""
+
+
+@dataclass(frozen=True)
+class EsimTarget:
+    """The device whose profile goes: its identity, files and environment."""
+
+    name: str
+    eid: str
+    iccid: str
+    profile: Path  # the agent's firmware profile
+    state_dir: Path  # the agent's state directory
+    card_state: Path  # the emulated card's state file
+    env: dict[str, str]
+
+
+def _wait(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise EsimActError(f"{what} did not happen within {timeout:g} s")
+
+
+def hand_over_order_key(registry: Registry, target: EsimTarget) -> Path:
+    """Put the registry's public order key where the device's agent looks for it."""
+    public = registry.order_key().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    path = target.state_dir / "credentials" / "registry-key.pem"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(public)
+    return path
+
+
+def start_daemon(target: EsimTarget, log: Path) -> subprocess.Popen[bytes]:
+    """The device's agent as a daemon (orders are run once per round of 1 s)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen([*console_script("mps-agent"), "run", "--daemon",
+                                 "--profile", str(target.profile), "--interval", "1"],
+                                env=target.env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def online(store: Store, contract: str, eid: str) -> bool:
+    presence = store.presences(contract).get(eid)
+    return presence is not None and presence.online
+
+
+def request_state(store: Store, request_id: str) -> str:
+    found = store.esim_request(request_id)
+    return "" if found is None else found.state.value
+
+
+def finished(store: Store, request_id: str) -> str:
+    """The request's final state, or "" while it is still under way."""
+    state = request_state(store, request_id)
+    return state if state in ("done", "failed", "refused", "expired") else ""
+
+
+def on_card(target: EsimTarget) -> bool:
+    """Whether the profile is still on the device's card."""
+    return any(p.iccid == target.iccid for p in CardState.load(target.card_state).profiles)
+
+
+def approve_on_page(driver: Any, url: str, request_id: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + "esim")
+    driver.find_element(By.CSS_SELECTOR, f"#esim-{request_id} button.approve").click()
+    if not driver.current_url.endswith("done=esim-approved"):
+        raise EsimActError(f"approving eSIM request {request_id} failed on the page")
+
+
+def run_esim_act(driver: Any, url: str, store: Store, contract: str, target: EsimTarget, *,
+                 say: Callable[[str], None], shot: Callable[[str], None], logs: Path
+                 ) -> str:
+    """Play the act; the final state of the delete request (``done`` when it worked)."""
+    registry = Registry(store)
+    hand_over_order_key(registry, target)
+    daemon = start_daemon(target, logs / f"{target.name}-daemon.log")
+    try:
+        _wait(lambda: online(store, contract, target.eid), f"{target.name} online")
+        say(f"device      {target.name}'s daemon is online (retained state, Last Will) "
+            "and holds the registry's order key")
+        for action in ("disable", "delete"):
+            request = registry.request_esim(target.eid, action, target.iccid,
+                                            actor="operator:demo")
+            say(f"operator    asks to {action} profile {target.iccid} on {target.name}: "
+                f"{request_state(store, request.id)}; nothing happens yet")
+            time.sleep(1.5)  # a round of the daemon: the card is untouched so far
+            if not on_card(target):
+                raise EsimActError("the profile changed before the user's word")
+            approve_on_page(driver, url, request.id)
+            shot(f"esim-{action}")
+            say(f"user        approves the {action} on the page")
+            state = _wait(partial(finished, store, request.id),
+                          f"the {action} order's result")
+            say(f"device      {target.name}'s daemon checks the registry's signature, EID, "
+                f"expiry and counter, runs the {action} on its card: {state}")
+            if state != "done":
+                raise EsimActError(f"the {action} order ended {state}")
+        gone = not on_card(target)
+        say(f"device      profile {target.iccid} is "
+            f"{'gone from' if gone else 'STILL on'} {target.name}'s eUICC")
+        return "done" if gone else "failed"
+    finally:
+        stop_daemon(daemon)
