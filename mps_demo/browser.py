@@ -23,7 +23,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
-class BrowserMissingError(RuntimeError):
+class BrowserError(RuntimeError):
+    """The browser could not do what the act asked."""
+
+
+class BrowserMissingError(BrowserError):
     """Chromium, its driver or Selenium is not installed; the message says which."""
 
 
@@ -79,3 +83,16 @@ def headless_chromium(page_cert: Path, *, width: int = 1200, height: int = 1000
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def arrive(driver: Any, suffix: str, timeout: float = 10.0) -> None:
+    """Wait until the page at an address ending in ``suffix`` is shown: a click on a
+    form's button returns before the navigation it starts has ended."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: d.current_url.endswith(suffix))
+    except TimeoutException as exc:
+        raise BrowserError(f"the browser did not reach ...{suffix} within "
+                                  f"{timeout:g} s (at {driver.current_url})") from exc

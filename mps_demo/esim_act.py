@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from broker_bridge.registry import Registry
 from broker_bridge.storage import Store
 from lpa_emulator.euicc.state import CardState
+from mps_demo.browser import BrowserError, arrive
 from mps_testbed.stack.procs import console_script
 
 #: Seconds to wait for the daemon to come online and for each order's result.
@@ -110,8 +111,10 @@ def approve_on_page(driver: Any, url: str, request_id: str) -> None:
 
     driver.get(url + "esim")
     driver.find_element(By.CSS_SELECTOR, f"#esim-{request_id} button.approve").click()
-    if not driver.current_url.endswith("done=esim-approved"):
-        raise EsimActError(f"approving eSIM request {request_id} failed on the page")
+    try:
+        arrive(driver, "/esim?done=esim-approved")
+    except BrowserError as exc:
+        raise EsimActError(f"approving eSIM request {request_id} failed: {exc}") from exc
 
 
 def run_esim_act(driver: Any, url: str, store: Store, contract: str, target: EsimTarget, *,

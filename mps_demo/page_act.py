@@ -95,6 +95,12 @@ class _Act:
             self.shots.mkdir(parents=True, exist_ok=True)
             self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
+    def arrive(self, suffix: str) -> None:
+        try:
+            browser.arrive(self.driver, suffix)
+        except browser.BrowserError as exc:
+            raise PageActError(str(exc)) from exc
+
     def find(self, css: str) -> Any:
         from selenium.webdriver.common.by import By
 
@@ -116,8 +122,7 @@ class _Act:
                  "topic); the page keeps only its hash")
         self.find("#code").send_keys(message.code)
         self.find("#sign-in").click()
-        if not self.driver.current_url.endswith("/prompts"):
-            raise PageActError(f"signing in did not work: {self.driver.current_url}")
+        self.arrive("/prompts")
         self.say("user        signs in with it")
         self.shot("1-signed-in")
 
@@ -128,6 +133,7 @@ class _Act:
             pairing = str(section.get_attribute("id")).removeprefix("pairing-")
             since = health.fetch_events(0, limit=1).last
             section.find_element("css selector", "button.end").click()
+            self.arrive("/apps?done=ended")
             ended = health.wait_for_decision(pairing, since=since, timeout=15)
             self.say(f"user        ends the health app's earlier pairing (all devices) on "
                      f"the page; the app gets {ended.kind.value}")
@@ -154,6 +160,7 @@ class _Act:
                  f"{', '.join(self.result.fields)} (offered: {', '.join(sorted(by_name))})")
         self.shot("2-choice")
         section.find_element("css selector", "button.approve").click()
+        self.arrive("/apps?done=approved")
         self.shot("3-approved")
         decision = health.wait_for_decision(asked.pairing, since=start, timeout=15)
         if decision.kind is not EventKind.PAIRING_GRANTED:

@@ -9,6 +9,7 @@ every step is a plain form. Screenshots go to ``out/browser/``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,12 @@ from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
 from consent_web.server import PageServer
 from consent_web.sms import MqttTexts, read_code
-from mps_demo.browser import headless_chromium, missing
+from mps_demo.browser import arrive, headless_chromium, missing
 from mps_mqtt.client import BrokerURL
 from mps_sdk.client import PairingClient
 from mps_testbed.stack import Mosquitto
 from mps_wire.messages import EventKind
+from mps_wire.records import Event
 from mps_wire.topics import Topics
 from tests.consent_support import running_page
 from tests.helpers import (
@@ -45,7 +47,10 @@ SHOTS = ROOT / "out" / "browser"
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "registry.db"
     with SqliteStore(path) as s:
-        paul_and_apps(s, devices=3)
+        paul_and_apps(s, devices=0)
+        registry = Registry(s)
+        for n in (1, 2, 3):  # through the registry's rules: the history records them
+            registry.register(make_device(n))
     return path
 
 
@@ -88,7 +93,17 @@ def sign_in(driver: Any, page: PageServer, mosquitto: Mosquitto, topics: Topics)
     driver.find_element(By.ID, "code").send_keys(message.code)
     shot(driver, "1-code")
     driver.find_element(By.ID, "sign-in").click()
-    assert driver.current_url.endswith("/prompts")
+    arrive(driver, "/prompts")
+
+
+def _next_event(health: PairingClient, since: int) -> Event:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        page = health.fetch_events(since, limit=1)
+        if page.events:
+            return page.events[0]
+        time.sleep(0.1)
+    raise AssertionError("no event within 10 s")
 
 
 def tick(driver: Any, section: str, name: str, value: str) -> None:
@@ -124,7 +139,7 @@ def test_paul_approves_a_choice_and_ends_the_pairing(
             tick(browser, prompt, "field", field)
         shot(browser, "2-choice")
         section.find_element(By.CSS_SELECTOR, "button.approve").click()
-        assert browser.current_url.endswith("/apps?done=approved")
+        arrive(browser, "/apps?done=approved")
         shot(browser, "3-paired")
         decision = health.wait_for_decision(asked.pairing, since=start, timeout=10)
         assert decision.kind is EventKind.PAIRING_GRANTED
@@ -132,16 +147,35 @@ def test_paul_approves_a_choice_and_ends_the_pairing(
         for device in decision.devices:
             assert device.model.model and device.capabilities  # chosen
             assert device.ip == () and device.eid is None  # not chosen / not allowed
+        # Narrow: one device less, and the address too; the app is told at once.
+        card = f"pairing-{asked.pairing}"
+        tick(browser, card, "field", "ip")
+        browser.find_element(By.CSS_SELECTOR,
+                             f'#{card} input[name="device"][value="{two[1]}"]').click()
+        browser.find_element(By.CSS_SELECTOR, f"#{card} button.change").click()
+        arrive(browser, "/apps?done=changed")
+        sees = browser.find_element(By.CSS_SELECTOR, f"#{card} p.sees").text
+        assert sees == "Sees: 1 device(s); capabilities, ip, model"
+        changed = _next_event(health, decision.seq)
+        assert changed.kind is EventKind.VIEW_CHANGED
+        assert health.devices(PAUL_MSISDN)[0].ip  # the address is now shown
+        assert len(health.devices(PAUL_MSISDN)) == 1
         browser.find_element(By.CSS_SELECTOR,
                              f"#pairing-{asked.pairing} button.end").click()
-        assert browser.current_url.endswith("/apps?done=ended")
+        arrive(browser, "/apps?done=ended")
         shot(browser, "4-ended")
-        ended = health.wait_for_decision(asked.pairing, since=decision.seq, timeout=10)
+        ended = health.wait_for_decision(asked.pairing, since=changed.seq, timeout=10)
         assert ended.kind is EventKind.PAIRING_ENDED
+        browser.get(page.url + "devices")
+        rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
+        assert len(rows) == 3 and make_device(1).eid in browser.page_source
+        browser.find_element(By.CSS_SELECTOR, f'a[href="/devices/{two[0]}"]').click()
+        assert "registration" in browser.find_element(By.ID, "history").text
+        shot(browser, "5-history")
         browser.find_element(By.ID, "sign-out").click()
-        assert browser.current_url.endswith("/sign-in")
+        arrive(browser, "/sign-in")
         browser.get(page.url + "apps")
-        assert browser.current_url.endswith("/sign-in")
+        arrive(browser, "/sign-in")
 
 
 @pytest.mark.usefixtures("bridge")
@@ -160,11 +194,11 @@ def test_paul_approves_an_esim_delete_and_refuses_another(
     browser.get(page.url + "esim")
     section = browser.find_element(By.ID, f"esim-{delete.id}")
     assert "delete" in section.text and iccid_for(2) in section.text
-    shot(browser, "5-esim-waiting")
+    shot(browser, "6-esim-waiting")
     section.find_element(By.CSS_SELECTOR, "button.approve").click()
-    assert browser.current_url.endswith("/esim?done=esim-approved")
+    arrive(browser, "/esim?done=esim-approved")
     browser.find_element(By.CSS_SELECTOR, f"#esim-{disable.id} button.deny").click()
-    shot(browser, "6-esim-decided")
+    shot(browser, "7-esim-decided")
     assert browser.find_element(By.ID, "no-esim")  # nothing waits any more
     with SqliteStore(db) as store:
         states = {r.id: r.state.value for r in store.esim_requests(contract_id=PAUL)}

@@ -243,3 +243,16 @@ def test_the_operator_sees_the_codes_asked_for_a_number(
     assert shown["contract"] == PAUL
     assert [c["state"] for c in shown["codes"]] == ["waiting"]
     assert cli.main(["codes", "not-a-number", "--db", str(db_path)]) == 2
+
+
+def test_another_contracts_device_in_a_form_is_refused(paul: Client,
+                                                       store: SqliteStore) -> None:
+    pairing = ask_to_pair(Registry(store), "health", PAUL_MSISDN, "health-monitoring")
+    prompt = store.pairing(pairing).prompt_id  # type: ignore[union-attr]
+    token = paul.get("/prompts").csrf
+    answer = paul.post(f"/prompts/{prompt}/approve",
+                       {"device": [make_device(1).eid, make_device(9).eid],
+                        "field": "model"}, csrf=token)
+    assert answer.status in (400, 404)
+    assert make_device(9).eid not in answer.body  # nothing of Lena's is echoed back
+    assert store.pairing(pairing).state.value == "pending"  # type: ignore[union-attr]
