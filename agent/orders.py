@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from agent.card import CardLink
 from agent.errors import AgentConfigError, AgentError
-from agent.firstboot import DeviceHardware
 from agent.publisher import Publisher
 from mps_common.durable import atomic_write
 from mps_esim.errors import EsimError
@@ -66,6 +67,12 @@ def load_registry_key(path: str | Path) -> ec.EllipticCurvePublicKey:
         raise AgentConfigError(f"registry key {path}: {exc}") from exc
 
 
+class CardHolder(Protocol):
+    """What holds the device's card (the daemon's hardware): ``card`` while it is open."""
+
+    card: CardLink | None
+
+
 @dataclass(frozen=True, slots=True)
 class _Ran:
     counter: int
@@ -86,9 +93,9 @@ class OrderRunner:
         self._queue: list[bytes] = []
         self._lock = threading.Lock()
         self._pub: Publisher | None = None
-        self._device: DeviceHardware | None = None
+        self._device: CardHolder | None = None
 
-    def attach(self, pub: Publisher, device: DeviceHardware) -> None:
+    def attach(self, pub: Publisher, device: CardHolder) -> None:
         """Receive the device's orders through ``pub``; run them on ``device``'s card."""
         self._pub, self._device = pub, device
         pub.listen(pub.topics.device_orders(self.eid), self.received)

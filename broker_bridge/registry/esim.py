@@ -80,17 +80,18 @@ class EsimRules(RegistryCore):
         becomes an order for the bridge to send; refused, nothing happens. NotFound for a
         request of another contract or none; AlreadyDecided once decided or expired."""
         who = actor or f"user:{contract_id}"
+        request = self.store.esim_request(request_id)
+        if request is None or request.contract_id != contract_id:
+            raise NotFound(f"no eSIM request {request_id} on this contract",
+                           "unknown-request")
+        if request.state is not EsimState.AWAITING:
+            raise AlreadyDecided(f"eSIM request {request_id} is {request.state.value} "
+                                 "already", "answered")
+        if request.expires_at <= self._clock():
+            with self.store.transaction():
+                self._expire(self._clock(), request)
+            raise AlreadyDecided(f"eSIM request {request_id} has expired", "expired")
         with self._work() as work:
-            request = self.store.esim_request(request_id)
-            if request is None or request.contract_id != contract_id:
-                raise NotFound(f"no eSIM request {request_id} on this contract",
-                               "unknown-request")
-            if request.state is not EsimState.AWAITING:
-                raise AlreadyDecided(f"eSIM request {request_id} is {request.state.value} "
-                                     "already", "answered")
-            if request.expires_at <= work.now:
-                self._expire(work.now, request)
-                raise AlreadyDecided(f"eSIM request {request_id} has expired", "expired")
             if approve:
                 decided = replace(request, state=EsimState.APPROVED, decided_at=work.now,
                                   decided_by=who,
