@@ -24,6 +24,7 @@ from mps_common.cli import (
     parse,
     setup_logging,
 )
+from mps_demo.esim_act import EsimTarget
 from mps_demo.page_act import PageActError, PageActResult, PageCast, run_page_act, verify_page_act
 from mps_sdk.errors import PairingError
 from mps_testbed.eim import EimProfiles
@@ -129,9 +130,21 @@ def page_act(session: RigSession, args: argparse.Namespace, say: Callable[[str],
         acted.append(run_page_act(
             session.broker_url, str(rig.workdir / "registry.sqlite"),
             PageCast(contract=rig.story.contract_id, msisdn=rig.story.msisdn),
-            workdir=rig.workdir, say=say, shots=args.screenshots))
+            workdir=rig.workdir, say=say, shots=args.screenshots,
+            esim=_esim_target(session)))
     except (PageActError, PairingError) as exc:
         failures.append(f"the consent page act stopped: {exc}")
+
+
+def _esim_target(session: RigSession) -> EsimTarget | None:
+    """The tennis racket (booted during the story, its card in-process): its profile goes."""
+    racket = session.held[0] if session.held else None
+    if racket is None or racket.error is not None or not racket.eid:
+        return None
+    return EsimTarget(name=racket.name, eid=racket.eid,
+                      profile=racket.profile, state_dir=racket.workdir / "agent",
+                      card_state=racket.card_state,
+                      env=dict(racket.env if racket.env is not None else session.rig.env))
 
 
 def _text(result: RigResult, problems: list[str]) -> str:

@@ -1,7 +1,7 @@
-"""The demo's eSIM act on the consent page: the operator asks to disable and then delete
-the profile of one of Paul's devices; nothing happens until Paul approves each on the
-page; then the device's own daemon receives the registry's signed order and carries it
-out on its card.
+"""The demo's eSIM act on the consent page: one of Paul's devices still holds an old,
+disabled profile; the operator asks to delete it; nothing happens until Paul approves on
+the page; then the device's own daemon receives the registry's signed order and carries
+it out on its card (SGP.22 ES10c DeleteProfile).
 
 The device's daemon (``mps-agent run --daemon``) is started here for the act with the
 registry's order key in its credentials (the operator hands it over with the device's
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from broker_bridge.registry import Registry
 from broker_bridge.storage import Store
-from lpa_emulator.euicc.state import CardState
+from lpa_emulator.euicc.state import CardState, ProfileRecord
 from mps_demo.browser import BrowserError, arrive
 from mps_testbed.stack.procs import console_script
 
@@ -40,7 +40,6 @@ class EsimTarget:
 
     name: str
     eid: str
-    iccid: str
     profile: Path  # the agent's firmware profile
     state_dir: Path  # the agent's state directory
     card_state: Path  # the emulated card's state file
@@ -101,9 +100,20 @@ def finished(store: Store, request_id: str) -> str:
     return state if state in ("done", "failed", "refused", "expired") else ""
 
 
-def on_card(target: EsimTarget) -> bool:
-    """Whether the profile is still on the device's card."""
-    return any(p.iccid == target.iccid for p in CardState.load(target.card_state).profiles)
+def on_card(target: EsimTarget, iccid: str) -> bool:
+    """Whether the profile ``iccid`` is on the device's card."""
+    return any(p.iccid == iccid for p in CardState.load(target.card_state).profiles)
+
+
+def old_profile(target: EsimTarget) -> str:
+    """Put an old, disabled profile on the device's (emulated) card; its ICCID. The
+    daemon is not running yet: nothing else holds the card's state."""
+    state = CardState.load(target.card_state)
+    old = ProfileRecord.generate(slot=len(state.profiles), enabled=False,
+                                 name="previous owner's profile")
+    state.profiles.append(old)
+    state.save(target.card_state)
+    return old.iccid
 
 
 def approve_on_page(driver: Any, url: str, request_id: str) -> None:
@@ -120,34 +130,30 @@ def approve_on_page(driver: Any, url: str, request_id: str) -> None:
 def run_esim_act(driver: Any, url: str, store: Store, contract: str, target: EsimTarget, *,
                  say: Callable[[str], None], shot: Callable[[str], None], logs: Path
                  ) -> str:
-    """Play the act; the final state of the delete request (``done`` when it worked)."""
+    """Play the act; the delete request's final state (``done`` when it worked)."""
     registry = Registry(store)
+    iccid = old_profile(target)
     hand_over_order_key(registry, target)
     daemon = start_daemon(target, logs / f"{target.name}-daemon.log")
     try:
         _wait(lambda: online(store, contract, target.eid), f"{target.name} online")
         say(f"device      {target.name}'s daemon is online (retained state, Last Will) "
             "and holds the registry's order key")
-        for action in ("disable", "delete"):
-            request = registry.request_esim(target.eid, action, target.iccid,
-                                            actor="operator:demo")
-            say(f"operator    asks to {action} profile {target.iccid} on {target.name}: "
-                f"{request_state(store, request.id)}; nothing happens yet")
-            time.sleep(1.5)  # a round of the daemon: the card is untouched so far
-            if not on_card(target):
-                raise EsimActError("the profile changed before the user's word")
-            approve_on_page(driver, url, request.id)
-            shot(f"esim-{action}")
-            say(f"user        approves the {action} on the page")
-            state = _wait(partial(finished, store, request.id),
-                          f"the {action} order's result")
-            say(f"device      {target.name}'s daemon checks the registry's signature, EID, "
-                f"expiry and counter, runs the {action} on its card: {state}")
-            if state != "done":
-                raise EsimActError(f"the {action} order ended {state}")
-        gone = not on_card(target)
-        say(f"device      profile {target.iccid} is "
-            f"{'gone from' if gone else 'STILL on'} {target.name}'s eUICC")
-        return "done" if gone else "failed"
+        request = registry.request_esim(target.eid, "delete", iccid, actor="operator:demo")
+        say(f"operator    asks to delete the old disabled profile {iccid} on {target.name}: "
+            f"{request_state(store, request.id)}; nothing happens yet")
+        time.sleep(1.5)  # a round of the daemon: the card is untouched so far
+        if not on_card(target, iccid):
+            raise EsimActError("the profile went before the user's word")
+        approve_on_page(driver, url, request.id)
+        shot("4-esim-approved")
+        say("user        approves the delete on the page")
+        state = _wait(partial(finished, store, request.id), "the delete order's result")
+        say(f"device      {target.name}'s daemon checks the registry's signature, EID, "
+            f"expiry and counter and deletes the profile on its eUICC: {state}")
+        gone = not on_card(target, iccid)
+        say(f"device      profile {iccid} is {'gone from' if gone else 'STILL on'} "
+            f"{target.name}'s eUICC")
+        return state if gone else "failed"
     finally:
         stop_daemon(daemon)

@@ -45,5 +45,8 @@ def test_the_story_of_the_demo(tmp_path: Path) -> None:
         assert len(page["devices"]) == 2 and len(page["fields"]) == 3
         assert "ip" not in page["fields"]
         assert any("sees 2 devices" in line for line in page["lines"])
+        # Paul's word on the page, then the device's daemon deletes the profile.
+        assert page["esim"] == "done"
+        assert any("gone from" in line for line in page["lines"])
     else:
         assert "chromium" in page["skipped"] or "selenium" in page["skipped"]
