@@ -6,9 +6,9 @@
                           [--code-ttl 300] [--session-ttl 1800]
     mps-consent-web codes +4915112345678 --db registry.db [--broker URL] [--json]
 
-``serve`` serves HTTPS only, on the loopback address unless --bind says otherwise; codes
-go to the user as a message on their MQTT topic ``users/{contract}/sign-in`` (the
-operator's text message, emulated). ``codes`` lists the codes asked for a number (the
+serve serves HTTPS only, on the loopback address unless --bind says otherwise; codes
+go to the user as a message on their MQTT topic users/{contract}/sign-in (the
+operator's text message, emulated). codes lists the codes asked for a number (the
 store keeps hashes only) and, with --broker, shows the code waiting on the user's topic.
 Options may also come from the environment ($MPS_DB, $MPS_BROKER, ...) or a TOML
 file's [consent-web] table. Exit status: 0 success, 1 failure, 2 usage.
@@ -88,6 +88,9 @@ def _serve(settings: Settings) -> int:
     listen = Listen(cert=Path(settings.require("cert")), key=Path(settings.require("key")),
                     bind=settings.text("bind") or DEFAULT_BIND,
                     port=settings.get("port", DEFAULT_PORT, _int))
+    for option, path in (("--cert", listen.cert), ("--key", listen.key)):
+        if not path.is_file():
+            raise ConfigError(f"{option} {path}: no such file")
     policy = SignInPolicy(code_ttl=settings.get("code_ttl", 300, _int),
                           session_ttl=settings.get("session_ttl", 1800, _int))
     texts = MqttTexts(broker_url(settings),
