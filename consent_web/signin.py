@@ -91,17 +91,19 @@ class SignIn:
         self._throttle(f"number:{msisdn}", self.policy.per_number, now)
         contract = self.store.contract_by_msisdn(msisdn)
         expires = now + self.policy.code_ttl * 1000
-        if contract is None:
-            self.store.add_signin_code(SignInCode(id=new_id("sc"), msisdn=msisdn, client=client,
-                                                  created_at=now, expires_at=expires))
-            return
+        # The same work for every number (a code, its hash, a row, an audit entry), so
+        # that neither the page nor its timing tells which numbers are customers'.
         code = f"{secrets.randbelow(10 ** self.policy.code_digits):0{self.policy.code_digits}d}"
+        hashed = self._hash(msisdn, code)
+        served = contract.id if contract is not None else None
         self.store.add_signin_code(SignInCode(
             id=new_id("sc"), msisdn=msisdn, client=client, created_at=now, expires_at=expires,
-            contract_id=contract.id, code_hash=self._hash(msisdn, code)))
-        self.store.append_audit(f"web:{client}", "sign-in-code", "sent",
-                                contract_id=contract.id, subject=msisdn, now=now)
-        self.deliver(contract.id, msisdn, code, expires)
+            contract_id=served, code_hash=hashed if served else None))
+        self.store.append_audit(f"web:{client}", "sign-in-code",
+                                "sent" if served else "not-served", contract_id=served,
+                                subject=msisdn, now=now)
+        if contract is not None:
+            self.deliver(contract.id, msisdn, code, expires)
 
     def sign_in(self, msisdn: str, code: str, client: str) -> tuple[str, WebSession]:
         """A new session for the right code: its token (for the cookie) and the session.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from consent_web import render as page
 from consent_web.errors import RateLimitedError, SignInRefusedError
@@ -16,8 +18,8 @@ def _client(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def _text(form: object, name: str, limit: int) -> str:
-    value = form.get(name) if hasattr(form, "get") else None
+def _text(form: MultiDictProxy[Any], name: str, limit: int) -> str:
+    value = form.get(name)
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
@@ -49,8 +51,8 @@ async def enter_code(request: web.Request) -> web.StreamResponse:
     number, code = _text(form, "number", 20), _text(form, "code", 10)
     signin = request.app[SIGNIN_KEY]
     try:
-        token, session = await asyncio.to_thread(signin.sign_in, number, code,
-                                                 _client(request))
+        token, _session = await asyncio.to_thread(signin.sign_in, number, code,
+                                                  _client(request))
     except (SignInRefusedError, RateLimitedError) as exc:
         status = 429 if isinstance(exc, RateLimitedError) else 401
         return page.render(request, "code.html", status=status, title="Enter your code",
@@ -58,7 +60,6 @@ async def enter_code(request: web.Request) -> web.StreamResponse:
                            here="sign-in", error=str(exc))
     response = web.HTTPSeeOther("/prompts")
     set_cookie(response, SESSION_COOKIE, token, signin.policy.session_ttl)
-    del session
     raise response
 
 

@@ -5,14 +5,17 @@ registry does not serve, and sessions with server-side expiry."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from broker_bridge.storage import SqliteStore
+from broker_bridge.storage.sql import SqlStore
 from consent_web.errors import RateLimitedError, SignInRefusedError
 from consent_web.signin import SignIn, SignInPolicy, token_hash
 from tests.helpers import LENA, PAUL, PAUL_MSISDN, paul_and_apps
+from tests.postgres_support import fresh_schema
 
 
 class Clock:
@@ -40,11 +43,20 @@ class Texts:
         return self.sent[-1][2]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(tmp_path / "registry.db") as s:
-        paul_and_apps(s, devices=2)
-        yield s
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """Paul's registry on each backend (the queries are the same portable SQL)."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            found: SqlStore = SqliteStore(tmp_path / "registry.db")
+        else:
+            from broker_bridge.storage.postgres import PostgresStore
+
+            url = stack.enter_context(fresh_schema("signin"))  # skips without a server
+            found = PostgresStore(url, synchronous_commit="off")
+        with found as s:
+            paul_and_apps(s, devices=2)
+            yield s
 
 
 @pytest.fixture
@@ -58,12 +70,12 @@ def texts() -> Texts:
 
 
 @pytest.fixture
-def signin(store: SqliteStore, texts: Texts, clock: Clock) -> SignIn:
+def signin(store: SqlStore, texts: Texts, clock: Clock) -> SignIn:
     return SignIn(store, texts, clock=clock)
 
 
 def test_a_code_signs_in_once_and_is_stored_only_as_a_hash(
-        signin: SignIn, texts: Texts, store: SqliteStore, tmp_path: Path) -> None:
+        signin: SignIn, texts: Texts, store: SqlStore, tmp_path: Path) -> None:
     signin.request_code("+49 151 1234 5678", "10.0.0.1")
     assert [(c, m) for c, m, _, _ in texts.sent] == [(PAUL, PAUL_MSISDN)]
     code = texts.last
@@ -100,7 +112,7 @@ def test_wrong_codes_use_up_the_code(signin: SignIn, texts: Texts) -> None:
 
 
 def test_an_unknown_number_gets_the_same_answer_and_no_text(
-        signin: SignIn, texts: Texts, store: SqliteStore) -> None:
+        signin: SignIn, texts: Texts, store: SqlStore) -> None:
     signin.request_code("+4930123456", "10.0.0.1")
     assert texts.sent == []
     assert store.signin_codes("+4930123456")[0].code_hash is None
