@@ -10,6 +10,9 @@
     profile disable ID [--no-refresh]
     profile delete ID
     profile nickname ID [NAME]         without NAME the nickname is removed
+    profile ask disable|enable|delete ICCID --broker URL [--credentials DIR]
+                                       ask the operator's registry: the user approves, then
+                                       the agent's daemon runs the signed order
     profile download [-a CODE | -s ADDRESS [-m MATCHING_ID]] [-c CONFIRMATION]
                      [--ca FILE] [--enable]
                                        download a profile from an SM-DP+ (SGP.22 ES9+ over
@@ -208,6 +211,23 @@ def _remote(name: str) -> Callable[[Es10Client, argparse.Namespace], Output]:
     return run
 
 
+def _ask(client: Es10Client, args: argparse.Namespace) -> Output:
+    """``profile ask`` (:mod:`agent.lpa_ask`, with MQTT and the credentials, loaded when it
+    runs)."""
+    from agent.lpa_ask import cmd_profile_ask
+
+    return cmd_profile_ask(client, args)
+
+
+def _ask_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("disable", "enable", "delete"))
+    p.add_argument("id", metavar="ICCID", help="the profile's ICCID")
+    p.add_argument("--broker", help="the operator's broker, mqtt(s)://host:port ($MPS_BROKER)")
+    p.add_argument("--credentials", metavar="DIR",
+                   help="the device's credential bundle ($MPS_CREDENTIALS)")
+    p.add_argument("--prefix", default="mps/v1", help="topic prefix (default mps/v1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mps-lpa`` parser. Common options are taken before or after the command."""
     parser = new_parser(PROG, __doc__ or "")
@@ -240,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not ask the eUICC to refresh the device")
     leaf(profile, "delete", cmd_profile_delete, "delete a disabled profile").add_argument(
         "id", help="ICCID or ISD-P AID")
+    _ask_options(leaf(profile, "ask", _ask, "ask the registry; the user decides"))
     p = leaf(profile, "nickname", cmd_profile_nickname, "set or remove a nickname")
     p.add_argument("id", help="ICCID or ISD-P AID")
     p.add_argument("name", nargs="?", default="", help="the nickname (none: remove it)")
@@ -262,8 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
          "send the pending notifications; remove each one the SM-DP+ acknowledged"
          ).add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
                         "SM-DP+'s TLS certificate (env MPS_SMDP_CA)")
-    p = leaf(notification, "remove", cmd_notification_remove,
-             "remove notifications (as delivered)")
+    p = leaf(notification, "remove", cmd_notification_remove, "remove them (as delivered)")
     p.add_argument("seq", nargs="*", type=_nonneg, help="sequence numbers")
     p.add_argument("--all", action="store_true", help="every pending notification")
     ipa_commands.register(groups, leaf)

@@ -23,20 +23,15 @@ from mps_wire.cose import decode_sign1, sign1, verify1
 from mps_wire.errors import ValidationError
 from mps_wire.fields import Choice, Text, UInt, Version, WireField, WireMessage, WireTable, optional
 from mps_wire.messages import EID, ICCID
-from mps_wire.requests import REF_ID
+from mps_wire.requests import REF_ID, OrderAction
+
+__all__ = ["ORDER_AAD", "EsimDeviceAsk", "EsimOrder", "EsimOrderResult", "OrderAction",
+           "OrderOutcome", "open_order", "sign_order"]
 
 ORDER_VERSION = 1
 ORDER_AAD = b"mps/v1 esim-order"
 """External additional data of a signed order: the order key signs orders and nothing
 else that could be passed off as one."""
-
-
-class OrderAction(enum.StrEnum):
-    """A profile operation (SGP.22 ES10c)."""
-
-    DISABLE = "disable"
-    ENABLE = "enable"
-    DELETE = "delete"
 
 
 class OrderOutcome(enum.StrEnum):

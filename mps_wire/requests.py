@@ -51,6 +51,15 @@ class AppOp(enum.StrEnum):
     PAIR = "pair"
     UNPAIR = "unpair"
     EVENTS_SINCE = "events-since"
+    ESIM_REQUEST = "esim-request"
+
+
+class OrderAction(enum.StrEnum):
+    """A profile operation on an eUICC (SGP.22 ES10c, section 5.7.16-5.7.18)."""
+
+    DISABLE = "disable"
+    ENABLE = "enable"
+    DELETE = "delete"
 
 
 class UserOp(enum.StrEnum):
@@ -145,11 +154,29 @@ class EventsSinceRequest(WireMessage):
             raise ValidationError(f"limit must be 1 to {MAX_EVENTS_PAGE}", field="limit")
 
 
-AppRequest = DevicesRequest | PairRequest | UnpairRequest | EventsSinceRequest
+@dataclass(frozen=True, slots=True)
+class EsimAppRequest(WireMessage):
+    """A partner app asks for a profile operation on a device (``eid``) of the contract
+    behind ``msisdn``; it is carried out only after the user approved it."""
+
+    msisdn: str
+    eid: str
+    action: OrderAction
+    iccid: str
+
+    wire = _request(AppOp.ESIM_REQUEST, WireField("msisdn", MSISDN),
+                    WireField("eid", Identifier(validate_eid)),
+                    WireField("action", Choice(OrderAction)),
+                    WireField("iccid", Identifier(validate_iccid)),
+                    rule="esim-app-request")
+
+
+AppRequest = (DevicesRequest | PairRequest | UnpairRequest | EventsSinceRequest
+              | EsimAppRequest)
 
 APP_REQUESTS: dict[str, type[AppRequest]] = {
     AppOp.DEVICES: DevicesRequest, AppOp.PAIR: PairRequest, AppOp.UNPAIR: UnpairRequest,
-    AppOp.EVENTS_SINCE: EventsSinceRequest,
+    AppOp.EVENTS_SINCE: EventsSinceRequest, AppOp.ESIM_REQUEST: EsimAppRequest,
 }
 
 

@@ -35,6 +35,7 @@ from mps_wire.orders import (
     OrderOutcome,
 )
 from mps_wire.records import BindingChange, DevicePresence, DeviceRecord, Event
+from mps_wire.requests import EsimAppRequest
 from mps_wire.signin import SignInCode
 
 
@@ -138,6 +139,8 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
                                                  msisdn=None, reason="8.2.5")],
         DevicesRequest: [DevicesRequest("+4915112345678")],
         PairRequest: [PairRequest("+4915112345678", "fitness")],
+        EsimAppRequest: [EsimAppRequest("+4915112345678", sample_device().eid,
+                                        OrderAction.DELETE, iccid)],
         UnpairRequest: [UnpairRequest(msisdn="+4915112345678"), UnpairRequest(pairing="p-1")],
         EventsSinceRequest: [EventsSinceRequest(0), EventsSinceRequest(41, limit=500)],
         ConsentListRequest: [ConsentListRequest()],

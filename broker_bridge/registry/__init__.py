@@ -50,8 +50,8 @@ __all__ = [
 ]
 
 
-class Registry(RegistrationRules, PairingRules, ChoiceRules, OperatorRules, AppRules,
-               EsimRules, PresenceRules, Housekeeping):
+class Registry(RegistrationRules, EsimRules, PairingRules, ChoiceRules, OperatorRules,
+               AppRules, PresenceRules, Housekeeping):
     """The registry's operations over ``store``; see the module documentation.
 
     ``consent_ttl`` is how long (seconds) a consent prompt stays open; ``signatures``

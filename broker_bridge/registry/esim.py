@@ -18,11 +18,16 @@ from dataclasses import replace
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from broker_bridge.choices import EsimAction, EsimRequest, EsimState
-from broker_bridge.registry.core import RegistryCore, new_id
+from broker_bridge.model import App, TrustLevel
+from broker_bridge.registry.core import new_id
+from broker_bridge.registry.pairing import PairingRules
 from broker_bridge.registry.portal_views import AlreadyDecided, NotFound
-from broker_bridge.registry.work import Effects
+from broker_bridge.registry.work import Effects, Outcome, refusal
+from mps_wire.errors import ErrorCode
 from mps_wire.identifiers import validate_eid, validate_iccid
+from mps_wire.messages import AppRequest, Reason, Reply, Status
 from mps_wire.orders import EsimOrder, EsimOrderResult, OrderAction, OrderOutcome, sign_order
+from mps_wire.requests import EsimAppRequest
 
 ESIM_REQUEST_TTL = 24 * 3600.0
 """Seconds a request waits for the user's word before it expires."""
@@ -34,8 +39,46 @@ _ORDER_KEY_NAME = "esim-orders"
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
-class EsimRules(RegistryCore):
+class EsimRules(PairingRules):
     """Requests for profile operations, the user's word on them, and their orders."""
+
+    def app_request(self, app_id: str, request: AppRequest, *, admitted: App | None = None
+                    ) -> Outcome:
+        """Answer one validated app request (``esim-request`` here, the others by
+        :class:`~broker_bridge.registry.pairing.PairingRules`)."""
+        if isinstance(request, EsimAppRequest):
+            return self.esim_app_request(app_id, request, admitted=admitted)
+        return super().app_request(app_id, request, admitted=admitted)
+
+    def esim_app_request(self, app_id: str, request: EsimAppRequest, *,
+                         admitted: App | None = None) -> Outcome:
+        """A partner app paired with the contract asks for a profile operation on one of
+        its devices; ``ok`` with the request, which waits for the user's word."""
+        actor = f"app:{app_id}"
+        audit = {"app_id": app_id, "subject": request.eid,
+                 "detail": {"action": request.action.value, "iccid": request.iccid}}
+        app = self._admit(app_id, admitted)
+        if isinstance(app, Reply):
+            return self.refuse(actor, "esim-request", app, **audit)
+        if app.trust is not TrustLevel.PARTNER:
+            return self.refuse(actor, "esim-request", refusal(
+                Status.DENIED, ErrorCode.DENIED, f"app {app.id} is not a partner: only "
+                "partner apps may ask for eSIM operations", Reason.UNTRUSTED), **audit)
+        routed = self.route(request.msisdn)
+        if isinstance(routed, Reply):
+            return self.refuse(actor, "esim-request", routed, **audit)
+        refused = self._unpaired(app, self.store.live_pairing(app.id, routed.id))
+        device = self.store.device(request.eid)
+        if refused is None and (device is None or device.contract_id != routed.id):
+            refused = refusal(Status.ERROR, ErrorCode.NOT_FOUND,
+                              f"no device {request.eid} on this contract")
+        if refused is not None:
+            return self.refuse(actor, "esim-request", refused, contract_id=routed.id,
+                               **audit)
+        made = self.request_esim(request.eid, request.action.value, request.iccid,
+                                 actor=actor)
+        return Outcome(Reply.ok(request=made.id, state=made.state.value,
+                                expires_at=made.expires_at))
 
     _order_key: ec.EllipticCurvePrivateKey | None = None
 

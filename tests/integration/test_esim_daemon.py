@@ -6,6 +6,7 @@ daemon exits 3 once its modem has been gone for --hardware-timeout."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +18,15 @@ from firmware_profiles import PROFILE_DIR
 from lpa_emulator.euicc.state import CardState, ProfileRecord
 from mps_testbed.stack import Mosquitto
 from mps_testbed.stack.procs import ProcessGroup, console_script
-from tests.helpers import wait_until
+from tests.helpers import (
+    PAUL,
+    iccid_for,
+    make_device,
+    paul_and_apps,
+    random_topics,
+    running_bridge,
+    wait_until,
+)
 from tests.integration.test_agent import ICCID, make_card, start_modem
 
 CONTRACT = "C-1"
@@ -86,3 +95,25 @@ def test_an_approved_delete_runs_on_the_device_and_a_lost_modem_ends_the_daemon(
         log = daemon.log_path.read_text()
         assert log.count("hardware not readable") == 1
         assert "no working modem for" in log
+
+
+def test_the_devices_own_lpa_asks_and_the_user_decides(tmp_path: Path,
+                                                       mosquitto: Mosquitto) -> None:
+    topics = random_topics()
+    card = tmp_path / "card.json"
+    CardState.new(eid=make_device(1).eid, profiles=[ProfileRecord.generate()]).save(card)
+    with SqliteStore(tmp_path / "registry.db") as store:
+        paul_and_apps(store)
+        with running_bridge(store, mosquitto.url, topics):
+            done = subprocess.run(
+                [*console_script("mps-lpa"), "--card", f"emu://{card}", "--json", "profile",
+                 "ask", "delete", iccid_for(1), "--broker", mosquitto.url,
+                 "--prefix", topics.prefix], check=False, capture_output=True, text=True,
+                timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)["state"] == "awaiting-user"
+            portal = Registry(store).portal(PAUL)
+            assert wait_until(lambda: bool(portal.esim_requests()), 10)
+            (request,) = portal.esim_requests()
+            assert (request.action, request.iccid, request.requested_by) == (
+                "delete", iccid_for(1), f"device:{make_device(1).eid}")

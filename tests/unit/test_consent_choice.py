@@ -219,3 +219,20 @@ def test_a_denied_or_answered_prompt_cannot_be_answered_again(registry: Registry
     portal.deny(prompt)
     with pytest.raises(AlreadyDecided):
         portal.approve(prompt)
+
+
+def test_an_installation_report_is_in_the_history(registry: Registry) -> None:
+    from mps_wire.messages import InstallationOutcome, InstallationResult
+    from tests.helpers import imsi_for
+
+    registry.register(make_device(5))
+    report = InstallationResult(seq=1, eid=eid(5), iccid=iccid_for(6), imsi=imsi_for(6),
+                                msisdn=None, result=InstallationOutcome.INSTALLED,
+                                transaction="t-6", smdp="smdp.example", ts=10**13,
+                                matching_id="M", pir=b"\x30\x03\x02\x01\x00",
+                                euicc_certificate=b"\x30\x00", eum_certificate=b"\x30\x00")
+    assert registry.installation(report).reply.is_ok
+    assert registry.installation(report).reply.body["change"] == "unchanged"
+    history = registry.portal(PAUL).history(eid(5))
+    assert [(h.source, h.iccid, h.previous_iccid) for h in history] == [
+        ("registration", iccid_for(5), None), ("installation", iccid_for(6), iccid_for(5))]

@@ -165,3 +165,25 @@ def test_wrong_eid_expired_and_replayed_orders_are_refused(
                for r in caplog.records)
     assert spare in [p.iccid for p in CardState.load(path).profiles]  # not deleted
     assert run.refused == 1
+
+
+def test_partner_apps_may_ask_and_the_request_waits_for_the_user(registry: Registry) -> None:
+    from mps_wire.messages import PairRequest, Status
+    from mps_wire.requests import EsimAppRequest, OrderAction
+    from tests.helpers import LENA_MSISDN, PAUL_MSISDN
+
+    ask = EsimAppRequest(PAUL_MSISDN, EID, OrderAction.DISABLE, make_device(1).iccid)
+    assert registry.app_request("care", PairRequest(PAUL_MSISDN, "support")).reply.is_ok
+    reply = registry.app_request("care", ask).reply
+    assert reply.is_ok and reply.body["state"] == "awaiting-user"
+    (open_request,) = registry.portal(PAUL).esim_requests()
+    assert (open_request.request, open_request.requested_by) == (reply.body["request"],
+                                                                 "app:care")
+    assert registry.orders_to_send() == []  # nothing without the user's word
+    # A verified app may not ask; a partner not paired may not; no device of another
+    # contract may be named.
+    assert registry.app_request("health", ask).reply.status is Status.DENIED
+    assert registry.app_request("coach", ask).reply.status is Status.DENIED
+    other = EsimAppRequest(LENA_MSISDN, EID, OrderAction.DISABLE, make_device(1).iccid)
+    assert registry.app_request("care", other).reply.status is not Status.OK
+    assert len(registry.store.esim_requests()) == 1
