@@ -145,12 +145,15 @@ def run_esim_act(driver: Any, url: str, store: Store, contract: str, target: Esi
         time.sleep(1.5)  # a round of the daemon: the card is untouched so far
         if not on_card(target, iccid):
             raise EsimActError("the profile went before the user's word")
+        driver.get(url + "esim")
+        shot("4-esim-waiting")
         approve_on_page(driver, url, request.id)
-        shot("4-esim-approved")
         say("user        approves the delete on the page")
         state = _wait(partial(finished, store, request.id), "the delete order's result")
         say(f"device      {target.name}'s daemon checks the registry's signature, EID, "
             f"expiry and counter and deletes the profile on its eUICC: {state}")
+        driver.get(url + "esim")
+        shot("5-esim-done")
         gone = not on_card(target, iccid)
         say(f"device      profile {iccid} is {'gone from' if gone else 'STILL on'} "
             f"{target.name}'s eUICC")
