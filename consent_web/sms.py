@@ -14,6 +14,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties
 from mps_wire.codec import decode, encode
@@ -33,6 +35,15 @@ def code_message(contract: str, msisdn: str, code: str, expires_at: int, now: in
                       "Never share it.")
 
 
+def _on_publish(_c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode,
+                _p: Properties | None) -> None:
+    # Sending does not wait for the broker (the page answers every number alike and at
+    # once); a refusal (MQTT v5 PUBACK reason, e.g. 0x87 by an ACL) is logged here.
+    if reason.is_failure:
+        log.error("the broker refused a sign-in code's message (%s): check the page's "
+                  "broker identity may publish on users/+/sign-in", reason)
+
+
 class MqttTexts:
     """Sends sign-in codes as messages on the user's topic over one MQTT connection."""
 
@@ -47,6 +58,7 @@ class MqttTexts:
     def start(self) -> None:
         """Connect to the broker; BrokerUnreachableError if it cannot be reached."""
         client = new_client(f"mps-consent-web-{int(time.time() * 1000) % 10**9}")
+        client.on_publish = _on_publish
         connect(client, self.broker, timeout=self.timeout)
         self._client = client
 

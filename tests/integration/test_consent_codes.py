@@ -6,6 +6,7 @@ Interval), read by the user agent (``mps-user consent code``) and shown to the o
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from mps_sdk.consent import ConsentClient
 from mps_testbed.stack import Mosquitto
 from mps_wire.topics import Topics
 from tests.helpers import PAUL, PAUL_MSISDN, paul_and_apps
+from tests.integration.test_broker_config import Client as BrokerClient
+from tests.integration.test_broker_config import deploy
 
 
 def test_the_code_reaches_the_user_agent_and_expires_with_the_code(
@@ -49,3 +52,34 @@ def test_the_code_reaches_the_user_agent_and_expires_with_the_code(
     time.sleep(2.5)
     # The broker dropped the retained message with the code's lifetime.
     assert read_code(BrokerURL.parse(mosquitto.url), PAUL, topics=topics, timeout=1) is None
+
+
+def test_only_the_user_reads_the_code_on_a_secured_broker(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The broker's ACL (dynamic security, as mps-bridge broker-config writes it): the
+    # page, with a bridge identity, may publish on users/+/sign-in; Paul's user agent
+    # reads his own; Lena's is refused the subscription (MQTT v5 3.9.3, reason 0x87).
+    for dep in deploy(tmp_path):
+        texts = MqttTexts(dep.url("bridge"))
+        texts.start()
+        try:
+            SignIn(dep.store, texts.send).request_code(PAUL_MSISDN, "127.0.0.1")
+        finally:
+            texts.stop()
+        message = read_code(dep.url("paul"), PAUL, timeout=5)
+        assert message is not None and message.msisdn == PAUL_MSISDN
+        lena = BrokerClient(dep.url("lena"))
+        try:
+            assert lena.subscribe(Topics().user_sign_in(PAUL)) == 0x87
+        finally:
+            lena.close()
+        # A page given the wrong identity (a user's) is refused, and says so in its log.
+        wrong = MqttTexts(dep.url("lena"))
+        wrong.start()
+        with caplog.at_level(logging.ERROR, logger="consent_web.sms"):
+            wrong.send(PAUL, PAUL_MSISDN, "123456", int(time.time() * 1000) + 60_000)
+            deadline = time.monotonic() + 5
+            while not caplog.records and time.monotonic() < deadline:
+                time.sleep(0.05)
+        wrong.stop()
+        assert "refused a sign-in code" in caplog.text
