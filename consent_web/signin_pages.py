@@ -68,8 +68,8 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     if token:
         await asyncio.to_thread(request.app[SIGNIN_KEY].sign_out, token)
     response = web.HTTPSeeOther("/sign-in")
-    response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,
-                        samesite="Strict")
+    # Expired at once, with the flags a __Host- cookie must carry to be replaced.
+    set_cookie(response, SESSION_COOKIE, "", 0)
     raise response
 
 
