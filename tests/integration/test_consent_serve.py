@@ -7,7 +7,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from broker_bridge.storage import SqliteStore
+from consent_web import cli
 from consent_web.tlsfiles import self_signed
 from mps_testbed.stack import Mosquitto
 from mps_testbed.stack.procs import ProcessGroup, console_script
@@ -46,3 +49,8 @@ def test_serve_without_its_certificate_is_a_usage_error(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "--cert" in done.stderr and "no such file" in done.stderr
+
+
+def test_options_are_never_abbreviated(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["serve", "--ce", "cert.pem"]) == 2  # not --cert
+    assert "unrecognized arguments: --ce" in capsys.readouterr().err
