@@ -100,7 +100,8 @@ class EsimRequest:
     """A request for a profile operation on a device of a contract.
 
     ``counter`` numbers the device's signed orders (assigned on approval) and
-    ``order_expires`` is when the order stops being valid on the device.
+    ``order_expires`` is when the order stops being valid on the device. An order goes out
+    retained; ``cleared_at`` says when the bridge removed it after it was finished.
     """
 
     id: str
@@ -119,3 +120,4 @@ class EsimRequest:
     sent_at: int | None = None
     finished_at: int | None = None
     result: str | None = None
+    cleared_at: int | None = None  # when its retained order was taken off the broker

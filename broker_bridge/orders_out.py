@@ -38,4 +38,20 @@ def send_orders(client: mqtt.Client, topics: Topics, registry: Registry) -> int:
         if info.is_published() and registry.order_sent(request):
             log.info("sent %s order %s to %s", request.action.value, request.id, request.eid)
             sent += 1
+    _clear_finished(client, topics, registry)
     return sent
+
+
+def _clear_finished(client: mqtt.Client, topics: Topics, registry: Registry) -> None:
+    """Take finished orders off the broker (an empty retained message), so that a device
+    subscribing again is not handed an order it ran already."""
+    for request in registry.orders_to_clear():
+        info = client.publish(topics.device_orders(request.eid), b"", qos=1, retain=True)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            continue
+        try:
+            info.wait_for_publish(CONFIRM_SECONDS)
+        except RuntimeError:
+            continue
+        if info.is_published():
+            registry.order_cleared(request)

@@ -33,6 +33,9 @@ ESIM_REQUEST_TTL = 24 * 3600.0
 """Seconds a request waits for the user's word before it expires."""
 ORDER_TTL = 3600.0
 """Seconds an approved order stays valid on the device."""
+REPORT_GRACE = 300.0
+"""Seconds after its expiry an order sent but never reported is closed as failed."""
+_FINISHED = (EsimState.DONE, EsimState.FAILED)
 
 _ORDER_KEY_NAME = "esim-orders"
 # The order of the P-256 group: a secret maps onto a private scalar in [1, n - 1].
@@ -186,6 +189,34 @@ class EsimRules(PairingRules):
                               request.iccid, request.counter or 0, request.order_expires or 0)
             found.append((request, sign_order(order, self.order_key())))
         return found
+
+    def orders_to_clear(self) -> list[EsimRequest]:
+        """Finished orders still retained on their device's orders topic: each device's
+        newest sent order, once done or failed (an older one was replaced by a newer
+        order already). A sent order never reported is closed as failed first, once
+        :data:`REPORT_GRACE` seconds past its expiry."""
+        now = self._clock()
+        newest: dict[str, EsimRequest] = {}
+        for found in self.store.esim_requests(states=(EsimState.SENT, *_FINISHED)):
+            if found.sent_at is None:
+                continue
+            request: EsimRequest | None = found
+            if (found.state is EsimState.SENT
+                    and (found.order_expires or 0) + int(REPORT_GRACE * 1000) <= now
+                    and self._close(found, EsimState.SENT, EsimState.FAILED,
+                                    "no report from the device", actor="registry")):
+                request = self.store.esim_request(found.id)  # as closed
+            if request is None:
+                continue
+            held = newest.get(request.eid)
+            if held is None or (request.sent_at or 0) >= (held.sent_at or 0):
+                newest[request.eid] = request
+        return [r for r in newest.values() if r.state in _FINISHED and r.cleared_at is None]
+
+    def order_cleared(self, request: EsimRequest) -> bool:
+        """Note that the retained order of a finished request was removed."""
+        return self.store.update_esim_request(replace(request, cleared_at=self._clock()),
+                                              expect=request.state)
 
     def order_sent(self, request: EsimRequest) -> bool:
         """Note that the order of ``request`` reached the broker."""

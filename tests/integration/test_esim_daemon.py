@@ -81,6 +81,9 @@ def test_an_approved_delete_runs_on_the_device_and_a_lost_modem_ends_the_daemon(
                           in (EsimState.DONE, EsimState.FAILED), 20), daemon.tail()
         assert store.esim_request(request.request).state is EsimState.DONE  # type: ignore[union-attr]
         assert spare.iccid not in [p.iccid for p in CardState.load(card).profiles]
+        # The finished order is taken off the broker: a daemon starting again gets none.
+        assert wait_until(lambda: store.esim_request(request.request).cleared_at  # type: ignore[union-attr]
+                          is not None, 10)
         steps = [(e.action, e.outcome) for e in store.audit(contract_id=CONTRACT)
                  if e.action.startswith("esim")]
         assert steps == [("esim-request", "awaiting-user"), ("esim-consent", "approved"),

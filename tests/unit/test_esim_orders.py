@@ -187,3 +187,32 @@ def test_partner_apps_may_ask_and_the_request_waits_for_the_user(registry: Regis
     other = EsimAppRequest(LENA_MSISDN, EID, OrderAction.DISABLE, make_device(1).iccid)
     assert registry.app_request("care", other).reply.status is not Status.OK
     assert len(registry.store.esim_requests()) == 1
+
+
+def test_only_each_devices_newest_finished_order_is_cleared(registry: Registry) -> None:
+    import broker_bridge.registry.esim as esim
+
+    for _ in range(2):
+        request = registry.request_esim(EID, "disable", make_device(1).iccid,
+                                        actor="operator:test")
+        registry.portal(PAUL).approve_esim(request.id)
+    first, second = (r for r, _signed in registry.orders_to_send())
+    assert registry.order_sent(first) and registry.order_sent(second)
+    assert registry.orders_to_clear() == []  # sent, not finished: stays retained
+    registry.order_result(EID, EsimOrderResult(first.id, EID, OrderOutcome.DONE))
+    assert registry.orders_to_clear() == []  # the retained one is the second order
+    registry.order_result(EID, EsimOrderResult(second.id, EID, OrderOutcome.FAILED, "busy"))
+    (clear,) = registry.orders_to_clear()
+    assert clear.id == second.id and clear.result == "failed: busy"
+    assert registry.order_cleared(clear)
+    assert registry.orders_to_clear() == []
+    assert registry.store.esim_request(second.id).result == "failed: busy"  # type: ignore[union-attr]
+    # An order sent and never reported is closed as failed after its expiry and a grace.
+    third = registry.request_esim(EID, "disable", make_device(1).iccid, actor="operator:test")
+    registry.portal(PAUL).approve_esim(third.id)
+    ((sent, _signed),) = registry.orders_to_send()
+    assert registry.order_sent(sent)
+    registry._clock = lambda: (sent.order_expires or 0) + int(esim.REPORT_GRACE * 1000)
+    (late,) = registry.orders_to_clear()
+    assert (late.id, late.state, late.result) == (third.id, EsimState.FAILED,
+                                                  "no report from the device")

@@ -62,7 +62,8 @@ MIGRATION = Migration(8, "consent choices, presence, binding history, eSIM reque
         order_expires BIGINT,
         sent_at       BIGINT,
         finished_at   BIGINT,
-        result        TEXT
+        result        TEXT,
+        cleared_at    BIGINT
     )""",
     "CREATE INDEX esim_requests_by_contract ON esim_requests (contract_id, state)",
     "CREATE INDEX esim_requests_by_state ON esim_requests (state, expires_at)",

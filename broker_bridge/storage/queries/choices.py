@@ -21,7 +21,7 @@ _BINDING_SELECT = ("SELECT eid, seq, contract_id, at, source, imei, iccid, previ
                    "previous_iccid FROM device_bindings")
 _REQUEST_COLUMNS = ("id, eid, contract_id, action, iccid, state, requested_by, requested_at, "
                     "expires_at, decided_at, decided_by, counter, order_expires, sent_at, "
-                    "finished_at, result")
+                    "finished_at, result, cleared_at")
 
 
 def _choice(row: Row) -> PairingChoice:
@@ -123,10 +123,11 @@ class ChoiceQueries(SqlCore):
         with self.transaction():
             self._execute(
                 f"INSERT INTO esim_requests ({_REQUEST_COLUMNS}) VALUES "  # noqa: S608 - fixed
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (r.id, r.eid, r.contract_id, r.action.value, r.iccid, r.state.value,
                  r.requested_by, r.requested_at, r.expires_at, r.decided_at, r.decided_by,
-                 r.counter, r.order_expires, r.sent_at, r.finished_at, r.result))
+                 r.counter, r.order_expires, r.sent_at, r.finished_at, r.result,
+                 r.cleared_at))
 
     def esim_request(self, request_id: str) -> EsimRequest | None:
         rows = self._read(f"SELECT {_REQUEST_COLUMNS} FROM esim_requests "  # noqa: S608
@@ -156,10 +157,10 @@ class ChoiceQueries(SqlCore):
         with self.transaction():
             rows = self._execute(
                 "UPDATE esim_requests SET state = ?, decided_at = ?, decided_by = ?, "
-                "counter = ?, order_expires = ?, sent_at = ?, finished_at = ?, result = ? "
-                "WHERE id = ? AND state = ? RETURNING id",
+                "counter = ?, order_expires = ?, sent_at = ?, finished_at = ?, result = ?, "
+                "cleared_at = ? WHERE id = ? AND state = ? RETURNING id",
                 (r.state.value, r.decided_at, r.decided_by, r.counter, r.order_expires,
-                 r.sent_at, r.finished_at, r.result, r.id, expect.value))
+                 r.sent_at, r.finished_at, r.result, r.cleared_at, r.id, expect.value))
         return bool(rows)
 
     def next_esim_counter(self, eid: str) -> int:
