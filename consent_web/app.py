@@ -7,8 +7,8 @@ from aiohttp import web
 from broker_bridge.registry import Registry
 from consent_web import pages, signin_pages
 from consent_web.render import HERE, MAX_FORM, REGISTRY, TEMPLATES, render, templates
-from consent_web.security import SIGNIN_KEY, Handler, headers, sessions
-from consent_web.signin import SignIn
+from consent_web.security import CSRF_SECRET, SIGNIN_KEY, Handler, headers, sessions
+from consent_web.signin import SECRET_NAME, SignIn
 
 
 @web.middleware
@@ -32,6 +32,9 @@ def create_app(registry: Registry, signin: SignIn) -> web.Application:
     app[TEMPLATES] = templates()
     app[REGISTRY] = registry
     app[SIGNIN_KEY] = signin
+    # The secrets are read now, so that no page waits on the store for them.
+    for name in (CSRF_SECRET, SECRET_NAME):
+        signin.key(name)
     app.router.add_get("/static/style.css", static_css)
     signin_pages.add_routes(app.router)
     pages.add_routes(app.router)

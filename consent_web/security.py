@@ -26,6 +26,7 @@ from aiohttp import web
 from broker_bridge.model import WebSession
 from consent_web.signin import SignIn
 
+CSRF_SECRET = "consent-web-csrf"  # noqa: S105 - the name of a stored secret
 SESSION_COOKIE = "__Host-mps-session"
 PRE_COOKIE = "__Host-mps-pre"
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -54,7 +55,7 @@ def set_cookie(response: web.StreamResponse, name: str, value: str, max_age: int
 
 def pre_token(request: web.Request) -> str:
     """The CSRF token of the sign-in forms: an HMAC of the pre-session cookie."""
-    key = request.app[SIGNIN_KEY].store.secret("consent-web-csrf")
+    key = request.app[SIGNIN_KEY].key(CSRF_SECRET)
     return hmac.new(key, str(request[PRE]).encode(), hashlib.sha256).hexdigest()
 
 

@@ -65,10 +65,18 @@ class SignIn:
         self.deliver = deliver
         self.policy = policy or SignInPolicy()
         self._clock = clock
+        self._keys: dict[str, bytes] = {}
+
+    def key(self, name: str) -> bytes:
+        """The registry's secret ``name`` (the same in every page process), read once."""
+        found = self._keys.get(name)
+        if found is None:
+            found = self._keys[name] = self.store.secret(name)
+        return found
 
     def _hash(self, msisdn: str, code: str) -> str:
-        key = self.store.secret(SECRET_NAME)
-        return hmac.new(key, f"{msisdn}\0{code}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self.key(SECRET_NAME), f"{msisdn}\0{code}".encode(),
+                        hashlib.sha256).hexdigest()
 
     def _throttle(self, key: str, limit: int, now: int) -> None:
         window = self.policy.window * 1000
