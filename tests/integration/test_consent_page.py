@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from broker_bridge.model import App, TrustLevel
 from broker_bridge.registry import Registry
 from broker_bridge.storage import SqliteStore
 from consent_web import cli
@@ -256,3 +257,13 @@ def test_another_contracts_device_in_a_form_is_refused(paul: Client,
     assert answer.status in (400, 404)
     assert make_device(9).eid not in answer.body  # nothing of Lena's is echoed back
     assert store.pairing(pairing).state.value == "pending"  # type: ignore[union-attr]
+
+
+def test_names_from_the_store_are_shown_as_text_never_as_markup(
+        paul: Client, store: SqliteStore) -> None:
+    store.upsert_app(App("sly", '<script>alert("x")</script><b>Sly', TrustLevel.VERIFIED,
+                         ("health-monitoring",)))
+    ask_to_pair(Registry(store), "sly", PAUL_MSISDN, "health-monitoring")
+    body = paul.get("/prompts").body
+    assert "<script>" not in body and "<b>Sly" not in body
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;b&gt;Sly" in body
