@@ -92,17 +92,14 @@ class ChoiceQueries(SqlCore):
     def add_binding(self, binding: Binding) -> Binding:
         b = binding
         with self.transaction():
-            # A counter row per device numbers its changes, safe with concurrent writers.
-            name = f"bindings:{b.eid}"
-            self._execute("INSERT INTO counters (name, value) VALUES (?, 0) "
-                          "ON CONFLICT (name) DO NOTHING", (name,))
-            seq = int(self._execute("UPDATE counters SET value = value + 1 WHERE name = ? "
-                                    "RETURNING value", (name,))[0][0])
-            self._execute(
+            # Numbered in the one statement; writers of one device's changes are already
+            # serialised by the lock its registration takes on the device's row.
+            seq = int(self._execute(
                 "INSERT INTO device_bindings (eid, seq, contract_id, at, source, imei, iccid, "
-                "previous_imei, previous_iccid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (b.eid, seq, b.contract_id, b.at, b.source.value, b.imei, b.iccid,
-                 b.previous_imei, b.previous_iccid))
+                "previous_imei, previous_iccid) SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, "
+                "?, ?, ?, ? FROM device_bindings WHERE eid = ? RETURNING seq",
+                (b.eid, b.contract_id, b.at, b.source.value, b.imei, b.iccid,
+                 b.previous_imei, b.previous_iccid, b.eid))[0][0])
         return Binding(b.eid, seq, b.contract_id, b.at, b.source, b.imei, b.iccid,
                        b.previous_imei, b.previous_iccid)
 
