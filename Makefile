@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 LOWEST       := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed
 SYSTEM_PACKAGES := mosquitto mosquitto-clients pcscd vsmartcard-vpcd pcsc-tools opensc \
-                   swig libpcsclite-dev python3-dev iproute2 util-linux
+                   swig libpcsclite-dev python3-dev iproute2 util-linux \
+                   chromium chromium-driver
 
 .PHONY: all demo test test-lowest bench lint setup system-packages clean
 
@@ -50,7 +51,7 @@ test: lint test-lowest
 	$(BIN)/pytest
 
 demo: setup
-	$(BIN)/mps-demo
+	$(BIN)/mps-demo --screenshots out/demo
 
 bench: setup
 	$(BIN)/mps-bench

@@ -303,3 +303,35 @@ class BrokerIdentity:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class SignInCode:
+    """A one-time code asked for on the consent page, kept as a keyed hash only.
+
+    A number the registry does not serve gets a row too (``contract_id`` and ``code_hash``
+    None), so that rate limits and answers are the same for every number.
+    """
+
+    id: str
+    msisdn: str
+    client: str  # the address that asked
+    created_at: int
+    expires_at: int
+    contract_id: str | None = None
+    code_hash: str | None = None
+    used_at: int | None = None
+    attempts: int = 0  # wrong codes tried against it
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A signed-in browser of a contract's user; the cookie's token is kept hashed."""
+
+    token_hash: str
+    contract_id: str
+    msisdn: str
+    csrf: str
+    created_at: int
+    expires_at: int
+    ended_at: int | None = None

@@ -24,6 +24,8 @@ from mps_common.cli import (
     parse,
     setup_logging,
 )
+from mps_demo.esim_act import EsimTarget
+from mps_demo.page_act import PageActError, PageActResult, PageCast, run_page_act, verify_page_act
 from mps_sdk.errors import PairingError
 from mps_testbed.eim import EimProfiles
 from mps_testbed.federation import run_federation_act
@@ -89,6 +91,7 @@ def tell(args: argparse.Namespace) -> int:
         "asking again.\n")
     told: list[StoryResult] = []
     federated: list[str] = []
+    acted: list[PageActResult] = []
     failures: list[str] = []
 
     def story(session: RigSession) -> None:
@@ -109,6 +112,8 @@ def tell(args: argparse.Namespace) -> int:
         except PairingError as exc:
             failures.append(f"the story stopped: {exc}")
         _across_operators(session, say, federated, failures)
+        if not failures:
+            page_act(session, args, say, acted, failures)
 
     def enroll_all(devices: list[DeviceSetup], db: str) -> None:
         enroll(devices, db)
@@ -126,12 +131,41 @@ def tell(args: argparse.Namespace) -> int:
     problems = verify(result) + failures
     if told:
         problems += verify_story(told[0], devices=DEVICES)
-    emit(_as_json(result, told[0] if told else None, problems) | {"federation": federated},
+    if acted:
+        problems += verify_page_act(acted[0])
+    emit(_as_json(result, told[0] if told else None, problems,
+                  acted[0] if acted else None) | {"federation": federated},
          as_json=args.json,
          text=lambda _data: _text(result, problems))
     for p in problems:
         fail(PROG, p)
     return EXIT_FAILURE if problems else EXIT_OK
+
+
+def page_act(session: RigSession, args: argparse.Namespace, say: Callable[[str], None],
+             acted: list[PageActResult], failures: list[str]) -> None:
+    """The consent page act, after the story: Paul's choice in the browser."""
+    rig = session.rig
+    say("")
+    try:
+        acted.append(run_page_act(
+            session.broker_url, str(rig.workdir / "registry.sqlite"),
+            PageCast(contract=rig.story.contract_id, msisdn=rig.story.msisdn),
+            workdir=rig.workdir, say=say, shots=args.screenshots,
+            esim=_esim_target(session)))
+    except (PageActError, PairingError) as exc:
+        failures.append(f"the consent page act stopped: {exc}")
+
+
+def _esim_target(session: RigSession) -> EsimTarget | None:
+    """The tennis racket (booted during the story, its card in-process): its profile goes."""
+    racket = session.held[0] if session.held else None
+    if racket is None or racket.error is not None or not racket.eid:
+        return None
+    return EsimTarget(name=racket.name, eid=racket.eid,
+                      profile=racket.profile, state_dir=racket.workdir / "agent",
+                      card_state=racket.card_state,
+                      env=dict(racket.env if racket.env is not None else session.rig.env))
 
 
 def _text(result: RigResult, problems: list[str]) -> str:
@@ -142,8 +176,8 @@ def _text(result: RigResult, problems: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _as_json(result: RigResult, story: StoryResult | None, problems: list[str]
-             ) -> dict[str, Any]:
+def _as_json(result: RigResult, story: StoryResult | None, problems: list[str],
+             act: PageActResult | None) -> dict[str, Any]:
     return {
         "registered": result.registered,
         "failed": result.failed,
@@ -154,6 +188,9 @@ def _as_json(result: RigResult, story: StoryResult | None, problems: list[str]
                     for d in result.devices],
         "app_devices": result.app_devices,
         "story": story.lines if story else [],
+        "page": None if act is None else {"url": act.url, "skipped": act.skipped,
+                                          "lines": act.lines, "devices": act.devices,
+                                          "fields": act.fields, "esim": act.esim},
         "problems": problems,
         "notes": result.notes,
     }
@@ -163,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("mps-demo", __doc__ or "")
     parser.add_argument("--workdir", type=Path, help="keep files and logs here")
     parser.add_argument("--no-pcsc", action="store_true", help="never use pcscd + vpcd")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR",
+                        help="save the consent page act's screenshots here")
     json_flag(parser)
     log_level_option(parser)
     return parser

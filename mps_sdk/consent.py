@@ -30,6 +30,7 @@ from mps_wire.messages import (
     ConsentWithdrawRequest,
     Decision,
 )
+from mps_wire.signin import SignInCode
 from mps_wire.topics import Topics, check_level
 
 __all__ = ["ConsentClient", "ConsentState", "Grant", "Prompt"]
@@ -215,3 +216,24 @@ class ConsentClient(RegistryClient):
                 break
         raise PairingTimeoutError(f"no consent prompt{' of ' + app if app else ''} "
                                   f"within {timeout:g} s")
+
+    def sign_in_code(self, *, timeout: float = 10.0) -> SignInCode:
+        """The consent page's one-time code the operator sent to the user's number (its
+        text message, on the user's ``sign-in`` topic, kept there until it expires)."""
+        topic = self.topics.user_sign_in(self.contract)
+        inbox = self._listen(topic)
+        deadline = time.monotonic() + timeout
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    raw = inbox.get(timeout=left)
+                except queue.Empty:
+                    break
+                try:
+                    return SignInCode.from_wire(decode(raw, max_size=REPLY_LIMIT))
+                except WireError:
+                    continue  # a cleared message, or not a code
+        finally:
+            self._unlisten(topic, inbox)
+        raise PairingTimeoutError(f"no sign-in code within {timeout:g} s: ask for one on "
+                                  "the consent page")

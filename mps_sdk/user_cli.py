@@ -4,6 +4,7 @@
     mps-user consent approve  PROMPT --contract C-1001 [--devices EID,..] [--fields F,..]
     mps-user consent deny     PROMPT --contract C-1001
     mps-user consent withdraw (--app APP | --pairing ID) --contract C-1001
+    mps-user consent code     --contract C-1001     (the consent page's sign-in code)
 
 The command is the user agent over MQTT (--broker, --prefix, --timeout), using the
 consent topics exactly as any other client would; the operator acting on the user's
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="only these devices (default: all, future ones too)")
             answer.add_argument("--fields", type=_names, metavar="FIELD,...",
                                 help="only these fields (default: all the prompt lists)")
+    actions.add_parser("code", parents=[common],
+                       help="the consent page's one-time code sent to the user's number")
     withdraw = actions.add_parser("withdraw", parents=[common],
                                   help="withdraw consent: the pairing ends")
     which = withdraw.add_mutually_exclusive_group(required=True)
@@ -112,6 +115,9 @@ def _over_mqtt(client: ConsentClient, args: argparse.Namespace) -> int:
         pairing = client.approve(args.prompt, devices=args.devices, fields=args.fields) \
             if args.action == "approve" else client.deny(args.prompt)
         _print_answer(args, pairing)
+    elif args.action == "code":
+        message = client.sign_in_code(timeout=client.timeout)
+        emit(message.to_wire(), as_json=args.json, text=lambda _data: message.text)
     else:
         _print_withdrawn(args, client.withdraw(app=args.app, pairing=args.pairing))
     return EXIT_OK

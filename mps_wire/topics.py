@@ -78,6 +78,11 @@ class Topics:
     def user_replies(self, contract_id: str) -> str:
         return f"{self.prefix}/users/{check_level(contract_id, 'contract id')}/replies"
 
+    def user_sign_in(self, contract_id: str) -> str:
+        """The consent page's one-time codes for the user (retained until they expire):
+        the operator's SMS to the user's number, emulated."""
+        return f"{self.prefix}/users/{check_level(contract_id, 'contract id')}/sign-in"
+
     def user_namespace(self, contract_id: str) -> str:
         return f"{self.prefix}/users/{check_level(contract_id, 'contract id')}/"
 

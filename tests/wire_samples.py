@@ -38,6 +38,7 @@ from mps_wire.orders import (
 )
 from mps_wire.records import BindingChange, DevicePresence, DeviceRecord, Event
 from mps_wire.requests import EsimAppRequest
+from mps_wire.signin import SignInCode
 
 
 def sample_device(n: int = 1, **overrides: Any) -> DeviceInfo:
@@ -146,6 +147,8 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
                           EsimOrderResult("esim-2", sample_device().eid, OrderOutcome.FAILED,
                                           "profileNotInDisabledState")],
         EsimDeviceAsk: [EsimDeviceAsk(OrderAction.DISABLE, iccid)],
+        SignInCode: [SignInCode("C-1001", "+4915112345678", "042917", 1_700_000_300_000,
+                                1_700_000_000_000, "Your code is 042917.")],
         InstallationResult: [sample_installation(),
                              sample_installation(result=InstallationOutcome.FAILED,
                                                  msisdn=None, reason="8.2.5")],

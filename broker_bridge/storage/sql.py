@@ -18,6 +18,7 @@ from broker_bridge.storage.queries.events import EventQueries
 from broker_bridge.storage.queries.identities import IdentityQueries
 from broker_bridge.storage.queries.pairings import PairingQueries
 from broker_bridge.storage.queries.portability import PortabilityQueries
+from broker_bridge.storage.queries.signin import SignInQueries
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "Migration", "Row", "SqlStore"]
 
@@ -28,7 +29,8 @@ _PROBE_BYTES = 8192
 
 
 class SqlStore(ContractQueries, AppQueries, DeviceQueries, PairingQueries, EventQueries,
-               AuditQueries, IdentityQueries, PortabilityQueries, ChoiceQueries, SqlCore):
+               AuditQueries, IdentityQueries, PortabilityQueries, ChoiceQueries,
+               SignInQueries, SqlCore):
     """A :class:`Store` over one database connection, serialised by a re-entrant lock.
 
     The queries come per aggregate from :mod:`broker_bridge.storage.queries`, the schema

@@ -41,3 +41,15 @@ def test_the_story_of_the_demo(tmp_path: Path) -> None:
     # Across operators: a ported number is paired at the other operator's registry.
     across = "\n".join(out["federation"])
     assert "redirected to other-mobile, followed; active there, sees 1 device" in across
+    # The consent page act: Paul's choice in headless chromium, and the app sees just that.
+    page = out["page"]
+    if page["skipped"] is None:
+        assert page["url"].startswith("https://127.0.0.1:")
+        assert len(page["devices"]) == 2 and len(page["fields"]) == 3
+        assert "ip" not in page["fields"]
+        assert any("sees 2 devices" in line for line in page["lines"])
+        # Paul's word on the page, then the device's daemon deletes the profile.
+        assert page["esim"] == "done"
+        assert any("gone from" in line for line in page["lines"])
+    else:
+        assert "chromium" in page["skipped"] or "selenium" in page["skipped"]

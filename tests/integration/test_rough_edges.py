@@ -159,7 +159,7 @@ RST_MARKUP = re.compile(r"``|:(?:func|class|meth|data|mod|attr):`|^\.\. |^==+\s+
 
 @pytest.mark.parametrize("argv", [
     ["mps-agent"], ["mps-emu"], ["mps-lpa"], ["mps-emu", "euicc"], ["mps-emu", "modem"],
-    ["mps-bridge"], ["mps-app"], ["mps-user"], ["mps-bench"], ["mps-demo"],
+    ["mps-bridge"], ["mps-app"], ["mps-user"], ["mps-bench"], ["mps-demo"], ["mps-consent-web"],
     ["mps-emu", "smdp", "order"], ["mps-app", "watch"], ["mps-bridge", "broker-config"]])
 def test_help_reads_as_text(argv: list[str]) -> None:
     done = command(argv[0], *argv[1:], "--help")

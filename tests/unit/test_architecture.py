@@ -33,8 +33,9 @@ ALLOWED: dict[str, set[str]] = {
                     "mps_sdk", "broker_bridge", "firmware_profiles", "agent"},
     "mps_bench": {"mps_common", "mps_wire", "mps_mqtt", "mps_esim", "lpa_emulator",
                   "mps_sdk", "broker_bridge", "firmware_profiles", "agent", "mps_testbed"},
+    "consent_web": {"mps_common", "mps_wire", "mps_mqtt", "broker_bridge"},
     "mps_demo": {"mps_common", "mps_wire", "mps_mqtt", "mps_sdk", "broker_bridge",
-                 "mps_testbed", "lpa_emulator"},
+                 "mps_testbed", "lpa_emulator", "consent_web"},
 }
 
 #: Modules loaded only on demand, whose own imports reach past their package's limits:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mps_wire import codec, messages, orders, records, requests, schema
+from mps_wire import codec, messages, orders, records, requests, schema, signin
 from mps_wire.errors import ErrorCode
 from mps_wire.fields import Choice, WireMessage, WireTable
 from mps_wire.identifiers import make_eid, make_iccid, make_imei
@@ -45,7 +45,7 @@ SAMPLES = sample_messages()
 def message_types() -> set[type[WireMessage]]:
     """Every message class the wire modules define."""
     found = set()
-    for module in (messages, requests, records, orders):
+    for module in (messages, requests, records, orders, signin):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, WireMessage) and value is not WireMessage:
                 found.add(value)
@@ -199,6 +199,7 @@ TABLES_BY_RULE: dict[str, list[type[WireMessage]]] = {
     "device-state": [], "consent-prompts": [],
     "esim-order": [EsimOrder], "esim-order-result": [EsimOrderResult],
     "esim-device-ask": [EsimDeviceAsk],
+    "sign-in-code": [signin.SignInCode],
 }
 
 
@@ -285,6 +286,7 @@ def test_asyncapi_channels_are_the_topics(asyncapi: dict[str, Any]) -> None:
         "userConsent": t.user_consent("CONTRACT"),
         "userRequests": t.user_requests("CONTRACT"),
         "userReplies": t.user_replies("CONTRACT"),
+        "userSignIn": t.user_sign_in("CONTRACT"),
         "operatorRequests": t.operator_requests("SOURCE"),
         "operatorReplies": t.operator_replies("SOURCE"),
         "operatorInstallations": t.operator(messages.INSTALLATIONS),

@@ -13,6 +13,7 @@ from broker_bridge.storage.migrations import (
     v6_read_versions,
     v7_pairing_decoys,
     v8_consent_choices,
+    v9_signin,
     v10_portability,
 )
 from broker_bridge.storage.migrations.base import Migration
@@ -36,6 +37,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     v6_read_versions.MIGRATION,
     v7_pairing_decoys.MIGRATION,
     v8_consent_choices.MIGRATION,
+    v9_signin.MIGRATION,
     v10_portability.MIGRATION,
 )
 
