@@ -72,6 +72,12 @@ RECONNECT_MAX = 3
 SETTLE_SECONDS = 0.1
 
 
+#: Publications (replies, events) the bridge has unconfirmed by the broker at once. Beyond
+#: paho's default of 20 an app's burst of answers would queue every other app's answer
+#: behind it, waiting for the broker's PUBACKs.
+REPLY_WINDOW = 1000
+
+
 class Bridge:
     """Serves registrations, app, user and operator requests from ``broker`` into ``store``.
 
@@ -174,6 +180,7 @@ class Bridge:
             client = new_client(self.client_id, persistent=persistent, manual_ack=True)
             # Back with the broker within seconds of its return, not paho's two minutes.
             client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
+            client.max_inflight_messages_set(REPLY_WINDOW)
             client.on_message = self._on_message
             client.on_publish = self._publisher.on_publish
             self._open_reader()
