@@ -412,6 +412,15 @@ def cmd_faults(args: argparse.Namespace) -> int:
         results = run_faults(workdir, args.registrations, names) if names or not args.only \
             else []
         flooded = _flood(workdir, summary) if not args.only or FLOOD in args.only else True
+    totals = _report(args, summary, results, attacks)
+    bad = (totals["lost"] or totals["duplicated"] or (attacks is not None and attacks.let_in)
+           or not flooded)
+    return EXIT_FAILURE if bad else EXIT_OK
+
+
+def _report(args: argparse.Namespace, summary: dict[str, Any], results: list[FaultResult],
+            attacks: AttackReport | None) -> dict[str, int]:
+    """Print the fault runs, write ``--json`` and ``--details``; the totals."""
     print(table(["FAULT", "SENT", "STORED", "LOST", "DUPLICATED", "RESENT", "SECONDS", "NOTES"],
                 [[r.name, str(r.sent), str(r.stored), str(r.lost), str(r.duplicated),
                   str(r.resent), f"{r.seconds:.1f}", "; ".join(r.notes)] for r in results]))
@@ -427,9 +436,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
         if attacks is not None:
             detail["attack_details"] = attacks.to_json()["attacks"]
         Path(args.details).write_text(json.dumps(detail, indent=2) + "\n", encoding="utf-8")
-    bad = (totals["lost"] or totals["duplicated"] or (attacks is not None and attacks.let_in)
-           or not flooded)
-    return EXIT_FAILURE if bad else EXIT_OK
+    return totals
 
 
 def _flood(workdir: Path, summary: dict[str, Any]) -> bool:

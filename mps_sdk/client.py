@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -59,6 +60,7 @@ from mps_sdk.errors import (
     RequestError,
 )
 from mps_sdk.events import EventCursor, EventPage, EventWatch, IdleTimer, received
+from mps_sdk.settle import unpaired
 from mps_wire.codec import decode, encode
 from mps_wire.errors import ErrorCode, WireError
 from mps_wire.identifiers import IdentifierError, validate_msisdn
@@ -205,8 +207,10 @@ class RegistryClient:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _request(self, payload: bytes, *, accept: tuple[Status, ...] = (Status.OK,)
-                 ) -> Reply:
+    def _request(self, payload: bytes, *, accept: tuple[Status, ...] = (Status.OK,),
+                 settle: Callable[[Reply], Reply | None] | None = None) -> Reply:
+        """The registry's reply, refusals raised; ``settle`` may turn the refusal of a
+        request sent more than once into success (see :mod:`mps_sdk.settle`)."""
         requester = self._requester
         if requester is None:
             raise PairingConnectionError("the client is not connected; use connect() or with")
@@ -226,6 +230,10 @@ class RegistryClient:
             raise BadReplyError(f"the registry's reply cannot be read: {exc}") from exc
         if reply.status in accept:
             return reply
+        if settle is not None and requester.last_attempts > 1:
+            settled = settle(reply)
+            if settled is not None:
+                return settled
         raise _refusal(reply)
 
     def _listen(self, topic: str) -> queue.Queue[bytes]:
@@ -390,14 +398,16 @@ class PairingClient(RegistryClient):
         """End this app's pairing, named by the number it was made with or by its id.
 
         Returns the pairing's id. The app's stream gets ``pairing-ended`` and nothing more
-        about that pairing. Raises NotFoundError when there is no such pairing.
+        about that pairing. Raises NotFoundError when there is no such pairing (idempotent
+        across a lost reply: :func:`mps_sdk.settle.unpaired`).
         """
         try:
             request = UnpairRequest(msisdn=_number(msisdn) if msisdn is not None else None,
                                     pairing=pairing)
         except WireError as exc:
             raise RequestError(exc.code, exc.message) from exc
-        reply = self._request(encode(request.to_wire()))
+        settle = partial(unpaired, self) if request.msisdn else None
+        reply = self._request(encode(request.to_wire()), settle=settle)
         ended = reply.body.get("pairing")
         if not isinstance(ended, str):
             raise BadReplyError("the registry's unpair reply names no pairing")

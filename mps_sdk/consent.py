@@ -17,11 +17,13 @@ import queue
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from mps_mqtt.client import DEFAULT_RETRY, BrokerURL, Retry
 from mps_sdk.client import REPLY_LIMIT, RegistryClient
 from mps_sdk.errors import BadReplyError, PairingTimeoutError
+from mps_sdk.settle import answered
 from mps_wire.codec import decode, encode
 from mps_wire.errors import WireError
 from mps_wire.messages import (
@@ -33,6 +35,9 @@ from mps_wire.messages import (
 from mps_wire.topics import Topics, check_level
 
 __all__ = ["ConsentClient", "ConsentState", "Grant", "Prompt"]
+
+#: Prompts whose pairing a client remembers (see :meth:`ConsentClient.prompt_pairing`).
+MAX_PROMPTS_KEPT = 10_000
 
 
 def _field(msg: Mapping[str, Any], key: str, typ: type) -> Any:
@@ -120,6 +125,8 @@ class ConsentClient(RegistryClient):
         super().__init__(broker, topics=topics, timeout=timeout, client_id=client_id,
                          retry=retry)
         self.contract = check_level(contract, "contract id")
+        # The pairing of every prompt seen, to confirm an answer whose reply was lost.
+        self._prompts: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"ConsentClient({str(self.broker)!r}, {self.contract!r})"
@@ -137,7 +144,17 @@ class ConsentClient(RegistryClient):
     def consent(self) -> ConsentState:
         """The contract's open prompts and granted consents, from the registry."""
         reply = self._request(encode(ConsentListRequest().to_wire()))
-        return ConsentState.from_wire(reply.body)
+        return self._seen(ConsentState.from_wire(reply.body))
+
+    def _seen(self, state: ConsentState) -> ConsentState:
+        if len(self._prompts) > MAX_PROMPTS_KEPT:
+            self._prompts.clear()
+        self._prompts.update((p.prompt, p.pairing) for p in state.prompts)
+        return state
+
+    def prompt_pairing(self, prompt: str) -> str | None:
+        """The pairing of a prompt this client has seen, if any."""
+        return self._prompts.get(prompt)
 
     def approve(self, prompt: str) -> str:
         """Approve the prompt: its app is paired and receives every device. Returns the
@@ -150,7 +167,10 @@ class ConsentClient(RegistryClient):
 
     def _answer(self, prompt: str, decision: Decision) -> str:
         check_level(prompt, "prompt id")
-        reply = self._request(encode(ConsentAnswerRequest(prompt, decision).to_wire()))
+        # Idempotent: a repeat that finds the prompt answered as asked is the answer.
+        settle = partial(answered, self, prompt, decision is Decision.APPROVE)
+        reply = self._request(encode(ConsentAnswerRequest(prompt, decision).to_wire()),
+                              settle=settle)
         pairing = reply.body.get("pairing")
         if not isinstance(pairing, str):
             raise BadReplyError("the registry's answer names no pairing")
@@ -193,7 +213,7 @@ class ConsentClient(RegistryClient):
                 if not isinstance(revision, int) or revision <= newest:
                     continue  # an older snapshot published late by another bridge
                 newest = revision
-                yield ConsentState.from_wire({**msg, "granted": []}).prompts
+                yield self._seen(ConsentState.from_wire({**msg, "granted": []})).prompts
         finally:
             self._unlisten(topic, inbox)
 

@@ -181,19 +181,9 @@ class PairingRules(DeviceListing):
         app = self._admit(app_id, admitted)
         if isinstance(app, Reply):
             return self.refuse(actor, "unpair", app, **audit)
-        pairing: Pairing | None
-        if request.pairing is not None:
-            pairing = self.store.pairing(request.pairing) or self.store.decoy(request.pairing)
-            if pairing is not None and pairing.app_id != app.id:
-                pairing = None  # another app's pairing: as if it did not exist
-        else:
-            routed = self.route(request.msisdn or "")
-            if isinstance(routed, Reply):
-                if self.policy.pairing(app, None).consent is ConsentRule.STANDING:
-                    return self.refuse(actor, "unpair", routed, **audit)
-                pairing = self.store.live_decoy(app.id, request.msisdn or "")
-            else:
-                pairing = self.store.live_pairing(app.id, routed.id)
+        pairing = self._to_unpair(app, request)
+        if isinstance(pairing, Reply):
+            return self.refuse(actor, "unpair", pairing, **audit)
         if pairing is None:
             return self.refuse(actor, "unpair", refusal(
                 Status.ERROR, ErrorCode.NOT_FOUND, "no such pairing of this app",
@@ -213,6 +203,20 @@ class PairingRules(DeviceListing):
         # Before consent the number's reference: unpairing links no two numbers either.
         return Outcome(Reply.ok(pairing=pairing.id, state=current.state.value,
                                 contract=self.view(app).pairing_ref(current)), work.effects)
+
+    def _to_unpair(self, app: App, request: UnpairRequest) -> Pairing | Reply | None:
+        """The pairing (or decoy) an unpair request names, None for none; the routing
+        reply for a number served elsewhere, told only to apps with standing consent."""
+        if request.pairing is not None:
+            pairing = self.store.pairing(request.pairing) or self.store.decoy(request.pairing)
+            # Another app's pairing: as if it did not exist.
+            return pairing if pairing is not None and pairing.app_id == app.id else None
+        routed = self.route(request.msisdn or "")
+        if not isinstance(routed, Reply):
+            return self.store.live_pairing(app.id, routed.id)
+        if self.policy.pairing(app, None).consent is ConsentRule.STANDING:
+            return routed
+        return self.store.live_decoy(app.id, request.msisdn or "")
 
     def events_since(self, app_id: str, request: EventsSinceRequest, *,
                      admitted: App | None = None) -> Outcome:
