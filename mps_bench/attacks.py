@@ -289,7 +289,9 @@ class _Attacks:
         self._size_attacks(a1)
         self._anonymous()
         from mps_bench.broker_attacks import run_broker_attacks
+        from mps_bench.identity_attacks import run_identity_attacks
 
+        run_identity_attacks(self)
         run_broker_attacks(self, a1.eid, device(2).eid)
         # Nothing the attacks tried may have changed device A.
         stored = self.dep.store.device(a1.eid)
