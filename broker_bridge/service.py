@@ -290,6 +290,10 @@ class Bridge:
             self._queue.put(None)
             worker.join()
             self._audits.stop()
+            try:
+                self._audit_refusals()  # the refusals since the last round
+            except StoreError as exc:
+                log.warning("could not write the last refusals to the audit log: %s", exc)
         if client is not None:
             # Give the broker a moment to confirm what is in flight, so that it need not
             # be published again by whoever runs next.
@@ -407,6 +411,12 @@ class Bridge:
             client.ack(msg.mid, msg.qos)
         return True
 
+    def _audit_refusals(self) -> None:
+        """One audit entry per app refused over its share since the last call."""
+        for app_id, refused in sorted(self.limiter.take_refused().items()):
+            self.store.append_audit(f"app:{app_id}", "request", "busy", app_id=app_id,
+                                    subject=app_id, detail={"refused": refused})
+
     def dispatch(self, topic: str, payload: bytes) -> Outcome | None:
         """What the bridge does with ``payload`` arriving on ``topic``, without MQTT: the
         outcome (committed; its effects are not published), None for a topic it does not
@@ -430,9 +440,7 @@ class Bridge:
             return
         publisher = self._publisher
         publisher.flush_acks(self.store)
-        for app_id, refused in sorted(self.limiter.take_refused().items()):
-            self.store.append_audit(f"app:{app_id}", "request", "busy", app_id=app_id,
-                                    subject=app_id, detail={"refused": refused})
+        self._audit_refusals()
         publisher.effects(client, self.registry.expire_prompts())
         pending = publisher.pending()
         due = now_ms() - int(self.relay_grace * 1000)

@@ -130,10 +130,11 @@ def _rss_mb(pid: int) -> float:
 
 def run_flood(workdir: Path, *, flood: int = 10_000, probes: int = 200,
               timeout: float = 60.0, broker_config: str = "",
-              bridge_args: tuple[str, ...] = ()) -> dict[str, Any]:
+              bridge_args: tuple[str, ...] = (), pace: float = PACE) -> dict[str, Any]:
     """Measure the steady app quiet and under the flood; the report (see the module).
     ``broker_config`` is added to the private Mosquitto's configuration, ``bridge_args``
-    to ``mps-bridge serve``'s arguments."""
+    to ``mps-bridge serve``'s arguments; the steady app's queries start ``pace`` seconds
+    apart."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "registry.db"
     _prepare(db)
@@ -152,10 +153,10 @@ def run_flood(workdir: Path, *, flood: int = 10_000, probes: int = 200,
             steady.subscribe(topics.app_replies(STEADY))
             flooder.subscribe(topics.app_replies(FLOODER))
             _probe(steady, topics, 20, deadline, 0.0)  # warm-up
-            quiet = _probe(steady, topics, probes, deadline)
+            quiet = _probe(steady, topics, probes, deadline, pace)
             pump = _Flood(flooder, topics, flood, deadline)
             pump.start()
-            loud = _probe(steady, topics, probes, deadline)
+            loud = _probe(steady, topics, probes, deadline, pace)
             rss = _rss_mb(bridge.proc.pid)
             pump.done.set()
             pump.join(max(0.0, deadline - time.monotonic()))
