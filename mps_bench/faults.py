@@ -6,6 +6,8 @@ Fault runs, all on loopback and bounded in count and time:
   with SIGKILL and started again;
 - broker-restarted: N devices register while Mosquitto (with persistence) restarts;
 - broker-killed: the same with Mosquitto killed by SIGKILL and started again;
+- member-stopped: one of two registry members gets SIGTERM under the load and stays
+  down (:mod:`mps_bench.member_faults`);
 - clients-broker-killed: the project's own clients (100 device agents, 4 apps on the
   SDK) while Mosquitto is killed, with their retry and, for comparison, without;
 - card-removed: a device whose card goes away mid first boot (before its identity
@@ -387,10 +389,10 @@ FAULTS: dict[str, Callable[[Path, int], FaultResult]] = {
 def run_faults(workdir: Path, count: int, names: Sequence[str] | None = None
                ) -> list[FaultResult]:
     """Run the fault runs named (default: all), each in its own directory."""
-    from mps_bench import agent_faults, client_faults
+    from mps_bench import agent_faults, client_faults, member_faults
 
     runs: dict[str, Callable[[Path, int], FaultResult]] = {
-        **FAULTS, **client_faults.FAULTS, **agent_faults.FAULTS}
+        **FAULTS, **member_faults.FAULTS, **client_faults.FAULTS, **agent_faults.FAULTS}
     results = []
     for name in names or list(runs):
         target = workdir / name

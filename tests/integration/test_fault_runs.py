@@ -11,6 +11,7 @@ import pytest
 from mps_bench.agent_faults import card_removed, card_removed_mid_download, modem_faults
 from mps_bench.client_faults import clients_broker_killed
 from mps_bench.faults import bridge_killed, broker_killed, broker_restarted
+from mps_bench.member_faults import member_stopped
 
 REGISTRATIONS = 500
 
@@ -34,6 +35,14 @@ def test_a_broker_restart_during_registrations_loses_nothing(tmp_path: Path) -> 
 def test_a_broker_killed_during_registrations_loses_nothing(tmp_path: Path) -> None:
     result = broker_killed(tmp_path, REGISTRATIONS, timeout=120)
     assert any("killed the broker" in n for n in result.notes)
+    assert (result.sent, result.stored, result.lost, result.duplicated) == \
+        (REGISTRATIONS, REGISTRATIONS, 0, 0), result.notes
+
+
+def test_a_member_stopped_under_load_leaves_its_share_to_the_other(tmp_path: Path) -> None:
+    # MQTT v5 3.10.4: once unsubscribed, nothing new is kept for it; it finishes the rest.
+    result = member_stopped(tmp_path, REGISTRATIONS, timeout=120)
+    assert any("exited (0)" in n for n in result.notes), result.notes
     assert (result.sent, result.stored, result.lost, result.duplicated) == \
         (REGISTRATIONS, REGISTRATIONS, 0, 0), result.notes
 
