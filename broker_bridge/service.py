@@ -429,6 +429,10 @@ class Bridge:
         while not self._stopping.wait(self.sweep_interval):
             try:
                 self.sweep()
+                if self.health.down and self.health.probe(self.store):
+                    self.health.recovered()
+            except StoreError as exc:
+                self.health.failed(exc)  # one line per condition, not one per round
             except Exception:
                 log.exception("housekeeping failed; trying again in %g s", self.sweep_interval)
 

@@ -8,6 +8,8 @@ Fault runs, all on loopback and bounded in count and time:
 - broker-killed: the same with Mosquitto killed by SIGKILL and started again;
 - member-stopped: one of two registry members gets SIGTERM under the load and stays
   down (:mod:`mps_bench.member_faults`);
+- store-full: the registry's database cannot grow for a while under the load, as on a
+  full disk (:mod:`mps_bench.store_faults`);
 - clients-broker-killed: the project's own clients (100 device agents, 4 apps on the
   SDK) while Mosquitto is killed, with their retry and, for comparison, without;
 - card-removed: a device whose card goes away mid first boot (before its identity
@@ -389,10 +391,11 @@ FAULTS: dict[str, Callable[[Path, int], FaultResult]] = {
 def run_faults(workdir: Path, count: int, names: Sequence[str] | None = None
                ) -> list[FaultResult]:
     """Run the fault runs named (default: all), each in its own directory."""
-    from mps_bench import agent_faults, client_faults, member_faults
+    from mps_bench import agent_faults, client_faults, member_faults, store_faults
 
     runs: dict[str, Callable[[Path, int], FaultResult]] = {
-        **FAULTS, **member_faults.FAULTS, **client_faults.FAULTS, **agent_faults.FAULTS}
+        **FAULTS, **member_faults.FAULTS, **store_faults.FAULTS, **client_faults.FAULTS,
+        **agent_faults.FAULTS}
     results = []
     for name in names or list(runs):
         target = workdir / name
