@@ -58,6 +58,7 @@ from mps_sdk.errors import (
     PairingTimeoutError,
     RedirectError,
     RequestError,
+    refusal_error,
 )
 from mps_sdk.events import EventCursor, EventPage, EventWatch, IdleTimer, received
 from mps_sdk.settle import unpaired
@@ -94,6 +95,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REPLY_LIMIT = 1024 * 1024
+#: Seconds before a request answered ``busy`` (over the app's share) is made again.
+BUSY_PAUSE = 1.0
 """Largest reply or event the SDK accepts: a contract's device list can outgrow the 16 KiB
 that requests are held to."""
 
@@ -214,8 +217,24 @@ class RegistryClient:
         requester = self._requester
         if requester is None:
             raise PairingConnectionError("the client is not connected; use connect() or with")
+        deadline = time.monotonic() + self.timeout
+        reply = self._exchange(requester, payload, self.timeout)
+        # Over the app's share: the registry says to retry after a second (a new request).
+        while (reply.code is ErrorCode.BUSY and self.retry is not None
+               and time.monotonic() + BUSY_PAUSE < deadline):
+            time.sleep(BUSY_PAUSE)
+            reply = self._exchange(requester, payload, deadline - time.monotonic())
+        if reply.status in accept:
+            return reply
+        if settle is not None and requester.last_attempts > 1:
+            settled = settle(reply)
+            if settled is not None:
+                return settled
+        raise refusal_error(reply)
+
+    def _exchange(self, requester: Requester, payload: bytes, timeout: float) -> Reply:
         try:
-            raw = requester.request(self._requests_topic(), payload, timeout=self.timeout,
+            raw = requester.request(self._requests_topic(), payload, timeout=timeout,
                                     retry=self.retry)
         except RequestTimeoutError as exc:
             raise PairingTimeoutError(str(exc)) from exc
@@ -225,16 +244,9 @@ class RegistryClient:
         except MqttError as exc:
             raise PairingConnectionError(str(exc)) from exc
         try:
-            reply = Reply.from_wire(decode(raw, max_size=REPLY_LIMIT))
+            return Reply.from_wire(decode(raw, max_size=REPLY_LIMIT))
         except WireError as exc:
             raise BadReplyError(f"the registry's reply cannot be read: {exc}") from exc
-        if reply.status in accept:
-            return reply
-        if settle is not None and requester.last_attempts > 1:
-            settled = settle(reply)
-            if settled is not None:
-                return settled
-        raise _refusal(reply)
 
     def _listen(self, topic: str) -> queue.Queue[bytes]:
         """A queue receiving every message on ``topic`` from now on (SUBACK awaited)."""
@@ -277,27 +289,6 @@ def _subscribe(client: mqtt.Client, topic: str, timeout: float) -> None:
     except SubscriptionRefusedError as exc:
         # The broker's ACL keeps this client out of the topic.
         raise DeniedError(ErrorCode.DENIED, str(exc)) from exc
-
-
-def _refusal(reply: Reply) -> RequestError:
-    code = reply.code or ErrorCode.INTERNAL
-    message = reply.message or f"request refused ({reply.status})"
-    reason = reply.body.get("reason")
-    if reply.status is Status.REDIRECT:
-        body = reply.body
-
-        def text(key: str) -> str:
-            value = body.get(key)
-            return value if isinstance(value, str) else ""
-
-        return RedirectError(message, operator=text("operator"), name=text("name"),
-                             registry=text("registry"), prefix=text("prefix"))
-    if code is ErrorCode.NOT_FOUND:
-        return NotFoundError(code, message, status=reply.status)
-    if code is ErrorCode.DENIED or reply.status is Status.DENIED:
-        return DeniedError(code, message, status=reply.status,
-                           reason=reason if isinstance(reason, str) else None)
-    return RequestError(code, message, status=reply.status)
 
 
 def _number(msisdn: str) -> str:

@@ -1,4 +1,5 @@
-"""The SDK's requests are idempotent across a lost reply: when the first attempt took
+"""The SDK's requests are idempotent across a lost reply, and made again after a second
+when the registry answers ``busy`` (over the app's share). When the first attempt took
 effect and only its reply was lost, the repeat (same Correlation Data, MQTT v5 section
 4.10) finds the work done, refused as ``not-paired`` or ``answered``; the SDK confirms
 that from the registry's state and answers what the first reply would have said. A
@@ -6,6 +7,7 @@ refusal the state does not confirm stays a refusal."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,11 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from broker_bridge.storage import SqliteStore
-from mps_sdk.client import PairingClient, RegistryClient
+from mps_sdk.client import BUSY_PAUSE, PairingClient, RegistryClient
 from mps_sdk.consent import ConsentClient
-from mps_sdk.errors import NotFoundError
+from mps_sdk.errors import NotFoundError, RequestError
 from mps_testbed.stack import Mosquitto
+from mps_wire.errors import ErrorCode
 from mps_wire.topics import Topics
 from tests.helpers import PAUL, PAUL_MSISDN, paul_and_apps, running_bridge
 
@@ -87,3 +90,22 @@ def test_a_consent_answer_whose_reply_was_lost_is_answered_by_its_repeat(
         lost = drop_next_reply(user)
         with pytest.raises(NotFoundError):
             (user.deny if approve else user.approve)(prompt.prompt)
+
+
+def test_a_request_over_the_apps_share_is_made_again_after_a_second(
+        store: SqliteStore, mosquitto: Mosquitto, topics: Topics) -> None:
+    with running_bridge(store, mosquitto.url, topics, app_rate=0.5, app_burst=1), \
+            PairingClient(mosquitto.url, "care", topics=topics, timeout=10) as care:
+        assert care.devices(PAUL_MSISDN)  # the burst
+        started = time.monotonic()
+        assert care.devices(PAUL_MSISDN)  # refused busy at first, answered after pauses
+        assert time.monotonic() - started >= BUSY_PAUSE
+    # The refusals are on record (in sum).
+    assert any(e.actor == "app:care" and e.outcome == "busy" for e in store.audit())
+    with running_bridge(store, mosquitto.url, topics, app_rate=0.5, app_burst=1), \
+            PairingClient(mosquitto.url, "care", topics=topics, timeout=10,
+                          retry=None) as once:
+        once.devices(PAUL_MSISDN)
+        with pytest.raises(RequestError) as refused:
+            once.devices(PAUL_MSISDN)  # without retry: the refusal as it came
+        assert refused.value.code is ErrorCode.BUSY
