@@ -181,7 +181,7 @@ def _alike(attacks: _Attacks, name: str, description: str, op: str,
 
 
 def _enumeration(attacks: _Attacks) -> None:
-    from mps_bench.attacks import LENA
+    from mps_bench.attacks import LENA, LENA_MSISDN
 
     dep = attacks.dep
     dep.store.upsert_number(LENA_SECOND, LENA)
@@ -200,7 +200,7 @@ def _enumeration(attacks: _Attacks) -> None:
     mark = attacks._mark()
     second = attacks.app_request("health", {"op": "pair", "msisdn": LENA_SECOND,
                                             "purpose": "health-monitoring"}) or {}
-    first = attacks.app_request("health", {"op": "pair", "msisdn": attacks_lena(),
+    first = attacks.app_request("health", {"op": "pair", "msisdn": LENA_MSISDN,
                                            "purpose": "health-monitoring"}) or {}
     refs = first.get("contract"), second.get("contract")
     linked = refs[0] is None or refs[0] == refs[1]
@@ -211,12 +211,6 @@ def _enumeration(attacks: _Attacks) -> None:
         attacks._audited(mark, "app:health")))
     _alike(attacks, "enumeration-unpair-pending", "the app unpairs its waiting requests "
            "for the three numbers", "unpair", {})
-
-
-def attacks_lena() -> str:
-    from mps_bench.attacks import LENA_MSISDN
-
-    return LENA_MSISDN
 
 
 # --- topics and sessions -------------------------------------------------------------------
