@@ -112,12 +112,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = boot.run()
     result = outcome.reply.body.get("result", "ok")
     if args.json:
-        _print({"device_id": outcome.info.eid, "result": result, "seq": outcome.info.seq,
+        _print({"device_id": outcome.info.device_id, "result": result, "seq": outcome.info.seq,
                 "contract": outcome.reply.body.get("contract"),
                 "identity": outcome.identity.to_json(),
                 "timings_s": {k: round(v, 4) for k, v in outcome.timings.items()}})
     else:
-        print(f"registered {outcome.info.eid} ({result}) in "
+        print(f"registered {outcome.info.device_id} ({result}) in "
               f"{outcome.timings['total']:.2f} s")
     if not args.daemon:
         return EXIT_OK
@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    AgentDaemon(settings, interval=args.interval, stop=stop).run(outcome.info.eid)
+    AgentDaemon(settings, interval=args.interval, stop=stop).run(outcome.info.device_id)
     return EXIT_OK
 
 

@@ -47,7 +47,7 @@ class DeviceCredentials:
     def check_device(self, eid: str) -> None:
         """Refuse to speak for a card the credentials were not issued for."""
         if eid != self.eid:
-            raise CredentialsError(f"the credentials in {self.bundle.directory} are for EID "
+            raise CredentialsError(f"the credentials in {self.bundle.directory} are for device "
                                    f"{self.eid}, but the card is {eid}")
 
     @classmethod

@@ -270,7 +270,7 @@ class FirstBoot:
     def publish(self, info: DeviceInfo) -> Reply:
         s = self.settings
         try:
-            pub = self.publisher(info.eid)
+            pub = self.publisher(info.device_id)
         except AgentError as exc:
             raise StepError(Step.PUBLISH, str(exc)) from exc
         delivery = Delivery(pub, retry_for=s.retry_for)

@@ -1,5 +1,6 @@
-"""Reading who the device is: IMEI and model from the modem, EID and ICCID from the eUICC,
-IMSI and IP addresses, and the capabilities its firmware profile declares."""
+"""Reading who the device is: IMEI and model from the modem, EID and ICCID from the eUICC
+(or, from a plain SIM, ICCID and IMSI from its files and no EID), IMSI and IP addresses,
+and the capabilities its firmware profile declares."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from agent.card import CardLink
-from agent.errors import AgentError, StepError
+from agent.errors import AgentError, StatusWordError, StepError
 from agent.modem import Modem
 from mps_esim.lpa import Es10Client, Es10Error
 from mps_wire.errors import ValidationError
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 class Identity:
     """What the device read about itself from its hardware."""
 
-    eid: str
+    eid: str | None
+    """None for a plain SIM (a card without an ISD-R); the device then goes by its ICCID."""
     imei: str
     iccid: str
     imsi: str | None
@@ -41,9 +43,19 @@ class Identity:
                           profile=profile, seq=seq, ts=ts)
 
 
-def read_eid(card: CardLink) -> str:
-    """The EID, from the ISD-R's GetEuiccData over a logical channel."""
-    with card.open_isdr() as isdr:
+SW_FILE_NOT_FOUND = 0x6A82
+
+
+def read_eid(card: CardLink) -> str | None:
+    """The EID, from the ISD-R's GetEuiccData over a logical channel; None for a plain
+    SIM, whose SELECT of the ISD-R's AID answers 6A82 (ISO 7816-4: no such application)."""
+    try:
+        channel = card.open_isdr()
+    except StatusWordError as exc:
+        if exc.sw == SW_FILE_NOT_FOUND:
+            return None
+        raise
+    with channel as isdr:
         try:
             eid = Es10Client(isdr).get_eid()
         except Es10Error as exc:
@@ -66,7 +78,10 @@ def read_identity(modem: Modem, card: CardLink) -> Identity:
         step = "read ICCID"
         iccid = validate_iccid(card.read_iccid())
         step = "read IMSI"
-        imsi = _optional(modem.imsi, step)
+        # A plain SIM's subscription is all in its files: its IMSI comes from EF.IMSI.
+        imsi = _optional(card.read_imsi if eid is None else modem.imsi, step)
+        if imsi is None and eid is None:
+            imsi = _optional(modem.imsi, step)
         step = "read IP address"
         ip = tuple(modem.ip_addresses())
     except StepError:
@@ -81,7 +96,7 @@ def _optional(read: Any, step: str) -> str | None:
     # that cannot read it (card in an external reader) does not stop registration.
     try:
         value = read()
-    except AgentError as exc:
+    except (AgentError, ValidationError) as exc:
         log.info("%s skipped: %s", step, exc)
         return None
     return value if isinstance(value, str) else None

@@ -7,6 +7,9 @@
                                        nothing more, with --all): run its eUICC package,
                                        answer its data request, or download the profile it
                                        ordered; report the result
+    ipa rollback [--refresh]           back to the profile enabled before an enable PSMO
+                                       with rollback (ProfileRollback); the new result waits
+                                       on the eUICC for the next round
 """
 
 from __future__ import annotations
@@ -75,13 +78,14 @@ def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     # The HTTPS and download machinery loads only when a round runs.
     from agent.download import Es9Clients
     from mps_esim.ipa.esipa import EsipaClient
-    from mps_esim.ipa.poll import poll, profile_downloader
+    from mps_esim.ipa.poll import downloader_for, indirect, poll
 
     address = _eim_address(client, args)
     eid = client.get_eid()
+    via_eim = indirect(client, address)
     with EsipaClient(address, ca_file=args.ca) as eim, Es9Clients(args.ca) as es9:
         outcomes = poll(client, eim, eid, max_rounds=64 if args.all else 1,
-                        downloader=profile_downloader(client, es9.client))
+                        downloader=downloader_for(client, eim, es9.client, via_eim=via_eim))
     data = {"ok": True, "eim": address, "eid": eid, "rounds": [_outcome(o) for o in outcomes]}
     if not outcomes:
         return Output(data, [f"the eIM {address} has nothing for {eid}"])
@@ -93,6 +97,17 @@ def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     return Output(data, text)
 
 
+def cmd_rollback(client: Es10Client, args: argparse.Namespace) -> Output:
+    from mps_esim.ipa import card as ipa_card
+    from mps_esim.sgp32.result import EuiccPackageResult
+
+    result = EuiccPackageResult.decode(ipa_card.profile_rollback(client, refresh=args.refresh))
+    enabled = next((p.iccid for p in client.list_profiles() if p.state == "enabled"), None)
+    data = {"ok": True, "enabled": enabled, "eim": result.eim_id, "seq": result.seq}
+    return Output(data, [f"rolled back: profile {enabled} enabled again; result {result.seq} "
+                         f"waits for the eIM {result.eim_id}"])
+
+
 def register(groups: Any, leaf: Any) -> None:
     """Add ``ipa`` to the ``mps-lpa`` parser (``leaf`` makes one command)."""
     ipa = groups.add_parser("ipa", help="the IoT Profile Assistant (SGP.32, eIM)"
@@ -100,6 +115,9 @@ def register(groups: Any, leaf: Any) -> None:
     leaf(ipa, "eims", cmd_eim_list, "the eIMs the eUICC is associated with")
     leaf(ipa, "add-eim", cmd_eim_add, "AddInitialEim from an EimConfigurationData file"
          ).add_argument("file", help="DER or hex ('mps-emu eim config --der FILE')")
+    leaf(ipa, "rollback", cmd_rollback, "back to the profile enabled before an enable PSMO "
+         "that granted rollback").add_argument("--refresh", action="store_true",
+                                               help="ask the eUICC for a REFRESH")
     p = leaf(ipa, "poll", cmd_poll, "one round with the eIM (every round with --all)")
     p.add_argument("--eim", metavar="HOST:PORT", help="default: the eUICC's eIM FQDN")
     p.add_argument("--all", action="store_true", help="until the eIM has nothing more")

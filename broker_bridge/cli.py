@@ -12,7 +12,7 @@
     mps-bridge operator port-out --msisdn +49... --operator OTHER
     mps-bridge operator add-operator --id OTHER --name "Other" --registry mqtts://...
                                      [--prefix mps/v1] [--number-prefix +49160]...
-    mps-bridge operator bind --iccid 89... --eid 89... [--swap]
+    mps-bridge operator bind --iccid 89... (--eid 89... | --plain-sim) [--swap]
     mps-bridge operator show --contract C-1
     mps-bridge apps add APP --name NAME --trust partner|verified|unverified
                         [--purpose P]... [--standing-consent | --no-standing-consent]
@@ -27,7 +27,11 @@
     mps-bridge operator remove-device-key --eid EID
     mps-bridge operator identities
     mps-bridge db init --db registry.db             (serve never makes a database)
+    mps-bridge devices show EID                     a device and its eUICC's profiles
     mps-bridge devices reset-seq EID [--to N]       (audited)
+    mps-bridge portability import FILE [--home ID]  (CSV/JSON: msisdn,operator,valid_from,
+                                                    valid_until[,contract]; all or nothing)
+    mps-bridge portability show MSISDN
     mps-bridge broker-config --out DIR --db registry.db [--port 1883] [--tls-port 8883]
                              [--ca DIR] [--client-certificates] [--acl dynsec]
                              [--bind 127.0.0.1] [--server-name NAME]... [--prefix mps/v1]
@@ -53,6 +57,7 @@ from broker_bridge.commands import (
     credentials,
     devices,
     operator_data,
+    portability,
     serve,
 )
 from broker_bridge.commands import db as db_command
@@ -85,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(commands, [common, db])
     db_command.add_parser(commands, [common, db])
     devices.add_parser(commands, [common, db])
+    portability.add_parser(commands, [common, db])
     return parser
 
 
@@ -138,6 +144,8 @@ def _dispatch(args: argparse.Namespace) -> Callable[[Registry, bool], int]:
         return lambda registry, as_json: consent_cli.run(registry, args, as_json)
     if args.command == "devices":
         return lambda registry, as_json: devices.run(registry, args, as_json)
+    if args.command == "portability":
+        return lambda registry, as_json: portability.run(registry, args, as_json)
     return lambda registry, as_json: audit.run(registry, args, as_json)
 
 

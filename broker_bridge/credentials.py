@@ -37,7 +37,7 @@ from broker_bridge.errors import BridgeError
 from broker_bridge.model import BrokerIdentity, Change, Role, now_ms
 from broker_bridge.registry import INSTALLATIONS_SOURCE, Registry
 from mps_mqtt import bundle
-from mps_wire.identifiers import validate_eid
+from mps_wire.identifiers import validate_device_id
 from mps_wire.topics import check_level
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,15 @@ class CredentialError(BridgeError, ValueError):
 
 
 def username_for(role: Role, subject: str) -> str:
-    """The broker username of an identity: the EID for a device, ``app.<id>``,
+    """The broker username of an identity: the device id for a device (its EID, or a
+    plain SIM's ICCID), ``app.<id>``,
     ``user.<contract>``, ``operator.<source>`` or ``bridge.<name>`` otherwise.
 
     Role prefixes keep the names of different roles apart in the broker's one namespace
     (an app may not be called like a contract); ``:`` would break the password file.
     """
     if role is Role.DEVICE:
-        return validate_eid(subject)
+        return validate_device_id(subject)
     check_level(subject, f"{role.value} id")
     return _USERNAME_PREFIX[role] + subject
 

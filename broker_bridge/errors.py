@@ -75,8 +75,13 @@ class UnprovenSubscriptionError(BridgeError, PermissionError):
     code = ErrorCode.DENIED
 
     def __init__(self, iccid: str, eid: str) -> None:
-        super().__init__(f"nothing shows that ICCID {iccid} is on eUICC {eid}: no installation "
-                         "record and no operator binding")
+        if eid == iccid:  # a plain SIM goes by its ICCID
+            message = (f"nothing shows that the operator issued ICCID {iccid} on a plain SIM: "
+                       "no operator binding (mps-bridge operator bind --plain-sim)")
+        else:
+            message = (f"nothing shows that ICCID {iccid} is on eUICC {eid}: no installation "
+                       "record and no operator binding")
+        super().__init__(message)
         self.iccid = iccid
         self.eid = eid
 

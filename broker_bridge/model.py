@@ -98,7 +98,10 @@ class Installation:
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """A registered device as stored, with the number of the subscription it uses."""
+    """A registered device as stored, with the number of the subscription it uses.
+
+    ``eid`` is the device id: the EID, or for a device with a plain SIM its ICCID.
+    """
 
     eid: str
     contract_id: str
@@ -119,10 +122,17 @@ class Device:
     def device_id(self) -> str:
         return self.eid
 
+    @property
+    def has_eid(self) -> bool:
+        """False for a device with a plain SIM, which is stored under its ICCID (an EID
+        has 32 digits, an ICCID at most 20, so the two never meet)."""
+        return self.eid != self.iccid
+
     def as_info(self) -> DeviceInfo:
         """The DeviceInfo this record was last registered with (identity fields exact)."""
         return DeviceInfo(
-            eid=self.eid, imei=self.imei, iccid=self.iccid, imsi=self.imsi, ip=self.ip,
+            eid=self.eid if self.has_eid else None, imei=self.imei, iccid=self.iccid,
+            imsi=self.imsi, ip=self.ip,
             capabilities=self.capabilities, model=self.model, profile=self.profile,
             seq=self.last_seq, ts=self.device_ts,
         )

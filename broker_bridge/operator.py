@@ -19,6 +19,8 @@ The shape (TOML; JSON has the same keys)::
       msisdn = "+4915112345678"          # optional
       eid = "89049032000000000000000000000163"  # optional: the eUICC the operator put
                                          # the profile on (else the SM-DP+ reports it)
+      # plain_sim = true                 # or: issued on a plain SIM (no EID); a device
+                                         # with it registers under this ICCID
 
     [[apps]]
     id = "health-app"
@@ -72,7 +74,8 @@ class ContractEntry:
     contract: Contract
     msisdns: tuple[str, ...]
     subscriptions: tuple[Subscription, ...]
-    bindings: tuple[tuple[str, str], ...] = ()  # (ICCID, EID) the operator bound
+    bindings: tuple[tuple[str, str | None], ...] = ()  # (ICCID, EID) the operator bound;
+    # EID None: a plain SIM
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,8 @@ SUBSCRIPTION = Table(
     Key("msisdn", str, None, check=_MSISDN),
     # The eUICC the operator put this profile on itself (no SM-DP+ download to report).
     Key("eid", str, None, check=_identifier(validate_eid, "EID")),
+    # Or a plain SIM the operator issued: its ICCID is the proof, the device goes by it.
+    Key("plain_sim", bool, False),
 )
 CONTRACT = Table(
     Key("id", str, check=_level("contract id")),
@@ -173,7 +175,7 @@ class _Entries:
 
 def _contract(entries: _Entries, entry: dict[str, Any] | None, where: str
               ) -> tuple[Contract, tuple[str, ...], tuple[Subscription, ...],
-                         tuple[tuple[str, str], ...]] | None:
+                         tuple[tuple[str, str | None], ...]] | None:
     if entry is None:
         return None
     cid = entry.get("id")
@@ -197,15 +199,16 @@ def _contract(entries: _Entries, entry: dict[str, Any] | None, where: str
     return (Contract(cid, holder), tuple(msisdns), *_split([s for s in subs if s is not None]))
 
 
-def _split(found: list[tuple[Subscription, str | None]]
-           ) -> tuple[tuple[Subscription, ...], tuple[tuple[str, str], ...]]:
-    """Subscriptions, and the (ICCID, EID) bindings some of them carry."""
-    return (tuple(sub for sub, _ in found),
-            tuple((sub.iccid, eid) for sub, eid in found if eid is not None))
+def _split(found: list[tuple[Subscription, str | None, bool]]
+           ) -> tuple[tuple[Subscription, ...], tuple[tuple[str, str | None], ...]]:
+    """Subscriptions, and the (ICCID, EID) bindings some of them carry (EID None: a plain
+    SIM)."""
+    return (tuple(sub for sub, _, _ in found),
+            tuple((sub.iccid, eid) for sub, eid, plain in found if eid is not None or plain))
 
 
 def _subscription(entries: _Entries, sub: dict[str, Any] | None, where: str,
-                  contract_id: str | None) -> tuple[Subscription, str | None] | None:
+                  contract_id: str | None) -> tuple[Subscription, str | None, bool] | None:
     if sub is None:
         return None
     iccid, imsi, msisdn = sub.get("iccid"), sub.get("imsi"), sub.get("msisdn")
@@ -217,8 +220,12 @@ def _subscription(entries: _Entries, sub: dict[str, Any] | None, where: str,
         entries.claim_number(msisdn, contract_id, f"{where}.msisdn")
     if iccid is None or imsi is None or contract_id is None:
         return None
+    if sub.get("plain_sim") and sub.get("eid") is not None:
+        entries.problem(f"{where}.plain_sim", "a plain SIM has no EID: give eid or "
+                                              "plain_sim, not both")
+        return None
     return (Subscription(iccid=iccid, imsi=imsi, msisdn=msisdn, contract_id=contract_id),
-            sub.get("eid"))
+            sub.get("eid"), bool(sub.get("plain_sim")))
 
 
 def _app(entries: _Entries, entry: dict[str, Any] | None, where: str) -> App | None:

@@ -26,11 +26,13 @@ def record_of(device: Device, fields: frozenset[str] = DISCLOSABLE, *,
         model=device.model if "model" in fields else _NO_MODEL,
         registered_at=device.registered_at,
         updated_at=device.updated_at,
-        eid=device.eid if "eid" in fields else None,
+        eid=device.eid if "eid" in fields and device.has_eid else None,
         imei=device.imei if "imei" in fields else None,
         iccid=device.iccid if "iccid" in fields else None,
         imsi=device.imsi if "imsi" in fields else None,
         msisdn=device.msisdn if "msisdn" in fields else None,
+        # Said of a plain SIM only, whose record has no EID whatever the app may see.
+        card=None if device.has_eid else "uicc",
     )
 
 

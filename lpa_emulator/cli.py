@@ -15,6 +15,7 @@ from lpa_emulator.modem import cli as modem_cli
 from lpa_emulator.smdp import cli as smdp_cli
 from lpa_emulator.smds import cli as smds_cli
 from lpa_emulator.subcommands import add_command
+from lpa_emulator.uicc import cli as uicc_cli
 from mps_common.cli import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "$MPS_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     euicc_cli.register(sub)
+    uicc_cli.register(sub)
     modem_cli.register(sub)
     smdp_cli.register(sub)
     smds_cli.register(sub)

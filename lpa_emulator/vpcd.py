@@ -1,4 +1,5 @@
-"""The virtual-card side of the vpcd protocol: puts an :class:`EuiccCard` into a PC/SC reader.
+"""The virtual-card side of the vpcd protocol: puts an emulated card (eUICC or
+plain UICC) into a PC/SC reader.
 
 vpcd (the pcscd reader driver of vsmartcard) listens on TCP 35963 (slot 0) and 35964
 (slot 1); the card connects to it. Every message both ways is a 2-byte big-endian length
@@ -14,7 +15,7 @@ import threading
 from types import TracebackType
 
 from lpa_emulator.errors import EmulatorError
-from lpa_emulator.euicc import EuiccCard
+from lpa_emulator.euicc.filecard import FileCard
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class VpcdConnection:
 class VpcdCardServer:
     """Serves one card to vpcd, reconnecting with bounded backoff when the link drops."""
 
-    def __init__(self, card: EuiccCard, host: str, port: int, *,
+    def __init__(self, card: FileCard, host: str, port: int, *,
                  stop: threading.Event | None = None, reconnect: bool = True) -> None:
         if not 0 < port < 65536:
             raise ValueError(f"port must be 1..65535, got {port}")
@@ -157,7 +158,7 @@ class VpcdCardServer:
                 continue
             self.connections += 1
             delay = _BACKOFF_FIRST
-            log.info("card %s connected to vpcd at %s:%d", self.card.eid, self.host, self.port)
+            log.info("%s connected to vpcd at %s:%d", self.card.name, self.host, self.port)
             with conn:
                 try:
                     self.serve_connection(conn)
@@ -169,7 +170,7 @@ class VpcdCardServer:
                 return
 
 
-def serve_vpcd(card: EuiccCard, host: str, port: int, *, stop: threading.Event | None = None,
+def serve_vpcd(card: FileCard, host: str, port: int, *, stop: threading.Event | None = None,
                reconnect: bool = True) -> None:
     """Serve ``card`` to vpcd at host:port until ``stop`` is set.
 

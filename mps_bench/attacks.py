@@ -150,7 +150,7 @@ def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
                                                            None, cid))
                     # The operator put each profile on its device's eUICC.
                     store.record_installation(Installation(
-                        iccid(s), device(s).eid, f"bind-{s}", BINDING_SOURCE, 0))
+                        iccid(s), device(s).device_id, f"bind-{s}", BINDING_SOURCE, 0))
             store.upsert_app(App("health", "Health", TrustLevel.VERIFIED,
                                  ("health-monitoring",)))
             store.upsert_app(App("care", "Care", TrustLevel.PARTNER, ("support",),
@@ -160,9 +160,9 @@ def _deployment(workdir: Path, acl: str) -> Iterator[_Deployment]:
         ca = OperatorCA.create(workdir / "ca")
         bundles: dict[str, Path] = {}
         for name, role, subject in (("bridge", Role.BRIDGE, "attack-suite"),
-                                    ("a", Role.DEVICE, device(1).eid),
-                                    ("b", Role.DEVICE, device(9).eid),
-                                    ("c", Role.DEVICE, device(2).eid),
+                                    ("a", Role.DEVICE, device(1).device_id),
+                                    ("b", Role.DEVICE, device(9).device_id),
+                                    ("c", Role.DEVICE, device(2).device_id),
                                     ("health", Role.APP, "health"), ("care", Role.APP, "care"),
                                     ("tracker", Role.APP, "tracker"),
                                     ("paul", Role.USER, PAUL)):
@@ -194,8 +194,8 @@ def run_attacks(workdir: Path, *, acl: str | None = None, smdp_sessions: int = 1
         clients: dict[str, RawClient] = {}
         try:
             t = dep.topics
-            for name, reply_topic in (("a", t.device_reply(device(1).eid)),
-                                      ("c", t.device_reply(device(2).eid)),
+            for name, reply_topic in (("a", t.device_reply(device(1).device_id)),
+                                      ("c", t.device_reply(device(2).device_id)),
                                       ("health", t.app_replies("health")),
                                       ("care", t.app_replies("care")),
                                       ("paul", t.user_replies(PAUL))):
@@ -265,7 +265,7 @@ class _Attacks:
 
     def register(self, who: str, info: DeviceInfo, payload: bytes | None = None
                  ) -> dict[str, Any] | None:
-        eid = info.eid  # the topic is always the sender's own
+        eid = info.device_id  # the topic is always the sender's own
         body = payload if payload is not None else encode_registration(info, self.dep.key(who))
         return self.c[who].request(self.t.device_register(eid), body,
                                    self.t.device_reply(eid))
@@ -292,9 +292,9 @@ class _Attacks:
         from mps_bench.identity_attacks import run_identity_attacks
 
         run_identity_attacks(self)
-        run_broker_attacks(self, a1.eid, device(2).eid)
+        run_broker_attacks(self, a1.device_id, device(2).device_id)
         # Nothing the attacks tried may have changed device A.
-        stored = self.dep.store.device(a1.eid)
+        stored = self.dep.store.device(a1.device_id)
         if stored is None or stored.ip != ("10.9.9.9",) or stored.iccid != a1.iccid:
             raise RuntimeError(f"device A changed under attack: {stored}")
 
@@ -343,7 +343,7 @@ class _Attacks:
         t, dep = self.t, self.dep
         self.publish_refusal(
             "foreign-register-topic", "a device publishes on another device's register "
-            "topic", "a", t.device_register(device(9).eid),
+            "topic", "a", t.device_register(device(9).device_id),
             encode_registration(device(9), dep.key("a")))
         self.publish_refusal(
             "user-other-contract", "a user agent answers prompts of another contract",
@@ -351,7 +351,7 @@ class _Attacks:
 
     def _registration_attacks(self, a1: DeviceInfo) -> None:
         dep = self.dep
-        dep.store.record_installation(Installation(iccid(2), device(2).eid, "txn-c",
+        dep.store.record_installation(Installation(iccid(2), device(2).device_id, "txn-c",
                                                    "smdp", 1))
         self.registry_refusal(
             "foreign-subscription", "a device registers with a profile installed on "
@@ -419,8 +419,8 @@ class _Attacks:
         care.drain(0.1)
         # A new device on Paul's contract: the care app is told, nobody else.
         c2 = device(2)
-        self.c["c"].request(t.device_register(c2.eid), encode_registration(
-            c2, self.dep.key("c")), t.device_reply(c2.eid))
+        self.c["c"].request(t.device_register(c2.device_id), encode_registration(
+            c2, self.dep.key("c")), t.device_reply(c2.device_id))
         got_care = [m for m in care.drain(1.0) if m[0] == t.app_events("care")]
         leaked = [m for m in health.drain(0.3) if m[0].startswith(t.app_namespace("care"))]
         if not got_care:
@@ -459,7 +459,7 @@ class _Attacks:
                                                         record="broker log"))
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     """Poll ``predicate`` until true or ``timeout``; its last value."""
     deadline = time.monotonic() + timeout
     while not predicate():

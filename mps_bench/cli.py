@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "perf": "mps_bench.perf",
     "faults": "mps_bench.faults",
     "fuzz": "mps_bench.fuzz",
+    "portability": "mps_bench.portability",
 }
 
 

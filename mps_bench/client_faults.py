@@ -69,7 +69,7 @@ def _device(broker: str, topics: Topics, n: int, retry: Retry | None, counts: _C
     info = load_device(n)
     go.wait(30)
     try:
-        with Publisher(broker, info.eid, prefix=topics.prefix, retry=retry,
+        with Publisher(broker, info.device_id, prefix=topics.prefix, retry=retry,
                        signer=DeviceSigner(device_key(n))) as device:
             try:
                 reply = device.register(info, timeout=TIMEOUT)

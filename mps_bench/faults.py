@@ -127,13 +127,13 @@ def prepare_registry(db: Path, count: int) -> None:
                 info = load_device(n)
                 store.upsert_subscription(Subscription(info.iccid, info.imsi, None,
                                                        LOAD_CONTRACT))
-                store.record_installation(Installation(info.iccid, info.eid, f"bind-{n}",
+                store.record_installation(Installation(info.iccid, info.device_id, f"bind-{n}",
                                                        BINDING_SOURCE, 0))
             store.upsert_app(App(WATCHER, "Watcher", TrustLevel.PARTNER, ("support",),
                                  standing_consent=True))
         with store.transaction():
             for n in range(count):
-                registry.enroll_device_key(load_device(n).eid,
+                registry.enroll_device_key(load_device(n).device_id,
                                            public_key_der(device_key(n).public_key()),
                                            actor="operator:bench")
         outcome = registry.app_request(WATCHER, PairRequest(LOAD_MSISDN, "support"))
@@ -231,7 +231,7 @@ class FaultLoad:
             self._cond.notify_all()
 
     def _send(self, n: int) -> None:
-        eid = load_device(n).eid
+        eid = load_device(n).device_id
         props = new_properties()
         props.ResponseTopic = self.topics.device_reply(eid)
         props.CorrelationData = n.to_bytes(4, "big")

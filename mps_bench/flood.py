@@ -59,7 +59,7 @@ def _prepare(db: Path) -> None:
             for n in range(DEVICES):
                 info = _device(n)
                 store.upsert_subscription(Subscription(info.iccid, info.imsi, None, CONTRACT))
-                store.record_installation(Installation(info.iccid, info.eid, f"bind-{n}",
+                store.record_installation(Installation(info.iccid, info.device_id, f"bind-{n}",
                                                        BINDING_SOURCE, 0))
                 store.register_device(info)
         registry = Registry(store)

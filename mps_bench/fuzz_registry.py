@@ -54,17 +54,18 @@ def prepare_fuzz_store(store: SqliteStore) -> None:
         store.upsert_app(App("fuzzapp", "Fuzz App", TrustLevel.VERIFIED, ("fuzzing",)))
         store.upsert_app(App("partner", "Partner", TrustLevel.PARTNER, ("support",),
                              standing_consent=True))
-        store.record_installation(Installation(fuzz_device(3).iccid, fuzz_device(2).eid,
+        store.record_installation(Installation(fuzz_device(3).iccid, fuzz_device(2).device_id,
                                                "t", "smdp", 1))
     from broker_bridge.registry import Registry
 
     registry = Registry(store)
     for n in range(KNOWN):
         if n != 3:  # profile 3 is installed on device 2
-            registry.bind_subscription(fuzz_device(n).iccid, fuzz_device(n).eid,
+            registry.bind_subscription(fuzz_device(n).iccid, fuzz_device(n).device_id,
                                        actor="operator:fuzz")
     for n in (0, 1):
-        registry.enroll_device_key(fuzz_device(n).eid, public_key_der(fuzz_key(n).public_key()),
+        registry.enroll_device_key(fuzz_device(n).device_id,
+                                   public_key_der(fuzz_key(n).public_key()),
                                    actor="operator:fuzz")
 
 
@@ -119,19 +120,24 @@ def _valid_messages() -> list[tuple[str, dict[str, Any]]]:
                           "result": "installed", "transaction": "t2", "matching_id": "m",
                           "smdp": "smdp.example", "ts": 2, "pir": b"\x30\x00",
                           "euicc_certificate": b"\x30\x00", "eum_certificate": b"\x30\x00"}),
+        ("profile", {"v": 1, "seq": 1, "eid": fuzz_device(1).eid,
+                     "iccid": fuzz_device(1).iccid, "result": "deleted",
+                     "transaction": "AB01", "eim": "eim.example", "ts": 2, "epr": b"\xbf\x51\x00"}),
     ]
 
 
 @functools.cache
 def _topic_for(topics: Topics, kind: str, pick: int) -> str:
     if kind == "device":
-        return topics.device_register(fuzz_device(pick % (KNOWN + 1)).eid)
+        return topics.device_register(fuzz_device(pick % (KNOWN + 1)).device_id)
     if kind == "app":
         return topics.app_requests(("fuzzapp", "partner", "stranger")[pick % 3])
     if kind == "user":
         return topics.user_requests((CONTRACT, "C-NONE")[pick % 2])
     if kind == "operator":
         return topics.operator_requests("crm")
+    if kind == "profile":
+        return topics.operator("profiles")
     return topics.operator("installations")
 
 
@@ -148,7 +154,7 @@ def bridge_inputs(draw: st.DrawFn) -> tuple[str, bytes]:
     """(topic, payload) for :func:`check_bridge_input`."""
     topics = _TOPICS
     kind = draw(st.sampled_from(["device", "device", "app", "app", "user", "operator",
-                                 "installation"]))
+                                 "installation", "profile"]))
     pick = draw(st.integers(0, 11))
     how = draw(st.sampled_from(["bytes", "structure", "mutated", "mutated", "signed",
                                 "truncated", "tagged"]))
@@ -218,6 +224,9 @@ def check_bridge_input(bridge: Bridge, case: tuple[str, bytes],
         checker.audit_mark = new_entries[-1].id
     if "/devices/" in topic:
         _check_registration(store, topic, outcome.reply, before_devices, bool(new_entries))
+    if (topic.endswith("/operator/profiles") and outcome.reply.status is not Status.OK
+            and store.device_count() != before_devices):
+        raise FuzzFailure(f"a refused profile change changed the devices: {outcome.reply}")
     return outcome
 
 
@@ -271,9 +280,10 @@ def fuzz_broker_edge(workdir: Path, cases: int, seed_value: int | None = None) -
                 client.subscribe("mps/v1/operator/+/replies")
                 answered = 0
                 for topic, payload in samples:
-                    kind, ident, _leaf = Topics().parse(topic) if "installations" not in \
-                        topic else ("operator", "installations", "")
-                    if kind == "operator" and ident == "installations":
+                    leaf = topic.rsplit("/", 1)[-1]
+                    kind, ident, _leaf = (Topics().parse(topic) if leaf not in (
+                        "installations", "profiles") else ("operator", leaf, ""))
+                    if kind == "operator" and ident in ("installations", "profiles"):
                         client.publish(topic, payload)  # not answered by design
                         answered += 1
                         continue
@@ -288,11 +298,11 @@ def fuzz_broker_edge(workdir: Path, cases: int, seed_value: int | None = None) -
                         raise FuzzFailure(f"internal error on {topic}: {reply}")
                     answered += 1
                 # Still serving: a valid registration goes through.
-                last = bridge.store.last_registration(fuzz_device(0).eid)
+                last = bridge.store.last_registration(fuzz_device(0).device_id)
                 good = fuzz_device(0, seq=(last[0] if last else 0) + 1)
-                ok = client.request(Topics().device_register(good.eid),
+                ok = client.request(Topics().device_register(good.device_id),
                                     encode_registration(good, fuzz_key(0)),
-                                    Topics().device_reply(good.eid))
+                                    Topics().device_reply(good.device_id))
                 if ok is None or ok.get("status") != "ok":
                     raise FuzzFailure(f"the bridge stopped serving: {ok}")
                 if bridge.stats.received < len(samples):

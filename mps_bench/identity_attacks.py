@@ -76,23 +76,23 @@ def _registrations(attacks: _Attacks) -> None:
     attacks.registry_refusal(
         "unproven-subscription", "a device registers with a profile of the contract that no "
         "SM-DP+ installation record or operator binding puts on its eUICC",
-        f"device:{c2.eid}",
+        f"device:{c2.device_id}",
         lambda: attacks.register("c", device(2, sub=UNPROVEN_SUB, seq=10)), "denied")
     attacks.registry_refusal(
         "foreign-contract-iccid", "a device registers with another contract's profile "
-        "(installed on that contract's device)", f"device:{c2.eid}",
+        "(installed on that contract's device)", f"device:{c2.device_id}",
         lambda: attacks.register("c", device(2, sub=9, seq=11)), "denied")
     attacks.registry_refusal(
         "second-device-same-iccid", "a second device claims the profile a registered "
-        "device holds", f"device:{c2.eid}",
+        "device holds", f"device:{c2.device_id}",
         lambda: attacks.register("c", device(2, sub=1, seq=12)), "denied")
     attacks.registry_refusal(
         "device-sent-imsi", "a device registers its own profile with an IMSI the operator "
-        "did not issue (another contract's)", f"device:{a1.eid}",
+        "did not issue (another contract's)", f"device:{a1.device_id}",
         lambda: attacks.register("a", device(1, seq=5, imsi="262010000000009",
                                              ip=("10.9.9.9",))), "denied")
     forged = InstallationResult(
-        seq=99, eid=c2.eid, iccid=iccid(1), imsi="262010000000001",
+        seq=99, eid=c2.device_id, iccid=iccid(1), imsi="262010000000001",
         result=InstallationOutcome.INSTALLED, transaction="txn-forged",
         matching_id="forged", smdp="smdp.example", ts=1_700_000_000_000, pir=b"\x00",
         euicc_certificate=b"\x00", eum_certificate=b"\x00")
@@ -101,7 +101,7 @@ def _registrations(attacks: _Attacks) -> None:
         "moving another device's profile onto its eUICC", "c",
         dep.topics.operator("installations"), codec.encode(forged.to_wire()))
     after = len(dep.store.devices_of_contract(PAUL)), len(dep.store.devices_of_contract(LENA))
-    stored = dep.store.device(a1.eid)
+    stored = dep.store.device(a1.device_id)
     if after != before or stored is None or stored.iccid != a1.iccid or \
             stored.imsi != "262010000000001":
         raise RuntimeError(f"a refused registration changed the registry: {after} devices "
@@ -112,16 +112,16 @@ def _sequence_numbers(attacks: _Attacks) -> None:
     from mps_bench.attacks import device
 
     a1 = device(1)
-    last = attacks.dep.store.last_registration(a1.eid)
+    last = attacks.dep.store.last_registration(a1.device_id)
     top = 0 if last is None else last[0]
     attacks.registry_refusal(
         "sequence-number-max", "a registration with sequence number 2^63-1, which would "
-        "lock the device out of every number below", f"device:{a1.eid}",
+        "lock the device out of every number below", f"device:{a1.device_id}",
         lambda: attacks.register("a", device(1, seq=MAX_SEQ, ip=("10.9.9.9",),
                                              ts=1_700_000_009_999)), "replay")
     attacks.registry_refusal(
         "sequence-number-jump", "a registration whose sequence number jumps beyond the "
-        "window", f"device:{a1.eid}",
+        "window", f"device:{a1.device_id}",
         lambda: attacks.register("a", device(1, seq=top + SEQ_WINDOW + 1,
                                              ip=("10.9.9.9",))), "replay")
     # Not locked out: the next number still registers.
@@ -237,12 +237,12 @@ def _topics(attacks: _Attacks) -> None:
         codec.encode({"op": "devices", "msisdn": LENA_MSISDN}))
     attacks.publish_refusal(
         "app-registers-device", "an app publishes a registration on a device's topic",
-        "health", t.device_register(device(5).eid), codec.encode(device(5).to_wire()))
+        "health", t.device_register(device(5).device_id), codec.encode(device(5).to_wire()))
     thief = attacks.c["c"]
-    code = thief.subscribe(t.device_reply(device(1).eid))
+    code = thief.subscribe(t.device_reply(device(1).device_id))
     thief.drain(0.05)
     attacks.register("a", device(1, seq=_last_seq(attacks), ip=("10.9.9.9",)))
-    stolen = [m for m in thief.drain(0.3) if m[0] == t.device_reply(device(1).eid)]
+    stolen = [m for m in thief.drain(0.3) if m[0] == t.device_reply(device(1).device_id)]
     attacks.report.results.append(_result(
         "foreign-replies-subscription", "a device subscribes to another device's replies",
         not stolen, "broker", f"SUBACK reason code 0x{code:02x}, {len(stolen)} delivered",
@@ -252,7 +252,7 @@ def _topics(attacks: _Attacks) -> None:
 def _last_seq(attacks: _Attacks) -> int:
     from mps_bench.attacks import device
 
-    last = attacks.dep.store.last_registration(device(1).eid)
+    last = attacks.dep.store.last_registration(device(1).device_id)
     return 1 if last is None else last[0]
 
 
@@ -284,7 +284,7 @@ def _device_session(attacks: _Attacks) -> AttackResult:
 
     a1 = device(1)
     got: list[bytes] = []
-    client = new_client(f"mps-dev-{a1.eid}", persistent=True)
+    client = new_client(f"mps-dev-{a1.device_id}", persistent=True)
 
     def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         got.append(bytes(msg.payload))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from mps_common.cli import (
 )
 from mps_sdk.errors import PairingError
 from mps_testbed.eim import EimProfiles
+from mps_testbed.federation import run_federation_act
 from mps_testbed.rig import (
     DeviceSetup,
     Rig,
@@ -57,6 +58,23 @@ def enroll(devices: list[DeviceSetup], db: str) -> None:
         store.close()
 
 
+def _across_operators(session: RigSession, say: Callable[[str], None],
+                      federated: list[str], failures: list[str]) -> None:
+    """Lena's number moved to another operator: the partner app follows the redirect."""
+    say("\nLena moved her number to another operator, which runs its own registry:\n")
+    try:
+        act = run_federation_act(session.broker_url,
+                                 str(session.rig.workdir / "registry.sqlite"),
+                                 session.rig.workdir / "other-operator",
+                                 app="operator-care", say=say)
+    except (PairingError, StackError, OSError, ValueError) as exc:
+        failures.append(f"the act across operators stopped: {exc}")
+        return
+    federated.extend(act.lines)
+    if act.answer is None or not act.answer.active or len(act.answer.devices) != 1:
+        failures.append("the partner app did not pair at the other operator")
+
+
 def tell(args: argparse.Namespace) -> int:
     quiet = args.json
 
@@ -70,6 +88,7 @@ def tell(args: argparse.Namespace) -> int:
         "a health app pairs with his consent,\nand hears of his new tennis racket without "
         "asking again.\n")
     told: list[StoryResult] = []
+    federated: list[str] = []
     failures: list[str] = []
 
     def story(session: RigSession) -> None:
@@ -89,6 +108,7 @@ def tell(args: argparse.Namespace) -> int:
             failures.append(f"the story stopped: {exc}")
         except PairingError as exc:
             failures.append(f"the story stopped: {exc}")
+        _across_operators(session, say, federated, failures)
 
     def enroll_all(devices: list[DeviceSetup], db: str) -> None:
         enroll(devices, db)
@@ -106,7 +126,8 @@ def tell(args: argparse.Namespace) -> int:
     problems = verify(result) + failures
     if told:
         problems += verify_story(told[0], devices=DEVICES)
-    emit(_as_json(result, told[0] if told else None, problems), as_json=args.json,
+    emit(_as_json(result, told[0] if told else None, problems) | {"federation": federated},
+         as_json=args.json,
          text=lambda _data: _text(result, problems))
     for p in problems:
         fail(PROG, p)

@@ -43,6 +43,7 @@ from mps_common.errors import ConfigError
 from mps_mqtt.options import broker_url, client_options
 from mps_sdk.client import ContractDevices, PairingAnswer, PairingClient
 from mps_sdk.errors import PairingError, RedirectError, RequestError
+from mps_sdk.federation import FederatedPairingClient, load_operators
 from mps_wire.identifiers import validate_msisdn
 from mps_wire.messages import EventKind
 from mps_wire.records import DeviceRecord, Event
@@ -63,14 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pair = commands.add_parser("pair", parents=[common],
                                help="pair with the contract behind a number")
-    pair.add_argument("--msisdn", required=True, help="the user's phone number (E.164)")
+    _user_options(pair)
     pair.add_argument("--purpose", required=True, help="what the app pairs for")
     pair.add_argument("--wait", type=float, metavar="SECONDS",
                       help="if the user is asked, wait this long for the answer")
 
     devices = commands.add_parser("devices", parents=[common],
                                   help="list the devices on the contract behind a number")
-    devices.add_argument("--msisdn", required=True, help="the user's phone number (E.164)")
+    _user_options(devices)
 
     watch = commands.add_parser("watch", parents=[common],
                                 help="print this app's events, from a cursor on")
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--pairing", metavar="ID",
                        help="only this pairing's events (the id mps-app pair prints), "
                             "to follow the current pairing and no earlier one")
+    watch.add_argument("--operator", metavar="ID",
+                       help="the events at another operator's registry (of pairings made "
+                            "there after a redirect; access from the configuration file)")
     watch.add_argument("--count", type=int, help="stop after this many events")
     watch.add_argument("--idle", type=float, metavar="SECONDS",
                        help="stop after this long without an event (default: never)")
@@ -91,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--msisdn", help="the number the pairing was made with")
     which.add_argument("--pairing", help="the pairing's id")
     return parser
+
+
+def _user_options(parser: argparse.ArgumentParser) -> None:
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--msisdn", help="the user's phone number (E.164)")
+    who.add_argument("--user", metavar="REF",
+                     help="the user by number (E.164), by the contract reference the user "
+                          "gave the app, or by the pseudonymous id of an earlier pairing "
+                          "(the contract mps-app pair printed)")
 
 
 def _cursor(text: str) -> int | None:
@@ -130,16 +143,23 @@ def _client(args: argparse.Namespace) -> PairingClient:
         args.msisdn = validate_msisdn(args.msisdn, field="--msisdn")
     if args.command == "watch" and (args.count or 1) < 1:
         raise ValueError("--count must be at least 1")
-    return PairingClient(
+    # Access to other operators' registries, for redirects: the file's [operators.ID].
+    operators = load_operators(settings.config_file)
+    if getattr(args, "operator", None) not in (None, *operators):
+        raise ValueError(f"--operator {args.operator}: the configuration file names no "
+                         "access to it ([operators.ID])")
+    return FederatedPairingClient(
         broker_url(settings), settings.require("app_id"),
         topics=Topics(settings.text("prefix") or DEFAULT_PREFIX),
-        timeout=settings.get("timeout", 10.0, positive_float))
+        timeout=settings.get("timeout", 10.0, positive_float),
+        operators=operators)
 
 
 def _devices(client: PairingClient, args: argparse.Namespace) -> int:
-    result = client.contract_devices(args.msisdn)
-    emit(_devices_json(args.msisdn, result), as_json=args.json,
-         text=lambda _data: _devices_table(args.msisdn, result))
+    result = client.contract_devices(args.msisdn, user=args.user)
+    who = args.msisdn or args.user
+    emit(_devices_json(who, result), as_json=args.json,
+         text=lambda _data: _devices_table(who, result))
     return EXIT_OK
 
 
@@ -151,8 +171,8 @@ def _unpair(client: PairingClient, args: argparse.Namespace) -> int:
 
 
 def _pair(client: PairingClient, args: argparse.Namespace) -> int:
-    msisdn = args.msisdn
-    answer = client.pair(msisdn, args.purpose)
+    msisdn = args.msisdn or args.user
+    answer = client.pair(args.msisdn, args.purpose, user=args.user)
     if answer.state == "pending" and args.wait is not None:
         if not args.json:
             print(f"pairing {answer.pairing} pending: waiting up to {args.wait:g} s for the "
@@ -170,17 +190,25 @@ def _pair(client: PairingClient, args: argparse.Namespace) -> int:
         emit(_pairing_json(answer), as_json=True, text=str)
     elif answer.active:
         print(_devices_table(msisdn, ContractDevices(answer.contract, answer.devices),
-                             head=f"pairing {answer.pairing} for {answer.purpose} active "
-                                  f"({answer.consent} consent)"))
+                             head=f"pairing {answer.pairing} for {answer.purpose} "
+                                  f"{_at(answer)}active ({answer.consent} consent)"))
     else:
         until = f" (until {utc_time(answer.expires_at)} UTC)" if answer.expires_at else ""
+        there = f" --operator {answer.operator}" if answer.operator else ""
         print(f"pairing {answer.pairing} for {answer.purpose} on contract {answer.contract} "
-              f"pending: the user is asked{until}; the answer "
-              f"arrives as an event (mps-app watch --pairing {answer.pairing})")
+              f"{_at(answer)}pending: the user is asked{until}; the answer "
+              f"arrives as an event (mps-app watch --pairing {answer.pairing}{there})")
     return EXIT_OK
 
 
+def _at(answer: PairingAnswer) -> str:
+    """Where a pairing made after a redirect lives, as text shows it."""
+    return f"at operator {answer.operator} " if answer.operator else ""
+
+
 def _watch(client: PairingClient, args: argparse.Namespace) -> int:
+    if args.operator is not None and isinstance(client, FederatedPairingClient):
+        client = client.operator_client(args.operator)  # checked by _client
     seen = 0
     cursor = client.newest_seq() if args.since is None else args.since
     try:
@@ -229,6 +257,8 @@ def _error_json(exc: PairingError) -> dict[str, str]:
 def _pairing_json(answer: PairingAnswer) -> dict[str, Any]:
     result: dict[str, Any] = {"pairing": answer.pairing, "state": answer.state,
                               "contract": answer.contract, "purpose": answer.purpose}
+    if answer.operator:
+        result["operator"] = answer.operator
     if answer.active:
         result["consent"] = answer.consent
         result["devices"] = [d.to_wire() for d in answer.devices]
@@ -238,7 +268,7 @@ def _pairing_json(answer: PairingAnswer) -> dict[str, Any]:
 
 
 def _devices_json(msisdn: str, result: ContractDevices) -> dict[str, object]:
-    return {"msisdn": msisdn, "contract": result.contract,
+    return {"msisdn" if msisdn.startswith("+") else "user": msisdn, "contract": result.contract,
             "devices": [record.to_wire() for record in result.devices]}
 
 
@@ -263,7 +293,9 @@ def _record_table(devices: Sequence[DeviceRecord]) -> str:
 
 def _record_cells(d: DeviceRecord) -> dict[str, str]:
     model = " ".join(p for p in (d.model.manufacturer, d.model.model, d.model.revision) if p)
-    cells = {"DEVICE": d.device_id, "EID": d.eid, "IMEI": d.imei, "ICCID": d.iccid,
+    # A plain SIM has no EID: said so, rather than shown like a withheld one.
+    eid = d.eid or ("none (plain SIM)" if d.card == "uicc" else None)
+    cells = {"DEVICE": d.device_id, "EID": eid, "IMEI": d.imei, "ICCID": d.iccid,
              "IMSI": d.imsi, "MSISDN": d.msisdn, "IP": ", ".join(d.ip),
              "CAPABILITIES": ", ".join(d.capabilities), "MODEL": model,
              "UPDATED (UTC)": utc_time(d.updated_at)}

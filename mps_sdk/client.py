@@ -61,10 +61,11 @@ from mps_sdk.errors import (
     refusal_error,
 )
 from mps_sdk.events import EventCursor, EventPage, EventWatch, IdleTimer, received
+from mps_sdk.references import number as _number
+from mps_sdk.references import who as _who
 from mps_sdk.settle import unpaired
 from mps_wire.codec import decode, encode
 from mps_wire.errors import ErrorCode, WireError
-from mps_wire.identifiers import IdentifierError, validate_msisdn
 from mps_wire.messages import (
     DevicesRequest,
     EventKind,
@@ -95,8 +96,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REPLY_LIMIT = 1024 * 1024
-#: Seconds before a request answered ``busy`` (over the app's share) is made again.
-BUSY_PAUSE = 1.0
+BUSY_PAUSE = 1.0  # seconds before a request answered busy (over the app's share) goes again
 """Largest reply or event the SDK accepts: a contract's device list can outgrow the 16 KiB
 that requests are held to."""
 
@@ -113,10 +113,10 @@ class ContractDevices:
 class PairingAnswer:
     """The registry's answer to :meth:`PairingClient.pair`.
 
-    ``state`` is ``active`` (paired: ``devices`` lists every device of the contract) or
-    ``pending`` (the user is asked until ``expires_at``; the decision arrives as a
-    ``pairing-granted`` or ``pairing-denied`` event). ``contract`` is the reference this
-    app knows the contract by.
+    ``state`` is ``active`` (``devices`` lists every device of the contract) or ``pending``
+    (the user is asked until ``expires_at``; the decision comes as a ``pairing-granted``
+    or ``pairing-denied`` event). ``contract`` is the app's reference to the contract;
+    ``operator`` the registry's holding the pairing after a redirect (None: the app's own).
     """
 
     pairing: str
@@ -126,6 +126,7 @@ class PairingAnswer:
     consent: str | None = None
     devices: tuple[DeviceRecord, ...] = ()
     expires_at: int | None = None
+    operator: str | None = None
 
     @property
     def active(self) -> bool:
@@ -219,18 +220,16 @@ class RegistryClient:
             raise PairingConnectionError("the client is not connected; use connect() or with")
         deadline = time.monotonic() + self.timeout
         reply = self._exchange(requester, payload, self.timeout)
-        # Over the app's share: the registry says to retry after a second (a new request).
         while (reply.code is ErrorCode.BUSY and self.retry is not None
                and time.monotonic() + BUSY_PAUSE < deadline):
             time.sleep(BUSY_PAUSE)
             reply = self._exchange(requester, payload, deadline - time.monotonic())
         if reply.status in accept:
             return reply
-        if settle is not None and requester.last_attempts > 1:
-            settled = settle(reply)
-            if settled is not None:
-                return settled
-        raise refusal_error(reply)
+        settled = settle(reply) if settle and requester.last_attempts > 1 else None
+        if settled is None:
+            raise refusal_error(reply)
+        return settled
 
     def _exchange(self, requester: Requester, payload: bytes, timeout: float) -> Reply:
         try:
@@ -291,11 +290,6 @@ def _subscribe(client: mqtt.Client, topic: str, timeout: float) -> None:
         raise DeniedError(ErrorCode.DENIED, str(exc)) from exc
 
 
-def _number(msisdn: str) -> str:
-    try:
-        return validate_msisdn(msisdn)
-    except IdentifierError as exc:
-        raise RequestError(ErrorCode.INVALID_IDENTIFIER, exc.message) from exc
 
 
 def _records(value: Any) -> tuple[DeviceRecord, ...]:
@@ -339,8 +333,14 @@ class PairingClient(RegistryClient):
 
     # --- requests ----------------------------------------------------------------------
 
-    def pair(self, msisdn: str, purpose: str) -> PairingAnswer:
+    def pair(self, msisdn: str | None, purpose: str, *, user: str | None = None
+             ) -> PairingAnswer:
         """Ask to be paired with the contract behind ``msisdn`` for ``purpose``.
+
+        Instead of the number (E.164), ``user`` names the user by any reference: a
+        number (``+...``), the contract reference the user gave the app, or the
+        pseudonymous id of an earlier pairing (its :attr:`PairingAnswer.contract`), so
+        the app need not keep the number; all three answer alike.
 
         Returns an active pairing with every device of the contract (standing consent, or
         already paired), or a pending one while the user is asked. Raises DeniedError
@@ -349,7 +349,8 @@ class PairingClient(RegistryClient):
         """
         try:
             # Checked as the registry will check it, so a bad purpose is never sent.
-            request = PairRequest.from_wire(PairRequest(_number(msisdn), purpose).to_wire())
+            number, user = _who(msisdn, user)
+            request = PairRequest.from_wire(PairRequest(number, purpose, user).to_wire())
             payload = encode(request.to_wire())
         except WireError as exc:
             raise RequestError(exc.code, exc.message) from exc
@@ -366,8 +367,10 @@ class PairingClient(RegistryClient):
             devices=_records(body.get("devices", [])) if reply.is_ok else (),
             expires_at=expires if isinstance(expires, int) else None)
 
-    def devices(self, msisdn: str) -> list[DeviceRecord]:
-        """All devices on the contract behind the phone number ``msisdn`` (E.164).
+    def devices(self, msisdn: str | None = None, *, user: str | None = None
+                ) -> list[DeviceRecord]:
+        """All devices on the contract behind the phone number ``msisdn`` (E.164), or
+        behind the reference ``user`` (see :meth:`pair`).
 
         The app must be paired with the contract (or hold standing consent). Raises
         NotFoundError for a number the registry knows no contract for, DeniedError when
@@ -375,11 +378,17 @@ class PairingClient(RegistryClient):
         RedirectError, RequestError for other refusals (an invalid number is refused
         before anything is sent), PairingTimeoutError without an answer.
         """
-        return list(self.contract_devices(msisdn).devices)
+        return list(self.contract_devices(msisdn, user=user).devices)
 
-    def contract_devices(self, msisdn: str) -> ContractDevices:
+    def contract_devices(self, msisdn: str | None = None, *, user: str | None = None
+                         ) -> ContractDevices:
         """Like :meth:`devices`, with the reference of the contract the devices belong to."""
-        reply = self._request(encode(DevicesRequest(_number(msisdn)).to_wire()))
+        number, user = _who(msisdn, user)
+        try:
+            request = DevicesRequest.from_wire(DevicesRequest(number, user).to_wire())
+        except WireError as exc:
+            raise RequestError(exc.code, exc.message) from exc
+        reply = self._request(encode(request.to_wire()))
         contract = reply.body.get("contract")
         if not isinstance(contract, str) or "devices" not in reply.body:
             raise BadReplyError("the registry's devices reply lacks contract or devices")

@@ -7,7 +7,8 @@ from mps_wire.errors import ErrorCode
 from mps_wire.messages import Reply, Status
 
 __all__ = ["BadReplyError", "ConfigError", "DeniedError", "NotFoundError", "PairingConnectionError",
-           "PairingError", "PairingTimeoutError", "RedirectError", "RequestError"]
+           "PairingError", "PairingTimeoutError", "RedirectError", "RedirectLoopError",
+           "RequestError"]
 
 
 class PairingError(Exception):
@@ -69,6 +70,17 @@ class RedirectError(RequestError):
                                       f"topic prefix {self.prefix}" if self.prefix else "")
                           if p)
         return f"redirect: {self.message}{where}" + (f" ({about})" if about else "")
+
+
+class RedirectLoopError(RedirectError):
+    """Following redirects went round in a circle or past the hop limit; ``chain`` names
+    the operators visited, in order."""
+
+    def __init__(self, message: str, *, chain: tuple[str, ...], operator: str, name: str,
+                 registry: str, prefix: str) -> None:
+        super().__init__(message, operator=operator, name=name, registry=registry,
+                         prefix=prefix)
+        self.chain = chain
 
 
 def refusal_error(reply: Reply) -> RequestError:

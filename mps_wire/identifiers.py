@@ -94,6 +94,13 @@ def validate_eid(value: object, *, field: str = "eid") -> str:
     return s
 
 
+def validate_device_id(value: object, *, field: str = "device id") -> str:
+    """A device's id on the wire: its EID (32 digits), or for a device with a plain SIM,
+    which has no EID, its ICCID (19 or 20 digits)."""
+    s = _field(value, field)
+    return validate_iccid(s, field=field) if len(s) < 32 else validate_eid(s, field=field)
+
+
 def validate_imsi(value: object, *, field: str = "imsi") -> str:
     """An IMSI: 6 to 15 digits (MCC + MNC + MSIN)."""
     s = _field(value, field)

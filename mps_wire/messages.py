@@ -130,6 +130,7 @@ class Reason(enum.StrEnum):
     PURPOSE_REVOKED = "purpose-revoked"
     LEFT_CONTRACT = "left-contract"
     SUBSCRIPTION_REMOVED = "subscription-removed"
+    NUMBER_PORTED = "number-ported"
 
 
 class InstallationOutcome(enum.StrEnum):
@@ -137,6 +138,15 @@ class InstallationOutcome(enum.StrEnum):
 
     INSTALLED = "installed"
     FAILED = "failed"
+
+
+class ProfileOutcome(enum.StrEnum):
+    """What the eIM reports of a profile state change an eUICC carried out (SGP.32
+    PSMOs enable, disable, delete)."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    DELETED = "deleted"
 
 
 def _address(value: Any, key: str) -> str:
@@ -176,11 +186,13 @@ class ModelInfo(WireMessage):
 class DeviceInfo(WireMessage):
     """What a device says about itself when it registers.
 
-    ``seq`` grows with every publication of the device so the registry can refuse replays;
-    ``ts`` is the device's clock in milliseconds since the Unix epoch.
+    ``eid`` is None for a device whose card is a plain SIM (a UICC without an ISD-R): such
+    a device goes by its ICCID (:attr:`device_id`). ``seq`` grows with every publication
+    of the device so the registry can refuse replays; ``ts`` is the device's clock in
+    milliseconds since the Unix epoch.
     """
 
-    eid: str
+    eid: str | None
     imei: str
     iccid: str
     imsi: str | None
@@ -198,14 +210,15 @@ class DeviceInfo(WireMessage):
     wire = WireTable(
         WireField("v", Version(WIRE_VERSION, "DeviceInfo")), WireField("ip", ADDRESSES),
         WireField("capabilities", CAPABILITIES),
-        WireField("eid", EID), WireField("imei", IMEI), WireField("iccid", ICCID),
+        optional("eid", EID), WireField("imei", IMEI), WireField("iccid", ICCID),
         optional("imsi", IMSI), WireField("model", Nested(ModelInfo)),
         WireField("profile", Text(max_len=64)), WireField("seq", UInt()),
         WireField("ts", UInt()), rule="device-info", init=False)
 
     def __post_init__(self) -> None:
         # Constructed locally as well as from the wire: the same checks hold both ways.
-        validate_eid(self.eid)
+        if self.eid is not None:
+            validate_eid(self.eid)
         validate_imei(self.imei)
         validate_iccid(self.iccid)
         if self.imsi is not None:
@@ -213,8 +226,12 @@ class DeviceInfo(WireMessage):
 
     @property
     def device_id(self) -> str:
-        """The device's stable identity on the wire: its EID."""
-        return self.eid
+        """The device's stable identity on the wire: its EID, or for a plain SIM its
+        ICCID. The card, not the IMEI, names the device: the operator knows the card (it
+        issued the SIM or installed the profile) before the device first connects, so its
+        broker credentials and topic ACL can be made for that id; the IMEI is only what
+        the device says, and a card moved to other hardware is a device swap."""
+        return self.iccid if self.eid is None else self.eid
 
     def identity_key(self) -> tuple[object, ...]:
         """Everything but the sequence number and timestamp: equal keys mean no change."""
@@ -299,13 +316,49 @@ class InstallationResult(WireMessage):
         rule="installation-result", consts={"v": 1}, closed=True)
 
 
+# --- profile state changes (eIM -> registry) ----------------------------------------------
+
+PROFILES = "profiles"
+"""The operator topic level of the eIM's profile state changes: ``{prefix}/operator/
+profiles`` (published with QoS 1, no Response Topic)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange(WireMessage):
+    """The eIM's report that eUICC ``eid`` enabled, disabled or deleted the profile
+    ``iccid`` on an eIM-signed eUICC package, with the eUICC-signed EuiccPackageResult
+    (``epr``, DER) the eIM verified.
+
+    ``seq`` numbers the eIM's reports and ``transaction`` names the package (hex of its
+    eimTransactionId): a report can arrive twice.
+    """
+
+    seq: int
+    eid: str
+    iccid: str
+    result: ProfileOutcome
+    transaction: str
+    eim: str
+    ts: int
+    epr: bytes
+
+    wire = WireTable(
+        WireField("v", Version(1, "profile change"), stored=False),
+        WireField("result", Choice(ProfileOutcome)), WireField("seq", UInt()),
+        WireField("eid", EID), WireField("iccid", ICCID),
+        WireField("transaction", Text()), WireField("eim", Text()),
+        WireField("ts", UInt()), WireField("epr", Blob(MAX_CERTIFICATE)),
+        rule="profile-change", consts={"v": 1}, closed=True)
+
+
 __all__ = [
     "ADDRESSES", "CAPABILITIES", "CAPABILITY", "INSTALLATIONS", "MAX_ADDRESSES",
-    "MAX_CAPABILITIES", "MAX_CERTIFICATE", "MAX_EVENTS_PAGE", "WIRE_VERSION", "AppOp",
+    "MAX_CAPABILITIES", "MAX_CERTIFICATE", "MAX_EVENTS_PAGE", "PROFILES", "WIRE_VERSION",
+    "AppOp",
     "AppRequest", "ChangeKind", "ConsentAnswerRequest", "ConsentListRequest",
     "ConsentWithdrawRequest", "Decision", "DeviceInfo", "DevicesRequest", "EventKind",
     "EventsSinceRequest", "InstallationOutcome", "InstallationResult", "ModelInfo",
-    "OperatorOp", "OperatorRequest", "PairRequest", "Reason", "RegistrationResult", "Reply",
-    "Status", "UnpairRequest", "UserOp", "UserRequest", "parse_app_request",
-    "parse_operator_request", "parse_user_request",
+    "OperatorOp", "OperatorRequest", "PairRequest", "ProfileChange", "ProfileOutcome",
+    "Reason", "RegistrationResult", "Reply", "Status", "UnpairRequest", "UserOp",
+    "UserRequest", "parse_app_request", "parse_operator_request", "parse_user_request",
 ]

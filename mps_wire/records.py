@@ -144,6 +144,8 @@ class DeviceRecord(WireMessage):
     iccid: str | None = None
     imsi: str | None = None
     msisdn: str | None = None
+    card: str | None = None
+    """``uicc`` for a plain SIM, which has no EID; absent (None) for an eUICC."""
 
     wire = WireTable(
         WireField("device_id", DeviceId(_DEVICE)), WireField("ip", LooseTexts(_DEVICE)),
@@ -152,7 +154,7 @@ class DeviceRecord(WireMessage):
         WireField("registered_at", LooseUInt(_DEVICE)),
         WireField("updated_at", LooseUInt(_DEVICE)),
         *(optional(key, LooseText(_DEVICE)) for key in ("eid", "imei", "iccid", "imsi",
-                                                         "msisdn")),
+                                                         "msisdn", "card")),
         rule="device-record", missing="as-none")
 
 

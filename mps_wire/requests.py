@@ -42,6 +42,9 @@ PURPOSE_NAME = Pattern(PURPOSE, f"must match {PURPOSE.pattern}")
 REF_ID = Pattern(REF, "is not a valid identifier")
 """An identifier the registry issued (pairing, prompt, app, contract id)."""
 MSISDN = Identifier(validate_msisdn)
+USER_REF = Pattern(REF, "is not a valid user reference")
+"""A reference to the user's contract other than the number: the contract reference the
+user gave the app, or the pseudonymous id the registry gave the app at pairing."""
 
 
 class AppOp(enum.StrEnum):
@@ -85,34 +88,45 @@ def _request(op: enum.StrEnum, *fields: WireField, rule: str) -> WireTable:
 
 
 def _exactly_one(obj: object, first: str, second: str, what: str) -> None:
-    # Both requests that need this name a "pairing" as one choice: the field to report.
-    if (getattr(obj, first) is None) == (getattr(obj, second) is None):
+    # Neither: the usual choice (the number) is missing; both: the other one is too many.
+    missing = getattr(obj, first) is None
+    if missing == (getattr(obj, second) is None):
         raise ValidationError(f"{what} names exactly one of {first!r} and {second!r}",
-                              field="pairing")
+                              field=first if missing else second)
 
 
 # --- an app's requests -------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class DevicesRequest(WireMessage):
-    """An app asks for the devices on the contract behind a phone number."""
+    """An app asks for the devices on the contract behind a phone number, or behind
+    another reference to the user (``user``)."""
 
-    msisdn: str
+    msisdn: str | None = None
+    user: str | None = None
 
-    wire = _request(AppOp.DEVICES, WireField("msisdn", MSISDN),
+    wire = _request(AppOp.DEVICES, optional("msisdn", MSISDN), optional("user", USER_REF),
                     rule="devices-request")
+
+    def __post_init__(self) -> None:
+        _exactly_one(self, "msisdn", "user", "devices")
 
 
 @dataclass(frozen=True, slots=True)
 class PairRequest(WireMessage):
-    """An app asks to be paired with the contract behind ``msisdn`` for ``purpose``."""
+    """An app asks to be paired with the contract behind ``msisdn`` (or the reference
+    ``user``) for ``purpose``."""
 
-    msisdn: str
+    msisdn: str | None
     purpose: str
+    user: str | None = None
 
-    wire = _request(AppOp.PAIR, WireField("msisdn", MSISDN),
-                    WireField("purpose", PURPOSE_NAME),
+    wire = _request(AppOp.PAIR, optional("msisdn", MSISDN),
+                    WireField("purpose", PURPOSE_NAME), optional("user", USER_REF),
                     rule="pair-request")
+
+    def __post_init__(self) -> None:
+        _exactly_one(self, "msisdn", "user", "pair")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mps_wire.errors import ErrorCode
@@ -22,6 +23,8 @@ from mps_wire.messages import (
     OperatorOp,
     OperatorRequest,
     PairRequest,
+    ProfileChange,
+    ProfileOutcome,
     Reply,
     Status,
     UnpairRequest,
@@ -88,12 +91,25 @@ def sample_installation(**overrides: Any) -> InstallationResult:
     return InstallationResult(**fields)
 
 
+def sample_profile_change(**overrides: Any) -> ProfileChange:
+    """An eIM profile state change report (the result is a placeholder, not real DER)."""
+    info = sample_device()
+    fields: dict[str, Any] = {
+        "seq": 3, "eid": info.eid, "iccid": info.iccid, "result": ProfileOutcome.DELETED,
+        "transaction": "0123456789ABCDEF0123456789ABCDEF", "eim": "eim.operator.example",
+        "ts": 1_700_000_000_000, "epr": b"\xbf\x51\x00",
+    }
+    fields.update(overrides)
+    return ProfileChange(**fields)
+
+
 def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
     """Representative instances of every message type, each valid against its CDDL rule."""
     iccid = sample_device().iccid
     return {
         ModelInfo: [ModelInfo("Quectel", "EC25", "R1"), ModelInfo("", "", "")],
-        DeviceInfo: [sample_device(), sample_device(2, imsi=None, ip=(), capabilities=())],
+        DeviceInfo: [sample_device(), sample_device(2, imsi=None, ip=(), capabilities=()),
+                     sample_device(3, eid=None)],  # a plain SIM
         Reply: [Reply.error(ErrorCode.NOT_FOUND, "no such number"),
                 Reply.error(ErrorCode.DENIED, "not paired", status=Status.DENIED),
                 Reply.ok(result="registered", device_id="dev-1", contract="contract-1"),
@@ -101,6 +117,8 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
         InstallationResult: [sample_installation(),
                              sample_installation(result=InstallationOutcome.FAILED,
                                                  msisdn=None, reason="8.2.5")],
+        ProfileChange: [sample_profile_change(),
+                        sample_profile_change(result=ProfileOutcome.DISABLED, seq=4)],
         DevicesRequest: [DevicesRequest("+4915112345678")],
         PairRequest: [PairRequest("+4915112345678", "fitness")],
         UnpairRequest: [UnpairRequest(msisdn="+4915112345678"), UnpairRequest(pairing="p-1")],
@@ -121,6 +139,7 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
             OperatorRequest(OperatorOp.REMOVE_SUBSCRIPTION, iccid=iccid),
             OperatorRequest(OperatorOp.PORT_OUT, msisdn="+4915112345678", operator="op-b"),
         ],
-        DeviceRecord: [sample_record(1), sample_record(2, partner=False)],
+        DeviceRecord: [sample_record(1), sample_record(2, partner=False),
+                       replace(sample_record(3), eid=None, card="uicc")],
         Event: [sample_event(kind, seq) for seq, kind in enumerate(EventKind, start=1)],
     }

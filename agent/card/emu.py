@@ -1,4 +1,4 @@
-"""``emu://<state file>``: the software eUICC, in this process."""
+"""``emu://<state file>``: the software eUICC or plain UICC, in this process."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from urllib.parse import SplitResult
 
 from agent.card.link import CardLink
 from agent.errors import AgentConfigError, CardRemovedError, NoCardError
-from lpa_emulator.euicc import EuiccCard
+from lpa_emulator.cards import open_card
+from lpa_emulator.euicc.filecard import FileCard
 from mps_esim.simfiles import ISDR_AID
 
 
 class EmuCardLink(CardLink):
-    """Drives an in-process :class:`EuiccCard` whose state lives in a file.
+    """Drives an in-process emulated card (eUICC or plain UICC) whose state lives in a file.
 
     :meth:`eject` and :meth:`insert` pull the card and put it back, for exercising what a
     card that goes away does to a session.
@@ -24,7 +25,7 @@ class EmuCardLink(CardLink):
                  auto_reconnect: bool = True) -> None:
         super().__init__(isdr_aid=isdr_aid, auto_reconnect=auto_reconnect)
         self.state_path = state_path
-        self._card: EuiccCard | None = None
+        self._card: FileCard | None = None
         self._present = True
 
     def eject(self) -> None:
@@ -51,7 +52,7 @@ class EmuCardLink(CardLink):
             raise NoCardError(f"no emulated card: directory {self.state_path.parent} is missing")
         # The card answers on the ISD-R AID it was made with; the link's AID is what it asks
         # for, so a mismatch shows up as on a real card (6A82).
-        self._card = EuiccCard.open(self.state_path)
+        self._card = open_card(self.state_path)
         return self._card.reset()
 
     def _exchange(self, apdu: bytes) -> bytes:

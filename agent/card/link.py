@@ -26,7 +26,15 @@ from mps_esim.iso7816 import (
     t0_transceive,
     with_channel,
 )
-from mps_esim.simfiles import FID_EF_ICCID, FID_MF, ISDR_AID, decode_iccid
+from mps_esim.simfiles import (
+    AID_USIM_PREFIX,
+    FID_EF_ICCID,
+    FID_EF_IMSI,
+    FID_MF,
+    ISDR_AID,
+    decode_iccid,
+    decode_imsi,
+)
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +276,18 @@ class CardLink(abc.ABC):
             return decode_iccid(data)
         except ValueError as exc:
             raise CardError(f"EF.ICCID content is malformed: {exc}") from exc
+
+    def read_imsi(self) -> str:
+        """The IMSI, from EF.IMSI (6F07) of ADF.USIM on the basic channel (TS 31.102
+        4.2.2); the USIM is selected by the 3GPP prefix of its AID (ISO 7816-4 partial
+        AID selection)."""
+        self.send(build_apdu(0x00, 0xA4, 0x04, 0x0C, AID_USIM_PREFIX))
+        self.send(build_apdu(0x00, 0xA4, 0x00, 0x0C, FID_EF_IMSI.to_bytes(2, "big")))
+        data = self.send(build_apdu(0x00, 0xB0, 0x00, 0x00, le=9))
+        try:
+            return decode_imsi(data)
+        except ValueError as exc:
+            raise CardError(f"EF.IMSI content is malformed: {exc}") from exc
 
     def __enter__(self) -> CardLink:
         self.connect()

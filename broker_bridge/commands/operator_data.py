@@ -15,7 +15,7 @@ from broker_bridge.errors import (
     SubscriptionInUseError,
     UnknownSubscriptionError,
 )
-from broker_bridge.model import Change, OtherOperator
+from broker_bridge.model import Change, Device, OtherOperator
 from broker_bridge.operator import KINDS, ImportReport, import_operator_file
 from broker_bridge.registry import Registry
 from mps_common.cli import EXIT_OK, EXIT_USAGE, fail, table
@@ -56,9 +56,15 @@ def add_parsers(operator_commands: Any, parents: list[argparse.ArgumentParser]
                        metavar="PREFIX", help="an E.164 prefix of its numbers, repeatable")
     bind = operator_commands.add_parser(
         "bind", parents=parents,
-        help="bind a subscription to the eUICC that holds it (no SM-DP+ download reported)")
+        help="bind a subscription to the eUICC that holds it (no SM-DP+ download "
+             "reported), or mark it a plain SIM (--plain-sim)")
     bind.add_argument("--iccid", required=True, help="ICCID of the SIM profile")
-    bind.add_argument("--eid", required=True, help="EID of the eUICC holding it")
+    card = bind.add_mutually_exclusive_group(required=True)
+    card.add_argument("--eid", help="EID of the eUICC holding it")
+    card.add_argument("--plain-sim", action="store_true",
+                      help="the operator issued it on a plain SIM (no EID): a device "
+                           "presenting this ICCID from its EF.ICCID may register, under "
+                           "that ICCID")
     bind.add_argument("--swap", action="store_true",
                       help="move a profile bound to another eUICC; its device leaves the "
                            "contract")
@@ -192,7 +198,7 @@ def bind(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
     """Bind a subscription to an eUICC on the operator's word; audited."""
     try:
         iccid = validate_iccid(args.iccid, field="--iccid")
-        eid = validate_eid(args.eid, field="--eid")
+        eid = None if args.plain_sim else validate_eid(args.eid, field="--eid")
     except ValidationError as exc:
         return fail(PROG, exc.message, EXIT_USAGE)
     try:
@@ -204,9 +210,19 @@ def bind(registry: Registry, args: argparse.Namespace, as_json: bool) -> int:
         print(json.dumps({"iccid": iccid, "eid": eid, "change": change.value}))
     else:
         events = len(effects.events)
-        print(f"{change.value}: ICCID {iccid} bound to {eid}"
+        print(f"{change.value}: ICCID {iccid} bound to "
+              f"{'its plain SIM' if eid is None else eid}"
               + (f" ({events} events for paired apps)" if events else ""))
     return EXIT_OK
+
+
+def _device_json(d: Device) -> dict[str, object]:
+    return {"device_id": d.device_id, "eid": d.eid if d.has_eid else None, "imei": d.imei,
+            "iccid": d.iccid, "ip": list(d.ip)}
+
+
+def _eid_text(d: Device) -> str:
+    return d.eid if d.has_eid else "none (plain SIM)"
 
 
 def show(registry: Registry, contract_id: str, as_json: bool) -> int:
@@ -224,8 +240,7 @@ def show(registry: Registry, contract_id: str, as_json: bool) -> int:
             "msisdns": store.numbers_of_contract(contract_id),
             "subscriptions": [{"iccid": s.iccid, "imsi": s.imsi, "msisdn": s.msisdn}
                               for s in subs],
-            "devices": [{"eid": d.eid, "imei": d.imei, "iccid": d.iccid, "ip": list(d.ip)}
-                        for d in devices],
+            "devices": [_device_json(d) for d in devices],
             "pairings": [{"pairing": p.id, "app": p.app_id, "state": p.state.value,
                           "purpose": p.purpose} for p in pairings],
         }, indent=2))
@@ -236,7 +251,7 @@ def show(registry: Registry, contract_id: str, as_json: bool) -> int:
                                                  for s in subs])]
     if devices:
         lines += ["", table(["EID", "IMEI", "ICCID", "IP"],
-                            [[d.eid, d.imei, d.iccid, ", ".join(d.ip) or "-"]
+                            [[_eid_text(d), d.imei, d.iccid, ", ".join(d.ip) or "-"]
                              for d in devices])]
     if pairings:
         lines += ["", table(["PAIRING", "APP", "STATE", "PURPOSE"],

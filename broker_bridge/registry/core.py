@@ -87,14 +87,23 @@ class RegistryCore:
     def route(self, msisdn: str) -> Contract | Reply:
         """The contract behind a number, or the reply for a number not served here.
 
-        A number filed under a contract is ours (ported in or not); a number ported away
-        or in another operator's prefix range gets ``redirect`` to that operator's
-        registry; anything else is ``not-found``.
+        The portability list decides first: a number it gives to another operator gets
+        ``redirect`` to that operator's registry. Otherwise a number filed under a
+        contract is ours (ported in or not); a number ported away or in another
+        operator's prefix range (and not brought here by the list) gets ``redirect``;
+        anything else is ``not-found``.
         """
-        contract = self.store.contract_by_msisdn(msisdn)
-        if contract is not None:
-            return contract
-        other = self.store.ported_to(msisdn) or self.store.operator_by_prefix(msisdn)
+        # The portability list first: it says who serves a number now, ahead of the
+        # filing it leads to (a number it brings here is not redirected by its range).
+        entry = self.store.port_entry(msisdn, self._clock())
+        if entry is not None and entry.operator is not None:
+            other = self.store.operator(entry.operator)
+        else:
+            contract = self.store.contract_by_msisdn(msisdn)
+            if contract is not None:
+                return contract
+            other = None if entry is not None else (
+                self.store.ported_to(msisdn) or self.store.operator_by_prefix(msisdn))
         if other is not None:
             return Reply(Status.REDIRECT, message=f"the number {msisdn} is served by "
                          f"{other.name}; ask its registry",

@@ -40,9 +40,12 @@ def granted(work: UnitOfWork, app: App, pairing: Pairing) -> None:
     """Tell the app its pairing is active, with every device of the contract."""
     view = work.view(app)
     devices = work.store.devices_of_contract(pairing.contract_id)
+    ref = view.contract_ref(pairing.contract_id)
+    # The app may name the user by this id from now on (registry/references.py).
+    work.store.put_user_ref(app.id, ref, pairing.contract_id)
     payload = {
         "event": EventKind.PAIRING_GRANTED.value, "ts": work.now, "pairing": pairing.id,
-        "contract": view.contract_ref(pairing.contract_id), "purpose": pairing.purpose,
+        "contract": ref, "purpose": pairing.purpose,
         "consent": (pairing.consent or ConsentSource.USER).value,
         "devices": [view.record(d).to_wire() for d in devices],
     }

@@ -8,8 +8,8 @@ from typing import Any
 
 from broker_bridge.model import App, AuditEntry, Device, Pairing, PairingState
 from broker_bridge.policy import ConsentRule
-from broker_bridge.registry.core import RegistryCore
 from broker_bridge.registry.reads import Versions
+from broker_bridge.registry.references import ReferenceRules, number
 from broker_bridge.registry.work import Outcome, denied, refusal
 from broker_bridge.storage.base import Store
 from mps_wire.errors import ErrorCode, WireError
@@ -19,7 +19,7 @@ from mps_wire.messages import AppOp, DevicesRequest, Reason, Reply, Status, pars
 _KEPT_OK = Reply(Status.OK)
 
 
-class DeviceListing(RegistryCore):
+class DeviceListing(ReferenceRules):
     """What an app sees of a contract's devices, and the read model that keeps it."""
 
     def kept_devices(self, app_id: str, msg: Mapping[str, Any], *, store: Store | None = None
@@ -37,6 +37,8 @@ class DeviceListing(RegistryCore):
             return None
         if not isinstance(request, DevicesRequest):  # pragma: no cover - op checked above
             return None
+        if request.msisdn is None:
+            return None  # a user reference: resolved on the full path
         versions = (store or self.store).read_versions(request.msisdn)
         found = self._kept(app_id, request, versions)
         if found is None:
@@ -60,9 +62,11 @@ class DeviceListing(RegistryCore):
                 admitted: App | None = None) -> Outcome:
         """Every device of the contract behind the number, for a paired app (or one with
         standing consent): from the read model when it holds the answer at the store's
-        versions, else from the store (and kept)."""
+        versions, else from the store (and kept). A user reference stands for its number
+        (:mod:`~broker_bridge.registry.references`)."""
+        request = self.resolved(app_id, request)
         # The versions first: whatever is read after them is at least as new.
-        versions = self.store.read_versions(request.msisdn)
+        versions = self.store.read_versions(number(request))
         found = self._kept(app_id, request, versions)
         if found is not None:
             encoded, entry = found
@@ -73,7 +77,7 @@ class DeviceListing(RegistryCore):
         app = self._admit(app_id, admitted)
         if isinstance(app, Reply):
             return self.refuse(actor, "devices", app, **audit)
-        routed = self.route(request.msisdn)
+        routed = self.route(number(request))
         if isinstance(routed, Reply):
             return self.refuse(actor, "devices", self._stranger(app, request, routed),
                                **audit)
@@ -105,7 +109,7 @@ class DeviceListing(RegistryCore):
         of the number; only apps with standing consent hear where it is served."""
         if self.policy.pairing(app, None).consent is ConsentRule.STANDING:
             return routed
-        refused = self._unpaired(app, self.store.live_decoy(app.id, request.msisdn))
+        refused = self._unpaired(app, self.store.live_decoy(app.id, number(request)))
         return refused if refused is not None else routed
 
     def _unpaired(self, app: App, live: Pairing | None) -> Reply | None:

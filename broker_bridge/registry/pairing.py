@@ -11,6 +11,7 @@ from broker_bridge.policy import ConsentRule, PolicyDecision
 from broker_bridge.registry import events
 from broker_bridge.registry.core import new_id
 from broker_bridge.registry.listing import DeviceListing
+from broker_bridge.registry.references import number
 from broker_bridge.registry.work import Outcome, UnitOfWork, denied, refusal
 from mps_wire import codec
 from mps_wire.errors import ErrorCode, WireError
@@ -72,12 +73,13 @@ class PairingRules(DeviceListing):
         while one is pending or active answers about that one.
         """
         actor = f"app:{app_id}"
+        request = self.resolved(app_id, request)
         audit = {"app_id": app_id, "subject": request.msisdn,
                  "detail": {"purpose": request.purpose}}
         app = self._admit(app_id, admitted)
         if isinstance(app, Reply):
             return self.refuse(actor, "pair", app, **audit)
-        routed = self.route(request.msisdn)
+        routed = self.route(number(request))
         # Decided on the app and purpose alone: a refusal tells nothing of the number.
         decision = self.policy.pairing(app, request.purpose)
         if not decision.allowed:
@@ -118,14 +120,14 @@ class PairingRules(DeviceListing):
 
     def _decoy(self, app: App, request: PairRequest) -> Outcome:
         with self._work() as work:
-            live = self.store.live_decoy(app.id, request.msisdn)
+            live = self.store.live_decoy(app.id, number(request))
             if live is not None and (live.expires_at or 0) <= work.now:
                 events.expire_decoy(work, live)
                 live = None
             repeat = live is not None
             if live is None:
                 live = Pairing(id=new_id("pr"), app_id=app.id, contract_id="",
-                               msisdn=request.msisdn, purpose=request.purpose,
+                               msisdn=number(request), purpose=request.purpose,
                                state=PairingState.PENDING, created_at=work.now,
                                expires_at=work.now + self.consent_ttl_ms)
                 self.store.add_decoy(live)
@@ -140,7 +142,7 @@ class PairingRules(DeviceListing):
                        contract: Contract, request: PairRequest) -> Pairing:
         now = work.now
         pairing = Pairing(id=new_id("pr"), app_id=app.id, contract_id=contract.id,
-                          msisdn=request.msisdn, purpose=request.purpose,
+                          msisdn=number(request), purpose=request.purpose,
                           state=PairingState.PENDING, created_at=now)
         if decision.consent is ConsentRule.STANDING:
             pairing = replace(pairing, state=PairingState.ACTIVE,

@@ -25,7 +25,7 @@ from broker_bridge.registry.work import Effects, Outcome, UnitOfWork, refusal
 from broker_bridge.storage.base import Store
 from mps_wire.cose import CoseError, key_id, load_public_key, public_key_der
 from mps_wire.errors import ErrorCode, WireError
-from mps_wire.identifiers import validate_eid
+from mps_wire.identifiers import validate_device_id, validate_eid
 from mps_wire.messages import (
     ChangeKind,
     DeviceInfo,
@@ -73,10 +73,11 @@ class RegistrationRules(RegistryCore):
         info = registration.info
         detail: dict[str, Any] = {"seq": info.seq, "iccid": info.iccid,
                                   "signed": registration.signed is not None}
-        if info.eid != device_id:
+        if info.device_id != device_id:
+            what = "ICCID of the plain SIM" if info.eid is None else "EID"
             return self.refuse(actor, "register", refusal(
                 Status.ERROR, ErrorCode.BAD_REQUEST,
-                f"the EID {info.eid} is not the device id {device_id} of the topic"),
+                f"the {what} {info.device_id} is not the device id {device_id} of the topic"),
                 subject=device_id, detail={**detail, "eid": info.eid})
         problem = self._check_signature(registration)
         if problem is not None:
@@ -113,8 +114,9 @@ class RegistrationRules(RegistryCore):
     def enroll_device_key(self, eid: str, public_key: bytes, *,
                           actor: str = "operator:cli") -> tuple[DeviceKey, Change]:
         """Enroll a device's P-256 public key (PEM or DER); from now on the device must
-        sign its registrations with it. ValueError for an invalid EID or key."""
-        validate_eid(eid)
+        sign its registrations with it. ValueError for an invalid device id (an EID, or a
+        plain SIM's ICCID) or key."""
+        validate_device_id(eid)
         key = load_public_key(public_key)
         with self._work() as work:
             record = DeviceKey(eid=eid, public_key=public_key_der(key), kid=key_id(key),
@@ -139,7 +141,7 @@ class RegistrationRules(RegistryCore):
 
     def _check_signature(self, registration: Registration) -> Reply | None:
         """The refusal for a registration whose signature the policy does not accept."""
-        eid = registration.info.eid
+        eid = registration.info.device_id
         key = self.store.device_key(eid)
         if registration.signed is None:
             if key is not None:
@@ -196,19 +198,19 @@ class RegistrationRules(RegistryCore):
         digest = digest or digest_of(info)
         store = self.store
         with self._work() as work:
-            last = store.last_registration(info.eid)
+            last = store.last_registration(info.device_id)
             last_seq = 0 if last is None else last[0]
             if last is not None:
                 last_digest = last[1]
                 if info.seq < last_seq or (info.seq == last_seq and last_digest
                                            and last_digest != digest):
-                    raise ReplayError(info.eid, info.seq, last_seq)
+                    raise ReplayError(info.device_id, info.seq, last_seq)
             if info.seq - last_seq > SEQ_WINDOW:
-                raise SequenceJumpError(info.eid, info.seq, last_seq, SEQ_WINDOW)
+                raise SequenceJumpError(info.device_id, info.seq, last_seq, SEQ_WINDOW)
             info = self._proven(info)
             outcome = store.register_device(info, now=work.now)
             if last is None or info.seq > last[0] or not last[1]:
-                store.note_registration(info.eid, info.seq, digest, now=work.now)
+                store.note_registration(info.device_id, info.seq, digest, now=work.now)
             if outcome.result is RegistrationResult.REGISTERED:
                 _registered(work, outcome)
             elif outcome.result is RegistrationResult.UPDATED and outcome.previous:
@@ -224,29 +226,32 @@ class RegistrationRules(RegistryCore):
             raise UnknownSubscriptionError(info.iccid)
         installed = store.installation(info.iccid)
         if installed is None:
-            raise UnprovenSubscriptionError(info.iccid, info.eid)
-        if installed.eid != info.eid:
+            raise UnprovenSubscriptionError(info.iccid, info.device_id)
+        if installed.eid != info.device_id:
             # Installed on (or bound to) another eUICC: whoever presents it here does not
             # hold it.
-            raise ForeignSubscriptionError(info.iccid, info.eid, installed.eid)
+            raise ForeignSubscriptionError(info.iccid, info.device_id, installed.eid)
         if info.imsi is not None and info.imsi != sub.imsi:
             raise SubscriptionMismatchError(info.iccid, "IMSI", info.imsi, sub.imsi)
-        holders = [d.eid for d in store.devices_by_iccid(info.iccid) if d.eid != info.eid]
+        holders = [d.eid for d in store.devices_by_iccid(info.iccid)
+                   if d.eid != info.device_id]
         if holders:
-            raise SubscriptionInUseError(info.iccid, info.eid, holders[0])
+            raise SubscriptionInUseError(info.iccid, info.device_id, holders[0])
         return replace(info, imsi=sub.imsi)
 
-    def bind_subscription(self, iccid: str, eid: str, *, swap: bool = False,
+    def bind_subscription(self, iccid: str, eid: str | None, *, swap: bool = False,
                           actor: str = "operator:cli") -> tuple[Change, Effects]:
         """Bind the profile ``iccid`` to the eUICC ``eid`` on the operator's word (a SIM
         shipped in the device, a profile installed by other means); the device may then
-        register with it. A profile bound or installed elsewhere moves only with
+        register with it. ``eid`` None binds a plain SIM (no EID): the operator issued the
+        card with this ICCID, which is the proof of the subscription, and the device goes
+        by that ICCID. A profile bound or installed elsewhere moves only with
         ``swap``: the device holding it leaves its contract, and the apps are told.
 
         Raises UnknownSubscriptionError for an ICCID the operator does not know,
         SubscriptionInUseError for a move without ``swap``, ValueError for a bad EID.
         """
-        validate_eid(eid)
+        eid = iccid if eid is None else validate_eid(eid)
         with self._work() as work:
             if self.store.subscription_by_iccid(iccid) is None:
                 raise UnknownSubscriptionError(iccid)
@@ -269,8 +274,9 @@ class RegistrationRules(RegistryCore):
                        ) -> int | None:
         """Set the last sequence number accepted from ``eid`` to ``to`` (a device whose
         counter was lost, or pushed far ahead); audited. The number it replaced, None if
-        the registry had none. ValueError for a bad EID or a negative ``to``."""
-        validate_eid(eid)
+        the registry had none. ValueError for a bad device id (an EID, or a plain SIM's
+        ICCID) or a negative ``to``."""
+        validate_device_id(eid)
         if isinstance(to, bool) or not isinstance(to, int) or not 0 <= to <= MAX_SEQ:
             raise ValueError(f"the sequence number must be 0 to {MAX_SEQ}, not {to!r}")
         with self._work() as work:
@@ -360,3 +366,4 @@ def _updated(work: UnitOfWork, outcome: RegistrationOutcome) -> None:
         detail["iccid"] = [before.iccid, device.iccid]
     work.audit(f"device:{device.eid}", "register", outcome.result.value,
                contract_id=outcome.contract_id, subject=device.eid, detail=detail)
+

@@ -6,7 +6,7 @@ import abc
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker_bridge.model import (
     App,
@@ -25,6 +25,9 @@ from broker_bridge.model import (
     Subscription,
 )
 from mps_wire.messages import DeviceInfo, EventKind
+
+if TYPE_CHECKING:
+    from broker_bridge.portability import PortEntry
 
 
 class Store(abc.ABC):
@@ -232,6 +235,15 @@ class Store(abc.ABC):
         """The newest installation of the profile ``iccid``, if the SM-DP+ reported one."""
 
     @abc.abstractmethod
+    def installations_on(self, eid: str) -> list[Installation]:
+        """The profiles bound to the eUICC ``eid``, by ICCID."""
+
+    @abc.abstractmethod
+    def remove_installation(self, iccid: str, eid: str, *, ts: int) -> bool:
+        """Unbind the profile ``iccid`` from the eUICC ``eid`` (it was deleted there at
+        ``ts``); False if it is not bound there, or was bound again after ``ts``."""
+
+    @abc.abstractmethod
     def device(self, eid: str) -> Device | None:
         """The device with this EID, if any."""
 
@@ -428,3 +440,35 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def secret(self, name: str) -> bytes:
         """A random 32-byte secret of the registry, made on first use and kept."""
+
+    # --- number portability ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def replace_portability(self, entries: Sequence[PortEntry]) -> int:
+        """Put ``entries`` in place of the whole portability list; the count before."""
+
+    @abc.abstractmethod
+    def port_entry(self, msisdn: str, now: int) -> PortEntry | None:
+        """The portability list's entry for ``msisdn`` valid at ``now``, if any."""
+
+    @abc.abstractmethod
+    def portability_count(self) -> int:
+        """How many entries the portability list holds."""
+
+    @abc.abstractmethod
+    def filed_ported_away(self, now: int, since: int = -1) -> list[tuple[str, str]]:
+        """(number, operator) of numbers filed here that the list gives away now, in a
+        period that began after ``since``."""
+
+    @abc.abstractmethod
+    def unfiled_ported_in(self, now: int, since: int = -1) -> list[tuple[str, str]]:
+        """(number, contract) of numbers the list brings in now, not yet filed there, in
+        a period that began after ``since``."""
+
+    @abc.abstractmethod
+    def put_user_ref(self, app_id: str, ref: str, contract_id: str) -> None:
+        """Remember the pseudonymous id ``ref`` ``app_id`` was given for a contract."""
+
+    @abc.abstractmethod
+    def user_ref_contract(self, app_id: str, ref: str) -> str | None:
+        """The contract ``app_id`` was given the pseudonymous id ``ref`` for, if any."""

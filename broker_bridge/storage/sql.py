@@ -16,6 +16,7 @@ from broker_bridge.storage.queries.devices import DeviceQueries
 from broker_bridge.storage.queries.events import EventQueries
 from broker_bridge.storage.queries.identities import IdentityQueries
 from broker_bridge.storage.queries.pairings import PairingQueries
+from broker_bridge.storage.queries.portability import PortabilityQueries
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "Migration", "Row", "SqlStore"]
 
@@ -26,7 +27,7 @@ _PROBE_BYTES = 8192
 
 
 class SqlStore(ContractQueries, AppQueries, DeviceQueries, PairingQueries, EventQueries,
-               AuditQueries, IdentityQueries, SqlCore):
+               AuditQueries, IdentityQueries, PortabilityQueries, SqlCore):
     """A :class:`Store` over one database connection, serialised by a re-entrant lock.
 
     The queries come per aggregate from :mod:`broker_bridge.storage.queries`, the schema

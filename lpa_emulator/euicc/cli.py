@@ -17,6 +17,7 @@ from lpa_emulator.errors import EmulatorError
 from lpa_emulator.euicc import identity as ident
 from lpa_emulator.euicc.card import EuiccCard
 from lpa_emulator.euicc.errors import StateError
+from lpa_emulator.euicc.filecard import FileCard
 from lpa_emulator.euicc.state import CardState, ProfileRecord
 from lpa_emulator.subcommands import Subparsers, add_command, parse_standalone
 from lpa_emulator.vpcd import serve_vpcd
@@ -62,7 +63,7 @@ class _Refused(EmulatorError):
         self.code = code
 
 
-def _identifier(check: Any) -> Any:
+def identifier(check: Any) -> Any:
     def parse(text: str) -> str:
         try:
             return str(check(text))
@@ -81,7 +82,7 @@ def _aid(text: str) -> bytes:
     return aid
 
 
-def _host_port(text: str) -> tuple[str, int]:
+def host_port(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:35963, got {text!r}")
@@ -95,15 +96,15 @@ def register(subparsers: Subparsers) -> None:
                     description=DESCRIPTION)
     p.add_argument("--state", type=Path, required=True, metavar="FILE",
                    help="the card's state file (created when missing)")
-    p.add_argument("--eid", type=_identifier(validate_eid),
+    p.add_argument("--eid", type=identifier(validate_eid),
                    help="EID for a new card (must match an existing one)")
     p.add_argument("--empty", action="store_true",
                    help="a new card without profiles (default: one random test profile)")
-    p.add_argument("--iccid", type=_identifier(validate_iccid),
+    p.add_argument("--iccid", type=identifier(validate_iccid),
                    help="ICCID of the profile of a new card (with --imsi)")
-    p.add_argument("--imsi", type=_identifier(validate_imsi),
+    p.add_argument("--imsi", type=identifier(validate_imsi),
                    help="IMSI of that profile (with --iccid)")
-    p.add_argument("--msisdn", type=_identifier(validate_msisdn),
+    p.add_argument("--msisdn", type=identifier(validate_msisdn),
                    help="MSISDN of that profile, E.164 (with --iccid and --imsi)")
     p.add_argument("--smdp-address", metavar="FQDN",
                    help="SM-DP+ of that profile: its notifications go there")
@@ -116,7 +117,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--eum-cert", type=Path, metavar="FILE", help="CERT.EUM (PEM or DER)")
     p.add_argument("--ci-cert", type=Path, metavar="FILE", action="append", default=[],
                    help="CERT.CI (PEM or DER); repeat for several CIs")
-    p.add_argument("--vpcd", type=_host_port, metavar="HOST:PORT",
+    p.add_argument("--vpcd", type=host_port, metavar="HOST:PORT",
                    help="serve the card to vpcd there (e.g. 127.0.0.1:35963) until stopped")
     p.set_defaults(func=run)
 
@@ -258,7 +259,9 @@ def identity(card: EuiccCard) -> dict[str, Any]:
     }
 
 
-def _serve(card: EuiccCard, host: str, port: int) -> None:
+def serve(card: FileCard, host: str, port: int) -> None:
+    """Serve ``card`` into PC/SC through vpcd at host:port until SIGTERM or SIGINT (or,
+    off the main thread, for ever)."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -269,7 +272,7 @@ def _serve(card: EuiccCard, host: str, port: int) -> None:
     previous = {sig: signal.signal(sig, on_signal)
                 for sig in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
     try:
-        print(f"euicc {card.eid} serving vpcd at {host}:{port}", flush=True)
+        print(f"{card.name} serving vpcd at {host}:{port}", flush=True)
         serve_vpcd(card, host, port, stop=stop, reconnect=True)
     finally:
         for sig, handler in previous.items():
@@ -285,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
     if args.vpcd is None:
         emit(identity(card), as_json=True, text=str)
         return EXIT_OK
-    _serve(card, *args.vpcd)
+    serve(card, *args.vpcd)
     return EXIT_OK
 
 

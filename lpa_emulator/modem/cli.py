@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from lpa_emulator.euicc import EuiccCard
+from lpa_emulator.cards import open_card
 from lpa_emulator.modem.card import HostedCard
 from lpa_emulator.modem.dialects import DIALECTS
 from lpa_emulator.modem.emulator import ModemEmulator
@@ -79,7 +79,7 @@ def default_card_state(state: Path) -> Path:
 
 
 def _open_card(path: Path) -> HostedCard:
-    return EuiccCard.open(path)
+    return open_card(path)
 
 
 def _check_count(args: argparse.Namespace) -> int:

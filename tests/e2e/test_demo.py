@@ -38,3 +38,6 @@ def test_the_story_of_the_demo(tmp_path: Path) -> None:
     assert "device-added" in story
     assert "fitness-tracker asks too: denied" in story
     assert "sees 5 devices" in story
+    # Across operators: a ported number is paired at the other operator's registry.
+    across = "\n".join(out["federation"])
+    assert "redirected to other-mobile, followed; active there, sees 1 device" in across

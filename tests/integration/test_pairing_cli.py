@@ -243,3 +243,29 @@ def test_watch_follows_the_current_pairing_or_replays_on_request(
     bad = run("mps_sdk.app_cli", "watch", "--since", "soon", *app)
     assert bad.returncode == 2 and "expected a sequence number (0 or more) or 'latest', " \
         "not 'soon'" in bad.stderr
+
+
+def test_devices_by_any_reference_to_the_user(
+        bridge: Bridge, mosquitto: Mosquitto, topics: Topics,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # care (partner, standing consent) pairs by number; the contract its answer names is
+    # what it may keep instead of the number, and the user's own contract reference works
+    # too: all three list the same devices.
+    app = conn(mosquitto, topics, "care")
+    status, out = in_process(app_main, capsys, "pair", "--msisdn", PAUL_MSISDN,
+                             "--purpose", "support", *app, "--json")
+    assert status == 0, out
+    issued = json.loads(out)["contract"]
+    listings = []
+    for flag, who in (("--msisdn", PAUL_MSISDN), ("--user", issued), ("--user", PAUL),
+                      ("--user", PAUL_MSISDN)):
+        status, out = in_process(app_main, capsys, "devices", flag, who, *app, "--json")
+        assert status == 0, out
+        listings.append(json.loads(out)["devices"])
+    assert listings[0] and all(listing == listings[0] for listing in listings)
+    status, out = in_process(app_main, capsys, "devices", "--user", issued, *app)
+    assert status == 0 and out.startswith(f"{issued}: contract {issued}, ")
+    # Both or neither is a usage error, as is a reference that is no reference.
+    assert app_main(["devices", "--user", PAUL, "--msisdn", PAUL_MSISDN, *app]) == 2
+    assert app_main(["devices", "--user", "a b", *app]) == 1
+    assert "user" in capsys.readouterr().err

@@ -46,7 +46,7 @@ def test_device_info_round_trip_property(ips: list[str], caps: list[str], seq: i
     assert DeviceInfo.from_wire(codec.decode(codec.encode(info.to_wire()))) == info
 
 
-@pytest.mark.parametrize("field", ["eid", "imei", "iccid", "ip", "model", "seq", "ts", "v"])
+@pytest.mark.parametrize("field", ["imei", "iccid", "ip", "model", "seq", "ts", "v"])
 def test_missing_field_named(field: str) -> None:
     msg = sample_device().to_wire()
     del msg[field]
@@ -54,6 +54,14 @@ def test_missing_field_named(field: str) -> None:
         DeviceInfo.from_wire(msg)
     assert err.value.field == field
     assert err.value.code == ErrorCode.BAD_REQUEST
+
+
+def test_a_device_without_eid_goes_by_its_iccid() -> None:
+    # A plain SIM has no ISD-R (ETSI TS 102 221: a UICC), so no EID (SGP.22 2.2.1).
+    msg = sample_device().to_wire()
+    del msg["eid"]
+    info = DeviceInfo.from_wire(msg)
+    assert info.eid is None and info.device_id == info.iccid == msg["iccid"]
 
 
 def test_mistyped_fields() -> None:

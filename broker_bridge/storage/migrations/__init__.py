@@ -12,6 +12,7 @@ from broker_bridge.storage.migrations import (
     v5_consent_index,
     v6_read_versions,
     v7_pairing_decoys,
+    v10_portability,
 )
 from broker_bridge.storage.migrations.base import Migration
 
@@ -33,6 +34,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     v5_consent_index.MIGRATION,
     v6_read_versions.MIGRATION,
     v7_pairing_decoys.MIGRATION,
+    v10_portability.MIGRATION,
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

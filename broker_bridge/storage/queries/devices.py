@@ -53,7 +53,7 @@ class DeviceQueries(SqlCore):
             rows = self._execute(self._locking(
                 "SELECT eid, contract_id, iccid, imei, imsi, NULL, ip, capabilities, "
                 "manufacturer, model, revision, profile, last_seq, device_ts, registered_at, "
-                "updated_at FROM devices WHERE eid = ?"), (info.eid,))
+                "updated_at FROM devices WHERE eid = ?"), (info.device_id,))
             stamp = self._clock() if now is None else now
             if not rows:
                 device = self._new_device(info, sub, stamp, stamp)
@@ -70,7 +70,7 @@ class DeviceQueries(SqlCore):
                 # number and device clock are kept, for replay checks.
                 if info.seq > stored.last_seq:
                     self._execute("UPDATE devices SET last_seq = ?, device_ts = ? WHERE eid = ?",
-                                  (info.seq, info.ts, info.eid))
+                                  (info.seq, info.ts, info.device_id))
                     stored = replace(stored, last_seq=info.seq, device_ts=info.ts)
                 stored = replace(stored, msisdn=sub.msisdn)
                 return RegistrationOutcome(RegistrationResult.UNCHANGED, sub.contract_id, stored)
@@ -90,7 +90,7 @@ class DeviceQueries(SqlCore):
     def _new_device(info: DeviceInfo, sub: Subscription, registered_at: int, updated_at: int
                     ) -> Device:
         return Device(
-            eid=info.eid, contract_id=sub.contract_id, iccid=info.iccid, imei=info.imei,
+            eid=info.device_id, contract_id=sub.contract_id, iccid=info.iccid, imei=info.imei,
             imsi=sub.imsi, msisdn=sub.msisdn, ip=info.ip, capabilities=info.capabilities,
             model=info.model, profile=info.profile, last_seq=info.seq, device_ts=info.ts,
             registered_at=registered_at, updated_at=updated_at,
@@ -159,6 +159,20 @@ class DeviceQueries(SqlCore):
         rows = self._read("SELECT iccid, eid, txn, smdp, ts FROM installations "
                           "WHERE iccid = ?", (iccid,))
         return Installation(*rows[0]) if rows else None
+
+    def installations_on(self, eid: str) -> list[Installation]:
+        rows = self._read("SELECT iccid, eid, txn, smdp, ts FROM installations "
+                          "WHERE eid = ? ORDER BY iccid", (eid,))
+        return [Installation(*row) for row in rows]
+
+    def remove_installation(self, iccid: str, eid: str, *, ts: int) -> bool:
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT eid, ts FROM installations WHERE iccid = ?"), (iccid,))
+            if not rows or rows[0][0] != eid or rows[0][1] > ts:
+                return False
+            self._execute("DELETE FROM installations WHERE iccid = ?", (iccid,))
+            return True
 
     def put_device_key(self, key: DeviceKey) -> Change:
         with self.transaction():
