@@ -73,6 +73,12 @@ RECONNECT_MAX = 3
 SETTLE_SECONDS = 0.1
 
 
+#: Publications (replies, events) the bridge has unconfirmed by the broker at once. Beyond
+#: paho's default of 20 an app's burst of answers would queue every other app's answer
+#: behind it, waiting for the broker's PUBACKs.
+REPLY_WINDOW = 1000
+
+
 class Bridge:
     """Serves registrations, app, user and operator requests from ``broker`` into ``store``.
 
@@ -179,6 +185,7 @@ class Bridge:
             client = new_client(self.client_id, persistent=persistent, manual_ack=True)
             # Back with the broker within seconds of its return, not paho's two minutes.
             client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
+            client.max_inflight_messages_set(REPLY_WINDOW)
             client.on_message = self._on_message
             client.on_publish = self._publisher.on_publish
             self._open_reader()
@@ -288,6 +295,10 @@ class Bridge:
             self._queue.put(None)
             worker.join()
             self._audits.stop()
+            try:
+                self._audit_refusals()  # the refusals since the last round
+            except StoreError as exc:
+                log.warning("could not write the last refusals to the audit log: %s", exc)
         if client is not None:
             # Give the broker a moment to confirm what is in flight, so that it need not
             # be published again by whoever runs next.
@@ -405,6 +416,12 @@ class Bridge:
             client.ack(msg.mid, msg.qos)
         return True
 
+    def _audit_refusals(self) -> None:
+        """One audit entry per app refused over its share since the last call."""
+        for app_id, refused in sorted(self.limiter.take_refused().items()):
+            self.store.append_audit(f"app:{app_id}", "request", "busy", app_id=app_id,
+                                    subject=app_id, detail={"refused": refused})
+
     def dispatch(self, topic: str, payload: bytes) -> Outcome | None:
         """What the bridge does with ``payload`` arriving on ``topic``, without MQTT: the
         outcome (committed; its effects are not published), None for a topic it does not
@@ -417,6 +434,10 @@ class Bridge:
         while not self._stopping.wait(self.sweep_interval):
             try:
                 self.sweep()
+                if self.health.down and self.health.probe(self.store):
+                    self.health.recovered()
+            except StoreError as exc:
+                self.health.failed(exc)  # one line per condition, not one per round
             except Exception:
                 log.exception("housekeeping failed; trying again in %g s", self.sweep_interval)
 
@@ -428,9 +449,7 @@ class Bridge:
             return
         publisher = self._publisher
         publisher.flush_acks(self.store)
-        for app_id, refused in sorted(self.limiter.take_refused().items()):
-            self.store.append_audit(f"app:{app_id}", "request", "busy", app_id=app_id,
-                                    subject=app_id, detail={"refused": refused})
+        self._audit_refusals()
         publisher.effects(client, self.registry.expire_prompts())
         send_orders(client, self.topics, self.registry)
         pending = publisher.pending()

@@ -289,7 +289,9 @@ class _Attacks:
         self._size_attacks(a1)
         self._anonymous()
         from mps_bench.broker_attacks import run_broker_attacks
+        from mps_bench.identity_attacks import run_identity_attacks
 
+        run_identity_attacks(self)
         run_broker_attacks(self, a1.device_id, device(2).device_id)
         # Nothing the attacks tried may have changed device A.
         stored = self.dep.store.device(a1.device_id)
@@ -457,7 +459,7 @@ class _Attacks:
                                                         record="broker log"))
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     """Poll ``predicate`` until true or ``timeout``; its last value."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -6,11 +6,17 @@ Fault runs, all on loopback and bounded in count and time:
   with SIGKILL and started again;
 - broker-restarted: N devices register while Mosquitto (with persistence) restarts;
 - broker-killed: the same with Mosquitto killed by SIGKILL and started again;
+- member-stopped: one of two registry members gets SIGTERM under the load and stays
+  down (:mod:`mps_bench.member_faults`);
+- store-full: the registry's database cannot grow for a while under the load, as on a
+  full disk (:mod:`mps_bench.store_faults`);
 - clients-broker-killed: the project's own clients (100 device agents, 4 apps on the
   SDK) while Mosquitto is killed, with their retry and, for comparison, without;
 - card-removed: a device whose card goes away mid first boot (before its identity
   is read, and again after its registration was staged), then comes back;
-- modem-faults: a modem that answers garbage, then one that never answers.
+- modem-faults: a modem that answers garbage, then one that never answers;
+- flood: one app pipelines 10,000 queries while another's latency is measured
+  (:mod:`mps_bench.flood`; targets: its p50 within 2x of quiet, none over a second).
 
 Devices behave like agents with an outbox: a registration without an answer in time is
 published again, the very same message. Each run counts what was sent, what the registry
@@ -21,7 +27,8 @@ paired with the contract).
     mps-bench faults [--registrations 5000] [--json FILE] [--details FILE]
                      [--only FAULT]... [--skip-attacks] [--keep DIR]
 
-Exit status 1 when an attack got in or a fault run lost or duplicated anything.
+Exit status 1 when an attack got in, a fault run lost or duplicated anything, or the
+flood missed its targets.
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ LOAD_CONTRACT = "C-LOAD"
 LOAD_MSISDN = "+4915199000000"
 WATCHER = "watcher"
 DEFAULT_REGISTRATIONS = 5000
+FLOOD = "flood"
 
 
 @dataclass
@@ -383,10 +391,11 @@ FAULTS: dict[str, Callable[[Path, int], FaultResult]] = {
 def run_faults(workdir: Path, count: int, names: Sequence[str] | None = None
                ) -> list[FaultResult]:
     """Run the fault runs named (default: all), each in its own directory."""
-    from mps_bench import agent_faults, client_faults
+    from mps_bench import agent_faults, client_faults, member_faults, store_faults
 
     runs: dict[str, Callable[[Path, int], FaultResult]] = {
-        **FAULTS, **client_faults.FAULTS, **agent_faults.FAULTS}
+        **FAULTS, **member_faults.FAULTS, **store_faults.FAULTS, **client_faults.FAULTS,
+        **agent_faults.FAULTS}
     results = []
     for name in names or list(runs):
         target = workdir / name
@@ -402,9 +411,21 @@ def cmd_faults(args: argparse.Namespace) -> int:
     if args.registrations < 1:
         return fail("mps-bench", "--registrations must be at least 1", EXIT_USAGE)
     summary: dict[str, Any] = {}
+    names = [n for n in args.only or () if n != FLOOD]
     with _workdir(args.keep) as workdir:
         attacks = None if args.skip_attacks else _attack_suite(workdir, summary)
-        results = run_faults(workdir, args.registrations, args.only or None)
+        results = run_faults(workdir, args.registrations, names) if names or not args.only \
+            else []
+        flooded = _flood(workdir, summary) if not args.only or FLOOD in args.only else True
+    totals = _report(args, summary, results, attacks)
+    bad = (totals["lost"] or totals["duplicated"] or (attacks is not None and attacks.let_in)
+           or not flooded)
+    return EXIT_FAILURE if bad else EXIT_OK
+
+
+def _report(args: argparse.Namespace, summary: dict[str, Any], results: list[FaultResult],
+            attacks: AttackReport | None) -> dict[str, int]:
+    """Print the fault runs, write ``--json`` and ``--details``; the totals."""
     print(table(["FAULT", "SENT", "STORED", "LOST", "DUPLICATED", "RESENT", "SECONDS", "NOTES"],
                 [[r.name, str(r.sent), str(r.stored), str(r.lost), str(r.duplicated),
                   str(r.resent), f"{r.seconds:.1f}", "; ".join(r.notes)] for r in results]))
@@ -420,8 +441,22 @@ def cmd_faults(args: argparse.Namespace) -> int:
         if attacks is not None:
             detail["attack_details"] = attacks.to_json()["attacks"]
         Path(args.details).write_text(json.dumps(detail, indent=2) + "\n", encoding="utf-8")
-    bad = totals["lost"] or totals["duplicated"] or (attacks is not None and attacks.let_in)
-    return EXIT_FAILURE if bad else EXIT_OK
+    return totals
+
+
+def _flood(workdir: Path, summary: dict[str, Any]) -> bool:
+    """The flood run, into ``summary["flood"]``; whether it met its targets."""
+    from mps_bench.flood import MAX_MS_TARGET, P50_RATIO_TARGET, run_flood, within_targets
+
+    log.info("fault run %s", FLOOD)
+    report = run_flood(workdir / FLOOD)
+    summary["flood"] = {key.removeprefix("flood."): value for key, value in report.items()}
+    ok = within_targets(report)
+    print(f"flood: steady app p50 x{report['flood.p50_ratio']} of quiet "
+          f"(target <= {P50_RATIO_TARGET:g}), max {report['flood.max_ms']} ms (target <= "
+          f"{MAX_MS_TARGET:g}); {report['flood.sent']} flood queries, bridge "
+          f"{report['flood.bridge_rss_mb']} MB" + ("" if ok else "  MISSED"), flush=True)
+    return ok
 
 
 def _attack_suite(workdir: Path, summary: dict[str, Any]) -> AttackReport:
@@ -447,11 +482,13 @@ def register(subparsers: Any) -> None:
                         help=f"devices in the load runs (default {DEFAULT_REGISTRATIONS})")
     parser.add_argument("--json", metavar="FILE",
                         help='write {"attacks": {"tried", "let_in"}, "faults": {"sent", '
-                             '"stored", "lost", "duplicated"}}')
+                             '"stored", "lost", "duplicated"}, "flood": {"p50_ratio", '
+                             '"max_ms", ...}}')
     parser.add_argument("--details", metavar="FILE",
                         help="write every attack and fault run, with notes, as JSON")
     parser.add_argument("--only", action="append", metavar="FAULT",
-                        help="run only this fault run, repeatable")
+                        help=f"run only this fault run ('{FLOOD}' for the flood), "
+                             "repeatable")
     parser.add_argument("--skip-attacks", action="store_true", help="no attack suite")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
     parser.set_defaults(func=cmd_faults)

@@ -104,6 +104,9 @@ class Stack:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("MPS_LOG_LEVEL", "warning")
+        # The benchmark measures what the bridges answer, all of it from one app: no share.
+        env.setdefault("MPS_APP_RATE", "1000000")
+        env.setdefault("MPS_APP_BURST", "1000000")
         return env
 
     def start_bridges(self, count: int, *, signatures: str = "enrolled",

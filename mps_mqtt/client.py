@@ -304,6 +304,7 @@ class Requester:
         self.also_subscribe: Callable[[], Sequence[str]] | None = None
         self.on_reconnect: Callable[[bool], None] | None = None
         self.resent = 0
+        self._attempts = threading.local()
         client.message_callback_add(response_topic, self._on_reply)
 
     def start(self, timeout: float = 10.0) -> None:
@@ -378,6 +379,7 @@ class Requester:
         """
         if retry is not None:
             return self._request_until_answered(topic, payload, timeout, qos, retry)
+        self._attempts.count = 0
         if not self._client.is_connected():
             # paho would queue the message and send it after reconnecting, on top of
             # whatever the caller sends again meanwhile.
@@ -388,6 +390,7 @@ class Requester:
         try:
             since = time.monotonic()
             info = self._client.publish(topic, payload, qos=qos, properties=props)
+            self._attempts.count = 1
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 raise BrokerUnreachableError(f"publish to {topic} failed: "
                                              f"{mqtt.error_string(info.rc)}")
@@ -406,6 +409,13 @@ class Requester:
                 if mid is not None and self._by_mid.get(mid) is slot:
                     del self._by_mid[mid]
 
+    @property
+    def last_attempts(self) -> int:
+        """How many times the calling thread's last request went out (0: none yet); more
+        than one means a reply may have been lost, and the request's effect may be the
+        first attempt's, answered to the repeat as "already done"."""
+        return int(getattr(self._attempts, "count", 0))
+
     def _open_slot(self) -> tuple[bytes, _Pending, Properties]:
         """A fresh Correlation Data, the slot its reply lands in, and the request's
         properties; the caller pops the slot from ``_pending`` when done."""
@@ -423,6 +433,7 @@ class Requester:
         deadline = time.monotonic() + timeout
         corr, slot, props = self._open_slot()
         wait, attempts = retry.first, 0
+        self._attempts.count = 0
         mids: list[int] = []
         try:
             while True:
@@ -432,6 +443,7 @@ class Requester:
                     since = time.monotonic()
                     info = self._client.publish(topic, payload, qos=qos, properties=props)
                     attempts += 1
+                    self._attempts.count = attempts
                     if info.rc == mqtt.MQTT_ERR_SUCCESS:
                         if attempts > 1:
                             with self._lock:

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -57,10 +58,12 @@ from mps_sdk.errors import (
     PairingTimeoutError,
     RedirectError,
     RequestError,
+    refusal_error,
 )
 from mps_sdk.events import EventCursor, EventPage, EventWatch, IdleTimer, received
 from mps_sdk.references import number as _number
 from mps_sdk.references import who as _who
+from mps_sdk.settle import unpaired
 from mps_wire.codec import decode, encode
 from mps_wire.errors import ErrorCode, WireError
 from mps_wire.messages import (
@@ -93,6 +96,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REPLY_LIMIT = 1024 * 1024
+BUSY_PAUSE = 1.0  # seconds before a request answered busy (over the app's share) goes again
 """Largest reply or event the SDK accepts: a contract's device list can outgrow the 16 KiB
 that requests are held to."""
 
@@ -207,13 +211,29 @@ class RegistryClient:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _request(self, payload: bytes, *, accept: tuple[Status, ...] = (Status.OK,)
-                 ) -> Reply:
+    def _request(self, payload: bytes, *, accept: tuple[Status, ...] = (Status.OK,),
+                 settle: Callable[[Reply], Reply | None] | None = None) -> Reply:
+        """The registry's reply, refusals raised; ``settle`` may turn the refusal of a
+        request sent more than once into success (see :mod:`mps_sdk.settle`)."""
         requester = self._requester
         if requester is None:
             raise PairingConnectionError("the client is not connected; use connect() or with")
+        deadline = time.monotonic() + self.timeout
+        reply = self._exchange(requester, payload, self.timeout)
+        while (reply.code is ErrorCode.BUSY and self.retry is not None
+               and time.monotonic() + BUSY_PAUSE < deadline):
+            time.sleep(BUSY_PAUSE)
+            reply = self._exchange(requester, payload, deadline - time.monotonic())
+        if reply.status in accept:
+            return reply
+        settled = settle(reply) if settle and requester.last_attempts > 1 else None
+        if settled is None:
+            raise refusal_error(reply)
+        return settled
+
+    def _exchange(self, requester: Requester, payload: bytes, timeout: float) -> Reply:
         try:
-            raw = requester.request(self._requests_topic(), payload, timeout=self.timeout,
+            raw = requester.request(self._requests_topic(), payload, timeout=timeout,
                                     retry=self.retry)
         except RequestTimeoutError as exc:
             raise PairingTimeoutError(str(exc)) from exc
@@ -223,12 +243,9 @@ class RegistryClient:
         except MqttError as exc:
             raise PairingConnectionError(str(exc)) from exc
         try:
-            reply = Reply.from_wire(decode(raw, max_size=REPLY_LIMIT))
+            return Reply.from_wire(decode(raw, max_size=REPLY_LIMIT))
         except WireError as exc:
             raise BadReplyError(f"the registry's reply cannot be read: {exc}") from exc
-        if reply.status in accept:
-            return reply
-        raise _refusal(reply)
 
     def _listen(self, topic: str) -> queue.Queue[bytes]:
         """A queue receiving every message on ``topic`` from now on (SUBACK awaited)."""
@@ -273,25 +290,6 @@ def _subscribe(client: mqtt.Client, topic: str, timeout: float) -> None:
         raise DeniedError(ErrorCode.DENIED, str(exc)) from exc
 
 
-def _refusal(reply: Reply) -> RequestError:
-    code = reply.code or ErrorCode.INTERNAL
-    message = reply.message or f"request refused ({reply.status})"
-    reason = reply.body.get("reason")
-    if reply.status is Status.REDIRECT:
-        body = reply.body
-
-        def text(key: str) -> str:
-            value = body.get(key)
-            return value if isinstance(value, str) else ""
-
-        return RedirectError(message, operator=text("operator"), name=text("name"),
-                             registry=text("registry"), prefix=text("prefix"))
-    if code is ErrorCode.NOT_FOUND:
-        return NotFoundError(code, message, status=reply.status)
-    if code is ErrorCode.DENIED or reply.status is Status.DENIED:
-        return DeniedError(code, message, status=reply.status,
-                           reason=reason if isinstance(reason, str) else None)
-    return RequestError(code, message, status=reply.status)
 
 
 def _records(value: Any) -> tuple[DeviceRecord, ...]:
@@ -400,14 +398,16 @@ class PairingClient(RegistryClient):
         """End this app's pairing, named by the number it was made with or by its id.
 
         Returns the pairing's id. The app's stream gets ``pairing-ended`` and nothing more
-        about that pairing. Raises NotFoundError when there is no such pairing.
+        about that pairing. Raises NotFoundError when there is no such pairing (idempotent
+        across a lost reply: :func:`mps_sdk.settle.unpaired`).
         """
         try:
             request = UnpairRequest(msisdn=_number(msisdn) if msisdn is not None else None,
                                     pairing=pairing)
         except WireError as exc:
             raise RequestError(exc.code, exc.message) from exc
-        reply = self._request(encode(request.to_wire()))
+        settle = partial(unpaired, self) if request.msisdn else None
+        reply = self._request(encode(request.to_wire()), settle=settle)
         ended = reply.body.get("pairing")
         if not isinstance(ended, str):
             raise BadReplyError("the registry's unpair reply names no pairing")

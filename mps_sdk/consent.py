@@ -17,11 +17,13 @@ import queue
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from mps_mqtt.client import DEFAULT_RETRY, BrokerURL, Retry
 from mps_sdk.client import REPLY_LIMIT, RegistryClient
 from mps_sdk.errors import BadReplyError, PairingTimeoutError
+from mps_sdk.settle import answered
 from mps_wire.codec import decode, encode
 from mps_wire.errors import WireError
 from mps_wire.messages import (
@@ -34,6 +36,9 @@ from mps_wire.signin import SignInCode
 from mps_wire.topics import Topics, check_level
 
 __all__ = ["ConsentClient", "ConsentState", "Grant", "Prompt"]
+
+#: Prompts whose pairing a client remembers (see :meth:`ConsentClient.prompt_pairing`).
+MAX_PROMPTS_KEPT = 10_000
 
 
 def _field(msg: Mapping[str, Any], key: str, typ: type) -> Any:
@@ -121,6 +126,8 @@ class ConsentClient(RegistryClient):
         super().__init__(broker, topics=topics, timeout=timeout, client_id=client_id,
                          retry=retry)
         self.contract = check_level(contract, "contract id")
+        # The pairing of every prompt seen, to confirm an answer whose reply was lost.
+        self._prompts: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"ConsentClient({str(self.broker)!r}, {self.contract!r})"
@@ -138,7 +145,17 @@ class ConsentClient(RegistryClient):
     def consent(self) -> ConsentState:
         """The contract's open prompts and granted consents, from the registry."""
         reply = self._request(encode(ConsentListRequest().to_wire()))
-        return ConsentState.from_wire(reply.body)
+        return self._seen(ConsentState.from_wire(reply.body))
+
+    def _seen(self, state: ConsentState) -> ConsentState:
+        if len(self._prompts) > MAX_PROMPTS_KEPT:
+            self._prompts.clear()
+        self._prompts.update((p.prompt, p.pairing) for p in state.prompts)
+        return state
+
+    def prompt_pairing(self, prompt: str) -> str | None:
+        """The pairing of a prompt this client has seen, if any."""
+        return self._prompts.get(prompt)
 
     def approve(self, prompt: str, *, devices: Sequence[str] | None = None,
                 fields: Sequence[str] | None = None) -> str:
@@ -157,8 +174,11 @@ class ConsentClient(RegistryClient):
                 devices: tuple[str, ...] | None = None,
                 fields: tuple[str, ...] | None = None) -> str:
         check_level(prompt, "prompt id")
+        # Idempotent: a repeat that finds the prompt answered as asked is the answer.
+        settle = partial(answered, self, prompt, decision is Decision.APPROVE)
         reply = self._request(encode(ConsentAnswerRequest(prompt, decision, devices,
-                                                          fields).to_wire()))
+                                                          fields).to_wire()),
+                              settle=settle)
         pairing = reply.body.get("pairing")
         if not isinstance(pairing, str):
             raise BadReplyError("the registry's answer names no pairing")
@@ -201,7 +221,7 @@ class ConsentClient(RegistryClient):
                 if not isinstance(revision, int) or revision <= newest:
                     continue  # an older snapshot published late by another bridge
                 newest = revision
-                yield ConsentState.from_wire({**msg, "granted": []}).prompts
+                yield self._seen(ConsentState.from_wire({**msg, "granted": []})).prompts
         finally:
             self._unlisten(topic, inbox)
 

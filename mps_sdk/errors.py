@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mps_common.errors import ConfigError
 from mps_wire.errors import ErrorCode
-from mps_wire.messages import Status
+from mps_wire.messages import Reply, Status
 
 __all__ = ["BadReplyError", "ConfigError", "DeniedError", "NotFoundError", "PairingConnectionError",
            "PairingError", "PairingTimeoutError", "RedirectError", "RedirectLoopError",
@@ -81,3 +81,25 @@ class RedirectLoopError(RedirectError):
         super().__init__(message, operator=operator, name=name, registry=registry,
                          prefix=prefix)
         self.chain = chain
+
+
+def refusal_error(reply: Reply) -> RequestError:
+    """The exception for a refusal the registry answered."""
+    code = reply.code or ErrorCode.INTERNAL
+    message = reply.message or f"request refused ({reply.status})"
+    reason = reply.body.get("reason")
+    if reply.status is Status.REDIRECT:
+        body = reply.body
+
+        def text(key: str) -> str:
+            value = body.get(key)
+            return value if isinstance(value, str) else ""
+
+        return RedirectError(message, operator=text("operator"), name=text("name"),
+                             registry=text("registry"), prefix=text("prefix"))
+    if code is ErrorCode.NOT_FOUND:
+        return NotFoundError(code, message, status=reply.status)
+    if code is ErrorCode.DENIED or reply.status is Status.DENIED:
+        return DeniedError(code, message, status=reply.status,
+                           reason=reason if isinstance(reason, str) else None)
+    return RequestError(code, message, status=reply.status)

@@ -112,6 +112,15 @@ def expire_decoy(work: UnitOfWork, decoy: Pairing) -> None:
                detail={"pairing": decoy.id, "purpose": decoy.purpose, "decoy": True})
 
 
+def end_decoy(work: UnitOfWork, app: App, decoy: Pairing, *, reason: str) -> bool:
+    """End an open decoy as :func:`end` does a pending pairing, with the same event;
+    False if it was closed already."""
+    if not work.store.close_decoy(decoy.id, work.now):
+        return False
+    _pairing_event(work, EventKind.PAIRING_ENDED, app, decoy, reason)
+    return True
+
+
 def _pairing_event(work: UnitOfWork, kind: EventKind, app: App, pairing: Pairing,
                    reason: str) -> None:
     view = work.view(app)

@@ -81,7 +81,8 @@ class DeviceListing(ReferenceRules):
             return self.refuse(actor, "devices", app, **audit)
         routed = self.route(number(request))
         if isinstance(routed, Reply):
-            return self.refuse(actor, "devices", routed, **audit)
+            return self.refuse(actor, "devices", self._stranger(app, request, routed),
+                               **audit)
         contract = routed
         live = self.store.live_pairing(app.id, contract.id)
         refused = self._unpaired(app, live)
@@ -108,6 +109,15 @@ class DeviceListing(ReferenceRules):
             view, sight, devices)]
         detail = {"devices": len(listed), "pairing": live.id if live is not None else None}
         return Reply.ok(contract=view.contract_ref(contract_id), devices=listed), detail
+
+    def _stranger(self, app: App, request: DevicesRequest, routed: Reply) -> Reply:
+        """The refusal for a number not served here: what an unpaired app hears for a
+        customer's number (pending while its decoy is open), so that it learns nothing
+        of the number; only apps with standing consent hear where it is served."""
+        if self.policy.pairing(app, None).consent is ConsentRule.STANDING:
+            return routed
+        refused = self._unpaired(app, self.store.live_decoy(app.id, number(request)))
+        return refused if refused is not None else routed
 
     def _unpaired(self, app: App, live: Pairing | None) -> Reply | None:
         """The refusal for an app asking without an active pairing, None if it has one

@@ -178,36 +178,53 @@ class PairingRules(DeviceListing):
 
     def unpair(self, app_id: str, request: UnpairRequest, *,
                admitted: App | None = None) -> Outcome:
-        """End the app's pairing (named by id, or by the number it was made with)."""
+        """End the app's pairing (named by id, or by the number it was made with).
+
+        No enumeration: for a number not served here the app's decoy is ended (or, with
+        none, the app told it has no such pairing), as for a customer's number; only apps
+        with standing consent learn where a number is served."""
         actor = f"app:{app_id}"
         audit: dict[str, Any] = {"app_id": app_id,
                                  "subject": request.msisdn or request.pairing}
         app = self._admit(app_id, admitted)
         if isinstance(app, Reply):
             return self.refuse(actor, "unpair", app, **audit)
-        pairing: Pairing | None
-        if request.pairing is not None:
-            pairing = self.store.pairing(request.pairing)
-            if pairing is not None and pairing.app_id != app.id:
-                pairing = None  # another app's pairing: as if it did not exist
-        else:
-            routed = self.route(request.msisdn or "")
-            if isinstance(routed, Reply):
-                return self.refuse(actor, "unpair", routed, **audit)
-            pairing = self.store.live_pairing(app.id, routed.id)
+        pairing = self._to_unpair(app, request)
+        if isinstance(pairing, Reply):
+            return self.refuse(actor, "unpair", pairing, **audit)
         if pairing is None:
             return self.refuse(actor, "unpair", refusal(
                 Status.ERROR, ErrorCode.NOT_FOUND, "no such pairing of this app",
                 Reason.NOT_PAIRED), **audit)
         with self._work() as work:
+            decoy = not pairing.contract_id
             if pairing.state.live:
-                events.end(work, app, pairing, by=actor, reason=Reason.UNPAIRED)
-            current = self.store.pairing(pairing.id) or pairing
-            work.audit(actor, "unpair", Status.OK.value, contract_id=pairing.contract_id,
-                       **audit, detail={"pairing": pairing.id, "was": pairing.state.value})
-        view = self.view(app)
+                if decoy:
+                    events.end_decoy(work, app, pairing, reason=Reason.UNPAIRED)
+                else:
+                    events.end(work, app, pairing, by=actor, reason=Reason.UNPAIRED)
+            current = ((self.store.decoy(pairing.id) if decoy
+                        else self.store.pairing(pairing.id)) or pairing)
+            work.audit(actor, "unpair", Status.OK.value, contract_id=pairing.contract_id or None,
+                       **audit, detail={"pairing": pairing.id, "was": pairing.state.value,
+                                        **({"decoy": True} if decoy else {})})
+        # Before consent the number's reference: unpairing links no two numbers either.
         return Outcome(Reply.ok(pairing=pairing.id, state=current.state.value,
-                                contract=view.contract_ref(pairing.contract_id)), work.effects)
+                                contract=self.view(app).pairing_ref(current)), work.effects)
+
+    def _to_unpair(self, app: App, request: UnpairRequest) -> Pairing | Reply | None:
+        """The pairing (or decoy) an unpair request names, None for none; the routing
+        reply for a number served elsewhere, told only to apps with standing consent."""
+        if request.pairing is not None:
+            pairing = self.store.pairing(request.pairing) or self.store.decoy(request.pairing)
+            # Another app's pairing: as if it did not exist.
+            return pairing if pairing is not None and pairing.app_id == app.id else None
+        routed = self.route(request.msisdn or "")
+        if not isinstance(routed, Reply):
+            return self.store.live_pairing(app.id, routed.id)
+        if self.policy.pairing(app, None).consent is ConsentRule.STANDING:
+            return routed
+        return self.store.live_decoy(app.id, request.msisdn or "")
 
     def events_since(self, app_id: str, request: EventsSinceRequest, *,
                      admitted: App | None = None) -> Outcome:

@@ -302,6 +302,11 @@ class Store(ChoiceStore, abc.ABC):
         """The app's open decoy for the number, if any."""
 
     @abc.abstractmethod
+    def decoy(self, decoy_id: str) -> Pairing | None:
+        """The decoy with this id, open (``pending``) or closed (``ended`` when closed
+        before its time was up, else ``expired``), if any."""
+
+    @abc.abstractmethod
     def expired_decoys(self, now: int, *, limit: int = 100) -> list[Pairing]:
         """Open decoys whose time was up at or before ``now``, oldest first."""
 

@@ -11,6 +11,8 @@ import pytest
 from mps_bench.agent_faults import card_removed, card_removed_mid_download, modem_faults
 from mps_bench.client_faults import clients_broker_killed
 from mps_bench.faults import bridge_killed, broker_killed, broker_restarted
+from mps_bench.member_faults import member_stopped
+from mps_bench.store_faults import store_full
 
 REGISTRATIONS = 500
 
@@ -36,6 +38,25 @@ def test_a_broker_killed_during_registrations_loses_nothing(tmp_path: Path) -> N
     assert any("killed the broker" in n for n in result.notes)
     assert (result.sent, result.stored, result.lost, result.duplicated) == \
         (REGISTRATIONS, REGISTRATIONS, 0, 0), result.notes
+
+
+def test_a_member_stopped_under_load_leaves_its_share_to_the_other(tmp_path: Path) -> None:
+    # MQTT v5 3.10.4: once unsubscribed, nothing new is kept for it; it finishes the rest.
+    result = member_stopped(tmp_path, REGISTRATIONS, timeout=120)
+    assert any("exited (0)" in n for n in result.notes), result.notes
+    assert (result.sent, result.stored, result.lost, result.duplicated) == \
+        (REGISTRATIONS, REGISTRATIONS, 0, 0), result.notes
+
+
+def test_a_store_that_cannot_grow_holds_the_messages_until_it_can(tmp_path: Path) -> None:
+    result = store_full(tmp_path, REGISTRATIONS, timeout=120, full_at=128 * 1024)
+    assert any("the store filled" in n for n in result.notes), result.notes
+    assert any("space freed" in n for n in result.notes), result.notes
+    assert (result.sent, result.stored, result.lost, result.duplicated) == \
+        (REGISTRATIONS, REGISTRATIONS, 0, 0), result.notes
+    # One line for the condition, no traceback.
+    assert any(n.startswith("1 failure line(s), 0 traceback(s)") for n in result.notes), \
+        result.notes
 
 
 @pytest.mark.slow

@@ -156,7 +156,7 @@ def _scenario(broker: str, topics: Topics, tmp_path: Path, store: SqliteStore) -
         _refused(tracker.pair, PAUL_MSISDN, "fitness")
         _refused(care.pair, "+4916012345678", "support")  # redirect (a partner)
         assert health.pair("+4916012345678", "health-monitoring").state == "pending"
-        _refused(health.devices, "+4915199999999")  # not found
+        _refused(care.devices, "+4915199999999")  # not found (a partner)
         _refused(user.approve, "cp-unknown")
         with Publisher(broker, make_device(3).eid, prefix=topics.prefix) as device:
             device.register(make_device(3), timeout=5)  # device-added

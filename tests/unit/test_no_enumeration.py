@@ -108,3 +108,55 @@ def test_partners_with_standing_consent_still_learn_where_a_number_is_served(
         registry: Registry) -> None:
     assert pair(registry, PORTED, app="care", purpose="support")["status"] == "redirect"
     assert pair(registry, STRANGER, app="care", purpose="support")["code"] == "not-found"
+
+
+def ask(registry: Registry, msg: dict[str, Any], app: str = "health") -> dict[str, Any]:
+    return registry.handle_app(app, msg).reply.to_wire()
+
+
+def answer_shape(reply: dict[str, Any]) -> tuple[Any, ...]:
+    """What an app could tell numbers apart by in a refusal or an unpairing."""
+    return (reply["status"], reply.get("code"), reply.get("reason"), reply.get("message"),
+            tuple(sorted(reply)), reply.get("state"), len(reply.get("contract", "")))
+
+
+@pytest.mark.parametrize("op", ["devices", "unpair"])
+def test_devices_and_unpair_tell_nothing_of_a_number_before_consent(
+        registry: Registry, op: str) -> None:
+    # Never asked about: a customer's, a stranger's and a ported number answer alike.
+    before = {n: ask(registry, {"op": op, "msisdn": n}) for n in (SECOND, STRANGER, PORTED)}
+    assert len({answer_shape(a) for a in before.values()}) == 1, before
+    assert before[STRANGER]["status"] != "redirect" and "other" not in str(before[PORTED])
+    # Asked about (a prompt for the customer, a decoy for the others): alike again.
+    pairings = {n: pair(registry, n) for n in (SECOND, STRANGER, PORTED)}
+    during = {n: ask(registry, {"op": op, "msisdn": n}) for n in pairings}
+    assert len({answer_shape(a) for a in during.values()}) == 1, during
+    if op == "unpair":
+        assert during[STRANGER]["status"] == "ok"
+        assert during[STRANGER]["state"] == "ended"
+        for number, first in pairings.items():
+            # The number's own reference, not the contract's: nothing linked.
+            assert during[number]["contract"] == first["contract"]
+            by_id = ask(registry, {"op": "unpair", "pairing": first["pairing"]})
+            assert (by_id["status"], by_id["state"]) == ("ok", "ended"), by_id
+        again = {n: ask(registry, {"op": op, "msisdn": n}) for n in pairings}
+        assert len({answer_shape(a) for a in again.values()}) == 1, again
+    else:
+        assert during[STRANGER]["status"] == "pending"
+    # Partners with standing consent still learn where a number is served.
+    assert ask(registry, {"op": op, "msisdn": PORTED}, app="care")["status"] == "redirect"
+
+
+def test_an_unpaired_decoy_ends_with_the_event_of_an_unpaired_prompt(
+        registry: Registry) -> None:
+    ended = {}
+    for number in (PAUL_MSISDN, STRANGER):
+        pairing = pair(registry, number)["pairing"]
+        outcome = registry.handle_app("health", {"op": "unpair", "msisdn": number})
+        (event,) = outcome.effects.events
+        assert event.payload["pairing"] == pairing
+        ended[number] = event.payload
+    kinds = {(p["event"], p["reason"], tuple(sorted(p))) for p in ended.values()}
+    assert len(kinds) == 1, ended
+    # Closed: housekeeping does not expire it later.
+    assert registry.store.expired_decoys(1 << 62) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from broker_bridge.model import ConsentSource, Pairing, PairingState
 from broker_bridge.storage.core import Row, SqlCore
@@ -53,6 +54,18 @@ class PairingQueries(SqlCore):
         rows = self._read(_DECOY_SELECT + " WHERE app_id = ? AND msisdn = ? AND closed_at "
                           "IS NULL ORDER BY created_at DESC LIMIT 1", (app_id, msisdn))
         return _decoy(rows[0]) if rows else None
+
+    def decoy(self, decoy_id: str) -> Pairing | None:
+        rows = self._read("SELECT id, app_id, msisdn, purpose, created_at, expires_at, "
+                          "closed_at FROM pairing_decoys WHERE id = ?", (decoy_id,))
+        if not rows:
+            return None
+        decoy, closed = _decoy(rows[0]), rows[0][6]
+        if closed is None:
+            return decoy
+        ended = closed < (decoy.expires_at or 0)
+        return replace(decoy, state=PairingState.ENDED if ended else PairingState.EXPIRED,
+                       ended_at=closed if ended else None)
 
     def expired_decoys(self, now: int, *, limit: int = 100) -> list[Pairing]:
         rows = self._read(_DECOY_SELECT + " WHERE closed_at IS NULL AND expires_at <= ? "
