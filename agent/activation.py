@@ -22,12 +22,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.card import CardLink
 from agent.errors import AgentError, StatusWordError
+from mps_common.record import record
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, parse_activation_code
 from mps_esim.lpa.es10 import DEFAULT_BLOCK_SIZE, Es10Client, Es10Error
 
@@ -49,7 +49,7 @@ class ActivationError(AgentError):
         self.stage = stage
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActivationPlan:
     """Where a missing profile is downloaded from (see the module documentation)."""
 
@@ -85,7 +85,7 @@ class ActivationPlan:
                    eim=config.eim if config else None)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProfileOutcome:
     """What :func:`ensure_operational_profile` found or did."""
 

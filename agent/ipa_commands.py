@@ -93,15 +93,25 @@ def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     return Output(data, text)
 
 
-def register(groups: Any, leaf: Any) -> None:
-    """Add ``ipa`` to the ``mps-lpa`` parser (``leaf`` makes one command)."""
-    ipa = groups.add_parser("ipa", help="the IoT Profile Assistant (SGP.32, eIM)"
-                            ).add_subparsers(dest="command", required=True, metavar="ACTION")
-    leaf(ipa, "eims", cmd_eim_list, "the eIMs the eUICC is associated with")
-    leaf(ipa, "add-eim", cmd_eim_add, "AddInitialEim from an EimConfigurationData file"
-         ).add_argument("file", help="DER or hex ('mps-emu eim config --der FILE')")
-    p = leaf(ipa, "poll", cmd_poll, "one round with the eIM (every round with --all)")
+HELP = "the IoT Profile Assistant (SGP.32, eIM)"
+
+
+def _add_eim_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="DER or hex ('mps-emu eim config --der FILE')")
+
+
+def _poll_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eim", metavar="HOST:PORT", help="default: the eUICC's eIM FQDN")
     p.add_argument("--all", action="store_true", help="until the eIM has nothing more")
     p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) for the eIM's and "
                    "the SM-DP+'s TLS certificates (env MPS_SMDP_CA)")
+
+
+def leaves(leaf: Any) -> list[tuple[str, str, Any]]:
+    """The ``ipa`` commands of ``mps-lpa``: (name, help, parser builder); ``leaf(func,
+    extra)`` makes a command's builder."""
+    return [("eims", "the eIMs the eUICC is associated with", leaf(cmd_eim_list)),
+            ("add-eim", "AddInitialEim from an EimConfigurationData file",
+             leaf(cmd_eim_add, _add_eim_options)),
+            ("poll", "one round with the eIM (every round with --all)",
+             leaf(cmd_poll, _poll_options))]

@@ -11,11 +11,11 @@
     profile delete ID
     profile nickname ID [NAME]         without NAME the nickname is removed
     profile download [-a CODE | -s ADDRESS [-m MATCHING_ID]] [-c CONFIRMATION]
-                     [--ca FILE] [--enable]
+                     [--ca FILE] [--enable] [DEVICE]
                                        download a profile from an SM-DP+ (SGP.22 ES9+ over
                                        HTTPS); without -a or -s from the eUICC's default
                                        SM-DP+, else the first event at its root SM-DS
-    profile discovery [--smds ADDRESS] [--ca FILE]
+    profile discovery [--smds ADDRESS] [--ca FILE] [DEVICE]
                                        the events an SM-DS (default: the eUICC's root
                                        SM-DS) holds for this eUICC (ES11)
     notification list
@@ -26,13 +26,17 @@
                                        the IoT Profile Assistant (SGP.32): the eUICC's eIMs,
                                        and rounds with the eIM (see agent.ipa_commands)
 
+DEVICE: [--imei IMEI] [--capabilities LIST | --firmware-profile NAME] make the DeviceInfo
+the eUICC signs for the server (SGP.22 5.7.13): the TAC of the IMEI (behind a modem, the
+modem's own, AT+CGSN) and the radio capabilities; without them a generic LTE device.
+
 The card is reached in-process (emu, its state file), through PC/SC (pcsc, the first
 reader matching the pattern) or behind a modem (at, its serial port); --card takes a card
 URL as the agent does. The SM-DP+'s TLS certificate is verified against --ca FILE
 ($MPS_SMDP_CA) or the system's trust store; a download shows a progress bar on a
 terminal, and a failed one is cancelled on the eUICC and the SM-DP+. Options may also
 come from the environment ($MPS_LPA_APDU, $MPS_LPA_STATE, $MPS_LPA_READER,
-$MPS_LPA_DEVICE, $MPS_LPA_ISDR_AID, $MPS_SMDP_CA); arguments win.
+$MPS_LPA_DEVICE, $MPS_LPA_ISDR_AID, $MPS_SMDP_CA, $MPS_LPA_IMEI); arguments win.
 
 Output is a readable table, or JSON with --json. Exit codes: 0 done; 1 the card or the
 SM-DP+ refused the command or failed (the ES10 result, status word, or the download step
@@ -82,6 +86,7 @@ from mps_common.cli import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    add_lazy_parser,
     emit,
     fail,
     json_flag,
@@ -99,7 +104,8 @@ log = logging.getLogger(__name__)
 PROG = "mps-lpa"
 BACKENDS = ("emu", "pcsc", "at")
 _ENV = {"apdu": "MPS_LPA_APDU", "state": "MPS_LPA_STATE", "reader": "MPS_LPA_READER",
-        "device": "MPS_LPA_DEVICE", "isdr_aid": "MPS_LPA_ISDR_AID", "ca": "MPS_SMDP_CA"}
+        "device": "MPS_LPA_DEVICE", "isdr_aid": "MPS_LPA_ISDR_AID", "ca": "MPS_SMDP_CA",
+        "imei": "MPS_LPA_IMEI"}
 
 
 # --- choosing the card ------------------------------------------------------------------------
@@ -208,66 +214,77 @@ def _remote(name: str) -> Callable[[Es10Client, argparse.Namespace], Output]:
     return run
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``mps-lpa`` parser. Common options are taken before or after the command."""
-    parser = new_parser(PROG, __doc__ or "")
-    _common_options(parser)
-    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+Leaf = Callable[[argparse.ArgumentParser], object]
 
-    def leaf(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-             func: Callable[[Es10Client, argparse.Namespace], Output], help_text: str
-             ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+
+def _leaf(func: Callable[[Es10Client, argparse.Namespace], Output], extra: Leaf | None = None
+          ) -> Leaf:
+    """The builder of one command's parser: the common options, ``func``, then ``extra``."""
+    def build(p: argparse.ArgumentParser) -> None:
         _common_options(p)
         p.set_defaults(func=func)
-        return p
+        if extra is not None:
+            extra(p)
 
-    chip = groups.add_parser("chip", help="the eUICC itself").add_subparsers(
-        dest="command", required=True, metavar="ACTION")
-    leaf(chip, "info", cmd_chip_info, "EID, configured addresses and EUICCInfo2")
-    leaf(chip, "default-dp", cmd_chip_default_dp,
-         "set the default SM-DP+ address").add_argument("address", help='"" removes it')
+    return build
 
-    profile = groups.add_parser("profile", help="installed profiles").add_subparsers(
-        dest="command", required=True, metavar="ACTION")
-    leaf(profile, "list", cmd_profile_list, "list the profiles").add_argument(
-        "--class", dest="profile_class", choices=sgp22.PROFILE_CLASSES,
-        help="only profiles of this class")
-    for name, func in (("enable", cmd_profile_enable), ("disable", cmd_profile_disable)):
-        p = leaf(profile, name, func, f"{name} a profile")
-        p.add_argument("id", help="ICCID or ISD-P AID")
-        p.add_argument("--no-refresh", dest="refresh", action="store_false",
-                       help="do not ask the eUICC to refresh the device")
-    leaf(profile, "delete", cmd_profile_delete, "delete a disabled profile").add_argument(
-        "id", help="ICCID or ISD-P AID")
-    p = leaf(profile, "nickname", cmd_profile_nickname, "set or remove a nickname")
+
+def _group(leaves: Sequence[tuple[str, str, Leaf]]) -> Leaf:
+    """The builder of a command group's parser, its commands built lazily too."""
+    def build(p: argparse.ArgumentParser) -> None:
+        sub = p.add_subparsers(dest="command", required=True, metavar="ACTION")
+        for name, help_text, leaf in leaves:
+            add_lazy_parser(sub, name, help_text, leaf)
+
+    return build
+
+
+def _class_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--class", dest="profile_class", choices=sgp22.PROFILE_CLASSES,
+                   help="only profiles of this class")
+
+
+def _id_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("id", help="ICCID or ISD-P AID")
+
+
+def _state_options(p: argparse.ArgumentParser) -> None:
+    _id_option(p)
+    p.add_argument("--no-refresh", dest="refresh", action="store_false",
+                   help="do not ask the eUICC to refresh the device")
+
+
+def _nickname_options(p: argparse.ArgumentParser) -> None:
+    _id_option(p)
     p.add_argument("name", nargs="?", default="", help="the nickname (none: remove it)")
-    _download_options(leaf(profile, "download", _remote("cmd_profile_download"),
-                           "download a profile "
-                           "from an SM-DP+ (default: the eUICC's default SM-DP+, else the "
-                           "first event at its root SM-DS)"))
-    p = leaf(profile, "discovery", _remote("cmd_profile_discovery"),
-             "the events an SM-DS holds for this eUICC (ES11)")
+
+
+def _discovery_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smds", metavar="ADDRESS",
                    help="the SM-DS, HOST[:PORT] (default: the eUICC's root SM-DS)")
     p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
                    "SM-DS's TLS certificate (env MPS_SMDP_CA)")
+    _device_options(p)
 
-    notification = groups.add_parser("notification", help="pending notifications"
-                                     ).add_subparsers(dest="command", required=True,
-                                                      metavar="ACTION")
-    leaf(notification, "list", cmd_notification_list, "list the pending notifications")
-    leaf(notification, "process", _remote("cmd_notification_process"),
-         "send the pending notifications; remove each one the SM-DP+ acknowledged"
-         ).add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
-                        "SM-DP+'s TLS certificate (env MPS_SMDP_CA)")
-    p = leaf(notification, "remove", cmd_notification_remove,
-             "remove notifications (as delivered)")
+
+def _device_options(p: argparse.ArgumentParser) -> None:
+    """Where the DeviceInfo the eUICC signs for the server comes from (SGP.22 5.7.13)."""
+    p.add_argument("--imei", metavar="IMEI", help="the device's IMEI, whose TAC goes into "
+                   "DeviceInfo (env MPS_LPA_IMEI; default: the modem's with --apdu at)")
+    p.add_argument("--capabilities", metavar="LIST", help="comma-separated radio "
+                   "capabilities for DeviceCapabilities, e.g. lte-m,nb-iot")
+    p.add_argument("--firmware-profile", metavar="NAME|FILE",
+                   help="take the capabilities from this firmware profile")
+
+
+def _ca_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
+                   "SM-DP+'s TLS certificate (env MPS_SMDP_CA)")
+
+
+def _remove_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("seq", nargs="*", type=_nonneg, help="sequence numbers")
     p.add_argument("--all", action="store_true", help="every pending notification")
-    ipa_commands.register(groups, leaf)
-    return parser
 
 
 def _download_options(p: argparse.ArgumentParser) -> None:
@@ -281,6 +298,48 @@ def _download_options(p: argparse.ArgumentParser) -> None:
                    "SM-DP+'s TLS certificate (env MPS_SMDP_CA; default the system store)")
     p.add_argument("--enable", action="store_true",
                    help="enable the profile once installed")
+    _device_options(p)
+
+
+_GROUPS: tuple[tuple[str, str, Sequence[tuple[str, str, Leaf]]], ...] = (
+    ("chip", "the eUICC itself", (
+        ("info", "EID, configured addresses and EUICCInfo2", _leaf(cmd_chip_info)),
+        ("default-dp", "set the default SM-DP+ address", _leaf(
+            cmd_chip_default_dp, lambda p: p.add_argument("address", help='"" removes it'))),
+    )),
+    ("profile", "installed profiles", (
+        ("list", "list the profiles", _leaf(cmd_profile_list, _class_option)),
+        ("enable", "enable a profile", _leaf(cmd_profile_enable, _state_options)),
+        ("disable", "disable a profile", _leaf(cmd_profile_disable, _state_options)),
+        ("delete", "delete a disabled profile", _leaf(cmd_profile_delete, _id_option)),
+        ("nickname", "set or remove a nickname", _leaf(cmd_profile_nickname,
+                                                         _nickname_options)),
+        ("download", "download a profile from an SM-DP+ (default: the eUICC's default "
+         "SM-DP+, else the first event at its root SM-DS)",
+         _leaf(_remote("cmd_profile_download"), _download_options)),
+        ("discovery", "the events an SM-DS holds for this eUICC (ES11)",
+         _leaf(_remote("cmd_profile_discovery"), _discovery_options)),
+    )),
+    ("notification", "pending notifications", (
+        ("list", "list the pending notifications", _leaf(cmd_notification_list)),
+        ("process", "send the pending notifications; remove each one the SM-DP+ "
+         "acknowledged", _leaf(_remote("cmd_notification_process"), _ca_option)),
+        ("remove", "remove notifications (as delivered)",
+         _leaf(cmd_notification_remove, _remove_options)),
+    )),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mps-lpa`` parser. Common options are taken before or after the command; each
+    command's parser is built only when the command line names it."""
+    parser = new_parser(PROG, __doc__ or "")
+    _common_options(parser)
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    for name, help_text, leaves in _GROUPS:
+        add_lazy_parser(groups, name, help_text, _group(leaves))
+    add_lazy_parser(groups, "ipa", ipa_commands.HELP, _group(ipa_commands.leaves(_leaf)))
+    return parser
 
 
 def _finish(args: argparse.Namespace) -> None:
@@ -293,6 +352,8 @@ def _finish(args: argparse.Namespace) -> None:
     args.block_size = getattr(args, "block_size", DEFAULT_BLOCK_SIZE)
     if hasattr(args, "ca"):
         args.ca = args.ca or os.environ.get(_ENV["ca"]) or None
+    if hasattr(args, "imei"):
+        args.imei = args.imei or os.environ.get(_ENV["imei"]) or None
     aid = getattr(args, "isdr_aid", None) or os.environ.get(_ENV["isdr_aid"])
     args.isdr_aid = ISDR_AID if aid is None else _hex_aid(aid)
 

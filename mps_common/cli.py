@@ -56,6 +56,43 @@ def new_parser(prog: str, description: str, *, epilog: str | None = None
     return _Parser(prog=prog, description=description, epilog=epilog)
 
 
+class _LazyParsers(dict[str, Any]):
+    """A subcommand table whose parsers are built when argparse looks one up: a command
+    line builds the parser of the command it runs, not those of every other one."""
+
+    def __getitem__(self, name: str) -> Any:
+        value = super().__getitem__(name)
+        if isinstance(value, argparse.ArgumentParser):
+            return value
+        parser = value()
+        self[name] = parser
+        return parser
+
+
+def add_lazy_parser(subparsers: Any, name: str, help_text: str,
+                    build: Callable[[argparse.ArgumentParser], object]) -> None:
+    """Add subcommand ``name`` to ``subparsers`` (an ``add_subparsers`` result), its parser
+    made and filled by ``build`` only when the command line names it.
+
+    argparse checks a subcommand name against ``choices`` and looks its parser up by name
+    (``_name_parser_map``, the same mapping); the help listing comes from the pseudo
+    actions ``add_parser`` would add.
+    """
+    table = subparsers._name_parser_map
+    if not isinstance(table, _LazyParsers):
+        table = _LazyParsers(table)
+        subparsers._name_parser_map = subparsers.choices = table
+    subparsers._choices_actions.append(subparsers._ChoicesPseudoAction(name, (), help_text))
+
+    def make() -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = subparsers._parser_class(
+            prog=f"{subparsers._prog_prefix} {name}", description=help_text)
+        build(parser)
+        return parser
+
+    table[name] = make
+
+
 def common_options(*, json_option: bool = False) -> argparse.ArgumentParser:
     """A parent parser with the options every subcommand takes."""
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)

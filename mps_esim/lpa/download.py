@@ -23,9 +23,9 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Container
-from dataclasses import dataclass
 from typing import TypeVar
 
+from mps_common.record import record
 from mps_esim import sgp22, tlv
 from mps_esim.crypto.confirmation import confirmation_code_hash
 from mps_esim.errors import EsimError
@@ -67,7 +67,7 @@ class Stage(enum.StrEnum):
     DONE = "done"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DownloadProgress:
     """A progress report of a download: the stage, and for loading, segments done of total."""
 
@@ -126,7 +126,7 @@ class DownloadDeclinedError(DownloadError):
     """The profile metadata was shown and the download declined."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DownloadResult:
     """A finished download."""
 
@@ -139,7 +139,7 @@ class DownloadResult:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NotificationOutcome:
     """What :func:`process_notifications` did with one pending notification."""
 

@@ -20,9 +20,9 @@ import json
 import logging
 import os
 import ssl
-from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
+from mps_common.record import record
 from mps_esim.errors import EsimError
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Es9FunctionError(Es9Error):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InitiateAuthenticationResponse:
     """What ES9+.InitiateAuthentication returns; signature and key id as their DER objects."""
 
@@ -68,7 +68,7 @@ class InitiateAuthenticationResponse:
     server_certificate: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AuthenticateClientResponse:
     """What ES9+.AuthenticateClient returns."""
 
