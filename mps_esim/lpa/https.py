@@ -51,9 +51,12 @@ class HttpsConnection:
         self._file: BinaryIO | None = None
 
     def _open(self) -> tuple[ssl.SSLSocket, BinaryIO]:
-        raw = socket.create_connection((self.host, self.port), timeout=self._timeout)
+        # An ASCII host name given as bytes spares loading the IDNA codec (and the Unicode
+        # tables it needs), which a str costs both the resolver and the TLS handshake.
+        host = self.host.encode("ascii") if self.host.isascii() else self.host.encode("idna")
+        raw = socket.create_connection((host, self.port), timeout=self._timeout)  # type: ignore[arg-type]
         try:
-            sock = self._context.wrap_socket(raw, server_hostname=self.host)
+            sock = self._context.wrap_socket(raw, server_hostname=host)
         except BaseException:
             raw.close()
             raise
