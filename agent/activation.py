@@ -29,7 +29,7 @@ from agent.card import CardLink
 from agent.errors import AgentError, StatusWordError
 from mps_common.record import record
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, parse_activation_code
-from mps_esim.lpa.es10 import DEFAULT_BLOCK_SIZE, Es10Client, Es10Error
+from mps_esim.lpa.es10 import Es10Client, Es10Error
 
 if TYPE_CHECKING:
     from firmware_profiles import ActivationConfig
@@ -57,7 +57,8 @@ class ActivationPlan:
     use_default_smdp: bool = False
     confirmation_code: str | None = None
     ca_file: Path | None = None
-    block_size: int = DEFAULT_BLOCK_SIZE
+    block_size: int | None = None
+    """STORE DATA block size; None: the largest the card link carries."""
     imei: str | None = None
     """The modem's IMEI: its TAC goes into the DeviceInfo the eUICC signs."""
     capabilities: tuple[str, ...] = ()
@@ -118,7 +119,7 @@ def ensure_operational_profile(link: CardLink, plan: ActivationPlan, *,
             raise ActivationError("the card has no ISD-R and no readable EF.ICCID: "
                                   "neither an eUICC nor a SIM with a profile") from exc2
     with isdr:
-        client = Es10Client(isdr, block_size=plan.block_size)
+        client = Es10Client(isdr, block_size=plan.block_size or link.store_data_block)
         try:
             return _ensure(link, client, plan, on_download)
         except Es10Error as exc:

@@ -73,7 +73,7 @@ def first_boot_via_eim(link: CardLink, client: Es10Client, plan: ActivationPlan,
 def daemon_round(link: CardLink, plan: ActivationPlan) -> list[PollOutcome]:
     """The daemon's rounds with the eIM (none when the eUICC has no eIM)."""
     with link.open_isdr() as isdr:
-        client = Es10Client(isdr, block_size=plan.block_size)
+        client = Es10Client(isdr, block_size=plan.block_size or link.store_data_block)
         address = eim_address(client, plan.eim)
         if address is None:
             return []

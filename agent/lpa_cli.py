@@ -194,7 +194,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--isdr-aid", metavar="HEX",
                         help=f"the ISD-R's AID (default {ISDR_AID.hex().upper()})")
     parser.add_argument("--block-size", type=_block_size, metavar="N",
-                        help=f"STORE DATA block size (default {DEFAULT_BLOCK_SIZE})")
+                        help="STORE DATA block size (default: 255, behind a modem "
+                        f"{DEFAULT_BLOCK_SIZE})")
     json_flag(parser)
     parser.add_argument("-v", "--verbose", action="count", help="log more (-vv: every APDU)")
     # No default: a leaf's unset option must not hide the one given before the command.
@@ -349,7 +350,7 @@ def _finish(args: argparse.Namespace) -> None:
             setattr(args, name, None)
     args.json = getattr(args, "json", False)
     args.verbose = getattr(args, "verbose", 0)
-    args.block_size = getattr(args, "block_size", DEFAULT_BLOCK_SIZE)
+    args.block_size = getattr(args, "block_size", None)
     if hasattr(args, "ca"):
         args.ca = args.ca or os.environ.get(_ENV["ca"]) or None
     if hasattr(args, "imei"):
@@ -423,7 +424,8 @@ def _run_command(args: argparse.Namespace) -> Output:
         link.connect()
         args.link = link
         with link.open_isdr() as isdr:
-            output: Output = args.func(Es10Client(isdr, block_size=args.block_size), args)
+            block = args.block_size or link.store_data_block
+            output: Output = args.func(Es10Client(isdr, block_size=block), args)
             return output
     finally:
         if link is not None:

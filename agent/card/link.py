@@ -95,6 +95,9 @@ class CardLink(abc.ABC):
     """
 
     scheme: str = ""
+    store_data_block: int = 255
+    """The STORE DATA block size (ES10 data per command) the path carries: a short APDU's
+    whole 255 bytes unless the path is narrower. Fewer blocks, fewer round trips."""
 
     def __init__(self, *, isdr_aid: bytes = ISDR_AID, auto_reconnect: bool = True) -> None:
         self.isdr_aid = isdr_aid
