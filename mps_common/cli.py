@@ -36,6 +36,29 @@ EXIT_UNAVAILABLE = 3
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
+def _columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` tells it ($COLUMNS, then
+    the terminal of stdout, else 80), without importing shutil (and the compression
+    modules it loads) into every command line's start-up."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help shown as written, as wide as the terminal."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _columns() - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
     """A parser with no abbreviated options and help shown as written.
 
@@ -45,7 +68,7 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
 

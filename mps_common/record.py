@@ -29,11 +29,10 @@ def _fields(self: Any) -> tuple[Any, ...]:
     return tuple(getattr(self, name) for name in self.__record_fields__)
 
 
-def _eq(self: Any, other: object) -> bool:
+def _eq(self: Any, other: object) -> object:
     if other.__class__ is not self.__class__:
         return NotImplemented
-    same: bool = _fields(self) == _fields(other)
-    return same
+    return _fields(self) == _fields(other)
 
 
 def _hash(self: Any) -> int:

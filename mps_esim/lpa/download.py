@@ -27,7 +27,6 @@ from typing import TypeVar
 
 from mps_common.record import record
 from mps_esim import sgp22, tlv
-from mps_esim.crypto.confirmation import confirmation_code_hash
 from mps_esim.errors import EsimError
 from mps_esim.lpa.es9 import (
     AuthenticateClientResponse,
@@ -302,6 +301,9 @@ class ProfileDownloader:
             self._cancel(es9, txid, rsp.CancelSessionReason.POSTPONED)
             raise ConfirmationCodeRequiredError("this profile needs a confirmation code",
                                                 stage=Stage.PREPARE)
+        # hashlib only for the orders that need it.
+        from mps_esim.crypto.confirmation import confirmation_code_hash
+
         return client, metadata, confirmation_code_hash(confirmation_code, txid)
 
     def _prepare(self, es9: Es9, txid: bytes, client: AuthenticateClientResponse,
