@@ -69,8 +69,9 @@ def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan
     with Es9Clients(plan.ca_file) as es9:
         card = Es10bOverStoreData(client)
         try:
-            result = ProfileDownloader(card, es9.client, device_info=_device_info(plan)).download(
-                address, matching_id, confirmation_code=plan.confirmation_code)
+            downloader = ProfileDownloader(card, es9.client, device_info=plan_device_info(plan))
+            result = downloader.download(address, matching_id,
+                                         confirmation_code=plan.confirmation_code)
         except DownloadError as exc:
             raise ActivationError(f"profile download from {address} failed at "
                                   f"{exc.stage.value}: {exc}", stage=exc.stage.value) from exc
@@ -81,7 +82,7 @@ def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan
     return ProfileOutcome(result.iccid, "downloaded", result, link.apdu_count - before)
 
 
-def _device_info(plan: ActivationPlan) -> rsp.DeviceInfo | None:
+def plan_device_info(plan: ActivationPlan) -> rsp.DeviceInfo | None:
     """The device's own DeviceInfo when its IMEI is known (else the LPA's default)."""
     if plan.imei is None:
         return None
@@ -94,7 +95,7 @@ def discover_event(client: Es10Client, plan: ActivationPlan, smds: str) -> tuple
     with Es11Client(smds, context=tls_context(plan.ca_file)) as es11:
         try:
             events = ProfileDownloader(Es10bOverStoreData(client), Es9Clients().client,
-                                       device_info=_device_info(plan)).discover(es11, smds)
+                                       device_info=plan_device_info(plan)).discover(es11, smds)
         except DownloadError as exc:
             raise ActivationError(f"no activation code or default SM-DP+, and the SM-DS "
                                   f"{smds} failed at {exc.stage.value}: {exc}") from exc
@@ -119,4 +120,4 @@ def _send_notifications(card: Es10bOverStoreData, es9: Es9Clients, address: str)
                         o.seq_number, o.address, o.error)
 
 
-__all__ = ["Es9Clients", "discover_event", "download_and_enable"]
+__all__ = ["Es9Clients", "discover_event", "download_and_enable", "plan_device_info"]

@@ -14,7 +14,7 @@ import time
 
 from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
 from agent.card import CardLink
-from agent.download import Es9Clients
+from agent.download import Es9Clients, plan_device_info
 from mps_esim.ipa import card as ipa_card
 from mps_esim.ipa.esipa import EsipaClient
 from mps_esim.ipa.poll import PollOutcome, poll, profile_downloader
@@ -44,7 +44,8 @@ def run_rounds(client: Es10Client, plan: ActivationPlan, address: str) -> list[P
     eid = client.get_eid()
     with EsipaClient(address, ca_file=plan.ca_file) as eim, Es9Clients(plan.ca_file) as es9:
         return poll(client, eim, eid, max_rounds=MAX_ROUNDS,
-                    downloader=profile_downloader(client, es9.client))
+                    downloader=profile_downloader(client, es9.client,
+                                                  device_info=plan_device_info(plan)))
 
 
 def first_boot_via_eim(link: CardLink, client: Es10Client, plan: ActivationPlan,

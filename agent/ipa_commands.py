@@ -74,6 +74,7 @@ def _outcome(o: PollOutcome) -> dict[str, Any]:
 def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     # The HTTPS and download machinery loads only when a round runs.
     from agent.download import Es9Clients
+    from agent.lpa_remote import device_info
     from mps_esim.ipa.esipa import EsipaClient
     from mps_esim.ipa.poll import poll, profile_downloader
 
@@ -81,7 +82,8 @@ def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     eid = client.get_eid()
     with EsipaClient(address, ca_file=args.ca) as eim, Es9Clients(args.ca) as es9:
         outcomes = poll(client, eim, eid, max_rounds=64 if args.all else 1,
-                        downloader=profile_downloader(client, es9.client))
+                        downloader=profile_downloader(client, es9.client,
+                                                      device_info=device_info(args)))
     data = {"ok": True, "eim": address, "eid": eid, "rounds": [_outcome(o) for o in outcomes]}
     if not outcomes:
         return Output(data, [f"the eIM {address} has nothing for {eid}"])
@@ -100,18 +102,19 @@ def _add_eim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="DER or hex ('mps-emu eim config --der FILE')")
 
 
-def _poll_options(p: argparse.ArgumentParser) -> None:
+def _poll_options(p: argparse.ArgumentParser, device_options: Any) -> None:
     p.add_argument("--eim", metavar="HOST:PORT", help="default: the eUICC's eIM FQDN")
     p.add_argument("--all", action="store_true", help="until the eIM has nothing more")
     p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) for the eIM's and "
                    "the SM-DP+'s TLS certificates (env MPS_SMDP_CA)")
+    device_options(p)
 
 
-def leaves(leaf: Any) -> list[tuple[str, str, Any]]:
+def leaves(leaf: Any, device_options: Any) -> list[tuple[str, str, Any]]:
     """The ``ipa`` commands of ``mps-lpa``: (name, help, parser builder); ``leaf(func,
-    extra)`` makes a command's builder."""
+    extra)`` makes a command's builder, ``device_options`` adds the DeviceInfo options."""
     return [("eims", "the eIMs the eUICC is associated with", leaf(cmd_eim_list)),
             ("add-eim", "AddInitialEim from an EimConfigurationData file",
              leaf(cmd_eim_add, _add_eim_options)),
             ("poll", "one round with the eIM (every round with --all)",
-             leaf(cmd_poll, _poll_options))]
+             leaf(cmd_poll, lambda p: _poll_options(p, device_options)))]

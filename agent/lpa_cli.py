@@ -339,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     for name, help_text, leaves in _GROUPS:
         add_lazy_parser(groups, name, help_text, _group(leaves))
-    add_lazy_parser(groups, "ipa", ipa_commands.HELP, _group(ipa_commands.leaves(_leaf)))
+    add_lazy_parser(groups, "ipa", ipa_commands.HELP,
+                    _group(ipa_commands.leaves(_leaf, _device_options)))
     return parser
 
 

@@ -29,6 +29,7 @@ from mps_esim.lpa.activation import parse_activation_code
 from mps_esim.lpa.download import Es10bOverStoreData, ProfileDownloader
 from mps_esim.lpa.es9 import Es9
 from mps_esim.lpa.es10 import Es10Client, Es10Error
+from mps_esim.sgp22 import rsp
 from mps_esim.sgp32 import es10 as sgp32_es10
 from mps_esim.sgp32 import esipa
 
@@ -172,14 +173,17 @@ class _Recording:
         return answer
 
 
-def profile_downloader(client: Es10Client, es9_for: Callable[[str], Es9]) -> Downloader:
+def profile_downloader(client: Es10Client, es9_for: Callable[[str], Es9], *,
+                       device_info: rsp.DeviceInfo | None = None) -> Downloader:
     """A :data:`Downloader` that runs the SGP.22 download (ES9+ directly to the SM-DP+ of
-    the activation code, ES10b to the eUICC behind ``client``)."""
+    the activation code, ES10b to the eUICC behind ``client``) for the device described by
+    ``device_info`` (default: the LPA's generic one)."""
 
     def download(activation_code: str) -> bytes:
         code = parse_activation_code(activation_code)
         card = _Recording(Es10bOverStoreData(client))
-        ProfileDownloader(card, es9_for).download(code.address, code.matching_id)
+        ProfileDownloader(card, es9_for, device_info=device_info).download(
+            code.address, code.matching_id)
         if card.installation_result is None:
             raise Es10Error("the eUICC gave no ProfileInstallationResult")
         return card.installation_result
