@@ -17,7 +17,6 @@ everywhere:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ EXIT_UNAVAILABLE = 3
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def _columns() -> int:
+def terminal_columns() -> int:
     """The terminal's width as :func:`shutil.get_terminal_size` tells it ($COLUMNS, then
     the terminal of stdout, else 80), without importing shutil (and the compression
     modules it loads) into every command line's start-up."""
@@ -56,7 +55,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: int | None = None) -> None:
         super().__init__(prog, indent_increment, max_help_position,
-                         _columns() - 2 if width is None else width)
+                         terminal_columns() - 2 if width is None else width)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -170,6 +169,8 @@ def width(text: str) -> int:
 def utc_time(ms: float) -> str:
     """A time in milliseconds since the epoch as a person reads it, in UTC (tables say
     so in their header, sentences add " UTC")."""
+    import datetime  # only the commands that show times load it
+
     moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
