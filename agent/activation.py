@@ -19,7 +19,6 @@ sent to the SM-DP+; one that cannot be sent stays on the eUICC for later.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from agent.card import CardLink
 from agent.errors import AgentError, StatusWordError
+from mps_common import logs
 from mps_common.record import record
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, parse_activation_code
 from mps_esim.lpa.es10 import Es10Client, Es10Error
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from firmware_profiles import ActivationConfig
     from mps_esim.lpa.download import DownloadResult
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 SW_FILE_NOT_FOUND = 0x6A82
 

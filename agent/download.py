@@ -6,7 +6,6 @@ loads the download machinery."""
 
 from __future__ import annotations
 
-import logging
 import os
 import ssl
 import time
@@ -15,6 +14,7 @@ from types import TracebackType
 from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
 from agent.card import CardLink
 from agent.errors import CardError
+from mps_common import logs
 from mps_esim.lpa.device_info import device_info
 from mps_esim.lpa.download import (
     DownloadError,
@@ -27,7 +27,7 @@ from mps_esim.lpa.es10 import Es10Client, Es10Error
 from mps_esim.lpa.es11 import Es11Client
 from mps_esim.sgp22 import rsp
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 class Es9Clients:

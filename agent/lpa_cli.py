@@ -47,7 +47,6 @@ the card went away).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import sys
@@ -81,6 +80,7 @@ from agent.lpa_commands import (
     cmd_profile_list,
     cmd_profile_nickname,
 )
+from mps_common import logs
 from mps_common.cli import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -99,7 +99,7 @@ from mps_esim.lpa import Es10Client, Es10Error, Es10ResultError
 from mps_esim.lpa.es10 import DEFAULT_BLOCK_SIZE
 from mps_esim.simfiles import ISDR_AID
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 PROG = "mps-lpa"
 BACKENDS = ("emu", "pcsc", "at")
@@ -461,7 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(args, int):
         return args
     verbose = getattr(args, "verbose", 0) or 0
-    setup_logging(("warning", "info", "debug")[min(verbose, 2)])
+    # At the default level the card commands load no logging unless something is said.
+    setup_logging(("warning", "info", "debug")[min(verbose, 2)], lazy=not verbose)
     return run(args)
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from mps_common import logs
 from mps_common.errors import ConfigError
 
 EXIT_OK = 0
@@ -152,12 +152,20 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr from ``level`` on, one line per record with the logger's name."""
+def setup_logging(level: str, *, lazy: bool = False) -> None:
+    """Log to stderr from ``level`` on, one line per record with the logger's name.
+
+    With ``lazy``, :mod:`logging` is loaded only once a :mod:`mps_common.logs` logger has a
+    record at that level to show (a command whose modules all log through those).
+    """
     if level not in LOG_LEVELS:
         raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if lazy:
+        logs.configure(level)
+        return
+    import logging
+
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format=logs.FORMAT)
 
 
 def width(text: str) -> int:

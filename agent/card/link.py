@@ -11,12 +11,12 @@ link (or :meth:`CardLink.reconnect`) connects to the card again once it is back.
 from __future__ import annotations
 
 import abc
-import logging
 import threading
 from collections.abc import Callable
 from types import TracebackType
 
 from agent.errors import CardError, CardRemovedError, StatusWordError
+from mps_common import logs
 from mps_esim.iso7816 import (
     SW_OK,
     ApduError,
@@ -28,7 +28,7 @@ from mps_esim.iso7816 import (
 )
 from mps_esim.simfiles import FID_EF_ICCID, FID_MF, ISDR_AID, decode_iccid
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 def check(resp: Response, apdu: bytes, *, ok: tuple[int, ...] = (SW_OK,)) -> bytes:
@@ -189,7 +189,7 @@ class CardLink(abc.ABC):
             raise
         except ApduError as exc:
             raise CardError(f"bad APDU exchange: {exc}") from exc
-        if log.isEnabledFor(logging.DEBUG):
+        if log.isEnabledFor(logs.DEBUG):
             log.debug("%s:// %s -> %s %04X", self.scheme, apdu.hex().upper(),
                       resp.data.hex().upper(), resp.sw)
         return resp

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
-import logging
 import re
 import sys
 import types
@@ -13,9 +12,10 @@ from urllib.parse import SplitResult, parse_qs
 
 from agent.card.link import CardLink
 from agent.errors import AgentConfigError, CardError, CardRemovedError, NoCardError
+from mps_common import logs
 from mps_esim.simfiles import ISDR_AID
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 def _pcsc() -> Any:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import enum
 import functools
-import logging
 import time
 from collections.abc import Callable, Container
 from typing import TypeVar
 
+from mps_common import logs
 from mps_common.record import record
 from mps_esim import sgp22, tlv
 from mps_esim.errors import EsimError
@@ -40,7 +40,7 @@ from mps_esim.lpa.es11 import Es11Client, EventEntry
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp22.der import expect
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 _T = TypeVar("_T")
 
 __all__ = [

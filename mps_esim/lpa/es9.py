@@ -16,16 +16,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import os
 import ssl
 from typing import Any, Protocol, Self
 
+from mps_common import logs
 from mps_common.record import record
 from mps_esim.errors import EsimError
 from mps_esim.lpa.https import Disconnected, HttpsConnection
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 ADMIN_PROTOCOL = "gsma/rsp/v2.2.0"
 BASE_PATH = "/gsma/rsp2/es9plus/"
