@@ -24,7 +24,6 @@ from mps_esim.lpa.download import (
 from mps_esim.lpa.download import Progress as DownloadProgress
 from mps_esim.lpa.es11 import Es11Client, EventEntry
 from mps_esim.sgp22 import rsp
-from mps_wire.identifiers import IdentifierError, validate_imei
 
 
 def _capabilities(args: argparse.Namespace) -> tuple[str, ...]:
@@ -52,6 +51,8 @@ def device_info(args: argparse.Namespace) -> rsp.DeviceInfo | None:
         return None
     tac = default_device_info().tac
     if imei is not None:
+        from mps_wire.identifiers import IdentifierError, validate_imei
+
         try:
             tac = tac_of(validate_imei(imei))
         except IdentifierError as exc:
