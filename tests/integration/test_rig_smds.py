@@ -15,7 +15,7 @@ from lpa_emulator import cli as emu_cli
 from lpa_emulator.euicc import CardState
 from lpa_emulator.smdp.orders import OrderStore
 from mps_testbed.rig import Rig
-from mps_testbed.smds import SmdsProfiles
+from mps_testbed.smds import EimSmdsProfiles, SmdsProfiles
 
 
 def test_devices_find_their_profile_through_the_root_smds(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_devices_find_their_profile_through_the_root_smds(tmp_path: Path) -> Non
     for device in result.devices:
         state = CardState.load(device.card_state)
         enabled = state.enabled_profile()
-        assert state.root_ds_address == profiles.address
+        assert state.root_ds_address == profiles.smds_address
         assert enabled is not None and enabled.iccid == device.iccid
         assert "activation" not in device.profile.read_text()
     store = OrderStore.in_dir(tmp_path / "smdp" / "data")
@@ -37,7 +37,7 @@ def test_devices_find_their_profile_through_the_root_smds(tmp_path: Path) -> Non
         deadline = time.monotonic() + 30
         for device in result.devices:
             mid = orders[device.iccid].matching_id
-            while store.event_of(mid) != (profiles.address, True):
+            while store.event_of(mid) != (profiles.smds_address, True):
                 assert time.monotonic() < deadline, f"event {mid} not deleted"
                 time.sleep(0.05)
     finally:
@@ -49,3 +49,19 @@ def test_smds_does_not_go_with_eim_or_preloaded(capsys: pytest.CaptureFixture[st
     assert "choose one" in capsys.readouterr().err
     assert emu_cli.main(["rig", "--devices", "1", "--smds", "--preloaded"]) == 2
     assert "--preloaded" in capsys.readouterr().err
+
+
+def test_smds_eim_and_codes_side_by_side(tmp_path: Path) -> None:
+    """The demo's mix: the first card finds its profile through the SM-DS, the next boots
+    headless through the eIM (SGP.32), the last carries its activation code."""
+    profiles = EimSmdsProfiles(through_smds=1, headless=1)
+    rig = Rig(3, kinds=["emu"], workdir=tmp_path, say=lambda _line: None, progress=False,
+              profiles=profiles)
+    result = rig.run()
+    assert (result.registered, result.failed) == (3, 0)
+    first, second, third = sorted(result.devices, key=lambda d: d.index)
+    assert CardState.load(first.card_state).root_ds_address == profiles.smds_address
+    assert "activation" not in first.profile.read_text()
+    assert f'eim = "{profiles.address}"' in second.profile.read_text()
+    assert "code = " in third.profile.read_text()
+    assert profiles.smds_address != profiles.address
