@@ -17,7 +17,7 @@ from agent.card import CardLink
 from agent.download import Es9Clients, plan_device_info
 from mps_esim.ipa import card as ipa_card
 from mps_esim.ipa.esipa import EsipaClient
-from mps_esim.ipa.poll import PollOutcome, poll, profile_downloader
+from mps_esim.ipa.poll import PollOutcome, downloader_for, indirect, poll
 from mps_esim.lpa.es9 import Es9Error
 from mps_esim.lpa.es10 import Es10Client, Es10Error
 
@@ -42,10 +42,11 @@ def eim_address(client: Es10Client, configured: str | None) -> str | None:
 def run_rounds(client: Es10Client, plan: ActivationPlan, address: str) -> list[PollOutcome]:
     """Every round the eIM at ``address`` has for this eUICC."""
     eid = client.get_eid()
+    via_eim = indirect(client, address)
     with EsipaClient(address, ca_file=plan.ca_file) as eim, Es9Clients(plan.ca_file) as es9:
         return poll(client, eim, eid, max_rounds=MAX_ROUNDS,
-                    downloader=profile_downloader(client, es9.client,
-                                                  device_info=plan_device_info(plan)))
+                    downloader=downloader_for(client, eim, es9.client, via_eim=via_eim,
+                                              device_info=plan_device_info(plan)))
 
 
 def first_boot_via_eim(link: CardLink, client: Es10Client, plan: ActivationPlan,

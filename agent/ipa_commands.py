@@ -7,6 +7,9 @@
                                        nothing more, with --all): run its eUICC package,
                                        answer its data request, or download the profile it
                                        ordered; report the result
+    ipa rollback [--refresh]           back to the profile enabled before an enable PSMO
+                                       with rollback (ProfileRollback); the new result waits
+                                       on the eUICC for the next round
 """
 
 from __future__ import annotations
@@ -76,14 +79,15 @@ def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     from agent.download import Es9Clients
     from agent.lpa_remote import device_info
     from mps_esim.ipa.esipa import EsipaClient
-    from mps_esim.ipa.poll import poll, profile_downloader
+    from mps_esim.ipa.poll import downloader_for, indirect, poll
 
     address = _eim_address(client, args)
     eid = client.get_eid()
+    via_eim = indirect(client, address)
     with EsipaClient(address, ca_file=args.ca) as eim, Es9Clients(args.ca) as es9:
         outcomes = poll(client, eim, eid, max_rounds=64 if args.all else 1,
-                        downloader=profile_downloader(client, es9.client,
-                                                      device_info=device_info(args)))
+                        downloader=downloader_for(client, eim, es9.client, via_eim=via_eim,
+                                                  device_info=device_info(args)))
     data = {"ok": True, "eim": address, "eid": eid, "rounds": [_outcome(o) for o in outcomes]}
     if not outcomes:
         return Output(data, [f"the eIM {address} has nothing for {eid}"])
@@ -95,11 +99,26 @@ def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     return Output(data, text)
 
 
+def cmd_rollback(client: Es10Client, args: argparse.Namespace) -> Output:
+    from mps_esim.ipa import card as ipa_card
+    from mps_esim.sgp32.result import EuiccPackageResult
+
+    result = EuiccPackageResult.decode(ipa_card.profile_rollback(client, refresh=args.refresh))
+    enabled = next((p.iccid for p in client.list_profiles() if p.state == "enabled"), None)
+    data = {"ok": True, "enabled": enabled, "eim": result.eim_id, "seq": result.seq}
+    return Output(data, [f"rolled back: profile {enabled} enabled again; result {result.seq} "
+                         f"waits for the eIM {result.eim_id}"])
+
+
 HELP = "the IoT Profile Assistant (SGP.32, eIM)"
 
 
 def _add_eim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="DER or hex ('mps-emu eim config --der FILE')")
+
+
+def _rollback_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--refresh", action="store_true", help="ask the eUICC for a REFRESH")
 
 
 def _poll_options(p: argparse.ArgumentParser, device_options: Any) -> None:
@@ -116,5 +135,7 @@ def leaves(leaf: Any, device_options: Any) -> list[tuple[str, str, Any]]:
     return [("eims", "the eIMs the eUICC is associated with", leaf(cmd_eim_list)),
             ("add-eim", "AddInitialEim from an EimConfigurationData file",
              leaf(cmd_eim_add, _add_eim_options)),
+            ("rollback", "back to the profile enabled before an enable PSMO that granted "
+             "rollback", leaf(cmd_rollback, _rollback_options)),
             ("poll", "one round with the eIM (every round with --all)",
              leaf(cmd_poll, lambda p: _poll_options(p, device_options)))]

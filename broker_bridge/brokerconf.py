@@ -10,7 +10,8 @@ device      devices/{eid}/register, .../state         devices/{eid}/# (its repli
 app         apps/{app}/requests                       apps/{app}/# (replies, events)
 user        users/{contract}/requests                 users/{contract}/# (prompts, replies)
 operator    operator/{source}/requests (the SM-DP+    operator/{source}/#
-            source also operator/installations)
+            source also operator/installations,
+            the eim source operator/profiles)
 bridge      the reply, event and prompt topics        the request and registration topics,
                                                       also as ``$share/<group>/...``
 ==========  ========================================  ===================================
@@ -51,8 +52,9 @@ from broker_bridge.broker_account import Handover, hand_over
 from broker_bridge.credentials import INSTALLATION_PUBLISHER, OperatorCA
 from broker_bridge.errors import BridgeError
 from broker_bridge.model import BrokerIdentity, Role
+from broker_bridge.registry import PROFILES_SOURCE
 from mps_common.durable import atomic_write
-from mps_wire.messages import INSTALLATIONS
+from mps_wire.messages import INSTALLATIONS, PROFILES
 from mps_wire.topics import DEFAULT_PREFIX, Topics
 
 CONF_FILE = "mosquitto.conf"
@@ -177,12 +179,14 @@ def acl_rules(identity: BrokerIdentity, topics: Topics) -> list[tuple[str, str]]
                  ("read", topics.operator_namespace(s) + "#")]
         if s == INSTALLATION_PUBLISHER:
             rules.append(("write", topics.operator(INSTALLATIONS)))
+        if s == PROFILES_SOURCE:
+            rules.append(("write", topics.operator(PROFILES)))
         return rules
     # The bridge: every request and registration in, every reply, event and prompt out
     # (a Response Topic may be anywhere in the requester's namespace).
     return [("read", topics.all_registrations()), ("read", topics.all_app_requests()),
             ("read", topics.all_user_requests()), ("read", topics.all_operator_requests()),
-            ("read", topics.operator(INSTALLATIONS)),
+            ("read", topics.operator(INSTALLATIONS)), ("read", topics.operator(PROFILES)),
             ("write", f"{p}/devices/+/#"), ("write", f"{p}/apps/+/#"),
             ("write", f"{p}/users/+/#"), ("write", f"{p}/operator/+/#")]
 

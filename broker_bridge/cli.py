@@ -27,6 +27,7 @@
     mps-bridge operator remove-device-key --eid EID
     mps-bridge operator identities
     mps-bridge db init --db registry.db             (serve never makes a database)
+    mps-bridge devices show EID                     a device and its eUICC's profiles
     mps-bridge devices reset-seq EID [--to N]       (audited)
     mps-bridge broker-config --out DIR --db registry.db [--port 1883] [--tls-port 8883]
                              [--ca DIR] [--client-certificates] [--acl dynsec]

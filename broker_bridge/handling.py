@@ -18,12 +18,18 @@ import paho.mqtt.client as mqtt
 
 from broker_bridge.errors import StoreError
 from broker_bridge.model import AuditEntry
-from broker_bridge.registry import INSTALLATIONS_SOURCE, Outcome, Registry, refusal
+from broker_bridge.registry import (
+    INSTALLATIONS_SOURCE,
+    PROFILES_SOURCE,
+    Outcome,
+    Registry,
+    refusal,
+)
 from broker_bridge.storage.base import Store
 from mps_mqtt.props import response_topic
 from mps_wire.codec import decode
 from mps_wire.errors import ErrorCode, WireError
-from mps_wire.messages import INSTALLATIONS, Reply, Status
+from mps_wire.messages import INSTALLATIONS, PROFILES, Reply, Status
 from mps_wire.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -110,12 +116,16 @@ class MessageHandler:
         self._installations = topics.operator(INSTALLATIONS)
         self._handle_installation: Callable[[str, Mapping[str, Any]], Outcome] = (
             lambda _source, msg: registry.handle_installation(msg))
+        self._profiles = topics.operator(PROFILES)
 
     def route(self, topic: str) -> tuple[str, str, str, Handler] | None:
         """(kind, id, namespace, handler) of a topic the bridge serves, else None."""
         if topic == self._installations:
             return ("operator", INSTALLATIONS, self.topics.operator_namespace(INSTALLATIONS),
                     self._installation)
+        if topic == self._profiles:
+            return ("operator", PROFILES, self.topics.operator_namespace(PROFILES),
+                    self._profile_change)
         try:
             kind, ident, leaf = self.topics.parse(topic)
         except ValueError:
@@ -226,6 +236,12 @@ class MessageHandler:
         return self._decoded(INSTALLATIONS, payload, self._handle_installation,
                              f"operator:{INSTALLATIONS_SOURCE}", "installation result",
                              action="installation")
+
+    def _profile_change(self, _source: str, payload: bytes) -> Outcome:
+        return self._decoded(PROFILES, payload,
+                             lambda _s, msg: self.registry.handle_profile_change(msg),
+                             f"operator:{PROFILES_SOURCE}", "profile change",
+                             action="profile")
 
     def _app_request(self, app_id: str, payload: bytes) -> Outcome:
         return self._decoded(app_id, payload, self.registry.handle_app, f"app:{app_id}",

@@ -52,7 +52,7 @@ from broker_bridge.storage.base import Store
 from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_mqtt.props import response_topic, set_nodelay
 from mps_wire.errors import ErrorCode
-from mps_wire.messages import INSTALLATIONS, Reply
+from mps_wire.messages import INSTALLATIONS, PROFILES, Reply
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
 __all__ = ["AUDIT_LINGER", "GROUP_MAX", "GROUP_SECONDS", "QOS", "SWITCH_INTERVAL", "Bridge",
@@ -128,6 +128,7 @@ class Bridge:
             Topics.shared(group, self.topics.all_user_requests()),
             Topics.shared(group, self.topics.all_operator_requests()),
             Topics.shared(group, self.topics.operator(INSTALLATIONS)),
+            Topics.shared(group, self.topics.operator(PROFILES)),
         )
         self._client: mqtt.Client | None = None
         self._reader: Store | None = None  # the read model's connection, see _on_message

@@ -119,6 +119,9 @@ def _valid_messages() -> list[tuple[str, dict[str, Any]]]:
                           "result": "installed", "transaction": "t2", "matching_id": "m",
                           "smdp": "smdp.example", "ts": 2, "pir": b"\x30\x00",
                           "euicc_certificate": b"\x30\x00", "eum_certificate": b"\x30\x00"}),
+        ("profile", {"v": 1, "seq": 1, "eid": fuzz_device(1).eid,
+                     "iccid": fuzz_device(1).iccid, "result": "deleted",
+                     "transaction": "AB01", "eim": "eim.example", "ts": 2, "epr": b"\xbf\x51\x00"}),
     ]
 
 
@@ -132,6 +135,8 @@ def _topic_for(topics: Topics, kind: str, pick: int) -> str:
         return topics.user_requests((CONTRACT, "C-NONE")[pick % 2])
     if kind == "operator":
         return topics.operator_requests("crm")
+    if kind == "profile":
+        return topics.operator("profiles")
     return topics.operator("installations")
 
 
@@ -148,7 +153,7 @@ def bridge_inputs(draw: st.DrawFn) -> tuple[str, bytes]:
     """(topic, payload) for :func:`check_bridge_input`."""
     topics = _TOPICS
     kind = draw(st.sampled_from(["device", "device", "app", "app", "user", "operator",
-                                 "installation"]))
+                                 "installation", "profile"]))
     pick = draw(st.integers(0, 11))
     how = draw(st.sampled_from(["bytes", "structure", "mutated", "mutated", "signed",
                                 "truncated", "tagged"]))
@@ -218,6 +223,9 @@ def check_bridge_input(bridge: Bridge, case: tuple[str, bytes],
         checker.audit_mark = new_entries[-1].id
     if "/devices/" in topic:
         _check_registration(store, topic, outcome.reply, before_devices, bool(new_entries))
+    if (topic.endswith("/operator/profiles") and outcome.reply.status is not Status.OK
+            and store.device_count() != before_devices):
+        raise FuzzFailure(f"a refused profile change changed the devices: {outcome.reply}")
     return outcome
 
 
@@ -271,9 +279,10 @@ def fuzz_broker_edge(workdir: Path, cases: int, seed_value: int | None = None) -
                 client.subscribe("mps/v1/operator/+/replies")
                 answered = 0
                 for topic, payload in samples:
-                    kind, ident, _leaf = Topics().parse(topic) if "installations" not in \
-                        topic else ("operator", "installations", "")
-                    if kind == "operator" and ident == "installations":
+                    leaf = topic.rsplit("/", 1)[-1]
+                    kind, ident, _leaf = (Topics().parse(topic) if leaf not in (
+                        "installations", "profiles") else ("operator", leaf, ""))
+                    if kind == "operator" and ident in ("installations", "profiles"):
                         client.publish(topic, payload)  # not answered by design
                         answered += 1
                         continue

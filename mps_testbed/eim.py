@@ -48,9 +48,11 @@ class EimProfiles(SmdpProfiles):
         db = Path(workdir) / "eim" / "eim.db"
         db.parent.mkdir(parents=True, exist_ok=True)
         self.eim = Eim.create(EimStore(db), EIM_ID, self.address)
-        service = procs.start("eim", [*console_script("mps-emu"), "eim", "serve", "--db",
-                                      str(db), "--pki", str(self.smdp.pki_dir), "--listen",
-                                      f"127.0.0.1:{port}"])
+        argv = [*console_script("mps-emu"), "eim", "serve", "--db", str(db), "--pki",
+                str(self.smdp.pki_dir), "--listen", f"127.0.0.1:{port}"]
+        if broker is not None:
+            argv += ["--broker", broker]  # profile state changes reach the registry
+        service = procs.start("eim", argv)
         service.wait_for_line(READY_MARKER, SERVE_TIMEOUT)
 
     def make_card(self, device: SubscribedDevice) -> str:

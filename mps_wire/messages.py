@@ -139,6 +139,15 @@ class InstallationOutcome(enum.StrEnum):
     FAILED = "failed"
 
 
+class ProfileOutcome(enum.StrEnum):
+    """What the eIM reports of a profile state change an eUICC carried out (SGP.32
+    PSMOs enable, disable, delete)."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    DELETED = "deleted"
+
+
 def _address(value: Any, key: str) -> str:
     if not isinstance(value, str):
         raise ValidationError("ip entries must be text", field=key)
@@ -299,13 +308,49 @@ class InstallationResult(WireMessage):
         rule="installation-result", consts={"v": 1}, closed=True)
 
 
+# --- profile state changes (eIM -> registry) ----------------------------------------------
+
+PROFILES = "profiles"
+"""The operator topic level of the eIM's profile state changes: ``{prefix}/operator/
+profiles`` (published with QoS 1, no Response Topic)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange(WireMessage):
+    """The eIM's report that eUICC ``eid`` enabled, disabled or deleted the profile
+    ``iccid`` on an eIM-signed eUICC package, with the eUICC-signed EuiccPackageResult
+    (``epr``, DER) the eIM verified.
+
+    ``seq`` numbers the eIM's reports and ``transaction`` names the package (hex of its
+    eimTransactionId): a report can arrive twice.
+    """
+
+    seq: int
+    eid: str
+    iccid: str
+    result: ProfileOutcome
+    transaction: str
+    eim: str
+    ts: int
+    epr: bytes
+
+    wire = WireTable(
+        WireField("v", Version(1, "profile change"), stored=False),
+        WireField("result", Choice(ProfileOutcome)), WireField("seq", UInt()),
+        WireField("eid", EID), WireField("iccid", ICCID),
+        WireField("transaction", Text()), WireField("eim", Text()),
+        WireField("ts", UInt()), WireField("epr", Blob(MAX_CERTIFICATE)),
+        rule="profile-change", consts={"v": 1}, closed=True)
+
+
 __all__ = [
     "ADDRESSES", "CAPABILITIES", "CAPABILITY", "INSTALLATIONS", "MAX_ADDRESSES",
-    "MAX_CAPABILITIES", "MAX_CERTIFICATE", "MAX_EVENTS_PAGE", "WIRE_VERSION", "AppOp",
+    "MAX_CAPABILITIES", "MAX_CERTIFICATE", "MAX_EVENTS_PAGE", "PROFILES", "WIRE_VERSION",
+    "AppOp",
     "AppRequest", "ChangeKind", "ConsentAnswerRequest", "ConsentListRequest",
     "ConsentWithdrawRequest", "Decision", "DeviceInfo", "DevicesRequest", "EventKind",
     "EventsSinceRequest", "InstallationOutcome", "InstallationResult", "ModelInfo",
-    "OperatorOp", "OperatorRequest", "PairRequest", "Reason", "RegistrationResult", "Reply",
-    "Status", "UnpairRequest", "UserOp", "UserRequest", "parse_app_request",
-    "parse_operator_request", "parse_user_request",
+    "OperatorOp", "OperatorRequest", "PairRequest", "ProfileChange", "ProfileOutcome",
+    "Reason", "RegistrationResult", "Reply", "Status", "UnpairRequest", "UserOp",
+    "UserRequest", "parse_app_request", "parse_operator_request", "parse_user_request",
 ]

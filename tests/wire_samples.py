@@ -22,6 +22,8 @@ from mps_wire.messages import (
     OperatorOp,
     OperatorRequest,
     PairRequest,
+    ProfileChange,
+    ProfileOutcome,
     Reply,
     Status,
     UnpairRequest,
@@ -88,6 +90,18 @@ def sample_installation(**overrides: Any) -> InstallationResult:
     return InstallationResult(**fields)
 
 
+def sample_profile_change(**overrides: Any) -> ProfileChange:
+    """An eIM profile state change report (the result is a placeholder, not real DER)."""
+    info = sample_device()
+    fields: dict[str, Any] = {
+        "seq": 3, "eid": info.eid, "iccid": info.iccid, "result": ProfileOutcome.DELETED,
+        "transaction": "0123456789ABCDEF0123456789ABCDEF", "eim": "eim.operator.example",
+        "ts": 1_700_000_000_000, "epr": b"\xbf\x51\x00",
+    }
+    fields.update(overrides)
+    return ProfileChange(**fields)
+
+
 def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
     """Representative instances of every message type, each valid against its CDDL rule."""
     iccid = sample_device().iccid
@@ -101,6 +115,8 @@ def sample_messages() -> dict[type[WireMessage], list[WireMessage]]:
         InstallationResult: [sample_installation(),
                              sample_installation(result=InstallationOutcome.FAILED,
                                                  msisdn=None, reason="8.2.5")],
+        ProfileChange: [sample_profile_change(),
+                        sample_profile_change(result=ProfileOutcome.DISABLED, seq=4)],
         DevicesRequest: [DevicesRequest("+4915112345678")],
         PairRequest: [PairRequest("+4915112345678", "fitness")],
         UnpairRequest: [UnpairRequest(msisdn="+4915112345678"), UnpairRequest(pairing="p-1")],

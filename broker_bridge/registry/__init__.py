@@ -2,7 +2,8 @@
 
 :class:`Registry` is what the MQTT service (:class:`broker_bridge.service.Bridge`) and the
 administration commands share, composed of one class per concern: registrations and
-device keys (:mod:`.registrations`), app requests and pairing (:mod:`.pairing`), consent
+device keys (:mod:`.registrations`), the eIM's profile state changes
+(:mod:`.profiles`), app requests and pairing (:mod:`.pairing`), consent
 (:mod:`.consent`), operator data (:mod:`.operator_data`), app administration
 (:mod:`.apps`) and the housekeeping (:mod:`.housekeeping`). Every change and the events
 it causes are written in one :class:`~broker_bridge.registry.work.UnitOfWork`: an app's
@@ -23,6 +24,7 @@ from broker_bridge.registry.core import DEFAULT_CONSENT_TTL, SignaturePolicy, ne
 from broker_bridge.registry.housekeeping import Housekeeping
 from broker_bridge.registry.operator_data import OperatorRules
 from broker_bridge.registry.pairing import EVENTS_PAGE_BYTES, PairingRules
+from broker_bridge.registry.profiles import PROFILES_SOURCE, ProfileRules
 from broker_bridge.registry.registrations import (
     BINDING_SOURCE,
     INSTALLATIONS_SOURCE,
@@ -35,6 +37,7 @@ __all__ = [
     "DEFAULT_CONSENT_TTL",
     "EVENTS_PAGE_BYTES",
     "INSTALLATIONS_SOURCE",
+    "PROFILES_SOURCE",
     "Effects",
     "Outcome",
     "Registry",
@@ -46,7 +49,7 @@ __all__ = [
 
 
 class Registry(RegistrationRules, PairingRules, ConsentRules, OperatorRules, AppRules,
-               Housekeeping):
+               ProfileRules, Housekeeping):
     """The registry's operations over ``store``; see the module documentation.
 
     ``consent_ttl`` is how long (seconds) a consent prompt stays open; ``signatures``

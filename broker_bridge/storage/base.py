@@ -232,6 +232,15 @@ class Store(abc.ABC):
         """The newest installation of the profile ``iccid``, if the SM-DP+ reported one."""
 
     @abc.abstractmethod
+    def installations_on(self, eid: str) -> list[Installation]:
+        """The profiles bound to the eUICC ``eid``, by ICCID."""
+
+    @abc.abstractmethod
+    def remove_installation(self, iccid: str, eid: str, *, ts: int) -> bool:
+        """Unbind the profile ``iccid`` from the eUICC ``eid`` (it was deleted there at
+        ``ts``); False if it is not bound there, or was bound again after ``ts``."""
+
+    @abc.abstractmethod
     def device(self, eid: str) -> Device | None:
         """The device with this EID, if any."""
 

@@ -1,13 +1,21 @@
 """``mps-emu eim``: the eIM and its operator.
 
     mps-emu eim init --eim-id ID --fqdn HOST:PORT     a new eIM database (identity, key)
-    mps-emu eim serve --pki DIR [--listen H:P]        ESipa over HTTPS until SIGTERM
+    mps-emu eim serve --pki DIR [--listen H:P]        ESipa over HTTPS until SIGTERM; with
+            [--broker URL] [--prefix P]               --broker, profile state changes go
+                                                      to the registry ({P}/operator/profiles)
+            [--relay SMDP_HOST:PORT]... [--relay-ca F] indirect profile download: ES9+ relayed
+                                                      to these SM-DP+s (SGP.32 3.2.3)
     mps-emu eim config [--der FILE]                   the EimConfigurationData for eUICCs
     mps-emu eim associate EID...                      add eUICCs to the fleet
     mps-emu eim download EID CODE                     order a download (activation code)
-    mps-emu eim psmo EID OP[:ICCID]...                queue PSMOs (enable, disable, delete,
-                                                      listProfileInfo, getRAT)
-    mps-emu eim eco EID OP[:EIMID]...                 queue eCOs (deleteEim, listEim)
+    mps-emu eim psmo EID OP[:ICCID]...                queue PSMOs (enable[:ICCID[:rollback]],
+                                                      disable, delete, listProfileInfo,
+                                                      getRAT, configureImmediateEnable:on
+                                                      [:SMDP_ADDRESS] or :off)
+    mps-emu eim eco EID OP[:ARG]...                   queue eCOs (addEim:FILE, updateEim:FILE
+                                                      with EimConfigurationData DER or hex,
+                                                      deleteEim:EIMID, listEim)
     mps-emu eim status [EID]                          the fleet, queued work, what came back
 
 --db defaults to $MPS_EIM_DB or ./eim.db. Exit codes: 0 done, 1 failed (the message says
@@ -22,12 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from lpa_emulator import pki
+from lpa_emulator.eim import reports
+from lpa_emulator.eim.relay import Es9Relay
 from lpa_emulator.eim.service import ECO_KINDS, PSMO_KINDS, Eim
 from lpa_emulator.eim.store import EimStore, EimStoreError
+from lpa_emulator.smdp.report import MqttReportPublisher
 from lpa_emulator.subcommands import Subparsers, add_command, wait_for_stop
 from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table
 from mps_common.errors import ConfigError
+from mps_esim.lpa.es9 import Es9Error
 from mps_wire.identifiers import IdentifierError
+from mps_wire.topics import DEFAULT_PREFIX, Topics
 
 PROG = "mps-emu eim"
 
@@ -37,14 +50,31 @@ def _store(args: argparse.Namespace) -> EimStore:
 
 
 def _operations(args: argparse.Namespace, kinds: tuple[str, ...], key: str
-                ) -> list[dict[str, str]]:
-    ops = []
-    for text in args.operations:
-        kind, _sep, arg = text.partition(":")
-        if kind not in kinds:
-            raise EimStoreError(f"{kind!r} is not one of {', '.join(kinds)}")
-        ops.append({"kind": kind, **({key: arg} if arg else {})})
-    return ops
+                ) -> list[dict[str, Any]]:
+    return [_operation(text, kinds, key) for text in args.operations]
+
+
+def _operation(text: str, kinds: tuple[str, ...], key: str) -> dict[str, Any]:
+    """``KIND[:ARG[:MORE]]`` as the eIM's operation data (see the module help)."""
+    kind, _sep, rest = text.partition(":")
+    arg, _sep, more = rest.partition(":")
+    if kind not in kinds:
+        raise EimStoreError(f"{kind!r} is not one of {', '.join(kinds)}")
+    if kind == "configureImmediateEnable":
+        if arg not in ("on", "off"):
+            raise ValueError("configureImmediateEnable:on[:SMDP_ADDRESS] or :off")
+        return {"kind": kind, "enable": arg == "on", **({"smdp_address": more} if more else {})}
+    if kind in ("addEim", "updateEim"):
+        try:
+            data = Path(rest).read_bytes()
+        except OSError as exc:
+            raise EimStoreError(f"cannot read the eIM configuration: {exc}") from exc
+        der = data if data[:1] == b"\xa8" or data[:1] == b"\x30" else bytes.fromhex(
+            data.decode().strip())
+        return {"kind": kind, "config": der.hex().upper()}
+    if more and not (kind == "enable" and more == "rollback"):
+        raise ValueError(f"{text!r}: only enable takes ':rollback' after its ICCID")
+    return {"kind": kind, **({key: arg} if arg else {}), **({"rollback": True} if more else {})}
 
 
 def _run(args: argparse.Namespace) -> Any:
@@ -113,18 +143,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     host, _sep, port = args.listen.rpartition(":")
     store = _store(args)
+    broker = args.broker or os.environ.get("MPS_BROKER")
+    publisher = None
     try:
+        if broker:
+            publisher = MqttReportPublisher(store, broker, topics=Topics(args.prefix),
+                                            kind=reports.REPORT_KIND)
         context = tls_context(Path(pki_dir) / pki.TLS_CERT, Path(pki_dir) / pki.TLS_KEY)
-        server = EimHttpServer(Eim(store), host=host, port=int(port), ssl_context=context)
+        relayed = None
+        if args.relay:
+            relayed = Es9Relay(args.relay,
+                               ca_file=args.relay_ca or os.environ.get("MPS_SMDP_CA"))
+        eim = Eim(store, es9_relay=relayed)
+        eim.on_report = publisher.wake if publisher else None
+        server = EimHttpServer(eim, host=host, port=int(port), ssl_context=context)
         bound = server.start()
-    except (ConfigError, EimStoreError, OSError, ValueError) as exc:
+    except (ConfigError, EimStoreError, Es9Error, OSError, ValueError) as exc:
         store.close()
         return fail(PROG, str(exc))
-    print(f"eIM {server.eim.eim_id} serving ESipa on https://{host}:{bound}", flush=True)
+    if publisher is not None:
+        publisher.start()
+    print(f"eIM {server.eim.eim_id} serving ESipa on https://{host}:{bound}"
+          + (f", reports to {broker} {publisher.topic}" if publisher else ""), flush=True)
     try:
         wait_for_stop()
     finally:
         server.stop()
+        if publisher is not None:
+            publisher.stop()
         store.close()
     return EXIT_OK
 
@@ -148,6 +194,14 @@ def register(subparsers: Subparsers) -> None:
     serve = leaf("serve", "serve ESipa over HTTPS until SIGTERM")
     serve.add_argument("--pki", help="directory with tls.pem and tls.key ($MPS_SMDP_PKI)")
     serve.add_argument("--listen", default="127.0.0.1:8444", help="HOST:PORT (0: any port)")
+    serve.add_argument("--broker", help="report profile state changes to this broker "
+                                        "($MPS_BROKER)")
+    serve.add_argument("--prefix", default=DEFAULT_PREFIX, help="the registry's topic prefix")
+    serve.add_argument("--relay", action="append", metavar="SMDP_HOST:PORT",
+                       help="offer indirect profile download, relaying ES9+ to this SM-DP+ "
+                            "(repeatable)")
+    serve.add_argument("--relay-ca", metavar="FILE",
+                       help="CA certificates (PEM) for the SM-DP+s' TLS ($MPS_SMDP_CA)")
     serve.set_defaults(func=cmd_serve)
     leaf("config", "print the EimConfigurationData eUICCs are given").add_argument(
         "--der", help="also write it (DER) to this file")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from lpa_emulator.eim import reports
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError
 from mps_esim import sgp22, tlv
@@ -23,6 +24,7 @@ from mps_esim.sgp32.result import EuiccPackageResult
 
 if TYPE_CHECKING:
     from lpa_emulator.eim.service import Eim
+    from lpa_emulator.eim.store import Package
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,22 @@ def package_result(eim: Eim, eid: str, der: bytes) -> int | None:
     ok = verified and result.kind == "result" and all(
         r.code in (None, 0) for r in result.results)
     if package is not None:
+        if verified:
+            detail["reports"] = _report(eim, eid, package, result, der)
         eim.store.finish(package.id, ok=ok, result=detail)
     eim.store.record(eid, "euiccPackageResult", {"package": package and package.id, **detail})
     log.info("eUICC package result from %s: %s", eid, detail)
     return result.seq if verified and result.seq is not None else None
+
+
+def _report(eim: Eim, eid: str, package: Package, result: EuiccPackageResult,
+            der: bytes) -> list[int]:
+    """Queue the registry's reports of what the eUICC did, once per package (a result
+    that arrives again finds its package finished)."""
+    if package.state != "sent":
+        return []
+    changes = reports.profile_changes(eim.eim_id, eid, package, result, der)
+    return reports.queue(eim.store, changes, eim.on_report)
 
 
 def download_result(eim: Eim, eid: str, der: bytes) -> list[int]:

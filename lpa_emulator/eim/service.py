@@ -22,25 +22,30 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lpa_emulator.eim import results
+from lpa_emulator.eim import relay, results
 from lpa_emulator.eim.store import EimStore, EimStoreError, Package
 from lpa_emulator.smdp import errors as st
 from lpa_emulator.smdp.errors import Es9StatusError
 from lpa_emulator.smdp.fields import binary_field
+from mps_esim import tlv
 from mps_esim.lpa.activation import parse_activation_code
 from mps_esim.sgp32 import EimConfig, EuiccPackageRequest, EuiccPackageSigned, Operation, esipa
 from mps_esim.sgp32 import es10 as sgp32_es10
+from mps_esim.sgp32.immediate import ImmediateEnable
 from mps_wire.identifiers import IdentifierError, validate_eid, validate_iccid
 
 log = logging.getLogger(__name__)
 
 CERT_TAGS = (sgp32_es10.DATA_EUM_CERTIFICATE, sgp32_es10.DATA_EUICC_CERTIFICATE)
-PSMO_KINDS = ("enable", "disable", "delete", "listProfileInfo", "getRAT")
-ECO_KINDS = ("deleteEim", "listEim")
+PSMO_KINDS = ("enable", "disable", "delete", "listProfileInfo", "getRAT",
+              "configureImmediateEnable")
+ECO_KINDS = ("addEim", "updateEim", "deleteEim", "listEim")
 
 
-SERVED = ("getEimPackage", "provideEimPackageResult", "handleNotification")
-"""The ESipa functions this eIM serves (the IPA talks ES9+ to the SM-DP+ itself)."""
+SERVED = ("getEimPackage", "provideEimPackageResult", "handleNotification",
+          *relay.FUNCTIONS)
+"""The ESipa functions this eIM serves; those of an indirect profile download only with a
+relay (:mod:`lpa_emulator.eim.relay`)."""
 
 
 def _b64(value: bytes) -> str:
@@ -50,8 +55,9 @@ def _b64(value: bytes) -> str:
 class Eim:
     """The eIM over its store. :meth:`create` gives a new store its identity."""
 
-    def __init__(self, store: EimStore) -> None:
+    def __init__(self, store: EimStore, *, es9_relay: relay.Es9Relay | None = None) -> None:
         self.store = store
+        self.relay = es9_relay
         eim_id, key_pem = store.setting("eim_id"), store.setting("private_key")
         if eim_id is None or key_pem is None:
             raise EimStoreError(f"{store.path} is no eIM database (run 'mps-emu eim init')")
@@ -62,6 +68,8 @@ class Eim:
         self.fqdn = store.setting("fqdn")
         self.address = self.fqdn or eim_id
         self.key = key
+        #: Called after a report for the registry was queued (the publisher's wake-up).
+        self.on_report: Callable[[], None] | None = None
 
     @classmethod
     def create(cls, store: EimStore, eim_id: str, fqdn: str) -> Eim:
@@ -78,7 +86,8 @@ class Eim:
     def config(self) -> EimConfig:
         """The EimConfigurationData an eUICC is given for this eIM (AddInitialEim/addEim)."""
         return EimConfig(self.eim_id, fqdn=self.fqdn, id_type=2, counter=0,
-                         protocols=frozenset({"eimRetrieveHttps"})).with_key(
+                         protocols=frozenset({"eimRetrieveHttps"}),
+                         indirect_download=self.relay is not None).with_key(
                              self.key.public_key())
 
     # --- the operator's side -------------------------------------------------------------
@@ -92,8 +101,8 @@ class Eim:
             self.store.queue(eid, "ipaEuiccData", {"tags": [f"{t:X}" for t in CERT_TAGS]})
         return added
 
-    def queue_operations(self, eid: str, operations: list[dict[str, str]]) -> int:
-        """Queue one eUICC package of PSMOs or of eCOs (``{"kind": ..., "iccid"/"eim_id"}``)."""
+    def queue_operations(self, eid: str, operations: list[dict[str, Any]]) -> int:
+        """Queue one eUICC package of PSMOs or of eCOs (see :func:`_operation`)."""
         ops = [_operation(o) for o in operations]
         if not ops or len({op.eco for op in ops}) != 1:
             raise EimStoreError("a package holds one or more PSMOs, or one or more eCOs")
@@ -116,6 +125,8 @@ class Eim:
             "provideEimPackageResult": self.provide_eim_package_result,
             "handleNotification": self.handle_notification,
         }
+        if function in relay.FUNCTIONS:
+            return self._relayed(function, body)
         handler = handlers.get(function)
         if handler is None:
             raise Es9StatusError(st.MALFORMED, f"ESipa function {function!r} is not served")
@@ -183,8 +194,19 @@ class Eim:
         return {"eimAcknowledgements": acks}
 
     def handle_notification(self, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Record a notification; with a relay, also pass it to its SM-DP+ when the relay
+        serves that one (the installation result of an indirect download: the IPA keeps
+        it until this succeeds)."""
         results.notification(self, None, binary_field(body, "pendingNotification"))
+        if self.relay is not None:
+            self.relay.notify(body)
         return None
+
+    def _relayed(self, function: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        if self.relay is None:
+            raise Es9StatusError(st.MALFORMED, f"{function}: this eIM offers no indirect "
+                                               "profile download")
+        return self.relay.call(function, body)
 
     def euicc_key(self, eid: str) -> ec.EllipticCurvePublicKey | None:
         """The eUICC's public key, once its certificate is known."""
@@ -195,17 +217,48 @@ class Eim:
         return key if isinstance(key, ec.EllipticCurvePublicKey) else None
 
 
-def _operation(spec: dict[str, str]) -> Operation:
-    """An operator's PSMO or eCO: ``{"kind": ..., "iccid": ...}`` or ``{"kind": "deleteEim",
-    "eim_id": ...}``."""
+def _operation(spec: Mapping[str, Any]) -> Operation:
+    """An operator's PSMO or eCO: ``{"kind": "enable"|"disable"|"delete", "iccid": ...}``
+    (enable with ``"rollback": true``), ``{"kind": "configureImmediateEnable", "enable":
+    bool, "smdp_oid"?, "smdp_address"?}``, ``{"kind": "addEim"|"updateEim", "config": hex
+    of EimConfigurationData}``, ``{"kind": "deleteEim", "eim_id": ...}``, or a listing."""
     kind = spec.get("kind")
     if kind in ("enable", "disable", "delete"):
-        iccid = spec.get("iccid")
+        iccid, rollback = spec.get("iccid"), spec.get("rollback", False)
         if not isinstance(iccid, str):
             raise EimStoreError(f"{kind} needs an ICCID")
-        return Operation(kind, iccid=validate_iccid(iccid))
+        if not isinstance(rollback, bool) or (rollback and kind != "enable"):
+            raise EimStoreError("rollback is a flag of enable only")
+        return Operation(kind, iccid=validate_iccid(iccid), rollback=rollback)
+    if kind == "configureImmediateEnable":
+        return Operation(kind, immediate=_immediate(spec))
+    if kind in ("addEim", "updateEim"):
+        return Operation(kind, eim=_eim_config(spec.get("config")))
     if kind in ("listProfileInfo", "getRAT", "listEim"):
         return Operation(kind)
     if kind == "deleteEim" and isinstance(spec.get("eim_id"), str):
         return Operation(kind, eim_id=spec["eim_id"])
     raise EimStoreError(f"unknown operation {spec!r}")
+
+
+def _immediate(spec: Mapping[str, Any]) -> ImmediateEnable:
+    enable, oid, address = (spec.get("enable", True), spec.get("smdp_oid"),
+                            spec.get("smdp_address"))
+    if not isinstance(enable, bool) or not all(v is None or isinstance(v, str)
+                                               for v in (oid, address)):
+        raise EimStoreError("configureImmediateEnable takes a flag, an OID and an address")
+    config = ImmediateEnable(enable, oid, address)
+    try:
+        ImmediateEnable.decode(tlv.decode_one(config.encode()))  # checks OID and address
+    except (ValueError, tlv.TlvError) as exc:
+        raise EimStoreError(f"configureImmediateEnable: {exc}") from exc
+    return config
+
+
+def _eim_config(value: object) -> EimConfig:
+    try:
+        if not isinstance(value, str):
+            raise ValueError("the eIM configuration is the hex of its DER")
+        return EimConfig.decode(tlv.decode_one(bytes.fromhex(value)))
+    except (ValueError, tlv.TlvError) as exc:
+        raise EimStoreError(f"not an EimConfigurationData: {exc}") from exc

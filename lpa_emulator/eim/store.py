@@ -1,5 +1,5 @@
 """The eIM's state in SQLite: its own identity, the fleet of eUICCs it manages, the
-packages queued per EID and what came back.
+packages queued per EID, what came back, and the reports for the registry (an outbox).
 
 One file, WAL mode, one connection per thread. Counters only grow: the counter of a
 package is taken (``counter + 1``) and stored in the same transaction that marks it sent,
@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,9 @@ CREATE INDEX IF NOT EXISTS packages_by_eid ON packages (eid, state, id);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, eid TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL,
     at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS reports (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL, created REAL NOT NULL,
+    delivered REAL);
 """
 STATES = ("queued", "sent", "done", "failed")
 
@@ -203,6 +206,28 @@ class EimStore:
         if eid is not None:
             sql, args = sql + " WHERE eid = ?", (eid,)
         return [_package(r) for r in self._db().execute(sql + " ORDER BY id", args)]
+
+    # --- report outbox (profile state changes for the registry) -------------------------------
+
+    def queue_report(self, make: Callable[[int], bytes]) -> int:
+        """Keep a report for delivery; ``make(seq)`` builds its payload from its number,
+        in the same transaction."""
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO reports (payload, created) VALUES (x'', ?)",
+                             (time.time(),))
+            seq = int(cur.lastrowid or 0)
+            db.execute("UPDATE reports SET payload = ? WHERE seq = ?", (make(seq), seq))
+            return seq
+
+    def pending_reports(self, limit: int = 100) -> list[tuple[int, bytes]]:
+        """Undelivered reports, oldest first."""
+        rows = self._db().execute("SELECT seq, payload FROM reports WHERE delivered IS NULL "
+                                  "ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [(int(r["seq"]), bytes(r["payload"])) for r in rows]
+
+    def report_delivered(self, seq: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE reports SET delivered = ? WHERE seq = ?", (time.time(), seq))
 
     # --- what came back ----------------------------------------------------------------------
 

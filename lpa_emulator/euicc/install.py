@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from lpa_emulator.euicc.errors import EuiccError
@@ -108,6 +109,10 @@ class CardInstall:
         result = result_for(record.isdp_aid)
         state.profiles.append(record)
         state.add_installation_result(_result_metadata(result), result)
+        immediate = state.iot.immediate
+        if immediate is not None and immediate.applies_to(
+                rsp.ProfileInstallationResult.decode(result).data.smdp_oid):
+            _enable_now(state, record)
         self._ctx.commit(state)
         log.info("profile %s installed in ISD-P %s", record.iccid, record.isdp_aid.hex().upper())
 
@@ -115,6 +120,25 @@ class CardInstall:
         state = self._copy
         state.add_installation_result(_result_metadata(result), result)
         self._ctx.commit(state)
+
+
+def _enable_now(state: CardState, record: ProfileRecord) -> None:
+    """Immediate Profile Enabling (SGP.32 2.11.1.1 configureImmediateEnable): enable the
+    profile just installed, as EnableProfile would (the enabled one is disabled unless its
+    policy forbids it; each change makes its notification)."""
+    current = state.enabled_profile()
+    if current is not None and "ppr1" in current.ppr:
+        log.info("immediate enabling of %s not done: %s carries PPR1", record.iccid,
+                 current.iccid)
+        return
+    for i, profile in enumerate(state.profiles):
+        if profile.enabled:
+            state.profiles[i] = replace(profile, enabled=False)
+            state.add_notification("disable", profile)
+        elif profile.iccid == record.iccid:
+            state.profiles[i] = replace(profile, enabled=True)
+    state.add_notification("enable", record)
+    log.info("profile %s enabled on installation (Immediate Enable)", record.iccid)
 
 
 def _result_metadata(result: bytes) -> sgp22.NotificationMetadata:

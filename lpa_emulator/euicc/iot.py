@@ -10,6 +10,8 @@
   accepted package runs its operations, raises the eIM's counter and keeps the signed
   result for the eIM, all in one commit;
 * GetCerts (``BF56``): CERT.EUM and CERT.EUICC, which the IPA passes to the eIM;
+* ProfileRollback (``BF58``): back to the profile enabled before an enable PSMO that
+  granted rollback (:mod:`mps_esim.sgp32.immediate`);
 * RetrieveNotificationsList (``BF2B``) with SGP.32's criterion euiccPackageResults: the
   package results not yet delivered;
 * GetEUICCInfo2 (``BF22``) gains the IoT members ipaMode (``90``) and iotSpecificInfo
@@ -29,6 +31,7 @@ from mps_esim import sgp22, tlv
 from mps_esim.crypto.errors import SignatureError
 from mps_esim.sgp22 import der
 from mps_esim.sgp32 import es10 as sgp32_es10
+from mps_esim.sgp32 import immediate
 from mps_esim.sgp32.eim import MAX_COUNTER, EimConfig, EimConfigError
 from mps_esim.sgp32.package import (
     COUNTER_OUT_OF_RANGE,
@@ -39,7 +42,12 @@ from mps_esim.sgp32.package import (
     EuiccPackageRequest,
     decode_eim_id,
 )
-from mps_esim.sgp32.result import EuiccPackageResult, signed_error, signed_result
+from mps_esim.sgp32.result import (
+    EuiccPackageResult,
+    OperationResult,
+    signed_error,
+    signed_result,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +163,15 @@ def _run_package(ctx: es10.Es10Context, request: EuiccPackageRequest, eim: EimCo
     signed = request.signed
     staging = psmo.Staging(ctx.state.copy(), ctx.session)
     # The counter is raised before the operations run, so an eCO updating this eIM keeps it.
-    staging.commit(replace(staging.state, iot=staging.state.iot.with_eim(
-        replace(eim, counter=signed.counter))))
+    # A package that arrives ends an earlier rollback grant: the eIM reached the device.
+    staging.commit(replace(staging.state, iot=replace(staging.state.iot.with_eim(
+        replace(eim, counter=signed.counter)), rollback=None)))
     results = psmo.run(staging, signed.operations)
     work = staging.state
+    if work.iot.rollback is not None:
+        work = replace(work, iot=replace(work.iot, rollback=replace(
+            work.iot.rollback, eim_id=eim.eim_id, counter=signed.counter,
+            transaction_id=signed.transaction_id)))
     seq = work.reserve_seq()
     result = signed_result(work.identity.sign, eim_id=eim.eim_id, counter=signed.counter,
                            transaction_id=signed.transaction_id, seq=seq, results=results,
@@ -167,6 +180,32 @@ def _run_package(ctx: es10.Es10Context, request: EuiccPackageRequest, eim: EimCo
     log.info("eUICC package %d of %s run: %s", signed.counter, eim.eim_id,
              ", ".join(f"{r.kind} {r.name}" for r in results))
     return result
+
+
+def profile_rollback(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
+    """ProfileRollback (SGP.32 5.9.16): return to the profile enabled before an enable PSMO
+    that granted rollback, while that grant holds; the answer carries a new signed
+    EuiccPackageResult (rollbackResult) for the eIM that sent the enable."""
+    refresh = immediate.decode_rollback_request(command)
+    state = ctx.state
+    grant = state.iot.rollback
+    current = state.enabled_profile()
+    if (grant is None or current is None or current.iccid != grant.enabled
+            or state.find_profile(iccid=grant.previous) is None):
+        return immediate.rollback_response(immediate.ROLLBACK_NOT_ALLOWED)
+    staging = psmo.Staging(state.copy(), ctx.session)
+    if psmo.enable(staging, grant.previous) != 0:
+        return immediate.rollback_response(UNDEFINED_ERROR)
+    work = staging.state
+    eim = work.iot.find(grant.eim_id)
+    seq = work.reserve_seq()
+    result = signed_result(work.identity.sign, eim_id=grant.eim_id, counter=grant.counter,
+                           transaction_id=grant.transaction_id, seq=seq,
+                           results=[OperationResult.of("rollback", immediate.ROLLBACK_OK)],
+                           association_token=eim.association_token if eim else None).encode()
+    ctx.commit(replace(work, iot=replace(work.iot.with_result(seq, result), rollback=None)))
+    log.info("rolled back from %s to %s (refresh %s)", grant.enabled, grant.previous, refresh)
+    return immediate.rollback_response(immediate.ROLLBACK_OK, result)
 
 
 # --- data for the eIM -----------------------------------------------------------------------------
@@ -221,6 +260,7 @@ HANDLERS: Mapping[int, es10.Es10Handler] = {
     sgp32_es10.TAG_GET_EIM_CONFIGURATION: get_eim_configuration,
     sgp32_es10.TAG_LOAD_EUICC_PACKAGE: load_euicc_package,
     sgp32_es10.TAG_GET_CERTS: get_certs,
+    immediate.TAG_PROFILE_ROLLBACK: profile_rollback,
     sgp22.TAG_RETRIEVE_NOTIFICATIONS: retrieve_notifications,
     sgp22.TAG_GET_EUICC_INFO2: get_euicc_info2,
     sgp22.TAG_NOTIFICATION_SENT: notification_sent,

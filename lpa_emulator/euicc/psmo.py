@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from lpa_emulator.euicc import es10
 from lpa_emulator.euicc.download import DownloadSession
-from lpa_emulator.euicc.eim_config import MAX_EIMS
+from lpa_emulator.euicc.eim_config import MAX_EIMS, RollbackGrant
 from lpa_emulator.euicc.state import CardState
 from mps_esim import sgp22, tlv
 from mps_esim.sgp32.eim import MAX_COUNTER, EimConfig, EimConfigError
@@ -56,18 +56,31 @@ def _profile_command(op: Operation) -> tuple[tlv.Tlv, es10.Es10Handler]:
     return tlv.Tlv(sgp22.TAG_DISABLE_PROFILE, body), es10.disable_profile
 
 
-def _result_code(response: bytes) -> int:
+def enable(ctx: es10.Es10Context, iccid: str) -> int:
+    """Enable the profile ``iccid`` as ES10c.EnableProfile does; its result code."""
+    command, handler = _profile_command(Operation("enable", iccid=iccid))
+    return result_code(handler(ctx, command))
+
+
+def result_code(response: bytes) -> int:
     """The result INTEGER of an SGP.22 Enable/Disable/DeleteProfile response (same codes
     in SGP.32's EnableProfileResult, DisableProfileResult, DeleteProfileResult)."""
     return tlv.decode_int(tlv.decode_one(response).children()[0].value)
 
 
 def _profile_op(ctx: Staging, op: Operation) -> OperationResult:
-    if op.kind == "enable" and op.rollback:
-        # Rollback needs a fallback mechanism this eUICC does not offer.
+    current = ctx.state.enabled_profile()
+    if op.kind == "enable" and op.rollback and current is None:
+        # Nothing to roll back to (SGP.32 3.4.1 step 3).
         return OperationResult.of(op.kind, 20)
     command, handler = _profile_command(op)
-    return OperationResult.of(op.kind, _result_code(handler(ctx, command)))
+    code = result_code(handler(ctx, command))
+    if code == 0 and op.kind == "enable" and op.rollback and current is not None:
+        # The IPA may return to the profile enabled before (ES10b.ProfileRollback); the
+        # package's identity is added when the package commits.
+        grant = RollbackGrant(op.iccid or "", current.iccid)
+        ctx.commit(replace(ctx.state, iot=replace(ctx.state.iot, rollback=grant)))
+    return OperationResult.of(op.kind, code)
 
 
 def _list_profiles(ctx: Staging, op: Operation) -> OperationResult:
@@ -81,8 +94,16 @@ def _get_rat(ctx: Staging, op: Operation) -> OperationResult:
 
 
 def _configure_immediate_enable(ctx: Staging, op: Operation) -> OperationResult:
-    # Immediate enabling is not offered: the request is understood and declined.
-    return OperationResult.of(op.kind, 7)
+    """Keep the Immediate Enable configuration (SGP.32 2.11.1.1); its default SM-DP+
+    address also becomes the eUICC's (as ES10a.SetDefaultDpAddress)."""
+    config = op.immediate
+    if config is None:
+        return OperationResult.of(op.kind, 7)
+    state = ctx.state
+    address = state.default_dp_address if config.smdp_address is None else config.smdp_address
+    ctx.commit(replace(state, default_dp_address=address,
+                       iot=replace(state.iot, immediate=config)))
+    return OperationResult.of(op.kind, 0)
 
 
 def _check_config(ctx: Staging, eim: EimConfig) -> int:

@@ -93,18 +93,28 @@ class OutboxReporter:
             self._notify()
 
 
+class ReportOutbox(Protocol):
+    """Where reports wait for delivery (the SM-DP+'s and the eIM's databases)."""
+
+    def pending_reports(self, limit: int = 100) -> list[tuple[int, bytes]]: ...
+
+    def report_delivered(self, seq: int) -> None: ...
+
+
 class MqttReportPublisher:
-    """Delivers the outbox's reports to the broker, in order, each after its PUBACK.
+    """Delivers the outbox's reports to the broker, in order, each after its PUBACK, on
+    the operator topic ``kind`` (installation reports by default).
 
     Runs in its own thread between :meth:`start` and :meth:`stop`; reconnects with a
     growing delay while the broker is away.
     """
 
-    def __init__(self, store: OrderStore, broker: str | BrokerURL, *,
-                 topics: Topics | None = None, publish_timeout: float = 10.0) -> None:
+    def __init__(self, store: ReportOutbox, broker: str | BrokerURL, *,
+                 topics: Topics | None = None, publish_timeout: float = 10.0,
+                 kind: str = REPORT_KIND) -> None:
         self._store = store
         self._broker = broker if isinstance(broker, BrokerURL) else BrokerURL.parse(broker)
-        self.topic = (topics or Topics()).operator(REPORT_KIND)
+        self.topic = (topics or Topics()).operator(kind)
         self._timeout = publish_timeout
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -118,7 +128,8 @@ class MqttReportPublisher:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("the publisher is running already")
-        self._thread = threading.Thread(target=self._run, name="smdp-reports", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"reports-{self.topic}",
+                                        daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -135,7 +146,7 @@ class MqttReportPublisher:
             try:
                 connect(client, self._broker, timeout=self._timeout)
             except MqttError as exc:
-                log.warning("installation reports wait for the broker: %s", exc)
+                log.warning("reports to %s wait for the broker: %s", self.topic, exc)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 30.0)
                 continue
@@ -143,7 +154,7 @@ class MqttReportPublisher:
             try:
                 self._deliver_until_stopped(client)
             except MqttError as exc:
-                log.warning("installation report delivery interrupted: %s", exc)
+                log.warning("report delivery to %s interrupted: %s", self.topic, exc)
             finally:
                 disconnect(client)
 
@@ -157,7 +168,7 @@ class MqttReportPublisher:
                     raise MqttError(f"no PUBACK for report {seq} within {self._timeout:g} s")
                 self._store.report_delivered(seq)
                 self.delivered += 1
-                log.info("installation report %d delivered to %s", seq, self.topic)
+                log.info("report %d delivered to %s", seq, self.topic)
             if not client.is_connected():
                 raise MqttError("the broker connection dropped")
             self._wake.wait(5.0)

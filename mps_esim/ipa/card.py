@@ -15,6 +15,7 @@ from mps_esim import sgp22, tlv
 from mps_esim.lpa.es10 import Es10Client, Es10Error, Es10ResultError
 from mps_esim.sgp22 import der
 from mps_esim.sgp32 import es10 as sgp32_es10
+from mps_esim.sgp32 import immediate
 from mps_esim.sgp32.eim import EimConfig
 from mps_esim.sgp32.result import EuiccPackageResult
 
@@ -88,3 +89,14 @@ def package_results(client: Es10Client) -> list[bytes]:
         return [r.encode() for r in der.children(choice[0], "euiccPackageResultList")]
     except tlv.TlvError as exc:
         raise Es10Error(f"malformed RetrieveNotificationsList response: {exc}") from exc
+
+
+def profile_rollback(client: Es10Client, *, refresh: bool = False) -> bytes:
+    """ProfileRollback (SGP.32 5.9.16): back to the profile enabled before an enable PSMO
+    that granted rollback; the new signed EuiccPackageResult for the eIM, as DER."""
+    code, result = _decoded("ProfileRollback", client.command(
+        immediate.rollback_request(refresh)), immediate.decode_rollback_response)
+    if code != immediate.ROLLBACK_OK or result is None:
+        raise Es10ResultError("ProfileRollback", code or immediate.ROLLBACK_COMMAND_ERROR,
+                              immediate.ROLLBACK_CODES)
+    return result

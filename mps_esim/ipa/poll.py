@@ -5,13 +5,16 @@ report the result, and let the eUICC forget what the eIM acknowledged.
 the eIM hands over                 the IPA
 =================================  ==============================================
 euiccPackageRequest                LoadEuiccPackage on the eUICC; the signed result and
-                                   the pending notifications go back
+                                   the pending notifications go back (when the eIM is out
+                                   of reach after an enable that granted rollback, the
+                                   IPA rolls back and reports that instead)
 ipaEuiccDataRequest                gathers the data asked for from the eUICC (GetCerts,
                                    notifications, package results, EUICCInfo1/2,
                                    configured addresses)
 profileDownloadTriggerRequest      downloads the profile from the SM-DP+ of the activation
-                                   code (SGP.22 ES9+, directly), returns the signed
-                                   ProfileInstallationResult
+                                   code (SGP.22 ES9+, directly; or through the eIM when
+                                   its configuration asks for indirect profile download),
+                                   returns the signed ProfileInstallationResult
 =================================  ==============================================
 """
 
@@ -27,11 +30,12 @@ from mps_esim.ipa import card as ipa_card
 from mps_esim.ipa.esipa import EsipaClient
 from mps_esim.lpa.activation import parse_activation_code
 from mps_esim.lpa.download import Es10bOverStoreData, ProfileDownloader
-from mps_esim.lpa.es9 import Es9
+from mps_esim.lpa.es9 import Es9, Es9TransportError
 from mps_esim.lpa.es10 import Es10Client, Es10Error
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp32 import es10 as sgp32_es10
 from mps_esim.sgp32 import esipa
+from mps_esim.sgp32.package import EuiccPackageRequest
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,16 @@ def _download(der: bytes, downloader: Downloader | None) -> tuple[bytes, dict[st
             {"iccid": iccid, "activation_code": trigger.activation_code})
 
 
+def _rollback_granted(der: bytes, detail: dict[str, Any]) -> bool:
+    """Whether the package just run enabled a profile with its rollbackFlag."""
+    try:
+        ops = EuiccPackageRequest.decode(der).signed.operations
+    except tlv.TlvError:
+        return False
+    return (["enable", "ok"] in detail.get("operations", [])
+            and any(op.kind == "enable" and op.rollback for op in ops))
+
+
 def poll_once(client: Es10Client, eim: EsipaClient, eid: str, *,
               downloader: Downloader | None = None) -> PollOutcome:
     """One round with the eIM for the eUICC ``eid`` behind ``client``."""
@@ -138,7 +152,18 @@ def poll_once(client: Es10Client, eim: EsipaClient, eid: str, *,
     else:
         kind = "profileDownloadTriggerResult"
         result, detail = _download(package.der, downloader)
-    acks = eim.provide_eim_package_result(eid, kind, result, notes)
+    try:
+        acks = eim.provide_eim_package_result(eid, kind, result, notes)
+    except Es9TransportError as exc:
+        if package.kind != "euiccPackageRequest" or not _rollback_granted(package.der, detail):
+            raise
+        # The profile just enabled gives no way to the eIM: back to the one before
+        # (SGP.32 3.4.1, 5.9.16), and report the rollback through it.
+        log.warning("the eIM is out of reach after the enable (%s): rolling back", exc)
+        kind, result = "euiccPackageResult", ipa_card.profile_rollback(client)
+        detail["rolled_back"] = True
+        acks = eim.provide_eim_package_result(
+            eid, kind, result, [n.der for n in client.retrieve_notifications()])
     _forget(client, acks)
     log.info("IPA round: %s -> %s, acknowledged %s", package.kind, detail, acks)
     return PollOutcome(package.kind, detail, acks)
@@ -189,3 +214,22 @@ def profile_downloader(client: Es10Client, es9_for: Callable[[str], Es9], *,
         return card.installation_result
 
     return download
+
+
+def indirect(client: Es10Client, eim_address: str) -> bool:
+    """Whether the eUICC's configuration of the eIM at ``eim_address`` asks for indirect
+    profile download (``indirectProfileDownload``, SGP.32 2.11.1.1, 3.2.3)."""
+    try:
+        eims = ipa_card.get_eim_configuration(client)
+    except Es10Error:
+        return False
+    return any(e.indirect_download for e in eims if e.fqdn == eim_address)
+
+
+def downloader_for(client: Es10Client, eim: EsipaClient, direct: Callable[[str], Es9], *,
+                   via_eim: bool, device_info: rsp.DeviceInfo | None = None) -> Downloader:
+    """The download path to take: ES9+ straight to the SM-DP+ (``direct``), or the same
+    functions over ESipa to the eIM, which relays them (``via_eim``); either way with the
+    device's ``device_info``."""
+    return profile_downloader(client, (lambda _address: eim) if via_eim else direct,
+                              device_info=device_info)

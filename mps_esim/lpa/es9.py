@@ -121,6 +121,12 @@ class JsonEs9:
         _check_status(function, answer)
         return answer
 
+    def call(self, function: str, body: dict[str, Any], *, empty_ok: bool = False
+             ) -> dict[str, Any]:
+        """Run ``function`` with ``body`` as given (a relay's pass-through); the response
+        body, its header checked (:class:`Es9FunctionError` for a failed function)."""
+        return self._call(function, body, empty_ok=empty_ok)
+
     @staticmethod
     def _binary(function: str, answer: dict[str, Any], name: str) -> bytes:
         value = answer.get(name)

@@ -34,6 +34,7 @@ from mps_esim import sgp22, tlv
 from mps_esim.crypto import signatures
 from mps_esim.sgp22 import der
 from mps_esim.sgp32.eim import MAX_EIM_ID, EimConfig
+from mps_esim.sgp32.immediate import ROLLBACK_CODES, TAG_ROLLBACK_RESULT, ImmediateEnable
 
 TAG_EUICC_PACKAGE = 0xBF51
 TAG_PSMO_LIST = 0xA0
@@ -45,7 +46,7 @@ ECO_TAGS = {"addEim": 0xA8, "deleteEim": 0xA9, "updateEim": 0xAA, "listEim": 0xA
 RESULT_TAGS = {"enable": 0x83, "disable": 0x84, "delete": 0x85, "listProfileInfo": 0xBF2D,
                "getRAT": 0xA6, "configureImmediateEnable": 0x87, "addEim": 0xA8,
                "deleteEim": 0x89, "updateEim": 0x8A, "listEim": 0xAB,
-               "processingTerminated": 0x02}
+               "rollback": TAG_ROLLBACK_RESULT, "processingTerminated": 0x02}
 """EuiccResultData: the tag of each operation's result."""
 RESULT_KINDS = {tag: kind for kind, tag in RESULT_TAGS.items()}
 
@@ -72,6 +73,7 @@ RESULT_CODES = {
                   127: "undefinedError"},
     "updateEim": {0: "ok", 1: "eimNotFound", 3: "ciPKUnknown", 6: "counterValueOutOfRange",
                   7: "commandError", 127: "undefinedError"},
+    "rollback": ROLLBACK_CODES,
     "processingTerminated": {1: "resultSizeOverflow", 2: "unknownOrDamagedCommand",
                              3: "interruption", 127: "undefinedError"},
 }
@@ -89,8 +91,9 @@ def token_object(association_token: int | None) -> bytes:
 @dataclass(frozen=True)
 class Operation:
     """One PSMO or eCO. ``iccid`` names the profile of enable/disable/delete, ``eim`` the
-    configuration of addEim/updateEim, ``eim_id`` the eIM of deleteEim; ``body`` is the
-    request content of listProfileInfo and configureImmediateEnable as given."""
+    configuration of addEim/updateEim, ``eim_id`` the eIM of deleteEim, ``immediate`` the
+    configuration of configureImmediateEnable; ``body`` is the request content of
+    listProfileInfo as given."""
 
     kind: str
     iccid: str | None = None
@@ -98,6 +101,7 @@ class Operation:
     eim: EimConfig | None = None
     eim_id: str | None = None
     body: bytes = b""
+    immediate: ImmediateEnable | None = None
 
     @property
     def eco(self) -> bool:
@@ -116,6 +120,8 @@ class Operation:
             return self.eim.encode(ECO_TAGS[self.kind])
         if self.kind == "deleteEim":
             return der.seq(ECO_TAGS["deleteEim"], tlv.encode(0x80, (self.eim_id or "").encode()))
+        if self.kind == "configureImmediateEnable" and self.immediate is not None:
+            return self.immediate.encode(PSMO_TAGS[self.kind])
         tag = PSMO_TAGS.get(self.kind) or ECO_TAGS.get(self.kind)
         if tag is None:
             raise ValueError(f"unknown operation {self.kind!r}")
@@ -143,7 +149,9 @@ class Operation:
             return cls(kind, eim_id=eim_id)
         if kind in ("getRAT", "listEim") and item.value:
             raise der.Asn1Error(f"{kind} is an empty SEQUENCE", where=where)
-        if kind in {"listProfileInfo", "configureImmediateEnable"}:
+        if kind == "configureImmediateEnable":
+            return cls(kind, immediate=ImmediateEnable.decode(item, where))
+        if kind == "listProfileInfo":
             der.children(item, where)
         return cls(kind, body=item.value)
 

@@ -19,7 +19,7 @@ from lpa_emulator.eim.service import Eim
 from lpa_emulator.eim.store import EimStore
 from lpa_emulator.euicc import CardState
 from lpa_emulator.smdp.http import tls_context
-from mps_wire.identifiers import make_eid
+from mps_wire.identifiers import make_eid, make_iccid
 from tests.rsp_support import Served, new_subscription
 
 EID = make_eid("890490320000000000000000004141")
@@ -86,3 +86,41 @@ def test_operator_and_device_commands(tmp_path: Path, eim_pki: Path, eim_smdp: S
     finally:
         server.stop()
         store.close()
+
+
+def test_operator_queues_rollback_immediate_enable_and_eim_ecos(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The operator's spelling of SGP.32 2.11.1.1's enable rollbackFlag,
+    configureImmediateEnable and the addEim/updateEim eCOs, checked before anything is
+    queued."""
+    db = str(tmp_path / "eim.db")
+    run_json(emu_cli.main, ["eim", "init", "--db", db, "--eim-id", "eim.ops.test",
+                            "--fqdn", "localhost:1", "--json"], capsys)
+    config = tmp_path / "other.der"
+    run_json(emu_cli.main, ["eim", "config", "--db", db, "--der", str(config), "--json"],
+             capsys)
+    hex_config = tmp_path / "other.hex"
+    hex_config.write_text(config.read_bytes().hex())
+    run_json(emu_cli.main, ["eim", "associate", "--db", db, EID, "--json"], capsys)
+    iccid = make_iccid("894900000000000081")
+    run_json(emu_cli.main, ["eim", "psmo", "--db", db, EID, f"enable:{iccid}:rollback",
+                            "configureImmediateEnable:on:smdp.example:8443", "--json"], capsys)
+    run_json(emu_cli.main, ["eim", "eco", "--db", db, EID, f"addEim:{config}",
+                            f"updateEim:{hex_config}", "--json"], capsys)
+    for bad in (f"disable:{iccid}:rollback", "configureImmediateEnable:maybe",
+                f"enable:{iccid}:later"):
+        run_json(emu_cli.main, ["eim", "psmo", "--db", db, EID, bad], capsys, code=2)
+    run_json(emu_cli.main, ["eim", "eco", "--db", db, EID, f"addEim:{tmp_path / 'none'}"],
+             capsys, code=1)
+    store = EimStore(db)
+    try:
+        queued = [p.request["operations"] for p in store.packages(EID)
+                  if p.kind == "euiccPackage"]
+    finally:
+        store.close()
+    assert queued[0] == [
+        {"kind": "enable", "iccid": iccid, "rollback": True},
+        {"kind": "configureImmediateEnable", "enable": True,
+         "smdp_address": "smdp.example:8443"}]
+    assert [op["kind"] for op in queued[1]] == ["addEim", "updateEim"]
+    assert queued[1][0]["config"] == queued[1][1]["config"] == config.read_bytes().hex().upper()

@@ -115,3 +115,42 @@ def test_malformed_requests_over_https(served: tuple[int, Path], method: str, pa
         assert answer["eimPackageError"] == 3  # invalidEid
     else:
         assert header["status"] == "Failed" and header["statusCodeData"]["subjectCode"]
+
+
+RELAY_KEYS = ("smdpAddress", "transactionId", "euiccChallenge", "euiccInfo1",
+              "authenticateServerResponse", "prepareDownloadResponse",
+              "cancelSessionResponse", "pendingNotification")
+NOWHERE = "127.0.0.1:1"  # the one SM-DP+ the relay may reach; nothing listens there
+relay_bodies = st.dictionaries(st.sampled_from(RELAY_KEYS) | st.text(max_size=8),
+                               json_values | st.just(NOWHERE), max_size=5)
+
+
+@pytest.fixture(scope="module")
+def relaying(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Eim]:
+    from lpa_emulator.eim.relay import Es9Relay
+
+    store = EimStore(tmp_path_factory.mktemp("relay") / "eim.db")
+    service = Eim.create(store, "eim.relay.fuzz", "localhost")
+    service.relay = Es9Relay([NOWHERE], timeout=2)
+    yield service
+    store.close()
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(function=st.sampled_from(("initiateAuthentication", "authenticateClient",
+                                 "getBoundProfilePackage", "cancelSession",
+                                 "handleNotification")), body=relay_bodies)
+def test_relayed_functions_refuse_with_a_status(relaying: Eim, function: str,
+                                                body: dict[str, Any]) -> None:
+    """SGP.32 3.2.3 indirect download: whatever the body, the relay answers with an SGP.22
+    status (an address it does not serve, an unknown session, an SM-DP+ out of reach) and
+    never calls anywhere but its configured SM-DP+."""
+    try:
+        answer = relaying.call(function, json.loads(json.dumps(body)))
+    except Es9StatusError as exc:
+        assert exc.status.subject and exc.status.reason
+        return
+    # Only a notification not addressed to the relayed SM-DP+ is simply kept.
+    assert function == "handleNotification" and answer is None
+    assert relaying.relay is not None and not relaying.relay.forwarded

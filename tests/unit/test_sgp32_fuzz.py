@@ -25,6 +25,13 @@ from mps_esim import tlv
 from mps_esim.sgp32 import EimConfig, EuiccPackageRequest, EuiccPackageSigned, Operation
 from mps_esim.sgp32 import es10 as sgp32_es10
 from mps_esim.sgp32.eim import PROTOCOLS
+from mps_esim.sgp32.immediate import (
+    ImmediateEnable,
+    decode_rollback_request,
+    decode_rollback_response,
+    rollback_request,
+    rollback_response,
+)
 from mps_esim.sgp32.result import EuiccPackageResult
 from mps_wire.identifiers import make_eid, make_iccid
 
@@ -41,6 +48,9 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "GetEimConfigurationDataResponse": sgp32_es10.decode_get_eim_configuration_response,
     "IpaEuiccDataRequest": sgp32_es10.IpaEuiccDataRequest.decode,
     "IpaEuiccDataResponse": sgp32_es10.decode_ipa_euicc_data_response,
+    "configureImmediateEnable": lambda b: ImmediateEnable.decode(tlv.decode_one(b)),
+    "ProfileRollbackRequest": lambda b: decode_rollback_request(tlv.decode_one(b)),
+    "ProfileRollbackResponse": decode_rollback_response,
 }
 
 
@@ -57,6 +67,11 @@ SEEDS = [
     sgp32_es10.get_eim_configuration_response([EIM]),
     sgp32_es10.IpaEuiccDataRequest((0xA0, 0xBF20), transaction_id=b"\x09").encode(),
     sgp32_es10.ipa_euicc_data_error(1, b"\x01"),
+    _signed_package(Operation("enable", iccid=ICCID, rollback=True), Operation(
+        "configureImmediateEnable", immediate=ImmediateEnable(True, "2.999.10", "a.example"))),
+    ImmediateEnable(True, "2.999.10", "smdp.example:8443").encode(),
+    rollback_request(True),
+    rollback_response(0, EuiccPackageResult("unsigned", "eim.fuzz", error_code=127).encode()),
 ]
 
 
@@ -108,6 +123,13 @@ def test_eim_configuration_round_trips(config: EimConfig) -> None:
 operations = st.one_of(
     st.builds(Operation, kind=st.sampled_from(("enable", "disable", "delete")),
               iccid=st.just(ICCID)),
+    st.builds(Operation, kind=st.just("enable"), iccid=st.just(ICCID),
+              rollback=st.booleans()),
+    st.builds(Operation, kind=st.just("configureImmediateEnable"), immediate=st.builds(
+        ImmediateEnable, enabled=st.booleans(),
+        smdp_oid=st.none() | st.lists(st.integers(0, 2**20), min_size=1, max_size=5).map(
+            lambda arcs: "2.999." + ".".join(map(str, arcs))),
+        smdp_address=st.none() | st.text(max_size=60))),
     st.builds(Operation, kind=st.sampled_from(("getRAT", "listProfileInfo"))),
 )
 

@@ -27,6 +27,7 @@ from mps_wire.messages import (
     ModelInfo,
     OperatorOp,
     OperatorRequest,
+    ProfileChange,
     Reply,
     Status,
 )
@@ -192,6 +193,7 @@ TABLES_BY_RULE: dict[str, list[type[WireMessage]]] = {
     "user-request": list(USER_REQUESTS.values()),
     "operator-request": [OperatorRequest],
     "installation-result": [InstallationResult],
+    "profile-change": [ProfileChange],
     "app-event": [Event],
     "device-state": [], "consent-prompts": [],
 }
@@ -280,6 +282,7 @@ def test_asyncapi_channels_are_the_topics(asyncapi: dict[str, Any]) -> None:
         "operatorRequests": t.operator_requests("SOURCE"),
         "operatorReplies": t.operator_replies("SOURCE"),
         "operatorInstallations": t.operator(messages.INSTALLATIONS),
+        "operatorProfiles": t.operator(messages.PROFILES),
     }
     for name in ("EID", "APP", "CONTRACT", "SOURCE"):
         built = {k: v.replace(f"/{name}/", f"/{{{name.lower()}}}/") for k, v in built.items()}

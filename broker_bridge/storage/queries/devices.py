@@ -160,6 +160,20 @@ class DeviceQueries(SqlCore):
                           "WHERE iccid = ?", (iccid,))
         return Installation(*rows[0]) if rows else None
 
+    def installations_on(self, eid: str) -> list[Installation]:
+        rows = self._read("SELECT iccid, eid, txn, smdp, ts FROM installations "
+                          "WHERE eid = ? ORDER BY iccid", (eid,))
+        return [Installation(*row) for row in rows]
+
+    def remove_installation(self, iccid: str, eid: str, *, ts: int) -> bool:
+        with self.transaction():
+            rows = self._execute(self._locking(
+                "SELECT eid, ts FROM installations WHERE iccid = ?"), (iccid,))
+            if not rows or rows[0][0] != eid or rows[0][1] > ts:
+                return False
+            self._execute("DELETE FROM installations WHERE iccid = ?", (iccid,))
+            return True
+
     def put_device_key(self, key: DeviceKey) -> Change:
         with self.transaction():
             rows = self._execute(self._locking(
