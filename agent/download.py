@@ -6,10 +6,7 @@ loads the download machinery."""
 
 from __future__ import annotations
 
-import os
-import ssl
 import time
-from types import TracebackType
 
 from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
 from agent.card import CardLink
@@ -22,42 +19,12 @@ from mps_esim.lpa.download import (
     ProfileDownloader,
     process_notifications,
 )
-from mps_esim.lpa.es9 import Es9Client, Es9Error, tls_context
+from mps_esim.lpa.es9 import Es9Clients, Es9Error, tls_context
 from mps_esim.lpa.es10 import Es10Client, Es10Error
 from mps_esim.lpa.es11 import Es11Client
 from mps_esim.sgp22 import rsp
 
 log = logs.get(__name__)
-
-
-class Es9Clients:
-    """ES9+ clients by SM-DP+ address, sharing one TLS context (``ca_file`` or the system's
-    trust store); closed together."""
-
-    def __init__(self, ca_file: str | os.PathLike[str] | None = None) -> None:
-        self.ca_file = ca_file
-        self._context: ssl.SSLContext | None = None
-        self._clients: dict[str, Es9Client] = {}
-
-    def client(self, address: str) -> Es9Client:
-        found = self._clients.get(address)
-        if found is None:
-            if self._context is None:
-                self._context = tls_context(self.ca_file)
-            found = self._clients[address] = Es9Client(address, context=self._context)
-        return found
-
-    def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-
-    def __enter__(self) -> Es9Clients:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan,

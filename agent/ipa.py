@@ -14,11 +14,11 @@ import time
 
 from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
 from agent.card import CardLink
-from agent.download import Es9Clients, plan_device_info
+from agent.download import plan_device_info
 from mps_esim.ipa import card as ipa_card
 from mps_esim.ipa.esipa import EsipaClient
 from mps_esim.ipa.poll import PollOutcome, downloader_for, indirect, poll
-from mps_esim.lpa.es9 import Es9Error
+from mps_esim.lpa.es9 import Es9Clients, Es9Error
 from mps_esim.lpa.es10 import Es10Client, Es10Error
 
 log = logging.getLogger(__name__)

@@ -76,10 +76,10 @@ def _outcome(o: PollOutcome) -> dict[str, Any]:
 
 def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     # The HTTPS and download machinery loads only when a round runs.
-    from agent.download import Es9Clients
     from agent.lpa_remote import device_info
     from mps_esim.ipa.esipa import EsipaClient
     from mps_esim.ipa.poll import downloader_for, indirect, poll
+    from mps_esim.lpa.es9 import Es9Clients
 
     address = _eim_address(client, args)
     eid = client.get_eid()

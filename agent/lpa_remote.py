@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 
 from agent.card import CardLink
-from agent.download import Es9Clients
 from agent.lpa_commands import NotificationsKept, Output, UsageError, _table, pairs
 from mps_common.progress import Progress
 from mps_esim.lpa import Es10Client
@@ -22,6 +21,7 @@ from mps_esim.lpa.download import (
     process_notifications,
 )
 from mps_esim.lpa.download import Progress as DownloadProgress
+from mps_esim.lpa.es9 import Es9Clients
 from mps_esim.lpa.es11 import Es11Client, EventEntry
 from mps_esim.sgp22 import rsp
 

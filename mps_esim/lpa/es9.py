@@ -303,3 +303,32 @@ class Es9Client(JsonEs9):
                 raise Es9TransportError(f"{function}: cannot reach {self.address}: "
                                         f"{exc}") from exc
         raise Es9TransportError(f"{function}: connection to {self.address} broke twice")
+
+
+class Es9Clients:
+    """ES9+ clients by SM-DP+ address, sharing one TLS context (``ca_file`` or the system's
+    trust store); closed together."""
+
+    def __init__(self, ca_file: str | os.PathLike[str] | None = None) -> None:
+        self.ca_file = ca_file
+        self._context: ssl.SSLContext | None = None
+        self._clients: dict[str, Es9Client] = {}
+
+    def client(self, address: str) -> Es9Client:
+        found = self._clients.get(address)
+        if found is None:
+            if self._context is None:
+                self._context = tls_context(self.ca_file)
+            found = self._clients[address] = Es9Client(address, context=self._context)
+        return found
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> Es9Clients:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
