@@ -22,7 +22,7 @@
     notification process [--ca FILE]   send every pending notification to its SM-DP+;
                                        each is removed only once the SM-DP+ acknowledged it
     notification remove SEQ... | --all
-    ipa eims | add-eim FILE | poll [--eim HOST:PORT] [--all] [--ca FILE]
+    ipa eims | add-eim FILE | poll [--eim HOST:PORT] [--all] [--ca FILE] [DEVICE]
                                        the IoT Profile Assistant (SGP.32): the eUICC's eIMs,
                                        and rounds with the eIM (see agent.ipa_commands)
 
