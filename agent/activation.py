@@ -19,23 +19,23 @@ sent to the SM-DP+; one that cannot be sent stays on the eUICC for later.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.card import CardLink
 from agent.errors import AgentError, StatusWordError
+from mps_common import logs
+from mps_common.record import record
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, parse_activation_code
-from mps_esim.lpa.es10 import DEFAULT_BLOCK_SIZE, Es10Client, Es10Error
+from mps_esim.lpa.es10 import Es10Client, Es10Error
 
 if TYPE_CHECKING:
     from firmware_profiles import ActivationConfig
     from mps_esim.lpa.download import DownloadResult
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 SW_FILE_NOT_FOUND = 0x6A82
 
@@ -49,7 +49,7 @@ class ActivationError(AgentError):
         self.stage = stage
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActivationPlan:
     """Where a missing profile is downloaded from (see the module documentation)."""
 
@@ -57,7 +57,8 @@ class ActivationPlan:
     use_default_smdp: bool = False
     confirmation_code: str | None = None
     ca_file: Path | None = None
-    block_size: int = DEFAULT_BLOCK_SIZE
+    block_size: int | None = None
+    """STORE DATA block size; None: the largest the card link carries."""
     imei: str | None = None
     """The modem's IMEI: its TAC goes into the DeviceInfo the eUICC signs."""
     capabilities: tuple[str, ...] = ()
@@ -85,7 +86,7 @@ class ActivationPlan:
                    eim=config.eim if config else None)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProfileOutcome:
     """What :func:`ensure_operational_profile` found or did."""
 
@@ -118,7 +119,7 @@ def ensure_operational_profile(link: CardLink, plan: ActivationPlan, *,
             raise ActivationError("the card has no ISD-R and no readable EF.ICCID: "
                                   "neither an eUICC nor a SIM with a profile") from exc2
     with isdr:
-        client = Es10Client(isdr, block_size=plan.block_size)
+        client = Es10Client(isdr, block_size=plan.block_size or link.store_data_block)
         try:
             return _ensure(link, client, plan, on_download)
         except Es10Error as exc:

@@ -6,15 +6,12 @@ loads the download machinery."""
 
 from __future__ import annotations
 
-import logging
-import os
-import ssl
 import time
-from types import TracebackType
 
 from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
 from agent.card import CardLink
 from agent.errors import CardError
+from mps_common import logs
 from mps_esim.lpa.device_info import device_info
 from mps_esim.lpa.download import (
     DownloadError,
@@ -22,42 +19,12 @@ from mps_esim.lpa.download import (
     ProfileDownloader,
     process_notifications,
 )
-from mps_esim.lpa.es9 import Es9Client, Es9Error, tls_context
+from mps_esim.lpa.es9 import Es9Clients, Es9Error, tls_context
 from mps_esim.lpa.es10 import Es10Client, Es10Error
 from mps_esim.lpa.es11 import Es11Client
 from mps_esim.sgp22 import rsp
 
-log = logging.getLogger(__name__)
-
-
-class Es9Clients:
-    """ES9+ clients by SM-DP+ address, sharing one TLS context (``ca_file`` or the system's
-    trust store); closed together."""
-
-    def __init__(self, ca_file: str | os.PathLike[str] | None = None) -> None:
-        self.ca_file = ca_file
-        self._context: ssl.SSLContext | None = None
-        self._clients: dict[str, Es9Client] = {}
-
-    def client(self, address: str) -> Es9Client:
-        found = self._clients.get(address)
-        if found is None:
-            if self._context is None:
-                self._context = tls_context(self.ca_file)
-            found = self._clients[address] = Es9Client(address, context=self._context)
-        return found
-
-    def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-
-    def __enter__(self) -> Es9Clients:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+log = logs.get(__name__)
 
 
 def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan,
@@ -69,8 +36,9 @@ def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan
     with Es9Clients(plan.ca_file) as es9:
         card = Es10bOverStoreData(client)
         try:
-            result = ProfileDownloader(card, es9.client, device_info=_device_info(plan)).download(
-                address, matching_id, confirmation_code=plan.confirmation_code)
+            downloader = ProfileDownloader(card, es9.client, device_info=plan_device_info(plan))
+            result = downloader.download(address, matching_id,
+                                         confirmation_code=plan.confirmation_code)
         except DownloadError as exc:
             raise ActivationError(f"profile download from {address} failed at "
                                   f"{exc.stage.value}: {exc}", stage=exc.stage.value) from exc
@@ -81,7 +49,7 @@ def download_and_enable(link: CardLink, client: Es10Client, plan: ActivationPlan
     return ProfileOutcome(result.iccid, "downloaded", result, link.apdu_count - before)
 
 
-def _device_info(plan: ActivationPlan) -> rsp.DeviceInfo | None:
+def plan_device_info(plan: ActivationPlan) -> rsp.DeviceInfo | None:
     """The device's own DeviceInfo when its IMEI is known (else the LPA's default)."""
     if plan.imei is None:
         return None
@@ -94,7 +62,7 @@ def discover_event(client: Es10Client, plan: ActivationPlan, smds: str) -> tuple
     with Es11Client(smds, context=tls_context(plan.ca_file)) as es11:
         try:
             events = ProfileDownloader(Es10bOverStoreData(client), Es9Clients().client,
-                                       device_info=_device_info(plan)).discover(es11, smds)
+                                       device_info=plan_device_info(plan)).discover(es11, smds)
         except DownloadError as exc:
             raise ActivationError(f"no activation code or default SM-DP+, and the SM-DS "
                                   f"{smds} failed at {exc.stage.value}: {exc}") from exc
@@ -119,4 +87,4 @@ def _send_notifications(card: Es10bOverStoreData, es9: Es9Clients, address: str)
                         o.seq_number, o.address, o.error)
 
 
-__all__ = ["Es9Clients", "discover_event", "download_and_enable"]
+__all__ = ["Es9Clients", "discover_event", "download_and_enable", "plan_device_info"]

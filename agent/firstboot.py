@@ -31,6 +31,7 @@ from agent.modem import Modem, open_modem
 from agent.outbox import Outbox
 from agent.publisher import Delivery, Publisher
 from firmware_profiles import FirmwareProfile
+from mps_common.record import replace as replace_record
 from mps_mqtt.client import MqttError
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import DeviceInfo, Reply
@@ -159,7 +160,7 @@ class DeviceHardware:
                 on_download()
 
         try:
-            plan = replace(
+            plan = replace_record(
                 ActivationPlan.from_config(s.profile.activation, code=s.activation_code,
                                            ca_file=s.smdp_ca),
                 imei=self.modem.imei() if self.modem is not None else None,

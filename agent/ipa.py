@@ -14,11 +14,11 @@ import time
 
 from agent.activation import ActivationError, ActivationPlan, ProfileOutcome
 from agent.card import CardLink
-from agent.download import Es9Clients
+from agent.download import plan_device_info
 from mps_esim.ipa import card as ipa_card
 from mps_esim.ipa.esipa import EsipaClient
 from mps_esim.ipa.poll import PollOutcome, downloader_for, indirect, poll
-from mps_esim.lpa.es9 import Es9Error
+from mps_esim.lpa.es9 import Es9Clients, Es9Error
 from mps_esim.lpa.es10 import Es10Client, Es10Error
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ def run_rounds(client: Es10Client, plan: ActivationPlan, address: str) -> list[P
     via_eim = indirect(client, address)
     with EsipaClient(address, ca_file=plan.ca_file) as eim, Es9Clients(plan.ca_file) as es9:
         return poll(client, eim, eid, max_rounds=MAX_ROUNDS,
-                    downloader=downloader_for(client, eim, es9.client, via_eim=via_eim))
+                    downloader=downloader_for(client, eim, es9.client, via_eim=via_eim,
+                                              device_info=plan_device_info(plan)))
 
 
 def first_boot_via_eim(link: CardLink, client: Es10Client, plan: ActivationPlan,
@@ -74,7 +75,7 @@ def first_boot_via_eim(link: CardLink, client: Es10Client, plan: ActivationPlan,
 def daemon_round(link: CardLink, plan: ActivationPlan) -> list[PollOutcome]:
     """The daemon's rounds with the eIM (none when the eUICC has no eIM)."""
     with link.open_isdr() as isdr:
-        client = Es10Client(isdr, block_size=plan.block_size)
+        client = Es10Client(isdr, block_size=plan.block_size or link.store_data_block)
         address = eim_address(client, plan.eim)
         if address is None:
             return []

@@ -76,16 +76,18 @@ def _outcome(o: PollOutcome) -> dict[str, Any]:
 
 def cmd_poll(client: Es10Client, args: argparse.Namespace) -> Output:
     # The HTTPS and download machinery loads only when a round runs.
-    from agent.download import Es9Clients
+    from agent.lpa_remote import device_info
     from mps_esim.ipa.esipa import EsipaClient
     from mps_esim.ipa.poll import downloader_for, indirect, poll
+    from mps_esim.lpa.es9 import Es9Clients
 
     address = _eim_address(client, args)
     eid = client.get_eid()
     via_eim = indirect(client, address)
     with EsipaClient(address, ca_file=args.ca) as eim, Es9Clients(args.ca) as es9:
         outcomes = poll(client, eim, eid, max_rounds=64 if args.all else 1,
-                        downloader=downloader_for(client, eim, es9.client, via_eim=via_eim))
+                        downloader=downloader_for(client, eim, es9.client, via_eim=via_eim,
+                                                  device_info=device_info(args)))
     data = {"ok": True, "eim": address, "eid": eid, "rounds": [_outcome(o) for o in outcomes]}
     if not outcomes:
         return Output(data, [f"the eIM {address} has nothing for {eid}"])
@@ -108,18 +110,32 @@ def cmd_rollback(client: Es10Client, args: argparse.Namespace) -> Output:
                          f"waits for the eIM {result.eim_id}"])
 
 
-def register(groups: Any, leaf: Any) -> None:
-    """Add ``ipa`` to the ``mps-lpa`` parser (``leaf`` makes one command)."""
-    ipa = groups.add_parser("ipa", help="the IoT Profile Assistant (SGP.32, eIM)"
-                            ).add_subparsers(dest="command", required=True, metavar="ACTION")
-    leaf(ipa, "eims", cmd_eim_list, "the eIMs the eUICC is associated with")
-    leaf(ipa, "add-eim", cmd_eim_add, "AddInitialEim from an EimConfigurationData file"
-         ).add_argument("file", help="DER or hex ('mps-emu eim config --der FILE')")
-    leaf(ipa, "rollback", cmd_rollback, "back to the profile enabled before an enable PSMO "
-         "that granted rollback").add_argument("--refresh", action="store_true",
-                                               help="ask the eUICC for a REFRESH")
-    p = leaf(ipa, "poll", cmd_poll, "one round with the eIM (every round with --all)")
+HELP = "the IoT Profile Assistant (SGP.32, eIM)"
+
+
+def _add_eim_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="DER or hex ('mps-emu eim config --der FILE')")
+
+
+def _rollback_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--refresh", action="store_true", help="ask the eUICC for a REFRESH")
+
+
+def _poll_options(p: argparse.ArgumentParser, device_options: Any) -> None:
     p.add_argument("--eim", metavar="HOST:PORT", help="default: the eUICC's eIM FQDN")
     p.add_argument("--all", action="store_true", help="until the eIM has nothing more")
     p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) for the eIM's and "
                    "the SM-DP+'s TLS certificates (env MPS_SMDP_CA)")
+    device_options(p)
+
+
+def leaves(leaf: Any, device_options: Any) -> list[tuple[str, str, Any]]:
+    """The ``ipa`` commands of ``mps-lpa``: (name, help, parser builder); ``leaf(func,
+    extra)`` makes a command's builder, ``device_options`` adds the DeviceInfo options."""
+    return [("eims", "the eIMs the eUICC is associated with", leaf(cmd_eim_list)),
+            ("add-eim", "AddInitialEim from an EimConfigurationData file",
+             leaf(cmd_eim_add, _add_eim_options)),
+            ("rollback", "back to the profile enabled before an enable PSMO that granted "
+             "rollback", leaf(cmd_rollback, _rollback_options)),
+            ("poll", "one round with the eIM (every round with --all)",
+             leaf(cmd_poll, lambda p: _poll_options(p, device_options)))]

@@ -14,20 +14,24 @@
                                        ask the operator's registry: the user approves, then
                                        the agent's daemon runs the signed order
     profile download [-a CODE | -s ADDRESS [-m MATCHING_ID]] [-c CONFIRMATION]
-                     [--ca FILE] [--enable]
+                     [--ca FILE] [--enable] [DEVICE]
                                        download a profile from an SM-DP+ (SGP.22 ES9+ over
                                        HTTPS); without -a or -s from the eUICC's default
                                        SM-DP+, else the first event at its root SM-DS
-    profile discovery [--smds ADDRESS] [--ca FILE]
+    profile discovery [--smds ADDRESS] [--ca FILE] [DEVICE]
                                        the events an SM-DS (default: the eUICC's root
                                        SM-DS) holds for this eUICC (ES11)
     notification list
     notification process [--ca FILE]   send every pending notification to its SM-DP+;
                                        each is removed only once the SM-DP+ acknowledged it
     notification remove SEQ... | --all
-    ipa eims | add-eim FILE | poll [--eim HOST:PORT] [--all] [--ca FILE]
+    ipa eims | add-eim FILE | poll [--eim HOST:PORT] [--all] [--ca FILE] [DEVICE]
                                        the IoT Profile Assistant (SGP.32): the eUICC's eIMs,
                                        and rounds with the eIM (see agent.ipa_commands)
+
+DEVICE: [--imei IMEI] [--capabilities LIST | --firmware-profile NAME] make the DeviceInfo
+the eUICC signs for the server (SGP.22 5.7.13): the TAC of the IMEI (behind a modem, the
+modem's own, AT+CGSN) and the radio capabilities; without them a generic LTE device.
 
 The card is reached in-process (emu, its state file), through PC/SC (pcsc, the first
 reader matching the pattern) or behind a modem (at, its serial port); --card takes a card
@@ -35,7 +39,7 @@ URL as the agent does. The SM-DP+'s TLS certificate is verified against --ca FIL
 ($MPS_SMDP_CA) or the system's trust store; a download shows a progress bar on a
 terminal, and a failed one is cancelled on the eUICC and the SM-DP+. Options may also
 come from the environment ($MPS_LPA_APDU, $MPS_LPA_STATE, $MPS_LPA_READER,
-$MPS_LPA_DEVICE, $MPS_LPA_ISDR_AID, $MPS_SMDP_CA); arguments win.
+$MPS_LPA_DEVICE, $MPS_LPA_ISDR_AID, $MPS_SMDP_CA, $MPS_LPA_IMEI); arguments win.
 
 Output is a readable table, or JSON with --json. Exit codes: 0 done; 1 the card or the
 SM-DP+ refused the command or failed (the ES10 result, status word, or the download step
@@ -46,7 +50,6 @@ the card went away).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import sys
@@ -80,11 +83,13 @@ from agent.lpa_commands import (
     cmd_profile_list,
     cmd_profile_nickname,
 )
+from mps_common import logs
 from mps_common.cli import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    add_lazy_parser,
     emit,
     fail,
     json_flag,
@@ -97,12 +102,13 @@ from mps_esim.lpa import Es10Client, Es10Error, Es10ResultError
 from mps_esim.lpa.es10 import DEFAULT_BLOCK_SIZE
 from mps_esim.simfiles import ISDR_AID
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 PROG = "mps-lpa"
 BACKENDS = ("emu", "pcsc", "at")
 _ENV = {"apdu": "MPS_LPA_APDU", "state": "MPS_LPA_STATE", "reader": "MPS_LPA_READER",
-        "device": "MPS_LPA_DEVICE", "isdr_aid": "MPS_LPA_ISDR_AID", "ca": "MPS_SMDP_CA"}
+        "device": "MPS_LPA_DEVICE", "isdr_aid": "MPS_LPA_ISDR_AID", "ca": "MPS_SMDP_CA",
+        "imei": "MPS_LPA_IMEI"}
 
 
 # --- choosing the card ------------------------------------------------------------------------
@@ -191,7 +197,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--isdr-aid", metavar="HEX",
                         help=f"the ISD-R's AID (default {ISDR_AID.hex().upper()})")
     parser.add_argument("--block-size", type=_block_size, metavar="N",
-                        help=f"STORE DATA block size (default {DEFAULT_BLOCK_SIZE})")
+                        help="STORE DATA block size (default: 255, behind a modem "
+                        f"{DEFAULT_BLOCK_SIZE})")
     json_flag(parser)
     parser.add_argument("-v", "--verbose", action="count", help="log more (-vv: every APDU)")
     # No default: a leaf's unset option must not hide the one given before the command.
@@ -211,6 +218,59 @@ def _remote(name: str) -> Callable[[Es10Client, argparse.Namespace], Output]:
     return run
 
 
+Leaf = Callable[[argparse.ArgumentParser], object]
+
+
+def _leaf(func: Callable[[Es10Client, argparse.Namespace], Output], extra: Leaf | None = None
+          ) -> Leaf:
+    """The builder of one command's parser: the common options, ``func``, then ``extra``."""
+    def build(p: argparse.ArgumentParser) -> None:
+        _common_options(p)
+        p.set_defaults(func=func)
+        if extra is not None:
+            extra(p)
+
+    return build
+
+
+def _group(leaves: Sequence[tuple[str, str, Leaf]]) -> Leaf:
+    """The builder of a command group's parser, its commands built lazily too."""
+    def build(p: argparse.ArgumentParser) -> None:
+        sub = p.add_subparsers(dest="command", required=True, metavar="ACTION")
+        for name, help_text, leaf in leaves:
+            add_lazy_parser(sub, name, help_text, leaf)
+
+    return build
+
+
+def _class_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--class", dest="profile_class", choices=sgp22.PROFILE_CLASSES,
+                   help="only profiles of this class")
+
+
+def _id_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="ICCID or ISD-P AID")
+
+
+def _state_options(p: argparse.ArgumentParser) -> None:
+    _id_option(p)
+    p.add_argument("--no-refresh", dest="refresh", action="store_false",
+                   help="do not ask the eUICC to refresh the device")
+
+
+def _nickname_options(p: argparse.ArgumentParser) -> None:
+    _id_option(p)
+    p.add_argument("name", nargs="?", default="", help="the nickname (none: remove it)")
+
+
+def _discovery_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--smds", metavar="ADDRESS",
+                   help="the SM-DS, HOST[:PORT] (default: the eUICC's root SM-DS)")
+    p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
+                   "SM-DS's TLS certificate (env MPS_SMDP_CA)")
+    _device_options(p)
+
+
 def _ask(client: Es10Client, args: argparse.Namespace) -> Output:
     """``profile ask`` (:mod:`agent.lpa_ask`, with MQTT and the credentials, loaded when it
     runs)."""
@@ -228,66 +288,24 @@ def _ask_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", default="mps/v1", help="topic prefix (default mps/v1)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``mps-lpa`` parser. Common options are taken before or after the command."""
-    parser = new_parser(PROG, __doc__ or "")
-    _common_options(parser)
-    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+def _device_options(p: argparse.ArgumentParser) -> None:
+    """Where the DeviceInfo the eUICC signs for the server comes from (SGP.22 5.7.13)."""
+    p.add_argument("--imei", metavar="IMEI", help="the device's IMEI, whose TAC goes into "
+                   "DeviceInfo (env MPS_LPA_IMEI; default: the modem's with --apdu at)")
+    p.add_argument("--capabilities", metavar="LIST", help="comma-separated radio "
+                   "capabilities for DeviceCapabilities, e.g. lte-m,nb-iot")
+    p.add_argument("--firmware-profile", metavar="NAME|FILE",
+                   help="take the capabilities from this firmware profile")
 
-    def leaf(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-             func: Callable[[Es10Client, argparse.Namespace], Output], help_text: str
-             ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _common_options(p)
-        p.set_defaults(func=func)
-        return p
 
-    chip = groups.add_parser("chip", help="the eUICC itself").add_subparsers(
-        dest="command", required=True, metavar="ACTION")
-    leaf(chip, "info", cmd_chip_info, "EID, configured addresses and EUICCInfo2")
-    leaf(chip, "default-dp", cmd_chip_default_dp,
-         "set the default SM-DP+ address").add_argument("address", help='"" removes it')
-
-    profile = groups.add_parser("profile", help="installed profiles").add_subparsers(
-        dest="command", required=True, metavar="ACTION")
-    leaf(profile, "list", cmd_profile_list, "list the profiles").add_argument(
-        "--class", dest="profile_class", choices=sgp22.PROFILE_CLASSES,
-        help="only profiles of this class")
-    for name, func in (("enable", cmd_profile_enable), ("disable", cmd_profile_disable)):
-        p = leaf(profile, name, func, f"{name} a profile")
-        p.add_argument("id", help="ICCID or ISD-P AID")
-        p.add_argument("--no-refresh", dest="refresh", action="store_false",
-                       help="do not ask the eUICC to refresh the device")
-    leaf(profile, "delete", cmd_profile_delete, "delete a disabled profile").add_argument(
-        "id", help="ICCID or ISD-P AID")
-    _ask_options(leaf(profile, "ask", _ask, "ask the registry; the user decides"))
-    p = leaf(profile, "nickname", cmd_profile_nickname, "set or remove a nickname")
-    p.add_argument("id", help="ICCID or ISD-P AID")
-    p.add_argument("name", nargs="?", default="", help="the nickname (none: remove it)")
-    _download_options(leaf(profile, "download", _remote("cmd_profile_download"),
-                           "download a profile "
-                           "from an SM-DP+ (default: the eUICC's default SM-DP+, else the "
-                           "first event at its root SM-DS)"))
-    p = leaf(profile, "discovery", _remote("cmd_profile_discovery"),
-             "the events an SM-DS holds for this eUICC (ES11)")
-    p.add_argument("--smds", metavar="ADDRESS",
-                   help="the SM-DS, HOST[:PORT] (default: the eUICC's root SM-DS)")
+def _ca_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
-                   "SM-DS's TLS certificate (env MPS_SMDP_CA)")
+                   "SM-DP+'s TLS certificate (env MPS_SMDP_CA)")
 
-    notification = groups.add_parser("notification", help="pending notifications"
-                                     ).add_subparsers(dest="command", required=True,
-                                                      metavar="ACTION")
-    leaf(notification, "list", cmd_notification_list, "list the pending notifications")
-    leaf(notification, "process", _remote("cmd_notification_process"),
-         "send the pending notifications; remove each one the SM-DP+ acknowledged"
-         ).add_argument("--ca", metavar="FILE", help="CA certificates (PEM) that verify the "
-                        "SM-DP+'s TLS certificate (env MPS_SMDP_CA)")
-    p = leaf(notification, "remove", cmd_notification_remove, "remove them (as delivered)")
+
+def _remove_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("seq", nargs="*", type=_nonneg, help="sequence numbers")
     p.add_argument("--all", action="store_true", help="every pending notification")
-    ipa_commands.register(groups, leaf)
-    return parser
 
 
 def _download_options(p: argparse.ArgumentParser) -> None:
@@ -301,6 +319,50 @@ def _download_options(p: argparse.ArgumentParser) -> None:
                    "SM-DP+'s TLS certificate (env MPS_SMDP_CA; default the system store)")
     p.add_argument("--enable", action="store_true",
                    help="enable the profile once installed")
+    _device_options(p)
+
+
+_GROUPS: tuple[tuple[str, str, Sequence[tuple[str, str, Leaf]]], ...] = (
+    ("chip", "the eUICC itself", (
+        ("info", "EID, configured addresses and EUICCInfo2", _leaf(cmd_chip_info)),
+        ("default-dp", "set the default SM-DP+ address", _leaf(
+            cmd_chip_default_dp, lambda p: p.add_argument("address", help='"" removes it'))),
+    )),
+    ("profile", "installed profiles", (
+        ("list", "list the profiles", _leaf(cmd_profile_list, _class_option)),
+        ("enable", "enable a profile", _leaf(cmd_profile_enable, _state_options)),
+        ("disable", "disable a profile", _leaf(cmd_profile_disable, _state_options)),
+        ("delete", "delete a disabled profile", _leaf(cmd_profile_delete, _id_option)),
+        ("nickname", "set or remove a nickname", _leaf(cmd_profile_nickname,
+                                                         _nickname_options)),
+        ("ask", "ask the registry; the user decides", _leaf(_ask, _ask_options)),
+        ("download", "download a profile from an SM-DP+ (default: the eUICC's default "
+         "SM-DP+, else the first event at its root SM-DS)",
+         _leaf(_remote("cmd_profile_download"), _download_options)),
+        ("discovery", "the events an SM-DS holds for this eUICC (ES11)",
+         _leaf(_remote("cmd_profile_discovery"), _discovery_options)),
+    )),
+    ("notification", "pending notifications", (
+        ("list", "list the pending notifications", _leaf(cmd_notification_list)),
+        ("process", "send the pending notifications; remove each one the SM-DP+ "
+         "acknowledged", _leaf(_remote("cmd_notification_process"), _ca_option)),
+        ("remove", "remove notifications (as delivered)",
+         _leaf(cmd_notification_remove, _remove_options)),
+    )),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mps-lpa`` parser. Common options are taken before or after the command; each
+    command's parser is built only when the command line names it."""
+    parser = new_parser(PROG, __doc__ or "")
+    _common_options(parser)
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    for name, help_text, leaves in _GROUPS:
+        add_lazy_parser(groups, name, help_text, _group(leaves))
+    add_lazy_parser(groups, "ipa", ipa_commands.HELP,
+                    _group(ipa_commands.leaves(_leaf, _device_options)))
+    return parser
 
 
 def _finish(args: argparse.Namespace) -> None:
@@ -310,9 +372,11 @@ def _finish(args: argparse.Namespace) -> None:
             setattr(args, name, None)
     args.json = getattr(args, "json", False)
     args.verbose = getattr(args, "verbose", 0)
-    args.block_size = getattr(args, "block_size", DEFAULT_BLOCK_SIZE)
+    args.block_size = getattr(args, "block_size", None)
     if hasattr(args, "ca"):
         args.ca = args.ca or os.environ.get(_ENV["ca"]) or None
+    if hasattr(args, "imei"):
+        args.imei = args.imei or os.environ.get(_ENV["imei"]) or None
     aid = getattr(args, "isdr_aid", None) or os.environ.get(_ENV["isdr_aid"])
     args.isdr_aid = ISDR_AID if aid is None else _hex_aid(aid)
 
@@ -382,7 +446,8 @@ def _run_command(args: argparse.Namespace) -> Output:
         link.connect()
         args.link = link
         with link.open_isdr() as isdr:
-            output: Output = args.func(Es10Client(isdr, block_size=args.block_size), args)
+            block = args.block_size or link.store_data_block
+            output: Output = args.func(Es10Client(isdr, block_size=block), args)
             return output
     finally:
         if link is not None:
@@ -417,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(args, int):
         return args
     verbose = getattr(args, "verbose", 0) or 0
-    setup_logging(("warning", "info", "debug")[min(verbose, 2)])
+    # At the default level the card commands load no logging unless something is said.
+    setup_logging(("warning", "info", "debug")[min(verbose, 2)], lazy=not verbose)
     return run(args)
 
 

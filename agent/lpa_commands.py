@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import AgentConfigError, AgentError
 from mps_common.cli import table
+from mps_common.record import record
 from mps_esim import sgp22
 from mps_esim.lpa import Es10Client, Es10ResultError
 
@@ -23,7 +23,7 @@ class UsageError(AgentConfigError):
     """The options do not make a command."""
 
 
-@dataclass(frozen=True)
+@record
 class Output:
     """What a command shows: JSON for scripts, lines of text for people."""
 

@@ -8,19 +8,56 @@ from __future__ import annotations
 import argparse
 
 from agent.card import CardLink
-from agent.download import Es9Clients
 from agent.lpa_commands import NotificationsKept, Output, UsageError, _table, pairs
 from mps_common.progress import Progress
 from mps_esim.lpa import Es10Client
 from mps_esim.lpa.activation import ActivationCodeError, check_address, parse_activation_code
+from mps_esim.lpa.device_info import capabilities_of, tac_of
 from mps_esim.lpa.download import (
     Es10bOverStoreData,
     ProfileDownloader,
     Stage,
+    default_device_info,
     process_notifications,
 )
 from mps_esim.lpa.download import Progress as DownloadProgress
+from mps_esim.lpa.es9 import Es9Clients
 from mps_esim.lpa.es11 import Es11Client, EventEntry
+from mps_esim.sgp22 import rsp
+
+
+def _capabilities(args: argparse.Namespace) -> tuple[str, ...]:
+    """--capabilities, else the firmware profile's (--firmware-profile), else none."""
+    if args.capabilities:
+        return tuple(c.strip().lower() for c in args.capabilities.split(",") if c.strip())
+    if args.firmware_profile:
+        from firmware_profiles import find_profile, load_profile
+
+        return load_profile(find_profile(args.firmware_profile)).capabilities
+    return ()
+
+
+def device_info(args: argparse.Namespace) -> rsp.DeviceInfo | None:
+    """The DeviceInfo the eUICC signs for the server (SGP.22 5.7.13 ctxParams1): the TAC of
+    --imei (behind a modem, the modem's own IMEI, AT+CGSN) and the radio capabilities of
+    --capabilities or the firmware profile. None, the LPA's default, when neither is known.
+    """
+    imei: str | None = args.imei
+    link = args.link
+    if imei is None and link.scheme == "at":
+        imei = link.modem.imei()
+    capabilities = _capabilities(args)
+    if imei is None and not capabilities:
+        return None
+    tac = default_device_info().tac
+    if imei is not None:
+        from mps_wire.identifiers import IdentifierError, validate_imei
+
+        try:
+            tac = tac_of(validate_imei(imei))
+        except IdentifierError as exc:
+            raise UsageError(f"--imei: {exc}") from None
+    return rsp.DeviceInfo(tac=tac, capabilities=capabilities_of(capabilities))
 
 
 class _DownloadBar:
@@ -74,7 +111,8 @@ def _download_target(client: Es10Client, args: argparse.Namespace
 def _discover(client: Es10Client, args: argparse.Namespace, smds: str
               ) -> tuple[EventEntry, ...]:
     with Es9Clients(args.ca) as es9, Es11Client(smds, ca_file=args.ca) as es11:
-        return ProfileDownloader(Es10bOverStoreData(client), es9.client).discover(es11, smds)
+        return ProfileDownloader(Es10bOverStoreData(client), es9.client,
+                                 device_info=device_info(args)).discover(es11, smds)
 
 
 def cmd_profile_discovery(client: Es10Client, args: argparse.Namespace) -> Output:
@@ -102,7 +140,7 @@ def cmd_profile_download(client: Es10Client, args: argparse.Namespace) -> Output
     shown = _DownloadBar()
     with Es9Clients(args.ca) as es9, shown.bar:
         downloader = ProfileDownloader(Es10bOverStoreData(client), es9.client,
-                                       progress=shown)
+                                       progress=shown, device_info=device_info(args))
         result = downloader.download(address, matching_id, confirmation_code=confirmation)
         if args.enable:
             client.enable_profile(iccid=result.iccid)

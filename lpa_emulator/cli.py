@@ -119,7 +119,7 @@ def cmd_rig(args: argparse.Namespace) -> int:
                   use_pcsc=False if args.no_pcsc else None, broker=args.broker, db=args.db,
                   operator_data=args.operator_data, first=args.first,
                   parallel=args.parallel, app_check=not args.no_app_check,
-                  download=not args.preloaded, profiles=_eim_profiles(args))
+                  download=not args.preloaded, profiles=_profiles(args))
     except (RigError, ValueError) as exc:
         return fail(PROG, str(exc), EXIT_USAGE)
     if args.export_operator_data is not None:
@@ -132,12 +132,20 @@ def cmd_rig(args: argparse.Namespace) -> int:
     return _run_rig(rig, args.json)
 
 
-def _eim_profiles(args: argparse.Namespace) -> Any:
-    """``--eim``: the devices' profiles ordered by an eIM (SGP.32), else the default."""
-    if not args.eim:
+def _profiles(args: argparse.Namespace) -> Any:
+    """``--eim``: the devices' profiles ordered by an eIM (SGP.32); ``--smds``: found
+    through the root SM-DS (SGP.22 3.6); else the default."""
+    if not (args.eim or args.smds):
         return None
+    if args.eim and args.smds:
+        raise ValueError("--eim and --smds are two ways to the profile: choose one")
     if args.preloaded:
-        raise ValueError("--eim downloads every profile: it does not go with --preloaded")
+        raise ValueError(f"--{'eim' if args.eim else 'smds'} downloads every profile: it "
+                         "does not go with --preloaded")
+    if args.smds:
+        from mps_testbed.smds import SmdsProfiles
+
+        return SmdsProfiles()
     from mps_testbed.eim import EimProfiles
 
     return EimProfiles()
@@ -175,6 +183,9 @@ def _register_rig(sub: Any) -> None:
     rig.add_argument("--eim", action="store_true",
                      help="cards leave the factory empty with an eIM associated; the eIM "
                           "orders each profile and the agents boot headless (SGP.32)")
+    rig.add_argument("--smds", action="store_true",
+                     help="cards leave the factory empty with a root SM-DS, where each "
+                          "order is an event; first boot finds its profile there (ES11)")
     rig.add_argument("--preloaded", action="store_true",
                      help="cards hold their profile from the start (no SM-DP+ download)")
     json_flag(rig)

@@ -32,6 +32,9 @@ class LpaWalls:
     chip_info_ms: list[float] = field(default_factory=list)
     download_ms: list[float] = field(default_factory=list)
     python_ms: list[float] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)
+    """The 1-minute load average before and after: other work on the machine inflates
+    every wall time here."""
     why: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -41,6 +44,7 @@ class LpaWalls:
         return {"chip_info_wall_ms": med(self.chip_info_ms),
                 "download_wall_ms": med(self.download_ms),
                 "python_start_wall_ms": med(self.python_ms), "runs": len(self.chip_info_ms),
+                "load": [round(x, 2) for x in self.load],
                 **({"why": self.why} if self.why else {})}
 
 
@@ -81,6 +85,7 @@ def measure(workdir: Path, runs: int, say: Callable[[str], None]) -> LpaWalls:
         lpa_env = sandbox.env(env)
         lpa = [*console_script("mps-lpa"), "--apdu", "pcsc", "--reader",
                re.escape(sandbox.reader_name(0))]
+        found.load.append(os.getloadavg()[0])
         try:
             say(f"mps-lpa wall time: {runs} x chip info, {runs} x download, through pcscd")
             for i in range(runs + 1):
@@ -95,5 +100,6 @@ def measure(workdir: Path, runs: int, say: Callable[[str], None]) -> LpaWalls:
         except RuntimeError as exc:
             found.why = str(exc)
         finally:
+            found.load.append(os.getloadavg()[0])
             smdp.close()
     return found

@@ -146,8 +146,9 @@ def _plot(png: Path, plan: Plan, target: StoreTarget, report: PerfReport) -> Non
 def _jsonable(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    for fields in ("__dataclass_fields__", "__record_fields__"):  # dataclasses, records
+        if hasattr(value, fields):
+            return {k: getattr(value, k) for k in getattr(value, fields)}
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 

@@ -218,7 +218,8 @@ def _lpa(lp: dict[str, Any]) -> str:
     return (f"g. mps-lpa wall time through pcscd + vpcd (median of {lp['runs']}, process "
             f"start to exit): chip info {_fmt(lp['chip_info_wall_ms'], 1)} ms, profile "
             f"download {_fmt(lp['download_wall_ms'], 1)} ms; the interpreter alone "
-            f"{_fmt(lp['python_start_wall_ms'], 1)} ms")
+            f"{_fmt(lp['python_start_wall_ms'], 1)} ms; load average "
+            f"{' -> '.join(str(x) for x in lp.get('load', [])) or '-'}")
 
 
 _SECTIONS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (

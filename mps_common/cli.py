@@ -17,15 +17,14 @@ everywhere:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import logging
 import os
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from mps_common import logs
 from mps_common.errors import ConfigError
 
 EXIT_OK = 0
@@ -34,6 +33,29 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def terminal_columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` tells it ($COLUMNS, then
+    the terminal of stdout, else 80), without importing shutil (and the compression
+    modules it loads) into every command line's start-up."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help shown as written, as wide as the terminal."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +67,7 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
 
@@ -54,6 +76,43 @@ def new_parser(prog: str, description: str, *, epilog: str | None = None
     """A top-level parser: no abbreviated options, help shown as written; its subcommands
     too."""
     return _Parser(prog=prog, description=description, epilog=epilog)
+
+
+class _LazyParsers(dict[str, Any]):
+    """A subcommand table whose parsers are built when argparse looks one up: a command
+    line builds the parser of the command it runs, not those of every other one."""
+
+    def __getitem__(self, name: str) -> Any:
+        value = super().__getitem__(name)
+        if isinstance(value, argparse.ArgumentParser):
+            return value
+        parser = value()
+        self[name] = parser
+        return parser
+
+
+def add_lazy_parser(subparsers: Any, name: str, help_text: str,
+                    build: Callable[[argparse.ArgumentParser], object]) -> None:
+    """Add subcommand ``name`` to ``subparsers`` (an ``add_subparsers`` result), its parser
+    made and filled by ``build`` only when the command line names it.
+
+    argparse checks a subcommand name against ``choices`` and looks its parser up by name
+    (``_name_parser_map``, the same mapping); the help listing comes from the pseudo
+    actions ``add_parser`` would add.
+    """
+    table = subparsers._name_parser_map
+    if not isinstance(table, _LazyParsers):
+        table = _LazyParsers(table)
+        subparsers._name_parser_map = subparsers.choices = table
+    subparsers._choices_actions.append(subparsers._ChoicesPseudoAction(name, (), help_text))
+
+    def make() -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = subparsers._parser_class(
+            prog=f"{subparsers._prog_prefix} {name}", description=help_text)
+        build(parser)
+        return parser
+
+    table[name] = make
 
 
 def common_options(*, json_option: bool = False) -> argparse.ArgumentParser:
@@ -93,12 +152,20 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr from ``level`` on, one line per record with the logger's name."""
+def setup_logging(level: str, *, lazy: bool = False) -> None:
+    """Log to stderr from ``level`` on, one line per record with the logger's name.
+
+    With ``lazy``, :mod:`logging` is loaded only once a :mod:`mps_common.logs` logger has a
+    record at that level to show (a command whose modules all log through those).
+    """
     if level not in LOG_LEVELS:
         raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if lazy:
+        logs.configure(level)
+        return
+    import logging
+
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format=logs.FORMAT)
 
 
 def width(text: str) -> int:
@@ -110,6 +177,8 @@ def width(text: str) -> int:
 def utc_time(ms: float) -> str:
     """A time in milliseconds since the epoch as a person reads it, in UTC (tables say
     so in their header, sentences add " UTC")."""
+    import datetime  # only the commands that show times load it
+
     moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from mps_common.record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Problem:
     """One thing wrong in a configuration or data file: where (``contracts[0].id``) and what."""
 

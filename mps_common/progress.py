@@ -10,13 +10,14 @@ agent, LPA and emulator share, so every command can use it.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
+
+from mps_common.cli import terminal_columns
 
 _BAR = 24
 
@@ -129,7 +130,7 @@ class Progress:
         if not force and self._drawn_at is not None and \
                 now - self._drawn_at < self._min_interval:
             return
-        width = shutil.get_terminal_size((80, 24)).columns - 1
+        width = terminal_columns() - 1
         self.stream.write("\r\x1b[K" + self.render(width))
         self.stream.flush()
         self._drawn_at = now

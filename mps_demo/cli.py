@@ -27,7 +27,6 @@ from mps_common.cli import (
 from mps_demo.esim_act import EsimTarget
 from mps_demo.page_act import PageActError, PageActResult, PageCast, run_page_act, verify_page_act
 from mps_sdk.errors import PairingError
-from mps_testbed.eim import EimProfiles
 from mps_testbed.federation import run_federation_act
 from mps_testbed.rig import (
     DeviceSetup,
@@ -39,6 +38,7 @@ from mps_testbed.rig import (
     summary,
     verify,
 )
+from mps_testbed.smds import EimSmdsProfiles
 from mps_testbed.story import StoryApps, StoryError, StoryResult, run_story, verify_story
 
 PROG = "mps-demo"
@@ -85,8 +85,9 @@ def tell(args: argparse.Namespace) -> int:
             print(message, flush=True)
 
     say("Paul's four devices boot, download their eSIM profiles from the operator's SM-DP+, "
-        "register with its registry,\nand an app finds them all by his phone number (one of "
-        "them boots headless: no activation code,\nits eIM orders the profile, SGP.32). Then "
+        "register with its registry,\nand an app finds them all by his phone number (two of "
+        "them know no activation code:\none finds its profile through the SM-DS, one boots "
+        "headless and its eIM orders it, SGP.32). Then "
         "a health app pairs with his consent,\nand hears of his new tennis racket without "
         "asking again.\n")
     told: list[StoryResult] = []
@@ -123,7 +124,8 @@ def tell(args: argparse.Namespace) -> int:
     # Signed registrations only: every device holds an operator-issued key.
     rig = Rig(DEVICES, workdir=args.workdir, say=say, held_back=1, after_boot=story,
               use_pcsc=False if args.no_pcsc else None, enroll=enroll_all,
-              bridge_args=["--signatures", "required"], profiles=EimProfiles(headless=1))
+              bridge_args=["--signatures", "required"],
+              profiles=EimSmdsProfiles(through_smds=1, headless=1))
     try:
         result = rig.run()
     except (RigError, StackError) as exc:

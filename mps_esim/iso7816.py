@@ -4,9 +4,9 @@ command APDU building, response splitting, status words and the T=0 response pro
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
+from mps_common.record import record
 from mps_esim.errors import EsimError
 
 SW_OK = 0x9000
@@ -63,7 +63,7 @@ def build_apdu(cla: int, ins: int, p1: int, p2: int, data: bytes = b"",
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Response:
     """A response APDU: data and the status word."""
 

@@ -76,6 +76,11 @@ class EimProfiles(SmdpProfiles):
         self.eim.order_download(state.eid, code)
         return state.eid
 
+    def describe(self, cards: int) -> list[str]:
+        return [*super().describe(cards),
+                f"eim         ESipa over HTTPS at {self.address}; headless (no activation "
+                f"code, profile ordered by the eIM, SGP.32): {self.through_eim} of them"]
+
     @property
     def through_eim(self) -> int:
         """How many cards were made to boot through the eIM."""

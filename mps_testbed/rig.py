@@ -55,7 +55,6 @@ from mps_testbed.deployment import (
     summary,
     verify,
 )
-from mps_testbed.eim import EimProfiles
 from mps_testbed.errors import RigError, StackError
 from mps_testbed.operator import (
     OPERATOR_SOURCE,
@@ -221,13 +220,8 @@ class Rig:
         if self.enroll is not None:
             with self._phase("enrolment"):
                 self.enroll(devices, str(self.workdir / "registry.sqlite"))
-        if isinstance(self.profiles, SmdpProfiles) and self.profiles.smdp is not None:
-            self.say(f"sm-dp+      ES9+ over HTTPS at {self.profiles.smdp.address}; "
-                     f"{len(devices)} empty eUICCs, one profile order each")
-        if isinstance(self.profiles, EimProfiles) and self.profiles.address is not None:
-            self.say(f"eim         ESipa over HTTPS at {self.profiles.address}; headless "
-                     f"(no activation code, profile ordered by the eIM, SGP.32): "
-                     f"{self.profiles.through_eim} of them")
+        for line in getattr(self.profiles, "describe", lambda _cards: [])(len(devices)):
+            self.say(line)
 
     # --- the operator side ---------------------------------------------------------------
 

@@ -88,8 +88,10 @@ def start_smdp(workdir: Path, procs: ProcessGroup, *, host: str = "localhost",
                      tls_hosts=tuple(dict.fromkeys((host, "localhost", "127.0.0.1"))))
     port = port or free_port()
     address = f"{host}:{port}"
+    # The test bed's SM-DS is under the same test CI: the SM-DP+ deletes its events there.
     argv = [*console_script("mps-emu"), "smdp", "serve", "--pki", str(pki_dir),
-            "--listen", f"127.0.0.1:{port}", "--address", address, "--data", str(data_dir)]
+            "--listen", f"127.0.0.1:{port}", "--address", address, "--data", str(data_dir),
+            "--smds-ca", str(pki_dir / pki.CI_CERT)]
     if broker is not None:
         argv += ["--broker", broker]
     if prefix is not None:
@@ -153,6 +155,13 @@ class SmdpProfiles:
 
     def agent_env(self) -> dict[str, str]:
         return {} if self.smdp is None else self.smdp.agent_env()
+
+    def describe(self, cards: int) -> list[str]:
+        """What the rig says of this source once the cards are made."""
+        if self.smdp is None:
+            return []
+        return [f"sm-dp+      ES9+ over HTTPS at {self.smdp.address}; {cards} empty eUICCs, "
+                "one profile order each"]
 
     def close(self) -> None:
         if self.smdp is not None:

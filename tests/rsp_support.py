@@ -3,9 +3,10 @@ through STORE DATA, an SM-DP+ on HTTPS, and a recording reporter."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from mps_esim.lpa.download import Es10bOverStoreData, ProfileDownloader
 from mps_esim.lpa.es9 import Es9Client
 from mps_esim.lpa.es10 import Es10Client
 from mps_esim.lpa.es11 import Es11Client, Es12Client
+from mps_esim.sgp22 import rsp
 from mps_esim.simfiles import ISDR_AID
 from mps_wire.identifiers import make_iccid
 
@@ -114,6 +116,22 @@ class Served:
 
     def client(self, address: str | None = None) -> Es9Client:
         return Es9Client(address or self.address, ca_file=self.ca)
+
+    def record_device_info(self) -> list[rsp.DeviceInfo]:
+        """From now on, the DeviceInfo of each authenticateClient the SM-DP+ receives, as
+        the eUICC signed it (euiccSigned1.ctxParams1, SGP.22 5.6.2 / 5.7.13)."""
+        seen: list[rsp.DeviceInfo] = []
+        original = self.smdp.authenticate_client
+
+        def recording(body: Mapping[str, Any]) -> dict[str, Any]:
+            answer = rsp.decode_authenticate_server_response(
+                base64.b64decode(body["authenticateServerResponse"]))
+            assert isinstance(answer, rsp.AuthenticateResponseOk)
+            seen.append(rsp.EuiccSigned1.decode(answer.euicc_signed1).ctx_params1.device_info)
+            return original(body)
+
+        self.smdp.authenticate_client = recording  # type: ignore[method-assign]
+        return seen
 
     def downloader(self, card: EuiccCard, *, block_size: int = 120,
                    **kwargs: Any) -> ProfileDownloader:

@@ -16,6 +16,7 @@ from agent.errors import (
 )
 from agent.modem import Modem, open_modem
 from mps_esim.iso7816 import Response
+from mps_esim.lpa.es10 import DEFAULT_BLOCK_SIZE
 from mps_esim.simfiles import ISDR_AID
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class AtCardLink(CardLink):
     them, and falls back to MANAGE CHANNEL over AT+CSIM when it does not."""
 
     scheme = "at"
+    # The LPA's customary block (SGP.22 leaves it to the LPA): AT+CSIM carries the APDU in
+    # hex on one command line, and modem firmware limits that line's length.
+    store_data_block = DEFAULT_BLOCK_SIZE
 
     def __init__(self, modem: Modem | None = None, *, port: str | None = None,
                  isdr_aid: bytes = ISDR_AID, use_ccho: bool | None = None,

@@ -11,12 +11,12 @@ link (or :meth:`CardLink.reconnect`) connects to the card again once it is back.
 from __future__ import annotations
 
 import abc
-import logging
 import threading
 from collections.abc import Callable
 from types import TracebackType
 
 from agent.errors import CardError, CardRemovedError, StatusWordError
+from mps_common import logs
 from mps_esim.iso7816 import (
     SW_OK,
     ApduError,
@@ -36,7 +36,7 @@ from mps_esim.simfiles import (
     decode_imsi,
 )
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 
 def check(resp: Response, apdu: bytes, *, ok: tuple[int, ...] = (SW_OK,)) -> bytes:
@@ -103,6 +103,9 @@ class CardLink(abc.ABC):
     """
 
     scheme: str = ""
+    store_data_block: int = 255
+    """The STORE DATA block size (ES10 data per command) the path carries: a short APDU's
+    whole 255 bytes unless the path is narrower. Fewer blocks, fewer round trips."""
 
     def __init__(self, *, isdr_aid: bytes = ISDR_AID, auto_reconnect: bool = True) -> None:
         self.isdr_aid = isdr_aid
@@ -194,7 +197,7 @@ class CardLink(abc.ABC):
             raise
         except ApduError as exc:
             raise CardError(f"bad APDU exchange: {exc}") from exc
-        if log.isEnabledFor(logging.DEBUG):
+        if log.isEnabledFor(logs.DEBUG):
             log.debug("%s:// %s -> %s %04X", self.scheme, apdu.hex().upper(),
                       resp.data.hex().upper(), resp.sw)
         return resp

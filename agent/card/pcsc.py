@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
-import logging
+import importlib
+import importlib.machinery
 import re
+import sys
+import types
 from typing import Any
 from urllib.parse import SplitResult, parse_qs
 
 from agent.card.link import CardLink
 from agent.errors import AgentConfigError, CardError, CardRemovedError, NoCardError
+from mps_common import logs
 from mps_esim.simfiles import ISDR_AID
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
+
+
+def _pcsc() -> Any:
+    """pyscard's PC/SC layer, ``smartcard.scard``, imported on first use: it loads
+    libpcsclite, which a device without a reader lacks.
+
+    ``import smartcard.scard`` first runs the package's ``__init__``, which loads pyscard's
+    object layer (sessions, reader factories, observers) this link never uses, a good part
+    of an LPA command's start-up. When nothing has imported the package yet, it is entered
+    in ``sys.modules`` as a bare package (its ``__path__`` only) so that only the PC/SC
+    layer loads; importing any of its modules later works as usual.
+    """
+    found = sys.modules.get("smartcard.scard")
+    if found is not None:
+        return found
+    if "smartcard" not in sys.modules:
+        spec = importlib.machinery.PathFinder.find_spec("smartcard")
+        if spec is not None and spec.submodule_search_locations is not None:
+            package = types.ModuleType("smartcard")
+            package.__spec__ = spec
+            package.__path__ = list(spec.submodule_search_locations)
+            package.__file__ = spec.origin
+            sys.modules["smartcard"] = package
+    return importlib.import_module("smartcard.scard")
 
 
 def _reason(scard: Any, hresult: int) -> str:
@@ -47,9 +75,7 @@ class PcscCardLink(CardLink):
         return cls(query.get("reader", [""])[-1], isdr_aid=isdr_aid)
 
     def _connect(self) -> bytes:
-        # pyscard's PC/SC layer alone (smartcard.scard), imported here: it loads libpcsclite,
-        # which a device without a reader lacks; its object layer costs start-up time only.
-        from smartcard import scard
+        scard = _pcsc()
 
         hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         if hresult != scard.SCARD_S_SUCCESS:
@@ -91,8 +117,7 @@ class PcscCardLink(CardLink):
         return card
 
     def _exchange(self, apdu: bytes) -> bytes:
-        from smartcard import scard
-
+        scard = _pcsc()
         if self._card is None:
             raise CardError("pcsc:// link is not connected")
         hresult, response = scard.SCardTransmit(self._card, scard.SCARD_PCI_T0, list(apdu))
@@ -110,7 +135,7 @@ class PcscCardLink(CardLink):
         collected pcscd may be gone); failures only logged."""
         if self._card is None and self._context is None:
             return
-        from smartcard import scard
+        scard = _pcsc()
 
         if self._card is not None:
             # Unpowered, as pyscard's object layer leaves a card: the next connect powers it

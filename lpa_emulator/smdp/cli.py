@@ -124,7 +124,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return fail(PROG, "--session-ttl, --pending-ttl, --request-timeout and "
                           "--max-connections must be positive", EXIT_USAGE)
     # aiohttp is needed only to serve; the other commands work without it.
+    from lpa_emulator.smdp.events import EventDeleter
     from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
+    from mps_esim.lpa.es9 import Es9Error
 
     host, port = args.listen
     try:
@@ -145,6 +147,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     smdp = Smdp(address=args.address, credentials=credentials, orders=store,
                 reporter=reporter, session_ttl=args.session_ttl,
                 pending_ttl=args.pending_ttl)
+    try:
+        events = EventDeleter(store, ca_file=args.smds_ca)
+    except Es9Error as exc:
+        return fail(PROG, f"--smds-ca: {exc}", EXIT_USAGE)
+    smdp.on_finished = events.wake
     server = SmdpHttpServer(smdp, host=host, port=port, ssl_context=context,
                             workers=args.workers,
                             limits=Limits(max_connections=args.max_connections,
@@ -155,6 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return fail(PROG, str(exc))
     if publisher is not None:
         publisher.start()
+    events.start()
     print(f"SM-DP+ {args.address} serving ES9+ on https://{host}:{bound}"
           + (f", reports to {broker} {publisher.topic}" if publisher else ""), flush=True)
     try:
@@ -163,6 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.stop()
         if publisher is not None:
             publisher.stop()
+        events.stop()
         store.close()
     return EXIT_OK
 
@@ -239,15 +248,22 @@ def _order_from_operator(store: OrderStore, address: str, args: argparse.Namespa
 
 
 def _register_event(args: argparse.Namespace, matching_id: str, address: str) -> str | None:
-    """ES12.RegisterEvent of the order at ``--smds``; what went wrong, if anything."""
+    """ES12.RegisterEvent of the order at ``--smds`` (kept for ES12.DeleteEvent once the
+    download is over); what went wrong, if anything."""
+    from lpa_emulator.smdp.events import register_event
     from mps_esim.lpa.es9 import Es9Error
-    from mps_esim.lpa.es11 import Es12Client
 
     try:
-        with Es12Client(args.smds, ca_file=args.smds_ca) as es12:
-            es12.register_event(args.eid, matching_id, address)
+        store = OrderStore.in_dir(_data_dir(args))
+    except OrderError as exc:
+        return f"order {matching_id} made, but its event cannot be kept: {exc}"
+    try:
+        register_event(store, matching_id=matching_id, eid=args.eid, smdp=address,
+                       smds=args.smds, ca_file=args.smds_ca)
     except Es9Error as exc:
         return f"order {matching_id} made, but the SM-DS refused the event: {exc}"
+    finally:
+        store.close()
     return None
 
 
@@ -327,6 +343,9 @@ def _register_smdp(subparsers: Subparsers) -> None:
     serve.add_argument("--request-timeout", type=float, default=10.0,
                        help="seconds a client has to send each request")
     serve.add_argument("--workers", type=int, default=4)
+    serve.add_argument("--smds-ca", metavar="FILE", help="CA file for the TLS of the SM-DSs "
+                       "holding events of orders (ES12.DeleteEvent once downloaded; "
+                       "default: the system store)")
     serve.set_defaults(func=cmd_serve)
     _register_orders(ssub)
 

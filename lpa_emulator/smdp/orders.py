@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    matching_id TEXT PRIMARY KEY REFERENCES orders (matching_id),
+    smds TEXT NOT NULL,
+    registered_at REAL NOT NULL,
+    deleted_at REAL
+);
 CREATE TABLE IF NOT EXISTS reports (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     payload BLOB NOT NULL,
@@ -374,3 +380,35 @@ class OrderStore:
     def report_delivered(self, seq: int) -> None:
         with self._tx() as db:
             db.execute("UPDATE reports SET delivered_at = ? WHERE seq = ?", (time.time(), seq))
+
+    # --- SM-DS events (ES12) ---------------------------------------------------------------
+
+    def event_registered(self, matching_id: str, smds: str) -> None:
+        """The order's event is registered at the SM-DS ``smds`` (ES12.RegisterEvent)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO events (matching_id, smds, registered_at) "
+                       "VALUES (?, ?, ?)", (matching_id, smds, time.time()))
+
+    def events_to_delete(self) -> list[tuple[str, str, str]]:
+        """(matching id, EID, SM-DS) of the events whose download is over (the order
+        installed, or out of attempts) and which the SM-DS still holds."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.matching_id, o.eid, e.smds FROM events e JOIN orders o USING "
+                "(matching_id) WHERE e.deleted_at IS NULL AND o.state IN (?, ?) AND "
+                "o.eid IS NOT NULL ORDER BY e.registered_at",
+                (OrderState.INSTALLED.value, OrderState.ERROR.value)).fetchall()
+        return [(str(m), str(e), str(s)) for m, e, s in rows]
+
+    def event_deleted(self, matching_id: str) -> None:
+        """The SM-DS confirmed ES12.DeleteEvent for the order's event."""
+        with self._tx() as db:
+            db.execute("UPDATE events SET deleted_at = ? WHERE matching_id = ?",
+                       (time.time(), matching_id))
+
+    def event_of(self, matching_id: str) -> tuple[str, bool] | None:
+        """The SM-DS holding the order's event and whether it was deleted there."""
+        with self._lock:
+            row = self._db.execute("SELECT smds, deleted_at FROM events WHERE matching_id = ?",
+                                   (matching_id,)).fetchone()
+        return None if row is None else (str(row[0]), row[1] is not None)

@@ -83,6 +83,8 @@ class Smdp:
                                      max_pending_per_client=max_pending_per_client)
         self._lock = threading.Lock()
         self.stats: dict[str, int] = {"sessions": 0, "bound": 0, "installed": 0, "failed": 0}
+        self.on_finished: Callable[[], None] | None = None
+        """Called after an installation result was recorded (the ES12 event deleter)."""
         self.packages: dict[str, bytes] = {}
         """Profile packages made by another profile creator, by ICCID: bound as they are
         instead of one built from the order."""
@@ -394,6 +396,8 @@ class Smdp:
         self._end(session)
         log.info("session %s: EID %s %s ICCID %s%s", session.txid_hex, session.eid,
                  result, order.iccid, f" ({reason})" if reason else "")
+        if done and self.on_finished is not None:
+            self.on_finished()
         if done and self.reporter is not None:
             self.reporter.report(InstallationReport(
                 eid=session.eid, iccid=order.iccid, imsi=order.imsi, msisdn=order.msisdn,

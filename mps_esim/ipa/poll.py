@@ -32,6 +32,7 @@ from mps_esim.lpa.activation import parse_activation_code
 from mps_esim.lpa.download import Es10bOverStoreData, ProfileDownloader
 from mps_esim.lpa.es9 import Es9, Es9TransportError
 from mps_esim.lpa.es10 import Es10Client, Es10Error
+from mps_esim.sgp22 import rsp
 from mps_esim.sgp32 import es10 as sgp32_es10
 from mps_esim.sgp32 import esipa
 from mps_esim.sgp32.package import EuiccPackageRequest
@@ -197,14 +198,17 @@ class _Recording:
         return answer
 
 
-def profile_downloader(client: Es10Client, es9_for: Callable[[str], Es9]) -> Downloader:
+def profile_downloader(client: Es10Client, es9_for: Callable[[str], Es9], *,
+                       device_info: rsp.DeviceInfo | None = None) -> Downloader:
     """A :data:`Downloader` that runs the SGP.22 download (ES9+ directly to the SM-DP+ of
-    the activation code, ES10b to the eUICC behind ``client``)."""
+    the activation code, ES10b to the eUICC behind ``client``) for the device described by
+    ``device_info`` (default: the LPA's generic one)."""
 
     def download(activation_code: str) -> bytes:
         code = parse_activation_code(activation_code)
         card = _Recording(Es10bOverStoreData(client))
-        ProfileDownloader(card, es9_for).download(code.address, code.matching_id)
+        ProfileDownloader(card, es9_for, device_info=device_info).download(
+            code.address, code.matching_id)
         if card.installation_result is None:
             raise Es10Error("the eUICC gave no ProfileInstallationResult")
         return card.installation_result
@@ -223,7 +227,9 @@ def indirect(client: Es10Client, eim_address: str) -> bool:
 
 
 def downloader_for(client: Es10Client, eim: EsipaClient, direct: Callable[[str], Es9], *,
-                   via_eim: bool) -> Downloader:
+                   via_eim: bool, device_info: rsp.DeviceInfo | None = None) -> Downloader:
     """The download path to take: ES9+ straight to the SM-DP+ (``direct``), or the same
-    functions over ESipa to the eIM, which relays them (``via_eim``)."""
-    return profile_downloader(client, (lambda _address: eim) if via_eim else direct)
+    functions over ESipa to the eIM, which relays them (``via_eim``); either way with the
+    device's ``device_info``."""
+    return profile_downloader(client, (lambda _address: eim) if via_eim else direct,
+                              device_info=device_info)

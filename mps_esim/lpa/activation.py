@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 
+from mps_common.record import record
 from mps_esim.errors import EsimError
 
 MAX_LENGTH = 512
@@ -52,7 +52,7 @@ def check_address(address: str, *, part: str = "address") -> str:
     return address
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActivationCode:
     """The parts of an activation code."""
 

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import enum
 import functools
-import logging
 import time
 from collections.abc import Callable, Container
-from dataclasses import dataclass
 from typing import TypeVar
 
+from mps_common import logs
+from mps_common.record import record
 from mps_esim import sgp22, tlv
-from mps_esim.crypto.confirmation import confirmation_code_hash
 from mps_esim.errors import EsimError
 from mps_esim.lpa.es9 import (
     AuthenticateClientResponse,
@@ -41,7 +40,7 @@ from mps_esim.lpa.es11 import Es11Client, EventEntry
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp22.der import expect
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 _T = TypeVar("_T")
 
 __all__ = [
@@ -67,7 +66,7 @@ class Stage(enum.StrEnum):
     DONE = "done"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DownloadProgress:
     """A progress report of a download: the stage, and for loading, segments done of total."""
 
@@ -126,7 +125,7 @@ class DownloadDeclinedError(DownloadError):
     """The profile metadata was shown and the download declined."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DownloadResult:
     """A finished download."""
 
@@ -139,7 +138,7 @@ class DownloadResult:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NotificationOutcome:
     """What :func:`process_notifications` did with one pending notification."""
 
@@ -302,6 +301,9 @@ class ProfileDownloader:
             self._cancel(es9, txid, rsp.CancelSessionReason.POSTPONED)
             raise ConfirmationCodeRequiredError("this profile needs a confirmation code",
                                                 stage=Stage.PREPARE)
+        # hashlib only for the orders that need it.
+        from mps_esim.crypto.confirmation import confirmation_code_hash
+
         return client, metadata, confirmation_code_hash(confirmation_code, txid)
 
     def _prepare(self, es9: Es9, txid: bytes, client: AuthenticateClientResponse,

@@ -10,9 +10,9 @@ the response type raises :class:`Es10Error`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
+from mps_common.record import record
 from mps_esim import sgp22, tlv
 from mps_esim.errors import EsimError
 from mps_esim.iso7816 import SW_OK, ApduChannel, build_apdu, sw_text
@@ -47,7 +47,7 @@ class Es10ResultError(Es10Error):
         super().__init__(f"{command} refused: {self.reason} ({code})")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConfiguredAddresses:
     """GetEuiccConfiguredAddresses: the default SM-DP+ and the root SM-DS."""
 
@@ -55,7 +55,7 @@ class ConfiguredAddresses:
     root_ds_address: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PendingNotification:
     """One signed notification as RetrieveNotificationsList returns it: its metadata and
     the complete DER (``30`` OtherSignedNotification or ``BF37``) to send to the SM-DP+."""

@@ -10,9 +10,9 @@ of the download there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from mps_common.record import record
 from mps_esim.lpa.es9 import (
     AuthenticateClientResponse,
     Es9Client,
@@ -25,7 +25,7 @@ ES12_PATH = "/gsma/rsp2/es12/"
 MAX_EVENTS = 64
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EventEntry:
     """An event the SM-DS holds for the eUICC: where to download, with which id."""
 

@@ -4,7 +4,7 @@
 DER for binary values, the transaction id in hex, the ``functionExecutionStatus`` header).
 Its transport is one method, ``_post``; :class:`Es9Client` implements it over HTTPS.
 
-The HTTPS transport is the standard library's :mod:`http.client` with an
+The HTTPS transport is :mod:`mps_esim.lpa.https` (a small HTTP/1.1 client) with an
 :class:`ssl.SSLContext`: it verifies the server against a given CA file (``--ca``) or the
 system's trust store, checks the host name, keeps one connection alive for the few calls of
 a download, and reads at most :data:`MAX_RESPONSE` bytes of a response. On a device that is
@@ -15,23 +15,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import http.client
 import json
-import logging
 import os
 import ssl
-from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
+from mps_common import logs
+from mps_common.record import record
 from mps_esim.errors import EsimError
+from mps_esim.lpa.https import Disconnected, HttpsConnection
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 ADMIN_PROTOCOL = "gsma/rsp/v2.2.0"
 BASE_PATH = "/gsma/rsp2/es9plus/"
 MAX_RESPONSE = 1024 * 1024
 """Largest ES9+ response read (a bound profile package with applets stays well below)."""
 DEFAULT_TIMEOUT = 30.0
+HTTP_OK, HTTP_NO_CONTENT = 200, 204
 
 
 class Es9Error(EsimError):
@@ -57,7 +58,7 @@ class Es9FunctionError(Es9Error):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InitiateAuthenticationResponse:
     """What ES9+.InitiateAuthentication returns; signature and key id as their DER objects."""
 
@@ -68,7 +69,7 @@ class InitiateAuthenticationResponse:
     server_certificate: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AuthenticateClientResponse:
     """What ES9+.AuthenticateClient returns."""
 
@@ -240,7 +241,7 @@ class Es9Client(JsonEs9):
         self._context = context or tls_context(ca_file)
         self._timeout = timeout
         self._protocol = admin_protocol
-        self._conn: http.client.HTTPSConnection | None = None
+        self._conn: HttpsConnection | None = None
 
     def close(self) -> None:
         if self._conn is not None:
@@ -258,7 +259,7 @@ class Es9Client(JsonEs9):
         if len(data) > MAX_RESPONSE:
             self.close()
             raise Es9ProtocolError(f"{function}: response longer than {MAX_RESPONSE} bytes")
-        if status == http.HTTPStatus.NO_CONTENT:
+        if status == HTTP_NO_CONTENT:
             return None
         try:
             answer = json.loads(data) if data else None
@@ -267,7 +268,7 @@ class Es9Client(JsonEs9):
                                    f"JSON") from exc
         if not isinstance(answer, dict):
             raise Es9ProtocolError(f"{function}: HTTP {status} without a JSON object")
-        if status != http.HTTPStatus.OK and "header" not in answer:
+        if status != HTTP_OK and "header" not in answer:
             raise Es9ProtocolError(f"{function}: HTTP {status}")
         return answer
 
@@ -280,19 +281,13 @@ class Es9Client(JsonEs9):
         for attempt in (0, 1):
             reused = self._conn is not None
             if self._conn is None:
-                self._conn = http.client.HTTPSConnection(self.host, self.port,
-                                                         context=self._context,
-                                                         timeout=self._timeout)
+                self._conn = HttpsConnection(self.host, self.port, context=self._context,
+                                             timeout=self._timeout)
             try:
-                self._conn.request("POST", self.base_path + function, payload, headers)
-                response = self._conn.getresponse()
-                data = response.read(MAX_RESPONSE + 1)
-                status = response.status
-                if response.will_close:
-                    self.close()
-                return status, data
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError
-                    ) as exc:
+                response = self._conn.post(self.base_path + function, payload, headers,
+                                           limit=MAX_RESPONSE)
+                return response.status, response.body
+            except (Disconnected, BrokenPipeError, ConnectionResetError) as exc:
                 self.close()
                 # A kept-alive connection the server closed meanwhile: open a new one once.
                 if reused and attempt == 0:
@@ -303,8 +298,37 @@ class Es9Client(JsonEs9):
                 self.close()
                 raise Es9TransportError(f"{function}: the certificate of {self.address} does "
                                         f"not verify: {exc.verify_message}") from exc
-            except (OSError, http.client.HTTPException) as exc:
+            except OSError as exc:
                 self.close()
                 raise Es9TransportError(f"{function}: cannot reach {self.address}: "
                                         f"{exc}") from exc
         raise Es9TransportError(f"{function}: connection to {self.address} broke twice")
+
+
+class Es9Clients:
+    """ES9+ clients by SM-DP+ address, sharing one TLS context (``ca_file`` or the system's
+    trust store); closed together."""
+
+    def __init__(self, ca_file: str | os.PathLike[str] | None = None) -> None:
+        self.ca_file = ca_file
+        self._context: ssl.SSLContext | None = None
+        self._clients: dict[str, Es9Client] = {}
+
+    def client(self, address: str) -> Es9Client:
+        found = self._clients.get(address)
+        if found is None:
+            if self._context is None:
+                self._context = tls_context(self.ca_file)
+            found = self._clients[address] = Es9Client(address, context=self._context)
+        return found
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> Es9Clients:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

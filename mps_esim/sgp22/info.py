@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from mps_common.record import record
 from mps_esim import tlv
 from mps_esim.sgp22.codec import (
     decode_named_bits,
@@ -39,7 +39,7 @@ def _decode_pkids(item: tlv.Tlv) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EuiccInfo1:
     """EUICCInfo1 (``BF20``): the SGP.22 version and the CI key ids the eUICC knows."""
 
@@ -60,7 +60,7 @@ class EuiccInfo1:
                    _decode_pkids(f[0xAA]))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CardResources:
     """The extended card resource information of ETSI TS 102 226 (tags 81, 82, 83)."""
 
@@ -86,7 +86,7 @@ _INFO2_ORDER = (0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0xA9, 0xAA, 0x8B
                 TAG_OCTET_STRING, TAG_UTF8_STRING, 0xAC)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EuiccInfo2:
     """EUICCInfo2 (``BF22``): versions, capabilities, resources and certification data."""
 
@@ -104,7 +104,7 @@ class EuiccInfo2:
     globalplatform_version: str | None = None
     category: str | None = None
     forbidden_ppr: frozenset[str] | None = None
-    extra: tuple[int, ...] = field(default=())
+    extra: tuple[int, ...] = ()
     """Tags of components this codec does not know (later SGP.22 versions), when decoded."""
 
     def encode(self) -> bytes:

@@ -4,8 +4,8 @@ NotificationMetadata."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
+from mps_common.record import record
 from mps_esim import tlv
 from mps_esim.sgp22.codec import (
     decode_iccid,
@@ -47,7 +47,7 @@ from mps_esim.sgp22.tags import (
 
 # --- operator identity and policy rules --------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class OperatorId:
     """OperatorID: the PLMN (``mccMnc``, 3 bytes) and optional group identifiers."""
 
@@ -76,7 +76,7 @@ class OperatorId:
         return plmn_text(self.mcc_mnc)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PolicyRule:
     """ProfilePolicyAuthorisationRule, one row of the Rules Authorisation Table."""
 
@@ -102,7 +102,7 @@ class PolicyRule:
 
 # --- ProfileInfo ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class NotificationConfig:
     """NotificationConfigurationInformation: which operations are reported, and where."""
 
@@ -122,7 +122,7 @@ class NotificationConfig:
                    tlv.decode_utf8(f[0x81].value, max_chars=MAX_ADDRESS))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProfileInfo:
     """ProfileInfo (tag ``E3``): what ListProfileInfo reports of one profile.
 
@@ -210,7 +210,7 @@ class ProfileInfo:
 
 # --- notifications -------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class NotificationMetadata:
     """NotificationMetadata (tag ``BF2F``): one pending notification as listed."""
 

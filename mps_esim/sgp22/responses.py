@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from mps_common.record import record
 from mps_esim import tlv
 from mps_esim.sgp22.codec import fields
 from mps_esim.sgp22.der import Asn1Error, children, expect, int_value, sized
@@ -48,7 +48,7 @@ class Shape(enum.Enum):
     TRANSACTION = "transaction"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Refusal:
     """An error answer: the code, its SGP.22 name and, for downloads, the transaction id."""
 
@@ -57,7 +57,7 @@ class Refusal:
     transaction_id: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResponseType:
     """One SGP.22 response type: ``name`` (the command's), ``tag``, ``shape``, ``codes``."""
 

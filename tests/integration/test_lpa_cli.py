@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 
 from agent import lpa_cli
+from firmware_profiles import find_profile, load_profile
 from lpa_emulator import pki
 from lpa_emulator.euicc import CardState
 from lpa_emulator.euicc.state import isdp_aid_for
+from lpa_emulator.modem.state import ModemState
 from lpa_emulator.smdp.http import SmdpHttpServer, tls_context
+from mps_esim.lpa.device_info import capabilities_of
+from mps_esim.lpa.download import default_device_info
+from mps_esim.sgp22 import rsp
 from mps_testbed.stack.pcsc import PcscSandbox
 from mps_testbed.stack.procs import ProcessGroup, console_script
 from tests.fixtures.cards import (
@@ -329,10 +334,47 @@ def test_lpa_over_the_emulated_modem(card: Path, tmp_path: Path, served: Served)
         assert "disable" in done.stdout and LINK_ICCID_A in done.stdout
         iccid, imsi = new_subscription()
         order = served.store.add(iccid=iccid, imsi=imsi)
+        seen = served.record_device_info()
         done = run_lpa(*base, "profile", "download", "-s", served.address, "-m",
-                       order.matching_id, "--ca", str(served.ca), "--enable")
+                       order.matching_id, "--ca", str(served.ca), "--enable",
+                       "--firmware-profile", "quectel-ec25")
         assert done.returncode == 0, done.stderr
         assert f"downloaded {iccid}" in done.stdout
         procs.stop_all()
     enabled = CardState.load(card).enabled_profile()
     assert enabled is not None and enabled.iccid == iccid
+    # Behind a modem the TAC is the modem's own (AT+CGSN), the capabilities the firmware
+    # profile's (SGP.22 5.7.13 DeviceInfo; TS 23.003 6.2 for the TAC).
+    imei = ModemState.load(tmp_path / "modem.json").imei
+    capabilities = load_profile(find_profile("quectel-ec25")).capabilities
+    assert seen == [rsp.DeviceInfo(bytes.fromhex(imei[:8]), capabilities_of(capabilities))]
+
+
+def test_download_sends_the_device_info_given(card: Path, served: Served,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """--imei and --capabilities (or $MPS_LPA_IMEI) make the DeviceInfo the eUICC signs and
+    the SM-DP+ receives; without them a generic LTE device; a bad IMEI is a usage error."""
+    base = ["--apdu", "emu", "--state", str(card)]
+    seen = served.record_device_info()
+    orders = [served.store.add(iccid=i, imsi=m) for i, m in
+              (new_subscription(), new_subscription(), new_subscription())]
+
+    def download(n: int, *extra: str) -> int:
+        return lpa_cli.main([*base, "profile", "download", "-s", served.address, "-m",
+                             orders[n].matching_id, "--ca", str(served.ca), *extra])
+
+    assert download(0, "--imei", "356938035643809", "--capabilities", "nb-iot, NR") == 0
+    monkeypatch.setenv("MPS_LPA_IMEI", "490154203237518")
+    assert download(1) == 0
+    monkeypatch.delenv("MPS_LPA_IMEI")
+    assert download(2, "--imei", "356938035643808") == 2  # Luhn digit wrong
+    assert "--imei" in capsys.readouterr().err
+    assert download(2) == 0
+    # DeviceCapabilities (SGP.22 2.2.x): eutranEpcSupportedRelease [5], nrEpc [8], nr5gc [9].
+    assert seen == [
+        rsp.DeviceInfo(bytes.fromhex("35693803"),
+                       bytes.fromhex("85030D0000" "88030F0000" "89030F0000")),
+        rsp.DeviceInfo(bytes.fromhex("49015420"), bytes.fromhex("85030D0000")),
+        default_device_info(),
+    ]

@@ -11,6 +11,7 @@ import base64
 import json
 import socket
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from agent.activation import ActivationError, ActivationPlan, ensure_operational
 from agent.card.emu import EmuCardLink
 from lpa_emulator import pki
 from lpa_emulator.euicc import CardState
+from lpa_emulator.smdp.events import EventDeleter, register_event
 from lpa_emulator.smdp.orders import OrderState
 from mps_esim.lpa.activation import parse_activation_code
 from mps_esim.lpa.download import ServerRefusedError
@@ -128,6 +130,8 @@ def test_mps_emu_smds_and_order_registration(pki_dir: Path, tmp_path: Path,
         events = smdp.downloader(card_for(pki_dir, EID)).discover(
             Es11Client(address, ca_file=pki_dir / pki.CI_CERT), address)
         assert events == (EventEntry(matching_id, smdp.address),)
+        # Kept by the SM-DP+ for ES12.DeleteEvent once the download is over.
+        assert smdp.store.event_of(matching_id) == (address, False)
         done = subprocess.run(
             [*console_script("mps-emu"), "smdp", "order", "--data", str(tmp_path / "smdp"),
              "--address", smdp.address, "--iccid", iccid, "--imsi", imsi, "--smds", address],
@@ -237,3 +241,58 @@ def test_first_boot_sends_the_devices_own_device_info(
     finally:
         link.close()
     assert seen == [rsp.DeviceInfo(bytes.fromhex("35693803"), bytes.fromhex("85030D0000"))]
+
+
+# --- ES12.DeleteEvent once the download is over (SGP.22 3.1.2, 5.9.2) ----------------------
+
+def test_smdp_deletes_the_event_once_the_profile_is_installed(
+        tmp_path: Path, builtin_pki: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The SM-DP+ deletes the event it registered (ES12.DeleteEvent) when the eUICC's
+    installation result arrives; another order's event for the same eUICC stays."""
+    with served_smds(builtin_pki) as smds, served_smdp(builtin_pki, tmp_path / "smdp") as smdp:
+        deleter = EventDeleter(smdp.store, ca_file=smds.ca)
+        smdp.smdp.on_finished = deleter.wake
+        deleter.start()
+        try:
+            card = _card_under_smds(tmp_path / "card.json", smds, profiles=False)
+            orders = [smdp.store.add(iccid=i, imsi=m, eid=LINK_EID)
+                      for i, m in (new_subscription(), new_subscription())]
+            for order in orders:
+                register_event(smdp.store, matching_id=order.matching_id, eid=LINK_EID,
+                               smdp=smdp.address, smds=smds.address, ca_file=smds.ca)
+            assert [e.event_id for e in smds.smds.events_for(LINK_EID)] == [
+                o.matching_id for o in orders]
+            # The first event of the root SM-DS names the SM-DP+ and the matching id.
+            assert lpa_cli.main(["--apdu", "emu", "--state", str(card), "--json", "profile",
+                                 "download", "--ca", str(smds.ca)]) == 0
+            assert json.loads(capsys.readouterr().out)["iccid"] == orders[0].iccid
+            deadline = time.monotonic() + 10
+            while smdp.store.event_of(orders[0].matching_id) != (smds.address, True):
+                assert time.monotonic() < deadline, "the event was not deleted"
+                time.sleep(0.02)
+        finally:
+            deleter.stop()
+        assert [e.event_id for e in smds.smds.events_for(LINK_EID)] == [orders[1].matching_id]
+        assert smdp.store.event_of(orders[1].matching_id) == (smds.address, False)
+        assert deleter.deleted == 1
+
+
+def test_an_event_stays_marked_until_its_smds_is_back(tmp_path: Path, builtin_pki: Path
+                                                      ) -> None:
+    """An SM-DS that cannot be reached keeps the event on the SM-DP+'s list (retried,
+    also after a restart); nothing is marked deleted that the SM-DS did not confirm."""
+    with served_smdp(builtin_pki, tmp_path / "smdp") as smdp:
+        iccid, imsi = new_subscription()
+        order = smdp.store.add(iccid=iccid, imsi=imsi, eid=LINK_EID)
+        with served_smds(builtin_pki) as smds:
+            register_event(smdp.store, matching_id=order.matching_id, eid=LINK_EID,
+                           smdp=smdp.address, smds=smds.address, ca_file=smds.ca)
+            gone = smds.address
+        # The order is installed while its SM-DS is away.
+        with smdp.store._tx() as db:
+            db.execute("UPDATE orders SET state = ? WHERE matching_id = ?",
+                       (OrderState.INSTALLED.value, order.matching_id))
+        deleter = EventDeleter(smdp.store, ca_file=builtin_pki / pki.CI_CERT)
+        assert deleter.delete_finished() == 1
+        assert smdp.store.event_of(order.matching_id) == (gone, False)
+        assert smdp.store.events_to_delete() == [(order.matching_id, LINK_EID, gone)]

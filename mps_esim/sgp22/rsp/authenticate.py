@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from mps_common.record import record
 from mps_esim import tlv
 from mps_esim.sgp22 import (
     CHALLENGE_SIZE,
@@ -60,7 +60,7 @@ def decode_euicc_challenge(data: bytes) -> bytes:
 
 # --- AuthenticateServer ------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class ServerSigned1:
     """``ServerSigned1`` (30): what the SM-DP+ signs with SK.DPauth."""
 
@@ -85,7 +85,7 @@ class ServerSigned1:
                    challenge_of(m.required(0x84, "serverChallenge"), where))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeviceInfo:
     """``DeviceInfo``: TAC, device capabilities (kept as their encoded members), IMEI."""
 
@@ -108,7 +108,7 @@ class DeviceInfo:
         return cls(tac, caps.value, sized(imei.value, where, size=8) if imei else None)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CtxParams1:
     """``CtxParams1`` (ctxParamsForCommonAuthentication, A0): matching id and device info."""
 
@@ -131,7 +131,7 @@ class CtxParams1:
         return cls(info, matching_id)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AuthenticateServerRequest:
     """``AuthenticateServerRequest ::= [56]`` (BF38), built by the LPA for the eUICC."""
 
@@ -164,7 +164,7 @@ class AuthenticateServerRequest:
         return ServerSigned1.decode(self.server_signed1)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EuiccSigned1:
     """``EuiccSigned1`` (30): what the eUICC signs in its answer to AuthenticateServer."""
 
@@ -206,7 +206,7 @@ class AuthenticateErrorCode(enum.IntEnum):
     UNDEFINED = 127
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AuthenticateResponseOk:
     """The eUICC's signed answer: euiccSigned1, its signature, CERT.EUICC and CERT.EUM."""
 
@@ -224,7 +224,7 @@ class AuthenticateResponseOk:
         return EuiccSigned1.decode(self.euicc_signed1)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AuthenticateResponseError:
     """The eUICC refused AuthenticateServer."""
 

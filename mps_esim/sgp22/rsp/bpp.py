@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from mps_common.record import record
 from mps_esim import tlv
 from mps_esim.sgp22 import (
     TAG_BOUND_PROFILE_PACKAGE,
@@ -37,7 +36,7 @@ CRT_KEY_TYPE = 0x88
 CRT_KEY_LENGTH = 0x10
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InitialiseSecureChannel:
     """``InitialiseSecureChannelRequest ::= [35]`` (BF23)."""
 
@@ -79,7 +78,7 @@ class InitialiseSecureChannel:
         return (cls(txid, host_id, otpk, sig_item.value, op, key_type, key_length), signed)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BoundProfilePackage:
     """``BoundProfilePackage ::= [54]`` (BF36) as its protected parts.
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from mps_common.record import record
 from mps_esim import tlv
 from mps_esim.sgp22 import (
     TAG_CANCEL_SESSION,
@@ -54,7 +54,7 @@ def decode_cancel_session_request(data: bytes | tlv.Tlv) -> tuple[bytes, int]:
     return txid, int_value(m.required(0x81, "reason").value, where)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EuiccCancelSessionSigned:
     """``EuiccCancelSessionSigned`` (30 { 80 txid, 81 smdpOid, 82 reason })."""
 
@@ -76,7 +76,7 @@ class EuiccCancelSessionSigned:
         return cls(txid, oid, int_value(m.required(0x82, "reason").value, where))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CancelSessionResponseOk:
     signed_der: bytes
     signature: bytes
@@ -89,7 +89,7 @@ class CancelSessionResponseOk:
         return EuiccCancelSessionSigned.decode(self.signed_der)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CancelSessionResponseError:
     code: int
 

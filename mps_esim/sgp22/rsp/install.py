@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
+from mps_common.record import record
 from mps_esim import sgp22, tlv
 from mps_esim.sgp22 import (
     NOTIFICATION_EVENTS,
@@ -41,7 +41,7 @@ from mps_esim.sgp22.rsp.common import (
 
 # --- profile metadata and notifications --------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoreMetadata:
     """``StoreMetadataRequest ::= [37]`` (BF25): the profile metadata the eUICC keeps.
 
@@ -54,7 +54,20 @@ class StoreMetadata:
     profile_name: str
     profile_class: str = "operational"
     notifications: tuple[sgp22.NotificationConfig, ...] = ()
-    der: bytes = field(default=b"", compare=False)
+    der: bytes = b""
+    """The DER it was decoded from, if any; not compared."""
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def _compared(self) -> tuple[object, ...]:
+        return (self.iccid, self.service_provider, self.profile_name, self.profile_class,
+                self.notifications)
 
     def encode(self) -> bytes:
         if self.der:
@@ -137,20 +150,20 @@ class ErrorReason(enum.IntEnum):
     UNKNOWN_ERROR = 127
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InstallSuccess:
     aid: bytes
     sima_response: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InstallFailure:
     command: int
     reason: int
     sima_response: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProfileInstallationResultData:
     """``ProfileInstallationResultData ::= [39]`` (BF27): what the eUICC signs."""
 
@@ -196,7 +209,7 @@ class ProfileInstallationResultData:
         return cls(txid, note, oid, result)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProfileInstallationResult:
     """``ProfileInstallationResult ::= [55]`` (BF37): the data and the eUICC's signature."""
 

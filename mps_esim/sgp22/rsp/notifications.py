@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from mps_common.record import record
 from mps_esim import sgp22, tlv
 from mps_esim.sgp22 import (
     NOTIFICATION_EVENTS,
@@ -39,7 +38,7 @@ from mps_esim.sgp22.rsp.install import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OtherSignedNotification:
     """``OtherSignedNotification`` (30): enable/disable/delete notifications."""
 

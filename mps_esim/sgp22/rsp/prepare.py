@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from mps_common.record import record
 from mps_esim import tlv
 from mps_esim.sgp22 import (
     TAG_BOOLEAN,
@@ -35,7 +35,7 @@ from mps_esim.sgp22.rsp.common import (
 
 # --- PrepareDownload ---------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class SmdpSigned2:
     """``SmdpSigned2`` (30): transaction id, confirmation-code flag, optional otPK.EUICC."""
 
@@ -58,7 +58,7 @@ class SmdpSigned2:
         return cls(txid, cc, otpk.value if otpk else None)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PrepareDownloadRequest:
     """``PrepareDownloadRequest ::= [33]`` (BF21), built by the LPA for the eUICC."""
 
@@ -88,7 +88,7 @@ class PrepareDownloadRequest:
         return SmdpSigned2.decode(self.smdp_signed2)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EuiccSigned2:
     """``EUICCSigned2`` (30): transaction id, otPK.EUICC, optional hashed confirmation code."""
 
@@ -121,7 +121,7 @@ class DownloadErrorCode(enum.IntEnum):
     UNDEFINED = 127
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PrepareDownloadResponseOk:
     """The eUICC's euiccSigned2 and its signature."""
 
@@ -136,7 +136,7 @@ class PrepareDownloadResponseOk:
         return EuiccSigned2.decode(self.euicc_signed2)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PrepareDownloadResponseError:
     """The eUICC refused PrepareDownload."""
 
