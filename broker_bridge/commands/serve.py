@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from broker_bridge.commands.common import PROG, open_store
+from broker_bridge.limits import APP_BURST, APP_RATE
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, SignaturePolicy
 from broker_bridge.service import AUDIT_LINGER, Bridge
 from mps_common.cli import EXIT_OK
@@ -32,6 +33,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     serve.add_argument("--audit-linger", help="seconds the audit entries of queries "
                        "answered from memory gather before they are written (and their "
                        f"requests acknowledged; default {AUDIT_LINGER:g})")
+    serve.add_argument("--app-rate", help="requests per second each app may send on "
+                       f"average before it is answered 'busy' (default {APP_RATE:g})")
+    serve.add_argument("--app-burst", help="requests each app may send at once "
+                       f"(default {APP_BURST:g})")
     credentials_option(serve)
     serve.add_argument("--signatures", choices=[p.value for p in SignaturePolicy],
                        help="which registrations must be signed by the device's enrolled "
@@ -50,12 +55,14 @@ def run(settings: Settings) -> int:
     consent_ttl = settings.get("consent_ttl", DEFAULT_CONSENT_TTL, positive_float)
     signatures = settings.get("signatures", SignaturePolicy.ENROLLED, SignaturePolicy)
     audit_linger = settings.get("audit_linger", AUDIT_LINGER, positive_float)
+    app_rate = settings.get("app_rate", APP_RATE, positive_float)
+    app_burst = settings.get("app_burst", APP_BURST, _at_least_one)
     # Never a new database: a missing or empty one is a mistake to report, not to serve.
     store = open_store(db, create=False)
     try:
         bridge = Bridge(store, broker, topics=topics, group=group, client_id=client_id,
                         consent_ttl=consent_ttl, signatures=signatures,
-                        audit_linger=audit_linger)
+                        audit_linger=audit_linger, app_rate=app_rate, app_burst=app_burst)
 
         def ready() -> None:
             # One line on stdout, for scripts waiting until the bridge is subscribed.
@@ -69,3 +76,10 @@ def run(settings: Settings) -> int:
     print(f"{PROG}: stopped after {stats.received} messages ({stats.handled} handled, "
           f"{stats.failed} failed)", flush=True)
     return EXIT_OK
+
+
+def _at_least_one(value: Any) -> float:
+    number = positive_float(value)
+    if number < 1:
+        raise ValueError(f"expected a number of at least 1, got {value!r}")
+    return number

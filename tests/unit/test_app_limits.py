@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from broker_bridge.cli import main
 from broker_bridge.limits import AppLimiter
 
 
@@ -33,3 +34,17 @@ def test_bad_shares_are_refused() -> None:
         AppLimiter(rate=0)
     with pytest.raises(ValueError):
         AppLimiter(burst=0.5)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--app-rate", "0"], "app_rate from --app-rate: expected a positive number"),
+    (["--app-rate", "fast"], "app_rate from --app-rate"),
+    (["--app-burst", "0.5"], "app_burst from --app-burst: expected a number of at least 1"),
+])
+def test_serve_refuses_a_share_that_is_no_share(argv: list[str], message: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # Refused before anything is opened or connected: neither the database nor the
+    # broker exists.
+    assert main(["serve", "--db", "/nonexistent/registry.sqlite", "--broker",
+                 "mqtt://127.0.0.1:1", *argv]) == 2
+    assert message in capsys.readouterr().err
