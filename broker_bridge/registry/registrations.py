@@ -234,7 +234,8 @@ class RegistrationRules(RegistryCore):
         holders = [d.eid for d in store.devices_by_iccid(info.iccid) if d.eid != info.eid]
         if holders:
             raise SubscriptionInUseError(info.iccid, info.eid, holders[0])
-        return replace(info, imsi=sub.imsi)
+        # replace() validates every identifier again: only when there is something to replace.
+        return info if info.imsi == sub.imsi else replace(info, imsi=sub.imsi)
 
     def bind_subscription(self, iccid: str, eid: str, *, swap: bool = False,
                           actor: str = "operator:cli") -> tuple[Change, Effects]:

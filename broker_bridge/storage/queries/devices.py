@@ -49,7 +49,8 @@ class DeviceQueries(SqlCore):
             if sub is None:
                 raise UnknownSubscriptionError(info.iccid)
             # The IMSI is the operator's, whatever the device sent.
-            info = replace(info, imsi=sub.imsi)
+            if info.imsi != sub.imsi:
+                info = replace(info, imsi=sub.imsi)
             rows = self._execute(self._locking(
                 "SELECT eid, contract_id, iccid, imei, imsi, NULL, ip, capabilities, "
                 "manufacturer, model, revision, profile, last_seq, device_ts, registered_at, "
