@@ -18,7 +18,13 @@ from broker_bridge.errors import (
     UnknownSubscriptionError,
     UnprovenSubscriptionError,
 )
-from broker_bridge.model import Change, DeviceKey, Installation, RegistrationOutcome
+from broker_bridge.model import (
+    Change,
+    DeviceKey,
+    Installation,
+    RegistrationOutcome,
+    Subscription,
+)
 from broker_bridge.registry import events
 from broker_bridge.registry.core import RegistryCore, SignaturePolicy, new_id
 from broker_bridge.registry.work import Effects, Outcome, UnitOfWork, refusal
@@ -205,8 +211,8 @@ class RegistrationRules(RegistryCore):
                     raise ReplayError(info.eid, info.seq, last_seq)
             if info.seq - last_seq > SEQ_WINDOW:
                 raise SequenceJumpError(info.eid, info.seq, last_seq, SEQ_WINDOW)
-            info = self._proven(info)
-            outcome = store.register_device(info, now=work.now)
+            info, sub = self._proven(info)
+            outcome = store.register_device(info, now=work.now, subscription=sub)
             if last is None or info.seq > last[0] or not last[1]:
                 store.note_registration(info.eid, info.seq, digest, now=work.now)
             if outcome.result is RegistrationResult.REGISTERED:
@@ -215,9 +221,10 @@ class RegistrationRules(RegistryCore):
                 _updated(work, outcome)
         return outcome, work.effects
 
-    def _proven(self, info: DeviceInfo) -> DeviceInfo:
-        """``info`` with the operator's IMSI, once the subscription is shown to be on the
-        device's eUICC and used by no other device; raises the refusal's error otherwise."""
+    def _proven(self, info: DeviceInfo) -> tuple[DeviceInfo, Subscription]:
+        """``info`` with the operator's IMSI, and its subscription, once the subscription
+        is shown to be on the device's eUICC and used by no other device; raises the
+        refusal's error otherwise."""
         store = self.store
         sub = store.subscription_by_iccid(info.iccid)
         if sub is None:
@@ -235,7 +242,7 @@ class RegistrationRules(RegistryCore):
         if holders:
             raise SubscriptionInUseError(info.iccid, info.eid, holders[0])
         # replace() validates every identifier again: only when there is something to replace.
-        return info if info.imsi == sub.imsi else replace(info, imsi=sub.imsi)
+        return (info if info.imsi == sub.imsi else replace(info, imsi=sub.imsi)), sub
 
     def bind_subscription(self, iccid: str, eid: str, *, swap: bool = False,
                           actor: str = "operator:cli") -> tuple[Change, Effects]:
