@@ -26,6 +26,7 @@ from broker_bridge.registry import (
     Registry,
     refusal,
 )
+from broker_bridge.registry.listing import devices_number
 from broker_bridge.storage.base import Store
 from mps_mqtt.props import response_topic
 from mps_wire.codec import decode
@@ -41,6 +42,11 @@ _RESERVED_LEAVES = frozenset({"register", "state", "requests", "events", "consen
                              "orders", *DEVICE_LEAVES})
 
 Handler = Callable[[str, bytes], Outcome]
+Route = tuple[str, str, str, Handler]
+
+#: Topics (and ``devices`` payloads) whose parse the handler keeps, at most; beyond that
+#: all are forgotten. An app's requests come on one topic, often with the same payload.
+_KEPT_PARSES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +126,23 @@ class MessageHandler:
         self._handle_installation: Callable[[str, Mapping[str, Any]], Outcome] = (
             lambda _source, msg: registry.handle_installation(msg))
         self._profiles = topics.operator(PROFILES)
+        # Plain dicts: a lost race between threads only parses again.
+        self._routes: dict[str, Route | None] = {}
+        self._numbers: dict[bytes, str] = {}
 
-    def route(self, topic: str) -> tuple[str, str, str, Handler] | None:
+    def route(self, topic: str) -> Route | None:
         """(kind, id, namespace, handler) of a topic the bridge serves, else None."""
+        try:
+            return self._routes[topic]
+        except KeyError:
+            pass
+        found = self._route(topic)
+        if len(self._routes) >= _KEPT_PARSES:
+            self._routes.clear()
+        self._routes[topic] = found
+        return found
+
+    def _route(self, topic: str) -> Route | None:
         if topic == self._installations:
             return ("operator", INSTALLATIONS, self.topics.operator_namespace(INSTALLATIONS),
                     self._installation)
@@ -155,27 +175,44 @@ class MessageHandler:
         _kind, ident, _namespace, handler = route
         return handler(ident, payload)
 
-    def quick(self, msg: mqtt.MQTTMessage, store: Store | None = None
-              ) -> tuple[Handled, AuditEntry] | None:
+    def quick(self, msg: mqtt.MQTTMessage, store: Store | None = None, *,
+              route: Route | None = None) -> tuple[Handled, AuditEntry] | None:
         """An app's ``devices`` request answered from the registry's read model (its
         versions read from ``store``, default the registry's), with the audit entry still
         to be written; None for any other message (and on any doubt), which then takes
-        the full path of :meth:`take`."""
-        route = self.route(msg.topic)
+        the full path of :meth:`take`. ``route`` is the message's, if known already."""
+        route = route or self.route(msg.topic)
         if route is None or route[0] != "apps":
             return None
         reply_to = response_topic(msg.properties)
         if reply_to is None or not inside(reply_to, route[2]):
             return None
+        msisdn = self._devices_number(bytes(msg.payload))
+        if msisdn is None:
+            return None
         try:
-            found = self.registry.kept_devices(route[1], decode(bytes(msg.payload)),
-                                               store=store)
-        except (WireError, StoreError):
+            found = self.registry.kept_answer(route[1], msisdn, store=store)
+        except StoreError:
             return None
         if found is None:
             return None
         outcome, entry = found
         return Handled(msg, reply_to, outcome), entry
+
+    def _devices_number(self, payload: bytes) -> str | None:
+        """The number of a ``devices`` request, decoded once per distinct payload."""
+        number = self._numbers.get(payload)
+        if number is not None:
+            return number
+        try:
+            number = devices_number(decode(payload))
+        except WireError:
+            return None
+        if number is not None:
+            if len(self._numbers) >= _KEPT_PARSES:
+                self._numbers.clear()
+            self._numbers[payload] = number
+        return number
 
     def take(self, msg: mqtt.MQTTMessage) -> Handled:
         """Handle one message (its changes stay uncommitted); what to publish for it."""

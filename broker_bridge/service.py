@@ -41,7 +41,14 @@ from broker_bridge.auditing import LINGER as AUDIT_LINGER
 from broker_bridge.auditing import AuditWriter
 from broker_bridge.errors import BrokerError, StoreError
 from broker_bridge.grouping import GROUP_MAX, GROUP_SECONDS, GroupWorker, MessageQueue
-from broker_bridge.handling import BridgeStats, Counters, Handled, MessageHandler, inside
+from broker_bridge.handling import (
+    BridgeStats,
+    Counters,
+    Handled,
+    MessageHandler,
+    Route,
+    inside,
+)
 from broker_bridge.health import StoreHealth
 from broker_bridge.limits import APP_BURST, APP_RATE, AppLimiter
 from broker_bridge.model import now_ms
@@ -68,6 +75,12 @@ SWITCH_INTERVAL = 0.0005
 RECONNECT_MIN = 1
 #: ... doubling up to this, so a broker back from an outage is rejoined within seconds.
 RECONNECT_MAX = 3
+
+#: Messages the broker may send the bridge unacknowledged (MQTT v5 Receive Maximum). A
+#: message is acknowledged once what it changed, or its audit entry, is committed: the
+#: broker's default (Mosquitto: 20) would let one wait for the disk stall the rest.
+#: The audit writer and a group take up to 1000 and 500 at once.
+RECEIVE_MAXIMUM = 1000
 
 #: Seconds without a message after which a leaving bridge takes nothing more to be coming.
 SETTLE_SECONDS = 0.1
@@ -221,7 +234,8 @@ class Bridge:
 
     def _connect(self, client: mqtt.Client, timeout: float, *, persistent: bool) -> None:
         try:
-            connect(client, self.broker, timeout=timeout, persistent=persistent)
+            connect(client, self.broker, timeout=timeout, persistent=persistent,
+                    receive_maximum=RECEIVE_MAXIMUM)
         except BrokerUnreachableError as exc:
             raise BrokerError(str(exc)) from exc
         set_nodelay(client)
@@ -377,7 +391,8 @@ class Bridge:
         with self._counters.lock:
             self._counters.received += 1
         self._audits.send_acks(client)
-        if self._over_share(client, msg):
+        route = self._handler.route(msg.topic)
+        if self._over_share(client, msg, route):
             return
         reader = self._reader
         if reader is not None and not self.health.down:
@@ -385,7 +400,7 @@ class Bridge:
             # as a bare echo would be: it reads one row of committed state on a
             # connection of its own, never waiting for the worker's transaction.
             try:
-                found = self._handler.quick(msg, reader)
+                found = self._handler.quick(msg, reader, route=route)
             except Exception:
                 log.exception("answering from the read model failed; handing it over")
                 found = None
@@ -399,10 +414,11 @@ class Bridge:
         # Everything else goes to the worker; see GroupWorker.
         self._queue.put(msg)
 
-    def _over_share(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> bool:
+    def _over_share(self, client: mqtt.Client, msg: mqtt.MQTTMessage,
+                    route: Route | None) -> bool:
         """Answer ``busy`` and acknowledge at once a request of an app over its share (see
-        :mod:`broker_bridge.limits`); False for any other message."""
-        route = self._handler.route(msg.topic)
+        :mod:`broker_bridge.limits`); False for any other message. ``route`` is its
+        topic's (:meth:`MessageHandler.route`)."""
         if route is None or route[0] != "apps" or self.limiter.allow(route[1]):
             return False
         reply_to = response_topic(msg.properties)

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 BRIDGE_PREFIX = "bench/mps/v1"
 BASELINE_PREFIX = "base/mps/v1"  # the same topic shapes and lengths as the bridge's
 BRIDGE_GROUP = "mps-bridge"
+#: The bench app's share of the bridges (requests per second, and at once): above any load
+#: the performance run offers, so that it measures the request path and not the share
+#: (``mps_bench.flood`` measures the share; the bucket is still checked per request).
+APP_SHARE = (1_000_000, 100_000)
 
 
 @dataclass
@@ -116,7 +120,8 @@ class Stack:
         for i in range(count):
             argv = [*console_script("mps-bridge"), "serve", "--db", self.store.url,
                     "--broker", self.url, "--prefix", BRIDGE_PREFIX, "--group", BRIDGE_GROUP,
-                    "--signatures", signatures]
+                    "--signatures", signatures, "--app-rate", str(APP_SHARE[0]),
+                    "--app-burst", str(APP_SHARE[1])]
             self.bridges.append(self.procs.start(f"bridge{i}-{uuid.uuid4().hex[:4]}", argv,
                                                  env=self.env()))
         for svc in self.bridges:

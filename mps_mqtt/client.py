@@ -148,8 +148,14 @@ def new_client(client_id: str | None = None, *, persistent: bool = False,
 
 def connect(client: mqtt.Client, broker: BrokerURL, *, timeout: float = 10.0,
             keepalive: int = 30, persistent: bool = False,
-            will: tuple[str, bytes, int, bool] | None = None) -> None:
+            will: tuple[str, bytes, int, bool] | None = None,
+            receive_maximum: int | None = None) -> None:
     """Connect ``client`` to ``broker``, start its network loop and wait for CONNACK.
+
+    ``receive_maximum`` is how many QoS 1 messages the broker may send unacknowledged
+    (MQTT v5 section 3.1.2.11.3; paho repeats it on reconnecting). Without it, Mosquitto
+    sends at most its ``max_inflight_messages`` (20), which bounds a client that
+    acknowledges only once what a message changed is stored.
 
     Raises BrokerUnreachableError when the broker cannot be reached or refuses us.
     """
@@ -174,6 +180,10 @@ def connect(client: mqtt.Client, broker: BrokerURL, *, timeout: float = 10.0,
     client.on_connect = on_connect
     props = new_properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = SESSION_EXPIRY_S if persistent else 0
+    if receive_maximum is not None:
+        if not 1 <= receive_maximum <= 65535:
+            raise ValueError(f"receive_maximum must be 1 to 65535, not {receive_maximum}")
+        props.ReceiveMaximum = receive_maximum
     try:
         client.connect(broker.host, broker.port, keepalive=keepalive,
                        clean_start=not persistent, properties=props)

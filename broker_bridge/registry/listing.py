@@ -21,6 +21,18 @@ from mps_wire.messages import AppOp, DevicesRequest, Reason, Reply, Status, pars
 _KEPT_OK = Reply(Status.OK)
 
 
+def devices_number(msg: Mapping[str, Any]) -> str | None:
+    """The number a decoded ``devices`` request names; None for any other (or a bad)
+    request, which the full path answers."""
+    if msg.get("op") != AppOp.DEVICES.value:
+        return None
+    try:
+        request = parse_app_request(msg)
+    except WireError:
+        return None
+    return request.msisdn if isinstance(request, DevicesRequest) else None
+
+
 class DeviceListing(ReferenceRules):
     """What an app sees of a contract's devices, and the read model that keeps it."""
 
@@ -31,24 +43,20 @@ class DeviceListing(ReferenceRules):
         read model has no answer at the store's current versions (read from ``store``, a
         connection to the registry's database; default the registry's own). The
         outcome's reply carries the status only; what is sent is its ``encoded`` answer."""
-        if msg.get("op") != AppOp.DEVICES.value:
-            return None
-        try:
-            request = parse_app_request(msg)
-        except WireError:
-            return None
-        if not isinstance(request, DevicesRequest):  # pragma: no cover - op checked above
-            return None
-        if request.msisdn is None:
-            return None  # a user reference: resolved on the full path
-        versions = (store or self.store).read_versions(request.msisdn)
-        found = self._kept(app_id, request, versions)
+        msisdn = devices_number(msg)
+        return None if msisdn is None else self.kept_answer(app_id, msisdn, store=store)
+
+    def kept_answer(self, app_id: str, msisdn: str, *, store: Store | None = None
+                    ) -> tuple[Outcome, AuditEntry] | None:
+        """:meth:`kept_devices` for a request already parsed: the number it names."""
+        versions = (store or self.store).read_versions(msisdn)
+        found = self._kept(app_id, msisdn, versions)
         if found is None:
             return None
         encoded, entry = found
         return Outcome(_KEPT_OK, read_only=True, encoded=encoded), entry
 
-    def _kept(self, app_id: str, request: DevicesRequest, versions: Versions | None
+    def _kept(self, app_id: str, msisdn: str, versions: Versions | None
               ) -> tuple[bytes, AuditEntry] | None:
         if versions is None:
             return None
@@ -56,7 +64,7 @@ class DeviceListing(ReferenceRules):
         if kept is None:
             return None
         entry = AuditEntry(0, self._clock(), f"app:{app_id}", "devices", Status.OK.value,
-                           contract_id=versions[0], app_id=app_id, subject=request.msisdn,
+                           contract_id=versions[0], app_id=app_id, subject=msisdn,
                            detail=kept.detail())
         return kept.encoded, entry
 
@@ -68,8 +76,9 @@ class DeviceListing(ReferenceRules):
         (:mod:`~broker_bridge.registry.references`)."""
         request = self.resolved(app_id, request)
         # The versions first: whatever is read after them is at least as new.
-        versions = self.store.read_versions(number(request))
-        found = self._kept(app_id, request, versions)
+        msisdn = number(request)
+        versions = self.store.read_versions(msisdn)
+        found = self._kept(app_id, msisdn, versions)
         if found is not None:
             encoded, entry = found
             self.store.append_audits([entry])

@@ -19,7 +19,13 @@ from broker_bridge.errors import (
     UnknownSubscriptionError,
     UnprovenSubscriptionError,
 )
-from broker_bridge.model import Change, DeviceKey, Installation, RegistrationOutcome
+from broker_bridge.model import (
+    Change,
+    DeviceKey,
+    Installation,
+    RegistrationOutcome,
+    Subscription,
+)
 from broker_bridge.registry import events, history
 from broker_bridge.registry.core import RegistryCore, SignaturePolicy, new_id
 from broker_bridge.registry.work import Effects, Outcome, UnitOfWork, refusal
@@ -208,8 +214,8 @@ class RegistrationRules(RegistryCore):
                     raise ReplayError(info.device_id, info.seq, last_seq)
             if info.seq - last_seq > SEQ_WINDOW:
                 raise SequenceJumpError(info.device_id, info.seq, last_seq, SEQ_WINDOW)
-            info = self._proven(info)
-            outcome = store.register_device(info, now=work.now)
+            info, sub = self._proven(info)
+            outcome = store.register_device(info, now=work.now, subscription=sub)
             if last is None or info.seq > last[0] or not last[1]:
                 store.note_registration(info.device_id, info.seq, digest, now=work.now)
             if outcome.result is RegistrationResult.REGISTERED:
@@ -219,9 +225,10 @@ class RegistrationRules(RegistryCore):
             history.registered(work, outcome)
         return outcome, work.effects
 
-    def _proven(self, info: DeviceInfo) -> DeviceInfo:
-        """``info`` with the operator's IMSI, once the subscription is shown to be on the
-        device's eUICC and used by no other device; raises the refusal's error otherwise."""
+    def _proven(self, info: DeviceInfo) -> tuple[DeviceInfo, Subscription]:
+        """``info`` with the operator's IMSI, and its subscription, once the subscription
+        is shown to be on the device's eUICC and used by no other device; raises the
+        refusal's error otherwise."""
         store = self.store
         sub = store.subscription_by_iccid(info.iccid)
         if sub is None:
@@ -239,7 +246,8 @@ class RegistrationRules(RegistryCore):
                    if d.eid != info.device_id]
         if holders:
             raise SubscriptionInUseError(info.iccid, info.device_id, holders[0])
-        return replace(info, imsi=sub.imsi)
+        # replace() validates every identifier again: only when there is something to replace.
+        return (info if info.imsi == sub.imsi else replace(info, imsi=sub.imsi)), sub
 
     def bind_subscription(self, iccid: str, eid: str | None, *, swap: bool = False,
                           actor: str = "operator:cli") -> tuple[Change, Effects]:

@@ -206,8 +206,8 @@ class Store(ChoiceStore, abc.ABC):
     # --- devices -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    def register_device(self, info: DeviceInfo, *, now: int | None = None
-                        ) -> RegistrationOutcome:
+    def register_device(self, info: DeviceInfo, *, now: int | None = None,
+                        subscription: Subscription | None = None) -> RegistrationOutcome:
         """Record a device's registration in one transaction.
 
         The device is filed under the contract of the subscription its ICCID names; an
@@ -215,7 +215,9 @@ class Store(ChoiceStore, abc.ABC):
         stores nothing. The result is ``registered`` for a new EID, ``unchanged`` when the
         identity (:meth:`DeviceInfo.identity_key`) and contract are as stored, else
         ``updated`` (with the kinds of change and the device as it was before).
-        ``now`` (ms since the epoch) defaults to the wall clock.
+        ``now`` (ms since the epoch) defaults to the wall clock. ``subscription`` is
+        that subscription as the caller read it in the same transaction (saving the
+        statement); it must be the one of ``info.iccid``.
         """
 
     @abc.abstractmethod

@@ -405,3 +405,16 @@ def test_a_batch_that_fails_stores_nothing_of_it(store: SqlStore) -> None:
     with pytest.raises(StoreError, match="inside a transaction"), store.transaction(), \
             store.batch():
         pass
+
+
+def test_register_device_takes_the_subscription_read_by_its_caller(store: SqlStore) -> None:
+    info = make_device(1)
+    other = store.subscription_by_iccid(iccid_for(4))
+    assert other is not None
+    with pytest.raises(ValueError, match="is not the device's"):
+        store.register_device(info, subscription=other)
+    assert store.device(info.eid) is None  # nothing stored
+    mine = store.subscription_by_iccid(info.iccid)
+    outcome = store.register_device(info, subscription=mine)
+    assert (outcome.result, outcome.contract_id) == (RegistrationResult.REGISTERED, "C-1")
+    assert outcome.device.msisdn == "+4915100000001"

@@ -42,14 +42,18 @@ def _device_key(row: Row) -> DeviceKey:
 class DeviceQueries(SqlCore):
     """Devices, the SM-DP+'s installations, device keys and the replay state."""
 
-    def register_device(self, info: DeviceInfo, *, now: int | None = None
-                        ) -> RegistrationOutcome:
+    def register_device(self, info: DeviceInfo, *, now: int | None = None,
+                        subscription: Subscription | None = None) -> RegistrationOutcome:
+        if subscription is not None and subscription.iccid != info.iccid:
+            raise ValueError(f"subscription {subscription.iccid} is not the device's "
+                             f"{info.iccid}")
         with self.transaction():
-            sub = self.subscription_by_iccid(info.iccid)
+            sub = subscription or self.subscription_by_iccid(info.iccid)
             if sub is None:
                 raise UnknownSubscriptionError(info.iccid)
             # The IMSI is the operator's, whatever the device sent.
-            info = replace(info, imsi=sub.imsi)
+            if info.imsi != sub.imsi:
+                info = replace(info, imsi=sub.imsi)
             rows = self._execute(self._locking(
                 "SELECT eid, contract_id, iccid, imei, imsi, NULL, ip, capabilities, "
                 "manufacturer, model, revision, profile, last_seq, device_ts, registered_at, "
