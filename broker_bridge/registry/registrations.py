@@ -338,7 +338,7 @@ class RegistrationRules(RegistryCore):
                 work.audit(actor, "installation", report.result.value,
                            contract_id=sub.contract_id if sub else None,
                            subject=report.iccid, detail={**detail, "change": change.value})
-        return Outcome(Reply.ok(iccid=report.iccid, change=change.value))
+        return Outcome(Reply.ok(iccid=report.iccid, change=change.value), work.effects)
 
 
 def _release(store: Store, work: UnitOfWork, iccid: str, eid: str) -> list[str]:

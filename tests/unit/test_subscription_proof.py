@@ -16,12 +16,13 @@ import pytest
 
 from broker_bridge.cli import main
 from broker_bridge.errors import SubscriptionInUseError, UnknownSubscriptionError
-from broker_bridge.registry import Registry
+from broker_bridge.registry import Outcome, Registry
 from broker_bridge.storage import SqliteStore
-from mps_wire.messages import InstallationOutcome, InstallationResult
+from mps_wire.messages import EventKind, InstallationOutcome, InstallationResult, PairRequest
 from mps_wire.registration import encode_registration
 from tests.helpers import (
     PAUL,
+    PAUL_MSISDN,
     add_contract,
     bind_devices,
     iccid_for,
@@ -49,14 +50,16 @@ def register(registry: Registry, n: int, **changes: Any) -> dict[str, Any]:
     return registry.handle_registration(info.eid, encode_registration(info)).reply.to_wire()
 
 
-def installed(registry: Registry, n: int, sub: int, *, txn: str, ts: int = 1) -> None:
+def installed(registry: Registry, n: int, sub: int, *, txn: str, ts: int = 1) -> Outcome:
     report = InstallationResult(seq=1, eid=make_device(n).eid, iccid=iccid_for(sub),
                                 imsi=imsi_for(sub), msisdn=None,
                                 result=InstallationOutcome.INSTALLED, transaction=txn,
                                 smdp="smdp.example", ts=ts, matching_id="M",
                                 pir=b"\x30\x03\x02\x01\x00", euicc_certificate=b"\x30\x00",
                                 eum_certificate=b"\x30\x00")
-    assert registry.installation(report).reply.is_ok
+    outcome = registry.installation(report)
+    assert outcome.reply.is_ok
+    return outcome
 
 
 def test_a_known_iccid_without_installation_or_binding_is_refused(
@@ -129,8 +132,13 @@ def test_a_new_download_elsewhere_is_the_swap_and_the_old_device_leaves(
         registry: Registry, store: SqliteStore) -> None:
     installed(registry, 1, 1, txn="tx-1", ts=1)
     assert register(registry, 1)["result"] == "registered"
-    installed(registry, 7, 1, txn="tx-2", ts=2)
+    # The care app (standing consent) is paired: it hears of the device leaving.
+    assert registry.pair("care", PairRequest(PAUL_MSISDN, "support")).reply.is_ok
+    swap = installed(registry, 7, 1, txn="tx-2", ts=2)
     assert store.device(make_device(1).eid) is None
+    # The removal's event goes out with the report's outcome, not only on a later resume.
+    assert [(e.app_id, e.kind) for e in swap.effects.events] == [
+        ("care", EventKind.DEVICE_REMOVED)]
     entry = [e for e in store.audit() if e.action == "installation"][-1]
     assert entry.detail["devices_removed"] == [make_device(1).eid]
     assert register(registry, 1, seq=2)["code"] == "denied"
