@@ -274,12 +274,12 @@ class _PullableCard(EmuCardLink):
 
 
 def card_removed_mid_download(workdir: Path, _count: int = 0, *,
-                              pull_after: int = 32) -> FaultResult:
+                              pull_after: int = 25) -> FaultResult:
     """An empty eUICC downloads its profile from the SM-DP+; ``pull_after`` APDUs into the
     download (the default lands in the middle of the bound profile package, whose segments
-    are APDUs 28 to 36 of a download here) the card is pulled. It comes back, the download
-    starts over and completes, the device registers: one profile installed, one
-    installation reported, one device."""
+    are APDUs 22 to 28 of a download in 255-byte STORE DATA blocks here) the card is
+    pulled. It comes back, the download starts over and completes, the device registers:
+    one profile installed, one installation reported, one device."""
     from agent.activation import ActivationPlan, ensure_operational_profile
     from mps_testbed.smdp import start_smdp
     from mps_testbed.stack.procs import ProcessGroup

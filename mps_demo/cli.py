@@ -77,6 +77,27 @@ def _across_operators(session: RigSession, say: Callable[[str], None],
         failures.append("the partner app did not pair at the other operator")
 
 
+def _paul_story(session: RigSession, say: Callable[[str], None], told: list[StoryResult],
+                failures: list[str]) -> None:
+    """Paul's story: the app finds his devices, pairs with consent, hears of the racket."""
+    rig = session.rig
+    racket = session.held[0]
+    say(f"\napp         {rig.story.app_id} asks for the devices of {rig.story.msisdn}:\n")
+    say(session.app_table.rstrip())
+    say("")
+    try:
+        told.append(run_story(
+            session.broker_url, msisdn=rig.story.msisdn, contract=rig.story.contract_id,
+            new_device=lambda: session.boot(racket), say=say,
+            apps=StoryApps(health="health-app", lower="fitness-tracker",
+                           partner="operator-care")))
+    except StoryError as exc:
+        told.append(exc.result)
+        failures.append(f"the story stopped: {exc}")
+    except PairingError as exc:
+        failures.append(f"the story stopped: {exc}")
+
+
 def tell(args: argparse.Namespace) -> int:
     quiet = args.json
 
@@ -96,22 +117,7 @@ def tell(args: argparse.Namespace) -> int:
     failures: list[str] = []
 
     def story(session: RigSession) -> None:
-        rig = session.rig
-        racket = session.held[0]
-        say(f"\napp         {rig.story.app_id} asks for the devices of {rig.story.msisdn}:\n")
-        say(session.app_table.rstrip())
-        say("")
-        try:
-            told.append(run_story(
-                session.broker_url, msisdn=rig.story.msisdn, contract=rig.story.contract_id,
-                new_device=lambda: session.boot(racket), say=say,
-                apps=StoryApps(health="health-app", lower="fitness-tracker",
-                               partner="operator-care")))
-        except StoryError as exc:
-            told.append(exc.result)
-            failures.append(f"the story stopped: {exc}")
-        except PairingError as exc:
-            failures.append(f"the story stopped: {exc}")
+        _paul_story(session, say, told, failures)
         _across_operators(session, say, federated, failures)
         if not failures:
             page_act(session, args, say, acted, failures)

@@ -63,8 +63,10 @@ RULE_BY_LEAF = {
 }
 
 
-#: Published by the eIM (see test_eim): not part of the registry's own full run below.
-OTHER_RULES = {("operator", "profiles"): "profile-change"}
+#: Published by the eIM (see test_eim) and by the consent page (see test_consent_codes): not
+#: part of the registry's own full run below.
+OTHER_RULES = {("operator", "profiles"): "profile-change",
+               ("users", "sign-in"): "sign-in-code"}
 
 
 def rule_of(topics: Topics, topic: str) -> str:
@@ -72,7 +74,7 @@ def rule_of(topics: Topics, topic: str) -> str:
         if kind == "operator" and topic == topics.operator(leaf):
             return {**RULE_BY_LEAF, **OTHER_RULES}[(kind, leaf)]
     kind, _ident, leaf = topics.parse(topic)
-    return RULE_BY_LEAF[(kind, leaf)]
+    return {**RULE_BY_LEAF, **OTHER_RULES}[(kind, leaf)]
 
 
 @pytest.fixture
@@ -255,7 +257,8 @@ def test_the_asyncapi_document_names_every_topic_and_payload() -> None:
         t.device_register("EID"), t.device_reply("EID"), t.device_state("EID"),
         t.app_requests("APP"), t.app_replies("APP"), t.app_events("APP"),
         t.user_consent("CONTRACT"), t.user_requests("CONTRACT"),
-        t.user_replies("CONTRACT"), t.operator_requests("SOURCE"),
+        t.user_replies("CONTRACT"), t.user_sign_in("CONTRACT"),
+        t.operator_requests("SOURCE"),
         t.operator_replies("SOURCE"), t.operator("installations"),
         t.device_orders("EID"), t.device_order_results("EID"), t.device_esim_requests("EID"),
         t.operator("profiles"),
