@@ -14,13 +14,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import AgentConfigError, AgentError, StepError
-from firmware_profiles import (
-    FirmwareProfile,
-    ProfileError,
-    bundled_profiles,
-    find_profile,
-    load_profile,
-)
 from mps_common.cli import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -38,17 +31,20 @@ from mps_common.cli import (
 from mps_common.errors import ConfigError
 
 # Each command imports the machinery it runs (first boot, MQTT, the daemon, the doctor)
-# when it runs: 'mps-agent profiles list' or '--help' never load them.
+# when it runs: 'mps-agent profiles list' never loads them, '--help' not even the firmware
+# profiles (tests/unit/test_architecture.py holds each command to its imports).
 if TYPE_CHECKING:
     from agent.doctor import Check
     from agent.firstboot import AgentSettings, Step
     from agent.orders import OrderRunner
+    from firmware_profiles import FirmwareProfile
 
 PROG = "mps-agent"
 
 
 def _settings(args: argparse.Namespace) -> AgentSettings:
     from agent.firstboot import AgentSettings
+    from firmware_profiles import load_profile
 
     profile = load_profile(args.profile)
     # Layered configuration: arguments > environment > the profile's TOML.
@@ -180,6 +176,8 @@ def _profile_row(profile: FirmwareProfile) -> dict[str, Any]:
 
 
 def cmd_profiles_list(args: argparse.Namespace) -> int:
+    from firmware_profiles import ProfileError, bundled_profiles, load_profile
+
     rows: list[dict[str, Any]] = []
     for path in bundled_profiles():
         try:
@@ -204,6 +202,8 @@ def _profiles_table(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_profiles_check(args: argparse.Namespace) -> int:
+    from firmware_profiles import ProfileError, find_profile, load_profile
+
     results: list[dict[str, Any]] = []
     for name in args.files:
         try:
@@ -227,6 +227,7 @@ def cmd_profiles_check(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from agent.doctor import CheckStatus, Doctor, render_check
+    from firmware_profiles import find_profile
 
     args.profile = find_profile(args.profile)
     settings = _settings(args)
@@ -332,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(build_parser(), argv)
     if isinstance(args, int):
         return args
+    from firmware_profiles import ProfileError  # every command reads a profile
+
     try:
         setup_logging(args.log_level)
         return int(args.func(args))

@@ -16,7 +16,7 @@ from pathlib import Path
 from agent.errors import AgentConfigError
 from agent.signing import DeviceSigner
 from mps_mqtt.bundle import IDENTITY_FILE, BundleError, CredentialBundle
-from mps_mqtt.client import BrokerURL
+from mps_mqtt.url import BrokerURL
 
 ENV = "MPS_CREDENTIALS"
 DIR_NAME = "credentials"

@@ -16,6 +16,7 @@ from typing import Any
 from mps_common.errors import ConfigError, Problem
 from mps_common.schema import Key, Table, collect, matches, one_of, positive, read_toml
 from mps_esim.lpa.activation import ActivationCode, check_address, parse_activation_code
+from mps_mqtt.url import BrokerURL
 
 PROFILE_DIR = Path(__file__).resolve().parent
 
@@ -124,9 +125,6 @@ def _aid(text: str) -> bytes:
 
 
 def _broker_url(url: str) -> str:
-    # The MQTT client module (paho) is loaded only when a profile names a broker.
-    from mps_mqtt.client import BrokerURL
-
     BrokerURL.parse(url)
     return url
 

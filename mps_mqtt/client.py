@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -20,6 +19,16 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from mps_mqtt.url import BrokerURL
+
+# BrokerURL lives in mps_mqtt.url (loadable without paho) and is re-exported here.
+__all__ = [
+    "DEFAULT_RETRY", "EARLY_REFUSALS", "NOT_AUTHORIZED", "RECONNECT_MAX_S", "SESSION_EXPIRY_S",
+    "BrokerURL", "BrokerUnreachableError", "MqttError", "PublishRefusedError",
+    "RequestTimeoutError", "Requester", "Retry", "SubscriptionRefusedError", "connect",
+    "disconnect", "new_client", "new_properties", "reply_properties", "subscribe",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,60 +82,6 @@ class PublishRefusedError(MqttError, PermissionError):
 
 NOT_AUTHORIZED = 0x87
 """MQTT v5 reason code "Not authorized" (section 2.4)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerURL:
-    """Where a broker is: ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://...``.
-
-    ``mqtts`` takes ``?ca=FILE`` (the operator's CA) and optionally ``cert=FILE&key=FILE``.
-    """
-
-    host: str
-    port: int
-    tls: bool = False
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerURL:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts"):
-            raise ValueError(f"broker URL {url!r} must start with mqtt:// or mqtts://")
-        if not parts.hostname:
-            raise ValueError(f"broker URL {url!r} names no host")
-        tls = parts.scheme == "mqtts"
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError as exc:
-            raise ValueError(f"broker URL {url!r} has a bad port") from exc
-        query = parse_qs(parts.query)
-        unknown = set(query) - {"ca", "cert", "key"}
-        if unknown:
-            names = ", ".join(sorted(unknown))
-            raise ValueError(f"broker URL {url!r} has unknown options: {names}")
-
-        def one(name: str) -> str | None:
-            values = query.get(name)
-            return values[-1] if values else None
-
-        return cls(
-            host=parts.hostname,
-            port=port,
-            tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            ca_file=one("ca"),
-            cert_file=one("cert"),
-            key_file=one("key"),
-        )
-
-    def __str__(self) -> str:
-        user = f"{self.username}@" if self.username else ""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
 def new_client(client_id: str | None = None, *, persistent: bool = False,

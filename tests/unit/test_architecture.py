@@ -9,6 +9,7 @@ with radon) keep every piece small enough to read in one sitting.
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -103,6 +104,34 @@ def test_the_lpa_download_path_loads_no_crypto_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+# What each mps-agent command may not load: a board answers '--help' and lists its profiles
+# without the MQTT client, the crypto library, PC/SC, the serial port or the eSIM stack.
+_HEAVY = {"paho", "cryptography", "smartcard", "serial", "cbor2", "ssl", "mps_wire",
+          "mps_mqtt.client", "lpa_emulator", "agent.firstboot", "agent.doctor"}
+_AGENT_COMMANDS = {
+    "--help": _HEAVY | {"firmware_profiles", "mps_esim"},
+    "identity --help": _HEAVY | {"firmware_profiles", "mps_esim"},
+    "profiles list": _HEAVY,
+    "profiles check quectel-ec25": _HEAVY,
+}
+
+
+@pytest.mark.parametrize("argv", sorted(_AGENT_COMMANDS))
+def test_each_agent_command_loads_only_what_it_needs(argv: str) -> None:
+    code = ("import contextlib, io, json, sys\n"
+            "from agent.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            f"    main({argv.split()!r})\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=ROOT).stdout
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
+    prefixes = {m for m in loaded for heavy in _AGENT_COMMANDS[argv]
+                if m == heavy or m.startswith(heavy + ".")}
+    assert sorted(prefixes) == []
+
 
 def _limits(package: str) -> list[str]:
     from radon.complexity import cc_visit
