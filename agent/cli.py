@@ -96,7 +96,6 @@ def cmd_identity(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agent.daemon import AgentDaemon
     from agent.firstboot import FirstBoot
 
     settings = _settings(args)
@@ -129,6 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # A first boot alone (no --daemon) never loads the daemon, its watch or eSIM orders.
+    from agent.daemon import AgentDaemon
     from agent.watch import HardwareUnavailableError
 
     daemon = AgentDaemon(settings, interval=args.interval, stop=stop,

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from lpa_emulator import pki
+from lpa_emulator import pki_files
 from lpa_emulator.euicc.errors import EuiccError
 from mps_esim.crypto import ecka, signatures
 
@@ -75,8 +75,8 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 def _private_key(raw: bytes, where: str) -> ec.EllipticCurvePrivateKey:
     try:
-        key = pki.parse_private_key(raw, source=where)
-    except pki.PkiError as exc:
+        key = pki_files.parse_private_key(raw, source=where)
+    except pki_files.PkiError as exc:
         raise IdentityError(str(exc)) from None
     if ecka.rsp_curve(key) is None:
         raise IdentityError(f"{where} is neither a NIST P-256 nor a brainpoolP256r1 key")
@@ -146,6 +146,9 @@ class EuiccIdentity:
     eum_certificate: x509.Certificate
     ci_certificates: tuple[x509.Certificate, ...] = ()
     sources: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
+    _checked: set[str] = field(default_factory=set, init=False, repr=False)
+    """EIDs :meth:`check` has passed for: the parts are immutable, so every copy of a
+    card's state (one per change) need not verify the same signatures again."""
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EuiccIdentity):
@@ -198,6 +201,8 @@ class EuiccIdentity:
 
     def check(self, eid: str) -> None:
         """Raise :class:`IdentityError` unless the parts belong together and to ``eid``."""
+        if eid in self._checked:
+            return
         public = self.certificate.public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey) or public.public_numbers() != (
                 self.private_key.public_key().public_numbers()):
@@ -210,6 +215,7 @@ class EuiccIdentity:
         if self.ci_certificates and not any(_issued_by(self.eum_certificate, ci)
                                             for ci in self.ci_certificates):
             raise IdentityError("CERT.EUM is not signed by any of the CI certificates")
+        self._checked.add(eid)
 
     # --- persistence (bytes as PEM text at this edge) ---------------------------------------
 
@@ -291,6 +297,8 @@ class Issuer:
     def issue(self, eid: str, *, sources: Mapping[str, tuple[Path, ...]] | None = None
               ) -> EuiccIdentity:
         """A new key pair and CERT.EUICC for ``eid`` (:func:`lpa_emulator.pki.make_euicc`)."""
+        from lpa_emulator import pki  # issuing only: a card that exists never loads it
+
         try:
             credential = pki.make_euicc(pki.Credential(self.eum_certificate, self.eum_key), eid)
         except pki.PkiError as exc:
@@ -300,14 +308,17 @@ class Issuer:
 
 
 @functools.cache
-def builtin_issuer(iin: str = pki.DEFAULT_EID_PREFIX) -> Issuer:
+def builtin_issuer(iin: str | None = None) -> Issuer:
     """The built-in test CI and an EUM for the EID issuer number ``iin``
-    (:func:`lpa_emulator.pki.builtin_ci`, :func:`lpa_emulator.pki.builtin_eum`).
+    (:func:`lpa_emulator.pki.builtin_ci`, :func:`lpa_emulator.pki.builtin_eum`); without
+    ``iin`` the default one (:data:`lpa_emulator.pki.DEFAULT_EID_PREFIX`).
 
     Their keys are derived from fixed labels, so cards made anywhere chain to the same CI,
     and an SM-DP+ PKI made with ``mps-emu pki init --builtin-ci`` serves them.
     """
-    eum = pki.builtin_eum(iin)
+    from lpa_emulator import pki
+
+    eum = pki.builtin_eum(pki.DEFAULT_EID_PREFIX if iin is None else iin)
     return Issuer(eum.cert, eum.key, (pki.builtin_ci().cert,))
 
 

@@ -133,6 +133,16 @@ def test_each_agent_command_loads_only_what_it_needs(argv: str) -> None:
     assert sorted(prefixes) == []
 
 
+def test_an_in_process_card_opens_without_the_pki_builder() -> None:
+    # A card that exists is read, not issued: the in-process card of a first boot loads
+    # neither the certificate builder (lpa_emulator.pki) nor the daemon's machinery.
+    code = ("import agent.cli, agent.firstboot, agent.card.emu, sys; print(sorted(m for m in "
+            "sys.modules if m in {'lpa_emulator.pki', 'agent.daemon', 'agent.orders'}))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
 def _limits(package: str) -> list[str]:
     from radon.complexity import cc_visit
     from radon.visitors import Class, Function

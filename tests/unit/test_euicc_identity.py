@@ -3,6 +3,7 @@ DER, what a state file keeps of them, and the euicc command's identity options."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -108,6 +109,23 @@ def test_der_files_and_a_pki_without_ci(tmp_path: Path) -> None:
     # With no CI certificate the CI key id comes from CERT.EUM's authority key id.
     assert loaded.ci_pkids == source.ci_pkids
     assert ident.load_pki_dir(tmp_path, None).eid == EID
+
+
+def test_a_passed_check_holds_for_that_identity_only(pki: Path) -> None:
+    # Every change to a card's state copies it, and each copy checks its identity: the
+    # signatures of one immutable identity are verified once, but a copy with another part
+    # is verified again, and a failed check is not remembered as passed.
+    good = ident.load_pki_dir(pki, EID)
+    stranger = ident.generate(EID)
+    good.check(EID)
+    good.check(EID)
+    swapped = dataclasses.replace(good, eum_certificate=stranger.eum_certificate)
+    with pytest.raises(ident.IdentityError, match=r"not signed by CERT\.EUM"):
+        swapped.check(EID)
+    with pytest.raises(ident.IdentityError, match=r"not signed by CERT\.EUM"):
+        swapped.check(EID)
+    with pytest.raises(ident.IdentityError, match=f"not {EID2}"):
+        good.check(EID2)
 
 
 def test_mismatches_are_named(pki: Path, tmp_path: Path) -> None:
