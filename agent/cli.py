@@ -35,7 +35,7 @@ from mps_common.errors import ConfigError
 # profiles (tests/unit/test_architecture.py holds each command to its imports).
 if TYPE_CHECKING:
     from agent.doctor import Check
-    from agent.firstboot import AgentSettings, Step
+    from agent.hardware import AgentSettings, Step
     from agent.orders import OrderRunner
     from firmware_profiles import FirmwareProfile
 
@@ -43,7 +43,7 @@ PROG = "mps-agent"
 
 
 def _settings(args: argparse.Namespace) -> AgentSettings:
-    from agent.firstboot import AgentSettings
+    from agent.hardware import AgentSettings
     from firmware_profiles import load_profile
 
     profile = load_profile(args.profile)
@@ -79,7 +79,7 @@ def _print(obj: Any) -> None:
 
 
 def cmd_identity(args: argparse.Namespace) -> int:
-    from agent.firstboot import DeviceHardware
+    from agent.hardware import DeviceHardware
 
     settings = _settings(args)
     with DeviceHardware(settings) as device:

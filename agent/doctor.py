@@ -48,7 +48,7 @@ from agent.errors import (
     NoCardError,
     StatusWordError,
 )
-from agent.firstboot import AgentSettings
+from agent.hardware import AgentSettings
 from agent.modem import Modem
 from agent.modem.transports import link_for_url
 from mps_common.progress import Progress

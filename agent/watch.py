@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from agent.errors import AgentError, StepError
-from agent.firstboot import DeviceHardware
+from agent.hardware import DeviceHardware
 from agent.identity import Identity
 
 log = logging.getLogger(__name__)
