@@ -26,7 +26,7 @@ from broker_bridge.registry import (
     Registry,
     refusal,
 )
-from broker_bridge.registry.listing import devices_number
+from broker_bridge.registry.listing import devices_number, plain_devices_number
 from broker_bridge.storage.base import Store
 from mps_mqtt.props import response_topic
 from mps_wire.codec import decode
@@ -201,7 +201,7 @@ class MessageHandler:
 
     def _devices_number(self, payload: bytes) -> str | None:
         """The number of a ``devices`` request, decoded once per distinct payload."""
-        number = self._numbers.get(payload)
+        number = plain_devices_number(payload) or self._numbers.get(payload)
         if number is not None:
             return number
         try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -31,6 +32,22 @@ def devices_number(msg: Mapping[str, Any]) -> str | None:
     except WireError:
         return None
     return request.msisdn if isinstance(request, DevicesRequest) else None
+
+
+#: A ``devices`` request as apps encode it: a CBOR map of two, ``op`` first, then
+#: ``msisdn`` as text of fewer than 24 bytes (RFC 8949 section 3.1: major types 5 and 3).
+_PLAIN_DEVICES = re.compile(rb"\xa2\x62op\x67devices\x66msisdn([\x60-\x77])(\+[1-9][0-9]{1,14})",
+                            re.DOTALL)
+
+
+def plain_devices_number(payload: bytes) -> str | None:
+    """The number of a ``devices`` request encoded the plain way (no separators in the
+    number, no other key), read from its bytes; None for any other payload, which
+    :func:`devices_number` then decodes. Whatever it returns, decoding would too."""
+    found = _PLAIN_DEVICES.fullmatch(payload)
+    if found is None or found[1][0] - 0x60 != len(found[2]):
+        return None
+    return found[2].decode("ascii")
 
 
 class DeviceListing(ReferenceRules):
