@@ -390,7 +390,14 @@ class Bridge:
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._counters.lock:
             self._counters.received += 1
-        self._audits.send_acks(client)
+        try:
+            self._take(client, msg)
+        finally:
+            # After this message's reply, not before it: a batch of acknowledgements
+            # queued first would delay the answer the requester waits for.
+            self._audits.send_acks(client)
+
+    def _take(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         route = self._handler.route(msg.topic)
         if self._over_share(client, msg, route):
             return
