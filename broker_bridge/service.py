@@ -23,6 +23,7 @@ duplicates by sequence number and fetch gaps with ``events-since``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -365,6 +366,9 @@ class Bridge:
                 previous[sig] = signal.signal(sig, on_signal)
         try:
             self.start()
+            # What start() read (the read model above all) lives as long as the process:
+            # the collector need not walk it again in every full collection.
+            gc.freeze()
             if ready is not None:
                 ready()
             # A timeout keeps the main thread returning to the interpreter, where signal
