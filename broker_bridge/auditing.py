@@ -17,7 +17,6 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
@@ -44,10 +43,9 @@ ACK_GRACE = 0.002
 RETRY_SECONDS = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    entry: AuditEntry
-    msg: mqtt.MQTTMessage
+#: An entry and the message to acknowledge once it is written. A tuple: built on the
+#: network thread for every query answered from memory.
+_Pending = tuple[AuditEntry, mqtt.MQTTMessage]
 
 
 class AuditWriter:
@@ -95,7 +93,7 @@ class AuditWriter:
         with self._wake:
             if self._thread is None or self._closing or self.health.down:
                 return False
-            self._pending.append(_Pending(entry, msg))
+            self._pending.append((entry, msg))
             if len(self._pending) == 1:
                 self._wake.notify()
         return True
@@ -148,7 +146,7 @@ class AuditWriter:
         store = self._own or self.store
         while True:
             try:
-                store.append_audits([p.entry for p in batch])
+                store.append_audits([entry for entry, _msg in batch])
                 break
             except StoreError as exc:
                 if self._closing:
@@ -161,4 +159,4 @@ class AuditWriter:
                 time.sleep(RETRY_SECONDS)
         self.health.recovered()
         self.written += len(batch)
-        self._due.extend(p.msg for p in batch if p.msg.qos)
+        self._due.extend(msg for _entry, msg in batch if msg.qos)

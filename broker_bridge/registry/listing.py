@@ -20,6 +20,7 @@ from mps_wire.messages import AppOp, DevicesRequest, Reason, Reply, Status, pars
 
 #: The reply of an answer sent from its encoding: the status is what counts.
 _KEPT_OK = Reply(Status.OK)
+_OK_VALUE = Status.OK.value
 
 
 def devices_number(msg: Mapping[str, Any]) -> str | None:
@@ -80,9 +81,8 @@ class DeviceListing(ReferenceRules):
         kept = self.reads.get(app_id, versions)
         if kept is None:
             return None
-        entry = AuditEntry(0, self._clock(), f"app:{app_id}", "devices", Status.OK.value,
-                           contract_id=versions[0], app_id=app_id, subject=msisdn,
-                           detail=kept.detail())
+        entry = AuditEntry(0, self._clock(), "app:" + app_id, "devices", _OK_VALUE,
+                           versions[0], app_id, msisdn, kept.audit_detail)
         return kept.encoded, entry
 
     def devices(self, app_id: str, request: DevicesRequest, *,
