@@ -60,6 +60,7 @@ from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Regist
 from broker_bridge.storage.base import Store
 from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_mqtt.props import response_topic, set_nodelay
+from mps_wire.cose import es256
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import INSTALLATIONS, PROFILES, Reply
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
@@ -191,6 +192,7 @@ class Bridge:
                 return
             self._stopping.clear()
             self.store.open()
+            es256()  # the crypto backend loaded now, not on the first signed registration
             started = time.monotonic()
             kept = self.registry.warm_reads()
             log.info("read model: %d answers from the store in %.1f s", kept,
