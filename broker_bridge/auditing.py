@@ -73,11 +73,14 @@ class AuditWriter:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._own: Store | None = None
+        self._on: Store | None = None
         self._due: collections.deque[mqtt.MQTTMessage] = collections.deque()
 
-    def start(self, client: mqtt.Client) -> None:
-        """Open a connection of its own (where the store allows one) and start writing."""
-        sibling = self.store.sibling()
+    def start(self, client: mqtt.Client, connection: Store | None = None) -> None:
+        """Start writing on ``connection`` (an open store on the same database, left open
+        by :meth:`stop`), else on a connection of its own where the store allows one."""
+        self._on = connection
+        sibling = self.store.sibling() if connection is None else self.store
         if sibling is not self.store:
             sibling.open()
             self._own = sibling
@@ -143,7 +146,7 @@ class AuditWriter:
             self._write(batch)
 
     def _write(self, batch: list[_Pending]) -> None:
-        store = self._own or self.store
+        store = self._on or self._own or self.store
         while True:
             try:
                 store.append_audits([entry for entry, _msg in batch])

@@ -57,6 +57,7 @@ from broker_bridge.orders_out import send_orders
 from broker_bridge.policy import AccessPolicy
 from broker_bridge.publishing import QOS, Publisher
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, SignaturePolicy
+from broker_bridge.registry.freshness import KnownVersions
 from broker_bridge.storage.base import Store
 from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_mqtt.props import response_topic, set_nodelay
@@ -157,6 +158,7 @@ class Bridge:
         )
         self._client: mqtt.Client | None = None
         self._reader: Store | None = None  # the read model's connection, see _on_message
+        self._known: KnownVersions | None = None  # ... and its audit writer's
         self._counters = Counters()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -205,7 +207,7 @@ class Bridge:
             client.on_message = self._on_message
             client.on_publish = self._publisher.on_publish
             self._open_reader()
-            self._audits.start(client)
+            self._audits.start(client, None if self._known is None else self._known.watch)
             try:
                 self._connect(client, timeout, persistent=persistent)
             except BaseException:
@@ -224,16 +226,15 @@ class Bridge:
         log.info("serving %s on %s (group %s)", self.topics.prefix, self.broker, self.group)
 
     def _open_reader(self) -> None:
-        reader = self.store.sibling()
-        if reader is self.store:
-            return  # no connection of its own: the worker answers everything
-        reader.open()
-        self._reader = reader
+        # The network thread's connections (see broker_bridge.registry.freshness); none
+        # for a database that cannot be shared: the worker then answers everything.
+        self._known = KnownVersions.open(self.store)
+        self._reader = None if self._known is None else self._known.read
 
     def _close_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.close()
+        known, self._known, self._reader = self._known, None, None
+        if known is not None:
+            known.close()
 
     def _connect(self, client: mqtt.Client, timeout: float, *, persistent: bool) -> None:
         try:
@@ -413,7 +414,7 @@ class Bridge:
             # as a bare echo would be: it reads one row of committed state on a
             # connection of its own, never waiting for the worker's transaction.
             try:
-                found = self._handler.quick(msg, reader, route=route)
+                found = self._handler.quick(msg, reader, route=route, known=self._known)
             except Exception:
                 log.exception("answering from the read model failed; handing it over")
                 found = None

@@ -10,6 +10,7 @@ from typing import Any
 from broker_bridge.choices import PairingChoice
 from broker_bridge.model import App, AuditEntry, Device, Pairing, PairingState
 from broker_bridge.policy import ConsentRule
+from broker_bridge.registry.freshness import KnownVersions
 from broker_bridge.registry.reads import Versions
 from broker_bridge.registry.references import ReferenceRules, number
 from broker_bridge.registry.sight import Records, sight_of
@@ -64,10 +65,12 @@ class DeviceListing(ReferenceRules):
         msisdn = devices_number(msg)
         return None if msisdn is None else self.kept_answer(app_id, msisdn, store=store)
 
-    def kept_answer(self, app_id: str, msisdn: str, *, store: Store | None = None
-                    ) -> tuple[Outcome, AuditEntry] | None:
-        """:meth:`kept_devices` for a request already parsed: the number it names."""
-        versions = (store or self.store).read_versions(msisdn)
+    def kept_answer(self, app_id: str, msisdn: str, *, store: Store | None = None,
+                    known: KnownVersions | None = None) -> tuple[Outcome, AuditEntry] | None:
+        """:meth:`kept_devices` for a request already parsed: the number it names. The
+        versions come from ``known`` where given (see :mod:`.freshness`)."""
+        versions = (known.get(msisdn) if known is not None
+                    else (store or self.store).read_versions(msisdn))
         found = self._kept(app_id, msisdn, versions)
         if found is None:
             return None
