@@ -234,6 +234,8 @@ class Bridge:
     def _close_reader(self) -> None:
         known, self._known, self._reader = self._known, None, None
         if known is not None:
+            log.info("versions of %d queries known, %d read again, %d read while the audit "
+                     "writer wrote", known.hits, known.misses, known.unwatched)
             known.close()
 
     def _connect(self, client: mqtt.Client, timeout: float, *, persistent: bool) -> None:

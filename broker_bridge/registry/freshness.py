@@ -31,7 +31,7 @@ class KnownVersions:
         self.watch = watch
         self.read = read
         self.limit = limit
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.unwatched = 0
         self._seen: dict[str, tuple[int, Versions | None]] = {}
 
     @classmethod
@@ -72,6 +72,7 @@ class KnownVersions:
         """The current versions of ``msisdn`` (None for a number no contract has)."""
         now = self.watch.data_version()
         if now is None:
+            self.unwatched += 1
             return self.read.read_versions(msisdn)
         seen = self._seen.get(msisdn)
         if seen is not None and seen[0] == now:
