@@ -26,7 +26,8 @@ from broker_bridge.registry import (
     Registry,
     refusal,
 )
-from broker_bridge.registry.listing import devices_number
+from broker_bridge.registry.freshness import KnownVersions
+from broker_bridge.registry.listing import devices_number, plain_devices_number
 from broker_bridge.storage.base import Store
 from mps_mqtt.props import response_topic
 from mps_wire.codec import decode
@@ -176,11 +177,14 @@ class MessageHandler:
         return handler(ident, payload)
 
     def quick(self, msg: mqtt.MQTTMessage, store: Store | None = None, *,
-              route: Route | None = None) -> tuple[Handled, AuditEntry] | None:
+              route: Route | None = None, known: KnownVersions | None = None
+              ) -> tuple[Handled, AuditEntry] | None:
         """An app's ``devices`` request answered from the registry's read model (its
         versions read from ``store``, default the registry's), with the audit entry still
         to be written; None for any other message (and on any doubt), which then takes
-        the full path of :meth:`take`. ``route`` is the message's, if known already."""
+        the full path of :meth:`take`. ``route`` is the message's, if known already;
+        ``known`` the versions kept for the network thread (then read instead of
+        ``store``)."""
         route = route or self.route(msg.topic)
         if route is None or route[0] != "apps":
             return None
@@ -191,7 +195,7 @@ class MessageHandler:
         if msisdn is None:
             return None
         try:
-            found = self.registry.kept_answer(route[1], msisdn, store=store)
+            found = self.registry.kept_answer(route[1], msisdn, store=store, known=known)
         except StoreError:
             return None
         if found is None:
@@ -201,7 +205,7 @@ class MessageHandler:
 
     def _devices_number(self, payload: bytes) -> str | None:
         """The number of a ``devices`` request, decoded once per distinct payload."""
-        number = self._numbers.get(payload)
+        number = plain_devices_number(payload) or self._numbers.get(payload)
         if number is not None:
             return number
         try:

@@ -23,6 +23,7 @@ duplicates by sequence number and fetch gaps with ``events-since``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -56,9 +57,11 @@ from broker_bridge.orders_out import send_orders
 from broker_bridge.policy import AccessPolicy
 from broker_bridge.publishing import QOS, Publisher
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, SignaturePolicy
+from broker_bridge.registry.freshness import KnownVersions
 from broker_bridge.storage.base import Store
 from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_mqtt.props import response_topic, set_nodelay
+from mps_wire.cose import es256
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import INSTALLATIONS, PROFILES, Reply
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
@@ -155,6 +158,7 @@ class Bridge:
         )
         self._client: mqtt.Client | None = None
         self._reader: Store | None = None  # the read model's connection, see _on_message
+        self._known: KnownVersions | None = None  # ... and its audit writer's
         self._counters = Counters()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -190,6 +194,7 @@ class Bridge:
                 return
             self._stopping.clear()
             self.store.open()
+            es256()  # the crypto backend loaded now, not on the first signed registration
             started = time.monotonic()
             kept = self.registry.warm_reads()
             log.info("read model: %d answers from the store in %.1f s", kept,
@@ -202,7 +207,7 @@ class Bridge:
             client.on_message = self._on_message
             client.on_publish = self._publisher.on_publish
             self._open_reader()
-            self._audits.start(client)
+            self._audits.start(client, None if self._known is None else self._known.watch)
             try:
                 self._connect(client, timeout, persistent=persistent)
             except BaseException:
@@ -221,16 +226,17 @@ class Bridge:
         log.info("serving %s on %s (group %s)", self.topics.prefix, self.broker, self.group)
 
     def _open_reader(self) -> None:
-        reader = self.store.sibling()
-        if reader is self.store:
-            return  # no connection of its own: the worker answers everything
-        reader.open()
-        self._reader = reader
+        # The network thread's connections (see broker_bridge.registry.freshness); none
+        # for a database that cannot be shared: the worker then answers everything.
+        self._known = KnownVersions.open(self.store)
+        self._reader = None if self._known is None else self._known.read
 
     def _close_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.close()
+        known, self._known, self._reader = self._known, None, None
+        if known is not None:
+            log.info("versions of %d queries known, %d read again, %d read while the audit "
+                     "writer wrote", known.hits, known.misses, known.unwatched)
+            known.close()
 
     def _connect(self, client: mqtt.Client, timeout: float, *, persistent: bool) -> None:
         try:
@@ -365,6 +371,9 @@ class Bridge:
                 previous[sig] = signal.signal(sig, on_signal)
         try:
             self.start()
+            # What start() read (the read model above all) lives as long as the process:
+            # the collector need not walk it again in every full collection.
+            gc.freeze()
             if ready is not None:
                 ready()
             # A timeout keeps the main thread returning to the interpreter, where signal
@@ -390,7 +399,14 @@ class Bridge:
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._counters.lock:
             self._counters.received += 1
-        self._audits.send_acks(client)
+        try:
+            self._take(client, msg)
+        finally:
+            # After this message's reply, not before it: a batch of acknowledgements
+            # queued first would delay the answer the requester waits for.
+            self._audits.send_acks(client)
+
+    def _take(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         route = self._handler.route(msg.topic)
         if self._over_share(client, msg, route):
             return
@@ -400,7 +416,7 @@ class Bridge:
             # as a bare echo would be: it reads one row of committed state on a
             # connection of its own, never waiting for the worker's transaction.
             try:
-                found = self._handler.quick(msg, reader, route=route)
+                found = self._handler.quick(msg, reader, route=route, known=self._known)
             except Exception:
                 log.exception("answering from the read model failed; handing it over")
                 found = None

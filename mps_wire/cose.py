@@ -12,6 +12,7 @@ with :class:`CoseError` before any cryptography runs, and the size and nesting l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,6 +83,14 @@ def _require_p256(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -
         raise CoseError(f"ES256 needs a P-256 key, not {key.curve.name}")
 
 
+@functools.cache
+def es256() -> ec.ECDSA:
+    """The signature algorithm of ``alg`` -7, made once: making it imports the crypto
+    library's backend on first use (a tenth of a second), which a service does at start
+    by calling this, not on its first signed message."""
+    return ec.ECDSA(hashes.SHA256())
+
+
 def sign1(payload: bytes, key: ec.EllipticCurvePrivateKey, *, kid: bytes | None = None,
           external_aad: bytes = b"") -> bytes:
     """Sign ``payload`` with ES256 and return the tagged COSE_Sign1 bytes."""
@@ -91,7 +100,7 @@ def sign1(payload: bytes, key: ec.EllipticCurvePrivateKey, *, kid: bytes | None 
     if len(kid) > MAX_KID:
         raise CoseError(f"key id of {len(kid)} bytes exceeds {MAX_KID}")
     protected = cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid}, canonical=True)
-    der = key.sign(sig_structure(protected, payload, external_aad), ec.ECDSA(hashes.SHA256()))
+    der = key.sign(sig_structure(protected, payload, external_aad), es256())
     r, s = decode_dss_signature(der)
     signature = r.to_bytes(_CURVE_BYTES, "big") + s.to_bytes(_CURVE_BYTES, "big")
     return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
@@ -174,7 +183,7 @@ def verify1(message: Sign1, key: ec.EllipticCurvePublicKey, *,
         raise CoseError("the COSE signature does not verify")
     try:
         key.verify(encode_dss_signature(r, s), message.to_be_signed(external_aad),
-                   ec.ECDSA(hashes.SHA256()))
+                   es256())
     except InvalidSignature as exc:
         raise CoseError("the COSE signature does not verify") from exc
     return message.payload

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from broker_bridge.choices import PairingChoice
 from broker_bridge.model import App, AuditEntry, Device, Pairing, PairingState
 from broker_bridge.policy import ConsentRule
+from broker_bridge.registry.freshness import KnownVersions
 from broker_bridge.registry.reads import Versions
 from broker_bridge.registry.references import ReferenceRules, number
 from broker_bridge.registry.sight import Records, sight_of
@@ -19,6 +21,7 @@ from mps_wire.messages import AppOp, DevicesRequest, Reason, Reply, Status, pars
 
 #: The reply of an answer sent from its encoding: the status is what counts.
 _KEPT_OK = Reply(Status.OK)
+_OK_VALUE = Status.OK.value
 
 
 def devices_number(msg: Mapping[str, Any]) -> str | None:
@@ -31,6 +34,22 @@ def devices_number(msg: Mapping[str, Any]) -> str | None:
     except WireError:
         return None
     return request.msisdn if isinstance(request, DevicesRequest) else None
+
+
+#: A ``devices`` request as apps encode it: a CBOR map of two, ``op`` first, then
+#: ``msisdn`` as text of fewer than 24 bytes (RFC 8949 section 3.1: major types 5 and 3).
+_PLAIN_DEVICES = re.compile(rb"\xa2\x62op\x67devices\x66msisdn([\x60-\x77])(\+[1-9][0-9]{1,14})",
+                            re.DOTALL)
+
+
+def plain_devices_number(payload: bytes) -> str | None:
+    """The number of a ``devices`` request encoded the plain way (no separators in the
+    number, no other key), read from its bytes; None for any other payload, which
+    :func:`devices_number` then decodes. Whatever it returns, decoding would too."""
+    found = _PLAIN_DEVICES.fullmatch(payload)
+    if found is None or found[1][0] - 0x60 != len(found[2]):
+        return None
+    return found[2].decode("ascii")
 
 
 class DeviceListing(ReferenceRules):
@@ -46,10 +65,12 @@ class DeviceListing(ReferenceRules):
         msisdn = devices_number(msg)
         return None if msisdn is None else self.kept_answer(app_id, msisdn, store=store)
 
-    def kept_answer(self, app_id: str, msisdn: str, *, store: Store | None = None
-                    ) -> tuple[Outcome, AuditEntry] | None:
-        """:meth:`kept_devices` for a request already parsed: the number it names."""
-        versions = (store or self.store).read_versions(msisdn)
+    def kept_answer(self, app_id: str, msisdn: str, *, store: Store | None = None,
+                    known: KnownVersions | None = None) -> tuple[Outcome, AuditEntry] | None:
+        """:meth:`kept_devices` for a request already parsed: the number it names. The
+        versions come from ``known`` where given (see :mod:`.freshness`)."""
+        versions = (known.get(msisdn) if known is not None
+                    else (store or self.store).read_versions(msisdn))
         found = self._kept(app_id, msisdn, versions)
         if found is None:
             return None
@@ -63,9 +84,8 @@ class DeviceListing(ReferenceRules):
         kept = self.reads.get(app_id, versions)
         if kept is None:
             return None
-        entry = AuditEntry(0, self._clock(), f"app:{app_id}", "devices", Status.OK.value,
-                           contract_id=versions[0], app_id=app_id, subject=msisdn,
-                           detail=kept.detail())
+        entry = AuditEntry(0, self._clock(), "app:" + app_id, "devices", _OK_VALUE,
+                           versions[0], app_id, msisdn, kept.audit_detail)
         return kept.encoded, entry
 
     def devices(self, app_id: str, request: DevicesRequest, *,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker_bridge.storage.base import Store
@@ -42,10 +42,16 @@ class Answer:
     encoded: bytes
     devices: int
     pairing: str | None
+    #: The detail of its audit entries, one dict shared by all of them (never changed).
+    audit_detail: dict[str, Any] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "audit_detail",
+                           {"devices": self.devices, "pairing": self.pairing})
 
     def detail(self) -> dict[str, Any]:
         """The detail of its audit entry."""
-        return {"devices": self.devices, "pairing": self.pairing}
+        return dict(self.audit_detail)
 
 
 class ReadModel:

@@ -159,6 +159,17 @@ class Store(ChoiceStore, SignInStore, abc.ABC):
         the second."""
 
     @abc.abstractmethod
+    def number_versions(self) -> dict[str, tuple[str, int, int]]:
+        """:meth:`read_versions` of every number, read in one statement."""
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever another connection commits to the database,
+        read without waiting; None when the connection is busy on another thread or the
+        backend has no such number. While it stays the same, what any connection read
+        after it was taken is still current, whatever this connection itself wrote."""
+        return None
+
+    @abc.abstractmethod
     def contract_versions(self) -> tuple[dict[str, int], int]:
         """Every contract's version, and the apps' version (see :meth:`read_versions`)."""
 

@@ -184,11 +184,15 @@ class SqlCore(Store):
                     self._batched = False
                     self._audit_buffer = []
 
-    def _write_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+    def _write_audits(self, entries: Sequence[AuditEntry],
+                      details: Sequence[str] | None = None) -> list[AuditEntry]:
         """Append ``entries`` in one statement, numbered in order, inside the current
-        transaction; what they became."""
+        transaction; what they became. ``details`` are their details as stored, if
+        encoded already."""
         if not entries:
             return []
+        if details is None:
+            details = [_detail_json(e.detail) for e in entries]
         last = int(self._execute(
             "UPDATE counters SET value = value + ? WHERE name = 'audit' RETURNING value",
             (len(entries),))[0][0])
@@ -199,7 +203,7 @@ class SqlCore(Store):
                                e.app_id, e.subject, e.detail) for i, e in enumerate(entries)]
         self._execute_many(_AUDIT_INSERT, [
             (e.id, e.at, e.actor, e.action, e.outcome, e.contract_id, e.app_id, e.subject,
-             _detail_json(e.detail)) for e in numbered])
+             detail) for e, detail in zip(numbered, details, strict=True)])
         return numbered
 
     def _require_contract(self, contract_id: str) -> None:

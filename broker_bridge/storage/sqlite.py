@@ -163,6 +163,18 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             raise self._error("a query", exc) from exc
 
+    def data_version(self) -> int | None:
+        # SQLite's PRAGMA data_version: unchanged by this connection's own commits.
+        # Never waits: another thread may be in a transaction on this connection.
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._depth or self._conn is None:
+                return None
+            return int(self._execute("PRAGMA data_version")[0][0])
+        finally:
+            self._lock.release()
+
     def sibling(self) -> SqliteStore:
         if self.path == ":memory:" or self.path.startswith("file:"):
             return self

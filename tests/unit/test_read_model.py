@@ -15,6 +15,7 @@ from broker_bridge.auditing import AuditWriter
 from broker_bridge.errors import StoreError
 from broker_bridge.model import App, AuditEntry, TrustLevel
 from broker_bridge.registry import Registry
+from broker_bridge.registry.listing import devices_number, plain_devices_number
 from broker_bridge.storage.sql import SqlStore
 from mps_wire import codec
 from mps_wire.messages import (
@@ -235,3 +236,26 @@ def test_the_audit_writer_checks_its_linger() -> None:
     for bad in (-1, True):
         with pytest.raises(ValueError, match="linger"):
             AuditWriter(None, linger=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("msg", [
+    {"op": "devices", "msisdn": "+4915112345678"},
+    {"op": "devices", "msisdn": "+12"},
+    {"op": "devices", "msisdn": "+123456789012345"},
+    {"op": "devices", "msisdn": "+49 151 1234"},  # separators: decoded the long way
+    {"op": "devices", "msisdn": "+0151"},  # no country code starts with 0 (E.164)
+    {"op": "devices", "msisdn": "+1234567890123456"},  # 16 digits: over E.164's 15
+    {"op": "devices", "user": "ref-1"},
+    {"msisdn": "+4915112345678", "op": "devices"},  # encoded in canonical order all the same
+    {"op": "pair", "msisdn": "+4915112345678", "purpose": "support"},
+])
+def test_a_devices_number_read_from_the_bytes_is_the_decoded_one(msg: dict[str, str]) -> None:
+    """The byte-level read of a plain ``devices`` request (CBOR, RFC 8949 section 3.1)
+    gives the number decoding gives, or leaves the payload to decoding."""
+    payload = codec.encode(msg)
+    plain = plain_devices_number(payload)
+    assert plain is None or plain == devices_number(codec.decode(payload))
+    plain_form = sorted(msg) == ["msisdn", "op"] and msg["op"] == "devices"
+    assert (plain is not None) == (plain_form and devices_number(msg) == msg["msisdn"])
+    for cut in (payload[:-1], payload + b"\x00", payload[:-1] + b"\n"):
+        assert plain_devices_number(cut) is None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from broker_bridge.model import AuditEntry
-from broker_bridge.storage.core import Row, SqlCore
+from broker_bridge.storage.core import Row, SqlCore, _detail_json
 
 _AUDIT_SELECT = (
     "SELECT id, at, actor, action, outcome, contract_id, app_id, subject, detail "
@@ -38,13 +38,16 @@ class AuditQueries(SqlCore):
     def append_audits(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
         if not entries:
             return []
+        # Encoded before the lock (unless batched, a hint read without it): a thread that
+        # would read on this connection meanwhile (Store.data_version) finds it free sooner.
+        details = None if self._batched else [_detail_json(e.detail) for e in entries]
         with self._lock:
             if self._batched:
                 # Written with the batch's others in one statement when it commits.
                 self._audit_buffer.extend(entries)
                 return list(entries)
             with self.transaction():
-                return self._write_audits(entries)
+                return self._write_audits(entries, details)
 
     def audit(self, *, contract_id: str | None = None, app_id: str | None = None,
               after: int = 0, limit: int | None = None) -> list[AuditEntry]:

@@ -9,6 +9,9 @@ from broker_bridge.storage.core import SqlCore
 _VERSIONS = ("SELECT n.contract_id, c.version, g.value FROM numbers n "
              "JOIN contracts c ON c.id = n.contract_id "
              "JOIN counters g ON g.name = 'apps' WHERE n.msisdn = ?")
+_ALL_VERSIONS = ("SELECT n.msisdn, n.contract_id, c.version, g.value FROM numbers n "
+                 "JOIN contracts c ON c.id = n.contract_id "
+                 "JOIN counters g ON g.name = 'apps'")
 
 
 def _prefixes_of(msisdn: str) -> list[str]:
@@ -154,6 +157,10 @@ class ContractQueries(SqlCore):
     def read_versions(self, msisdn: str) -> tuple[str, int, int] | None:
         rows = self._read(_VERSIONS, (msisdn,))
         return (rows[0][0], int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    def number_versions(self) -> dict[str, tuple[str, int, int]]:
+        rows = self._read(_ALL_VERSIONS)
+        return {row[0]: (row[1], int(row[2]), int(row[3])) for row in rows}
 
     def contract_versions(self) -> tuple[dict[str, int], int]:
         # One transaction: the apps' version and the contracts' are of one moment.
