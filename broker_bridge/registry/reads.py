@@ -90,7 +90,9 @@ class ReadModel:
     @staticmethod
     def reply(encoded: bytes) -> Reply:
         """The reply of a kept answer."""
-        return Reply.from_wire(decode(encoded))
+        # The registry's own answer, whatever its size: the limit on received payloads
+        # does not apply (a contract's list of devices grows past it).
+        return Reply.from_wire(decode(encoded, max_size=len(encoded)))
 
     def keep(self, app_id: str, versions: Versions, reply: Reply,
              detail: Mapping[str, Any]) -> Answer:

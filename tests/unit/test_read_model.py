@@ -16,6 +16,7 @@ from broker_bridge.errors import StoreError
 from broker_bridge.model import App, AuditEntry, TrustLevel
 from broker_bridge.registry import Registry
 from broker_bridge.registry.listing import devices_number, plain_devices_number
+from broker_bridge.registry.reads import ReadModel
 from broker_bridge.storage.sql import SqlStore
 from mps_wire import codec
 from mps_wire.messages import (
@@ -259,3 +260,13 @@ def test_a_devices_number_read_from_the_bytes_is_the_decoded_one(msg: dict[str, 
     assert (plain is not None) == (plain_form and devices_number(msg) == msg["msisdn"])
     for cut in (payload[:-1], payload + b"\x00", payload[:-1] + b"\n"):
         assert plain_devices_number(cut) is None
+
+
+def test_a_kept_answer_larger_than_a_request_may_be_is_still_the_reply() -> None:
+    # A contract with many devices answers with more than the 16 KiB a received payload
+    # may have; the kept answer is the registry's own and reads back whole.
+    big = Reply.ok(devices=[{"device_id": f"d-{n:05d}", "model": "x" * 40}
+                            for n in range(600)])
+    encoded = codec.encode(big.to_wire())
+    assert len(encoded) > codec.MAX_PAYLOAD
+    assert ReadModel.reply(encoded) == big
