@@ -168,6 +168,18 @@ def tally(db: Path, count: int) -> Tally:
     return Tally(stored, duplicated, len(events), gaps)
 
 
+def load_result(name: str, db: Path, count: int, *, resent: int, started: float,
+                notes: list[str]) -> FaultResult:
+    """The result of a fault run under a :class:`FaultLoad` of ``count`` registrations:
+    what the registry stored, counted from its database."""
+    counted = tally(db, count)
+    if counted.gaps:
+        notes.append(f"{counted.gaps} gaps in the watcher's event stream")
+    return FaultResult(name, sent=count, stored=counted.stored,
+                       lost=count - counted.stored, duplicated=counted.duplicated,
+                       resent=resent, seconds=time.monotonic() - started, notes=notes)
+
+
 class FaultLoad:
     """Plays ``count`` devices: each publishes its signed registration (QoS 1, Response
     Topic under its own namespace) and publishes the same message again when no answer
@@ -308,12 +320,8 @@ def bridge_killed(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
             answered = len(load.answered)
         notes.append(f"{answered} of {count} answered")
         procs.stop_all()
-    counted = tally(db, count)
-    if counted.gaps:
-        notes.append(f"{counted.gaps} gaps in the watcher's event stream")
-    return FaultResult("bridge-killed", sent=count, stored=counted.stored,
-                       lost=count - counted.stored, duplicated=counted.duplicated,
-                       resent=load.resent, seconds=time.monotonic() - started, notes=notes)
+    return load_result("bridge-killed", db, count, resent=load.resent, started=started,
+                       notes=notes)
 
 
 def broker_restarted(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
@@ -356,13 +364,8 @@ def _broker_fault(workdir: Path, count: int, *, timeout: float, kill: bool) -> F
             answered = len(load.answered)
         notes.append(f"{answered} of {count} answered")
         procs.stop_all()
-    counted = tally(db, count)
-    if counted.gaps:
-        notes.append(f"{counted.gaps} gaps in the watcher's event stream")
-    return FaultResult("broker-killed" if kill else "broker-restarted", sent=count,
-                       stored=counted.stored,
-                       lost=count - counted.stored, duplicated=counted.duplicated,
-                       resent=load.resent, seconds=time.monotonic() - started, notes=notes)
+    return load_result("broker-killed" if kill else "broker-restarted", db, count,
+                       resent=load.resent, started=started, notes=notes)
 
 
 # --- the command ---------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from mps_bench.faults import (
     DEFAULT_REGISTRATIONS,
     FaultLoad,
     FaultResult,
+    load_result,
     prepare_registry,
-    tally,
 )
 from mps_mqtt.client import BrokerURL
 from mps_testbed.stack.mosquitto import Mosquitto
@@ -70,12 +70,8 @@ def member_stopped(workdir: Path, count: int = DEFAULT_REGISTRATIONS, *,
             answered = len(load.answered)
         notes.append(f"{answered} of {count} answered")
         procs.stop_all()
-    counted = tally(db, count)
-    if counted.gaps:
-        notes.append(f"{counted.gaps} gaps in the watcher's event stream")
-    return FaultResult("member-stopped", sent=count, stored=counted.stored,
-                       lost=count - counted.stored, duplicated=counted.duplicated,
-                       resent=load.resent, seconds=time.monotonic() - started, notes=notes)
+    return load_result("member-stopped", db, count, resent=load.resent, started=started,
+                       notes=notes)
 
 
 FAULTS = {"member-stopped": member_stopped}
