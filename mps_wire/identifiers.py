@@ -20,20 +20,20 @@ class IdentifierError(ValidationError):
 _DIGITS = re.compile(r"[0-9]+")
 
 
+# A digit's value once doubled in the Luhn sum, as a digit character ("7" -> 14 -> 1+4).
+_DOUBLED = str.maketrans("0123456789", "0246813579")
+
+
 def luhn_check_digit(payload: str) -> str:
     """Return the Luhn check digit that completes ``payload`` (a string of digits)."""
     if not _DIGITS.fullmatch(payload):
         raise ValueError(f"Luhn payload must be digits, got {payload!r}")
-    total = 0
     # Double every second digit counting from the right of the payload, since the
-    # check digit will take the rightmost position.
-    for i, ch in enumerate(reversed(payload)):
-        d = ord(ch) - 48
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    # check digit will take the rightmost position. Summing the ASCII codes and taking
+    # away 48 per digit keeps the loop in C (registrations check two numbers each).
+    rev = payload[::-1]
+    total = sum(rev[0::2].translate(_DOUBLED).encode()) + sum(rev[1::2].encode())
+    total -= 48 * len(payload)
     return str((10 - total % 10) % 10)
 
 

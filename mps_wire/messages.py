@@ -61,6 +61,11 @@ from mps_wire.requests import (
 
 WIRE_VERSION = 1
 CAPABILITY = re.compile(r"[a-z0-9][a-z0-9._:\-]{0,63}")
+
+# An IPv4 address already in the form ipaddress prints (no leading zeros, each part at
+# most 255): taken as it is, without building an address object for it.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 MAX_CAPABILITIES = 64
 MAX_ADDRESSES = 16
 
@@ -154,6 +159,8 @@ class ProfileOutcome(enum.StrEnum):
 def _address(value: Any, key: str) -> str:
     if not isinstance(value, str):
         raise ValidationError("ip entries must be text", field=key)
+    if _CANONICAL_IPV4.fullmatch(value):
+        return value
     try:
         return str(ipaddress.ip_address(value))
     except ValueError as exc:

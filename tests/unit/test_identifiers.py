@@ -98,3 +98,24 @@ def test_made_eid_always_valid_and_adjacent_swap_detected(body: str) -> None:
         swapped = eid[:10] + eid[11] + eid[10] + eid[12:]
         with pytest.raises(IdentifierError):
             validate_eid(swapped)
+
+
+def _luhn_by_the_book(payload: str) -> str:
+    """The Luhn check digit spelled out digit by digit (ISO/IEC 7812-1 Annex B), against
+    which the table-driven one is held."""
+    total = 0
+    for i, ch in enumerate(reversed(payload)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d // 10 + d % 10
+    return str((10 - total % 10) % 10)
+
+
+@given(st.from_regex(r"[0-9]{1,40}", fullmatch=True))
+def test_luhn_check_digit_matches_the_definition(payload: str) -> None:
+    assert luhn_check_digit(payload) == _luhn_by_the_book(payload)
+
+
+@pytest.mark.parametrize("bad", ["", "12a4", "١٢٣", "12 3"])
+def test_luhn_check_digit_refuses_what_is_not_ascii_digits(bad: str) -> None:
+    with pytest.raises(ValueError, match="must be digits"):
+        luhn_check_digit(bad)

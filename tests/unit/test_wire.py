@@ -235,3 +235,23 @@ def test_validation_errors_name_the_field(parse: Callable[[dict[str, Any]], obje
         parse(msg)
     assert (err.value.field, str(err.value)) == (field, message)
     assert err.value.code == ErrorCode.BAD_REQUEST
+
+
+@given(st.one_of(st.from_regex(r"[0-9]{1,4}(\.[0-9]{1,4}){0,4}", fullmatch=True),
+                 st.ip_addresses(v=4).map(str)))
+def test_ip_entries_read_as_ipaddress_reads_them(text: str) -> None:
+    """An IPv4 entry taken as sent is exactly what ipaddress would make of it; what
+    ipaddress refuses (leading zeros, parts above 255, too few parts) stays refused."""
+    import ipaddress
+
+    from mps_wire.messages import ADDRESSES
+
+    try:
+        expected: str | None = str(ipaddress.ip_address(text))
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValidationError, match="is not an IP address"):
+            ADDRESSES.decode([text], "ip")
+    else:
+        assert ADDRESSES.decode([text], "ip") == (expected,)
