@@ -272,6 +272,20 @@ class DeviceKey:
     enrolled_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class RegistrationFacts:
+    """What a registration is checked against, as the store holds it: the device's
+    enrolled key, its last accepted sequence number and digest, the subscription of the
+    ICCID it names, that profile's installation (or binding), and another device still
+    using the profile (the first by EID), if any."""
+
+    key: DeviceKey | None
+    last: tuple[int, str] | None
+    subscription: Subscription | None
+    installation: Installation | None
+    other_holder: str | None
+
+
 class Role(enum.StrEnum):
     """Who a broker identity is; decides the topics its ACL opens."""
 

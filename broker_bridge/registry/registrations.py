@@ -23,6 +23,7 @@ from broker_bridge.model import (
     Change,
     DeviceKey,
     Installation,
+    RegistrationFacts,
     RegistrationOutcome,
     Subscription,
 )
@@ -86,32 +87,28 @@ class RegistrationRules(RegistryCore):
                 Status.ERROR, ErrorCode.BAD_REQUEST,
                 f"the {what} {info.device_id} is not the device id {device_id} of the topic"),
                 subject=device_id, detail={**detail, "eid": info.eid})
-        problem = self._check_signature(registration)
+        # One transaction (inside a group of the bridge, a savepoint of it): the facts read
+        # first, in one statement, still hold when the registration is stored.
+        with self.store.transaction():
+            return self._checked_registration(registration, detail)
+
+    def _checked_registration(self, registration: Registration, detail: dict[str, Any]
+                              ) -> Outcome:
+        info = registration.info
+        device_id = info.device_id
+        actor = f"device:{device_id}"
+        facts = self.store.registration_facts(device_id, info.iccid)
+        problem = self._check_signature(registration, facts.key)
         if problem is not None:
             return self.refuse(actor, "register", problem, subject=device_id, detail=detail)
         try:
-            outcome, effects = self.register(info, digest=registration.digest)
-        except ReplayError as exc:
-            # The last number accepted lets the device resume right above it.
-            reply = Reply(Status.DENIED, code=exc.code, message=str(exc),
-                          body={"last_seq": exc.last_seq})
+            outcome, effects = self.register(info, digest=registration.digest, facts=facts)
+        except (ReplayError, UnknownSubscriptionError, ForeignSubscriptionError,
+                SubscriptionMismatchError, UnprovenSubscriptionError,
+                SubscriptionInUseError) as exc:
+            reply, more = _refused_registration(exc)
             return self.refuse(actor, "register", reply, subject=device_id,
-                               detail={**detail, "last_seq": exc.last_seq})
-        except UnknownSubscriptionError as exc:
-            return self.refuse(actor, "register", refusal(Status.ERROR, exc.code, str(exc)),
-                               subject=device_id, detail=detail)
-        except ForeignSubscriptionError as exc:
-            log.warning("registration of %s refused: %s (installed on %s)", device_id, exc,
-                        exc.installed_on)
-            return self.refuse(actor, "register", refusal(Status.DENIED, exc.code, str(exc)),
-                               subject=device_id,
-                               detail={**detail, "installed_on": exc.installed_on})
-        except SubscriptionMismatchError as exc:
-            return self.refuse(actor, "register", refusal(Status.DENIED, exc.code, str(exc)),
-                               subject=device_id, detail={**detail, "sent": exc.sent})
-        except (UnprovenSubscriptionError, SubscriptionInUseError) as exc:
-            return self.refuse(actor, "register", refusal(Status.DENIED, exc.code, str(exc)),
-                               subject=device_id, detail=detail)
+                               detail={**detail, **more})
         body: dict[str, Any] = {"result": outcome.result.value, "device_id": info.device_id,
                                 "contract": outcome.contract_id}
         if outcome.changes:
@@ -146,10 +143,11 @@ class RegistrationRules(RegistryCore):
                 work.audit(actor, "device-key", "removed", subject=eid)
         return removed
 
-    def _check_signature(self, registration: Registration) -> Reply | None:
-        """The refusal for a registration whose signature the policy does not accept."""
+    def _check_signature(self, registration: Registration, key: DeviceKey | None
+                         ) -> Reply | None:
+        """The refusal for a registration whose signature the policy does not accept;
+        ``key`` is the device's enrolled one."""
         eid = registration.info.device_id
-        key = self.store.device_key(eid)
         if registration.signed is None:
             if key is not None:
                 # Never a downgrade: a device with a key signs, or is refused.
@@ -186,7 +184,8 @@ class RegistrationRules(RegistryCore):
             self._keys[der] = found
         return found
 
-    def register(self, info: DeviceInfo, *, digest: str | None = None
+    def register(self, info: DeviceInfo, *, digest: str | None = None,
+                 facts: RegistrationFacts | None = None
                  ) -> tuple[RegistrationOutcome, Effects]:
         """Store a registration and announce it to the apps paired with its contract.
 
@@ -200,21 +199,17 @@ class RegistrationRules(RegistryCore):
         accepted from the device, or equal to it with different content; SequenceJumpError
         (a ReplayError) for one more than :data:`SEQ_WINDOW` above it. The same message again (a
         QoS 1 redelivery, a device retrying after a lost reply) is answered as before.
-        ``digest`` is the message's :func:`~mps_wire.registration.digest_of`.
+        ``digest`` is the message's :func:`~mps_wire.registration.digest_of`; ``facts``
+        what the store holds for it, if read already in the enclosing transaction.
         """
         digest = digest or digest_of(info)
         store = self.store
         with self._work() as work:
-            last = store.last_registration(info.device_id)
-            last_seq = 0 if last is None else last[0]
-            if last is not None:
-                last_digest = last[1]
-                if info.seq < last_seq or (info.seq == last_seq and last_digest
-                                           and last_digest != digest):
-                    raise ReplayError(info.device_id, info.seq, last_seq)
-            if info.seq - last_seq > SEQ_WINDOW:
-                raise SequenceJumpError(info.device_id, info.seq, last_seq, SEQ_WINDOW)
-            info, sub = self._proven(info)
+            if facts is None:
+                facts = store.registration_facts(info.device_id, info.iccid)
+            last = facts.last
+            _check_sequence(info, digest, last)
+            info, sub = _proven(info, facts)
             outcome = store.register_device(info, now=work.now, subscription=sub)
             if last is None or info.seq > last[0] or not last[1]:
                 store.note_registration(info.device_id, info.seq, digest, now=work.now)
@@ -224,30 +219,6 @@ class RegistrationRules(RegistryCore):
                 _updated(work, outcome)
             history.registered(work, outcome)
         return outcome, work.effects
-
-    def _proven(self, info: DeviceInfo) -> tuple[DeviceInfo, Subscription]:
-        """``info`` with the operator's IMSI, and its subscription, once the subscription
-        is shown to be on the device's eUICC and used by no other device; raises the
-        refusal's error otherwise."""
-        store = self.store
-        sub = store.subscription_by_iccid(info.iccid)
-        if sub is None:
-            raise UnknownSubscriptionError(info.iccid)
-        installed = store.installation(info.iccid)
-        if installed is None:
-            raise UnprovenSubscriptionError(info.iccid, info.device_id)
-        if installed.eid != info.device_id:
-            # Installed on (or bound to) another eUICC: whoever presents it here does not
-            # hold it.
-            raise ForeignSubscriptionError(info.iccid, info.device_id, installed.eid)
-        if info.imsi is not None and info.imsi != sub.imsi:
-            raise SubscriptionMismatchError(info.iccid, "IMSI", info.imsi, sub.imsi)
-        holders = [d.eid for d in store.devices_by_iccid(info.iccid)
-                   if d.eid != info.device_id]
-        if holders:
-            raise SubscriptionInUseError(info.iccid, info.device_id, holders[0])
-        # replace() validates every identifier again: only when there is something to replace.
-        return (info if info.imsi == sub.imsi else replace(info, imsi=sub.imsi)), sub
 
     def bind_subscription(self, iccid: str, eid: str | None, *, swap: bool = False,
                           actor: str = "operator:cli") -> tuple[Change, Effects]:
@@ -339,6 +310,60 @@ class RegistrationRules(RegistryCore):
                            contract_id=sub.contract_id if sub else None,
                            subject=report.iccid, detail={**detail, "change": change.value})
         return Outcome(Reply.ok(iccid=report.iccid, change=change.value), work.effects)
+
+
+def _check_sequence(info: DeviceInfo, digest: str, last: tuple[int, str] | None) -> None:
+    """ReplayError (SequenceJumpError) unless ``info``'s sequence number may follow the
+    ``last`` one accepted (number, digest) from the device."""
+    last_seq = 0 if last is None else last[0]
+    if last is not None:
+        last_digest = last[1]
+        if info.seq < last_seq or (info.seq == last_seq and last_digest
+                                   and last_digest != digest):
+            raise ReplayError(info.device_id, info.seq, last_seq)
+    if info.seq - last_seq > SEQ_WINDOW:
+        raise SequenceJumpError(info.device_id, info.seq, last_seq, SEQ_WINDOW)
+
+
+def _refused_registration(exc: Exception) -> tuple[Reply, dict[str, Any]]:
+    """The reply to a registration that ``exc`` refused, and what its audit entry adds."""
+    if isinstance(exc, ReplayError):
+        # The last number accepted lets the device resume right above it.
+        return (Reply(Status.DENIED, code=exc.code, message=str(exc),
+                      body={"last_seq": exc.last_seq}), {"last_seq": exc.last_seq})
+    if isinstance(exc, UnknownSubscriptionError):
+        return refusal(Status.ERROR, exc.code, str(exc)), {}
+    more: dict[str, Any] = {}
+    if isinstance(exc, ForeignSubscriptionError):
+        log.warning("registration of %s refused: %s (installed on %s)", exc.eid, exc,
+                    exc.installed_on)
+        more["installed_on"] = exc.installed_on
+    elif isinstance(exc, SubscriptionMismatchError):
+        more["sent"] = exc.sent
+    code = getattr(exc, "code", ErrorCode.INTERNAL)
+    return refusal(Status.DENIED, code, str(exc)), more
+
+
+def _proven(info: DeviceInfo, facts: RegistrationFacts) -> tuple[DeviceInfo, Subscription]:
+    """``info`` with the operator's IMSI, and its subscription, once the subscription is
+    shown (by ``facts``) to be on the device's eUICC and used by no other device; raises
+    the refusal's error otherwise."""
+    sub = facts.subscription
+    if sub is None:
+        raise UnknownSubscriptionError(info.iccid)
+    installed = facts.installation
+    if installed is None:
+        raise UnprovenSubscriptionError(info.iccid, info.device_id)
+    if installed.eid != info.device_id:
+        # Installed on (or bound to) another eUICC: whoever presents it here does not
+        # hold it.
+        raise ForeignSubscriptionError(info.iccid, info.device_id, installed.eid)
+    if info.imsi is not None and info.imsi != sub.imsi:
+        raise SubscriptionMismatchError(info.iccid, "IMSI", info.imsi, sub.imsi)
+    if facts.other_holder is not None:
+        raise SubscriptionInUseError(info.iccid, info.device_id, facts.other_holder)
+    # replace() validates every identifier again: only when there is something to replace.
+    return (info if info.imsi == sub.imsi else replace(info, imsi=sub.imsi)), sub
 
 
 def _release(store: Store, work: UnitOfWork, iccid: str, eid: str) -> list[str]:

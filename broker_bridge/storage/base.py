@@ -20,6 +20,7 @@ from broker_bridge.model import (
     OtherOperator,
     Pairing,
     PairingState,
+    RegistrationFacts,
     RegistrationOutcome,
     StoredEvent,
     Subscription,
@@ -411,6 +412,11 @@ class Store(ChoiceStore, SignInStore, abc.ABC):
     @abc.abstractmethod
     def put_device_key(self, key: DeviceKey) -> Change:
         """Enroll (or replace) the signing key of device ``key.eid``."""
+
+    @abc.abstractmethod
+    def registration_facts(self, eid: str, iccid: str) -> RegistrationFacts:
+        """What a registration of device ``eid`` naming profile ``iccid`` is checked
+        against, read at once (see :class:`RegistrationFacts`)."""
 
     @abc.abstractmethod
     def device_key(self, eid: str) -> DeviceKey | None:

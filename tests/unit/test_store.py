@@ -382,6 +382,32 @@ def test_installations_bind_a_profile_to_the_newest_eucc(store: SqlStore) -> Non
     assert store.installation(iccid_for(7)) == bound
 
 
+def test_registration_facts_agree_with_the_lookups_they_replace(store: SqlStore) -> None:
+    """One statement reads what a registration is checked against; each part is what the
+    single look-up of it returns, on every backend."""
+    from broker_bridge.model import DeviceKey, Installation
+
+    device = make_device(1, sub=1)
+    empty = store.registration_facts(device.eid, iccid_for(9))
+    assert (empty.key, empty.last, empty.subscription, empty.installation,
+            empty.other_holder) == (None, None, None, None, None)
+    store.record_installation(Installation(iccid_for(1), device.eid, "t1", "smdp.example", 5))
+    store.put_device_key(DeviceKey(device.eid, b"\x30\x59" + bytes(89), b"\x01\x02", 7,
+                                   "operator:test"))
+    store.register_device(device)
+    store.note_registration(device.eid, 3, "ab" * 32)
+    other = make_device(2, sub=1)  # a second device asking for the same profile
+    mine = store.registration_facts(device.eid, iccid_for(1))
+    theirs = store.registration_facts(other.eid, iccid_for(1))
+    assert mine.key == store.device_key(device.eid) and mine.key is not None
+    assert mine.last == store.last_registration(device.eid) == (3, "ab" * 32)
+    assert mine.subscription == store.subscription_by_iccid(iccid_for(1))
+    assert mine.installation == store.installation(iccid_for(1))
+    assert mine.other_holder is None  # the device itself does not count
+    assert theirs.other_holder == device.eid
+    assert theirs.key is None and theirs.last is None
+
+
 def test_a_batch_commits_its_operations_together_and_a_failed_one_alone_is_undone(
         store: SqlStore) -> None:
     with store.batch():

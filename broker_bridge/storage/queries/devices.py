@@ -10,6 +10,7 @@ from broker_bridge.model import (
     Device,
     DeviceKey,
     Installation,
+    RegistrationFacts,
     RegistrationOutcome,
     Subscription,
     device_changes,
@@ -22,6 +23,20 @@ _DEVICE_SELECT = (
     "d.manufacturer, d.model, d.revision, d.profile, d.last_seq, d.device_ts, "
     "d.registered_at, d.updated_at FROM devices d LEFT JOIN subscriptions s "
     "ON s.iccid = d.iccid"
+)
+
+
+# The one-row query behind registration_facts: each table joined on the device's EID or the
+# profile's ICCID, both given as parameters (typed, for PostgreSQL).
+_FACTS_SELECT = (
+    "SELECT k.public_key, k.kid, k.enrolled_at, k.enrolled_by, q.last_seq, q.digest, "
+    "s.iccid, s.imsi, s.msisdn, s.contract_id, i.iccid, i.eid, i.txn, i.smdp, i.ts, "
+    "(SELECT MIN(d.eid) FROM devices d WHERE d.iccid = x.iccid AND d.eid <> x.eid) "
+    "FROM (SELECT CAST(? AS TEXT) AS eid, CAST(? AS TEXT) AS iccid) x "
+    "LEFT JOIN device_keys k ON k.eid = x.eid "
+    "LEFT JOIN device_sequences q ON q.eid = x.eid "
+    "LEFT JOIN subscriptions s ON s.iccid = x.iccid "
+    "LEFT JOIN installations i ON i.iccid = x.iccid"
 )
 
 
@@ -212,6 +227,19 @@ class DeviceQueries(SqlCore):
         rows = self._read("SELECT eid, public_key, kid, enrolled_at, enrolled_by "
                           "FROM device_keys ORDER BY eid")
         return [_device_key(row) for row in rows]
+
+    def registration_facts(self, eid: str, iccid: str) -> RegistrationFacts:
+        # One statement instead of five: a registration's checks read all of it.
+        rows = self._read(_FACTS_SELECT, (eid, iccid))
+        row = rows[0]
+        key, last_seq = row[0], row[4]
+        return RegistrationFacts(
+            key=None if key is None else DeviceKey(eid, bytes.fromhex(key),
+                                                   bytes.fromhex(row[1]), row[2], row[3]),
+            last=None if last_seq is None else (int(last_seq), str(row[5])),
+            subscription=None if row[6] is None else Subscription(*row[6:10]),
+            installation=None if row[10] is None else Installation(*row[10:15]),
+            other_holder=row[15])
 
     def last_registration(self, eid: str) -> tuple[int, str] | None:
         rows = self._read("SELECT last_seq, digest FROM device_sequences WHERE eid = ?",
