@@ -58,7 +58,9 @@ from broker_bridge.policy import AccessPolicy
 from broker_bridge.publishing import QOS, Publisher
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, SignaturePolicy
 from broker_bridge.registry.freshness import KnownVersions
+from broker_bridge.registry.reads import DEFAULT_LIMIT as READ_LIMIT
 from broker_bridge.storage.base import Store
+from broker_bridge.warming import Warming
 from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
 from mps_mqtt.props import response_topic, set_nodelay
 from mps_wire.cose import es256
@@ -124,7 +126,7 @@ class Bridge:
                  relay_grace: float = 5.0,
                  signatures: SignaturePolicy = SignaturePolicy.ENROLLED,
                  audit_linger: float = AUDIT_LINGER, app_rate: float = APP_RATE,
-                 app_burst: float = APP_BURST) -> None:
+                 app_burst: float = APP_BURST, read_model_size: int = READ_LIMIT) -> None:
         if not isinstance(broker, BrokerURL):
             raise TypeError(f"broker must be a BrokerURL, not {type(broker).__name__}")
         if topics is not None and not isinstance(topics, Topics):
@@ -141,7 +143,8 @@ class Bridge:
         self.group = group
         self.client_id = client_id
         self.registry = Registry(store, policy=policy, consent_ttl=consent_ttl,
-                                 signatures=signatures)
+                                 signatures=signatures, read_limit=read_model_size)
+        self.warming = Warming(self.registry, store)
         self.policy: AccessPolicy = self.registry.policy
         self.sweep_interval = float(sweep_interval)
         self.relay_grace = float(relay_grace)
@@ -195,10 +198,8 @@ class Bridge:
             self._stopping.clear()
             self.store.open()
             es256()  # the crypto backend loaded now, not on the first signed registration
-            started = time.monotonic()
-            kept = self.registry.warm_reads()
-            log.info("read model: %d answers from the store in %.1f s", kept,
-                     time.monotonic() - started)
+            self.warming = Warming(self.registry, self.store)
+            self.warming.start()
             persistent = self.client_id is not None
             client = new_client(self.client_id, persistent=persistent, manual_ack=True)
             # Back with the broker within seconds of its return, not paho's two minutes.

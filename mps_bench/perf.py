@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from broker_bridge.errors import BridgeError
+from broker_bridge.registry.reads import DEFAULT_LIMIT as READ_LIMIT
 from mps_bench import dataset, device, download, ingest, lpa_wall, plot, profiling, query
 from mps_bench.mqttload import LoadClient, LoadError, Request
 from mps_bench.perfreport import FULL, QUICK, SECTIONS, SMOKE, PerfReport, Plan, render, targets
@@ -187,6 +188,8 @@ def _transport_sections(plan: Plan, args: argparse.Namespace, target: StoreTarge
                 load_s=round(load_s, 1), rows_per_s=round(
                     (2 * data.contracts + 2 * data.devices + data.spare) / load_s))
             signatures = "required" if sign.signed else "enrolled"
+            # Room for every answer of the registry's apps (one per app and contract).
+            stack.read_model_size = max(READ_LIMIT, 2 * data.contracts)
             stack.start_bridges(1, signatures=signatures)
             stack.start_responder("echo")
             stack.start_responder("decode")

@@ -91,6 +91,10 @@ class StoreTarget:
         return "sqlite" if self.kind == "sqlite" else "postgresql"
 
 
+#: Seconds a bridge may take to fill its read model (a million devices: minutes).
+FILL_TIMEOUT = 900.0
+
+
 @dataclass
 class Stack:
     """A running broker and the processes started against it; everything stops on exit."""
@@ -100,6 +104,8 @@ class Stack:
     procs: ProcessGroup
     store: StoreTarget
     bridges: list[Service] = field(default_factory=list)
+    #: Answers each bridge keeps in memory (None: its default); see ``mps-bridge serve``.
+    read_model_size: int | None = None
 
     @property
     def url(self) -> str:
@@ -122,10 +128,16 @@ class Stack:
                     "--broker", self.url, "--prefix", BRIDGE_PREFIX, "--group", BRIDGE_GROUP,
                     "--signatures", signatures, "--app-rate", str(APP_SHARE[0]),
                     "--app-burst", str(APP_SHARE[1])]
+            if self.read_model_size is not None:
+                argv += ["--read-model-size", str(self.read_model_size)]
             self.bridges.append(self.procs.start(f"bridge{i}-{uuid.uuid4().hex[:4]}", argv,
                                                  env=self.env()))
         for svc in self.bridges:
             svc.wait_for_line("serving", timeout)
+        # Measured warm, as a bridge serves after its start: a large registry's read
+        # model is filled while the bridge already serves (see broker_bridge.warming).
+        for svc in self.bridges:
+            svc.wait_for_line("read model filled", FILL_TIMEOUT)
         return self.bridges
 
     def stop_bridges(self) -> None:

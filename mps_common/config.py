@@ -93,6 +93,18 @@ def positive_float(value: Any) -> float:
     return number
 
 
+def non_negative_int(value: Any) -> int:
+    """A whole number, 0 or more, from text or a TOML integer."""
+    try:
+        number = int(value) if isinstance(value, str | int) and not isinstance(value, bool) \
+            else None
+    except ValueError:
+        number = None
+    if number is None or number < 0:
+        raise ValueError(f"expected a whole number, 0 or more, got {value!r}")
+    return number
+
+
 def load_section(path: str, section: str) -> dict[str, Any]:
     """The ``[section]`` table of a TOML configuration file (empty if absent)."""
     try:

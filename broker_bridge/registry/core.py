@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from broker_bridge.model import App, AuditEntry, Contract, now_ms
 from broker_bridge.policy import AccessPolicy, TrustPolicy
+from broker_bridge.registry.reads import DEFAULT_LIMIT as READ_LIMIT
 from broker_bridge.registry.reads import ReadModel
 from broker_bridge.registry.work import (
     Effects,
@@ -55,7 +56,7 @@ class RegistryCore:
     def __init__(self, store: Store, *, policy: AccessPolicy | None = None,
                  consent_ttl: float = DEFAULT_CONSENT_TTL,
                  signatures: SignaturePolicy = SignaturePolicy.ENROLLED,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, read_limit: int = READ_LIMIT) -> None:
         if isinstance(consent_ttl, bool) or not consent_ttl > 0:
             raise ValueError(f"consent_ttl must be a positive number of seconds, "
                              f"not {consent_ttl!r}")
@@ -66,7 +67,7 @@ class RegistryCore:
         self._clock = clock
         self._secret: bytes | None = None
         self._keys: dict[bytes, ec.EllipticCurvePublicKey] = {}  # parsed public keys by their DER
-        self.reads = ReadModel(store)
+        self.reads = ReadModel(store, limit=read_limit)
 
     def view(self, app: App) -> AppView:
         """How ``app`` sees devices and contracts under the policy."""

@@ -22,6 +22,8 @@ from mps_wire.messages import AppOp, DevicesRequest, Reason, Reply, Status, pars
 #: The reply of an answer sent from its encoding: the status is what counts.
 _KEPT_OK = Reply(Status.OK)
 _OK_VALUE = Status.OK.value
+#: Contracts whose devices are read at once while filling the read model.
+WARM_CHUNK = 500
 
 
 def devices_number(msg: Mapping[str, Any]) -> str | None:
@@ -127,14 +129,15 @@ class DeviceListing(ReferenceRules):
 
     def _listing(self, app: App, contract_id: str, live: Pairing | None,
                  devices: Iterable[Device], *, records: Records | None = None,
-                 choices: Mapping[str, PairingChoice] | None = None
-                 ) -> tuple[Reply, dict[str, Any]]:
+                 choices: Mapping[str, PairingChoice] | None = None,
+                 store: Store | None = None) -> tuple[Reply, dict[str, Any]]:
         """The ``ok`` reply with the contract's ``devices`` as ``app`` sees them (through
         the user's choice, see :mod:`.sight`), and its audit detail; ``records`` and
-        ``choices`` when read for many answers at once."""
+        ``choices`` when read for many answers at once (through ``store``)."""
+        store = store or self.store
         view = self.view(app)
-        sight = sight_of(self.store, view, app, live, choices=choices)
-        listed = [r.to_wire() for r in (records or Records(self.store, contract_id)).listing(
+        sight = sight_of(store, view, app, live, choices=choices)
+        listed = [r.to_wire() for r in (records or Records(store, contract_id)).listing(
             view, sight, devices)]
         detail = {"devices": len(listed), "pairing": live.id if live is not None else None}
         return Reply.ok(contract=view.contract_ref(contract_id), devices=listed), detail
@@ -166,30 +169,43 @@ class DeviceListing(ReferenceRules):
                        f"app {app.id} is not paired with this contract; ask to pair first",
                        Reason.NOT_PAIRED)
 
-    def warm_reads(self, limit: int | None = None) -> int:
-        """Fill the read model from the store: every answer an app may get now, up to
-        ``limit`` (default: the read model's own); how many were kept."""
+    def warm_reads(self, limit: int | None = None, *, store: Store | None = None,
+                   chunk: int = WARM_CHUNK) -> int:
+        """Fill the read model from the store (``store``: another connection to it, for
+        filling while serving): every answer an app may get now, up to ``limit``
+        (default: the read model's own); how many were kept. Read ``chunk`` contracts at
+        a time, so that memory holds one chunk's devices besides the answers kept."""
+        store = store or self.store
         room = self.reads.limit if limit is None else min(limit, self.reads.limit)
-        contracts, apps_version = self.store.contract_versions()  # first, see devices()
-        admitted = [a for a in self.store.apps() if self.policy.admit(a.id, a).allowed]
+        contracts, apps_version = store.contract_versions()  # first, see devices()
+        admitted = [a for a in store.apps() if self.policy.admit(a.id, a).allowed]
         live: dict[tuple[str, str], Pairing] = {
-            (p.app_id, p.contract_id): p for p in self.store.pairings(
+            (p.app_id, p.contract_id): p for p in store.pairings(
                 states=(PairingState.PENDING, PairingState.ACTIVE))}
-        kept = 0
-        by_contract = self.store.devices_by_contract()
-        # The users' choices, presence and history in three reads, not three per answer.
-        choices = self.store.all_pairing_choices()
-        presence, history = self.store.all_presences(), self.store.all_bindings()
-        for contract_id, version in contracts.items():
-            records = Records(self.store, contract_id, presence=presence, history=history)
+        choices = store.all_pairing_choices()
+        # Without a pairing, what an app may see depends on the app alone: asked once.
+        standing = {app.id: self._unpaired(app, None) is None for app in admitted}
+        wanted = []
+        for contract_id in sorted(contracts):
             for app in admitted:
-                if kept >= room:
-                    return kept
                 pairing = live.get((app.id, contract_id))
-                if self._unpaired(app, pairing) is None:
-                    self.reads.keep(app.id, (contract_id, version, apps_version),
-                                    *self._listing(app, contract_id, pairing,
-                                                   by_contract.get(contract_id, ()),
-                                                   records=records, choices=choices))
-                    kept += 1
-        return kept
+                if (standing[app.id] if pairing is None
+                        else self._unpaired(app, pairing) is None):
+                    wanted.append((contract_id, app, pairing))
+            if len(wanted) >= room:
+                break
+        del wanted[room:]
+        for start in range(0, len(wanted), chunk):
+            part = wanted[start:start + chunk]
+            ids = sorted({w[0] for w in part})
+            # The users' choices, presence and history in a few reads, not three per answer.
+            by_contract = store.devices_by_contract(ids)
+            presence, history = store.all_presences(ids), store.all_bindings(ids)
+            for contract_id, app, pairing in part:
+                records = Records(store, contract_id, presence=presence, history=history)
+                self.reads.keep(app.id, (contract_id, contracts[contract_id], apps_version),
+                                *self._listing(app, contract_id, pairing,
+                                               by_contract.get(contract_id, ()),
+                                               records=records, choices=choices,
+                                               store=store))
+        return len(wanted)

@@ -268,8 +268,10 @@ class Store(ChoiceStore, SignInStore, abc.ABC):
         """Every device filed under a contract, in registration order."""
 
     @abc.abstractmethod
-    def devices_by_contract(self) -> dict[str, list[Device]]:
-        """Every device, by contract, each contract's in registration order."""
+    def devices_by_contract(self, contracts: Sequence[str] | None = None
+                            ) -> dict[str, list[Device]]:
+        """Every device (of ``contracts`` only, if given), by contract, in registration
+        order."""
 
     @abc.abstractmethod
     def device_count(self) -> int:

@@ -25,12 +25,15 @@ class ChoiceStore(abc.ABC):
         """Every stored choice, by pairing id (for filling the read model at start)."""
 
     @abc.abstractmethod
-    def all_presences(self) -> dict[str, Presence]:
-        """Every device's last reported presence, by EID."""
+    def all_presences(self, contracts: Sequence[str] | None = None) -> dict[str, Presence]:
+        """Every device's last reported presence (on ``contracts`` only, if given), by
+        EID."""
 
     @abc.abstractmethod
-    def all_bindings(self) -> dict[str, list[Binding]]:
-        """Every binding change, by EID, oldest first."""
+    def all_bindings(self, contracts: Sequence[str] | None = None
+                     ) -> dict[str, list[Binding]]:
+        """Every binding change (of the devices now on ``contracts`` only, if given), by
+        EID, oldest first."""
 
     @abc.abstractmethod
     def put_pairing_choice(self, choice: PairingChoice) -> None:

@@ -43,7 +43,9 @@ def test_bad_shares_are_refused() -> None:
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--app-rate", "0"), ("--app-burst", "0.5"),
-                                             ("--app-rate", "lots")])
+                                             ("--app-rate", "lots"),
+                                             ("--read-model-size", "-1"),
+                                             ("--read-model-size", "1e5")])
 def test_serve_refuses_a_bad_share_before_serving(
         flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from broker_bridge.cli import main

@@ -270,3 +270,57 @@ def test_a_kept_answer_larger_than_a_request_may_be_is_still_the_reply() -> None
     encoded = codec.encode(big.to_wire())
     assert len(encoded) > codec.MAX_PAYLOAD
     assert ReadModel.reply(encoded) == big
+
+
+def test_warming_in_chunks_keeps_what_warming_at_once_keeps(store: SqlStore) -> None:
+    """Contracts read a few at a time give the very answers the read model would keep
+    reading everything at once, and the read of some contracts holds theirs only."""
+    for n in range(6):
+        add_contract(store, f"C-MORE-{n}", subs=[30 + n], msisdns=[f"+49151000000{30 + n}"])
+        store.register_device(make_device(30 + n))
+    whole, chunked = Registry(store), Registry(store)
+    assert whole.warm_reads() == chunked.warm_reads(chunk=2) == 8
+    for registry in (whole, chunked):
+        payload = kept(registry, "care")
+        assert payload is not None
+        assert codec.decode(payload) == ask(Registry(store), "care").to_wire()
+    some = store.devices_by_contract(["C-MORE-1", "C-MORE-4", "C-NONE"])
+    assert sorted(some) == ["C-MORE-1", "C-MORE-4"]
+    assert [d.eid for d in some["C-MORE-4"]] == [make_device(34).eid]
+    assert store.devices_by_contract([]) == {}
+
+
+def test_a_large_registry_is_warmed_while_serving(store: SqlStore, other: SqlStore) -> None:
+    """Above the threshold the read model fills on a thread over a connection of its own;
+    until then and after, every answer is the store's."""
+    from broker_bridge.warming import Warming
+
+    registry = Registry(store)
+    warming = Warming(registry, store, background_above=0)
+    warming.start()
+    assert warming.background
+    assert ask(registry, "care").status is Status.OK  # answered while filling
+    assert warming.wait(30) and warming.kept == 2
+    assert kept(registry, "care") is not None
+    other.remove_device(make_device(1).eid)  # another process changes the contract
+    assert kept(registry, "care") is None
+    small = Warming(Registry(store), store)
+    small.start()
+    assert not small.background and small.done.is_set() and small.kept == 2
+
+
+def test_a_failed_warming_leaves_the_store_to_answer(store: SqlStore,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from broker_bridge.warming import Warming
+
+    registry = Registry(store)
+
+    def broken(**_kw: object) -> int:
+        raise StoreError("the database went away")
+
+    registry.warm_reads = broken  # type: ignore[method-assign]
+    warming = Warming(registry, store, background_above=0)
+    warming.start()
+    assert warming.wait(30) and warming.kept == 0
+    assert "filling the read model failed" in caplog.text
+    assert ask(registry, "care").status is Status.OK

@@ -13,7 +13,7 @@ from broker_bridge.choices import (
     PairingChoice,
     Presence,
 )
-from broker_bridge.storage.core import Row, SqlCore, dump_list, load_list
+from broker_bridge.storage.core import Row, SqlCore, dump_list, in_list, load_list
 
 _CHOICE_SELECT = ("SELECT pairing_id, contract_id, devices, fields, updated_at, updated_by "
                   "FROM pairing_views")
@@ -53,13 +53,19 @@ class ChoiceQueries(SqlCore):
     def all_pairing_choices(self) -> dict[str, PairingChoice]:
         return {row[0]: _choice(row) for row in self._read(_CHOICE_SELECT)}
 
-    def all_presences(self) -> dict[str, Presence]:
-        rows = self._read("SELECT eid, contract_id, online, since FROM device_presence")
+    def all_presences(self, contracts: Sequence[str] | None = None) -> dict[str, Presence]:
+        where, params = in_list("contract_id", contracts)
+        sql = "SELECT eid, contract_id, online, since FROM device_presence" + where  # noqa: S608
+        rows = self._read(sql, params)
         return {row[0]: Presence(row[0], row[1], bool(row[2]), row[3]) for row in rows}
 
-    def all_bindings(self) -> dict[str, list[Binding]]:
+    def all_bindings(self, contracts: Sequence[str] | None = None
+                     ) -> dict[str, list[Binding]]:
+        where, params = in_list("contract_id", contracts)
+        if where:  # the history of the devices now on those contracts, wherever it was
+            where = " WHERE eid IN (SELECT eid FROM devices" + where + ")"  # noqa: S608
         found: dict[str, list[Binding]] = {}
-        for row in self._read(_BINDING_SELECT + " ORDER BY eid, seq"):
+        for row in self._read(_BINDING_SELECT + where + " ORDER BY eid, seq", params):
             found.setdefault(row[0], []).append(_binding(row))
         return found
 

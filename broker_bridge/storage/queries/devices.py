@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from broker_bridge.errors import UnknownSubscriptionError
@@ -15,7 +16,7 @@ from broker_bridge.model import (
     Subscription,
     device_changes,
 )
-from broker_bridge.storage.core import Row, SqlCore, dump_list, load_list
+from broker_bridge.storage.core import Row, SqlCore, dump_list, in_list, load_list
 from mps_wire.messages import DeviceInfo, ModelInfo, RegistrationResult
 
 _DEVICE_SELECT = (
@@ -131,10 +132,12 @@ class DeviceQueries(SqlCore):
                           "ORDER BY d.registered_at, d.eid", (contract_id,))
         return [_device(row) for row in rows]
 
-    def devices_by_contract(self) -> dict[str, list[Device]]:
+    def devices_by_contract(self, contracts: Sequence[str] | None = None
+                            ) -> dict[str, list[Device]]:
+        where, params = in_list("d.contract_id", contracts)
         found: dict[str, list[Device]] = {}
-        for row in self._read(_DEVICE_SELECT + " ORDER BY d.contract_id, d.registered_at, "
-                              "d.eid"):
+        for row in self._read(_DEVICE_SELECT + where + " ORDER BY d.contract_id, "
+                              "d.registered_at, d.eid", params):
             device = _device(row)
             found.setdefault(device.contract_id, []).append(device)
         return found
