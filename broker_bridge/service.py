@@ -375,6 +375,7 @@ class Bridge:
             # What start() read (the read model above all) lives as long as the process:
             # the collector need not walk it again in every full collection.
             gc.freeze()
+            self.warming.freeze_when_filled()  # the same, for what is read while serving
             if ready is not None:
                 ready()
             # A timeout keeps the main thread returning to the interpreter, where signal

@@ -12,6 +12,7 @@ answered from memory that the store's versions do not vouch for (see
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -39,6 +40,8 @@ class Warming:
         self.seconds = 0.0
         self.background = False
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._freeze = False
 
     def start(self) -> None:
         """Fill now for a small registry (or one whose database cannot be shared), else
@@ -54,6 +57,16 @@ class Warming:
         self._thread = threading.Thread(target=self._fill_over, args=(other,), daemon=True,
                                         name="mps-bridge-warming")
         self._thread.start()
+
+    def freeze_when_filled(self) -> None:
+        """Once filled, leave the read model to the collector's permanent generation
+        (``gc.freeze``), as a long-running process does with what it read at start: a
+        full collection need not walk hundreds of thousands of answers again and again."""
+        with self._lock:
+            self._freeze = True
+            filled = self.done.is_set()
+        if filled:
+            gc.freeze()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until filled; False if ``timeout`` passed first."""
@@ -71,7 +84,11 @@ class Warming:
             log.exception("filling the read model failed; queries are answered from the "
                           "store")
         finally:
-            self.done.set()
+            with self._lock:
+                self.done.set()
+                freeze = self._freeze
+            if freeze:
+                gc.freeze()
 
     def _fill(self, store: Store) -> None:
         started = time.monotonic()

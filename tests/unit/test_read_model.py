@@ -324,3 +324,26 @@ def test_a_failed_warming_leaves_the_store_to_answer(store: SqlStore,
     assert warming.wait(30) and warming.kept == 0
     assert "filling the read model failed" in caplog.text
     assert ask(registry, "care").status is Status.OK
+
+
+def test_a_read_model_filled_while_serving_is_left_out_of_collections(
+        store: SqlStore) -> None:
+    """What the bridge reads at start is frozen (gc.freeze) so that full collections do
+    not walk it; answers filled later on the warming thread are frozen once filled."""
+    import gc
+
+    from broker_bridge.warming import Warming
+
+    gc.unfreeze()
+    try:
+        warming = Warming(Registry(store), store, background_above=0)
+        warming.freeze_when_filled()
+        assert gc.get_freeze_count() == 0  # not filled yet: nothing frozen
+        warming.start()
+        assert warming.wait(30)
+        deadline = time.monotonic() + 10
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
