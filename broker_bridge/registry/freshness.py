@@ -21,6 +21,10 @@ number cannot change (the writer holds the database's write lock), so queries ke
 being answered from what is known; only a query that finds ``read`` changed and
 ``watch`` busy reads its versions from the store.
 
+Before either number, a query looks at the store's commit marker (SQLite: the WAL index
+header in shared memory, rewritten by every commit before it returns): unchanged since
+the epoch was last found current, nobody committed anything, and no statement is run.
+
 Where the numbers cannot be had (the backend has none, as PostgreSQL), the versions are
 read from ``read`` for every query.
 """
@@ -51,6 +55,10 @@ class KnownVersions:
         #: current; None: not taken (every read goes to the store).
         self._read_number: int | None = None
         self._watch_number: int | None = None
+        #: A cheaper sign of any commit (Store.commit_marker), and its value when the
+        #: epoch was last found current.
+        self._marker = read.commit_marker()
+        self._mark: bytes | None = None
 
     @classmethod
     def open(cls, store: Store) -> KnownVersions | None:
@@ -87,8 +95,10 @@ class KnownVersions:
 
     def fill(self) -> int:
         """Read the versions of every number at once; how many are kept."""
+        mark = self._marker() if self._marker is not None else None
         if not self._new_epoch():
             return 0
+        self._mark = mark
         # Read after the numbers were taken: at least as new as they are.
         found = self.read.number_versions()
         if len(found) > self.limit:
@@ -100,6 +110,17 @@ class KnownVersions:
     def _current(self) -> bool:
         """Whether the epoch's versions are current; False when that cannot be told now
         (then the caller reads from the store)."""
+        # Taken first: unchanged later, nothing was committed since the epoch was found
+        # current after it, and the numbers need not be asked.
+        mark = self._marker() if self._marker is not None else None
+        if mark is not None and mark == self._mark:
+            return True
+        current = self._asked()
+        self._mark = mark if current else None
+        return current
+
+    def _asked(self) -> bool:
+        """:meth:`_current` by the connections' numbers."""
         known = self._read_number
         if known is None:
             return self._new_epoch()

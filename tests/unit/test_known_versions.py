@@ -183,3 +183,39 @@ def test_postgres_reads_versions_by_its_prepared_statement_as_by_the_query(
         assert store.read_versions(PAUL_MSISDN) == changed
         with store.transaction():  # inside a transaction: on the transaction's own path
             assert store.read_versions(PAUL_MSISDN) == changed
+
+
+def test_the_commit_marker_moves_with_every_commit_and_only_then(tmp_path: Path) -> None:
+    from broker_bridge.storage.sqlite import SqliteStore
+
+    with SqliteStore(tmp_path / "registry.db") as store, \
+            SqliteStore(tmp_path / "registry.db") as other:
+        paul_and_apps(store)
+        marker = store.commit_marker()
+        assert marker is not None
+        first = marker()
+        assert first is not None
+        store.read_versions(PAUL_MSISDN)
+        other.number_versions()
+        assert marker() == first  # reads change nothing
+        other.register_device(make_device(5))  # another connection's commit
+        second = marker()
+        assert second is not None and second != first
+        store.append_audits([_entry()])  # the connection's own commit too
+        assert marker() not in (None, second)
+    with SqliteStore(":memory:") as memory:
+        assert memory.commit_marker() is None
+
+
+def test_a_commit_seen_only_by_the_marker_is_not_missed(
+        store: SqlStore, known: KnownVersions) -> None:
+    first = known.get(PAUL_MSISDN)
+    hits = known.hits
+    assert known.get(PAUL_MSISDN) == first
+    if known.watch.data_version() is not None:
+        assert known.hits == hits + 1  # known, by the marker alone
+    for n in (5, 6):
+        store.register_device(make_device(n))
+        now = known.get(PAUL_MSISDN)
+        assert now == store.read_versions(PAUL_MSISDN) and now != first
+        first = now
