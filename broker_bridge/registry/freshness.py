@@ -26,7 +26,10 @@ header in shared memory, rewritten by every commit before it returns): unchanged
 the epoch was last found current, nobody committed anything, and no statement is run.
 
 Where the numbers cannot be had (the backend has none, as PostgreSQL), the versions are
-read from ``read`` for every query.
+read from ``read`` for every query. PostgreSQL's LISTEN/NOTIFY would spare that round
+trip but not stay exact: a notification reaches the listening session after the
+committing session's COMMIT has returned, so a query caused by that commit (its reply
+seen by an app, which asks again) can arrive before it.
 """
 
 from __future__ import annotations
