@@ -191,7 +191,7 @@ class MessageHandler:
         reply_to = response_topic(msg.properties)
         if reply_to is None or not inside(reply_to, route[2]):
             return None
-        msisdn = self._devices_number(bytes(msg.payload))
+        msisdn = self.devices_number(bytes(msg.payload))
         if msisdn is None:
             return None
         try:
@@ -203,7 +203,7 @@ class MessageHandler:
         outcome, entry = found
         return Handled(msg, reply_to, outcome), entry
 
-    def _devices_number(self, payload: bytes) -> str | None:
+    def devices_number(self, payload: bytes) -> str | None:
         """The number of a ``devices`` request, decoded once per distinct payload."""
         number = plain_devices_number(payload) or self._numbers.get(payload)
         if number is not None:

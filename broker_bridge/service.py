@@ -45,10 +45,7 @@ from broker_bridge.grouping import GROUP_MAX, GROUP_SECONDS, GroupWorker, Messag
 from broker_bridge.handling import (
     BridgeStats,
     Counters,
-    Handled,
     MessageHandler,
-    Route,
-    inside,
 )
 from broker_bridge.health import StoreHealth
 from broker_bridge.limits import APP_BURST, APP_RATE, AppLimiter
@@ -56,16 +53,16 @@ from broker_bridge.model import now_ms
 from broker_bridge.orders_out import send_orders
 from broker_bridge.policy import AccessPolicy
 from broker_bridge.publishing import QOS, Publisher
+from broker_bridge.quick import QuickAnswers
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, Effects, Outcome, Registry, SignaturePolicy
 from broker_bridge.registry.freshness import KnownVersions
 from broker_bridge.registry.reads import DEFAULT_LIMIT as READ_LIMIT
 from broker_bridge.storage.base import Store
 from broker_bridge.warming import Warming
 from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
-from mps_mqtt.props import response_topic, set_nodelay
+from mps_mqtt.props import set_nodelay
 from mps_wire.cose import es256
-from mps_wire.errors import ErrorCode
-from mps_wire.messages import INSTALLATIONS, PROFILES, Reply
+from mps_wire.messages import INSTALLATIONS, PROFILES
 from mps_wire.topics import DEFAULT_SHARE_GROUP, Topics, check_level
 
 __all__ = ["AUDIT_LINGER", "GROUP_MAX", "GROUP_SECONDS", "QOS", "SWITCH_INTERVAL", "Bridge",
@@ -175,6 +172,8 @@ class Bridge:
         self._audits = AuditWriter(store, linger=audit_linger, health=self.health)
         self._groups = GroupWorker(store, self._queue, self._handler, self._publisher,
                                    self._counters, self._audits, self.health)
+        self._quick = QuickAnswers(self._handler, self.registry, self.limiter, self._audits,
+                                   self._publisher, self._counters, self.health)
 
     def __repr__(self) -> str:
         return f"Bridge({self.broker}, prefix={self.topics.prefix!r}, group={self.group!r})"
@@ -231,9 +230,11 @@ class Bridge:
         # for a database that cannot be shared: the worker then answers everything.
         self._known = KnownVersions.open(self.store)
         self._reader = None if self._known is None else self._known.read
+        self._quick.reader, self._quick.known = self._reader, self._known
 
     def _close_reader(self) -> None:
         known, self._known, self._reader = self._known, None, None
+        self._quick.reader = self._quick.known = None
         if known is not None:
             log.info("versions of %d queries known, %d read again, %d read while the audit "
                      "writer wrote", known.hits, known.misses, known.unwatched)
@@ -409,46 +410,11 @@ class Bridge:
             self._audits.send_acks(client)
 
     def _take(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
-        route = self._handler.route(msg.topic)
-        if self._over_share(client, msg, route):
-            return
-        reader = self._reader
-        if reader is not None and not self.health.down:
-            # A query the read model answers is answered here, on paho's network thread,
-            # as a bare echo would be: it reads one row of committed state on a
-            # connection of its own, never waiting for the worker's transaction.
-            try:
-                found = self._handler.quick(msg, reader, route=route, known=self._known)
-            except Exception:
-                log.exception("answering from the read model failed; handing it over")
-                found = None
-            if found is not None:
-                item, entry = found
-                # Taken for its audit entry first: a stopping bridge answers nothing it
-                # could not audit (the worker does not take it either).
-                if self._audits.put(entry, msg):
-                    self._groups.answer(client, item)
-                    return
-        # Everything else goes to the worker; see GroupWorker.
-        self._queue.put(msg)
-
-    def _over_share(self, client: mqtt.Client, msg: mqtt.MQTTMessage,
-                    route: Route | None) -> bool:
-        """Answer ``busy`` and acknowledge at once a request of an app over its share (see
-        :mod:`broker_bridge.limits`); False for any other message. ``route`` is its
-        topic's (:meth:`MessageHandler.route`)."""
-        if route is None or route[0] != "apps" or self.limiter.allow(route[1]):
-            return False
-        reply_to = response_topic(msg.properties)
-        if not self.limiter.tell(route[1]):
-            reply_to = None
-        item = Handled(msg, reply_to if reply_to and inside(reply_to, route[2]) else None,
-                       Outcome(Reply.error(ErrorCode.BUSY, "more requests than this app's "
-                                           "share; retry after a second")))
-        self._groups.answer(client, item)
-        if msg.qos:
-            client.ack(msg.mid, msg.qos)
-        return True
+        # Refusals over an app's share, and queries the read model answers, are answered
+        # here, on paho's network thread, as a bare echo would answer: see QuickAnswers.
+        if not self._quick.take(client, msg):
+            # Everything else goes to the worker; see GroupWorker.
+            self._queue.put(msg)
 
     def _audit_refusals(self) -> None:
         """One audit entry per app refused over its share since the last call."""

@@ -83,12 +83,17 @@ class DeviceListing(ReferenceRules):
               ) -> tuple[bytes, AuditEntry] | None:
         if versions is None:
             return None
+        return self.kept_entry("app:" + app_id, app_id, msisdn, versions)
+
+    def kept_entry(self, actor: str, app_id: str, msisdn: str, versions: Versions
+                   ) -> tuple[bytes, AuditEntry] | None:
+        """The kept answer (as sent) of ``app_id`` for ``msisdn`` at ``versions``, with its
+        audit entry (``actor`` is ``app:<app_id>``); None when the read model has none."""
         kept = self.reads.get(app_id, versions)
         if kept is None:
             return None
-        entry = AuditEntry(0, self._clock(), "app:" + app_id, "devices", _OK_VALUE,
-                           versions[0], app_id, msisdn, kept.audit_detail)
-        return kept.encoded, entry
+        return kept.encoded, AuditEntry(0, self._clock(), actor, "devices", _OK_VALUE,
+                                        versions[0], app_id, msisdn, kept.audit_detail)
 
     def devices(self, app_id: str, request: DevicesRequest, *,
                 admitted: App | None = None) -> Outcome:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -168,6 +168,12 @@ class Store(ChoiceStore, SignInStore, abc.ABC):
         read without waiting; None when the connection is busy on another thread or the
         backend has no such number. While it stays the same, what any connection read
         after it was taken is still current, whatever this connection itself wrote."""
+        return None
+
+    def commit_marker(self) -> Callable[[], bytes | None] | None:
+        """A reader of something that changes with every commit of any connection (this
+        one's too), far cheaper than :meth:`data_version`; it gives None when it cannot
+        tell. None where the backend has no such thing."""
         return None
 
     @abc.abstractmethod

@@ -10,6 +10,7 @@ understand (``?`` placeholders are rewritten by backends whose driver wants anot
 from __future__ import annotations
 
 import abc
+import functools
 import json
 import logging
 import threading
@@ -25,10 +26,19 @@ log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 
-_AUDIT_INSERT = (
-    "INSERT INTO audit_log (id, at, actor, action, outcome, contract_id, app_id, subject, "
-    "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_AUDIT_COLUMNS = ("id", "at", "actor", "action", "outcome", "contract_id", "app_id",
+                  "subject", "detail")
+#: Audit entries inserted by one statement at most (9 parameters each: within SQLite's
+#: 32766 since 3.32, and PostgreSQL's 65535).
+_AUDIT_ROWS = 512
+
+
+@functools.cache
+def _audit_insert(rows: int) -> str:
+    """The statement inserting ``rows`` audit entries."""
+    row = "(" + ", ".join("?" * len(_AUDIT_COLUMNS)) + ")"
+    return (f"INSERT INTO audit_log ({', '.join(_AUDIT_COLUMNS)}) "  # noqa: S608 - fixed words
+            f"VALUES {', '.join([row] * rows)}")
 
 
 #: An audit entry's detail as stored: compact, keys sorted.
@@ -218,9 +228,20 @@ class SqlCore(Store):
         # encoder each call) cost most of a batch's time otherwise.
         numbered = [AuditEntry(first + i, e.at, e.actor, e.action, e.outcome, e.contract_id,
                                e.app_id, e.subject, e.detail) for i, e in enumerate(entries)]
-        self._execute_many(_AUDIT_INSERT, [
-            (e.id, e.at, e.actor, e.action, e.outcome, e.contract_id, e.app_id, e.subject,
-             detail) for e, detail in zip(numbered, details, strict=True)])
+        values: list[object] = []
+        for e, detail in zip(numbered, details, strict=True):
+            values += (e.id, e.at, e.actor, e.action, e.outcome, e.contract_id, e.app_id,
+                       e.subject, detail)
+        # Many rows a statement: each statement lets go of the interpreter while the
+        # database works, and a thread waiting for it (the bridge's network thread,
+        # answering queries) takes it over each time; one per row made a batch of a
+        # thousand entries cost the replies that many switches.
+        # Chunks of powers of two rows: few statements, and few distinct ones to prepare.
+        start, left, columns = 0, len(numbered), len(_AUDIT_COLUMNS)
+        while left:
+            rows = min(_AUDIT_ROWS, 1 << (left.bit_length() - 1))
+            self._execute(_audit_insert(rows), values[start:start + rows * columns])
+            start, left = start + rows * columns, left - rows
         return numbered
 
     def _require_contract(self, contract_id: str) -> None:

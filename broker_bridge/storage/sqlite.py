@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import sqlite3
+import struct
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -19,6 +21,10 @@ log = logging.getLogger(__name__)
 # Marks a file as this registry's database ("MPS1"), so that opening some other
 # application's SQLite file fails instead of migrating our tables into it.
 APPLICATION_ID = 0x4D505331
+
+# The WAL index header's size, and its first field (WALINDEX_MAX_VERSION, native order).
+_WAL_HEADER = 48
+_WAL_INDEX_VERSION = struct.pack("=I", 3007000)
 
 _CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
@@ -174,6 +180,26 @@ class SqliteStore(SqlStore):
             return int(self._execute("PRAGMA data_version")[0][0])
         finally:
             self._lock.release()
+
+    def commit_marker(self) -> Callable[[], bytes | None] | None:
+        # The WAL index header in the -shm file (https://sqlite.org/walformat.html): every
+        # commit rewrites it (a counter, the last frame, checksums) before COMMIT returns,
+        # second copy first. Both copies alike: a whole header, as of that moment.
+        if self.path == ":memory:" or self.path.startswith("file:") or self._conn is None:
+            return None
+        try:
+            with open(self.path + "-shm", "rb") as shm:
+                headers = mmap.mmap(shm.fileno(), 2 * _WAL_HEADER, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+
+        def marker() -> bytes | None:
+            first = headers[:_WAL_HEADER]
+            if first[:4] != _WAL_INDEX_VERSION or first != headers[_WAL_HEADER:2 * _WAL_HEADER]:
+                return None  # being written, or a format this code does not know
+            return first
+
+        return marker
 
     def sibling(self) -> SqliteStore:
         if self.path == ":memory:" or self.path.startswith("file:"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from broker_bridge.auditing import AuditWriter
+from broker_bridge.auditing import FLUSH_AT, AuditWriter
 from broker_bridge.errors import StoreError
 from broker_bridge.model import App, AuditEntry, TrustLevel
 from broker_bridge.registry import Registry
@@ -231,6 +231,30 @@ def test_the_audit_writer_acknowledges_only_what_it_wrote(tmp_path: Path) -> Non
         time.sleep(0.05)
         refusing.stop()
         assert sorted(client.acked) == [1, 2, 3]
+
+
+def test_the_audit_writer_writes_early_once_enough_entries_wait(tmp_path: Path) -> None:
+    with open_store("sqlite", tmp_path) as s:
+        writer = AuditWriter(s, linger=60.0)
+        client = _Client()
+        writer.start(client)  # type: ignore[arg-type]
+        try:
+            for mid in range(1, FLUSH_AT):
+                assert writer.put(AuditEntry(0, mid, "app:care", "devices", "ok"),
+                                  _message(mid))
+            time.sleep(0.2)
+            assert writer.written == 0  # lingering: fewer than FLUSH_AT wait
+            assert writer.put(AuditEntry(0, FLUSH_AT, "app:care", "devices", "ok"),
+                              _message(FLUSH_AT))
+            deadline = time.monotonic() + 20
+            while writer.written < FLUSH_AT and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert writer.written == FLUSH_AT  # long before the linger's minute
+        finally:
+            started = time.monotonic()
+            writer.stop()
+            assert time.monotonic() - started < 20  # stopping does not linger either
+        assert [e.at for e in s.audit()] == list(range(1, FLUSH_AT + 1))
 
 
 def test_the_audit_writer_checks_its_linger() -> None:
