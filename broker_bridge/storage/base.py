@@ -84,8 +84,7 @@ class Store(ChoiceStore, SignInStore, abc.ABC):
 
     def sibling(self) -> Store:
         """A new, unopened store on the same database with a connection of its own (for
-        writing on another thread while this one serves); ``self`` where the database
-        cannot be shared (an in-memory one)."""
+        another thread); ``self`` where the database cannot be shared (an in-memory one)."""
         return self
 
     @property
@@ -171,9 +170,9 @@ class Store(ChoiceStore, SignInStore, abc.ABC):
         return None
 
     def commit_marker(self) -> Callable[[], bytes | None] | None:
-        """A reader of something that changes with every commit of any connection (this
-        one's too), far cheaper than :meth:`data_version`; it gives None when it cannot
-        tell. None where the backend has no such thing."""
+        """A reader of something that changes with every commit of any connection (this one's
+        too), far cheaper than :meth:`data_version`, giving None when it cannot tell; None
+        where the backend has no such thing."""
         return None
 
     @abc.abstractmethod
@@ -276,8 +275,7 @@ class Store(ChoiceStore, SignInStore, abc.ABC):
     @abc.abstractmethod
     def devices_by_contract(self, contracts: Sequence[str] | None = None
                             ) -> dict[str, list[Device]]:
-        """Every device (of ``contracts`` only, if given), by contract, in registration
-        order."""
+        """Every device (of ``contracts`` only, if given), by contract, in registration order."""
 
     @abc.abstractmethod
     def device_count(self) -> int:
@@ -423,8 +421,7 @@ class Store(ChoiceStore, SignInStore, abc.ABC):
 
     @abc.abstractmethod
     def registration_facts(self, eid: str, iccid: str) -> RegistrationFacts:
-        """What a registration of device ``eid`` naming profile ``iccid`` is checked
-        against, read at once (see :class:`RegistrationFacts`)."""
+        """What a registration of ``eid`` naming ``iccid`` is checked against, at once."""
 
     @abc.abstractmethod
     def device_key(self, eid: str) -> DeviceKey | None:
