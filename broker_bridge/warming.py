@@ -46,6 +46,9 @@ class Warming:
     def start(self) -> None:
         """Fill now for a small registry (or one whose database cannot be shared), else
         start filling on a thread."""
+        # Made now if it is not yet: that is a commit, and one after the bridge took the
+        # versions it knows would have them all read again (see registry.freshness).
+        self.registry.pseudonym_secret()
         other = self.store.sibling()
         if other is self.store or self.store.device_count() <= self.background_above:
             try:

@@ -69,12 +69,16 @@ class RegistryCore:
         self._keys: dict[bytes, ec.EllipticCurvePublicKey] = {}  # parsed public keys by their DER
         self.reads = ReadModel(store, limit=read_limit)
 
-    def view(self, app: App) -> AppView:
-        """How ``app`` sees devices and contracts under the policy."""
+    def pseudonym_secret(self) -> bytes:
+        """The registry's key for pseudonyms, made by the first process that asks."""
         if self._secret is None:
             self._secret = self.store.secret(_PSEUDONYM_KEY_NAME)
+        return self._secret
+
+    def view(self, app: App) -> AppView:
+        """How ``app`` sees devices and contracts under the policy."""
         disclosed = self.policy.disclose(app)
-        return AppView(app.id, self._secret, disclosed.fields,
+        return AppView(app.id, self.pseudonym_secret(), disclosed.fields,
                        real_contract=disclosed.real_contract)
 
     def _work(self, effects: Effects | None = None) -> UnitOfWork:

@@ -371,3 +371,19 @@ def test_a_read_model_filled_while_serving_is_left_out_of_collections(
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_warming_commits_nothing_once_started(store: SqlStore, other: SqlStore) -> None:
+    """The versions the network thread knows stay known only while no other connection
+    commits: the registry's first commit of its own (its pseudonym key, made on first use)
+    comes before a background fill starts, not during it."""
+    from broker_bridge.warming import Warming
+
+    if other.data_version() is None:
+        pytest.skip("the backend has no data_version")
+    registry = Registry(store)
+    warming = Warming(registry, store, background_above=0)
+    warming.start()
+    taken = other.data_version()
+    assert warming.wait(30) and warming.kept == 2
+    assert other.data_version() == taken
