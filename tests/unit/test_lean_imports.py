@@ -92,3 +92,42 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_no_temporary(
         atomic_write(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_an_unsigned_first_boot_loads_no_cose() -> None:
+    out = _run("import sys, agent.firstboot, agent.card.emu, agent.download\n"
+               "print(sorted(m for m in ('mps_wire.cose', 'mps_wire.registration')"
+               " if m in sys.modules))")
+    assert out == "[]"
+
+
+def test_the_signer_still_signs_what_the_registry_verifies(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from agent.signing import DeviceSigner, SigningKeyError
+    from mps_wire.cose import CoseError, key_id
+    from mps_wire.identifiers import make_eid, make_iccid, make_imei
+    from mps_wire.messages import DeviceInfo, ModelInfo
+    from mps_wire.registration import decode_registration
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "signing-key.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    signer = DeviceSigner.from_file(path)
+    assert signer.kid == key_id(key.public_key())
+    info = DeviceInfo(eid=make_eid("89049032" + "0" * 20 + "42"),
+                      imei=make_imei("35209900", "000042"),
+                      iccid=make_iccid("8949000000000000042"), imsi=None, ip=(),
+                      capabilities=(), model=ModelInfo("m", "r", "v"), profile="p",
+                      seq=1, ts=2)
+    registration = decode_registration(signer.encode(info))
+    assert registration.info == info
+    registration.verify(key.public_key())
+    with pytest.raises(CoseError):
+        registration.verify(ec.generate_private_key(ec.SECP256R1()).public_key())
+    path.write_bytes(b"not a key")
+    with pytest.raises(SigningKeyError):
+        DeviceSigner.from_file(path)
