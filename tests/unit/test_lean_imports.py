@@ -131,3 +131,19 @@ def test_the_signer_still_signs_what_the_registry_verifies(tmp_path: Path) -> No
     path.write_bytes(b"not a key")
     with pytest.raises(SigningKeyError):
         DeviceSigner.from_file(path)
+
+
+def test_a_device_loads_neither_the_registry_requests_nor_the_sm_ds_client() -> None:
+    out = _run("import sys, agent.firstboot, agent.card.emu, agent.download\n"
+               "print(sorted(m for m in ('mps_wire.requests', 'mps_esim.lpa.es11')"
+               " if m in sys.modules))")
+    assert out == "[]"
+
+
+def test_the_requests_are_still_reexported_by_the_messages_module() -> None:
+    from mps_wire import messages, requests
+
+    for name in ("Decision", "DevicesRequest", "MAX_EVENTS_PAGE", "parse_app_request"):
+        assert getattr(messages, name) is getattr(requests, name)
+    with pytest.raises(AttributeError):
+        _ = messages.NoSuchName  # type: ignore[attr-defined]
