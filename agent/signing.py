@@ -11,16 +11,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from agent.errors import AgentConfigError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     from mps_wire.messages import DeviceInfo
 
-# COSE (mps_wire.cose, mps_wire.registration, and with them the key serialisation of the
-# crypto library) is imported when a key is used: a device registering unsigned (no
-# credential bundle) never loads it.
+# The crypto library and COSE (mps_wire.cose, mps_wire.registration) are imported when a
+# key is used: a device registering unsigned (no credential bundle) never loads them.
 
 
 class SigningKeyError(AgentConfigError):
@@ -31,6 +30,8 @@ class DeviceSigner:
     """Encodes the device's registrations signed with ``key``."""
 
     def __init__(self, key: ec.EllipticCurvePrivateKey, *, path: Path | None = None) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         if not isinstance(key.curve, ec.SECP256R1):
             raise SigningKeyError(f"the signing key must be P-256, not {key.curve.name}")
         from mps_wire.cose import key_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -145,6 +146,35 @@ def test_an_in_process_card_opens_without_the_pki_builder() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+# What a first boot ("mps-agent run", unsigned, the profile downloaded) may not load: the
+# registry's request types, COSE, the SM-DS client, urllib.request and what it pulls in
+# (paho imports it for a proxy variable), tempfile; with a PC/SC card not even the crypto
+# library (the eUICC does the download's cryptography) nor the email package (which
+# cryptography.x509 imports for the in-process card).
+_BOOT_NEVER = {"mps_wire.cose", "mps_wire.registration", "mps_wire.requests",
+               "mps_esim.lpa.es11", "http.client", "tempfile", "shutil",
+               "lpa_emulator.pki", "agent.daemon", "agent.orders"}
+_FIRST_BOOTS = {
+    "agent.card.emu": _BOOT_NEVER,
+    "agent.card.pcsc": _BOOT_NEVER | {"cryptography", "lpa_emulator", "email"},
+}
+
+
+@pytest.mark.parametrize("card", sorted(_FIRST_BOOTS))
+def test_a_first_boot_loads_only_what_it_needs(card: str) -> None:
+    code = ("import json, sys\n"
+            "import agent.cli, agent.firstboot, agent.download, " + card + "\n"
+            "from mps_mqtt.client import new_client\n"
+            "new_client('x')._get_proxy()\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    env = {k: v for k, v in os.environ.items() if k.lower() != "mqtt_proxy"}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, cwd=ROOT, env=env).stdout
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(m for m in loaded for never in _FIRST_BOOTS[card]
+                  if m == never or m.startswith(never + ".")) == []
 
 
 def _limits(package: str) -> list[str]:

@@ -94,13 +94,6 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_no_temporary(
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
 
-def test_an_unsigned_first_boot_loads_no_cose() -> None:
-    out = _run("import sys, agent.firstboot, agent.card.emu, agent.download\n"
-               "print(sorted(m for m in ('mps_wire.cose', 'mps_wire.registration')"
-               " if m in sys.modules))")
-    assert out == "[]"
-
-
 def test_the_signer_still_signs_what_the_registry_verifies(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -131,13 +124,6 @@ def test_the_signer_still_signs_what_the_registry_verifies(tmp_path: Path) -> No
     path.write_bytes(b"not a key")
     with pytest.raises(SigningKeyError):
         DeviceSigner.from_file(path)
-
-
-def test_a_device_loads_neither_the_registry_requests_nor_the_sm_ds_client() -> None:
-    out = _run("import sys, agent.firstboot, agent.card.emu, agent.download\n"
-               "print(sorted(m for m in ('mps_wire.requests', 'mps_esim.lpa.es11')"
-               " if m in sys.modules))")
-    assert out == "[]"
 
 
 def test_the_requests_are_still_reexported_by_the_messages_module() -> None:
