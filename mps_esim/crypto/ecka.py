@@ -3,7 +3,6 @@ confirmation-code hashes are in :mod:`mps_esim.crypto.confirmation`."""
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mps_esim.crypto.errors import CryptoError
@@ -31,8 +30,11 @@ def new_key(curve: ec.EllipticCurve | None = None) -> ec.EllipticCurvePrivateKey
 def public_point(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) -> bytes:
     """The uncompressed point ``04 || X || Y`` as carried in ``5F49``."""
     public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
-    return public.public_bytes(serialization.Encoding.X962,
-                               serialization.PublicFormat.UncompressedPoint)
+    # Built from the coordinates (the X9.62 encoding, byte for byte): the library's encoder
+    # lives in its serialization package, which a card would otherwise load for this alone.
+    numbers = public.public_numbers()
+    size = (public.curve.key_size + 7) // 8
+    return b"\x04" + numbers.x.to_bytes(size, "big") + numbers.y.to_bytes(size, "big")
 
 
 def load_point(curve: ec.EllipticCurve, point: bytes) -> ec.EllipticCurvePublicKey:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mps_esim import tlv
@@ -51,6 +50,9 @@ class EimConfigError(tlv.TlvError):
 
 
 def _spki(public_key: bytes) -> ec.EllipticCurvePublicKey:
+    # Imported here: the card loads an eIM's key only when an eIM is configured.
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_der_public_key(public_key)
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -102,6 +104,8 @@ class EimConfig:
         raise EimConfigError(f"eIM {self.eim_id!r} has no eimPublicKeyData")
 
     def with_key(self, key: ec.EllipticCurvePublicKey) -> EimConfig:
+        from cryptography.hazmat.primitives import serialization
+
         return replace(self, certificate=None, public_key=key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
 
