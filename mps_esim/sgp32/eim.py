@@ -21,6 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mps_esim import tlv
+from mps_esim.crypto import ecka
 from mps_esim.sgp22 import der
 
 TAG_EIM_ID = 0x80
@@ -50,7 +51,11 @@ class EimConfigError(tlv.TlvError):
 
 
 def _spki(public_key: bytes) -> ec.EllipticCurvePublicKey:
-    # Imported here: the card loads an eIM's key only when an eIM is configured.
+    read = ecka.read_spki(public_key)
+    if read is not None:
+        return read
+    # Any other key gets the library's loader and its verdict (imported here: an eIM's key
+    # is nearly always an RSP curve's point, read above).
     from cryptography.hazmat.primitives import serialization
 
     try:

@@ -127,8 +127,9 @@ def is_root() -> bool:
 
 
 AGENT_BOOT_MODULES = ("agent.cli", "agent.firstboot", "agent.download", "agent.card.emu",
-                      "agent.card.pcsc", "agent.ipa")
-"""What an ``mps-agent run`` loads on the way to "registered", whichever card and path."""
+                      "agent.card.pcsc", "agent.ipa", "lpa_emulator.euicc.iot")
+"""What an ``mps-agent run`` loads on the way to "registered", whichever card and path (the
+in-process card's SGP.32 functions are loaded by the first of them, via an eIM)."""
 
 
 def fill_bytecode_cache(modules: Sequence[str] = AGENT_BOOT_MODULES, *,

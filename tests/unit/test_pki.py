@@ -274,3 +274,25 @@ def test_other_keys_get_the_library_verdict() -> None:
     with pytest.raises(pki_files.PkiError):
         pki_files.parse_private_key(b"-----BEGIN PRIVATE KEY-----\nnot base64!\n"
                                     b"-----END PRIVATE KEY-----\n")
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.BrainpoolP256R1()], ids=lambda c: c.name)
+def test_an_rsp_public_key_is_read_as_the_library_reads_it(curve: ec.EllipticCurve) -> None:
+    from mps_esim.crypto import ecka
+    from mps_esim.sgp32.eim import EimConfigError, _spki
+
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    for _ in range(8):
+        public = ec.generate_private_key(curve).public_key()
+        read = ecka.read_spki(public.public_bytes(serialization.Encoding.DER, spki))
+        assert read is not None and read.public_numbers() == public.public_numbers()
+    # Off the curve or on another curve: left to the library, which decides.
+    der = bytearray(public.public_bytes(serialization.Encoding.DER, spki))
+    der[-1] ^= 1
+    assert ecka.read_spki(bytes(der)) is None
+    with pytest.raises(EimConfigError):
+        _spki(bytes(der))
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    p384_der = p384.public_bytes(serialization.Encoding.DER, spki)
+    assert ecka.read_spki(p384_der) is None
+    assert _spki(p384_der).curve.name == "secp384r1"
