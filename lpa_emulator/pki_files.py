@@ -21,6 +21,7 @@ _RSP_CURVES: dict[bytes, type[ec.EllipticCurve]] = {
     bytes.fromhex("2a8648ce3d030107"): ec.SECP256R1,  # prime256v1, 1.2.840.10045.3.1.7
     bytes.fromhex("2b2403030208010107"): ec.BrainpoolP256R1,  # 1.3.36.3.3.2.8.1.1.7
 }
+_RSP_CURVE_OIDS = {curve().name: oid for oid, curve in _RSP_CURVES.items()}
 
 
 class PkiError(EmulatorError):
@@ -149,6 +150,28 @@ def _rsp_key(data: bytes) -> ec.EllipticCurvePrivateKey | None:
         return _sec1_key(inner.children(), algorithm[1].value) if inner.tag == 0x30 else None
     except tlv.TlvError:
         return None
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    """Unencrypted PKCS#8 PEM of ``key``, byte for byte as the library writes it (the named
+    curve in the algorithm, an ECPrivateKey with the public key): written here for the RSP
+    curves, as a card saves its key with every change of its state and the library's writer
+    would load its serialization package for it."""
+    oid = _RSP_CURVE_OIDS.get(key.curve.name)
+    if oid is None:
+        from cryptography.hazmat.primitives import serialization
+
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode()
+    size = (key.curve.key_size + 7) // 8
+    sec1 = tlv.encode(0x30, tlv.encode(0x02, b"\x01") + tlv.encode(
+        0x04, key.private_numbers().private_value.to_bytes(size, "big")) + tlv.encode(
+        0xA1, tlv.encode(0x03, b"\x00" + ecka.public_point(key))))
+    der = tlv.encode(0x30, tlv.encode(0x02, b"\x00") + tlv.encode(
+        0x30, tlv.encode(0x06, _EC_PUBLIC_KEY) + tlv.encode(0x06, oid)) + tlv.encode(0x04, sec1))
+    text = base64.b64encode(der).decode()
+    lines = "".join(text[i:i + 64] + "\n" for i in range(0, len(text), 64))
+    return f"-----BEGIN PRIVATE KEY-----\n{lines}-----END PRIVATE KEY-----\n"
 
 
 def load_certificate(path: str | os.PathLike[str]) -> x509.Certificate:

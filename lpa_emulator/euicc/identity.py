@@ -93,8 +93,7 @@ def _pem(cert: x509.Certificate) -> str:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return pki_files.key_pem(key)
 
 
 def subject_key_id(cert: x509.Certificate) -> bytes:

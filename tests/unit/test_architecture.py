@@ -168,14 +168,15 @@ _FIRST_BOOTS = {
 
 
 # What the in-process card does at every first boot: open its state file (its identity read
-# and checked), then answer the ES10 functions a download starts with.
+# and checked), answer the ES10 functions a download starts with, store a change.
 _EMU_BOOT = ("from pathlib import Path\n"
              "from agent.card.emu import EmuCardLink\n"
              "from mps_esim.lpa.es10 import Es10Client\n"
              "link = EmuCardLink(Path(sys.argv[1])); link.connect()\n"
              "es10 = Es10Client(link.open_isdr())\n"
              "es10.get_euicc_info1(); es10.get_euicc_info2(); es10.get_euicc_challenge()\n"
-             "es10.list_notifications(); es10.retrieve_notifications()\n")
+             "es10.list_notifications(); es10.retrieve_notifications()\n"
+             "es10.set_default_dp_address('smdp.example')\n")  # a change: the state is saved
 
 
 def _make_card(state: Path) -> None:

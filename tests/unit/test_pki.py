@@ -296,3 +296,15 @@ def test_an_rsp_public_key_is_read_as_the_library_reads_it(curve: ec.EllipticCur
     p384_der = p384.public_bytes(serialization.Encoding.DER, spki)
     assert ecka.read_spki(p384_der) is None
     assert _spki(p384_der).curve.name == "secp384r1"
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.BrainpoolP256R1(), ec.SECP384R1()],
+                         ids=lambda c: c.name)
+def test_a_key_is_written_as_the_library_writes_it(curve: ec.EllipticCurve) -> None:
+    from lpa_emulator import pki_files
+
+    for _ in range(16):  # now and then a private value or coordinate with leading zeros
+        key = ec.generate_private_key(curve)
+        assert pki_files.key_pem(key) == key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).decode()
