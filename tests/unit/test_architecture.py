@@ -162,7 +162,7 @@ _FIRST_BOOTS = {
     "agent.card.emu": _BOOT_NEVER | {"cryptography.hazmat.primitives.serialization",
                                      "lpa_emulator.euicc.iot", "lpa_emulator.euicc.psmo",
                                      "mps_esim.sgp32.package", "mps_esim.sgp32.result",
-                                     "mps_esim.sgp32.es10"},
+                                     "mps_esim.sgp32.es10", "lpa_emulator.uicc"},
     "agent.card.pcsc": _BOOT_NEVER | {"cryptography", "lpa_emulator", "email"},
 }
 
