@@ -21,7 +21,6 @@ from mps_esim.lpa.download import (
 )
 from mps_esim.lpa.es9 import Es9Clients, Es9Error, tls_context
 from mps_esim.lpa.es10 import Es10Client, Es10Error
-from mps_esim.lpa.es11 import Es11Client
 from mps_esim.sgp22 import rsp
 
 log = logs.get(__name__)
@@ -59,6 +58,8 @@ def plan_device_info(plan: ActivationPlan) -> rsp.DeviceInfo | None:
 def discover_event(client: Es10Client, plan: ActivationPlan, smds: str) -> tuple[str, str]:
     """The SM-DP+ and matching id of the first event the SM-DS ``smds`` holds for this
     eUICC (ES11, SGP.22 3.6.3); ActivationError when there is none or the SM-DS fails."""
+    from mps_esim.lpa.es11 import Es11Client  # discovery only: most boots never load it
+
     with Es11Client(smds, context=tls_context(plan.ca_file)) as es11:
         try:
             events = ProfileDownloader(Es10bOverStoreData(client), Es9Clients().client,

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING
 
 from agent.errors import AgentConfigError
-from mps_wire.cose import key_id, load_private_key
-from mps_wire.messages import DeviceInfo
-from mps_wire.registration import encode_registration
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from mps_wire.messages import DeviceInfo
+
+# The crypto library and COSE (mps_wire.cose, mps_wire.registration) are imported when a
+# key is used: a device registering unsigned (no credential bundle) never loads them.
 
 
 class SigningKeyError(AgentConfigError):
@@ -26,8 +30,12 @@ class DeviceSigner:
     """Encodes the device's registrations signed with ``key``."""
 
     def __init__(self, key: ec.EllipticCurvePrivateKey, *, path: Path | None = None) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         if not isinstance(key.curve, ec.SECP256R1):
             raise SigningKeyError(f"the signing key must be P-256, not {key.curve.name}")
+        from mps_wire.cose import key_id
+
         self.key = key
         self.kid = key_id(key.public_key())
         self.path = path
@@ -44,6 +52,8 @@ class DeviceSigner:
         except OSError as exc:
             raise SigningKeyError(f"cannot read the signing key {where}: "
                                   f"{exc.strerror or exc}") from exc
+        from mps_wire.cose import load_private_key
+
         try:
             return cls(load_private_key(data), path=where)
         except ValueError as exc:
@@ -51,4 +61,6 @@ class DeviceSigner:
 
     def encode(self, info: DeviceInfo) -> bytes:
         """The register payload of ``info``: a COSE_Sign1 over its CBOR map."""
+        from mps_wire.registration import encode_registration
+
         return encode_registration(info, self.key, kid=self.kid)

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from lpa_emulator.euicc.card import EuiccCard
 from lpa_emulator.euicc.filecard import FileCard
-from lpa_emulator.uicc.card import UICC_KIND, UiccCard
+
+UICC_KIND = "uicc"
+"""The ``kind`` a plain UICC's state file names (:data:`lpa_emulator.uicc.card.UICC_KIND`;
+its module is loaded for such a card only)."""
 
 
 def card_kind(state_path: Path) -> str:
@@ -24,5 +27,7 @@ def open_card(state_path: Path) -> FileCard:
     """The card kept in ``state_path``: a plain UICC when the file says so, else an eUICC
     (created when the file is missing, as :meth:`EuiccCard.open` does)."""
     if card_kind(state_path) == UICC_KIND:
+        from lpa_emulator.uicc.card import UiccCard
+
         return UiccCard.open(state_path)
     return EuiccCard.open(state_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -25,9 +26,10 @@ from mps_mqtt.url import BrokerURL
 # BrokerURL lives in mps_mqtt.url (loadable without paho) and is re-exported here.
 __all__ = [
     "DEFAULT_RETRY", "EARLY_REFUSALS", "NOT_AUTHORIZED", "RECONNECT_MAX_S", "SESSION_EXPIRY_S",
-    "BrokerURL", "BrokerUnreachableError", "MqttError", "PublishRefusedError",
-    "RequestTimeoutError", "Requester", "Retry", "SubscriptionRefusedError", "connect",
-    "disconnect", "new_client", "new_properties", "reply_properties", "subscribe",
+    "BrokerURL", "BrokerUnreachableError", "MqttError", "ProxyAwareClient",
+    "PublishRefusedError", "RequestTimeoutError", "Requester", "Retry",
+    "SubscriptionRefusedError", "connect", "disconnect", "new_client", "new_properties",
+    "reply_properties", "subscribe",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,34 @@ NOT_AUTHORIZED = 0x87
 """MQTT v5 reason code "Not authorized" (section 2.4)."""
 
 
+_PROXY_KEYS = ("proxy_type", "proxy_addr", "proxy_port", "proxy_rdns", "proxy_username",
+               "proxy_password")
+
+
+class ProxyAwareClient(mqtt.Client):
+    """paho's client, asking for its proxy as paho does without needing urllib.request.
+
+    paho looks for a proxy on the client, then in an ``mqtt_proxy`` variable (read through
+    urllib.request, which pulls in http.client, email and tempfile), then in PySocks'
+    default. On Linux that variable is all urllib.request would read, so without one
+    only the other two places are asked, in paho's order; otherwise paho asks.
+    """
+
+    def _get_proxy(self) -> dict[str, Any] | None:
+        socks = getattr(mqtt, "socks", None)
+        if (socks is None or not sys.platform.startswith("linux")
+                or any(name.lower() == "mqtt_proxy" for name in os.environ)):
+            return super()._get_proxy()
+        valid = self._proxy_is_valid
+        explicit: dict[str, Any] | None = self._proxy
+        if valid(explicit):
+            return explicit
+        default = socks.get_default_proxy()
+        if valid(default):
+            return dict(zip(_PROXY_KEYS, default, strict=False))
+        return None
+
+
 def new_client(client_id: str | None = None, *, persistent: bool = False,
                manual_ack: bool = False) -> mqtt.Client:
     """A paho MQTT v5 client with the callback API version 2.
@@ -94,7 +124,7 @@ def new_client(client_id: str | None = None, *, persistent: bool = False,
     if persistent and not client_id:
         raise ValueError("a persistent session needs a fixed client id")
     cid = client_id or f"mps-{uuid.uuid4().hex[:12]}"
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid,
+    client = ProxyAwareClient(CallbackAPIVersion.VERSION2, client_id=cid,
                          protocol=mqtt.MQTTv5, manual_ack=manual_ack)
     client.user_data_set({"persistent": persistent})
     client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)

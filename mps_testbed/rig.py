@@ -67,7 +67,7 @@ from mps_testbed.operator import (
 from mps_testbed.smdp import SmdpProfiles
 from mps_testbed.stack.mosquitto import Mosquitto
 from mps_testbed.stack.pcsc import PcscSandbox
-from mps_testbed.stack.procs import ProcessGroup, console_script, run
+from mps_testbed.stack.procs import ProcessGroup, console_script, fill_bytecode_cache, run
 
 
 class Rig:
@@ -319,10 +319,11 @@ class Rig:
                  f"pseudo-terminals, {len(shards)} process(es)")
 
     def _warm_up(self) -> None:
-        """One agent start before many: it fills the shared bytecode cache, which the
-        first agents booting side by side would otherwise each fill again."""
+        """Agent starts before many: they fill the shared bytecode cache with what a boot
+        loads, which the first agents would otherwise each compile again."""
         with self._phase("warm-up"):
             run([*console_script("mps-agent"), "profiles", "list"], env=self.env, timeout=60)
+            fill_bytecode_cache(env=self.env)
 
     def _write_profiles(self, devices: list[DeviceSetup], broker_url: str) -> None:
         import tomllib

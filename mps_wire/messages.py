@@ -13,7 +13,7 @@ import enum
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mps_wire.errors import ErrorCode, ValidationError
 from mps_wire.fields import (
@@ -38,26 +38,28 @@ from mps_wire.identifiers import (
     validate_imsi,
     validate_msisdn,
 )
-from mps_wire.requests import (
-    MAX_EVENTS_PAGE,
-    AppOp,
-    AppRequest,
-    ConsentAnswerRequest,
-    ConsentListRequest,
-    ConsentWithdrawRequest,
-    Decision,
-    DevicesRequest,
-    EventsSinceRequest,
-    OperatorOp,
-    OperatorRequest,
-    PairRequest,
-    UnpairRequest,
-    UserOp,
-    UserRequest,
-    parse_app_request,
-    parse_operator_request,
-    parse_user_request,
-)
+
+if TYPE_CHECKING:
+    from mps_wire.requests import (
+        MAX_EVENTS_PAGE,
+        AppOp,
+        AppRequest,
+        ConsentAnswerRequest,
+        ConsentListRequest,
+        ConsentWithdrawRequest,
+        Decision,
+        DevicesRequest,
+        EventsSinceRequest,
+        OperatorOp,
+        OperatorRequest,
+        PairRequest,
+        UnpairRequest,
+        UserOp,
+        UserRequest,
+        parse_app_request,
+        parse_operator_request,
+        parse_user_request,
+    )
 
 WIRE_VERSION = 1
 CAPABILITY = re.compile(r"[a-z0-9][a-z0-9._:\-]{0,63}")
@@ -371,3 +373,20 @@ __all__ = [
     "Reason", "RegistrationResult", "Reply", "Status", "UnpairRequest", "UserOp",
     "UserRequest", "parse_app_request", "parse_operator_request", "parse_user_request",
 ]
+
+
+_REQUESTS = frozenset({
+    "MAX_EVENTS_PAGE", "AppOp", "AppRequest", "ConsentAnswerRequest", "ConsentListRequest",
+    "ConsentWithdrawRequest", "Decision", "DevicesRequest", "EventsSinceRequest",
+    "OperatorOp", "OperatorRequest", "PairRequest", "UnpairRequest", "UserOp", "UserRequest",
+    "parse_app_request", "parse_operator_request", "parse_user_request"})
+
+
+def __getattr__(name: str) -> Any:
+    # The requests to the registry are re-exported here and loaded at their first use: a
+    # device, which sends a DeviceInfo and reads a Reply, never needs them.
+    if name in _REQUESTS:
+        from mps_wire import requests
+
+        return getattr(requests, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import ClassVar
 
-from lpa_emulator.euicc import es10, fs, iot
+from lpa_emulator.euicc import es10, fs, isdr
 from lpa_emulator.euicc.apdu import SW, Command
 from lpa_emulator.euicc.download import DownloadSession
 from lpa_emulator.euicc.errors import CardStatus
@@ -175,4 +175,4 @@ class EuiccCard(FileCard):
             return b""
         data = bytes(chan.blocks)
         chan.drop_store_data()
-        return es10.dispatch(self, data, iot.ISDR_HANDLERS)
+        return es10.dispatch(self, data, isdr.HANDLERS)

@@ -31,7 +31,12 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+
+# _serialization: the encodings' definitions, which the asymmetric key classes load anyway;
+# the public ``serialization`` package that re-exports them also loads the SSH key formats
+# (the card has no use for those, and a boot would carry them in memory).
+from cryptography.hazmat.primitives import _serialization as serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -88,8 +93,7 @@ def _pem(cert: x509.Certificate) -> str:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return pki_files.key_pem(key)
 
 
 def subject_key_id(cert: x509.Certificate) -> bytes:

@@ -26,6 +26,13 @@ from dataclasses import replace
 
 from lpa_emulator.euicc import es10, psmo
 from lpa_emulator.euicc.eim_config import MAX_EIMS
+from lpa_emulator.euicc.isdr import (
+    IOT_VERSION,
+    IPA_MODE_IPAD,
+    get_euicc_info2,
+    notification_sent,
+    retrieve_notifications,
+)
 from lpa_emulator.euicc.state import CardState
 from mps_esim import sgp22, tlv
 from mps_esim.crypto.errors import SignatureError
@@ -50,11 +57,6 @@ from mps_esim.sgp32.result import (
 )
 
 log = logging.getLogger(__name__)
-
-IOT_VERSION = "1.2.0"
-"""The SGP.32 version this eUICC implements."""
-IPA_MODE_IPAD = 0
-
 
 # --- eIM configuration ------------------------------------------------------------------------
 
@@ -223,38 +225,6 @@ def get_certs(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
     return tlv.encode(sgp32_es10.TAG_GET_CERTS, tlv.encode(0xA0, certs))
 
 
-def retrieve_notifications(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
-    """RetrieveNotificationsList; SGP.32's criterion euiccPackageResults (``82``) answers
-    with the undelivered package results (``A2``)."""
-    f = sgp22.fields(command, (0xA0,))
-    criteria = f[0xA0].children() if 0xA0 in f else []
-    if len(criteria) == 1 and criteria[0].tag == 0x82 and not criteria[0].value:
-        return tlv.encode(sgp22.TAG_RETRIEVE_NOTIFICATIONS, tlv.encode(
-            0xA2, b"".join(result for _seq, result in ctx.state.iot.results)))
-    return es10.retrieve_notifications(ctx, command)
-
-
-def get_euicc_info2(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
-    """GetEUICCInfo2 with SGP.32's ipaMode and iotSpecificInfo (iotVersion) appended: their
-    tags (``90``, ``B4``) come after every member the SGP.22 part encodes."""
-    base = tlv.decode_one(es10.get_euicc_info2(ctx, command))
-    iot = (tlv.encode(0x90, tlv.encode_int(IPA_MODE_IPAD))
-           + tlv.encode(0xB4, tlv.encode(0xA0, tlv.encode(0x04, sgp22.encode_version(
-               IOT_VERSION)))))
-    return tlv.encode(base.tag, base.value + iot)
-
-
-def notification_sent(ctx: es10.Es10Context, command: tlv.Tlv) -> bytes:
-    """NotificationSent (RemoveNotificationFromList): a notification or, SGP.32, a package
-    result the eIM has acknowledged."""
-    seq = tlv.decode_int(sgp22.fields(command, (0x80,), required=(0x80,))[0x80].value)
-    remaining = ctx.state.iot.without_result(seq)
-    if remaining is None:
-        return es10.notification_sent(ctx, command)
-    ctx.commit(replace(ctx.state.copy(), iot=remaining))
-    return sgp22.NOTIFICATION_SENT.encode_ok()
-
-
 HANDLERS: Mapping[int, es10.Es10Handler] = {
     sgp32_es10.TAG_ADD_INITIAL_EIM: add_initial_eim,
     sgp32_es10.TAG_GET_EIM_CONFIGURATION: get_eim_configuration,
@@ -265,7 +235,12 @@ HANDLERS: Mapping[int, es10.Es10Handler] = {
     sgp22.TAG_GET_EUICC_INFO2: get_euicc_info2,
     sgp22.TAG_NOTIFICATION_SENT: notification_sent,
 }
-"""The SGP.32 functions, and the SGP.22 ones they extend."""
+"""The SGP.32 functions, and the SGP.22 ones they extend (:mod:`.isdr`)."""
 
 ISDR_HANDLERS: Mapping[int, es10.Es10Handler] = {**es10.HANDLERS, **HANDLERS}
-"""Every ES10 function of this eUICC: SGP.22's and SGP.32's."""
+"""Every ES10 function of this eUICC: SGP.22's and SGP.32's (the card dispatches with
+:data:`lpa_emulator.euicc.isdr.HANDLERS`, which loads this module on first use)."""
+
+__all__ = ["HANDLERS", "IOT_VERSION", "IPA_MODE_IPAD", "ISDR_HANDLERS", "add_initial_eim",
+           "get_certs", "get_eim_configuration", "get_euicc_info2", "load_euicc_package",
+           "notification_sent", "profile_rollback", "retrieve_notifications"]

@@ -22,7 +22,7 @@ import enum
 import functools
 import time
 from collections.abc import Callable, Container
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from mps_common import logs
 from mps_common.record import record
@@ -36,9 +36,11 @@ from mps_esim.lpa.es9 import (
     InitiateAuthenticationResponse,
 )
 from mps_esim.lpa.es10b import Es10b, Es10bOverStoreData, Es10Transport
-from mps_esim.lpa.es11 import Es11Client, EventEntry
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp22.der import expect
+
+if TYPE_CHECKING:  # SM-DS discovery only: a download by activation code never loads it
+    from mps_esim.lpa.es11 import Es11Client, EventEntry
 
 log = logs.get(__name__)
 _T = TypeVar("_T")

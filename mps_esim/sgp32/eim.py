@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mps_esim import tlv
+from mps_esim.crypto import ecka
 from mps_esim.sgp22 import der
 
 TAG_EIM_ID = 0x80
@@ -51,6 +51,13 @@ class EimConfigError(tlv.TlvError):
 
 
 def _spki(public_key: bytes) -> ec.EllipticCurvePublicKey:
+    read = ecka.read_spki(public_key)
+    if read is not None:
+        return read
+    # Any other key gets the library's loader and its verdict (imported here: an eIM's key
+    # is nearly always an RSP curve's point, read above).
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_der_public_key(public_key)
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -102,6 +109,8 @@ class EimConfig:
         raise EimConfigError(f"eIM {self.eim_id!r} has no eimPublicKeyData")
 
     def with_key(self, key: ec.EllipticCurvePublicKey) -> EimConfig:
+        from cryptography.hazmat.primitives import serialization
+
         return replace(self, certificate=None, public_key=key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
 

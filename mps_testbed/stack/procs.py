@@ -124,3 +124,25 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+AGENT_BOOT_MODULES = ("agent.cli", "agent.firstboot", "agent.download", "agent.card.emu",
+                      "agent.card.pcsc", "agent.ipa", "lpa_emulator.euicc.iot")
+"""What an ``mps-agent run`` loads on the way to "registered", whichever card and path (the
+in-process card's SGP.32 functions are loaded by the first of them, via an eIM)."""
+
+
+def fill_bytecode_cache(modules: Sequence[str] = AGENT_BOOT_MODULES, *,
+                        env: Mapping[str, str] | None = None, timeout: float = 60.0) -> None:
+    """Import ``modules`` once in a child with ``env``, so a bytecode cache it names
+    (PYTHONPYCACHEPREFIX) holds them and theirs, as an installed package's ``.pyc`` files
+    would: the processes that follow read bytecode instead of each compiling the sources
+    first (which costs them time and, transiently, memory). A module that cannot be
+    imported here is passed over; whoever needs it compiles it."""
+    code = ("import importlib\n"
+            f"for name in {list(modules)!r}:\n"
+            "    try:\n"
+            "        importlib.import_module(name)\n"
+            "    except ImportError:\n"
+            "        pass\n")
+    run([sys.executable, "-c", code], env=env, timeout=timeout)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -145,6 +146,72 @@ def test_an_in_process_card_opens_without_the_pki_builder() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+# What a first boot ("mps-agent run", unsigned, the profile downloaded) may not load: the
+# registry's request types, COSE, the SM-DS client, urllib.request and what it pulls in
+# (paho imports it for a proxy variable), tempfile; with a PC/SC card not even the crypto
+# library (the eUICC does the download's cryptography) nor the email package (which
+# cryptography.x509 imports for the in-process card); with the in-process card not the
+# library's key serialization (SSH formats included): the card reads its own key and its
+# eIM's itself; nor SGP.32's own functions and codecs, which a download does not use.
+_BOOT_NEVER = {"mps_wire.cose", "mps_wire.registration", "mps_wire.requests",
+               "mps_esim.lpa.es11", "http.client", "tempfile", "shutil",
+               "lpa_emulator.pki", "agent.daemon", "agent.orders"}
+_FIRST_BOOTS = {
+    "agent.card.emu": _BOOT_NEVER | {"cryptography.hazmat.primitives.serialization",
+                                     "lpa_emulator.euicc.iot", "lpa_emulator.euicc.psmo",
+                                     "mps_esim.sgp32.package", "mps_esim.sgp32.result",
+                                     "mps_esim.sgp32.es10", "lpa_emulator.uicc"},
+    "agent.card.pcsc": _BOOT_NEVER | {"cryptography", "lpa_emulator", "email"},
+}
+
+
+# What the in-process card does at every first boot: open its state file (its identity read
+# and checked), answer the ES10 functions a download starts with, store a change.
+_EMU_BOOT = ("from pathlib import Path\n"
+             "from agent.card.emu import EmuCardLink\n"
+             "from mps_esim.lpa.es10 import Es10Client\n"
+             "link = EmuCardLink(Path(sys.argv[1])); link.connect()\n"
+             "es10 = Es10Client(link.open_isdr())\n"
+             "es10.get_euicc_info1(); es10.get_euicc_info2(); es10.get_euicc_challenge()\n"
+             "es10.list_notifications(); es10.retrieve_notifications()\n"
+             "es10.set_default_dp_address('smdp.example')\n")  # a change: the state is saved
+
+
+def _make_card(state: Path) -> None:
+    """A card with an eIM associated, as the rig's are (made here: no part of a boot)."""
+    from dataclasses import replace
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from lpa_emulator.euicc.card import EuiccCard
+    from mps_esim.sgp32.eim import EimConfig
+
+    card = EuiccCard.open(state)
+    eim = EimConfig("eim.test", fqdn="127.0.0.1:8443", id_type=2, counter=0,
+                    protocols=frozenset({"eimRetrieveHttps"})).with_key(
+                        ec.generate_private_key(ec.SECP256R1()).public_key())
+    card.commit(replace(card.state.copy(), iot=card.state.iot.with_eim(eim)))
+
+
+@pytest.mark.parametrize("card", sorted(_FIRST_BOOTS))
+def test_a_first_boot_loads_only_what_it_needs(card: str, tmp_path: Path) -> None:
+    state = tmp_path / "card.json"
+    if card == "agent.card.emu":
+        _make_card(state)
+    code = ("import json, sys\n"
+            "import agent.cli, agent.firstboot, agent.download, " + card + "\n"
+            "from mps_mqtt.client import new_client\n"
+            "new_client('x')._get_proxy()\n"
+            + (_EMU_BOOT if card == "agent.card.emu" else "")
+            + "print(json.dumps(sorted(sys.modules)))")
+    env = {k: v for k, v in os.environ.items() if k.lower() != "mqtt_proxy"}
+    out = subprocess.run([sys.executable, "-c", code, str(state)], check=True,
+                         capture_output=True, text=True, cwd=ROOT, env=env).stdout
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(m for m in loaded for never in _FIRST_BOOTS[card]
+                  if m == never or m.startswith(never + ".")) == []
 
 
 def _limits(package: str) -> list[str]:

@@ -219,3 +219,92 @@ def test_builtin_ci_serves_cards_made_without_a_pki(tmp_path: Path) -> None:
         pki.load_private_key(tmp_path / pki.DPAUTH_KEY).private_numbers())
     with pytest.raises(pki.PkiError, match="organisation"):
         pki.init_pki(tmp_path / "org", builtin_ci=True, eum_org="Other")
+
+
+# --- reading EC private keys ---------------------------------------------------------------
+
+_KEY_FORMATS = [(e, f) for e in (serialization.Encoding.PEM, serialization.Encoding.DER)
+                for f in (serialization.PrivateFormat.PKCS8,
+                          serialization.PrivateFormat.TraditionalOpenSSL)]
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.BrainpoolP256R1()], ids=lambda c: c.name)
+@pytest.mark.parametrize(("encoding", "fmt"), _KEY_FORMATS, ids=str)
+def test_an_rsp_key_is_read_without_the_library_loaders(
+        curve: ec.EllipticCurve, encoding: serialization.Encoding,
+        fmt: serialization.PrivateFormat) -> None:
+    from lpa_emulator import pki_files
+
+    for _ in range(8):  # a private value or point with leading zero bytes now and then
+        key = ec.generate_private_key(curve)
+        data = key.private_bytes(encoding, fmt, serialization.NoEncryption())
+        read = pki_files._rsp_key(data)
+        assert read is not None
+        assert read.curve.name == curve.name
+        assert read.private_numbers() == key.private_numbers()
+        assert pki_files.parse_private_key(data).private_numbers() == key.private_numbers()
+
+
+def test_other_keys_get_the_library_verdict() -> None:
+    from lpa_emulator import pki_files
+
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    pem = p384.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+    assert pki_files._rsp_key(pem) is None
+    assert pki_files.parse_private_key(pem).curve.name == "secp384r1"
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    locked = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                               serialization.BestAvailableEncryption(b"secret"))
+    assert pki_files._rsp_key(locked) is None
+    with pytest.raises(pki_files.PkiError, match="unencrypted"):
+        pki_files.parse_private_key(locked)
+
+    # A SEC 1 key whose public key is another key's: refused, as the library refuses it.
+    sec1 = key.private_bytes(serialization.Encoding.DER,
+                             serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+    other = pki_files.public_bytes(ec.generate_private_key(ec.SECP256R1()).public_key())
+    forged = sec1.replace(pki_files.public_bytes(key.public_key()), other)
+    assert forged != sec1
+    assert pki_files._rsp_key(forged) is None
+    with pytest.raises(pki_files.PkiError):
+        pki_files.parse_private_key(forged)
+    with pytest.raises(pki_files.PkiError):
+        pki_files.parse_private_key(b"-----BEGIN PRIVATE KEY-----\nnot base64!\n"
+                                    b"-----END PRIVATE KEY-----\n")
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.BrainpoolP256R1()], ids=lambda c: c.name)
+def test_an_rsp_public_key_is_read_as_the_library_reads_it(curve: ec.EllipticCurve) -> None:
+    from mps_esim.crypto import ecka
+    from mps_esim.sgp32.eim import EimConfigError, _spki
+
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    for _ in range(8):
+        public = ec.generate_private_key(curve).public_key()
+        read = ecka.read_spki(public.public_bytes(serialization.Encoding.DER, spki))
+        assert read is not None and read.public_numbers() == public.public_numbers()
+    # Off the curve or on another curve: left to the library, which decides.
+    der = bytearray(public.public_bytes(serialization.Encoding.DER, spki))
+    der[-1] ^= 1
+    assert ecka.read_spki(bytes(der)) is None
+    with pytest.raises(EimConfigError):
+        _spki(bytes(der))
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    p384_der = p384.public_bytes(serialization.Encoding.DER, spki)
+    assert ecka.read_spki(p384_der) is None
+    assert _spki(p384_der).curve.name == "secp384r1"
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.BrainpoolP256R1(), ec.SECP384R1()],
+                         ids=lambda c: c.name)
+def test_a_key_is_written_as_the_library_writes_it(curve: ec.EllipticCurve) -> None:
+    from lpa_emulator import pki_files
+
+    for _ in range(16):  # now and then a private value or coordinate with leading zeros
+        key = ec.generate_private_key(curve)
+        assert pki_files.key_pem(key) == key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).decode()

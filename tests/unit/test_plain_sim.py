@@ -155,3 +155,10 @@ def test_mps_bridge_devices_show_takes_a_plain_sims_iccid(
     assert bridge_main(["devices", "show", iccid_for(SUB), "--db",
                         str(tmp_path / "registry.db")]) == 0
     assert capsys.readouterr().out.startswith(f"plain SIM {iccid_for(SUB)}: device of contract")
+
+
+def test_the_card_opener_names_the_plain_uicc_kind_as_its_module_does() -> None:
+    from lpa_emulator import cards
+    from lpa_emulator.uicc.card import UICC_KIND
+
+    assert cards.UICC_KIND == UICC_KIND

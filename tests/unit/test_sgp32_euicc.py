@@ -302,3 +302,14 @@ def test_euicc_info2_names_the_ipa_mode_and_iot_version(path: Path) -> None:
     # ipaMode [16] = ipad (0); iotSpecificInfo [20] { iotVersion [0] { VersionType 1.2.0 } }
     assert raw.endswith(bytes.fromhex("900100" "B407" "A005" "0403010200"))
     assert client.get_euicc_info2().svn  # the SGP.22 part still decodes
+
+
+def test_the_card_dispatches_every_es10_function_as_the_iot_module_does() -> None:
+    # The card's table (isdr) loads the SGP.32 functions lazily; it must name the same ones.
+    from lpa_emulator.euicc import iot, isdr
+
+    assert set(isdr.HANDLERS) == set(iot.ISDR_HANDLERS)
+    assert set(iot.HANDLERS) - set(isdr.EXTENDED) == isdr.SGP32_TAGS
+    for tag, handler in iot.ISDR_HANDLERS.items():
+        if tag not in isdr.SGP32_TAGS:
+            assert isdr.HANDLERS[tag] is handler
