@@ -59,7 +59,14 @@ from broker_bridge.registry.freshness import KnownVersions
 from broker_bridge.registry.reads import DEFAULT_LIMIT as READ_LIMIT
 from broker_bridge.storage.base import Store
 from broker_bridge.warming import Warming
-from mps_mqtt.client import BrokerUnreachableError, BrokerURL, connect, disconnect, new_client
+from mps_mqtt.client import (
+    BrokerUnreachableError,
+    BrokerURL,
+    connect,
+    disconnect,
+    new_client,
+    spare_matching,
+)
 from mps_mqtt.props import set_nodelay
 from mps_wire.cose import es256
 from mps_wire.messages import INSTALLATIONS, PROFILES
@@ -201,6 +208,7 @@ class Bridge:
             self.warming.start()
             persistent = self.client_id is not None
             client = new_client(self.client_id, persistent=persistent, manual_ack=True)
+            spare_matching(client)
             # Back with the broker within seconds of its return, not paho's two minutes.
             client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
             client.max_inflight_messages_set(REPLY_WINDOW)

@@ -5,6 +5,7 @@ answer) is left to it; an app over its share hears ``busy``."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,17 @@ def test_a_kept_answer_goes_out_with_the_correlation_data_after_its_audit_entry(
     [entry] = [e for e in quick.store.audit(app_id="care") if e.action == "devices"]
     assert entry.actor == "app:care" and entry.subject == PAUL_MSISDN
     assert entry.outcome == "ok" and entry.detail["devices"] == 4
+
+
+def test_the_audit_writer_keeps_what_it_acknowledges_not_the_message(quick: Quick) -> None:
+    # Held for the batch's linger, messages would outlive the collector's young
+    # generations at every request; the packet id and QoS are all an acknowledgement needs.
+    msg = _request(_devices(), mid=9)
+    held = sys.getrefcount(msg)
+    assert quick.answers.take(FakeClient(), msg)  # type: ignore[arg-type]
+    assert sys.getrefcount(msg) == held
+    quick.audits.stop()
+    assert quick.acks.acked == [9]
 
 
 @pytest.mark.parametrize("case", ["foreign-reply-topic", "reserved-leaf", "other-request",
