@@ -214,6 +214,30 @@ def test_a_first_boot_loads_only_what_it_needs(card: str, tmp_path: Path) -> Non
                   if m == never or m.startswith(never + ".")) == []
 
 
+# A first boot through the eIM (SGP.32, no activation code) asks the card for its eIM's
+# configuration and runs the eIM's download order: no eUICC package arrives, so neither the
+# package and result codecs nor the card's package handlers and PSMOs are loaded.
+_EIM_BOOT_NEVER = {"mps_esim.sgp32.package", "mps_esim.sgp32.result",
+                   "lpa_emulator.euicc.packages", "lpa_emulator.euicc.psmo"}
+
+
+def test_a_first_boot_through_the_eim_loads_no_package_code(tmp_path: Path) -> None:
+    state = tmp_path / "card.json"
+    _make_card(state)
+    code = ("import json, sys\n"
+            "import agent.cli, agent.firstboot, agent.download, agent.ipa, agent.card.emu\n"
+            + _EMU_BOOT
+            + "from mps_esim.ipa import card as ipa_card\n"
+            "eims = ipa_card.get_eim_configuration(es10)\n"
+            "assert [e.fqdn for e in eims] == ['127.0.0.1:8443'], eims\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code, str(state)], check=True,
+                         capture_output=True, text=True, cwd=ROOT).stdout
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
+    assert "lpa_emulator.euicc.iot" in loaded  # the SGP.32 functions did run
+    assert sorted(loaded & _EIM_BOOT_NEVER) == []
+
+
 def _limits(package: str) -> list[str]:
     from radon.complexity import cc_visit
     from radon.visitors import Class, Function
