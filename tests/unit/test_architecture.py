@@ -151,13 +151,14 @@ def test_an_in_process_card_opens_without_the_pki_builder() -> None:
 # What a first boot ("mps-agent run", unsigned, the profile downloaded) may not load: the
 # registry's request types, kinds and reasons, the SM-DP+'s and eIM's reports, COSE, the
 # SM-DS client, urllib.request and what it pulls in (paho imports it for a proxy variable),
-# tempfile; with a PC/SC card not even the crypto library (the eUICC does the download's
-# cryptography) nor the email package (which cryptography.x509 imports for the in-process
-# card); with the in-process card not the library's key serialization (SSH formats
-# included): the card reads its own key and its eIM's itself; nor SGP.32's own functions and
-# codecs, which a download does not use.
+# uuid's C part (paho's uuid is for client ids the agent gives), tempfile; with a PC/SC card
+# not even the crypto library (the eUICC does the download's cryptography) nor the email
+# package (which cryptography.x509 imports for the in-process card); with the in-process
+# card not the library's key serialization (SSH formats included): the card reads its own
+# key and its eIM's itself; nor SGP.32's own functions and codecs, which a download does
+# not use.
 _BOOT_NEVER = {"mps_wire.cose", "mps_wire.registration", "mps_wire.requests",
-               "mps_wire.kinds", "mps_wire.reports",
+               "mps_wire.kinds", "mps_wire.reports", "_uuid",
                "mps_esim.lpa.es11", "http.client", "tempfile", "shutil",
                "lpa_emulator.pki", "agent.daemon", "agent.orders"}
 _FIRST_BOOTS = {
