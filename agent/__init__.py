@@ -23,7 +23,8 @@ class _Deferred(types.ModuleType):
                 del sys.modules[name]
                 real = importlib.import_module(name)
                 parent, _, child = name.rpartition(".")
-                setattr(sys.modules[parent], child, real)
+                if parent:  # a submodule is also an attribute of its package
+                    setattr(sys.modules[parent], child, real)
                 vars(self).update(vars(real))
         return getattr(sys.modules[name], attr)
 
@@ -47,7 +48,11 @@ def _defer_import(name: str) -> None:
     stand_in.__spec__ = spec
     sys.modules[name] = stand_in
     parent, _, child = name.rpartition(".")
-    setattr(sys.modules[parent], child, stand_in)
+    if parent:
+        setattr(sys.modules[parent], child, stand_in)
 
 
 _defer_import("urllib.request")
+# paho imports uuid (with _uuid and libuuid) for a client id it makes up when it is given
+# none, and for WebSocket keys; the agent names its client and speaks MQTT over TCP.
+_defer_import("uuid")

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from mps_wire.errors import ErrorCode, ValidationError
 from mps_wire.fields import (
-    Blob,
     Choice,
     Identifier,
     Listing,
@@ -36,10 +35,17 @@ from mps_wire.identifiers import (
     validate_iccid,
     validate_imei,
     validate_imsi,
-    validate_msisdn,
 )
 
 if TYPE_CHECKING:
+    from mps_wire.kinds import ChangeKind, EventKind, Reason, RegistrationResult
+    from mps_wire.reports import (
+        MAX_CERTIFICATE,
+        InstallationOutcome,
+        InstallationResult,
+        ProfileChange,
+        ProfileOutcome,
+    )
     from mps_wire.requests import (
         MAX_EVENTS_PAGE,
         AppOp,
@@ -85,77 +91,6 @@ class Status(enum.StrEnum):
     DENIED = "denied"
     REDIRECT = "redirect"
     ERROR = "error"
-
-
-class RegistrationResult(enum.StrEnum):
-    """What a successful registration did to the registry."""
-
-    REGISTERED = "registered"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-
-
-class EventKind(enum.StrEnum):
-    """What an event on an app's events topic announces."""
-
-    DEVICE_ADDED = "device-added"
-    DEVICE_UPDATED = "device-updated"
-    DEVICE_REMOVED = "device-removed"
-    PAIRING_GRANTED = "pairing-granted"
-    PAIRING_DENIED = "pairing-denied"
-    PAIRING_ENDED = "pairing-ended"
-    VIEW_CHANGED = "view-changed"  # the user chose other devices or fields for the pairing
-
-
-class ChangeKind(enum.StrEnum):
-    """What changed in a ``device-updated`` event (and in an ``updated`` registration)."""
-
-    IP = "ip"
-    CAPABILITIES = "capabilities"
-    MODEL = "model"
-    PROFILE = "profile"  # the device's firmware profile name
-    IMSI = "imsi"
-    DEVICE_SWAP = "device-swap"  # a new IMEI for the same EID: the eUICC is in another device
-    SIM_SWAP = "sim-swap"  # a new ICCID on the same EID: another eSIM profile is enabled
-    PRESENCE = "presence"  # the device went online or offline
-
-
-class Reason(enum.StrEnum):
-    """Why a request was refused, or why a pairing or a device went away (``reason``)."""
-
-    UNKNOWN_APP = "unknown-app"
-    UNTRUSTED = "untrusted"
-    PURPOSE_NOT_ALLOWED = "purpose-not-allowed"
-    NOT_PAIRED = "not-paired"
-    CONSENT_PENDING = "consent-pending"
-    USER_DENIED = "user-denied"
-    EXPIRED = "expired"
-    UNKNOWN_PROMPT = "unknown-prompt"
-    ANSWERED = "answered"
-    UNPAIRED = "unpaired"
-    CONSENT_WITHDRAWN = "consent-withdrawn"
-    APP_REMOVED = "app-removed"
-    TRUST_CHANGED = "trust-changed"
-    PURPOSE_REVOKED = "purpose-revoked"
-    LEFT_CONTRACT = "left-contract"
-    SUBSCRIPTION_REMOVED = "subscription-removed"
-    NUMBER_PORTED = "number-ported"
-
-
-class InstallationOutcome(enum.StrEnum):
-    """What the SM-DP+ reports of a profile download."""
-
-    INSTALLED = "installed"
-    FAILED = "failed"
-
-
-class ProfileOutcome(enum.StrEnum):
-    """What the eIM reports of a profile state change an eUICC carried out (SGP.32
-    PSMOs enable, disable, delete)."""
-
-    ENABLED = "enabled"
-    DISABLED = "disabled"
-    DELETED = "deleted"
 
 
 def _address(value: Any, key: str) -> str:
@@ -281,85 +216,15 @@ class Reply(WireMessage):
         return self.status is Status.OK
 
 
-# --- installation results (SM-DP+ -> registry) -------------------------------------------
+# --- the operator topics of the SM-DP+'s and the eIM's reports (mps_wire.reports) ---------
 
 INSTALLATIONS = "installations"
 """The operator topic level of the SM-DP+'s installation results: ``{prefix}/operator/
 installations`` (published with QoS 1, no Response Topic)."""
 
-MAX_CERTIFICATE = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class InstallationResult(WireMessage):
-    """The SM-DP+'s report that eUICC ``eid`` installed (or failed to install) the profile
-    ``iccid``, with the eUICC-signed result (``pir``, DER) and its certificate chain.
-
-    ``seq`` numbers the SM-DP+'s reports and ``transaction`` names the download session:
-    a report can arrive twice.
-    """
-
-    seq: int
-    eid: str
-    iccid: str
-    imsi: str
-    result: InstallationOutcome
-    transaction: str
-    matching_id: str
-    smdp: str
-    ts: int
-    pir: bytes
-    euicc_certificate: bytes
-    eum_certificate: bytes
-    msisdn: str | None = None
-    reason: str | None = None
-
-    wire = WireTable(
-        WireField("v", Version(1, "installation report"), stored=False),
-        WireField("result", Choice(InstallationOutcome)), WireField("seq", UInt()),
-        WireField("eid", EID), WireField("iccid", ICCID), WireField("imsi", IMSI),
-        WireField("transaction", Text()), WireField("matching_id", Text()),
-        WireField("smdp", Text(max_len=255)), WireField("ts", UInt()),
-        WireField("pir", Blob(MAX_CERTIFICATE)),
-        WireField("euicc_certificate", Blob(MAX_CERTIFICATE)),
-        WireField("eum_certificate", Blob(MAX_CERTIFICATE)),
-        optional("msisdn", Identifier(validate_msisdn)), optional("reason", Text()),
-        rule="installation-result", consts={"v": 1}, closed=True)
-
-
-# --- profile state changes (eIM -> registry) ----------------------------------------------
-
 PROFILES = "profiles"
 """The operator topic level of the eIM's profile state changes: ``{prefix}/operator/
 profiles`` (published with QoS 1, no Response Topic)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileChange(WireMessage):
-    """The eIM's report that eUICC ``eid`` enabled, disabled or deleted the profile
-    ``iccid`` on an eIM-signed eUICC package, with the eUICC-signed EuiccPackageResult
-    (``epr``, DER) the eIM verified.
-
-    ``seq`` numbers the eIM's reports and ``transaction`` names the package (hex of its
-    eimTransactionId): a report can arrive twice.
-    """
-
-    seq: int
-    eid: str
-    iccid: str
-    result: ProfileOutcome
-    transaction: str
-    eim: str
-    ts: int
-    epr: bytes
-
-    wire = WireTable(
-        WireField("v", Version(1, "profile change"), stored=False),
-        WireField("result", Choice(ProfileOutcome)), WireField("seq", UInt()),
-        WireField("eid", EID), WireField("iccid", ICCID),
-        WireField("transaction", Text()), WireField("eim", Text()),
-        WireField("ts", UInt()), WireField("epr", Blob(MAX_CERTIFICATE)),
-        rule="profile-change", consts={"v": 1}, closed=True)
 
 
 __all__ = [
@@ -382,11 +247,25 @@ _REQUESTS = frozenset({
     "parse_app_request", "parse_operator_request", "parse_user_request"})
 
 
+_KINDS = frozenset({"ChangeKind", "EventKind", "Reason", "RegistrationResult"})
+_REPORTS = frozenset({"MAX_CERTIFICATE", "InstallationOutcome", "InstallationResult",
+                      "ProfileChange", "ProfileOutcome"})
+
+
 def __getattr__(name: str) -> Any:
-    # The requests to the registry are re-exported here and loaded at their first use: a
-    # device, which sends a DeviceInfo and reads a Reply, never needs them.
+    # The requests to the registry, the registry's kinds and reasons and the SM-DP+'s and
+    # eIM's reports are re-exported here and loaded at their first use: a device, which
+    # sends a DeviceInfo and reads a Reply, never needs them.
     if name in _REQUESTS:
         from mps_wire import requests
 
         return getattr(requests, name)
+    if name in _KINDS:
+        from mps_wire import kinds
+
+        return getattr(kinds, name)
+    if name in _REPORTS:
+        from mps_wire import reports
+
+        return getattr(reports, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

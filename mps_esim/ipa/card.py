@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from mps_esim import sgp22, tlv
 from mps_esim.lpa.es10 import Es10Client, Es10Error, Es10ResultError
@@ -17,7 +17,9 @@ from mps_esim.sgp22 import der
 from mps_esim.sgp32 import es10 as sgp32_es10
 from mps_esim.sgp32 import immediate
 from mps_esim.sgp32.eim import EimConfig
-from mps_esim.sgp32.result import EuiccPackageResult
+
+if TYPE_CHECKING:
+    from mps_esim.sgp32.result import EuiccPackageResult
 
 _T = TypeVar("_T")
 
@@ -49,6 +51,9 @@ def get_eim_configuration(client: Es10Client, eim_id: str | None = None) -> list
 def load_euicc_package(client: Es10Client, package: bytes) -> tuple[bytes, EuiccPackageResult]:
     """LoadEuiccPackage: the eUICC's EuiccPackageResult, as DER (for the eIM, which checks
     its signature over these exact bytes) and decoded."""
+    # The result codec is loaded with the first package: a download order needs none.
+    from mps_esim.sgp32.result import EuiccPackageResult
+
     raw = client.command(package)
     return raw, _decoded("LoadEuiccPackage", raw, EuiccPackageResult.decode)
 

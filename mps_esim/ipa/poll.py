@@ -35,7 +35,6 @@ from mps_esim.lpa.es10 import Es10Client, Es10Error
 from mps_esim.sgp22 import rsp
 from mps_esim.sgp32 import es10 as sgp32_es10
 from mps_esim.sgp32 import esipa
-from mps_esim.sgp32.package import EuiccPackageRequest
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +129,9 @@ def _download(der: bytes, downloader: Downloader | None) -> tuple[bytes, dict[st
 
 def _rollback_granted(der: bytes, detail: dict[str, Any]) -> bool:
     """Whether the package just run enabled a profile with its rollbackFlag."""
+    # The package codec is loaded when a package came: a download order needs none.
+    from mps_esim.sgp32.package import EuiccPackageRequest
+
     try:
         ops = EuiccPackageRequest.decode(der).signed.operations
     except tlv.TlvError:

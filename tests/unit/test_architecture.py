@@ -149,13 +149,16 @@ def test_an_in_process_card_opens_without_the_pki_builder() -> None:
 
 
 # What a first boot ("mps-agent run", unsigned, the profile downloaded) may not load: the
-# registry's request types, COSE, the SM-DS client, urllib.request and what it pulls in
-# (paho imports it for a proxy variable), tempfile; with a PC/SC card not even the crypto
-# library (the eUICC does the download's cryptography) nor the email package (which
-# cryptography.x509 imports for the in-process card); with the in-process card not the
-# library's key serialization (SSH formats included): the card reads its own key and its
-# eIM's itself; nor SGP.32's own functions and codecs, which a download does not use.
+# registry's request types, kinds and reasons, the SM-DP+'s and eIM's reports, COSE, the
+# SM-DS client, urllib.request and what it pulls in (paho imports it for a proxy variable),
+# uuid's C part (paho's uuid is for client ids the agent gives), tempfile; with a PC/SC card
+# not even the crypto library (the eUICC does the download's cryptography) nor the email
+# package (which cryptography.x509 imports for the in-process card); with the in-process
+# card not the library's key serialization (SSH formats included): the card reads its own
+# key and its eIM's itself; nor SGP.32's own functions and codecs, which a download does
+# not use.
 _BOOT_NEVER = {"mps_wire.cose", "mps_wire.registration", "mps_wire.requests",
+               "mps_wire.kinds", "mps_wire.reports", "_uuid",
                "mps_esim.lpa.es11", "http.client", "tempfile", "shutil",
                "lpa_emulator.pki", "agent.daemon", "agent.orders"}
 _FIRST_BOOTS = {
@@ -212,6 +215,30 @@ def test_a_first_boot_loads_only_what_it_needs(card: str, tmp_path: Path) -> Non
     loaded = set(json.loads(out.strip().splitlines()[-1]))
     assert sorted(m for m in loaded for never in _FIRST_BOOTS[card]
                   if m == never or m.startswith(never + ".")) == []
+
+
+# A first boot through the eIM (SGP.32, no activation code) asks the card for its eIM's
+# configuration and runs the eIM's download order: no eUICC package arrives, so neither the
+# package and result codecs nor the card's package handlers and PSMOs are loaded.
+_EIM_BOOT_NEVER = {"mps_esim.sgp32.package", "mps_esim.sgp32.result",
+                   "lpa_emulator.euicc.packages", "lpa_emulator.euicc.psmo"}
+
+
+def test_a_first_boot_through_the_eim_loads_no_package_code(tmp_path: Path) -> None:
+    state = tmp_path / "card.json"
+    _make_card(state)
+    code = ("import json, sys\n"
+            "import agent.cli, agent.firstboot, agent.download, agent.ipa, agent.card.emu\n"
+            + _EMU_BOOT
+            + "from mps_esim.ipa import card as ipa_card\n"
+            "eims = ipa_card.get_eim_configuration(es10)\n"
+            "assert [e.fqdn for e in eims] == ['127.0.0.1:8443'], eims\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code, str(state)], check=True,
+                         capture_output=True, text=True, cwd=ROOT).stdout
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
+    assert "lpa_emulator.euicc.iot" in loaded  # the SGP.32 functions did run
+    assert sorted(loaded & _EIM_BOOT_NEVER) == []
 
 
 def _limits(package: str) -> list[str]:

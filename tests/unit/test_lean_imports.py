@@ -126,6 +126,30 @@ def test_the_signer_still_signs_what_the_registry_verifies(tmp_path: Path) -> No
         DeviceSigner.from_file(path)
 
 
+def test_a_deferred_top_level_module_loads_whole_on_first_use() -> None:
+    # uuid, which paho imports, is deferred too: a named client makes no uuid, and the
+    # first use (through paho's name for the module) gets the real module.
+    out = _run("import sys, agent.firstboot\n"
+               "from mps_mqtt.client import new_client\n"
+               "new_client('x')._get_proxy()\n"
+               "before = '_uuid' in sys.modules\n"
+               "import paho.mqtt.client as paho\n"
+               "made = paho.uuid.uuid4()\n"
+               "import uuid\n"
+               "print(before, type(sys.modules['uuid']).__name__, isinstance(made, uuid.UUID),"
+               " made.version, uuid.uuid4() != made)")
+    assert out == "False module True 4 True"
+
+
+def test_the_reports_and_kinds_are_reexported_by_the_messages_module() -> None:
+    from mps_wire import kinds, messages, reports
+
+    for name in ("InstallationResult", "ProfileChange", "ProfileOutcome", "MAX_CERTIFICATE"):
+        assert getattr(messages, name) is getattr(reports, name)
+    for name in ("EventKind", "ChangeKind", "Reason", "RegistrationResult"):
+        assert getattr(messages, name) is getattr(kinds, name)
+
+
 def test_the_requests_are_still_reexported_by_the_messages_module() -> None:
     from mps_wire import messages, requests
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mps_wire import codec, messages, orders, records, requests, schema, signin
+from mps_wire import codec, messages, orders, records, reports, requests, schema, signin
 from mps_wire.errors import ErrorCode
 from mps_wire.fields import Choice, WireMessage, WireTable
 from mps_wire.identifiers import make_eid, make_iccid, make_imei
@@ -45,7 +45,7 @@ SAMPLES = sample_messages()
 def message_types() -> set[type[WireMessage]]:
     """Every message class the wire modules define."""
     found = set()
-    for module in (messages, requests, records, orders, signin):
+    for module in (messages, requests, reports, records, orders, signin):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, WireMessage) and value is not WireMessage:
                 found.add(value)
