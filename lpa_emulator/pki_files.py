@@ -122,7 +122,8 @@ def _sec1_key(items: list[tlv.Tlv], curve_oid: bytes | None) -> ec.EllipticCurve
         public = rest[0xA1].children()
         if (len(public) != 1 or public[0].tag != 0x03
                 or public[0].value != b"\x00" + ecka.public_point(key)):
-            return None
+            # Refused here whatever the library would say (releases before 43 take it).
+            raise PkiError("the key's public key does not match its private key")
     return key
 
 

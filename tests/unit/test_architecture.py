@@ -213,8 +213,19 @@ def test_a_first_boot_loads_only_what_it_needs(card: str, tmp_path: Path) -> Non
     out = subprocess.run([sys.executable, "-c", code, str(state)], check=True,
                          capture_output=True, text=True, cwd=ROOT, env=env).stdout
     loaded = set(json.loads(out.strip().splitlines()[-1]))
-    assert sorted(m for m in loaded for never in _FIRST_BOOTS[card]
+    # What a library loads for its own imports is not the boot's doing (cryptography 42's
+    # x509 imports its serialization package; later releases do not).
+    library = _loaded_by("cryptography.x509") if card == "agent.card.emu" else set()
+    assert sorted(m for m in loaded - library for never in _FIRST_BOOTS[card]
                   if m == never or m.startswith(never + ".")) == []
+
+
+def _loaded_by(module: str) -> set[str]:
+    """The modules that importing ``module`` alone loads, in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", f"import json, sys, {module}\n"
+                          "print(json.dumps(sorted(sys.modules)))"],
+                         check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
 
 
 # A first boot through the eIM (SGP.32, no activation code) asks the card for its eIM's
