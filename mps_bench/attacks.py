@@ -93,6 +93,10 @@ class AttackResult:
 class AttackReport:
     results: list[AttackResult] = field(default_factory=list)
     seconds: float = 0.0
+    # The suite's own connections (the registry's, the owners') that the broker closed for
+    # a newer one under the same client id: an attack that did so measured a deployment
+    # whose owners were knocked off, not the one under test.
+    owners_closed: list[str] = field(default_factory=list)
 
     @property
     def tried(self) -> int:
@@ -107,7 +111,7 @@ class AttackReport:
         return [r.name for r in self.results if not r.recorded]
 
     def to_json(self) -> dict[str, Any]:
-        return {"tried": self.tried, "let_in": self.let_in,
+        return {"tried": self.tried, "let_in": self.let_in, "owners_closed": self.owners_closed,
                 "attacks": [r.to_json() for r in self.results]}
 
 
@@ -123,7 +127,11 @@ class _Deployment:
 
     @property
     def bridge_username(self) -> str:
-        return CredentialBundle.load(self.bundles["bridge"]).username
+        return self.username("bridge")
+
+    def username(self, who: str) -> str:
+        """The broker login of ``who`` (also its client id: use_username_as_clientid)."""
+        return CredentialBundle.load(self.bundles[who]).username
 
     def url(self, who: str) -> BrokerURL:
         return CredentialBundle.load(self.bundles[who]).broker_url(
@@ -202,6 +210,10 @@ def run_attacks(workdir: Path, *, acl: str | None = None, smdp_sessions: int = 1
                 clients[name] = RawClient(dep.url(name))
                 clients[name].subscribe(reply_topic)
             _Attacks(dep, clients, report).run_all()
+            log = (dep.broker.workdir / "mosquitto.log").read_text(errors="replace")
+            report.owners_closed = [
+                who for who in ("bridge", *clients) if f"Client {dep.username(who)} "
+                "already connected, closing old connection" in log]
         finally:
             for client in clients.values():
                 client.close()

@@ -38,7 +38,11 @@ def run_broker_attacks(attacks: _Attacks, device_a_eid: str, device_c_eid: str) 
     """Append every attack of this module to ``attacks.report``."""
     report = attacks.report.results
     report.append(_file_mode())
-    for who in ("tracker", "c"):
+    # The device intruder is device B: its credentials hold no other connection. The
+    # broker names each client by its username, so an intruder logged in as device C
+    # would take over device C's own connection, whose reconnection would in turn close
+    # the intruder's before its SUBACK.
+    for who in ("tracker", "b"):
         for label, topic in (("requests", attacks.t.all_app_requests()),
                              ("registrations", attacks.t.all_registrations())):
             report.append(_join_group(attacks, who, label, topic))
@@ -47,8 +51,8 @@ def run_broker_attacks(attacks: _Attacks, device_a_eid: str, device_c_eid: str) 
             ("tracker", BRIDGE_CLIENT_ID, "bridge-id", "the registry's client id"),
             ("tracker", bridge_user, "bridge-username", "the registry's username as "
                                                           "client id"),
-            ("c", f"mps-dev-{device_a_eid}", "device-id", "device A's agent client id"),
-            ("c", device_a_eid, "device-username", "device A's username as client id")):
+            ("b", f"mps-dev-{device_a_eid}", "device-id", "device A's agent client id"),
+            ("b", device_a_eid, "device-username", "device A's username as client id")):
         report.append(_takeover(attacks, who, victim, f"client-id-takeover-{name}", what))
     report.append(_hijack(attacks, bridge_user))
 

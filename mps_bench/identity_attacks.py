@@ -291,7 +291,8 @@ def _device_session(attacks: _Attacks) -> AttackResult:
 
     client.on_message = on_message
     try:
-        connect(client, attacks.dep.url("c"), timeout=5, persistent=True)
+        # Device B: device C's login would close device C's own connection.
+        connect(client, attacks.dep.url("b"), timeout=5, persistent=True)
         answered = attacks.register("a", device(1, seq=_last_seq(attacks),
                                                 ip=("10.9.9.9",)))
         time.sleep(0.3)
