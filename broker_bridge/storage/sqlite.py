@@ -7,6 +7,7 @@ import mmap
 import os
 import sqlite3
 import struct
+import threading
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -43,6 +44,49 @@ _VERSION_TRIGGERS = (
       "BEGIN UPDATE counters SET value = value + 1 WHERE name = 'apps'; END"
       for verb in ("INSERT", "UPDATE", "DELETE")),
 )
+
+
+#: The -shm files this process has opened, by (device, inode): the descriptor and its
+#: mapping (None until the file is large enough), neither closed while the file exists.
+#: Closing any descriptor of a file releases every POSIX lock the process holds on it
+#: (fcntl(2)), SQLite's own among them: the read lock on the -shm that tells other
+#: processes it is in use. Without it, the next process to open the database truncates
+#: the -shm and builds it again under this one's connections (and a read of the mapping
+#: in between is a SIGBUS).
+_SHM_FILES: dict[tuple[int, int], tuple[int, mmap.mmap | None]] = {}
+#: Descriptors of a file already open here (replaced by it between a look and an open):
+#: kept open for the same reason.
+_SHM_SPARE: list[int] = []
+_SHM_LOCK = threading.Lock()
+
+
+def _shm_headers(path: str) -> mmap.mmap | None:
+    """A read-only mapping of the first two WAL index headers of the -shm file ``path``,
+    shared by the whole process; None where there is none yet."""
+    with _SHM_LOCK:
+        for key, (fd, view) in list(_SHM_FILES.items()):
+            if os.fstat(fd).st_nlink == 0:  # deleted (SQLite's last close): nobody can
+                del _SHM_FILES[key]           # open it again, so its locks matter no more
+                if view is not None:
+                    view.close()
+                os.close(fd)
+        fd, view = -1, None
+        try:
+            info = os.stat(path)
+            fd, view = _SHM_FILES.get((info.st_dev, info.st_ino), (-1, None))
+            if fd < 0:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                info = os.fstat(fd)
+                if (info.st_dev, info.st_ino) in _SHM_FILES:
+                    _SHM_SPARE.append(fd)
+                    fd, view = _SHM_FILES[(info.st_dev, info.st_ino)]
+            if view is None:
+                view = mmap.mmap(fd, 2 * _WAL_HEADER, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # none yet, or not yet two headers long
+            view = None
+        if fd >= 0:
+            _SHM_FILES[(info.st_dev, info.st_ino)] = fd, view
+        return view
 
 
 class SqliteStore(SqlStore):
@@ -187,15 +231,17 @@ class SqliteStore(SqlStore):
         # second copy first. Both copies alike: a whole header, as of that moment.
         if self.path == ":memory:" or self.path.startswith("file:") or self._conn is None:
             return None
-        try:
-            with open(self.path + "-shm", "rb") as shm:
-                headers = mmap.mmap(shm.fileno(), 2 * _WAL_HEADER, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
+        headers = _shm_headers(self.path + "-shm")
+        if headers is None:
             return None
 
         def marker() -> bytes | None:
-            first = headers[:_WAL_HEADER]
-            if first[:4] != _WAL_INDEX_VERSION or first != headers[_WAL_HEADER:2 * _WAL_HEADER]:
+            try:
+                first = headers[:_WAL_HEADER]
+                second = headers[_WAL_HEADER:2 * _WAL_HEADER]
+            except ValueError:  # unmapped: the file was deleted (see _shm_headers)
+                return None
+            if first[:4] != _WAL_INDEX_VERSION or first != second:
                 return None  # being written, or a format this code does not know
             return first
 
