@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import threading
 from typing import Any
@@ -54,6 +55,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; print one line once subscribed, one when stopped."""
+    # A crash in native code (a signal, not an exception) leaves every thread's stack in
+    # the log, not only an exit status nobody may be watching.
+    faulthandler.enable()
     db = settings.require("db")
     broker = broker_url(settings)
     topics = Topics(settings.text("prefix") or DEFAULT_PREFIX)

@@ -258,6 +258,33 @@ def test_the_serve_command_answers_and_stops_on_sigterm(
         assert [d.eid for d in s.devices_of_contract("C-7")] == [info.eid]
 
 
+def test_the_serve_command_leaves_its_threads_stacks_when_it_crashes(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # SIGBUS is what reading a mapping of a truncated file gives: native code, no
+    # exception to log. The log tells where every thread was.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MPS_CONFIG", None)
+    db = tmp_path / "r.db"
+    subprocess.run([sys.executable, "-m", "broker_bridge.cli", "db", "init", "--db", str(db)],
+                   env=env, check=True, capture_output=True, timeout=30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "broker_bridge.cli", "serve", "--db", str(db), "--broker",
+         mosquitto.url, "--group", "crash-test"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and "serving" in proc.stdout.readline()
+        proc.send_signal(signal.SIGBUS)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGBUS
+    assert "Fatal Python error: Bus error" in err
+    assert err.count("(most recent call first)") >= 3  # the main, network, worker threads
+    assert "broker_bridge" in err
+
+
 def test_the_serve_command_reports_an_unreachable_broker(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-m", "broker_bridge.cli", "db", "init", "--db",
