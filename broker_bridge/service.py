@@ -65,8 +65,8 @@ from mps_mqtt.client import (
     connect,
     disconnect,
     new_client,
-    spare_matching,
 )
+from mps_mqtt.lean import spare_matching
 from mps_mqtt.props import set_nodelay
 from mps_wire.cose import es256
 from mps_wire.messages import INSTALLATIONS, PROFILES
@@ -207,7 +207,8 @@ class Bridge:
             self.warming = Warming(self.registry, self.store)
             self.warming.start()
             persistent = self.client_id is not None
-            client = new_client(self.client_id, persistent=persistent, manual_ack=True)
+            client = new_client(self.client_id, persistent=persistent, manual_ack=True,
+                                lean=True)
             spare_matching(client)
             # Back with the broker within seconds of its return, not paho's two minutes.
             client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)

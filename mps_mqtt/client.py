@@ -10,13 +10,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -116,41 +115,28 @@ class ProxyAwareClient(mqtt.Client):
 
 
 def new_client(client_id: str | None = None, *, persistent: bool = False,
-               manual_ack: bool = False) -> mqtt.Client:
+               manual_ack: bool = False, lean: bool = False) -> mqtt.Client:
     """A paho MQTT v5 client with the callback API version 2.
 
     ``persistent`` keeps the session on the broker (fixed id, session expiry) so QoS 1
     messages published while the client is away are delivered when it returns.
+    ``lean`` makes fewer system calls per message (:mod:`mps_mqtt.lean`), for a process
+    that handles many.
     """
     if persistent and not client_id:
         raise ValueError("a persistent session needs a fixed client id")
     cid = client_id or f"mps-{uuid.uuid4().hex[:12]}"
-    client = ProxyAwareClient(CallbackAPIVersion.VERSION2, client_id=cid,
-                         protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    kind: type[ProxyAwareClient] = ProxyAwareClient
+    if lean:
+        from mps_mqtt import lean as lean_io
+
+        if lean_io.AVAILABLE:
+            kind = lean_io.LeanClient
+    client = kind(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5,
+                  manual_ack=manual_ack)
     client.user_data_set({"persistent": persistent})
     client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
     return client
-
-
-class _Matcher(MQTTMatcher):
-    """paho's matcher of per-filter callbacks, asking nothing while it holds none: paho's
-    own makes a recursive closure (a reference cycle, left to the cyclic collector) for
-    every message received, callbacks or not."""
-
-    def iter_match(self, topic: str) -> Iterator[Any]:
-        root = self._root
-        if not root._children and root._content is None:
-            return iter(())
-        return super().iter_match(topic)  # type: ignore[no-untyped-call,no-any-return]
-
-
-def spare_matching(client: mqtt.Client) -> None:
-    """Replace ``client``'s matcher of per-filter callbacks (none added yet) with one that
-    leaves no garbage for the collector when it holds none: a process serving many
-    messages a second then collects seldom (each collection pauses every thread)."""
-    matcher = getattr(client, "_on_message_filtered", None)
-    if type(matcher) is MQTTMatcher and not matcher._root._children:
-        client._on_message_filtered = _Matcher()  # type: ignore[no-untyped-call]
 
 
 def connect(client: mqtt.Client, broker: BrokerURL, *, timeout: float = 10.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import os
 import threading
@@ -57,7 +58,8 @@ def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; print one line once subscribed, one when stopped."""
     # A crash in native code (a signal, not an exception) leaves every thread's stack in
     # the log, not only an exit status nobody may be watching.
-    faulthandler.enable()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        faulthandler.enable()  # not where stderr is no file (closed, or captured)
     db = settings.require("db")
     broker = broker_url(settings)
     topics = Topics(settings.text("prefix") or DEFAULT_PREFIX)

@@ -1,4 +1,4 @@
-"""The bridge's client without paho's per-message garbage (mps_mqtt.client.spare_matching)."""
+"""The bridge's client without paho's per-message garbage (mps_mqtt.lean.spare_matching)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from mps_mqtt.client import new_client, spare_matching
+from mps_mqtt.client import new_client
+from mps_mqtt.lean import spare_matching
 
 
 @pytest.fixture

@@ -1,0 +1,160 @@
+"""paho's client with fewer system calls per message, for a process that moves many.
+
+Stock paho makes, per QoS 1 request answered on its network thread: three reads for the
+request (the fixed header's first byte, its length, the rest), one write of a byte to
+its own socket pair to wake the loop it is already running in, one read to empty that
+pair, one write for the reply and one for each acknowledgement. :class:`LeanClient`
+keeps paho's protocol handling and changes only how bytes meet the socket:
+
+- reads take what the socket holds (up to :data:`READ_SIZE`) and serve paho's small
+  reads from it; the whole packets read are parsed before the loop waits again;
+- a packet queued on the network thread itself does not wake that thread (it writes
+  what is queued before it next waits for more);
+- consecutive queued packets that paho does nothing with once written (QoS 1 and 2
+  publications, acknowledgements, subscriptions; not QoS 0 publications, whose callback
+  fires when written, nor DISCONNECT) go out in one write, up to :data:`JOIN_BYTES`
+  and :data:`JOIN_COUNT`.
+
+Where paho's internals are not the ones this was written against, the client behaves
+exactly as paho's own (see :data:`AVAILABLE`). :func:`spare_matching` spares such a
+process paho's garbage per message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.matcher import MQTTMatcher
+
+from mps_mqtt.client import ProxyAwareClient
+
+#: Bytes asked of the socket at once.
+READ_SIZE = 65536
+#: Packets are joined into one write up to this many bytes; a larger one goes alone.
+JOIN_BYTES = 16384
+#: ... and up to this many packets.
+JOIN_COUNT = 64
+
+_PUBLISH = 0x30
+_DISCONNECT = 0xE0
+
+#: Whether paho has the internals this class builds on (paho-mqtt 2.1 and 2.2 do).
+AVAILABLE = all(hasattr(mqtt.Client, name) for name in (
+    "_sock_recv", "_packet_read", "_packet_write", "_packet_queue", "_loop_rc_handle",
+    "_call_socket_register_write"))
+
+
+class LeanClient(ProxyAwareClient):
+    """A paho MQTT client that reads and writes in fewer system calls (module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lean_in = b""
+        self._lean_at = 0
+        self._lean_draining = False
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        held, at = self._lean_in, self._lean_at
+        if at >= len(held):
+            if self._lean_draining:  # the rest waits in the socket, which wakes select()
+                raise BlockingIOError
+            data = super()._sock_recv(READ_SIZE)  # BlockingIOError when nothing waits
+            if len(data) <= bufsize:
+                return data  # b"" too: the connection closed
+            held, at = data, 0
+            self._lean_in = data
+        end = at + bufsize
+        self._lean_at = end
+        if end >= len(held):
+            self._lean_in, self._lean_at = b"", 0
+        return held[at:end]
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        # Bytes already read wake no select(): parse them before the loop waits, and no
+        # more than them (a flood would otherwise keep this thread reading, not writing).
+        self._lean_draining = True
+        try:
+            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._lean_in and \
+                    self._sock is not None:
+                rc = self._packet_read()
+                if rc > 0:
+                    return self._loop_rc_handle(rc)
+                if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                    return MQTTErrorCode.MQTT_ERR_SUCCESS
+        finally:
+            self._lean_draining = False
+        return rc
+
+    def _sock_close(self) -> None:
+        # What was read of the old connection is nothing to the next one.
+        self._lean_in, self._lean_at = b"", 0
+        super()._sock_close()
+
+    # --- writing ----------------------------------------------------------------------
+
+    def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
+                      info: mqtt.MQTTMessageInfo | None = None) -> MQTTErrorCode:
+        thread = self._thread
+        if thread is None or thread.ident != threading.get_ident():
+            return super()._packet_queue(command, packet, mid, qos, info)
+        # On the network thread: the loop writes what is queued before it waits again
+        # (it asks select() for writability whenever packets are queued).
+        self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
+                                 "to_process": len(packet), "packet": packet,
+                                 "info": info})
+        self._call_socket_register_write()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _packet_write(self) -> MQTTErrorCode:
+        out = self._out_packet
+        if len(out) > 1:
+            parts: list[bytes | bytearray] = []
+            size = 0
+            # By index, not by iterating: other threads append while this one writes.
+            for i in range(min(len(out), JOIN_COUNT)):
+                packet = out[i]
+                command = packet["command"] & 0xF0
+                length = packet["to_process"]
+                if command == _DISCONNECT or (command == _PUBLISH and packet["qos"] == 0) \
+                        or size + length > JOIN_BYTES:
+                    break
+                pos = packet["pos"]
+                parts.append(packet["packet"][pos:] if pos else packet["packet"])
+                size += length
+            if len(parts) > 1:
+                for _ in parts:
+                    out.popleft()
+                joined = b"".join(parts)
+                # Written as one acknowledgement-like packet: paho does nothing more
+                # with any of them once written, and keeps the position if cut short.
+                out.appendleft({"command": 0x40, "mid": 0, "qos": 1, "pos": 0,
+                                "to_process": len(joined), "packet": joined, "info": None})
+        return super()._packet_write()
+
+
+class _Matcher(MQTTMatcher):
+    """paho's matcher of per-filter callbacks, asking nothing while it holds none: paho's
+    own makes a recursive closure (a reference cycle, left to the cyclic collector) for
+    every message received, callbacks or not."""
+
+    def iter_match(self, topic: str) -> Iterator[Any]:
+        root = self._root
+        if not root._children and root._content is None:
+            return iter(())
+        return super().iter_match(topic)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def spare_matching(client: mqtt.Client) -> None:
+    """Replace ``client``'s matcher of per-filter callbacks (none added yet) with one that
+    leaves no garbage for the collector when it holds none: a process serving many
+    messages a second then collects seldom (each collection pauses every thread)."""
+    matcher = getattr(client, "_on_message_filtered", None)
+    if type(matcher) is MQTTMatcher and not matcher._root._children:
+        client._on_message_filtered = _Matcher()  # type: ignore[no-untyped-call]

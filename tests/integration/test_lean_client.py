@@ -1,0 +1,254 @@
+"""The bridge's MQTT client (:mod:`mps_mqtt.lean`): paho's protocol handling with reads
+and writes joined. Every packet still arrives whole, in order (MQTT v5 section 4.6,
+message ordering), over a real Mosquitto and over a socket pair counted call by call."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from mps_mqtt import lean
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, subscribe
+from mps_testbed.stack import Mosquitto
+
+pytestmark = pytest.mark.skipif(not lean.AVAILABLE, reason="paho's internals differ")
+
+
+class Counted(lean.LeanClient):
+    """Counts the socket calls the lean client makes."""
+
+    sends = 0
+
+    def _sock_send(self, buf: bytes) -> int:
+        self.sends += 1
+        return super()._sock_send(buf)  # type: ignore[no-any-return]
+
+
+def _client() -> Counted:
+    return Counted(mqtt.CallbackAPIVersion.VERSION2, client_id="lean-test",
+                   protocol=mqtt.MQTTv5)
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[Counted, socket.socket]]:
+    client = _client()
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    client._sock = ours  # type: ignore[assignment]
+    try:
+        yield client, peer
+    finally:
+        ours.close()
+        peer.close()
+
+
+def _queue(client: Counted, command: int, body: bytes, qos: int = 1) -> bytes:
+    packet = bytes([command, len(body)]) + body
+    info = mqtt.MQTTMessageInfo(0) if qos == 0 else None
+    client._out_packet.append({"command": command, "mid": 0, "qos": qos, "pos": 0,
+                               "to_process": len(packet), "packet": packet, "info": info})
+    return packet
+
+
+def _read_all(peer: socket.socket, size: int) -> bytes:
+    got = b""
+    peer.settimeout(2)
+    while len(got) < size:
+        got += peer.recv(size - len(got))
+    return got
+
+
+def test_queued_acknowledgements_and_publications_go_out_in_one_write(
+        pair: tuple[Counted, socket.socket]) -> None:
+    client, peer = pair
+    sent = [_queue(client, 0x40, bytes([0, n, 0])) for n in range(1, 40)]  # PUBACKs
+    sent.append(_queue(client, 0x32, b"\x00\x01t\x00\x07\x00hi"))  # a QoS 1 PUBLISH
+    assert client._packet_write() == mqtt.MQTT_ERR_SUCCESS
+    assert client.sends == 1
+    assert _read_all(peer, sum(map(len, sent))) == b"".join(sent)  # in their order
+    assert not client._out_packet
+
+
+def test_a_qos0_publication_and_a_disconnect_are_written_on_their_own(
+        pair: tuple[Counted, socket.socket]) -> None:
+    client, peer = pair
+    published: list[int] = []
+    client.on_publish = lambda _c, _u, mid, _r, _p: published.append(mid)
+    sent = [_queue(client, 0x40, b"\x00\x01\x00"), _queue(client, 0x40, b"\x00\x02\x00"),
+            _queue(client, 0x30, b"\x00\x01t\x00q0", qos=0),  # its callback fires once
+            _queue(client, 0x40, b"\x00\x03\x00")]            # written
+    client._packet_write()
+    assert client.sends == 3  # the two acks joined, the QoS 0 publication, the last ack
+    assert _read_all(peer, sum(map(len, sent))) == b"".join(sent)
+    assert published == [0]
+
+
+def test_a_large_packet_is_not_copied_into_a_joined_write(
+        pair: tuple[Counted, socket.socket]) -> None:
+    client, peer = pair
+    big = b"\x00\x01t\x00" + os.urandom(lean.JOIN_BYTES)
+    packet = bytes([0x32]) + _remaining_length(len(big)) + big
+    client._out_packet.append({"command": 0x32, "mid": 1, "qos": 1, "pos": 0,
+                               "to_process": len(packet), "packet": packet, "info": None})
+    ack = _queue(client, 0x40, b"\x00\x01\x00")
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(_read_all(peer, len(packet + ack))))
+    reader.start()
+    while client._out_packet:
+        client._packet_write()
+    reader.join(5)
+    assert got == [packet + ack]
+
+
+def _remaining_length(n: int) -> bytes:
+    out = b""
+    while True:
+        byte, n = n % 128, n // 128
+        out += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _collect(client: mqtt.Client) -> tuple[list[tuple[str, bytes]], threading.Event, list[int]]:
+    got: list[tuple[str, bytes]] = []
+    want: list[int] = [0]
+    done = threading.Event()
+
+    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        got.append((msg.topic, bytes(msg.payload)))
+        if len(got) >= want[0]:
+            done.set()
+
+    client.on_message = on_message
+    return got, done, want
+
+
+def test_a_burst_of_messages_of_every_size_arrives_whole_and_in_order(
+        mosquitto: Mosquitto) -> None:
+    url = BrokerURL.parse(mosquitto.url)
+    topic = f"test/lean/{uuid.uuid4().hex[:8]}"
+    receiver = new_client(lean=True)
+    assert isinstance(receiver, lean.LeanClient)
+    got, done, want = _collect(receiver)
+    connect(receiver, url, receive_maximum=1000)
+    sender = new_client()
+    connect(sender, url)
+    try:
+        subscribe(receiver, topic, timeout=5)
+        # Sizes around the fixed header's length bytes and the read size, in one burst.
+        sizes = [0, 1, 126, 127, 128, 16383, 16384, 70_000, 200_000, *range(1, 400)]
+        payloads = [os.urandom(n) for n in sizes]
+        want[0] = len(payloads)
+        for body in payloads:
+            sender.publish(topic, body, qos=1)
+        assert done.wait(20), f"{len(got)} of {len(payloads)}"
+        assert got == [(topic, body) for body in payloads]
+    finally:
+        disconnect(sender)
+        disconnect(receiver)
+
+
+def test_replies_published_on_the_network_thread_go_out_without_waking_it(
+        mosquitto: Mosquitto) -> None:
+    """The bridge answers on paho's network thread: what it queues there is written
+    before the loop waits, so no reply waits for the next message or keepalive."""
+    url = BrokerURL.parse(mosquitto.url)
+    base = f"test/lean/{uuid.uuid4().hex[:8]}"
+    echo = new_client(lean=True, manual_ack=True)
+
+    def answer(c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        c.publish(f"{base}/out", msg.payload, qos=1)
+        c.ack(msg.mid, msg.qos)
+
+    echo.on_message = answer
+    connect(echo, url)
+    asker = new_client()
+    got, done, want = _collect(asker)
+    connect(asker, url)
+    try:
+        subscribe(echo, f"{base}/in", timeout=5)
+        subscribe(asker, f"{base}/out", timeout=5)
+        for n in range(50):  # one at a time: each must come back alone
+            want[0] = n + 1
+            done.clear()
+            started = time.monotonic()
+            asker.publish(f"{base}/in", str(n).encode(), qos=1)
+            assert done.wait(5), f"reply {n} did not come"
+            assert time.monotonic() - started < 0.5
+        assert [body for _t, body in got] == [str(n).encode() for n in range(50)]
+    finally:
+        disconnect(asker)
+        disconnect(echo)
+
+
+def test_what_was_read_of_a_closed_connection_is_dropped(
+        pair: tuple[Counted, socket.socket]) -> None:
+    client, peer = pair
+    peer.sendall(b"\x40\x03\x00\x01\x00" + b"\x32\x7f\x00")  # an ack, half a publish
+    assert client._sock_recv(1) == b"\x40"  # all of it read, one byte handed out
+    assert client._lean_in
+    client._sock_close()
+    assert (client._lean_in, client._lean_at) == (b"", 0)
+
+
+def test_one_read_parses_what_it_read_and_no_more(
+        pair: tuple[Counted, socket.socket]) -> None:
+    client, peer = pair
+    client._protocol = mqtt.MQTTv5
+    handled: list[int] = []
+    handle = client._packet_handle
+
+    def counted() -> Any:
+        handled.append(client._in_packet["command"])
+        return handle()
+
+    client._packet_handle = counted  # type: ignore[method-assign]
+    # 100,000 bytes of PUBACKs: more than one read takes, and not ending on a packet's end.
+    acks = 20_000
+    peer.sendall(b"\x40\x03\x00\x01\x00" * acks)
+    time.sleep(0.1)
+    assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+    # Each packet read was parsed before returning; the rest stayed in the socket (a
+    # flood does not keep the network thread from writing).
+    assert len(handled) == lean.READ_SIZE // 5
+    for _ in range(10):
+        client.loop_read()
+    assert len(handled) == acks
+
+
+def test_messages_flow_again_after_the_broker_returns(tmp_path: Any) -> None:
+    with Mosquitto(workdir=tmp_path / "broker") as broker:
+        url = BrokerURL.parse(broker.url)
+        topic = f"test/lean/{uuid.uuid4().hex[:8]}"
+        receiver = new_client(lean=True)
+        receiver.reconnect_delay_set(min_delay=1, max_delay=1)
+        got, done, want = _collect(receiver)
+        subscribed = threading.Event()
+        receiver.on_subscribe = lambda _c, _u, _m, _r, _p: subscribed.set()
+        connect(receiver, url)
+        # After connect(): it waits for the first CONNACK with a handler of its own.
+        receiver.on_connect = lambda c, _u, _f, _r, _p: c.subscribe(topic, qos=1)
+        try:
+            receiver.subscribe(topic, qos=1)
+            assert subscribed.wait(5)
+            subscribed.clear()
+            broker.restart()
+            assert subscribed.wait(15), "not subscribed again"
+            sender = new_client()
+            connect(sender, url)
+            want[0] = 20
+            for n in range(20):
+                sender.publish(topic, b"after %d" % n, qos=1)
+            assert done.wait(5)
+            assert got == [(topic, b"after %d" % n) for n in range(20)]
+            disconnect(sender)
+        finally:
+            disconnect(receiver)
