@@ -213,3 +213,14 @@ def fail(prog: str, message: str, status: int = EXIT_FAILURE) -> int:
     """Print ``prog: message`` to stderr and return ``status``."""
     print(f"{prog}: {message}", file=sys.stderr)
     return status
+
+
+def trace_crashes() -> None:
+    """For a long-running service: a crash in native code (SIGSEGV, SIGBUS, a signal, not
+    an exception) leaves every thread's stack on stderr, not only an exit status nobody
+    may be watching. Nothing where stderr is no file (closed, or captured)."""
+    import contextlib
+    import faulthandler  # here, not at the top: a device's first boot needs neither
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        faulthandler.enable()

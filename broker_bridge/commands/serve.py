@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import faulthandler
 import os
 import threading
 from typing import Any
@@ -14,7 +12,7 @@ from broker_bridge.limits import APP_BURST, APP_RATE
 from broker_bridge.registry import DEFAULT_CONSENT_TTL, SignaturePolicy
 from broker_bridge.registry.reads import DEFAULT_LIMIT as READ_LIMIT
 from broker_bridge.service import AUDIT_LINGER, Bridge
-from mps_common.cli import EXIT_OK
+from mps_common.cli import EXIT_OK, trace_crashes
 from mps_common.config import Settings, non_negative_int, positive_float
 from mps_mqtt.options import broker_url, credentials_option
 from mps_wire.topics import DEFAULT_PREFIX, DEFAULT_SHARE_GROUP, Topics
@@ -56,10 +54,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; print one line once subscribed, one when stopped."""
-    # A crash in native code (a signal, not an exception) leaves every thread's stack in
-    # the log, not only an exit status nobody may be watching.
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        faulthandler.enable()  # not where stderr is no file (closed, or captured)
+    trace_crashes()
     db = settings.require("db")
     broker = broker_url(settings)
     topics = Topics(settings.text("prefix") or DEFAULT_PREFIX)

@@ -36,7 +36,7 @@ from lpa_emulator.eim.service import ECO_KINDS, PSMO_KINDS, Eim
 from lpa_emulator.eim.store import EimStore, EimStoreError
 from lpa_emulator.smdp.report import MqttReportPublisher
 from lpa_emulator.subcommands import Subparsers, add_command, wait_for_stop
-from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table
+from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table, trace_crashes
 from mps_common.errors import ConfigError
 from mps_esim.lpa.es9 import Es9Error
 from mps_wire.identifiers import IdentifierError
@@ -135,6 +135,7 @@ def cmd_eim(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    trace_crashes()
     pki_dir = args.pki or os.environ.get("MPS_SMDP_PKI")
     if not pki_dir:
         return fail(PROG, "--pki DIR (with tls.pem and tls.key) is required", EXIT_USAGE)

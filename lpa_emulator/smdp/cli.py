@@ -38,7 +38,16 @@ from lpa_emulator.smdp.orders import Order, OrderStore
 from lpa_emulator.smdp.report import MqttReportPublisher, OutboxReporter
 from lpa_emulator.smdp.service import Smdp, SmdpCredentials
 from lpa_emulator.subcommands import Subparsers, add_command, wait_for_stop
-from mps_common.cli import EXIT_OK, EXIT_USAGE, emit, fail, json_flag, table, utc_time
+from mps_common.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    emit,
+    fail,
+    json_flag,
+    table,
+    trace_crashes,
+    utc_time,
+)
 from mps_common.errors import ConfigError
 from mps_esim.lpa.activation import ActivationCode, ActivationCodeError, check_address
 from mps_wire.topics import DEFAULT_PREFIX, Topics
@@ -117,6 +126,7 @@ def _print_summary(summary: pki.PkiSummary, as_json: bool) -> None:
 # --- smdp ---------------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    trace_crashes()
     pki_dir = args.pki or os.environ.get("MPS_SMDP_PKI")
     if not pki_dir:
         return fail(PROG, "--pki DIR (or $MPS_SMDP_PKI) is required", EXIT_USAGE)
