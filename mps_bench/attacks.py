@@ -304,7 +304,7 @@ class _Attacks:
         from mps_bench.identity_attacks import run_identity_attacks
 
         run_identity_attacks(self)
-        run_broker_attacks(self, a1.device_id, device(2).device_id)
+        run_broker_attacks(self, a1.device_id)
         # Nothing the attacks tried may have changed device A.
         stored = self.dep.store.device(a1.device_id)
         if stored is None or stored.ip != ("10.9.9.9",) or stored.iccid != a1.iccid:

@@ -34,7 +34,7 @@ def _result(*args: Any, **kwargs: Any) -> AttackResult:
     return AttackResult(*args, **kwargs)
 
 
-def run_broker_attacks(attacks: _Attacks, device_a_eid: str, device_c_eid: str) -> None:
+def run_broker_attacks(attacks: _Attacks, device_a_eid: str) -> None:
     """Append every attack of this module to ``attacks.report``."""
     report = attacks.report.results
     report.append(_file_mode())
