@@ -7,9 +7,11 @@ pair, one write for the reply and one for each acknowledgement. :class:`LeanClie
 keeps paho's protocol handling and changes only how bytes meet the socket:
 
 - reads take what the socket holds (up to :data:`READ_SIZE`) and serve paho's small
-  reads from it; the whole packets read are parsed before the loop waits again;
-- a packet queued on the network thread itself does not wake that thread (it writes
-  what is queued before it next waits for more);
+  reads from it; the whole packets read are parsed before the loop waits again, and
+  what handling each of them queued is written before the next is parsed;
+- a packet queued on the network thread itself does not wake that thread through its
+  socket pair (it is written right after the packet being handled, or before the loop
+  next waits);
 - consecutive queued packets that paho does nothing with once written (QoS 1 and 2
   publications, acknowledgements, subscriptions; not QoS 0 publications, whose callback
   fires when written, nor DISCONNECT) go out in one write, up to :data:`JOIN_BYTES`
@@ -79,15 +81,23 @@ class LeanClient(ProxyAwareClient):
         rc = super().loop_read(max_packets)
         # Bytes already read wake no select(): parse them before the loop waits, and no
         # more than them (a flood would otherwise keep this thread reading, not writing).
+        # What handling a packet queued goes out before the next is parsed, as paho's
+        # loop writes after each read: the peer works on it meanwhile (a batch written
+        # only after all were parsed would leave the two processes taking turns).
         self._lean_draining = True
         try:
-            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._lean_in and \
-                    self._sock is not None:
+            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None:
+                if self._out_packet:
+                    rc = self.loop_write()
+                    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not self._lean_in:
+                        return rc
+                elif not self._lean_in:
+                    return rc
                 rc = self._packet_read()
                 if rc > 0:
                     return self._loop_rc_handle(rc)
-                if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
-                    return MQTTErrorCode.MQTT_ERR_SUCCESS
+                if rc == MQTTErrorCode.MQTT_ERR_AGAIN:  # the rest is in the socket
+                    rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         finally:
             self._lean_draining = False
         return rc

@@ -224,6 +224,34 @@ def test_one_read_parses_what_it_read_and_no_more(
     assert len(handled) == acks
 
 
+def test_what_handling_a_packet_queued_goes_out_before_the_next_is_parsed(
+        pair: tuple[Counted, socket.socket]) -> None:
+    """Three QoS 1 publications read at once: each one's PUBACK is written before the
+    next is parsed, as paho's own loop does, not all after the last."""
+    client, peer = pair
+    client._thread = threading.current_thread()  # as on its network thread
+    events: list[str] = []
+    handle, send = client._packet_handle, client._sock_send
+
+    def handled() -> Any:
+        events.append("handle")
+        return handle()
+
+    def sent(buf: bytes) -> int:
+        events.append("send")
+        return send(buf)
+
+    client._packet_handle = handled  # type: ignore[method-assign]
+    client._sock_send = sent  # type: ignore[method-assign]
+    peer.sendall(b"".join(b"\x32\x07\x00\x01t\x00" + bytes([n]) + b"\x00x"
+                          for n in (1, 2, 3)))
+    time.sleep(0.1)
+    assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+    assert events == ["handle", "send"] * 3
+    assert _read_all(peer, 3 * 4) == b"".join(b"\x40\x02\x00" + bytes([n])
+                                              for n in (1, 2, 3))
+
+
 def test_messages_flow_again_after_the_broker_returns(tmp_path: Any) -> None:
     with Mosquitto(workdir=tmp_path / "broker") as broker:
         url = BrokerURL.parse(broker.url)
