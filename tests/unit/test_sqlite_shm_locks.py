@@ -48,7 +48,7 @@ def test_the_commit_marker_leaves_sqlites_lock_on_the_shm(tmp_path: Path) -> Non
         del markers
         gc.collect()  # nothing the markers held may close a descriptor of the -shm
         assert lock_holder(shm) == os.getpid()
-        # Another process's connection finds the -shm in use, and commits through it.
+        # Another process opens the database: it finds the -shm in use and leaves it be.
         subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect("
                         "sys.argv[1]); c.execute('PRAGMA user_version'); c.close()",
                         str(db)], check=True, timeout=30)
