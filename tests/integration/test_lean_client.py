@@ -77,7 +77,7 @@ def test_queued_acknowledgements_and_publications_go_out_in_one_write(
     assert not client._out_packet
 
 
-def test_a_qos0_publication_and_a_disconnect_are_written_on_their_own(
+def test_a_qos0_publication_is_written_on_its_own_and_its_callback_fires(
         pair: tuple[Counted, socket.socket]) -> None:
     client, peer = pair
     published: list[int] = []
