@@ -102,6 +102,10 @@ class Mosquitto:
         return conf
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
+        if self._proc is not None and self._proc.poll() is None:
+            # A second one would find the port taken and exit, and this one, no longer
+            # held, would outlive stop().
+            raise StackError(f"mosquitto is running already (pid {self._proc.pid})")
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
             raise StackError("mosquitto is not installed (apt-get install mosquitto)")

@@ -23,7 +23,7 @@ from mps_common.cli import utc_time
 from mps_mqtt.bundle import CredentialBundle
 from mps_mqtt.client import connect, disconnect, new_client
 from mps_testbed.stack import Mosquitto
-from mps_testbed.stack.mosquitto import free_port
+from mps_testbed.stack.mosquitto import StackError, free_port
 from mps_testbed.stack.procs import console_script
 from mps_wire.topics import Topics
 from tests.helpers import PAUL, PAUL_MSISDN
@@ -63,13 +63,25 @@ def test_a_request_the_broker_refuses_says_not_authorized(tmp_path: Path) -> Non
     # test's private directory.
     user = "user root\n" if os.geteuid() == 0 else ""
     with Mosquitto(workdir=tmp_path / "broker", extra_config=f"acl_file {acl}\n{user}") as broker:
-        broker.start()
         done = command("mps-app", "devices", "--msisdn", PAUL_MSISDN, "--broker", broker.url,
                        "--app-id", "care", "--timeout", "3")
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == (
         "mps-app: denied: not authorized to publish to mps/v1/apps/care/requests (the "
         "broker's ACL refused it, PUBACK 0x87)")
+
+
+def test_a_running_test_broker_is_not_started_twice(tmp_path: Path) -> None:
+    # A second start would find the port taken and exit, and the first, no longer held,
+    # would outlive the test.
+    with Mosquitto(workdir=tmp_path / "broker") as broker:
+        pid = broker.pid
+        assert pid is not None
+        with pytest.raises(StackError, match="running already"):
+            broker.start()
+        assert broker.pid == pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 def test_an_app_outside_its_namespace_is_told_so(secured: Deployment) -> None:
