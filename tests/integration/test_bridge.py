@@ -221,6 +221,32 @@ def test_bridge_checks_its_options_and_does_no_io_before_start(store: SqliteStor
     assert not bridge.running
 
 
+def _cli_env() -> dict[str, str]:
+    """The environment of ``python -m broker_bridge.cli``: this checkout, no config file."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MPS_CONFIG", None)
+    return env
+
+
+@contextlib.contextmanager
+def _serving(db: Path, broker: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``mps-bridge serve`` on ``db`` and ``broker``, once it says it serves; killed on
+    exit if still running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "broker_bridge.cli", "serve", "--db", str(db), "--broker",
+         broker, *args],
+        env=_cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "serving" in line, proc.stderr.read() if proc.stderr else line
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_the_serve_command_answers_and_stops_on_sigterm(
         mosquitto: Mosquitto, tmp_path: Path, topics: Topics, probe: MqttProbe) -> None:
     db = tmp_path / "new" / "registry.db"
@@ -229,29 +255,17 @@ def test_the_serve_command_answers_and_stops_on_sigterm(
     operator.write_text(f"""{{"contracts": [{{"id": "C-7", "holder": "Sub Process",
         "subscriptions": [{{"iccid": "{info.iccid}", "imsi": "{info.imsi}",
                             "eid": "{info.eid}"}}]}}]}}""")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("MPS_CONFIG", None)
     imported = subprocess.run(
         [sys.executable, "-m", "broker_bridge.cli", "operator", "import", str(operator),
-         "--db", str(db)], env=env, check=False, capture_output=True, text=True,
+         "--db", str(db)], env=_cli_env(), check=False, capture_output=True, text=True,
         timeout=30)
     assert imported.returncode == 0, imported.stderr
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "broker_bridge.cli", "serve", "--db", str(db), "--broker",
-         mosquitto.url, "--prefix", topics.prefix, "--group", "serve-test"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "serving" in line, proc.stderr.read() if proc.stderr else line
+    with _serving(db, mosquitto.url, "--prefix", topics.prefix, "--group",
+                  "serve-test") as proc:
         reply = Device(probe, topics, info.eid).register(info)
         assert (reply["result"], reply["contract"]) == ("registered", "C-7")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err
     assert "stopped after 1 messages (1 handled, 0 failed)" in out
     with SqliteStore(db) as s:
@@ -262,23 +276,12 @@ def test_the_serve_command_leaves_its_threads_stacks_when_it_crashes(
         mosquitto: Mosquitto, tmp_path: Path) -> None:
     # SIGBUS is what reading a mapping of a truncated file gives: native code, no
     # exception to log. The log tells where every thread was.
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("MPS_CONFIG", None)
     db = tmp_path / "r.db"
     subprocess.run([sys.executable, "-m", "broker_bridge.cli", "db", "init", "--db", str(db)],
-                   env=env, check=True, capture_output=True, timeout=30)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "broker_bridge.cli", "serve", "--db", str(db), "--broker",
-         mosquitto.url, "--group", "crash-test"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and "serving" in proc.stdout.readline()
+                   env=_cli_env(), check=True, capture_output=True, timeout=30)
+    with _serving(db, mosquitto.url, "--group", "crash-test") as proc:
         proc.send_signal(signal.SIGBUS)
         _out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == -signal.SIGBUS
     assert "Fatal Python error: Bus error" in err
     assert err.count("(most recent call first)") >= 3  # the main, network, worker threads
@@ -286,7 +289,7 @@ def test_the_serve_command_leaves_its_threads_stacks_when_it_crashes(
 
 
 def test_the_serve_command_reports_an_unreachable_broker(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = _cli_env()
     subprocess.run([sys.executable, "-m", "broker_bridge.cli", "db", "init", "--db",
                     str(tmp_path / "r.db")], env=env, check=True, capture_output=True)
     done = subprocess.run(
