@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from mps_mqtt import lean
-from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, subscribe
+from mps_mqtt.client import BrokerURL, connect, disconnect, new_client, new_properties, subscribe
 from mps_testbed.stack import Mosquitto
 
 pytestmark = pytest.mark.skipif(not lean.AVAILABLE, reason="paho's internals differ")
@@ -154,6 +154,47 @@ def test_a_burst_of_messages_of_every_size_arrives_whole_and_in_order(
     finally:
         disconnect(sender)
         disconnect(receiver)
+
+
+def test_request_properties_arrive_through_the_broker_as_paho_reads_them(
+        mosquitto: Mosquitto) -> None:
+    """MQTT v5 section 3.3.2.3: the properties of a request (Response Topic, Correlation
+    Data, User Properties, ...) reach the lean client's callback as they reach paho's."""
+    url = BrokerURL.parse(mosquitto.url)
+    topic = f"test/lean/{uuid.uuid4().hex[:8]}"
+    got: dict[str, list[Any]] = {"lean": [], "paho": []}
+    done = threading.Event()
+    receivers = {"lean": new_client(lean=True, manual_ack=True), "paho": new_client()}
+    assert isinstance(receivers["lean"], lean.LeanClient)
+    for name, receiver in receivers.items():
+        def on_message(c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage,
+                       into: list[Any] = got[name]) -> None:
+            into.append((msg.topic, msg.payload, msg.qos, msg.properties.json()))
+            c.ack(msg.mid, msg.qos)
+            if all(len(v) == 20 for v in got.values()):
+                done.set()
+
+        receiver.on_message = on_message
+        connect(receiver, url)
+        subscribe(receiver, topic, timeout=5)
+    sender = new_client()
+    connect(sender, url)
+    try:
+        for n in range(20):
+            props = new_properties()
+            props.ResponseTopic = f"{topic}/reply/{n}"
+            props.CorrelationData = os.urandom(n)
+            props.UserProperty = [("n", str(n)), ("n", "again")]
+            props.ContentType = "application/cbor"
+            props.PayloadFormatIndicator = n % 2
+            sender.publish(topic, os.urandom(n * 10), qos=n % 2, properties=props)
+        assert done.wait(10), {k: len(v) for k, v in got.items()}
+        assert got["lean"] == got["paho"]
+        assert got["lean"][3][3]["UserProperty"] == [("n", "3"), ("n", "again")]
+    finally:
+        disconnect(sender)
+        for receiver in receivers.values():
+            disconnect(receiver)
 
 
 def test_replies_published_on_the_network_thread_go_out_without_waking_it(
