@@ -24,6 +24,7 @@ from broker_bridge.errors import StoreError
 from broker_bridge.health import StoreHealth
 from broker_bridge.model import AuditEntry
 from broker_bridge.storage.base import Store
+from mps_mqtt.lean import held_wakes
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +130,13 @@ class AuditWriter:
         thread as messages arrive, so that acknowledgements go out with its own writes;
         the writer sends what is left after :data:`ACK_GRACE` itself."""
         due = self._due
-        while due:
-            try:
-                mid, qos = due.popleft()
-            except IndexError:  # taken by the other thread meanwhile
-                return
-            client.ack(mid, qos)
+        with held_wakes(client):  # from the writer: one wake of the network thread
+            while due:
+                try:
+                    mid, qos = due.popleft()
+                except IndexError:  # taken by the other thread meanwhile
+                    return
+                client.ack(mid, qos)
 
     def _run(self, client: mqtt.Client) -> None:
         while True:

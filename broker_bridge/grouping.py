@@ -31,6 +31,7 @@ from broker_bridge.health import PROBE_SECONDS, StoreHealth
 from broker_bridge.publishing import Publisher
 from broker_bridge.registry import Outcome
 from broker_bridge.storage.base import Store
+from mps_mqtt.lean import held_wakes
 from mps_wire.errors import ErrorCode
 from mps_wire.messages import Reply
 
@@ -135,13 +136,15 @@ class GroupWorker:
                               "one by one", len(group.items))
             group.items = self._redo(group.items or [Handled(first)])
         items = self._settle(group.items)
-        for item in items:
-            self.answer(client, item)
-            if item.outcome is not None:
-                self.publisher.effects(client, item.outcome.effects)
-        for item in items:
-            if item.msg.qos:
-                client.ack(item.msg.mid, item.msg.qos)
+        # Queued together: the network thread is woken once for the lot, not per packet.
+        with held_wakes(client):
+            for item in items:
+                self.answer(client, item)
+                if item.outcome is not None:
+                    self.publisher.effects(client, item.outcome.effects)
+            for item in items:
+                if item.msg.qos:
+                    client.ack(item.msg.mid, item.msg.qos)
         return group.more
 
     def _settle(self, items: list[Handled]) -> list[Handled]:

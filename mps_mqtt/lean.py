@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -88,6 +89,8 @@ class LeanClient(ProxyAwareClient):
         self._lean_in = b""
         self._lean_at = 0
         self._lean_draining = False
+        #: Threads inside held_wakes, and whether each has queued a packet since.
+        self._lean_holders: dict[int, bool] = {}
 
     # --- reading ----------------------------------------------------------------------
 
@@ -251,16 +254,53 @@ class LeanClient(ProxyAwareClient):
 
     # --- writing ----------------------------------------------------------------------
 
+    @contextmanager
+    def held_wakes(self) -> Iterator[None]:
+        """Queue what this thread sends meanwhile without waking the network thread for
+        each packet: it is woken once, at the end, and writes them together.
+
+        For a thread that sends a batch at once (the replies and acknowledgements of a
+        committed group): each wake costs the network thread a turn of its loop, and
+        both threads a hand-over of the interpreter lock, per packet otherwise.
+        """
+        me = threading.get_ident()
+        thread = self._thread
+        if thread is None or thread.ident == me or me in self._lean_holders:
+            yield  # no loop to wake, or it is this thread's own, or already held
+            return
+        self._lean_holders[me] = False
+        try:
+            yield
+        finally:
+            if self._lean_holders.pop(me):
+                self._lean_wake()
+
+    def _lean_wake(self) -> None:
+        # What paho's _packet_queue does after queueing a packet from another thread.
+        sock = getattr(self, "_sockpairW", None)
+        if sock is not None:
+            with suppress(BlockingIOError):  # full: a wake is pending already
+                sock.send(mqtt.sockpair_data)
+        self._call_socket_register_write()
+
     def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
                       info: mqtt.MQTTMessageInfo | None = None) -> MQTTErrorCode:
         thread = self._thread
-        if thread is None or thread.ident != threading.get_ident():
+        if thread is None:
             return super()._packet_queue(command, packet, mid, qos, info)
-        # On the network thread: the loop writes what is queued before it waits again
-        # (it asks select() for writability whenever packets are queued).
+        me = threading.get_ident()
+        held = me in self._lean_holders
+        if thread.ident != me and not held:
+            return super()._packet_queue(command, packet, mid, qos, info)
+        # On the network thread, the loop writes what is queued before it waits again
+        # (it asks select() for writability whenever packets are queued); for a thread
+        # holding its wakes, held_wakes wakes the loop once it is done.
         self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
                                  "to_process": len(packet), "packet": packet,
                                  "info": info})
+        if held:
+            self._lean_holders[me] = True
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         self._call_socket_register_write()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -289,6 +329,13 @@ class LeanClient(ProxyAwareClient):
                 out.appendleft({"command": 0x40, "mid": 0, "qos": 1, "pos": 0,
                                 "to_process": len(joined), "packet": joined, "info": None})
         return super()._packet_write()
+
+
+def held_wakes(client: mqtt.Client) -> AbstractContextManager[None]:
+    """:meth:`LeanClient.held_wakes` of a lean client; nothing for any other."""
+    if isinstance(client, LeanClient):
+        return client.held_wakes()
+    return nullcontext()
 
 
 class _Matcher(MQTTMatcher):

@@ -5,6 +5,7 @@ message ordering), over a real Mosquitto and over a socket pair counted call by 
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import threading
 import time
@@ -321,3 +322,89 @@ def test_messages_flow_again_after_the_broker_returns(tmp_path: Any) -> None:
             disconnect(sender)
         finally:
             disconnect(receiver)
+
+
+def _wakes(client: mqtt.Client) -> int:
+    """Bytes waiting on the client's socket pair: one per wake of its network thread."""
+    reader = client._sockpairR
+    assert reader is not None
+    reader.setblocking(False)
+    try:
+        return len(reader.recv(4096))
+    except BlockingIOError:
+        return 0
+
+
+def test_packets_queued_by_a_thread_holding_its_wakes_wake_the_loop_once() -> None:
+    client = lean.LeanClient(mqtt.CallbackAPIVersion.VERSION2, client_id="lean-wakes",
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+    client._sockpairR, client._sockpairW = socket.socketpair()
+    # Any thread but this one is the network thread: this one queues as the bridge's
+    # worker does.
+    client._thread = threading.Thread(target=lambda: None)
+    try:
+        for mid in range(1, 6):
+            client.ack(mid, 1)
+        assert _wakes(client) == 5  # paho's own way: one wake per packet
+        with client.held_wakes():
+            for mid in range(6, 16):
+                client.ack(mid, 1)
+            assert _wakes(client) == 0
+            with lean.held_wakes(client):  # nested: still held by the outer one
+                client.ack(16, 1)
+            assert _wakes(client) == 0
+        assert _wakes(client) == 1
+        with client.held_wakes():  # nothing queued: no wake
+            pass
+        assert _wakes(client) == 0
+        assert [p["mid"] for p in client._out_packet] == list(range(1, 17))
+        assert not client._lean_holders
+    finally:
+        client._sockpairR.close()
+        client._sockpairW.close()
+
+
+def test_replies_queued_in_batches_with_wakes_held_all_arrive_in_order(
+        mosquitto: Mosquitto) -> None:
+    """As the bridge's worker answers a committed group: replies and acknowledgements
+    queued from another thread than the network thread, the loop woken once a batch."""
+    url = BrokerURL.parse(mosquitto.url)
+    base = f"test/lean/{uuid.uuid4().hex[:8]}"
+    echo = new_client(lean=True, manual_ack=True)
+    inbox: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
+    echo.on_message = lambda _c, _u, msg: inbox.put(msg)
+
+    def worker() -> None:
+        while (first := inbox.get()) is not None:
+            batch = [first]
+            while not inbox.empty() and len(batch) < 50:
+                batch.append(inbox.get_nowait())  # type: ignore[arg-type]
+            with lean.held_wakes(echo):
+                for msg in batch:
+                    if msg is not None:
+                        echo.publish(f"{base}/out", msg.payload, qos=1)
+                for msg in batch:
+                    if msg is not None:
+                        echo.ack(msg.mid, msg.qos)
+            if batch[-1] is None:
+                return
+
+    connect(echo, url, receive_maximum=1000)
+    asker = new_client()
+    got, done, want = _collect(asker)
+    connect(asker, url)
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        subscribe(echo, f"{base}/in", timeout=5)
+        subscribe(asker, f"{base}/out", timeout=5)
+        want[0] = 500
+        for n in range(500):
+            asker.publish(f"{base}/in", str(n).encode(), qos=1)
+        assert done.wait(20), f"{len(got)} of 500 replies"
+        assert [body for _t, body in got] == [str(n).encode() for n in range(500)]
+    finally:
+        inbox.put(None)
+        thread.join(5)
+        disconnect(asker)
+        disconnect(echo)
